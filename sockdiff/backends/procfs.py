@@ -1,0 +1,233 @@
+"""The proc backend: /proc/net/{tcp,tcp6,udp,udp6,raw,raw6,unix}, read as bytes.
+
+The parsers are pure functions over a file's bytes, so tests feed them captured
+files from ``fixtures/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from socket import AF_INET, AF_INET6, inet_ntop
+
+from ..errors import BackendUnavailable
+from ..model import (
+    SOCK_TYPES,
+    TCP_STATES,
+    UNIX_SS_STATES,
+    Inet,
+    Process,
+    Socket,
+    UnixName,
+    escape_name,
+    make_socket,
+)
+
+__all__ = [
+    "DEFAULT_NET_DIR",
+    "decode_address",
+    "parse_inet",
+    "parse_unix",
+    "read_file",
+    "read_protocol",
+    "read_sockets",
+]
+
+# thread-self, not self: /proc/self/net follows the thread-group leader's
+# namespace, and sockdiff enters a namespace with setns(2) on its own thread.
+DEFAULT_NET_DIR = "/proc/thread-self/net"
+
+# Which files hold which protocol, and the family of each.
+FILES: dict[str, tuple[tuple[str, str], ...]] = {
+    "tcp": (("tcp", "inet"), ("tcp6", "inet6")),
+    "udp": (("udp", "inet"), ("udp6", "inet6")),
+    "raw": (("raw", "inet"), ("raw6", "inet6")),
+    "unix": (("unix", "unix"),),
+}
+INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
+
+_TCP_LISTEN = 10
+_SO_ACCEPTCON = 0x10000  # __SO_ACCEPTCON in /proc/net/unix's Flags column
+_READ_SIZE = 1 << 22
+
+
+def read_file(path: str) -> bytes:
+    """A /proc file's whole text, read with few, large read(2) calls.
+
+    seq_file restarts at each read's position, so under churn a row can come
+    twice or not at all between two reads; large reads make that rare, and the
+    parsers drop repeated rows.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _ipv4(word: bytes) -> str:
+    # /proc prints the address as one host-order 32-bit word.
+    return inet_ntop(AF_INET, int(word, 16).to_bytes(4, sys.byteorder))
+
+
+def _ipv6(words: bytes) -> str:
+    # Four host-order 32-bit words, each printed like an IPv4 address.
+    packed = b"".join(int(words[i : i + 8], 16).to_bytes(4, sys.byteorder) for i in (0, 8, 16, 24))
+    return inet_ntop(AF_INET6, packed)
+
+
+def decode_address(text: bytes) -> Inet:
+    """One ``ADDRESS:PORT`` column of /proc/net/{tcp,udp,raw}{,6}.
+
+    >>> decode_address(b"0500000A:0016")  # on a little-endian machine
+    Inet(address='10.0.0.5', port=22)
+    >>> decode_address(b"0000000000000000FFFF00000100007F:1F90")
+    Inet(address='::ffff:127.0.0.1', port=8080)
+    """
+    address, _, port = text.partition(b":")
+    decode = _ipv4 if len(address) == 8 else _ipv6
+    return Inet(decode(address), int(port, 16))
+
+
+def parse_inet(
+    data: bytes, proto: str, family: str, owners: Mapping[int, tuple[Process, ...]]
+) -> list[Socket]:
+    """The sockets in one of /proc/net/{tcp,udp,raw}{,6}.
+
+    A row seen twice (same inode, or for inode 0 the same addresses) is kept once.
+    For a TCP listener the kernel prints 0 as its send queue rather than the
+    backlog limit that netlink (and ss) report, so it is unknown here: None.
+    """
+    sock_type = INET_TYPES[proto]
+    addresses: dict[bytes, Inet] = {}
+    seen: set[object] = set()
+    sockets = []
+    states = TCP_STATES
+    lines = data.split(b"\n")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        local_text, remote_text = fields[1], fields[2]
+        inode = int(fields[9])
+        key: object = inode if inode else (local_text, remote_text)
+        if key in seen:
+            continue
+        seen.add(key)
+        local = addresses.get(local_text)
+        if local is None:
+            local = addresses[local_text] = decode_address(local_text)
+        remote = addresses.get(remote_text)
+        if remote is None:
+            remote = addresses[remote_text] = decode_address(remote_text)
+        state_number = int(fields[3], 16)
+        send_text, _, recv_text = fields[4].partition(b":")
+        sockets.append(
+            make_socket(
+                proto,
+                family,
+                sock_type,
+                states.get(state_number, "UNKNOWN"),
+                local,
+                remote,
+                inode,
+                int(fields[7]),
+                int(recv_text, 16),
+                None if state_number == _TCP_LISTEN and proto == "tcp" else int(send_text, 16),
+                owners,
+            )
+        )
+    return sockets
+
+
+# One row of /proc/net/unix up to the inode:
+# "%pK: %08X %08X %08X %04X %02X %5lu", then " PATH" when the socket has a name.
+_UNIX_ROW = re.compile(
+    rb"^[0-9a-fA-F]+: [0-9A-F]{8} [0-9A-F]{8} ([0-9A-F]{8}) ([0-9A-F]{4}) ([0-9A-F]{2}) +(\d+)",
+    re.MULTILINE,
+)
+
+
+def parse_unix(data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[Socket]:
+    r"""The sockets in /proc/net/unix.
+
+    A name is everything after the inode up to the next row, so names with
+    spaces or newlines survive; the kernel prints it raw, NULs of an abstract
+    name as ``@``. Sockets still in a listener's accept queue have inode 0 and
+    are left out (unix_diag never reports them). /proc does not show a UNIX
+    socket's peer, queues or owner, so those are None.
+
+    >>> [s.local.path for s in parse_unix(
+    ...     b"Num RefCount Protocol Flags Type St Inode Path\n"
+    ...     b"0000000000000000: 00000002 00000000 00010000 0001 01 12345 @app\n", {})]
+    ['@app']
+    """
+    sockets = []
+    seen: set[int] = set()
+    rows = list(_UNIX_ROW.finditer(data))
+    end_of_data = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for index, row in enumerate(rows):
+        inode = int(row[4])
+        if inode == 0 or inode in seen:
+            continue
+        seen.add(inode)
+        end = rows[index + 1].start() - 1 if index + 1 < len(rows) else end_of_data
+        name = data[row.end() + 1 : end] if end > row.end() else None
+        flags = int(row[1], 16)
+        state = "LISTENING" if flags & _SO_ACCEPTCON else UNIX_SS_STATES.get(int(row[3], 16), "UNKNOWN")
+        sockets.append(
+            make_socket(
+                "unix",
+                "unix",
+                SOCK_TYPES.get(int(row[2], 16), "unknown"),
+                state,
+                UnixName(None if name is None else escape_name(name)),
+                None,
+                inode,
+                None,
+                None,
+                None,
+                owners,
+            )
+        )
+    return sockets
+
+
+def read_protocol(
+    proto: str, owners: Mapping[int, tuple[Process, ...]], net_dir: str = DEFAULT_NET_DIR
+) -> list[Socket]:
+    """Every socket of one protocol, from its /proc/net files.
+
+    A missing file (no IPv6 in this kernel, say) holds no sockets; an
+    unreadable /proc/net is an error.
+    """
+    sockets: list[Socket] = []
+    for filename, family in FILES[proto]:
+        try:
+            data = read_file(f"{net_dir}/{filename}")
+        except FileNotFoundError:
+            if filename in ("unix", "tcp"):
+                raise BackendUnavailable(f"{net_dir}/{filename} does not exist") from None
+            continue
+        except OSError as err:
+            raise BackendUnavailable(f"cannot read {net_dir}/{filename}: {err.strerror}") from err
+        if proto == "unix":
+            sockets += parse_unix(data, owners)
+        else:
+            sockets += parse_inet(data, proto, family, owners)
+    return sockets
+
+
+def read_sockets(
+    protos: Sequence[str], owners: Mapping[int, tuple[Process, ...]], net_dir: str = DEFAULT_NET_DIR
+) -> tuple[list[Socket], dict[str, str]]:
+    """The backend's entry point: the sockets of ``protos`` and where each came from."""
+    sockets: list[Socket] = []
+    for proto in protos:
+        sockets += read_protocol(proto, owners, net_dir)
+    return sockets, dict.fromkeys(protos, "proc")

@@ -1,0 +1,240 @@
+"""The command line: each command parses its flags, makes one library call, renders.
+
+Errors end here: a :class:`SockdiffError` or a usage mistake becomes one line on
+stderr and exit code 2. Reports go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Annotated, NoReturn
+
+import typer
+
+from ._version import __version__
+from .errors import SockdiffError, UsageError
+from .model import PROTOS, Socket
+
+app = typer.Typer(
+    name="sockdiff",
+    help="Snapshots of a Linux machine's sockets, and what changed between them.",
+    add_completion=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Netns = Annotated[
+    str | None,
+    typer.Option(
+        "--netns", "-N", help="Read live sources in this network namespace (a name under /run/netns)."
+    ),
+]
+Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
+Udp = Annotated[bool, typer.Option("--udp", "-u", help="UDP sockets.")]
+Raw = Annotated[bool, typer.Option("--raw", "-w", help="Raw sockets.")]
+Unix = Annotated[bool, typer.Option("--unix", "-x", help="UNIX sockets.")]
+
+
+def _protos(tcp: bool, udp: bool, raw: bool, unix: bool) -> tuple[str, ...]:
+    chosen = tuple(p for p, wanted in zip(PROTOS, (tcp, udp, raw, unix), strict=True) if wanted)
+    return chosen or PROTOS
+
+
+def _where(words: Sequence[str]) -> Callable[[Socket], bool] | None:
+    if not words:
+        return None
+    from .filter import compile_filter
+
+    return compile_filter(" ".join(words))
+
+
+def _fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+@app.command()
+def snapshot(
+    filter_words: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[FILTER]...", help="Keep only sockets this filter expression matches."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write to this file ('-': standard output; .gz: compressed)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name in the store (default: the time taken).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
+    netns: Netns = None,
+    no_processes: Annotated[
+        bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
+    ] = False,
+    tcp: Tcp = False,
+    udp: Udp = False,
+    raw: Raw = False,
+    unix: Unix = False,
+) -> None:
+    """Take a snapshot of the sockets; without -o it goes into the store and its path is printed."""
+    from . import store
+    from .snapshots import save, take
+
+    if output is not None and name is not None:
+        _fail("give either -o PATH or --name NAME, not both")
+    where = _where(filter_words or [])
+    taken = take(
+        backend=backend,
+        netns=netns,
+        processes=not no_processes,
+        protos=_protos(tcp, udp, raw, unix),
+        where=where,
+    )
+    if output is not None:
+        save(taken, output)
+        return
+    path = store.path_for(name or taken.taken_at.replace(":", "-"))
+    save(taken, str(path))
+    print(path)
+
+
+@app.command()
+def show(
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SOURCE] [FILTER]...",
+            help=(
+                "A snapshot file, '-', a stored name, live (default), live:netlink or live:proc;"
+                " then a filter expression."
+            ),
+        ),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    tcp: Tcp = False,
+    udp: Udp = False,
+    raw: Raw = False,
+    unix: Unix = False,
+    listening: Annotated[
+        bool, typer.Option("--listening", "-l", help="Only sockets waiting for peers, as ss -l.")
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", "-a", help="Sockets in every state, as ss -a.")
+    ] = False,
+    processes: Annotated[bool, typer.Option("--processes", "-p", help="Show the owning processes.")] = False,
+    numeric: Annotated[
+        bool, typer.Option("--numeric", "-n", help="Numeric addresses and ports (the default).")
+    ] = False,
+    resolve: Annotated[bool, typer.Option("--resolve", "-r", help="Resolve host and service names.")] = False,
+    netns: Netns = None,
+) -> None:
+    """List sockets, ss-like: connected ones by default, -l listening, -a all."""
+    from . import render
+    from .model import ss_view
+    from .snapshots import dumps
+    from .sources import is_source, open_source
+
+    if output_format not in ("table", "json", "jsonl"):
+        _fail(f"unknown format {output_format!r} (choose from table, json, jsonl)")
+    words = list(words or [])
+    source = words.pop(0) if words and is_source(words[0]) else "live"
+    where = _where(words)
+    filter_text = " ".join(words)
+    want_processes = processes or output_format != "table" or "process" in filter_text or "pid" in filter_text
+    snap = open_source(source, netns=netns, processes=want_processes)
+    protos = frozenset(_protos(tcp, udp, raw, unix))
+    states = ss_view(listening, everything)
+    chosen = [
+        s
+        for s in snap.sockets
+        if s.proto in protos and (states is None or s.state in states) and (where is None or where(s))
+    ]
+    if output_format == "table":
+        print(render.table(chosen, processes=processes, resolve=resolve and not numeric))
+    elif output_format == "json":
+        sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen))))
+    else:
+        import json
+
+        for sock in chosen:
+            print(json.dumps(sock.to_dict()))
+
+
+@app.command("list")
+def list_() -> None:
+    """List the stored snapshots, oldest first."""
+    from . import store
+
+    entries = store.entries()
+    if not entries:
+        print(f"no stored snapshots in {store.store_dir()}", file=sys.stderr)
+        return
+    import datetime
+
+    width = max(len(e.name) for e in entries)
+    for entry in entries:
+        stamp = datetime.datetime.fromtimestamp(entry.mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{entry.name.ljust(width)}  {stamp}  {entry.size:>10}  {entry.path}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sockdiff {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Snapshots of a Linux machine's sockets, and what changed between them."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    print(f"sockdiff: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0, 1 for counted differences, 2 for errors)."""
+    warnings.showwarning = _warning_line
+    try:
+        result = app(args=argv, prog_name="sockdiff", standalone_mode=False)
+    except SockdiffError as err:
+        print(f"sockdiff: {err}", file=sys.stderr)
+        return 2
+    except typer.TyperException as err:
+        # Usage mistakes (typer's click): one line, pointing at the help.
+        context = getattr(err, "ctx", None)
+        command = context.command_path if context is not None else "sockdiff"
+        message = " ".join(err.format_message().split())
+        print(f"sockdiff: {message} (see '{command} --help')", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("sockdiff: aborted", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+def run() -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(main())

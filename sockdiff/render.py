@@ -1,0 +1,118 @@
+"""Text renderings of sockets: an ss-like table and one-line forms for diffs."""
+
+from __future__ import annotations
+
+import functools
+import socket as _socket
+from collections.abc import Iterable, Sequence
+
+from .model import Inet, Socket, UnixName, UnixPeer
+
+__all__ = ["address_text", "netid", "process_text", "socket_line", "table"]
+
+_UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
+
+
+def netid(sock: Socket) -> str:
+    """ss's Netid column: tcp, udp, raw, u_str, u_dgr, u_seq."""
+    if sock.proto == "unix":
+        return _UNIX_NETIDS.get(sock.type, "u_" + sock.type[:3])
+    return sock.proto
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_name(address: str) -> str:
+    try:
+        return _socket.gethostbyaddr(address)[0]
+    except (OSError, UnicodeError):
+        return address
+
+
+@functools.lru_cache(maxsize=1024)
+def _service_name(port: int, proto: str) -> str:
+    try:
+        return _socket.getservbyport(port, proto)
+    except (OSError, OverflowError):
+        return str(port)
+
+
+def address_text(endpoint: Inet | UnixName | UnixPeer | None, proto: str, resolve: bool = False) -> str:
+    """An endpoint as ss prints it: ``127.0.0.1:22``, ``[::1]:22``, ``*:*``, a path, ``*``."""
+    if endpoint is None:
+        return "*"
+    if isinstance(endpoint, UnixName):
+        return "*" if endpoint.path is None else endpoint.path
+    if isinstance(endpoint, UnixPeer):
+        return str(endpoint.peer_inode) if endpoint.peer_inode else "*"
+    address, port = endpoint
+    if address in ("0.0.0.0", "::"):
+        host = "*"
+    elif resolve:
+        host = _host_name(address)
+    else:
+        host = address
+    if ":" in host:
+        host = f"[{host}]"
+    if port == 0 and proto != "raw":
+        return f"{host}:*"
+    if resolve and proto in ("tcp", "udp"):
+        return f"{host}:{_service_name(port, proto)}"
+    return f"{host}:{port}"
+
+
+def process_text(sock: Socket) -> str:
+    """ss's process column: ``users:(("nginx",pid=10,fd=6),...)``."""
+    if not sock.processes:
+        return ""
+    inner = ",".join(f'("{p.name}",pid={p.pid},fd={p.fd})' for p in sock.processes)
+    return f"users:({inner})"
+
+
+def _queue(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _local_text(sock: Socket, resolve: bool) -> str:
+    text = address_text(sock.local, sock.proto, resolve)
+    # ss shows a UNIX socket's inode beside its name; it is what tells them apart.
+    return f"{text} {sock.inode}" if sock.proto == "unix" else text
+
+
+def table(sockets: Sequence[Socket], processes: bool = False, resolve: bool = False) -> str:
+    """An ss-like table, columns sized to their contents."""
+    header = ["Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"]
+    if processes:
+        header.append("Process")
+    rows = [header]
+    for sock in sockets:
+        row = [
+            netid(sock),
+            sock.state,
+            _queue(sock.recv_q),
+            _queue(sock.send_q),
+            _local_text(sock, resolve),
+            address_text(sock.remote, sock.proto, resolve),
+        ]
+        if processes:
+            row.append(process_text(sock))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = {2, 3}
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append(" ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def socket_line(sock: Socket) -> str:
+    """One socket on one line, for diff output: netid, state, local, remote, processes."""
+    parts = [netid(sock), sock.state, _local_text(sock, False), address_text(sock.remote, sock.proto)]
+    owners = process_text(sock)
+    if owners:
+        parts.append(owners)
+    return " ".join(parts)
+
+
+def lines(sockets: Iterable[Socket]) -> list[str]:
+    return [socket_line(s) for s in sockets]
