@@ -97,7 +97,7 @@ def snapshot(
     if output is not None:
         save(taken, output)
         return
-    path = store.path_for(name or taken.taken_at.replace(":", "-"))
+    path = store.path_for(name or store.name_for(taken.taken_at))
     save(taken, str(path))
     print(path)
 
@@ -162,6 +162,123 @@ def show(
 
         for sock in chosen:
             print(json.dumps(sock.to_dict()))
+
+
+def _colour() -> bool:
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+@app.command()
+def compare(
+    old: Annotated[
+        str | None,
+        typer.Argument(help="A snapshot file, '-', a stored name or live:B (default: newest stored)."),
+    ] = None,
+    new: Annotated[str | None, typer.Argument(help="The same kinds of source (default: live).")] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option("--fail-on", help="Exit 1 when any of these differ: any,new,closed,changed,listening."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Drop differences involving sockets this matches (repeatable)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Keep only differences involving sockets this matches.")
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            "--fields",
+            help="Fields compared: a comma list, +NAME to add, or all (default state,processes,inode).",
+        ),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    netns: Netns = None,
+) -> None:
+    """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
+    from . import render
+    from .compare import compare as compare_sources
+    from .config import load_defaults
+    from .differ import parse_fail_on, parse_fields
+    from .filter import compile_filters
+
+    if output_format not in ("text", "json"):
+        _fail(f"unknown format {output_format!r} (choose from text, json)")
+    defaults = load_defaults()
+    kinds = parse_fail_on(fail_on or defaults.fail_on or "any")
+    result = compare_sources(
+        old,
+        new,
+        netns=netns,
+        fields=parse_fields(fields),
+        ignore=compile_filters(list(defaults.ignore) if ignore is None else ignore),
+        only=compile_filters(only or []),
+    )
+    if output_format == "json":
+        print(result.to_json())
+    else:
+        changes = [(c.old, c.new, c.fields) for c in result.changed]
+        for line in render.diff_lines(result.opened, result.closed, changes, colour=_colour()):
+            print(line)
+        print(render.summary_line(**result.summary))
+        if result.persistent_only:
+            print("(live against live: only differences seen in two consecutive reads)", file=sys.stderr)
+    if result.counted(kinds):
+        raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    filter_words: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[FILTER]...", help="Watch only sockets this expression matches."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", "-i", help="Seconds between reads.", min=0.05)
+    ] = 1.0,
+    count: Annotated[
+        int | None, typer.Option("--count", help="Stop after this many comparisons.", min=1)
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text or jsonl.")] = "text",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
+    netns: Netns = None,
+    tcp: Tcp = False,
+    udp: Udp = False,
+    raw: Raw = False,
+    unix: Unix = False,
+) -> None:
+    """Like netstat -c: print each change as it happens."""
+    import json
+
+    from . import render
+    from .compare import watch as watch_sockets
+
+    if output_format not in ("text", "jsonl"):
+        _fail(f"unknown format {output_format!r} (choose from text, jsonl)")
+    diffs = watch_sockets(
+        interval,
+        count,
+        backend=backend,
+        netns=netns,
+        protos=_protos(tcp, udp, raw, unix),
+        where=_where(filter_words or []),
+    )
+    colour = _colour()
+    for found in diffs:
+        stamp = found.new.taken_at
+        if output_format == "jsonl":
+            for kind, socks in (("new", found.opened), ("closed", found.closed)):
+                for sock in socks:
+                    print(json.dumps({"time": stamp, "kind": kind, "socket": sock.to_dict()}), flush=True)
+            for change in found.changed:
+                print(json.dumps({"time": stamp, "kind": "changed", **change.to_dict()}), flush=True)
+            continue
+        changes = [(c.old, c.new, c.fields) for c in found.changed]
+        for line in render.diff_lines(found.opened, found.closed, changes, colour=colour):
+            print(f"{stamp} {line}", flush=True)
 
 
 @app.command("list")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import functools
 import socket as _socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .model import Inet, Socket, UnixName, UnixPeer
 
-__all__ = ["address_text", "netid", "process_text", "socket_line", "table"]
+__all__ = [
+    "address_text",
+    "change_detail",
+    "diff_lines",
+    "netid",
+    "process_text",
+    "socket_line",
+    "summary_line",
+    "table",
+]
 
 _UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
 
@@ -114,5 +123,55 @@ def socket_line(sock: Socket) -> str:
     return " ".join(parts)
 
 
-def lines(sockets: Iterable[Socket]) -> list[str]:
-    return [socket_line(s) for s in sockets]
+_COLOURS = {"+": "\033[32m", "-": "\033[31m", "~": "\033[33m"}
+_RESET = "\033[0m"
+
+
+def _processes_detail(old: Socket, new: Socket) -> str:
+    """Which owners came and went, e.g. ``+("b",pid=2,fd=3) -("a",pid=1,fd=3)``."""
+    from deepdiff import DeepDiff
+
+    # deepdiff with ignore_order matches the two owner lists as multisets.
+    delta = DeepDiff(
+        [p._asdict() for p in old.processes], [p._asdict() for p in new.processes], ignore_order=True
+    )
+    added = delta.get("iterable_item_added", {}).values()
+    removed = delta.get("iterable_item_removed", {}).values()
+    texts = [f'+("{p["name"]}",pid={p["pid"]},fd={p["fd"]})' for p in added]
+    texts += [f'-("{p["name"]}",pid={p["pid"]},fd={p["fd"]})' for p in removed]
+    return " ".join(texts) if texts else f"{process_text(old)} → {process_text(new)}"
+
+
+def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
+    """``state: LISTEN → CLOSE; inode: 10 → 12`` for the fields that changed."""
+    parts = []
+    for name in fields:
+        if name == "processes":
+            parts.append(f"processes: {_processes_detail(old, new)}")
+        else:
+            parts.append(f"{name}: {getattr(old, name)} → {getattr(new, name)}")
+    return "; ".join(parts)
+
+
+def diff_lines(
+    opened: Sequence[Socket],
+    closed: Sequence[Socket],
+    changed: Sequence[tuple[Socket, Socket, Sequence[str]]],
+    colour: bool = False,
+) -> list[str]:
+    """One line a difference: ``+`` new, ``-`` closed, ``~`` changed."""
+    out = []
+
+    def mark(sign: str, text: str) -> str:
+        return f"{_COLOURS[sign]}{sign} {text}{_RESET}" if colour else f"{sign} {text}"
+
+    out += [mark("+", socket_line(s)) for s in opened]
+    out += [mark("-", socket_line(s)) for s in closed]
+    for old, new, fields in changed:
+        where = " ".join([netid(new), _local_text(new, False), address_text(new.remote, new.proto)])
+        out.append(mark("~", f"{where}  {change_detail(old, new, fields)}"))
+    return out
+
+
+def summary_line(new: int, closed: int, changed: int) -> str:
+    return f"{new} new, {closed} closed, {changed} changed"

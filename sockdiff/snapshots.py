@@ -101,7 +101,7 @@ def take(
     owners = scan_owners(proc_root) if processes else {}
     net_dir = f"{proc_root}/thread-self/net"
     with netns_module.entered(netns):
-        taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         used = "proc" if backend == "proc" else "netlink"
         if used == "netlink":
             try:

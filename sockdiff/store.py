@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["StoredSnapshot", "entries", "find", "newest", "path_for", "store_dir"]
+__all__ = ["StoredSnapshot", "entries", "find", "name_for", "newest", "path_for", "store_dir"]
 
 SUFFIX = ".json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
@@ -45,6 +45,16 @@ def path_for(name: str) -> Path:
     except OSError as err:
         raise UsageError(f"cannot create the snapshot store {directory}: {err.strerror}") from err
     return directory / f"{name}{SUFFIX}"
+
+
+def name_for(taken_at: str) -> str:
+    """A free store name for a snapshot taken at ``taken_at`` (colons are awkward in file names)."""
+    base = taken_at.replace(":", "-")
+    name, number = base, 1
+    while find(name) is not None:
+        number += 1
+        name = f"{base}.{number}"
+    return name
 
 
 def entries() -> list[StoredSnapshot]:

@@ -1,0 +1,266 @@
+"""What changed between two snapshots: new, closed and changed sockets.
+
+Sockets are matched by identity (SPEC.md): inet by protocol, family and both
+endpoints; UNIX by type, name and inode. Several sockets with one identity
+(SO_REUSEPORT listeners) pair by inode where both have a non-zero one, then one
+to one. A value one side cannot know (None, or no processes) is never a change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+from .model import Socket, is_listening
+from .snapshots import Snapshot
+
+__all__ = [
+    "COMPARABLE_FIELDS",
+    "DEFAULT_FIELDS",
+    "FAIL_ON",
+    "Change",
+    "Diff",
+    "diff",
+    "identity",
+    "parse_fail_on",
+    "parse_fields",
+]
+
+DEFAULT_FIELDS = ("state", "processes", "inode")
+COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "remote")
+FAIL_ON = ("any", "new", "closed", "changed", "listening")
+
+
+def identity(sock: Socket) -> Hashable:
+    """The key two snapshots match a socket by."""
+    if sock.proto == "unix":
+        return ("unix", sock.type, sock.local, sock.inode)
+    return (sock.proto, sock.family, sock.local, sock.remote)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    old: Socket
+    new: Socket
+    fields: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old": self.old.to_dict(), "new": self.new.to_dict(), "fields": list(self.fields)}
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """The differences between ``old`` and ``new``, in a stable order."""
+
+    old: Snapshot
+    new: Snapshot
+    opened: tuple[Socket, ...]
+    closed: tuple[Socket, ...]
+    changed: tuple[Change, ...]
+    persistent_only: bool = field(default=False)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"new": len(self.opened), "closed": len(self.closed), "changed": len(self.changed)}
+
+    def counted(self, fail_on: Iterable[str]) -> int:
+        """How many differences ``--fail-on`` counts (any, new, closed, changed, listening)."""
+        kinds = set(fail_on)
+        if "any" in kinds:
+            return len(self.opened) + len(self.closed) + len(self.changed)
+        total = 0
+        if "new" in kinds:
+            total += len(self.opened)
+        elif "listening" in kinds:
+            total += sum(1 for s in self.opened if is_listening(s))
+        if "closed" in kinds:
+            total += len(self.closed)
+        if "changed" in kinds:
+            total += len(self.changed)
+        return total
+
+    def to_json(self) -> str:
+        """The diff document of SPEC.md, as text.
+
+        SPEC.md names two members ``new``: the new snapshot's metadata, then the
+        new sockets. Both are written, in that order, so every JSON reader
+        (Python's, jq) takes ``new`` as the list of sockets; the metadata of both
+        sides is also under ``snapshots``, where no reader loses it.
+        """
+        dump = json.dumps
+        parts = [
+            f'"format": "sockdiff.diff", "version": 1, "old": {dump(self.old.meta())}',
+            f'"new": {dump(self.new.meta())}',
+            f'"summary": {dump(self.summary)}',
+            f'"new": {dump([s.to_dict() for s in self.opened])}',
+            f'"closed": {dump([s.to_dict() for s in self.closed])}',
+            f'"changed": {dump([c.to_dict() for c in self.changed])}',
+            f'"snapshots": {dump({"old": self.old.meta(), "new": self.new.meta()})}',
+        ]
+        if self.persistent_only:
+            parts.append('"note": "live against live: only differences seen in two consecutive reads"')
+        return "{" + ", ".join(parts) + "}"
+
+
+def parse_fields(text: str | None) -> tuple[str, ...]:
+    """``--fields``: a comma list replacing the default, ``+NAME`` adding to it, or ``all``."""
+    if not text:
+        return DEFAULT_FIELDS
+    chosen: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if item == "all":
+            chosen.extend(COMPARABLE_FIELDS)
+            continue
+        name = item.removeprefix("+")
+        if name not in COMPARABLE_FIELDS:
+            choices = ", ".join(COMPARABLE_FIELDS)
+            raise UsageError(f"unknown field {name!r} for --fields (choose from {choices})")
+        if item.startswith("+"):
+            chosen.extend(DEFAULT_FIELDS)
+        chosen.append(name)
+    return tuple(dict.fromkeys(chosen))
+
+
+def parse_fail_on(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``--fail-on``: a comma list of any, new, closed, changed, listening."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    kinds = tuple(item.strip() for item in items if item.strip())
+    for kind in kinds:
+        if kind not in FAIL_ON:
+            raise UsageError(f"unknown --fail-on kind {kind!r} (choose from {', '.join(FAIL_ON)})")
+    return kinds or ("any",)
+
+
+def _unknown(value: object) -> bool:
+    return value is None or value == ()
+
+
+def _owners(sock: Socket) -> frozenset[tuple[int, str]]:
+    return frozenset((p.pid, p.name) for p in sock.processes)
+
+
+def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
+    found = []
+    for name in fields:
+        if name == "processes":
+            if old.processes and new.processes and _owners(old) != _owners(new):
+                found.append(name)
+            continue
+        before = getattr(old, name)
+        after = getattr(new, name)
+        if before != after and not _unknown(before) and not _unknown(after):
+            # inode 0 (TIME_WAIT, request sockets) is no inode at all.
+            if name == "inode" and (before == 0 or after == 0):
+                continue
+            found.append(name)
+    return tuple(found)
+
+
+Pairs = list[tuple[Socket, Socket]]
+
+
+def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], list[Socket]]:
+    """Pair sockets sharing one identity: by equal non-zero inode, then in order."""
+    by_inode = {s.inode: s for s in news if s.inode}
+    pairs = []
+    left_old = []
+    taken: set[int] = set()
+    for sock in olds:
+        match = by_inode.get(sock.inode) if sock.inode else None
+        if match is not None and id(match) not in taken:
+            pairs.append((sock, match))
+            taken.add(id(match))
+        else:
+            left_old.append(sock)
+    left_new = [s for s in news if id(s) not in taken]
+    count = min(len(left_old), len(left_new))
+    pairs += zip(left_old[:count], left_new[:count], strict=True)
+    return pairs, left_old[count:], left_new[count:]
+
+
+def _sort_key(sock: Socket) -> tuple[Any, ...]:
+    return (sock.proto, sock.family, sock.type, str(sock.local), str(sock.remote), sock.inode)
+
+
+def diff(
+    old: Snapshot,
+    new: Snapshot,
+    fields: Sequence[str] = DEFAULT_FIELDS,
+    ignore: Callable[[Socket], bool] | None = None,
+    only: Callable[[Socket], bool] | None = None,
+) -> Diff:
+    """The new, closed and changed sockets from ``old`` to ``new``.
+
+    ``ignore`` drops every difference involving a socket it matches (either side
+    of a change); ``only`` keeps just the differences involving one it matches.
+    """
+    old_groups: dict[Hashable, list[Socket]] = {}
+    for sock in old.sockets:
+        key = identity(sock)
+        group = old_groups.get(key)
+        if group is None:
+            old_groups[key] = [sock]
+        else:
+            group.append(sock)
+    opened: list[Socket] = []
+    changed: list[Change] = []
+    new_groups: dict[Hashable, list[Socket]] = {}
+    for sock in new.sockets:
+        key = identity(sock)
+        group = new_groups.get(key)
+        if group is None:
+            new_groups[key] = [sock]
+        else:
+            group.append(sock)
+    closed: list[Socket] = []
+    for key, news in new_groups.items():
+        olds = old_groups.pop(key, None)
+        if olds is None:
+            opened += news
+            continue
+        if len(olds) == 1 and len(news) == 1:
+            pairs = [(olds[0], news[0])]
+        else:
+            pairs, gone, came = _pair(olds, news)
+            closed += gone
+            opened += came
+        for before, after in pairs:
+            if before is after or before == after:
+                continue
+            names = _changed_fields(before, after, fields)
+            if names:
+                changed.append(Change(before, after, names))
+    for olds in old_groups.values():
+        closed += olds
+
+    def wanted(*socks: Socket) -> bool:
+        if ignore is not None and any(ignore(s) for s in socks):
+            return False
+        return only is None or any(only(s) for s in socks)
+
+    if ignore is not None or only is not None:
+        opened = [s for s in opened if wanted(s)]
+        closed = [s for s in closed if wanted(s)]
+        changed = [c for c in changed if wanted(c.old, c.new)]
+    opened.sort(key=_sort_key)
+    closed.sort(key=_sort_key)
+    changed.sort(key=lambda c: _sort_key(c.new))
+    return Diff(old, new, tuple(opened), tuple(closed), tuple(changed))
+
+
+def persistent(first: Diff, second: Diff) -> Diff:
+    """The differences of ``second`` that ``first`` saw too (live against live)."""
+    opened = {identity(s) for s in first.opened}
+    closed = {identity(s) for s in first.closed}
+    changed = {(identity(c.new), c.fields) for c in first.changed}
+    return Diff(
+        second.old,
+        second.new,
+        tuple(s for s in second.opened if identity(s) in opened),
+        tuple(s for s in second.closed if identity(s) in closed),
+        tuple(c for c in second.changed if (identity(c.new), c.fields) in changed),
+        persistent_only=True,
+    )
