@@ -1,0 +1,602 @@
+"""Filter expressions: ss's filter language, the part people use, plus sockdiff's own.
+
+An expression compiles once into a plain predicate over :class:`~sockdiff.model.Socket`
+records; addresses, ports, globs and state names are all resolved at compile time,
+so the predicate costs a few attribute reads and comparisons per socket.
+
+Grammar (keywords and combinators are case-insensitive)::
+
+    expr      := and-expr { ("or" | "||" | "|") and-expr }
+    and-expr  := unary { ["and" | "&&" | "&"] unary }     # juxtaposition is "and"
+    unary     := ("not" | "!") unary | "(" expr ")" | condition
+    condition := ("sport" | "dport") [op] PORT
+               | ("src" | "dst") [eq] HOST
+               | ("pid" | "uid") [op] NUMBER
+               | ("state" | "proto" | "family" | "process" | "path") [eq] VALUE
+    op        := eq | "<" | ">" | "<=" | ">=" | "lt" | "gt" | "le" | "ge"
+    eq        := "=" | "==" | "eq" | "!=" | "ne"          # no operator means "="
+                                                         # ss's neq leq geq work too
+    PORT      := [":"] (NUMBER | SERVICE)                  # ":8080", "8080", ":http"
+    HOST      := ADDR | ADDR ":" PORT | "[" ADDR6 "]" [":" PORT] | "*" [":" PORT] | ":" PORT
+
+``not`` binds tighter than ``and``, which binds tighter than ``or``, as in ss.
+
+Decisions, where ss leaves room or sockdiff adds something:
+
+- ``K != V`` is exactly ``not K = V``, for every keyword, as ss compiles it. So
+  ``sport != :22`` also matches UNIX sockets, which have no port. The orderings
+  ``< > <= >=`` hold only for sockets that have a port (or a uid, or a process):
+  ``sport < :1024`` never matches a UNIX socket.
+- ``sport``/``dport`` compare the local/remote port of any IP socket; for raw
+  sockets that is the protocol number, as ss and /proc show it. Service names
+  resolve through /etc/services (``socket.getservbyname``).
+- ``src``/``dst`` test the local/remote endpoint of IP sockets and never match a
+  UNIX socket. ``ADDR`` may be a CIDR network (``10.0.0.0/8``, ``fe80::/10``); a
+  host part ``*`` (or none, as in ``:80``) matches any address. An IPv6 address
+  with a port needs brackets (``[::1]:443``); unbracketed, ``::1`` is only an
+  address. A zone (``[fe80::1%lo]``) is accepted and ignored, since sockets'
+  addresses carry none. As in ss, an IPv4 network also matches IPv4-mapped IPv6
+  addresses (``::ffff:10.1.2.3`` is in ``10.0.0.0/8``), and a mapped network
+  (``::ffff:10.0.0.0/104``) matches the plain IPv4 addresses too. Host names are
+  not resolved.
+- ``state`` takes ss's names (``established syn-sent syn-recv fin-wait-1
+  fin-wait-2 time-wait close``/``closed``/``unconnected`` ``close-wait last-ack
+  listening``/``listen closing``), the record's names (``FIN_WAIT1``...), and the
+  UNIX names (``connecting disconnecting free``...); ``-`` and ``_`` are the same.
+  A TCP state word also matches the UNIX state that the kernel reports under the
+  same number, and the other way round, as ss does: ``established`` with UNIX
+  ``CONNECTED``, ``syn-sent`` with ``CONNECTING``, ``close`` with ``UNCONNECTED``
+  (so ``state unconnected`` finds unconnected UDP sockets too), ``listening`` with
+  ``LISTENING``. The groups are ss's: ``all``; ``connected`` (all but the
+  listening and closed states, FREE and UNKNOWN); ``synchronized`` (connected
+  less syn-sent/CONNECTING); ``bucket`` (syn-recv, time-wait); ``big`` (all but
+  bucket). ``connected`` is that group, not the UNIX state alone: for UNIX
+  ``CONNECTED`` alone write ``proto unix state established``.
+- ``proto`` is ``tcp udp raw unix``; ``family`` is ``inet inet6 unix`` (an
+  IPv4-mapped socket is ``inet6``). ``process NAME`` holds when any owning process
+  has that name; ``path GLOB`` tests a UNIX socket's own name (``@name`` when
+  abstract). A value with ``*``, ``?`` or ``[`` is an fnmatch glob, matched
+  case-sensitively (``*`` crosses ``/``). ``pid``/``uid`` take numbers; a socket
+  whose uid is unknown matches no ``uid =`` or ordering (so every ``uid !=``).
+- Values may be quoted with ``'`` or ``"`` (no escapes inside); quote one that holds
+  spaces, parentheses or any of ``= < > ! & | '`` ``"``. A quoted word is always a
+  value, never a keyword or an operator.
+
+A malformed expression raises :class:`~sockdiff.errors.BadFilter` with one line
+naming the offending token and its column, e.g. ``bad filter: unknown keyword
+'foo' at column 7``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import operator
+import re
+import socket
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from sockdiff.errors import BadFilter
+from sockdiff.model import (
+    FAMILIES,
+    PROTOS,
+    TCP_STATES,
+    UNIX_DIAG_STATES,
+    UNIX_SS_STATES,
+    Inet,
+    Socket,
+    UnixName,
+)
+
+__all__ = ["Predicate", "compile_filter", "compile_filters"]
+
+Predicate = Callable[[Socket], bool]
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# src/sport and dst/dport differ only in the endpoint they read; records are
+# tuples, so one closure serves both by index, at the cost of a field read.
+_LOCAL = Socket._fields.index("local")
+_REMOTE = Socket._fields.index("remote")
+
+# Addresses seen per src/dst condition. A machine has few distinct addresses, but
+# `watch` runs for days, so the cache is bounded.
+_ADDRESS_CACHE_SIZE = 4096
+
+_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    "=": operator.eq,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
+# Every spelling of an operator, by its canonical form; ss's lexer takes the words.
+_OPERATORS = {
+    "=": "=", "==": "=", "eq": "=",
+    "!=": "!=", "ne": "!=", "neq": "!=",
+    "<": "<", "lt": "<",
+    ">": ">", "gt": ">",
+    "<=": "<=", "le": "<=", "leq": "<=",
+    ">=": ">=", "ge": ">=", "geq": ">=",
+}  # fmt: skip
+_EQUALITY = frozenset({"=", "!="})
+
+_AND = frozenset({"and", "&&", "&"})
+_OR = frozenset({"or", "||", "|"})
+_NOT = frozenset({"not", "!"})
+_KEYWORDS = frozenset(
+    {"sport", "dport", "src", "dst", "state", "proto", "family", "process", "pid",
+     "uid", "path"}
+)  # fmt: skip
+
+_CHOICES = {"proto": PROTOS, "family": FAMILIES}
+_GLOB_CHARS = frozenset("*?[")
+_SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
+
+
+def _state_key(word: str) -> str:
+    """A state word as the table below spells it: lower case, ``-`` for ``_``."""
+    return word.lower().replace("_", "-")
+
+
+def _state_words() -> dict[str, frozenset[str]]:
+    """Each accepted state word and the record states it names.
+
+    A TCP state and the UNIX state unix_diag reports under the same number are
+    one word's two meanings, as they are to ss.
+    """
+    names = {
+        *TCP_STATES.values(),
+        *UNIX_SS_STATES.values(),
+        *UNIX_DIAG_STATES.values(),
+        "UNKNOWN",
+    }
+    words = {_state_key(name): frozenset({name}) for name in names}
+    for number, unix_name in UNIX_DIAG_STATES.items():
+        both = frozenset({TCP_STATES[number], unix_name})
+        words[_state_key(TCP_STATES[number])] = words[_state_key(unix_name)] = both
+    # ss's spellings of the record's names.
+    aliases = {
+        "fin-wait-1": "fin-wait1",
+        "fin-wait-2": "fin-wait2",
+        "syn-rcv": "syn-recv",
+        "closed": "close",
+    }
+    for alias, word in aliases.items():
+        words[alias] = words[word]
+
+    everything = frozenset(names)
+    connected = everything - words["listen"] - words["close"] - {"FREE", "UNKNOWN"}
+    bucket = frozenset({"SYN_RECV", "TIME_WAIT"})
+    words["all"] = everything
+    # ss's group, which takes in the UNIX state of the same name.
+    words["connected"] = connected
+    words["synchronized"] = connected - words["syn-sent"]
+    words["bucket"] = bucket
+    words["big"] = everything - bucket
+    return words
+
+
+_STATE_WORDS = _state_words()
+
+
+class _Token(NamedTuple):
+    """One lexeme: ``kind`` is "word", "quoted" or "punct"; ``column`` is 1-based."""
+
+    kind: str
+    text: str
+    column: int
+
+    def show(self) -> str:
+        """The token as an error message quotes it."""
+        return f"'{self.text}'"
+
+
+_PUNCT_2 = frozenset({"&&", "||", "==", "!=", "<=", ">="})
+_PUNCT_1 = frozenset("()!=<>&|")
+_WORD_END = frozenset("()!=<>&|'\"")
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split an expression into words, quoted values and punctuation.
+
+    >>> [t.text for t in _tokenize("sport>=:80 and !(src '[::1]')")]
+    ['sport', '>=', ':80', 'and', '!', '(', 'src', '[::1]', ')']
+    """
+    tokens: list[_Token] = []
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        if char.isspace():
+            i += 1
+        elif char in "'\"":
+            close = text.find(char, i + 1)
+            if close == -1:
+                raise BadFilter(f"bad filter: unterminated quote {char} at column {i + 1}")
+            tokens.append(_Token("quoted", text[i + 1 : close], i + 1))
+            i = close + 1
+        elif text[i : i + 2] in _PUNCT_2:
+            tokens.append(_Token("punct", text[i : i + 2], i + 1))
+            i += 2
+        elif char in _PUNCT_1:
+            tokens.append(_Token("punct", char, i + 1))
+            i += 1
+        else:
+            start = i
+            while i < end and not text[i].isspace() and text[i] not in _WORD_END:
+                i += 1
+            tokens.append(_Token("word", text[start:i], start + 1))
+    return tokens
+
+
+def _parse_port(text: str) -> int:
+    """A port number or service name, with or without ss's leading colon.
+
+    >>> _parse_port(":8080"), _parse_port("22")
+    (8080, 22)
+    """
+    text = text.removeprefix(":")
+    if text.isascii() and text.isdigit():
+        port = int(text)
+        if port > 65535:
+            raise ValueError(text)
+        return port
+    if not _SERVICE_NAME.fullmatch(text):
+        raise ValueError(text)
+    try:
+        return socket.getservbyname(text)
+    except OSError as err:
+        raise ValueError(text) from err
+
+
+def _parse_networks(host: str) -> tuple[_Network, ...]:
+    """The networks an address or CIDR stands for, mapped IPv4 included.
+
+    >>> _parse_networks("::ffff:10.0.0.0/104")
+    (IPv6Network('::ffff:a00:0/104'), IPv4Network('10.0.0.0/8'))
+    """
+    if "%" in host:
+        # A zone only scopes a link-local address; sockets' addresses have none.
+        address, _, rest = host.partition("%")
+        zone, slash, length = rest.partition("/")
+        if not zone or ":" not in address:
+            raise ValueError(host)
+        host = address + slash + length
+    network = ipaddress.ip_network(host, strict=False)
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return network, ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return (network,)
+
+
+def _parse_host(text: str) -> tuple[tuple[_Network, ...] | None, int | None]:
+    """ss's host condition: the networks (None: any) and the port (None: any).
+
+    >>> _parse_host("[::1]:443")
+    ((IPv6Network('::1/128'),), 443)
+    >>> _parse_host("*:80")
+    (None, 80)
+    """
+    bracketed = text.startswith("[")
+    port_text: str | None = None
+    if bracketed:
+        close = text.find("]")
+        if close == -1:
+            raise ValueError(text)
+        host, rest = text[1:close], text[close + 1 :]
+        if rest.startswith("/"):
+            length, colon, after = rest[1:].partition(":")
+            host = f"{host}/{length}"
+            port_text = after if colon else None
+        elif rest.startswith(":"):
+            port_text = rest[1:]
+        elif rest:
+            raise ValueError(text)
+    elif text.count(":") > 1:
+        host = text  # a bare IPv6 address can carry no port
+    else:
+        host, colon, after = text.partition(":")
+        port_text = after if colon else None
+
+    port = None if port_text in (None, "*") else _parse_port(port_text or "")
+    if not bracketed and host in ("", "*"):
+        if host == "" and port is None:
+            raise ValueError(text)
+        return None, port
+    return _parse_networks(host), port
+
+
+def _address_in(address: str, networks: tuple[_Network, ...]) -> bool:
+    """Whether a socket's address text lies in any of the networks."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in net or (mapped is not None and mapped in net) for net in networks)
+
+
+def _host_test(index: int, networks: tuple[_Network, ...] | None, port: int | None) -> Predicate:
+    """A predicate for ``src``/``dst``: the endpoint at ``index`` matches."""
+    cache: dict[str, bool] = {}
+
+    def test(sock: Socket) -> bool:
+        endpoint = sock[index]
+        if type(endpoint) is not Inet:
+            return False
+        if port is not None and endpoint.port != port:
+            return False
+        if networks is None:
+            return True
+        address = endpoint.address
+        hit = cache.get(address)
+        if hit is None:
+            hit = _address_in(address, networks)
+            if len(cache) >= _ADDRESS_CACHE_SIZE:
+                cache.clear()
+            cache[address] = hit
+        return hit
+
+    return test
+
+
+def _port_test(index: int, compare: Callable[[int, int], bool], port: int) -> Predicate:
+    """A predicate for ``sport``/``dport``: the endpoint at ``index`` has such a port."""
+
+    def test(sock: Socket) -> bool:
+        endpoint = sock[index]
+        return type(endpoint) is Inet and compare(endpoint.port, port)
+
+    return test
+
+
+def _name_test(pattern: str) -> Callable[[str], bool]:
+    """Equality with ``pattern``, or an fnmatch glob when it has glob characters."""
+    if _GLOB_CHARS.isdisjoint(pattern):
+        return pattern.__eq__
+    match = re.compile(fnmatch.translate(pattern)).match
+    return lambda name: match(name) is not None
+
+
+def _negate(test: Predicate) -> Predicate:
+    return lambda sock: not test(sock)
+
+
+def _both(left: Predicate, right: Predicate) -> Predicate:
+    return lambda sock: left(sock) and right(sock)
+
+
+def _either(left: Predicate, right: Predicate) -> Predicate:
+    return lambda sock: left(sock) or right(sock)
+
+
+class _Parser:
+    """Recursive descent over the tokens, building closures as it goes."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.pos = 0
+        self.last: _Token | None = None
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        self.last = token
+        return token
+
+    def is_one_of(self, token: _Token | None, words: frozenset[str]) -> bool:
+        """Whether the token is one of ``words`` (unquoted; words are lower case)."""
+        if token is None or token.kind == "quoted":
+            return False
+        return token.text.lower() in words
+
+    def ended(self, wanted: str) -> BadFilter:
+        """The error for an expression that stops where ``wanted`` should follow."""
+        assert self.last is not None  # an empty expression is caught up front
+        return BadFilter(
+            f"bad filter: expected {wanted} after {self.last.show()} at column {self.last.column}"
+        )
+
+    def parse(self) -> Predicate:
+        if not self.tokens:
+            raise BadFilter("bad filter: empty expression")
+        test = self.parse_or()
+        token = self.peek()
+        if token is not None:  # only a ')' stops parse_or early
+            raise BadFilter(f"bad filter: unexpected {token.show()} at column {token.column}")
+        return test
+
+    def parse_or(self) -> Predicate:
+        test = self.parse_and()
+        while self.is_one_of(self.peek(), _OR):
+            self.advance()
+            test = _either(test, self.parse_and())
+        return test
+
+    def parse_and(self) -> Predicate:
+        test = self.parse_unary()
+        while True:
+            token = self.peek()
+            if token is None or token.text == ")" or self.is_one_of(token, _OR):
+                return test
+            if self.is_one_of(token, _AND):
+                self.advance()
+            test = _both(test, self.parse_unary())
+
+    def parse_unary(self) -> Predicate:
+        token = self.peek()
+        if token is None:
+            raise self.ended("a condition")
+        if self.is_one_of(token, _NOT):
+            self.advance()
+            return _negate(self.parse_unary())
+        if token.kind == "punct" and token.text == "(":
+            self.advance()
+            test = self.parse_or()
+            if self.peek() is None:
+                raise BadFilter(f"bad filter: missing ')' for '(' at column {token.column}")
+            self.advance()  # parse_or stops only at the end or at ')'
+            return test
+        if self.is_one_of(token, _KEYWORDS):
+            return self.parse_condition(self.advance())
+        if token.kind == "quoted":
+            raise BadFilter(f"bad filter: unexpected quoted value {token.show()} at column {token.column}")
+        if token.kind == "word" and not self.is_one_of(token, _AND | _OR):
+            raise BadFilter(f"bad filter: unknown keyword {token.show()} at column {token.column}")
+        raise BadFilter(f"bad filter: unexpected {token.show()} at column {token.column}")
+
+    def parse_operator(self, keyword: str, ordered: bool) -> str:
+        """The comparison after a keyword, "=" when there is none."""
+        token = self.peek()
+        if token is None or token.kind == "quoted":
+            return "="
+        op = _OPERATORS.get(token.text.lower())
+        if op is None:
+            return "="
+        if not ordered and op not in _EQUALITY:
+            raise BadFilter(
+                f"bad filter: unexpected {token.show()} at column {token.column}"
+                f" ('{keyword}' takes only = or !=)"
+            )
+        self.advance()
+        return op
+
+    def parse_value(self, wanted: str) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise self.ended(wanted)
+        if token.kind == "punct":
+            raise BadFilter(
+                f"bad filter: unexpected {token.show()} at column {token.column} (expected {wanted})"
+            )
+        if not token.text:
+            raise BadFilter(f"bad filter: empty value at column {token.column}")
+        return self.advance()
+
+    def parse_condition(self, keyword: _Token) -> Predicate:
+        name = keyword.text.lower()
+        ordered = name in ("sport", "dport", "pid", "uid")
+        op = self.parse_operator(name, ordered)
+        test: Predicate
+        match name:
+            case "sport" | "dport":
+                test = self.port_condition(name, op)
+            case "src" | "dst":
+                test = self.host_condition(name)
+            case "pid" | "uid":
+                test = self.number_condition(name, op)
+            case "state":
+                test = self.state_condition()
+            case "proto" | "family":
+                test = self.choice_condition(name)
+            case "process":
+                value = self.parse_value("a process name")
+                test = self.process_condition(value.text)
+            case _:
+                value = self.parse_value("a path")
+                test = self.path_condition(value.text)
+        return _negate(test) if op == "!=" else test
+
+    def bad_value(self, what: str, token: _Token, hint: str = "") -> BadFilter:
+        return BadFilter(f"bad filter: bad {what} {token.show()} at column {token.column}{hint}")
+
+    def port_condition(self, name: str, op: str) -> Predicate:
+        token = self.parse_value("a port")
+        try:
+            port = _parse_port(token.text)
+        except ValueError:
+            raise self.bad_value("port", token) from None
+        index = _LOCAL if name == "sport" else _REMOTE
+        return _port_test(index, _COMPARISONS["=" if op == "!=" else op], port)
+
+    def host_condition(self, name: str) -> Predicate:
+        token = self.parse_value("an address")
+        try:
+            networks, port = _parse_host(token.text)
+        except ValueError:
+            raise self.bad_value("address", token) from None
+        return _host_test(_LOCAL if name == "src" else _REMOTE, networks, port)
+
+    def number_condition(self, name: str, op: str) -> Predicate:
+        token = self.parse_value(f"a {name}")
+        if not (token.text.isascii() and token.text.isdigit()):
+            raise self.bad_value(name, token)
+        number = int(token.text)
+        compare = _COMPARISONS["=" if op == "!=" else op]
+        if name == "uid":
+
+            def uid_test(sock: Socket) -> bool:
+                uid = sock.uid
+                return uid is not None and compare(uid, number)
+
+            return uid_test
+
+        def pid_test(sock: Socket) -> bool:
+            return any(compare(process.pid, number) for process in sock.processes)
+
+        return pid_test
+
+    def state_condition(self) -> Predicate:
+        token = self.parse_value("a state")
+        states = _STATE_WORDS.get(_state_key(token.text))
+        if states is None:
+            raise self.bad_value("state", token)
+        return lambda sock: sock.state in states
+
+    def choice_condition(self, name: str) -> Predicate:
+        choices = _CHOICES[name]
+        token = self.parse_value(f"a {name}")
+        value = token.text.lower()
+        if value not in choices:
+            hint = f" (expected {', '.join(choices[:-1])} or {choices[-1]})"
+            raise self.bad_value(name, token, hint)
+        if name == "proto":
+            return lambda sock: sock.proto == value
+        return lambda sock: sock.family == value
+
+    def process_condition(self, pattern: str) -> Predicate:
+        matches = _name_test(pattern)
+        return lambda sock: any(matches(process.name) for process in sock.processes)
+
+    def path_condition(self, pattern: str) -> Predicate:
+        matches = _name_test(pattern)
+
+        def test(sock: Socket) -> bool:
+            local = sock.local
+            return type(local) is UnixName and local.path is not None and matches(local.path)
+
+        return test
+
+
+def compile_filter(text: str) -> Predicate:
+    """Compile a filter expression into a predicate over socket records.
+
+    Raises :class:`~sockdiff.errors.BadFilter`, naming the offending token and its
+    column, when the expression is malformed.
+
+    >>> from sockdiff.model import Inet
+    >>> listener = Socket("tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22),
+    ...                   Inet("0.0.0.0", 0), 7, 0, 0, 128, ())
+    >>> compile_filter("sport = :22 and state listening")(listener)
+    True
+    >>> compile_filter("src 10.0.0.0/8 or dport > :1024")(listener)
+    False
+    """
+    return _Parser(text).parse()
+
+
+def compile_filters(texts: Sequence[str]) -> Predicate | None:
+    """One predicate that holds when any of the expressions does; None for none.
+
+    This is how a list of ``--ignore`` expressions is applied.
+    """
+    tests = [compile_filter(text) for text in texts]
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda sock: any(test(sock) for test in tests)
