@@ -8,6 +8,7 @@
 """
 
 from ._version import __version__
+from .differ import Change, Diff, diff
 from .errors import BackendUnavailable, BadFilter, BadSnapshot, NetnsError, SockdiffError, UsageError
 from .model import Inet, Process, Socket, UnixName, UnixPeer
 from .snapshots import Snapshot, load, save
@@ -17,6 +18,8 @@ __all__ = [
     "BackendUnavailable",
     "BadFilter",
     "BadSnapshot",
+    "Change",
+    "Diff",
     "Inet",
     "NetnsError",
     "Process",
@@ -27,6 +30,7 @@ __all__ = [
     "UnixPeer",
     "UsageError",
     "__version__",
+    "diff",
     "load",
     "save",
     "snapshot",

@@ -1,0 +1,71 @@
+"""Every command has help text; the public API is what __all__ says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import sockdiff
+from sockdiff.cli import app, main
+
+COMMANDS = ["snapshot", "show", "compare", "watch", "list"]
+
+
+def test_exported_members() -> None:
+    public = {name for name in dir(sockdiff) if not name.startswith("_")} - {
+        "errors",
+        "model",
+        "snapshots",
+        "backends",
+        "filter",
+        "differ",
+        "processes",
+        "netns",
+        "store",
+        "sources",
+        "render",
+        "config",
+        "compare",
+        "cli",
+    }
+    assert set(sockdiff.__all__) - {"__version__"} == public
+    for name in ["snapshot", "load", "diff", "save", "Socket", "Snapshot", "SockdiffError"]:
+        assert name in sockdiff.__all__
+
+
+def test_every_command_is_registered_with_help() -> None:
+    registered = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    assert registered == set(COMMANDS)
+    for command in app.registered_commands:
+        assert command.callback is not None and (command.callback.__doc__ or "").strip()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"Usage: sockdiff {command}" in out
+    assert len(out.splitlines()) > 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["show", "--bogus"], "No such option"),
+        (["show", "sport", "="], "bad filter"),
+        (["compare", "--fail-on", "sometimes", "live", "live"], "'sometimes'"),
+        (["snapshot", "--backend", "carrier-pigeon", "-o", "-"], "unknown backend"),
+        (["show", "--format", "xml"], "unknown format"),
+        (["snapshot", "--netns", "sockdiff-no-such-ns", "-o", "-"], "no network namespace"),
+        (["compare", "/nonexistent/old.json", "live"], "/nonexistent/old.json"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(argv: list[str], fragment: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sockdiff", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert fragment in result.stderr and result.stderr.startswith("sockdiff: ")

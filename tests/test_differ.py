@@ -1,0 +1,161 @@
+"""The differ on hand-made snapshots: identity, pairing, nulls, filters, fail-on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from sockdiff import Inet, Process, Snapshot, Socket, UnixName, UnixPeer, UsageError
+from sockdiff.differ import diff, parse_fail_on, parse_fields, persistent
+from sockdiff.filter import compile_filters
+
+ANY = Inet("0.0.0.0", 0)
+
+
+def tcp(
+    port: int,
+    state: str = "LISTEN",
+    inode: int = 1,
+    pids: Sequence[int] = (1,),
+    remote: Inet = ANY,
+    recv_q: int | None = 0,
+) -> Socket:
+    procs = tuple(Process(pid, f"p{pid}", 3) for pid in pids)
+    return Socket("tcp", "inet", "stream", state, Inet("127.0.0.1", port), remote, inode, 0, recv_q, 0, procs)
+
+
+def unix(path: str | None, inode: int, state: str = "LISTENING", kind: str = "stream") -> Socket:
+    return Socket("unix", "unix", kind, state, UnixName(path), UnixPeer(0), inode, 0, 0, 0, ())
+
+
+def snap(*sockets: Socket) -> Snapshot:
+    return Snapshot(tuple(sockets), "2026-11-25T10:00:00Z", "h", "k", "netlink", None, {})
+
+
+def test_identical_snapshots_have_no_differences() -> None:
+    a = snap(tcp(80, inode=5), unix("/a", 6))
+    result = diff(a, snap(*a.sockets))
+    assert result.summary == {"new": 0, "closed": 0, "changed": 0}
+    assert result.counted(["any"]) == 0
+
+
+def test_new_closed_and_state_change() -> None:
+    peer = Inet("127.0.0.1", 5000)
+    old = snap(tcp(80, inode=5), tcp(81, "ESTABLISHED", 7, remote=peer))
+    new = snap(tcp(81, "CLOSE_WAIT", 7, remote=peer), tcp(82, inode=9))
+    result = diff(old, new)
+    assert [s.local.port for s in result.opened] == [82]  # type: ignore[union-attr]
+    assert [s.local.port for s in result.closed] == [80]  # type: ignore[union-attr]
+    assert [(c.old.state, c.new.state, c.fields) for c in result.changed] == [
+        ("ESTABLISHED", "CLOSE_WAIT", ("state",))
+    ]
+
+
+def test_listener_restarted_by_another_process_is_one_change() -> None:
+    result = diff(snap(tcp(80, inode=5, pids=[10])), snap(tcp(80, inode=8, pids=[20])))
+    assert result.summary == {"new": 0, "closed": 0, "changed": 1}
+    assert result.changed[0].fields == ("processes", "inode")
+
+
+def test_reuseport_listeners_pair_by_inode() -> None:
+    old = snap(tcp(80, inode=5, pids=[10]), tcp(80, inode=6, pids=[11]))
+    new = snap(tcp(80, inode=6, pids=[11]))
+    result = diff(old, new)
+    assert result.summary == {"new": 0, "closed": 1, "changed": 0}
+    assert result.closed[0].inode == 5
+
+
+def test_same_identity_without_inodes_pairs_one_to_one() -> None:
+    old = snap(tcp(80, "TIME_WAIT", 0, pids=[]), tcp(80, "TIME_WAIT", 0, pids=[]))
+    new = snap(tcp(80, "TIME_WAIT", 0, pids=[]))
+    assert diff(old, new).summary == {"new": 0, "closed": 1, "changed": 0}
+
+
+def test_unknown_values_are_never_changes() -> None:
+    known = tcp(80, inode=5, pids=[10], recv_q=3)
+    unknown = known._replace(recv_q=None, processes=(), uid=None)
+    result = diff(snap(known), snap(unknown), fields=parse_fields("all"))
+    assert result.summary["changed"] == 0
+    # inode 0 is no inode: TIME_WAIT against a real one is not an inode change
+    assert diff(snap(known._replace(inode=0)), snap(known)).summary["changed"] == 0
+
+
+def test_queues_compared_only_when_asked() -> None:
+    old, new = snap(tcp(80, inode=5, recv_q=0)), snap(tcp(80, inode=5, recv_q=7))
+    assert diff(old, new).summary["changed"] == 0
+    changed = diff(old, new, fields=parse_fields("+recv_q")).changed
+    assert [c.fields for c in changed] == [("recv_q",)]
+
+
+def test_unix_identity_includes_the_inode() -> None:
+    result = diff(snap(unix("/run/a", 5)), snap(unix("/run/a", 6)))
+    assert result.summary == {"new": 1, "closed": 1, "changed": 0}
+
+
+def test_fail_on_kinds() -> None:
+    old = snap(tcp(80, inode=5), unix(None, 7, "CONNECTED"))
+    new = snap(
+        tcp(80, "CLOSE", 5),
+        tcp(90, inode=9),
+        unix(None, 8, "UNCONNECTED", "dgram"),
+        unix("/n", 10, "UNCONNECTED", "dgram"),
+    )
+    result = diff(old, new)
+    assert result.summary == {"new": 3, "closed": 1, "changed": 1}
+    assert result.counted(parse_fail_on("any")) == 5
+    assert result.counted(parse_fail_on("new")) == 3
+    assert result.counted(parse_fail_on("closed")) == 1
+    assert result.counted(parse_fail_on("changed")) == 1
+    # a new TCP listener and a named datagram socket wait for peers; an unnamed one does not
+    assert result.counted(parse_fail_on("listening")) == 2
+    assert result.counted(parse_fail_on("closed,listening")) == 3
+    with pytest.raises(UsageError, match="'bogus'"):
+        parse_fail_on("new,bogus")
+
+
+def test_ignore_and_only_filter_differences() -> None:
+    old = snap(tcp(80, inode=5))
+    new = snap(tcp(90, inode=9), tcp(91, inode=10))
+    assert diff(old, new, ignore=compile_filters(["sport = :90"])).summary == {
+        "new": 1,
+        "closed": 1,
+        "changed": 0,
+    }
+    assert diff(old, new, only=compile_filters(["sport >= :90"])).summary == {
+        "new": 2,
+        "closed": 0,
+        "changed": 0,
+    }
+
+
+def test_json_document_has_spec_members() -> None:
+    result = diff(snap(tcp(80, inode=5)), snap(tcp(80, "CLOSE", 5), tcp(90, inode=9)))
+    text = result.to_json()
+    document = json.loads(text)
+    assert document["format"] == "sockdiff.diff" and document["version"] == 1
+    assert document["summary"] == {"new": 1, "closed": 0, "changed": 1}
+    assert [s["local"]["port"] for s in document["new"]] == [90]
+    assert document["closed"] == []
+    assert document["changed"][0]["fields"] == ["state"]
+    assert document["changed"][0]["old"]["state"] == "LISTEN"
+    assert document["snapshots"]["new"]["format"] == "sockdiff.snapshot"
+    # SPEC's layout: old meta, new meta, summary, then the new sockets under "new" again
+    assert text.index('"old": {"format"') < text.index('"new": {"format"') < text.index('"summary"')
+
+
+def test_persistent_keeps_only_repeated_differences() -> None:
+    first = diff(snap(tcp(80, inode=5)), snap(tcp(90, inode=9), tcp(91, inode=10)))
+    second = diff(snap(tcp(80, inode=5)), snap(tcp(90, inode=9)))
+    kept = persistent(first, second)
+    assert kept.summary == {"new": 1, "closed": 1, "changed": 0}
+    assert kept.persistent_only
+
+
+def test_parse_fields() -> None:
+    assert parse_fields(None) == ("state", "processes", "inode")
+    assert parse_fields("state") == ("state",)
+    assert parse_fields("+uid") == ("state", "processes", "inode", "uid")
+    with pytest.raises(UsageError, match="'colour'"):
+        parse_fields("colour")
