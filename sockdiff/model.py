@@ -182,11 +182,16 @@ def escape_name(raw: bytes) -> str:
 
     >>> escape_name(b"\0svc\0x")
     '@svc@x'
+    >>> escape_name(b"/run/a.sock\0")
+    '/run/a.sock'
     >>> escape_name(b"/tmp/a\\b\xff")
     '/tmp/a\\\\b\\xff'
     """
     if raw[:1] == b"\0":
         raw = b"@" + raw[1:].replace(b"\0", b"@")
+    else:
+        # A path is a C string: unix_diag counts its terminating NUL.
+        raw = raw.split(b"\0", 1)[0]
     if b"\\" in raw:
         raw = raw.replace(b"\\", b"\\\\")
     return raw.decode("utf-8", "backslashreplace")

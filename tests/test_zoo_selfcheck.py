@@ -8,141 +8,13 @@ owning processes -- and nothing else may appear.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import netns as netns_helpers
 import pytest
-from netns import private_netns, run_in_netns
+from netns import private_netns
+from ss_oracle import find_rows, parse_ss, ss_rows
 from zoo import ZOO_NAMES, ZooClient, start_zoo
-
-# ss's state names -> SPEC.md's.
-_SS_INET_STATES = {
-    "ESTAB": "ESTABLISHED",
-    "SYN-SENT": "SYN_SENT",
-    "SYN-RECV": "SYN_RECV",
-    "FIN-WAIT-1": "FIN_WAIT1",
-    "FIN-WAIT-2": "FIN_WAIT2",
-    "TIME-WAIT": "TIME_WAIT",
-    "UNCONN": "CLOSE",
-    "CLOSE-WAIT": "CLOSE_WAIT",
-    "LAST-ACK": "LAST_ACK",
-    "LISTEN": "LISTEN",
-    "CLOSING": "CLOSING",
-}
-_SS_UNIX_STATES = {"ESTAB": "CONNECTED", "LISTEN": "LISTENING", "UNCONN": "UNCONNECTED"}
-_SS_UNIX_TYPES = {"u_str": "stream", "u_dgr": "dgram", "u_seq": "seqpacket"}
-# Netid State Recv-Q Send-Q Local(path) Local(inode) Peer("*") Peer(inode) [extras];
-# the path may hold spaces, so it is found from the right.
-_UNIX_LINE = re.compile(
-    r"^(?P<netid>u_\w+)\s+(?P<state>\S+)\s+\d+\s+\d+\s+(?P<path>.*?)\s+(?P<inode>\d+)"
-    r"\s+\S+\s+(?P<peer>\d+)(?:\s+(?P<extra>.*))?$"
-)
-_USER = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)')
-_INODE = re.compile(r"\bino:(\d+)")
-
-
-@dataclass(frozen=True)
-class SsRow:
-    """One socket as ``ss -tuwxanpe`` shows it, in SPEC.md's terms."""
-
-    line: str
-    proto: str
-    family: str
-    type: str
-    state: str
-    local: dict[str, Any]
-    remote: dict[str, Any] | None
-    inode: int | None  # None: ss does not say (raw sockets read from /proc)
-    processes: frozenset[tuple[str, int, int]]
-
-
-def _ss_endpoint(text: str) -> tuple[str, dict[str, Any]]:
-    """``[::1]:80`` -> ("inet6", {"address": "::1", "port": 80}); ``*`` is ss's ``::``."""
-    host, port = text.rsplit(":", 1)
-    if host == "*":
-        family, host = "inet6", "::"
-    elif host.startswith("["):
-        family, host = "inet6", host[1:-1]
-    else:
-        family = "inet"
-    return family, {"address": host, "port": 0 if port == "*" else int(port)}
-
-
-def _processes(extra: str) -> frozenset[tuple[str, int, int]]:
-    return frozenset((name, int(pid), int(fd)) for name, pid, fd in _USER.findall(extra))
-
-
-def parse_ss(output: str) -> list[SsRow]:
-    """Parse ``ss -tuwxanpe`` output (header included)."""
-    rows: list[SsRow] = []
-    for line in output.splitlines()[1:]:
-        if not line.strip():
-            continue
-        if line.startswith("u_"):
-            match = _UNIX_LINE.match(line)
-            assert match, f"cannot parse ss line {line!r}"
-            path = match["path"]
-            rows.append(
-                SsRow(
-                    line,
-                    "unix",
-                    "unix",
-                    _SS_UNIX_TYPES[match["netid"]],
-                    _SS_UNIX_STATES.get(match["state"], match["state"]),
-                    {"path": None if path == "*" else path},
-                    {"peer_inode": int(match["peer"])},
-                    int(match["inode"]),
-                    _processes(match["extra"] or ""),
-                )
-            )
-            continue
-        fields = line.split(maxsplit=6)
-        assert len(fields) >= 6, f"cannot parse ss line {line!r}"
-        netid, state, _, _, local_text, remote_text = fields[:6]
-        extra = fields[6] if len(fields) > 6 else ""
-        family, local = _ss_endpoint(local_text)
-        _, remote = _ss_endpoint(remote_text)
-        if remote["address"] == "::" and family == "inet":
-            remote["address"] = "0.0.0.0"
-        inode = _INODE.search(extra)
-        rows.append(
-            SsRow(
-                line,
-                netid,
-                family,
-                {"tcp": "stream", "udp": "dgram", "raw": "raw"}[netid],
-                _SS_INET_STATES.get(state, state),
-                local,
-                remote,
-                int(inode[1]) if inode else None,
-                _processes(extra),
-            )
-        )
-    return rows
-
-
-def ss_rows(namespace: str) -> list[SsRow]:
-    """What ss sees in ``namespace``."""
-    return parse_ss(run_in_netns(namespace, ["ss", "-tuwxanpe"]).stdout)
-
-
-def _find(rows: list[SsRow], record: dict[str, Any]) -> list[SsRow]:
-    """The ss rows that can be ``record``: same inode, else (raw, TIME_WAIT...) same addresses."""
-    same_proto = [row for row in rows if row.proto == record["proto"]]
-    by_inode = [row for row in same_proto if record["inode"] and row.inode == record["inode"]]
-    if by_inode:
-        return by_inode
-    return [
-        row
-        for row in same_proto
-        if row.inode in (None, record["inode"])
-        and row.family == record["family"]
-        and row.local == record["local"]
-        and row.remote == record["remote"]
-    ]
 
 
 def check_against_ss(client: ZooClient) -> None:
@@ -152,7 +24,7 @@ def check_against_ss(client: ZooClient) -> None:
     problems: list[str] = []
     seen: set[str] = set()
     for name, record in client.sockets.items():
-        found = _find(rows, record)
+        found = find_rows(rows, record)
         if len(found) != 1:
             problems.append(f"{name}: {len(found)} ss rows match {record}: {[row.line for row in found]}")
             continue
