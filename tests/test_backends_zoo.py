@@ -103,11 +103,11 @@ def test_backends_agree(zoo: ZooClient) -> None:
     proc = snapshot(backend="proc", netns=zoo.netns)
     result = diff(proc, netlink, fields=parse_fields("all"))
     assert result.summary == {"new": 0, "closed": 0, "changed": 0}, result.to_json()
-    # Field by field, wherever both know the value (identities are unique in the zoo).
-    by_identity = {identity(s): s for s in netlink.sockets}
+    # Field by field, wherever both know the value (the inode tells SO_REUSEPORT twins apart).
+    by_identity = {(identity(s), s.inode): s for s in netlink.sockets}
     assert len(by_identity) == len(netlink.sockets) == len(proc.sockets)
     for sock in proc.sockets:
-        other = by_identity[identity(sock)]
+        other = by_identity[(identity(sock), sock.inode)]
         for field in Socket._fields:
             mine, theirs = getattr(sock, field), getattr(other, field)
             if mine is not None and theirs is not None:
