@@ -16,7 +16,7 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff() -> None:
-    result = run("ruff", "check", "--no-cache", "sockdiff", "tests", "benchmarks")
+    result = run("ruff", "check", "--no-cache", "sockdiff", "tests", "benchmarks", "fixtures")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

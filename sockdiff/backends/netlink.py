@@ -31,7 +31,7 @@ from ..model import (
 )
 from . import procfs
 
-__all__ = ["Dump", "DumpFailed", "decode_inet", "decode_unix", "open_socket", "read_sockets"]
+__all__ = ["Dump", "DumpFailed", "decode_inet", "decode_unix", "open_socket", "read_sockets", "receive"]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -127,28 +127,38 @@ def unix_request(seq: int) -> bytes:
     return bytes(request.data)
 
 
-class Dump:
-    """One dump: sends the request, then iterates the replies as (buffer, offset, end).
+def receive(sock: socket.socket) -> Iterator[tuple[bytearray, int]]:
+    """The datagrams of a reply as (buffer, size); the buffer is reused."""
+    buffer = bytearray(RECV_SIZE)
+    while True:
+        yield buffer, sock.recv_into(buffer)
 
-    The buffer is reused: a caller decodes one message before taking the next.
-    Iteration stops at NLMSG_DONE; an error in NLMSG_DONE or NLMSG_ERROR raises
-    :class:`DumpFailed`, and ``interrupted`` tells whether the kernel flagged the
-    dump NLM_F_DUMP_INTR (the tables changed under it).
+
+class Dump:
+    """The replies to one dump request, as (buffer, offset, end) per message.
+
+    ``datagrams`` are what the socket received (:func:`receive`), or recorded
+    bytes in tests. A message is decoded before the next is taken: the buffer
+    is reused. Iteration stops at NLMSG_DONE; an error in NLMSG_DONE or
+    NLMSG_ERROR raises :class:`DumpFailed`, and ``interrupted`` tells whether the
+    kernel flagged the dump NLM_F_DUMP_INTR (its tables changed under it).
     """
 
-    def __init__(self, sock: socket.socket, request: bytes) -> None:
-        self.sock = sock
+    def __init__(self, datagrams: Iterable[tuple[bytes | bytearray, int]]) -> None:
+        self.datagrams = datagrams
         self.interrupted = False
-        sock.send(request)
 
-    def __iter__(self) -> Iterator[tuple[bytearray, int, int]]:
-        buffer = bytearray(RECV_SIZE)
-        while True:
-            size = self.sock.recv_into(buffer)
+    @classmethod
+    def request(cls, sock: socket.socket, request: bytes) -> Dump:
+        sock.send(request)
+        return cls(receive(sock))
+
+    def __iter__(self) -> Iterator[tuple[bytes | bytearray, int, int]]:
+        for buffer, size in self.datagrams:
             offset = 0
             while offset + 16 <= size:
                 length, kind, flags, _seq, _pid = _HEADER.unpack_from(buffer, offset)
-                if length < 16:
+                if length < 16 or offset + length > size:
                     raise DumpFailed(errno.EBADMSG)
                 if flags & NLM_F_DUMP_INTR:
                     self.interrupted = True
@@ -159,13 +169,14 @@ class Dump:
                         raise DumpFailed(-code)
                     return
                 if kind == NLMSG_ERROR:
-                    code = _ERRNO.unpack_from(buffer, offset + 16)[0]
+                    code = _ERRNO.unpack_from(buffer, offset + 16)[0] if length >= 20 else -errno.EPROTO
                     raise DumpFailed(-code if code < 0 else errno.EPROTO)
                 yield buffer, offset, offset + length
                 offset += (length + 3) & ~3
+        raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
 
 
-Messages = Iterable[tuple[bytearray, int, int]]
+Messages = Iterable[tuple[bytes | bytearray, int, int]]
 
 
 def decode_inet(
@@ -297,12 +308,12 @@ def _dump_protocol(
         sockets = []
         interrupted = False
         if proto == "unix":
-            dump = Dump(sock, unix_request(attempt))
+            dump = Dump.request(sock, unix_request(attempt))
             sockets += decode_unix(dump, owners, seen)
             interrupted = dump.interrupted
         else:
             for family in (AF_INET, AF_INET6):
-                dump = Dump(sock, inet_request(family, proto, attempt))
+                dump = Dump.request(sock, inet_request(family, proto, attempt))
                 sockets += decode_inet(dump, proto, owners, seen)
                 interrupted = interrupted or dump.interrupted
         if not interrupted:

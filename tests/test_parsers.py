@@ -1,0 +1,179 @@
+"""The parsers on captured bytes: /proc/net files and netlink replies recorded from the zoo.
+
+``fixtures/capture.py`` recorded them on this machine with the zoo running;
+``expected.json`` is the zoo's own account of what it opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockdiff.backends import netlink, procfs
+from sockdiff.model import Inet, Process, Socket
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
+EXPECTED: list[dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text())
+OWNERS = {}
+for _record in EXPECTED:
+    if _record["inode"]:
+        OWNERS[_record["inode"]] = tuple(
+            sorted(Process(p["pid"], p["name"], p["fd"]) for p in _record["processes"])
+        )
+FILES = {"tcp": ("tcp", "tcp6"), "udp": ("udp", "udp6"), "raw": ("raw", "raw6"), "unix": ("unix",)}
+
+
+def proc_sockets() -> list[Socket]:
+    sockets: list[Socket] = []
+    for proto, names in FILES.items():
+        for name in names:
+            data = (FIXTURES / "proc" / name).read_bytes()
+            if proto == "unix":
+                sockets += procfs.parse_unix(data, OWNERS)
+            else:
+                family = "inet6" if name.endswith("6") else "inet"
+                sockets += procfs.parse_inet(data, proto, family, OWNERS)
+    return sockets
+
+
+def recorded(name: str) -> netlink.Dump:
+    data = (FIXTURES / "netlink" / f"{name}.bin").read_bytes()
+    return netlink.Dump([(data, len(data))])
+
+
+def netlink_sockets() -> list[Socket]:
+    seen: set[int] = set()
+    sockets: list[Socket] = []
+    for proto in ("tcp", "udp"):
+        for family in ("4", "6"):
+            sockets += netlink.decode_inet(recorded(f"{proto}{family}"), proto, OWNERS, seen)
+    return sockets + netlink.decode_unix(recorded("unix"), OWNERS, seen)
+
+
+def find(sockets: list[Socket], expected: dict[str, Any]) -> Socket:
+    if expected["inode"]:
+        found = [s for s in sockets if s.inode == expected["inode"]]
+    else:
+        found = [
+            s
+            for s in sockets
+            if s.proto == expected["proto"]
+            and s.local._asdict() == expected["local"]
+            and s.remote is not None
+            and s.remote._asdict() == expected["remote"]
+        ]
+    assert len(found) == 1, (expected, found)
+    return found[0]
+
+
+def check(sock: Socket, expected: dict[str, Any], *, knows_peer: bool, knows_unix_uid: bool) -> None:
+    got = sock.to_dict()
+    for key in ("proto", "family", "type", "state", "local", "inode", "processes"):
+        assert (
+            got[key] == expected[key]
+            if key != "processes"
+            else got[key] == sorted(expected[key], key=lambda p: (p["pid"], p["name"], p["fd"]))
+        ), (expected["name"], key, got[key], expected[key])
+    if sock.proto != "unix":
+        assert got["remote"] == expected["remote"], expected["name"]
+        assert sock.uid == expected["uid"]
+    else:
+        assert got["remote"] == (expected["remote"] if knows_peer else None), expected["name"]
+        assert sock.uid == (expected["uid"] if knows_unix_uid else None)
+
+
+def test_proc_parsers_read_every_socket_exactly() -> None:
+    sockets = proc_sockets()
+    for expected in EXPECTED:
+        check(find(sockets, expected), expected, knows_peer=False, knows_unix_uid=False)
+    assert len(sockets) == len(EXPECTED)
+
+
+def test_netlink_decoder_reads_every_socket_exactly() -> None:
+    sockets = netlink_sockets()
+    inet_or_unix = [e for e in EXPECTED if e["proto"] != "raw"]
+    for expected in inet_or_unix:
+        check(find(sockets, expected), expected, knows_peer=True, knows_unix_uid=True)
+    assert len(sockets) == len(inet_or_unix)
+
+
+def test_both_decoders_agree_on_awkward_unix_names() -> None:
+    names = {e["local"]["path"] for e in EXPECTED if e["name"].startswith("awkward_")}
+    assert any("\n" in n for n in names) and any("\\xe9" in n for n in names)
+    assert "@odd@name" in names and "@\\xff\\xfe" in names
+    for sockets in (proc_sockets(), netlink_sockets()):
+        shown = {s.local.path for s in sockets if s.proto == "unix"}  # type: ignore[union-attr]
+        assert names <= shown
+
+
+def test_raw_dump_ends_with_an_error_in_nlmsg_done() -> None:
+    """This kernel has no raw_diag: the error is in NLMSG_DONE, never "zero sockets"."""
+    for name in ("raw4", "raw6"):
+        with pytest.raises(netlink.DumpFailed) as caught:
+            list(recorded(name))
+        assert caught.value.code == errno.ENOENT
+
+
+def _message(kind: int, flags: int, payload: bytes) -> bytes:
+    return struct.pack("=IHHII", 16 + len(payload), kind, flags, 1, 0) + payload
+
+
+def test_nlmsg_error_raises() -> None:
+    data = _message(netlink.NLMSG_ERROR, 0, struct.pack("=i", -errno.EACCES) + bytes(16))
+    with pytest.raises(netlink.DumpFailed) as caught:
+        list(netlink.Dump([(data, len(data))]))
+    assert caught.value.code == errno.EACCES
+
+
+def test_dump_intr_is_reported() -> None:
+    data = bytearray((FIXTURES / "netlink" / "tcp4.bin").read_bytes())
+    struct.pack_into("=H", data, 6, struct.unpack_from("=H", data, 6)[0] | netlink.NLM_F_DUMP_INTR)
+    dump = netlink.Dump([(data, len(data))])
+    sockets = netlink.decode_inet(dump, "tcp", {}, set())
+    assert dump.interrupted and sockets
+
+
+def test_truncated_or_unterminated_replies_are_errors() -> None:
+    data = (FIXTURES / "netlink" / "tcp4.bin").read_bytes()
+    with pytest.raises(netlink.DumpFailed) as caught:
+        list(netlink.Dump([(data[:50], 50)]))
+    assert caught.value.code == errno.EBADMSG
+    without_done = data[: data.rindex(struct.pack("=HH", netlink.NLMSG_DONE, 2)) - 4]
+    with pytest.raises(netlink.DumpFailed) as caught:
+        list(netlink.Dump([(without_done, len(without_done))]))
+    assert caught.value.code == errno.ENODATA
+
+
+def test_repeated_sockets_are_dropped() -> None:
+    data = (FIXTURES / "netlink" / "tcp4.bin").read_bytes()
+    body = data[:-20]  # without NLMSG_DONE
+    twice = body + body + data[-20:]
+    once = netlink.decode_inet(netlink.Dump([(data, len(data))]), "tcp", {}, set())
+    assert netlink.decode_inet(netlink.Dump([(twice, len(twice))]), "tcp", {}, set()) == once
+    proc = (FIXTURES / "proc" / "tcp").read_bytes()
+    rows = proc.splitlines(keepends=True)
+    assert procfs.parse_inet(proc + b"".join(rows[1:]), "tcp", "inet", {}) == procfs.parse_inet(
+        proc, "tcp", "inet", {}
+    )
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the captured words are little-endian")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"0100007F:0016", Inet("127.0.0.1", 22)),
+        (b"00000000000000000000000001000000:01BB", Inet("::1", 443)),
+        (b"0000000000000000FFFF00000100007F:1F90", Inet("::ffff:127.0.0.1", 8080)),
+        (b"000080FE00000000000000000100000A:0035", Inet("fe80::a00:1", 53)),
+        (b"000080FE000000000000000001000000:0035", Inet("fe80::1", 53)),
+        (b"00000000000000000000000000000000:0000", Inet("::", 0)),
+    ],
+)
+def test_decode_address(text: bytes, expected: Inet) -> None:
+    assert procfs.decode_address(text) == expected
