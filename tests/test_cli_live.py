@@ -1,0 +1,129 @@
+"""The CLI on live namespaces: snapshot and show with both backends, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from netns import run_in_netns
+from zoo import ZooClient
+
+from sockdiff import load, snapshot
+from sockdiff.netns import entered
+
+
+def sockdiff(
+    *argv: str, cwd: Path | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if home is not None:
+        env["SOCKDIFF_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "sockdiff", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("backend", ["netlink", "proc"])
+def test_snapshot_of_a_namespace(zoo: ZooClient, tmp_path: Path, backend: str) -> None:
+    assert zoo.netns is not None
+    path = tmp_path / "zoo.json.gz"
+    result = sockdiff("snapshot", "--backend", backend, "--netns", zoo.netns, "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    taken = load(str(path))
+    assert taken.backend == backend and taken.netns == zoo.netns
+    assert {s.inode for s in taken.sockets if s.inode} == {
+        r["inode"] for r in zoo.sockets.values() if r["inode"]
+    }
+    # -o - writes the same document to stdout
+    out = sockdiff(
+        "snapshot", "--backend", backend, "--netns", zoo.netns, "--no-processes", "-o", "-", "proto tcp"
+    )
+    document = json.loads(out.stdout)
+    assert {s["proto"] for s in document["sockets"]} == {"tcp"}
+    assert all(s["processes"] == [] for s in document["sockets"])
+
+
+def test_snapshot_into_the_store(zoo: ZooClient, tmp_path: Path) -> None:
+    assert zoo.netns is not None
+    result = sockdiff("snapshot", "--netns", zoo.netns, "--name", "zoo-1", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "zoo-1.json")
+    listing = sockdiff("list", home=tmp_path)
+    assert listing.stdout.split()[0] == "zoo-1"
+    shown = sockdiff("show", "zoo-1", "-l", "-t", home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    listeners = [r for r in zoo.sockets.values() if r["proto"] == "tcp" and r["state"] == "LISTEN"]
+    assert len(shown.stdout.splitlines()) == 1 + len(listeners)
+
+
+def test_show_is_ss_like(zoo: ZooClient) -> None:
+    assert zoo.netns is not None
+    listener = zoo.socket("tcp4_listener")
+    port = listener["local"]["port"]
+    table = sockdiff("show", "--netns", zoo.netns, "-tlp").stdout.splitlines()
+    assert table[0].split()[:5] == ["Netid", "State", "Recv-Q", "Send-Q", "Local"]
+    row = next(line for line in table if f"127.0.0.1:{port} " in line)
+    assert row.split()[:2] == ["tcp", "LISTEN"]
+    for process in listener["processes"]:
+        assert f'("{process["name"]}",pid={process["pid"]},fd={process["fd"]})' in row
+    # default: connected sockets only, as ss
+    default = sockdiff("show", "--netns", zoo.netns, "-t").stdout
+    assert "LISTEN " not in default and "ESTABLISHED" in default
+    # -a with a filter, jsonl
+    lines = sockdiff(
+        "show", "--netns", zoo.netns, "-a", "--format", "jsonl", f"sport = :{port}"
+    ).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records and all(r["local"]["port"] == port for r in records)
+    assert {r["inode"] for r in records if r["inode"]} == {
+        r["inode"]
+        for r in zoo.sockets.values()
+        if r["proto"] == "tcp" and r["local"].get("port") == port and r["inode"]
+    }
+
+
+def test_show_unix_names_with_spaces(zoo: ZooClient) -> None:
+    assert zoo.netns is not None
+    out = sockdiff("show", "--netns", zoo.netns, "-xl").stdout
+    assert zoo.socket("unix_stream_listener")["local"]["path"] in out
+    assert zoo.socket("unix_abstract_listener")["local"]["path"] in out
+
+
+def test_link_local_and_mapped_addresses_decode_alike(netns: str) -> None:
+    """/proc's host-order words and netlink's network-order bytes give one text."""
+    for command in (
+        ["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"],  # no dummy module here
+        ["ip", "addr", "add", "fe80::1/64", "dev", "d0", "nodad"],
+        ["ip", "link", "set", "d0", "up"],
+        ["ip", "link", "set", "d1", "up"],
+    ):
+        run_in_netns(netns, command)
+    with entered(netns):
+        link_local = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        link_local.bind(("fe80::1", 5353, 0, socket.if_nametoindex("d0")))
+        loopback = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        loopback.bind(("::1", 5354))
+        mapped = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        mapped.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        mapped.bind(("::ffff:127.0.0.1", 5355))
+    try:
+        for backend in ("netlink", "proc"):
+            taken = snapshot(backend=backend, netns=netns, processes=False)
+            addresses = {(s.local.address, s.local.port) for s in taken.sockets if s.proto == "udp"}  # type: ignore[union-attr]
+            assert addresses == {("fe80::1", 5353), ("::1", 5354), ("::ffff:127.0.0.1", 5355)}, backend
+    finally:
+        for sock in (link_local, loopback, mapped):
+            sock.close()
