@@ -7,6 +7,7 @@ stderr and exit code 2. Reports go to stdout, diagnostics to stderr.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -330,6 +331,9 @@ def _warning_line(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, 1 for counted differences, 2 for errors)."""
     warnings.showwarning = _warning_line
+    # A run builds up to a few million acyclic objects and then exits: the
+    # cyclic collector would only walk them again and again.
+    gc.disable()
     try:
         result = app(args=argv, prog_name="sockdiff", standalone_mode=False)
     except SockdiffError as err:

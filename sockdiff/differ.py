@@ -9,10 +9,13 @@ to one. A value one side cannot know (None, or no processes) is never a change.
 from __future__ import annotations
 
 import json
+import operator
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._perf import gc_paused
 from .errors import UsageError
 from .model import Socket, is_listening
 from .snapshots import Snapshot
@@ -34,11 +37,20 @@ COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "
 FAIL_ON = ("any", "new", "closed", "changed", "listening")
 
 
+# Identities as C-level item getters over the record's fields: inet
+# (proto, family, local, remote); UNIX (proto, type, local, inode).
+_INET_IDENTITY: Callable[[Socket], Hashable] = operator.itemgetter(0, 1, 4, 5)
+_UNIX_IDENTITY: Callable[[Socket], Hashable] = operator.itemgetter(0, 2, 4, 6)
+
+
 def identity(sock: Socket) -> Hashable:
     """The key two snapshots match a socket by."""
-    if sock.proto == "unix":
-        return ("unix", sock.type, sock.local, sock.inode)
-    return (sock.proto, sock.family, sock.local, sock.remote)
+    return _UNIX_IDENTITY(sock) if sock.proto == "unix" else _INET_IDENTITY(sock)
+
+
+def _identities(sockets: Sequence[Socket]) -> list[Hashable]:
+    inet, unix = _INET_IDENTITY, _UNIX_IDENTITY
+    return [unix(s) if s[0] == "unix" else inet(s) for s in sockets]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,20 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
     return pairs, left_old[count:], left_new[count:]
 
 
+def _repeated(keys: list[Hashable]) -> set[Hashable]:
+    return {key for key, count in Counter(keys).items() if count > 1}
+
+
+def _groups(
+    keys: list[Hashable], sockets: Sequence[Socket], wanted: set[Hashable]
+) -> dict[Hashable, list[Socket]]:
+    groups: dict[Hashable, list[Socket]] = {}
+    for key, sock in zip(keys, sockets, strict=True):
+        if key in wanted:
+            groups.setdefault(key, []).append(sock)
+    return groups
+
+
 def _sort_key(sock: Socket) -> tuple[Any, ...]:
     return (sock.proto, sock.family, sock.type, str(sock.local), str(sock.remote), sock.inode)
 
@@ -197,44 +223,45 @@ def diff(
     ``ignore`` drops every difference involving a socket it matches (either side
     of a change); ``only`` keeps just the differences involving one it matches.
     """
-    old_groups: dict[Hashable, list[Socket]] = {}
-    for sock in old.sockets:
-        key = identity(sock)
-        group = old_groups.get(key)
-        if group is None:
-            old_groups[key] = [sock]
-        else:
-            group.append(sock)
-    opened: list[Socket] = []
-    changed: list[Change] = []
-    new_groups: dict[Hashable, list[Socket]] = {}
-    for sock in new.sockets:
-        key = identity(sock)
-        group = new_groups.get(key)
-        if group is None:
-            new_groups[key] = [sock]
-        else:
-            group.append(sock)
-    closed: list[Socket] = []
-    for key, news in new_groups.items():
-        olds = old_groups.pop(key, None)
-        if olds is None:
-            opened += news
-            continue
-        if len(olds) == 1 and len(news) == 1:
-            pairs = [(olds[0], news[0])]
-        else:
-            pairs, gone, came = _pair(olds, news)
-            closed += gone
-            opened += came
+    with gc_paused():
+        old_keys = _identities(old.sockets)
+        new_keys = _identities(new.sockets)
+        old_map = dict(zip(old_keys, old.sockets, strict=True))
+        new_map = dict(zip(new_keys, new.sockets, strict=True))
+        pairs: Pairs = []
+        opened: list[Socket] = []
+        closed: list[Socket] = []
+        if len(old_map) < len(old_keys) or len(new_map) < len(new_keys):
+            # Several sockets share an identity (SO_REUSEPORT listeners): pair
+            # those groups apart, and leave the one-to-one rest to the fast path.
+            shared = _repeated(old_keys) | _repeated(new_keys)
+            old_groups = _groups(old_keys, old.sockets, shared)
+            new_groups = _groups(new_keys, new.sockets, shared)
+            for key in shared:
+                found, gone, came = _pair(old_groups.get(key, []), new_groups.get(key, []))
+                pairs += found
+                closed += gone
+                opened += came
+                old_map.pop(key, None)
+                new_map.pop(key, None)
+        # One pass, one hash of each key: what is left of old_map has closed.
+        take = old_map.pop
+        add_opened = opened.append
+        add_pair = pairs.append
+        for key, sock in new_map.items():
+            before = take(key, None)
+            if before is None:
+                add_opened(sock)
+            elif before != sock:
+                add_pair((before, sock))
+        closed += old_map.values()
+        changed: list[Change] = []
         for before, after in pairs:
-            if before is after or before == after:
+            if before == after:
                 continue
             names = _changed_fields(before, after, fields)
             if names:
                 changed.append(Change(before, after, names))
-    for olds in old_groups.values():
-        closed += olds
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):

@@ -121,19 +121,27 @@ class Socket(NamedTuple):
     processes: tuple[Process, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as it stands in a snapshot file."""
+        """The record as it stands in a snapshot file (written out by hand: ``_asdict``
+        would cost a third of a 100k-socket snapshot)."""
+        proto, family, sock_type, state, local, remote, inode, uid, recv_q, send_q, processes = self
+        if proto == "unix":
+            local_dict: dict[str, Any] = {"path": local[0]}
+            remote_dict: dict[str, Any] | None = None if remote is None else {"peer_inode": remote[0]}
+        else:
+            local_dict = {"address": local[0], "port": local[-1]}
+            remote_dict = None if remote is None else {"address": remote[0], "port": remote[-1]}
         return {
-            "proto": self.proto,
-            "family": self.family,
-            "type": self.type,
-            "state": self.state,
-            "local": self.local._asdict(),
-            "remote": None if self.remote is None else self.remote._asdict(),
-            "inode": self.inode,
-            "uid": self.uid,
-            "recv_q": self.recv_q,
-            "send_q": self.send_q,
-            "processes": [p._asdict() for p in self.processes],
+            "proto": proto,
+            "family": family,
+            "type": sock_type,
+            "state": state,
+            "local": local_dict,
+            "remote": remote_dict,
+            "inode": inode,
+            "uid": uid,
+            "recv_q": recv_q,
+            "send_q": send_q,
+            "processes": [{"pid": p[0], "name": p[1], "fd": p[2]} for p in processes] if processes else [],
         }
 
 

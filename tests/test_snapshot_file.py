@@ -136,9 +136,9 @@ GOOD = dumps(sample())
         (b"[1, 2]", "not a JSON object"),
         (b'{"a": "\xc3\x28"}', "not UTF-8"),
         (GOOD.replace(b"sockdiff.snapshot", b"sockdiff.diff"), "format is 'sockdiff.diff'"),
-        (GOOD.replace(b'"version": 1', b'"version": 2'), "version 2 is not one this sockdiff reads"),
-        (GOOD.replace(b'"inode": 11, ', b""), "socket 0 lacks inode"),
-        (GOOD.replace(b'"proto": "tcp"', b'"proto": "sctp"', 1), "socket 0 is malformed"),
+        (GOOD.replace(b'"version":1', b'"version":2'), "version 2 is not one this sockdiff reads"),
+        (GOOD.replace(b'"inode":11,', b""), "socket 0 lacks inode"),
+        (GOOD.replace(b'"proto":"tcp"', b'"proto":"sctp"', 1), "socket 0 is malformed"),
         (gzip.compress(GOOD)[:40], "broken gzip data"),
     ],
 )
