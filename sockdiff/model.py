@@ -146,6 +146,7 @@ class Socket(NamedTuple):
 
 
 NO_PROCESSES: tuple[Process, ...] = ()
+_new = tuple.__new__  # Socket(...) without NamedTuple's Python-level __new__
 
 
 def make_socket(
@@ -166,18 +167,21 @@ def make_socket(
     ``owners`` maps socket inodes to their processes (see
     :mod:`sockdiff.processes`); inode 0 never has an owner.
     """
-    return Socket(
-        proto,
-        family,
-        sock_type,
-        state,
-        local,
-        remote,
-        inode,
-        uid,
-        recv_q,
-        send_q,
-        owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES,
+    return _new(
+        Socket,
+        (
+            proto,
+            family,
+            sock_type,
+            state,
+            local,
+            remote,
+            inode,
+            uid,
+            recv_q,
+            send_q,
+            owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES,
+        ),
     )
 
 

@@ -66,11 +66,13 @@ ATTEMPTS = 3  # dumps redone while the kernel flags them NLM_F_DUMP_INTR
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _ERRNO = struct.Struct("=i")
 # nlmsghdr + struct inet_diag_msg: family, state, (timer, retrans), ports (network
-# order), src, dst, (if), cookie, (expires), rqueue, wqueue, uid, inode.
-_INET_MSG = struct.Struct("=16xBB2x2s2s16s16s4xQ4xIIII")
+# order, read natively and swapped through _PORTS), src, dst, (if), cookie,
+# (expires), rqueue, wqueue, uid, inode.
+_INET_MSG = struct.Struct("=16xBB2xHH16s16s4xQ4xIIII")
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
 _ATTR = struct.Struct("=HH")
+_PORTS = [socket.ntohs(value) for value in range(65536)]
 _U32 = struct.Struct("=I")
 _U32_PAIR = struct.Struct("=II")
 
@@ -191,9 +193,10 @@ def decode_inet(
     """
     sock_type = INET_TYPES[proto]
     states = TCP_STATES
+    ports = _PORTS
     addresses: dict[bytes, str] = {}
-    ports: dict[bytes, int] = {}
     unpack = _INET_MSG.unpack_from
+    new = tuple.__new__  # Inet(...) without NamedTuple's Python-level __new__
     sockets = []
     for buffer, offset, _end in messages:
         family, state, sport, dport, src, dst, cookie, rqueue, wqueue, uid, inode = unpack(buffer, offset)
@@ -212,20 +215,14 @@ def decode_inet(
         remote_address = addresses.get(dst)
         if remote_address is None:
             remote_address = addresses[dst] = inet_ntop(family, dst)
-        local_port = ports.get(sport)
-        if local_port is None:
-            local_port = ports[sport] = int.from_bytes(sport, "big")
-        remote_port = ports.get(dport)
-        if remote_port is None:
-            remote_port = ports[dport] = int.from_bytes(dport, "big")
         sockets.append(
             make_socket(
                 proto,
                 family_name,
                 sock_type,
                 states.get(state, "UNKNOWN"),
-                Inet(local_address, local_port),
-                Inet(remote_address, remote_port),
+                new(Inet, (local_address, ports[sport])),
+                new(Inet, (remote_address, ports[dport])),
                 inode,
                 uid,
                 rqueue,
