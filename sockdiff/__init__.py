@@ -10,7 +10,7 @@
 from ._version import __version__
 from .differ import Change, Diff, diff
 from .errors import BackendUnavailable, BadFilter, BadSnapshot, NetnsError, SockdiffError, UsageError
-from .model import Inet, Process, Socket, UnixName, UnixPeer
+from .model import Endpoint, Inet, Process, Socket, UnixName, UnixPeer
 from .snapshots import Snapshot, load, save
 from .snapshots import take as snapshot
 
@@ -20,6 +20,7 @@ __all__ = [
     "BadSnapshot",
     "Change",
     "Diff",
+    "Endpoint",
     "Inet",
     "NetnsError",
     "Process",

@@ -37,10 +37,10 @@ COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "
 FAIL_ON = ("any", "new", "closed", "changed", "listening")
 
 
-# Identities as C-level item getters over the record's fields: inet
+# Identities as C-level getters over the record's fields: inet
 # (proto, family, local, remote); UNIX (proto, type, local, inode).
-_INET_IDENTITY: Callable[[Socket], Hashable] = operator.itemgetter(0, 1, 4, 5)
-_UNIX_IDENTITY: Callable[[Socket], Hashable] = operator.itemgetter(0, 2, 4, 6)
+_INET_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter("proto", "family", "local", "remote")
+_UNIX_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter("proto", "type", "local", "inode")
 
 
 def identity(sock: Socket) -> Hashable:
@@ -50,7 +50,7 @@ def identity(sock: Socket) -> Hashable:
 
 def _identities(sockets: Sequence[Socket]) -> list[Hashable]:
     inet, unix = _INET_IDENTITY, _UNIX_IDENTITY
-    return [unix(s) if s[0] == "unix" else inet(s) for s in sockets]
+    return [unix(s) if s.proto == "unix" else inet(s) for s in sockets]
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,9 +84,8 @@ from sockdiff.model import (
     TCP_STATES,
     UNIX_DIAG_STATES,
     UNIX_SS_STATES,
-    Inet,
+    Endpoint,
     Socket,
-    UnixName,
 )
 
 __all__ = ["Predicate", "compile_filter", "compile_filters"]
@@ -94,10 +93,10 @@ __all__ = ["Predicate", "compile_filter", "compile_filters"]
 Predicate = Callable[[Socket], bool]
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# src/sport and dst/dport differ only in the endpoint they read; records are
-# tuples, so one closure serves both by index, at the cost of a field read.
-_LOCAL = Socket._fields.index("local")
-_REMOTE = Socket._fields.index("remote")
+# src/sport and dst/dport differ only in the endpoint they read: one closure
+# serves both, given a C-level getter for its field.
+_LOCAL: Callable[[Socket], Endpoint | None] = operator.attrgetter("local")
+_REMOTE: Callable[[Socket], Endpoint | None] = operator.attrgetter("remote")
 
 # Addresses seen per src/dst condition. A machine has few distinct addresses, but
 # `watch` runs for days, so the cache is bounded.
@@ -317,19 +316,23 @@ def _address_in(address: str, networks: tuple[_Network, ...]) -> bool:
     return any(ip in net or (mapped is not None and mapped in net) for net in networks)
 
 
-def _host_test(index: int, networks: tuple[_Network, ...] | None, port: int | None) -> Predicate:
-    """A predicate for ``src``/``dst``: the endpoint at ``index`` matches."""
+def _host_test(
+    field: Callable[[Socket], Endpoint | None], networks: tuple[_Network, ...] | None, port: int | None
+) -> Predicate:
+    """A predicate for ``src``/``dst``: the endpoint ``field`` reads matches."""
     cache: dict[str, bool] = {}
 
     def test(sock: Socket) -> bool:
-        endpoint = sock[index]
-        if type(endpoint) is not Inet:
+        endpoint = field(sock)
+        if endpoint is None:
+            return False
+        address = endpoint.address
+        if type(address) is not str:  # a UNIX socket's endpoint
             return False
         if port is not None and endpoint.port != port:
             return False
         if networks is None:
             return True
-        address = endpoint.address
         hit = cache.get(address)
         if hit is None:
             hit = _address_in(address, networks)
@@ -341,12 +344,17 @@ def _host_test(index: int, networks: tuple[_Network, ...] | None, port: int | No
     return test
 
 
-def _port_test(index: int, compare: Callable[[int, int], bool], port: int) -> Predicate:
-    """A predicate for ``sport``/``dport``: the endpoint at ``index`` has such a port."""
+def _port_test(
+    field: Callable[[Socket], Endpoint | None], compare: Callable[[int, int], bool], port: int
+) -> Predicate:
+    """A predicate for ``sport``/``dport``: the endpoint ``field`` reads has such a port."""
 
     def test(sock: Socket) -> bool:
-        endpoint = sock[index]
-        return type(endpoint) is Inet and compare(endpoint.port, port)
+        endpoint = field(sock)
+        if endpoint is None:
+            return False
+        value = endpoint.port
+        return type(value) is int and compare(value, port)
 
     return test
 
@@ -566,8 +574,8 @@ class _Parser:
         matches = _name_test(pattern)
 
         def test(sock: Socket) -> bool:
-            local = sock.local
-            return type(local) is UnixName and local.path is not None and matches(local.path)
+            path = sock.local.path
+            return type(path) is str and matches(path)
 
         return test
 

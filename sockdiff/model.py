@@ -1,22 +1,28 @@
 """The socket record both backends build, and the one table of state names.
 
-Records are :class:`typing.NamedTuple` rather than frozen dataclasses: they are
-just as immutable and typed, and building 100k of them costs half as much
-(a frozen dataclass pays an ``object.__setattr__`` per field).
+Records are frozen :class:`msgspec.Struct` types rather than frozen dataclasses:
+just as immutable, typed and hashable, built in C (a frozen dataclass pays an
+``object.__setattr__`` per field), and msgspec writes and reads them as JSON
+directly: encoding 100k records takes ~0.03 s instead of ~0.3 s through dicts,
+and reading them back checks every field's type on the way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal
+
+import msgspec
 
 __all__ = [
     "FAMILIES",
+    "FIELDS",
     "PROTOS",
     "SOCK_TYPES",
     "TCP_STATES",
     "UNIX_DIAG_STATES",
     "UNIX_SS_STATES",
+    "Endpoint",
     "Inet",
     "Process",
     "Socket",
@@ -73,47 +79,62 @@ UNIX_STATE_NAMES = frozenset(UNIX_SS_STATES.values()) | {"LISTENING", "UNKNOWN"}
 SOCK_TYPES: dict[int, str] = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket"}
 
 
-class Inet(NamedTuple):
+ProtoName = Literal["tcp", "udp", "raw", "unix"]
+FamilyName = Literal["inet", "inet6", "unix"]
+TypeName = Literal["stream", "dgram", "seqpacket", "raw", "unknown"]
+
+
+class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True):
+    """One end of a socket, in the shape of the snapshot file.
+
+    inet: ``address`` and ``port`` (for raw sockets the protocol number). UNIX
+    local: ``path`` (``@name`` when abstract, None when unnamed). UNIX remote:
+    ``peer_inode`` (0: no peer). Fields that do not apply are UNSET and left
+    out of the file. One type rather than three: msgspec reads a union of
+    structs only when a tag field tells them apart, and SPEC.md's shapes have none.
+    """
+
+    address: str | msgspec.UnsetType = msgspec.UNSET
+    port: int | msgspec.UnsetType = msgspec.UNSET
+    path: str | msgspec.UnsetType | None = msgspec.UNSET
+    peer_inode: int | msgspec.UnsetType = msgspec.UNSET
+
+
+def Inet(address: str, port: int) -> Endpoint:
     """An IP endpoint; for raw sockets ``port`` is the protocol number."""
-
-    address: str
-    port: int
+    return Endpoint(address, port)
 
 
-class UnixName(NamedTuple):
+def UnixName(path: str | None) -> Endpoint:
     """A UNIX socket's name: a path, ``@name`` when abstract, None when unnamed."""
+    return Endpoint(path=path)
 
-    path: str | None
 
-
-class UnixPeer(NamedTuple):
+def UnixPeer(peer_inode: int) -> Endpoint:
     """The inode of a UNIX socket's peer, 0 when it has none."""
+    return Endpoint(peer_inode=peer_inode)
 
-    peer_inode: int
 
-
-class Process(NamedTuple):
+class Process(msgspec.Struct, frozen=True, order=True):
     pid: int
     name: str
     fd: int
 
 
-Endpoint = Inet | UnixName | UnixPeer
-
-
-class Socket(NamedTuple):
+class Socket(msgspec.Struct, frozen=True, gc=False):
     """One socket, normalized the same way by every backend.
 
     A field a backend cannot know is None (``remote`` included for UNIX
-    sockets read from /proc).
+    sockets read from /proc). ``gc=False``: records hold no cycles, so the
+    collector need not track 100k of them.
     """
 
-    proto: str
-    family: str
-    type: str
+    proto: ProtoName
+    family: FamilyName
+    type: TypeName
     state: str
-    local: Inet | UnixName
-    remote: Inet | UnixPeer | None
+    local: Endpoint
+    remote: Endpoint | None
     inode: int
     uid: int | None
     recv_q: int | None
@@ -121,32 +142,14 @@ class Socket(NamedTuple):
     processes: tuple[Process, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as it stands in a snapshot file (written out by hand: ``_asdict``
-        would cost a third of a 100k-socket snapshot)."""
-        proto, family, sock_type, state, local, remote, inode, uid, recv_q, send_q, processes = self
-        if proto == "unix":
-            local_dict: dict[str, Any] = {"path": local[0]}
-            remote_dict: dict[str, Any] | None = None if remote is None else {"peer_inode": remote[0]}
-        else:
-            local_dict = {"address": local[0], "port": local[-1]}
-            remote_dict = None if remote is None else {"address": remote[0], "port": remote[-1]}
-        return {
-            "proto": proto,
-            "family": family,
-            "type": sock_type,
-            "state": state,
-            "local": local_dict,
-            "remote": remote_dict,
-            "inode": inode,
-            "uid": uid,
-            "recv_q": recv_q,
-            "send_q": send_q,
-            "processes": [{"pid": p[0], "name": p[1], "fd": p[2]} for p in processes] if processes else [],
-        }
+        """The record as it stands in a snapshot file."""
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        result["processes"] = list(result["processes"])
+        return result
 
 
+FIELDS: tuple[str, ...] = Socket.__struct_fields__
 NO_PROCESSES: tuple[Process, ...] = ()
-_new = tuple.__new__  # Socket(...) without NamedTuple's Python-level __new__
 
 
 def make_socket(
@@ -154,8 +157,8 @@ def make_socket(
     family: str,
     sock_type: str,
     state: str,
-    local: Inet | UnixName,
-    remote: Inet | UnixPeer | None,
+    local: Endpoint,
+    remote: Endpoint | None,
     inode: int,
     uid: int | None,
     recv_q: int | None,
@@ -167,21 +170,18 @@ def make_socket(
     ``owners`` maps socket inodes to their processes (see
     :mod:`sockdiff.processes`); inode 0 never has an owner.
     """
-    return _new(
-        Socket,
-        (
-            proto,
-            family,
-            sock_type,
-            state,
-            local,
-            remote,
-            inode,
-            uid,
-            recv_q,
-            send_q,
-            owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES,
-        ),
+    return Socket(
+        proto,  # type: ignore[arg-type]
+        family,  # type: ignore[arg-type]
+        sock_type,  # type: ignore[arg-type]
+        state,
+        local,
+        remote,
+        inode,
+        uid,
+        recv_q,
+        send_q,
+        owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES,
     )
 
 
@@ -220,12 +220,7 @@ def is_listening(sock: Socket) -> bool:
     if sock.proto == "unix":
         if sock.state == "LISTENING":
             return True
-        return (
-            sock.state == "UNCONNECTED"
-            and sock.type == "dgram"
-            and isinstance(sock.local, UnixName)
-            and sock.local.path is not None
-        )
+        return sock.state == "UNCONNECTED" and sock.type == "dgram" and isinstance(sock.local.path, str)
     return sock.state == "CLOSE"
 
 

@@ -6,7 +6,9 @@ import functools
 import socket as _socket
 from collections.abc import Sequence
 
-from .model import Inet, Socket, UnixName, UnixPeer
+import msgspec
+
+from .model import Endpoint, Socket
 
 __all__ = [
     "address_text",
@@ -45,15 +47,17 @@ def _service_name(port: int, proto: str) -> str:
         return str(port)
 
 
-def address_text(endpoint: Inet | UnixName | UnixPeer | None, proto: str, resolve: bool = False) -> str:
+def address_text(endpoint: Endpoint | None, proto: str, resolve: bool = False) -> str:
     """An endpoint as ss prints it: ``127.0.0.1:22``, ``[::1]:22``, ``*:*``, a path, ``*``."""
     if endpoint is None:
         return "*"
-    if isinstance(endpoint, UnixName):
+    if endpoint.path is not msgspec.UNSET:
         return "*" if endpoint.path is None else endpoint.path
-    if isinstance(endpoint, UnixPeer):
+    if endpoint.peer_inode is not msgspec.UNSET:
         return str(endpoint.peer_inode) if endpoint.peer_inode else "*"
-    address, port = endpoint
+    address, port = endpoint.address, endpoint.port
+    if address is msgspec.UNSET or port is msgspec.UNSET:
+        return "?"
     if address in ("0.0.0.0", "::"):
         host = "*"
     elif resolve:
@@ -129,17 +133,10 @@ _RESET = "\033[0m"
 
 def _processes_detail(old: Socket, new: Socket) -> str:
     """Which owners came and went, e.g. ``+("b",pid=2,fd=3) -("a",pid=1,fd=3)``."""
-    from deepdiff import DeepDiff
-
-    # deepdiff with ignore_order matches the two owner lists as multisets.
-    delta = DeepDiff(
-        [p._asdict() for p in old.processes], [p._asdict() for p in new.processes], ignore_order=True
-    )
-    added = delta.get("iterable_item_added", {}).values()
-    removed = delta.get("iterable_item_removed", {}).values()
-    texts = [f'+("{p["name"]}",pid={p["pid"]},fd={p["fd"]})' for p in added]
-    texts += [f'-("{p["name"]}",pid={p["pid"]},fd={p["fd"]})' for p in removed]
-    return " ".join(texts) if texts else f"{process_text(old)} → {process_text(new)}"
+    before, after = set(old.processes), set(new.processes)
+    texts = [f'+("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(after - before)]
+    texts += [f'-("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(before - after)]
+    return " ".join(texts)
 
 
 def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from sockdiff.backends import netlink, procfs
@@ -64,9 +65,9 @@ def find(sockets: list[Socket], expected: dict[str, Any]) -> Socket:
             s
             for s in sockets
             if s.proto == expected["proto"]
-            and s.local._asdict() == expected["local"]
+            and msgspec.to_builtins(s.local) == expected["local"]
             and s.remote is not None
-            and s.remote._asdict() == expected["remote"]
+            and msgspec.to_builtins(s.remote) == expected["remote"]
         ]
     assert len(found) == 1, (expected, found)
     return found[0]

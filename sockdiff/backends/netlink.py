@@ -21,11 +21,9 @@ from ..errors import BackendUnavailable
 from ..model import (
     SOCK_TYPES,
     TCP_STATES,
-    Inet,
+    Endpoint,
     Process,
     Socket,
-    UnixName,
-    UnixPeer,
     escape_name,
     make_socket,
 )
@@ -196,7 +194,6 @@ def decode_inet(
     ports = _PORTS
     addresses: dict[bytes, str] = {}
     unpack = _INET_MSG.unpack_from
-    new = tuple.__new__  # Inet(...) without NamedTuple's Python-level __new__
     sockets = []
     for buffer, offset, _end in messages:
         family, state, sport, dport, src, dst, cookie, rqueue, wqueue, uid, inode = unpack(buffer, offset)
@@ -221,8 +218,8 @@ def decode_inet(
                 family_name,
                 sock_type,
                 states.get(state, "UNKNOWN"),
-                new(Inet, (local_address, ports[sport])),
-                new(Inet, (remote_address, ports[dport])),
+                Endpoint(local_address, ports[sport]),
+                Endpoint(remote_address, ports[dport]),
                 inode,
                 uid,
                 rqueue,
@@ -279,8 +276,8 @@ def decode_unix(
                 "unix",
                 SOCK_TYPES.get(type_number, "unknown"),
                 "LISTENING" if state == 10 else "CONNECTED" if state == 1 else "UNCONNECTED",
-                UnixName(name),
-                UnixPeer(peer),
+                Endpoint(path=name),
+                Endpoint(peer_inode=peer),
                 inode,
                 uid,
                 recv_q,

@@ -17,10 +17,9 @@ from ..model import (
     SOCK_TYPES,
     TCP_STATES,
     UNIX_SS_STATES,
-    Inet,
+    Endpoint,
     Process,
     Socket,
-    UnixName,
     escape_name,
     make_socket,
 )
@@ -81,17 +80,17 @@ def _ipv6(words: bytes) -> str:
     return inet_ntop(AF_INET6, packed)
 
 
-def decode_address(text: bytes) -> Inet:
+def decode_address(text: bytes) -> Endpoint:
     """One ``ADDRESS:PORT`` column of /proc/net/{tcp,udp,raw}{,6}.
 
     >>> decode_address(b"0500000A:0016")  # on a little-endian machine
-    Inet(address='10.0.0.5', port=22)
+    Endpoint(address='10.0.0.5', port=22)
     >>> decode_address(b"0000000000000000FFFF00000100007F:1F90")
-    Inet(address='::ffff:127.0.0.1', port=8080)
+    Endpoint(address='::ffff:127.0.0.1', port=8080)
     """
     address, _, port = text.partition(b":")
     decode = _ipv4 if len(address) == 8 else _ipv6
-    return Inet(decode(address), int(port, 16))
+    return Endpoint(decode(address), int(port, 16))
 
 
 def parse_inet(
@@ -104,7 +103,7 @@ def parse_inet(
     backlog limit that netlink (and ss) report, so it is unknown here: None.
     """
     sock_type = INET_TYPES[proto]
-    addresses: dict[bytes, Inet] = {}
+    addresses: dict[bytes, Endpoint] = {}
     seen: set[object] = set()
     sockets = []
     states = TCP_STATES
@@ -186,7 +185,7 @@ def parse_unix(data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[S
                 "unix",
                 SOCK_TYPES.get(int(row[2], 16), "unknown"),
                 state,
-                UnixName(None if name is None else escape_name(name)),
+                Endpoint(path=None if name is None else escape_name(name)),
                 None,
                 inode,
                 None,
