@@ -64,4 +64,14 @@ def load_defaults(directory: Path | None = None) -> Defaults:
         fail_on = ",".join(str(item) for item in fail_on)
     if fail_on is not None and not isinstance(fail_on, str):
         raise UsageError(f"{origin}: 'fail_on' must be a string or a list")
+    # Checked here, so that a mistake in the file is reported with the file's name.
+    from .differ import parse_fail_on
+    from .filter import compile_filters
+
+    try:
+        compile_filters(ignore)
+        if fail_on is not None:
+            parse_fail_on(fail_on)
+    except UsageError as err:
+        raise UsageError(f"{origin}: {err}") from err
     return Defaults(tuple(ignore), fail_on, origin)
