@@ -127,3 +127,35 @@ def test_link_local_and_mapped_addresses_decode_alike(netns: str) -> None:
     finally:
         for sock in (link_local, loopback, mapped):
             sock.close()
+
+
+def test_resolve_names(zoo: ZooClient) -> None:
+    """-r resolves addresses (127.0.0.1 through /etc/hosts) as ss -r does; -n is the default."""
+    assert zoo.netns is not None
+    numeric = sockdiff("show", "--netns", zoo.netns, "-t").stdout
+    resolved = sockdiff("show", "--netns", zoo.netns, "-t", "-r").stdout
+    assert "127.0.0.1:" in numeric
+    expected = socket.gethostbyaddr("127.0.0.1")[0]
+    assert f"{expected}:" in resolved and "127.0.0.1:" not in resolved
+
+
+def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where NETLINK_SOCK_DIAG cannot be opened, auto reads /proc and says so once.
+
+    The failure is simulated at the one call that opens the socket: a kernel
+    without sock_diag cannot be had on this machine.
+    """
+    from sockdiff.backends import netlink
+    from sockdiff.errors import BackendUnavailable
+    from sockdiff.snapshots import BackendFallback
+
+    def refuse() -> socket.socket:
+        raise BackendUnavailable("cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported")
+
+    monkeypatch.setattr(netlink, "open_socket", refuse)
+    with pytest.warns(BackendFallback, match="Protocol not supported; reading /proc/net instead") as caught:
+        taken = snapshot(netns=netns, processes=False)
+    assert len(caught) == 1
+    assert taken.backend == "proc" and set(taken.sources.values()) == {"proc"}
+    with pytest.raises(BackendUnavailable):
+        snapshot(backend="netlink", netns=netns, processes=False)
