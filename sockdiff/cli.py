@@ -6,8 +6,10 @@ stderr and exit code 2. Reports go to stdout, diagnostics to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -166,8 +168,6 @@ def show(
 
 
 def _colour() -> bool:
-    import os
-
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
@@ -357,5 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> NoReturn:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    Exits without tearing down the interpreter: freeing a few hundred thousand
+    records one by one costs ~50 ms and achieves nothing at exit.
+    """
+    code = main()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -213,7 +213,7 @@ def loads(data: bytes, origin: str) -> Snapshot:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise bad(f"broken gzip data ({err})") from None
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte; strip would copy
         raise bad("empty file")
     try:
         header = msgspec.json.decode(data, type=_Header)
