@@ -129,7 +129,8 @@ ZOO_NAMES = (
     "socketpair_b",
 )
 
-# include/net/tcp_states.h; UDP and raw sockets use ESTABLISHED and CLOSE.
+# include/net/tcp_states.h; UDP and raw sockets use ESTABLISHED and CLOSE. Kept apart
+# from sockdiff.model.TCP_STATES on purpose: the zoo is the tests' own account of /proc.
 _TCP_STATES = {
     1: "ESTABLISHED",
     2: "SYN_SENT",
