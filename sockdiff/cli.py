@@ -146,7 +146,7 @@ def show(
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
     where = _where(words)
-    filter_text = " ".join(words)
+    filter_text = " ".join(words).lower()  # keywords are case-insensitive
     want_processes = processes or output_format != "table" or "process" in filter_text or "pid" in filter_text
     snap = open_source(source, netns=netns, processes=want_processes)
     protos = frozenset(_protos(tcp, udp, raw, unix))
@@ -336,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.disable()
     try:
         result = app(args=argv, prog_name="sockdiff", standalone_mode=False)
+        sys.stdout.flush()  # a full disk shows here, while errors still become one line
     except SockdiffError as err:
         print(f"sockdiff: {err}", file=sys.stderr)
         return 2
@@ -353,6 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as err:
+        # Standard output that cannot be written (a full disk, a closed descriptor):
+        # files and sockets turn their errors into SockdiffErrors where they are used.
+        where = err.filename if err.filename is not None else "cannot write output"
+        print(f"sockdiff: {where}: {err.strerror or err}", file=sys.stderr)
+        return 2
     return result if isinstance(result, int) else 0
 
 
@@ -363,7 +370,7 @@ def run() -> NoReturn:
     records one by one costs ~50 ms and achieves nothing at exit.
     """
     code = main()
-    with contextlib.suppress(BrokenPipeError):
+    with contextlib.suppress(OSError):
         sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -152,6 +152,58 @@ FIELDS: tuple[str, ...] = Socket.__struct_fields__
 NO_PROCESSES: tuple[Process, ...] = ()
 
 
+_UNSET = msgspec.UNSET
+
+
+def _is_inet(end: Endpoint | None) -> bool:
+    return (
+        end is not None
+        and end.address is not _UNSET
+        and end.port is not _UNSET
+        and end.path is _UNSET
+        and end.peer_inode is _UNSET
+    )
+
+
+def record_problem(sock: Socket) -> str | None:
+    """What makes a record read from a file unlike any a backend builds, or None.
+
+    msgspec has checked each field's type; this checks what types cannot say:
+    the endpoint shapes of SPEC.md for the record's family, and a state name
+    from the table of its protocol.
+    """
+    local, remote = sock.local, sock.remote
+    if sock.proto == "unix":
+        if sock.family != "unix":
+            return f"a unix socket's family is 'unix', not {sock.family!r}"
+        if sock.state not in UNIX_STATE_NAMES:
+            return f"{sock.state!r} is not a UNIX state"
+        if (
+            local.path is _UNSET
+            or local.address is not _UNSET
+            or local.port is not _UNSET
+            or local.peer_inode is not _UNSET
+        ):
+            return '`local` of a unix socket is {"path": ...}'
+        if remote is not None and (
+            remote.peer_inode is _UNSET
+            or remote.path is not _UNSET
+            or remote.address is not _UNSET
+            or remote.port is not _UNSET
+        ):
+            return '`remote` of a unix socket is {"peer_inode": N} or null'
+        return None
+    if sock.family == "unix":
+        return f"a {sock.proto} socket's family is 'inet' or 'inet6', not 'unix'"
+    if sock.state not in INET_STATE_NAMES:
+        return f"{sock.state!r} is not a {sock.proto.upper()} state"
+    if not _is_inet(local):
+        return '`local` of an inet socket is {"address": ..., "port": N}'
+    if not _is_inet(remote):
+        return '`remote` of an inet socket is {"address": ..., "port": N}'
+    return None
+
+
 def make_socket(
     proto: str,
     family: str,

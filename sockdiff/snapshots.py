@@ -25,7 +25,7 @@ import msgspec
 from ._perf import gc_paused
 from ._version import __version__
 from .errors import BackendUnavailable, BadSnapshot, UsageError
-from .model import PROTOS, Socket
+from .model import PROTOS, Socket, record_problem
 
 __all__ = [
     "BACKENDS",
@@ -143,7 +143,7 @@ class _Document(msgspec.Struct):
     netns: str | None
     sources: dict[str, str]
     sockets: list[Socket]
-    tool_version: str = ""
+    tool_version: str
 
 
 class _Header(msgspec.Struct):
@@ -202,7 +202,8 @@ def loads(data: bytes, origin: str) -> Snapshot:
 
     msgspec checks every field of every record against :class:`Socket` while it
     reads, so a record missing a field or holding the wrong type is refused
-    with its place, e.g. ``Object missing required field `inode` - at `$.sockets[4]```.
+    with its place, e.g. ``Object missing required field `inode` - at `$.sockets[4]```;
+    then each record's endpoints and state must fit its family and protocol.
     """
 
     def bad(reason: str) -> BadSnapshot:
@@ -236,6 +237,10 @@ def loads(data: bytes, origin: str) -> Snapshot:
             raise bad("not UTF-8 text") from None
         except (msgspec.ValidationError, msgspec.DecodeError) as err:
             raise bad(str(err)) from None
+    for index, sock in enumerate(document.sockets):
+        problem = record_problem(sock)
+        if problem is not None:
+            raise bad(f"{problem} - at `$.sockets[{index}]`")
     return Snapshot(
         sockets=tuple(document.sockets),
         taken_at=document.taken_at,

@@ -14,8 +14,15 @@ LIVE = ("live", "live:auto", "live:netlink", "live:proc")
 
 
 def is_source(text: str) -> bool:
-    """Whether ``text`` names a source (rather than starting a filter expression)."""
-    return text in LIVE or text == "-" or os.path.isfile(text) or store.find(text) is not None
+    """Whether ``text`` names a source (rather than starting a filter expression).
+
+    A word that looks like a file name (a ``/`` or a snapshot suffix, no space)
+    counts even when no such file exists, so the error names the missing file
+    rather than a filter keyword.
+    """
+    if text in LIVE or text == "-" or os.path.isfile(text) or store.find(text) is not None:
+        return True
+    return not any(c.isspace() for c in text) and ("/" in text or text.endswith((".json", ".json.gz")))
 
 
 def open_source(text: str, netns: str | None = None, processes: bool = True) -> Snapshot:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +62,8 @@ def test_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
         (["show", "--format", "xml"], "unknown format"),
         (["snapshot", "--netns", "sockdiff-no-such-ns", "-o", "-"], "no network namespace"),
         (["compare", "/nonexistent/old.json", "live"], "/nonexistent/old.json"),
+        (["show", "/nonexistent/snap.json"], "/nonexistent/snap.json: no such file"),
+        (["show", "snap.json.gz", "-a"], "snap.json.gz: no such file"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(argv: list[str], fragment: str) -> None:
@@ -69,3 +73,29 @@ def test_usage_errors_are_one_line_exit_2(argv: list[str], fragment: str) -> Non
     assert result.returncode == 2, result
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert fragment in result.stderr and result.stderr.startswith("sockdiff: ")
+
+
+@pytest.mark.parametrize(
+    "argv", [["list"], ["show", "snap.json", "-a"], ["compare", "snap.json", "snap.json"]]
+)
+def test_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, argv: list[str]) -> None:
+    """A full disk under stdout is an error (2), never a traceback nor "differences" (1)."""
+    env = {**os.environ, "SOCKDIFF_HOME": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-m", "sockdiff", "snapshot", "--backend", "proc", "-o", "snap.json"],
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "sockdiff", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "sockdiff: cannot write output: No space left on device\n"

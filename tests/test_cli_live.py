@@ -79,6 +79,10 @@ def test_show_is_ss_like(zoo: ZooClient) -> None:
     assert row.split()[:2] == ["tcp", "LISTEN"]
     for process in listener["processes"]:
         assert f'("{process["name"]}",pid={process["pid"]},fd={process["fd"]})' in row
+        # filter keywords are case-insensitive, and a process filter reads owners without -p
+        for expression in (f"pid {process['pid']}", f"PID {process['pid']}", f"Process {process['name']}"):
+            chosen = sockdiff("show", "--netns", zoo.netns, "-tl", expression).stdout
+            assert f"127.0.0.1:{port} " in chosen, expression
     # default: connected sockets only, as ss
     default = sockdiff("show", "--netns", zoo.netns, "-t").stdout
     assert "LISTEN " not in default and "ESTABLISHED" in default

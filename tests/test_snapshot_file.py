@@ -12,7 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from sockdiff import BadSnapshot, Inet, Process, Snapshot, Socket, UnixName, UnixPeer, UsageError, load, save
+from sockdiff import (
+    BadSnapshot,
+    Inet,
+    Process,
+    Snapshot,
+    Socket,
+    UnixName,
+    UnixPeer,
+    UsageError,
+    __version__,
+    load,
+    save,
+)
 from sockdiff.snapshots import dumps, loads
 
 
@@ -145,6 +157,37 @@ GOOD = dumps(sample())
         ),
         (GOOD.replace(b'"inode":11', b'"inode":"11"'), "Expected `int`, got `str` - at `$.sockets[0].inode`"),
         (gzip.compress(GOOD)[:40], "broken gzip data"),
+        (
+            GOOD.replace(b',"tool_version":"' + __version__.encode() + b'"', b""),
+            "missing required field `tool_version`",
+        ),
+        (
+            GOOD.replace(b',"port":80}', b"}", 1),
+            '`local` of an inet socket is {"address": ..., "port": N} - at `$.sockets[0]`',
+        ),
+        (
+            GOOD.replace(b'"local":{"address":"127.0.0.1","port":80}', b'"local":{}', 1),
+            "`local` of an inet socket",
+        ),
+        (
+            GOOD.replace(b'"remote":{"address":"0.0.0.0","port":0}', b'"remote":null', 1),
+            "`remote` of an inet socket",
+        ),
+        (GOOD.replace(b'"port":80}', b'"port":80,"path":"/x"}', 1), "`local` of an inet socket"),
+        (GOOD.replace(b'"LISTEN"', b'"BOGUS"', 1), "'BOGUS' is not a TCP state - at `$.sockets[0]`"),
+        (GOOD.replace(b'"LISTENING"', b'"LISTEN"', 1), "'LISTEN' is not a UNIX state - at `$.sockets[2]`"),
+        (
+            GOOD.replace(b'"family":"inet"', b'"family":"unix"', 1),
+            "a tcp socket's family is 'inet' or 'inet6'",
+        ),
+        (
+            GOOD.replace(b'"path":"/run/a b.sock"', b'"address":"/run/a b.sock"', 1),
+            '`local` of a unix socket is {"path": ...} - at `$.sockets[2]`',
+        ),
+        (
+            GOOD.replace(b'{"peer_inode":0}', b'{"peer_inode":0,"port":1}', 1),
+            '`remote` of a unix socket is {"peer_inode": N} or null',
+        ),
     ],
 )
 def test_reader_refuses(tmp_path: Path, data: bytes, reason: str) -> None:
