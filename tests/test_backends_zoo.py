@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import re
+import socket
+import threading
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -11,6 +17,7 @@ from zoo import ZooClient
 
 from sockdiff import Snapshot, Socket, diff, snapshot
 from sockdiff.differ import identity, parse_fields
+from sockdiff.netns import entered
 
 BACKENDS = ["netlink", "proc"]
 
@@ -90,11 +97,21 @@ def test_backend_reports_every_zoo_socket(zoo: ZooClient, backend: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+def kernel_has_raw_diag() -> bool:
+    """The kernel's own word (its build config) on raw_diag; a module is loaded on demand."""
+    try:
+        with gzip.open("/proc/config.gz") as config:
+            options = config.read()
+    except FileNotFoundError:
+        pytest.skip("no /proc/config.gz to tell whether this kernel has raw_diag")
+    return re.search(rb"^CONFIG_INET_RAW_DIAG=[ym]$", options, re.MULTILINE) is not None
+
+
 def test_sources_say_where_each_protocol_came_from(zoo: ZooClient) -> None:
     netlink = snapshot(backend="netlink", netns=zoo.netns, processes=False)
     assert netlink.sources["tcp"] == netlink.sources["udp"] == netlink.sources["unix"] == "netlink"
-    # This kernel has no raw_diag: the dump ends with -ENOENT and raw comes from /proc.
-    assert netlink.sources["raw"] in ("netlink", "proc")
+    # Without raw_diag the raw dump ends with -ENOENT and raw comes from /proc.
+    assert netlink.sources["raw"] == ("netlink" if kernel_has_raw_diag() else "proc")
     assert {s.local.port for s in netlink.sockets if s.proto == "raw"} == {1, 58}  # type: ignore[union-attr]
     proc = snapshot(backend="proc", netns=zoo.netns, processes=False)
     assert set(proc.sources.values()) == {"proc"}
@@ -136,3 +153,46 @@ def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
         if sock.proto != "unix" or backend == "netlink":
             assert row.remote == record["remote"], row.line
         assert row.processes == frozenset((p.name, p.pid, p.fd) for p in sock.processes), row.line
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_snapshot_from_another_thread_reads_its_namespace(zoo: ZooClient, backend: str) -> None:
+    """setns moves one thread: /proc/self/net would still show the main thread's namespace."""
+    taken: list[Snapshot] = []
+    worker = threading.Thread(
+        target=lambda: taken.append(snapshot(backend=backend, netns=zoo.netns, processes=False))
+    )
+    worker.start()
+    worker.join()
+    (snap,) = taken
+    assert {s.inode for s in snap.sockets if s.inode} == {
+        r["inode"] for r in zoo.sockets.values() if r["inode"]
+    }
+
+
+def test_unaccepted_unix_connections_are_left_out(netns: str, tmp_path: Path) -> None:
+    """Connections waiting in a UNIX listener's queue: /proc lists them with inode 0, unix_diag not at all."""
+    path = str(tmp_path / "queue.sock")
+    with entered(netns):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(4)
+        clients = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+        for client in clients:
+            client.connect(path)
+        table = Path("/proc/thread-self/net/unix").read_bytes().splitlines()[1:]
+    try:
+        queued = [row for row in table if row.split()[6] == b"0"]
+        assert len(queued) == 2, table  # the oracle: the kernel's own table has them
+        mine = {os.fstat(s.fileno()).st_ino for s in (listener, *clients)}
+        snaps = [snapshot(backend=backend, netns=netns, processes=False) for backend in BACKENDS]
+        for snap in snaps:
+            assert {s.inode for s in snap.sockets} == mine, snap.backend
+        assert diff(snaps[0], snaps[1], fields=parse_fields("all")).summary == {
+            "new": 0,
+            "closed": 0,
+            "changed": 0,
+        }
+    finally:
+        for sock in (listener, *clients):
+            sock.close()

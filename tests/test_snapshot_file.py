@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
-import os
+import resource
 import stat
 import subprocess
 import sys
@@ -115,24 +116,26 @@ def test_document_matches_spec() -> None:
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
+    """A write that fails half-way (here: past RLIMIT_FSIZE) leaves the old file whole."""
     path = tmp_path / "snap.json"
     save(sample(), str(path))
     before = path.read_bytes()
-    os.chmod(tmp_path, 0o500)  # no new files here: the temporary cannot be made
+    bigger = dataclasses.replace(sample(), sockets=sample().sockets * 100)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 100, hard))
     try:
-        if os.geteuid() == 0:
-            # root ignores directory modes; make the write fail another way.
-            os.chmod(tmp_path, 0o700)
-            (tmp_path / "blocker").mkdir()
-            with pytest.raises(UsageError):
-                save(sample(), str(tmp_path / "blocker"))
-        else:
-            with pytest.raises(UsageError):
-                save(sample(), str(path))
+        with pytest.raises(UsageError, match=r"snap\.json: cannot write: File too large"):
+            save(bigger, str(path))
     finally:
-        os.chmod(tmp_path, 0o700)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".sockdiff-")] == []
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]
+
+
+def test_unwritable_directory_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"cannot write: No such file or directory"):
+        save(sample(), str(tmp_path / "missing" / "snap.json"))
 
 
 GOOD = dumps(sample())
