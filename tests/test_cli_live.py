@@ -163,3 +163,45 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
     assert taken.backend == "proc" and set(taken.sources.values()) == {"proc"}
     with pytest.raises(BackendUnavailable):
         snapshot(backend="netlink", netns=netns, processes=False)
+
+
+@pytest.mark.parametrize(("flag", "proto"), [("-u", "udp"), ("-w", "raw"), ("-t", "tcp"), ("-x", "unix")])
+def test_show_protocol_flags_with_json(zoo: ZooClient, flag: str, proto: str) -> None:
+    """``show -a -u`` and friends narrow to one protocol; ``--format json`` is a snapshot document."""
+    assert zoo.netns is not None
+    result = sockdiff("show", "--netns", zoo.netns, "-a", flag, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["format"] == "sockdiff.snapshot" and document["netns"] == zoo.netns
+    got = sorted((s["inode"], s["state"]) for s in document["sockets"] if s["inode"])
+    want = sorted(
+        (r["inode"], r["state"]) for r in zoo.sockets.values() if r["proto"] == proto and r["inode"]
+    )
+    assert got and got == want
+    assert {s["proto"] for s in document["sockets"]} == {proto}
+    table = sockdiff("show", "--netns", zoo.netns, "-a", flag).stdout.splitlines()[1:]
+    assert len(table) == len(document["sockets"])
+
+
+def test_store_follows_xdg_state_home(tmp_path: Path) -> None:
+    """Without $SOCKDIFF_HOME: $XDG_STATE_HOME/sockdiff, else ~/.local/state/sockdiff."""
+    base = {k: v for k, v in os.environ.items() if k not in ("SOCKDIFF_HOME", "XDG_STATE_HOME")}
+    argv = [
+        sys.executable,
+        "-m",
+        "sockdiff",
+        "snapshot",
+        "--backend",
+        "proc",
+        "--no-processes",
+        "--name",
+        "n1",
+    ]
+    for env, where in (
+        ({"XDG_STATE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "sockdiff" / "n1.json"),
+        ({"HOME": str(tmp_path / "home")}, tmp_path / "home" / ".local" / "state" / "sockdiff" / "n1.json"),
+    ):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**base, **env})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{where}\n"
+        assert load(str(where)).backend == "proc"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import pty
 import subprocess
 import sys
 import time
@@ -790,3 +791,41 @@ def test_watch_reports_a_listener_opened_while_it_runs(zoo: ZooClient, tmp_path:
         assert sock["processes"] in ([], record["processes"]), (sock, record)
         assert {**known(sock), "processes": []} == {**known(record), "processes": []}
         assert sock["state"] == "LISTEN"
+
+
+@pytest.mark.parametrize("no_color", [None, "1"])
+def test_colour_only_on_a_terminal(transitions: Transitions, no_color: str | None) -> None:
+    """On a terminal the +/-/~ lines are green, red and yellow, unless NO_COLOR is set; piped: plain."""
+    t = transitions
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["SOCKDIFF_HOME"] = str(t.home)
+    if no_color is not None:
+        env["NO_COLOR"] = no_color
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sockdiff", "compare", str(t.old), str(t.new)],
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 1
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).decode()
+    colours = {line[:5] for line in shown.splitlines() if line.startswith("\033[")}
+    if no_color is None:
+        assert colours == {"\033[32m", "\033[31m", "\033[33m"}, shown
+    else:
+        assert colours == set() and "\033[" not in shown
+    assert "\033[" not in t.run("compare", str(t.old), str(t.new)).stdout
