@@ -30,7 +30,7 @@ _SS_UNIX_TYPES = {"u_str": "stream", "u_dgr": "dgram", "u_seq": "seqpacket"}
 # Netid State Recv-Q Send-Q Local(path) Local(inode) Peer("*") Peer(inode) [extras];
 # the path may hold spaces, so it is found from the right.
 _UNIX_LINE = re.compile(
-    r"^(?P<netid>u_\w+)\s+(?P<state>\S+)\s+\d+\s+\d+\s+(?P<path>.*?)\s+(?P<inode>\d+)"
+    r"^(?P<netid>u_\w+)\s+(?P<state>\S+)\s+(?P<recv_q>\d+)\s+(?P<send_q>\d+)\s+(?P<path>.*?)\s+(?P<inode>\d+)"
     r"\s+\S+\s+(?P<peer>\d+)(?:\s+(?P<extra>.*))?$"
 )
 _USER = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)')
@@ -50,6 +50,8 @@ class SsRow:
     remote: dict[str, Any] | None
     inode: int | None  # None: ss does not say (raw sockets read from /proc)
     processes: frozenset[tuple[str, int, int]]
+    recv_q: int
+    send_q: int
 
 
 def _ss_endpoint(text: str) -> tuple[str, dict[str, Any]]:
@@ -89,12 +91,14 @@ def parse_ss(output: str) -> list[SsRow]:
                     {"peer_inode": int(match["peer"])},
                     int(match["inode"]),
                     _processes(match["extra"] or ""),
+                    int(match["recv_q"]),
+                    int(match["send_q"]),
                 )
             )
             continue
         fields = line.split(maxsplit=6)
         assert len(fields) >= 6, f"cannot parse ss line {line!r}"
-        netid, state, _, _, local_text, remote_text = fields[:6]
+        netid, state, recv_q, send_q, local_text, remote_text = fields[:6]
         extra = fields[6] if len(fields) > 6 else ""
         family, local = _ss_endpoint(local_text)
         _, remote = _ss_endpoint(remote_text)
@@ -112,6 +116,8 @@ def parse_ss(output: str) -> list[SsRow]:
                 remote,
                 int(inode[1]) if inode else None,
                 _processes(extra),
+                int(recv_q),
+                int(send_q),
             )
         )
     return rows

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,7 @@ def test_unaccepted_unix_connections_are_left_out(netns: str, tmp_path: Path) ->
     try:
         queued = [row for row in table if row.split()[6] == b"0"]
         assert len(queued) == 2, table  # the oracle: the kernel's own table has them
-        mine = {os.fstat(s.fileno()).st_ino for s in (listener, *clients)}
+        mine = {inode_of(s) for s in (listener, *clients)}
         snaps = [snapshot(backend=backend, netns=netns, processes=False) for backend in BACKENDS]
         for snap in snaps:
             assert {s.inode for s in snap.sockets} == mine, snap.backend
@@ -195,4 +196,42 @@ def test_unaccepted_unix_connections_are_left_out(netns: str, tmp_path: Path) ->
         }
     finally:
         for sock in (listener, *clients):
+            sock.close()
+
+
+def inode_of(sock: socket.socket) -> int:
+    return os.fstat(sock.fileno()).st_ino
+
+
+def test_queue_lengths_agree_with_ss(netns: str, tmp_path: Path) -> None:
+    """Unread bytes, queued datagrams and a listener's backlog, as netlink reads them and ss shows them."""
+    path = str(tmp_path / "backlog.sock")
+    with entered(netns):
+        stream_a, stream_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream_a.send(b"x" * 1000)
+        dgram_a, dgram_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for size in (10, 20, 30):
+            dgram_a.send(b"y" * size)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(7)
+        waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        waiting.connect(path)
+        tcp_listener = socket.create_server(("127.0.0.1", 0), backlog=5)
+        tcp_client = socket.create_connection(tcp_listener.getsockname())
+        tcp_server, _ = tcp_listener.accept()
+        tcp_client.send(b"z" * 500)
+    held = [stream_a, stream_b, dgram_a, dgram_b, listener, waiting, tcp_listener, tcp_client, tcp_server]
+    try:
+        time.sleep(0.05)  # let loopback deliver the TCP bytes
+        queues = {row.inode: (row.recv_q, row.send_q) for row in ss_rows(netns) if row.inode}
+        snap = snapshot(backend="netlink", netns=netns, processes=False)
+        got = {s.inode: (s.recv_q, s.send_q) for s in snap.sockets if s.inode}
+        assert got == queues
+        assert got[inode_of(stream_b)][0] == 1000
+        assert got[inode_of(listener)] == (1, 7)  # one connection waiting, backlog 7
+        assert got[inode_of(tcp_server)][0] == 500
+        assert got[inode_of(tcp_listener)] == (0, 5)
+    finally:
+        for sock in held:
             sock.close()
