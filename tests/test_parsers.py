@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import socket
 import struct
 import sys
 from pathlib import Path
@@ -178,3 +180,48 @@ def test_repeated_sockets_are_dropped() -> None:
 )
 def test_decode_address(text: bytes, expected: Inet) -> None:
     assert procfs.decode_address(text) == expected
+
+
+def test_repeated_unix_sockets_are_dropped() -> None:
+    data = (FIXTURES / "netlink" / "unix.bin").read_bytes()
+    twice = data[:-20] + data
+    once = netlink.decode_unix(netlink.Dump([(data, len(data))]), {}, set())
+    assert netlink.decode_unix(netlink.Dump([(twice, len(twice))]), {}, set()) == once
+    proc = (FIXTURES / "proc" / "unix").read_bytes()
+    rows = proc.splitlines(keepends=True)
+    assert procfs.parse_unix(proc + b"".join(rows[1:]), {}) == procfs.parse_unix(proc, {})
+
+
+def _interrupted(data: bytes) -> bytes:
+    flagged = bytearray(data)
+    struct.pack_into("=H", flagged, 6, struct.unpack_from("=H", flagged, 6)[0] | netlink.NLM_F_DUMP_INTR)
+    return bytes(flagged)
+
+
+@pytest.mark.parametrize("interrupted_attempts", [0, 1, 2, 3])
+def test_interrupted_dumps_are_redone(interrupted_attempts: int) -> None:
+    """A dump the kernel flags NLM_F_DUMP_INTR is asked for again, up to three times in all.
+
+    The kernel is played by the other end of a SOCK_SEQPACKET pair (one reply a
+    datagram, as netlink delivers them), loaded with recorded replies.
+    """
+    tcp4 = (FIXTURES / "netlink" / "tcp4.bin").read_bytes()
+    tcp6 = (FIXTURES / "netlink" / "tcp6.bin").read_bytes()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, kernel:
+        for attempt in range(1, netlink.ATTEMPTS + 1):
+            kernel.send(_interrupted(tcp4) if attempt <= interrupted_attempts else tcp4)
+            kernel.send(tcp6)
+        sockets = netlink._dump_protocol(ours, "tcp", {})
+        kernel.setblocking(False)
+        requests = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                requests.append(kernel.recv(4096))
+    attempts = min(interrupted_attempts + 1, netlink.ATTEMPTS)
+    assert [struct.unpack_from("=I", r, 8)[0] for r in requests] == [
+        n for n in range(1, attempts + 1) for _ in "46"
+    ]
+    seen: set[int] = set()
+    clean = [netlink.decode_inet(recorded(name), "tcp", {}, seen) for name in ("tcp4", "tcp6")]
+    assert sockets == clean[0] + clean[1]
