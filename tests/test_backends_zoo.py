@@ -113,7 +113,7 @@ def test_sources_say_where_each_protocol_came_from(zoo: ZooClient) -> None:
     assert netlink.sources["tcp"] == netlink.sources["udp"] == netlink.sources["unix"] == "netlink"
     # Without raw_diag the raw dump ends with -ENOENT and raw comes from /proc.
     assert netlink.sources["raw"] == ("netlink" if kernel_has_raw_diag() else "proc")
-    assert {s.local.port for s in netlink.sockets if s.proto == "raw"} == {1, 58}  # type: ignore[union-attr]
+    assert {s.local.port for s in netlink.sockets if s.proto == "raw"} == {1, 58}
     proc = snapshot(backend="proc", netns=zoo.netns, processes=False)
     assert set(proc.sources.values()) == {"proc"}
     assert all(s.processes == () for s in netlink.sockets + proc.sockets)

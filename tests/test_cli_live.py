@@ -126,7 +126,7 @@ def test_link_local_and_mapped_addresses_decode_alike(netns: str) -> None:
     try:
         for backend in ("netlink", "proc"):
             taken = snapshot(backend=backend, netns=netns, processes=False)
-            addresses = {(s.local.address, s.local.port) for s in taken.sockets if s.proto == "udp"}  # type: ignore[union-attr]
+            addresses = {(s.local.address, s.local.port) for s in taken.sockets if s.proto == "udp"}
             assert addresses == {("fe80::1", 5353), ("::1", 5354), ("::ffff:127.0.0.1", 5355)}, backend
     finally:
         for sock in (link_local, loopback, mapped):

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import msgspec
 import pytest
 
-from sockdiff import Inet, Process, Snapshot, Socket, UnixName, UnixPeer, UsageError
+from sockdiff import Endpoint, Inet, Process, Snapshot, Socket, UnixName, UnixPeer, UsageError
 from sockdiff.differ import diff, parse_fail_on, parse_fields, persistent
 from sockdiff.filter import compile_filters
+from sockdiff.model import TypeName
 
 ANY = Inet("0.0.0.0", 0)
 
@@ -20,14 +21,14 @@ def tcp(
     state: str = "LISTEN",
     inode: int = 1,
     pids: Sequence[int] = (1,),
-    remote: Inet = ANY,
+    remote: Endpoint = ANY,
     recv_q: int | None = 0,
 ) -> Socket:
     procs = tuple(Process(pid, f"p{pid}", 3) for pid in pids)
     return Socket("tcp", "inet", "stream", state, Inet("127.0.0.1", port), remote, inode, 0, recv_q, 0, procs)
 
 
-def unix(path: str | None, inode: int, state: str = "LISTENING", kind: str = "stream") -> Socket:
+def unix(path: str | None, inode: int, state: str = "LISTENING", kind: TypeName = "stream") -> Socket:
     return Socket("unix", "unix", kind, state, UnixName(path), UnixPeer(0), inode, 0, 0, 0, ())
 
 
@@ -47,8 +48,8 @@ def test_new_closed_and_state_change() -> None:
     old = snap(tcp(80, inode=5), tcp(81, "ESTABLISHED", 7, remote=peer))
     new = snap(tcp(81, "CLOSE_WAIT", 7, remote=peer), tcp(82, inode=9))
     result = diff(old, new)
-    assert [s.local.port for s in result.opened] == [82]  # type: ignore[union-attr]
-    assert [s.local.port for s in result.closed] == [80]  # type: ignore[union-attr]
+    assert [s.local.port for s in result.opened] == [82]
+    assert [s.local.port for s in result.closed] == [80]
     assert [(c.old.state, c.new.state, c.fields) for c in result.changed] == [
         ("ESTABLISHED", "CLOSE_WAIT", ("state",))
     ]

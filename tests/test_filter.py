@@ -10,7 +10,7 @@ import pytest
 import sockdiff.filter
 from sockdiff.errors import BadFilter, UsageError
 from sockdiff.filter import compile_filter, compile_filters
-from sockdiff.model import Inet, Process, Socket, UnixName, UnixPeer
+from sockdiff.model import FamilyName, Inet, Process, ProtoName, Socket, TypeName, UnixName, UnixPeer
 
 INET_STATES = [
     "ESTABLISHED",
@@ -33,8 +33,8 @@ def inet(
     local: tuple[str, int] = ("10.0.0.5", 8080),
     remote: tuple[str, int] | None = ("192.168.1.9", 443),
     *,
-    proto: str = "tcp",
-    family: str | None = None,
+    proto: ProtoName = "tcp",
+    family: FamilyName | None = None,
     state: str = "ESTABLISHED",
     uid: int | None = 1000,
     processes: tuple[Process, ...] = (),
@@ -61,7 +61,7 @@ def unix(
     path: str | None = "/run/app.sock",
     *,
     state: str = "CONNECTED",
-    sock_type: str = "stream",
+    sock_type: TypeName = "stream",
     uid: int | None = 0,
     processes: tuple[Process, ...] = (),
 ) -> Socket:

@@ -15,11 +15,19 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+TREE = ("sockdiff", "tests", "benchmarks", "fixtures")
+
+
 def test_ruff() -> None:
-    result = run("ruff", "check", "--no-cache", "sockdiff", "tests", "benchmarks", "fixtures")
+    result = run("ruff", "check", "--no-cache", *TREE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format() -> None:
+    result = run("ruff", "format", "--check", "--no-cache", *TREE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_strict() -> None:
-    result = run("mypy", "--strict", "--no-incremental", "sockdiff")
+    result = run("mypy", "--strict", "--no-incremental", *TREE)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from sockdiff.backends import netlink, procfs
-from sockdiff.model import Inet, Process, Socket
+from sockdiff.model import Endpoint, Inet, Process, Socket
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
 EXPECTED: list[dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text())
@@ -111,7 +111,7 @@ def test_both_decoders_agree_on_awkward_unix_names() -> None:
     assert any("\n" in n for n in names) and any("\\xe9" in n for n in names)
     assert "@odd@name" in names and "@\\xff\\xfe" in names
     for sockets in (proc_sockets(), netlink_sockets()):
-        shown = {s.local.path for s in sockets if s.proto == "unix"}  # type: ignore[union-attr]
+        shown = {s.local.path for s in sockets if s.proto == "unix"}
         assert names <= shown
 
 
@@ -178,7 +178,7 @@ def test_repeated_sockets_are_dropped() -> None:
         (b"00000000000000000000000000000000:0000", Inet("::", 0)),
     ],
 )
-def test_decode_address(text: bytes, expected: Inet) -> None:
+def test_decode_address(text: bytes, expected: Endpoint) -> None:
     assert procfs.decode_address(text) == expected
 
 
