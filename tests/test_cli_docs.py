@@ -99,3 +99,18 @@ def test_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, argv: 
         )
     assert result.returncode == 2, result.stderr
     assert result.stderr == "sockdiff: cannot write output: No space left on device\n"
+
+
+def test_readme_quick_start_is_what_ci_runs() -> None:
+    """The README's two commands, and .ci/run installing the same extra and running the same tests."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    quick_start = readme[readme.index("## Quick start") : readme.index("## Everyday use")]
+    blocks = [block.split("\n", 1)[1].strip() for block in quick_start.split("```")[1::2]]
+    assert blocks == [
+        "pip install . && sockdiff snapshot && sockdiff compare",
+        "pip install '.[test]' && python -m pytest",
+    ]
+    ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
+    assert 'python -m pip install -q ".[test]"' in ci
+    assert ci[-1] == "python -m pytest"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,39 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
     assert taken.backend == "proc" and set(taken.sources.values()) == {"proc"}
     with pytest.raises(BackendUnavailable):
         snapshot(backend="netlink", netns=netns, processes=False)
+
+
+def test_cli_fallback_warning_is_one_line(
+    netns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's side of the fallback: one ``sockdiff: warning:`` line, exit 0; netlink alone: exit 2."""
+    from sockdiff.backends import netlink
+    from sockdiff.cli import main
+    from sockdiff.errors import BackendUnavailable
+
+    def refuse() -> socket.socket:
+        raise BackendUnavailable("cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported")
+
+    monkeypatch.setattr(netlink, "open_socket", refuse)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main replaces it
+    path = tmp_path / "snap.json"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # as outside pytest, which makes warnings errors
+            code = main(["snapshot", "--netns", netns, "--no-processes", "-o", str(path)])
+            assert (code, capsys.readouterr().err) == (
+                0,
+                "sockdiff: warning: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported;"
+                " reading /proc/net instead\n",
+            )
+            assert load(str(path)).backend == "proc"
+            code = main(["snapshot", "--backend", "netlink", "--netns", netns, "-o", str(path)])
+            assert (code, capsys.readouterr().err) == (
+                2,
+                "sockdiff: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported\n",
+            )
+    finally:
+        gc.enable()  # main pauses the collector for the rest of its process
 
 
 @pytest.mark.parametrize(("flag", "proto"), [("-u", "udp"), ("-w", "raw"), ("-t", "tcp"), ("-x", "unix")])
