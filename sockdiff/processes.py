@@ -20,7 +20,8 @@ def scan_owners(proc_root: str = "/proc") -> Owners:
     each ``(pid, name, fd)``, sorted. The name is the process's ``comm``.
     Inodes are global, so this works the same for a socket in any namespace.
     """
-    found: dict[int, list[Process]] = {}
+    found: Owners = {}
+    shared: dict[int, list[Process]] = {}  # sockets with several holders, sorted at the end
     for entry in os.listdir(proc_root):
         if not entry.isdigit():
             continue
@@ -45,11 +46,15 @@ def scan_owners(proc_root: str = "/proc") -> Owners:
                     process = Process(pid, name, int(fd))
                     holders = found.get(inode)
                     if holders is None:
-                        found[inode] = [process]
+                        found[inode] = (process,)  # most sockets have one holder
+                    elif inode in shared:
+                        shared[inode].append(process)
                     else:
-                        holders.append(process)
+                        shared[inode] = [*holders, process]
         except OSError:
             continue
         finally:
             os.close(fd_dir)
-    return {inode: tuple(sorted(holders)) for inode, holders in found.items()}
+    for inode, holders in shared.items():
+        found[inode] = tuple(sorted(holders))
+    return found

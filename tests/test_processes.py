@@ -22,6 +22,7 @@ def test_processes_that_vanish_mid_scan_are_skipped(tmp_path: Path) -> None:
     (server / "fd" / "3").symlink_to("socket:[77]")
     (server / "fd" / "4").symlink_to("/dev/null")
     (server / "fd" / "5").symlink_to("socket:[78]")
+    (server / "fd" / "9").symlink_to("socket:[77]")
     worker = proc / "101"  # shares socket 77
     (worker / "fd").mkdir(parents=True)
     (worker / "comm").write_bytes(b"w\xffker\n")
@@ -32,7 +33,7 @@ def test_processes_that_vanish_mid_scan_are_skipped(tmp_path: Path) -> None:
     (proc / "103").mkdir()  # gone before anything was read
     (proc / "self").mkdir()
     assert scan_owners(str(proc)) == {
-        77: (Process(100, "srv", 3), Process(101, "w\\xffker", 6)),
+        77: (Process(100, "srv", 3), Process(100, "srv", 9), Process(101, "w\\xffker", 6)),
         78: (Process(100, "srv", 5),),
     }
 
