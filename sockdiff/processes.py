@@ -55,6 +55,6 @@ def scan_owners(proc_root: str = "/proc") -> Owners:
             continue
         finally:
             os.close(fd_dir)
-    for inode, holders in shared.items():
-        found[inode] = tuple(sorted(holders))
+    for inode, all_holders in shared.items():
+        found[inode] = tuple(sorted(all_holders))
     return found
