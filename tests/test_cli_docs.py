@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +117,19 @@ def test_readme_quick_start_is_what_ci_runs() -> None:
     ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
     assert 'python -m pip install -q ".[test]"' in ci
     assert ci[-1] == "python -m pytest"
+
+
+def test_docstring_examples() -> None:
+    """Every ``>>>`` example in the package runs and shows what it says."""
+    # (not sockdiff.__main__: importing it runs the CLI)
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(sockdiff.__path__, "sockdiff.")
+        if not info.name.endswith("__main__")
+    ]
+    tried = 0
+    for name in names:
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name
+        tried += result.attempted
+    assert tried >= 5 and "sockdiff.backends.procfs" in names
