@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 
 from .model import Process
 
-__all__ = ["Owners", "scan_owners", "scan_owners_in_background"]
+__all__ = ["Owners", "scan_owners"]
 
 Owners = dict[int, tuple[Process, ...]]
 
@@ -60,32 +58,3 @@ def scan_owners(proc_root: str = "/proc") -> Owners:
     for inode, all_holders in shared.items():
         found[inode] = tuple(sorted(all_holders))
     return found
-
-
-def scan_owners_in_background(proc_root: str = "/proc") -> Callable[[], Owners]:
-    """Start :func:`scan_owners` on a thread; the function returned waits for its map.
-
-    The scan spends most of its time in readlink(2), and a /proc/net read most
-    of its time in the kernel, both without the GIL: on two cores they overlap
-    (~0.8 s -> ~0.57 s for 100k sockets). The scan's error, if any, is raised by
-    the waiting function.
-    """
-    found: list[Owners] = []
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            found.append(scan_owners(proc_root))
-        except BaseException as err:  # handed to the waiting thread
-            failed.append(err)
-
-    thread = threading.Thread(target=work, name="sockdiff-owners", daemon=True)
-    thread.start()
-
-    def wait() -> Owners:
-        thread.join()
-        if failed:
-            raise failed[0]
-        return found[0]
-
-    return wait

@@ -95,13 +95,11 @@ def take(
     """
     from . import netns as netns_module
     from .backends import procfs
-    from .processes import Owners, scan_owners_in_background
+    from .processes import scan_owners
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    # The owners scan runs beside the socket reads; each backend waits for it
-    # once the kernel has handed over its tables.
-    owners: Callable[[], Owners] = scan_owners_in_background(proc_root) if processes else dict
+    owners = scan_owners(proc_root) if processes else {}
     net_dir = f"{proc_root}/thread-self/net"
     with netns_module.entered(netns):
         taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

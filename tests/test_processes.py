@@ -9,13 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from sockdiff.model import Process
-from sockdiff.processes import scan_owners, scan_owners_in_background
+from sockdiff.processes import scan_owners
 
 
-def fake_proc(tmp_path: Path) -> Path:
+def test_processes_that_vanish_mid_scan_are_skipped(tmp_path: Path) -> None:
     """A /proc tree as the scan can find it while processes come and go."""
     proc = tmp_path / "proc"
     server = proc / "100"
@@ -34,25 +32,10 @@ def fake_proc(tmp_path: Path) -> Path:
     (exited / "comm").write_bytes(b"gone\n")
     (proc / "103").mkdir()  # gone before anything was read
     (proc / "self").mkdir()
-    return proc
-
-
-FAKE_OWNERS = {
-    77: (Process(100, "srv", 3), Process(100, "srv", 9), Process(101, "w\\xffker", 6)),
-    78: (Process(100, "srv", 5),),
-}
-
-
-def test_processes_that_vanish_mid_scan_are_skipped(tmp_path: Path) -> None:
-    assert scan_owners(str(fake_proc(tmp_path))) == FAKE_OWNERS
-
-
-def test_background_scan_hands_over_its_map_or_its_error(tmp_path: Path) -> None:
-    wait = scan_owners_in_background(str(fake_proc(tmp_path)))
-    assert wait() == FAKE_OWNERS
-    assert wait() == FAKE_OWNERS  # a second wait (auto falling back to /proc) gets the same map
-    with pytest.raises(FileNotFoundError):
-        scan_owners_in_background(str(tmp_path / "nothing"))()
+    assert scan_owners(str(proc)) == {
+        77: (Process(100, "srv", 3), Process(100, "srv", 9), Process(101, "w\\xffker", 6)),
+        78: (Process(100, "srv", 5),),
+    }
 
 
 def test_processes_we_may_not_read_are_skipped() -> None:

@@ -14,7 +14,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
 from ..errors import BackendUnavailable
@@ -321,33 +321,26 @@ _NO_HANDLER = {errno.ENOENT, errno.EOPNOTSUPP, errno.EINVAL, errno.EPROTONOSUPPO
 
 def read_sockets(
     protos: Sequence[str],
-    owners: Callable[[], Mapping[int, tuple[Process, ...]]],
+    owners: Mapping[int, tuple[Process, ...]],
     net_dir: str = procfs.DEFAULT_NET_DIR,
 ) -> tuple[list[Socket], dict[str, str]]:
     """The backend's entry point: the sockets of ``protos`` and where each came from.
 
-    ``owners`` gives the map of socket owners, waiting for it if a scan is
-    still running. A protocol the kernel cannot dump (raw sockets without
-    raw_diag: the dump ends with -ENOENT in NLMSG_DONE) is read from /proc
-    instead, as ss does.
+    A protocol the kernel cannot dump (raw sockets without raw_diag: the dump
+    ends with -ENOENT in NLMSG_DONE) is read from /proc instead, as ss does.
     """
-    # pyroute2's import (~0.1 s, mostly Python) goes first: it runs while a
-    # background owners scan sits in readlink(2).
-    import pyroute2.netlink.diag  # noqa: F401
-
     sockets: list[Socket] = []
     sources: dict[str, str] = {}
     with open_socket() as sock:
-        owner_map = owners()
         for proto in protos:
             try:
-                sockets += _dump_protocol(sock, proto, owner_map)
+                sockets += _dump_protocol(sock, proto, owners)
                 sources[proto] = "netlink"
             except DumpFailed as failure:
                 if failure.code not in _NO_HANDLER:
                     raise BackendUnavailable(
                         f"sock_diag dump of {proto} sockets failed: {os.strerror(failure.code)}"
                     ) from failure
-                sockets += procfs.parse_protocol(proto, procfs.read_protocol(proto, net_dir), owner_map)
+                sockets += procfs.read_protocol(proto, owners, net_dir)
                 sources[proto] = "proc"
     return sockets, sources

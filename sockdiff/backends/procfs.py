@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop
 
 from ..errors import BackendUnavailable
@@ -28,7 +28,6 @@ __all__ = [
     "DEFAULT_NET_DIR",
     "decode_address",
     "parse_inet",
-    "parse_protocol",
     "parse_unix",
     "read_file",
     "read_protocol",
@@ -198,30 +197,24 @@ def parse_unix(data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[S
     return sockets
 
 
-def read_protocol(proto: str, net_dir: str = DEFAULT_NET_DIR) -> list[tuple[str, bytes]]:
-    """The bytes of one protocol's /proc/net files, with each file's family.
+def read_protocol(
+    proto: str, owners: Mapping[int, tuple[Process, ...]], net_dir: str = DEFAULT_NET_DIR
+) -> list[Socket]:
+    """Every socket of one protocol, from its /proc/net files.
 
     A missing file (no IPv6 in this kernel, say) holds no sockets; an
     unreadable /proc/net is an error.
     """
-    tables: list[tuple[str, bytes]] = []
+    sockets: list[Socket] = []
     for filename, family in FILES[proto]:
         try:
-            tables.append((family, read_file(f"{net_dir}/{filename}")))
+            data = read_file(f"{net_dir}/{filename}")
         except FileNotFoundError:
             if filename in ("unix", "tcp"):
                 raise BackendUnavailable(f"{net_dir}/{filename} does not exist") from None
+            continue
         except OSError as err:
             raise BackendUnavailable(f"cannot read {net_dir}/{filename}: {err.strerror}") from err
-    return tables
-
-
-def parse_protocol(
-    proto: str, tables: Sequence[tuple[str, bytes]], owners: Mapping[int, tuple[Process, ...]]
-) -> list[Socket]:
-    """The sockets in what :func:`read_protocol` read."""
-    sockets: list[Socket] = []
-    for family, data in tables:
         if proto == "unix":
             sockets += parse_unix(data, owners)
         else:
@@ -230,18 +223,10 @@ def parse_protocol(
 
 
 def read_sockets(
-    protos: Sequence[str],
-    owners: Callable[[], Mapping[int, tuple[Process, ...]]],
-    net_dir: str = DEFAULT_NET_DIR,
+    protos: Sequence[str], owners: Mapping[int, tuple[Process, ...]], net_dir: str = DEFAULT_NET_DIR
 ) -> tuple[list[Socket], dict[str, str]]:
-    """The backend's entry point: the sockets of ``protos`` and where each came from.
-
-    Every file is read before ``owners`` is asked for its map, so that the
-    kernel's work on the tables overlaps a scan running in the background.
-    """
-    tables = {proto: read_protocol(proto, net_dir) for proto in protos}
-    owner_map = owners()
+    """The backend's entry point: the sockets of ``protos`` and where each came from."""
     sockets: list[Socket] = []
     for proto in protos:
-        sockets += parse_protocol(proto, tables[proto], owner_map)
+        sockets += read_protocol(proto, owners, net_dir)
     return sockets, dict.fromkeys(protos, "proc")
