@@ -79,6 +79,7 @@ from typing import NamedTuple
 
 from sockdiff.errors import BadFilter
 from sockdiff.model import (
+    CONNECTED_STATES,
     FAMILIES,
     PROTOS,
     TCP_STATES,
@@ -165,12 +166,11 @@ def _state_words() -> dict[str, frozenset[str]]:
         words[alias] = words[word]
 
     everything = frozenset(names)
-    connected = everything - words["listen"] - words["close"] - {"FREE", "UNKNOWN"}
     bucket = frozenset({"SYN_RECV", "TIME_WAIT"})
     words["all"] = everything
-    # ss's group, which takes in the UNIX state of the same name.
-    words["connected"] = connected
-    words["synchronized"] = connected - words["syn-sent"]
+    # ss's groups (ss.c: SS_CONN and the rest), with the UNIX states of the same numbers.
+    words["connected"] = CONNECTED_STATES
+    words["synchronized"] = CONNECTED_STATES - words["syn-sent"]
     words["bucket"] = bucket
     words["big"] = everything - bucket
     return words

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import msgspec
 
 __all__ = [
+    "CONNECTED_STATES",
     "FAMILIES",
-    "FIELDS",
     "PROTOS",
     "SOCK_TYPES",
     "TCP_STATES",
@@ -148,7 +148,6 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
         return result
 
 
-FIELDS: tuple[str, ...] = Socket.__struct_fields__
 NO_PROCESSES: tuple[Process, ...] = ()
 
 
@@ -277,7 +276,14 @@ def is_listening(sock: Socket) -> bool:
 
 
 # What ss lists without -a or -l: connected sockets only (its SS_CONN).
-_NOT_CONNECTED = frozenset({"LISTEN", "CLOSE", "TIME_WAIT", "SYN_RECV", "LISTENING", "UNCONNECTED"})
+# ss's SS_CONN (ss.c): every TCP state but LISTEN, CLOSE, TIME_WAIT and SYN_RECV,
+# and the UNIX states ss shows as connected or connecting. What ss lists without
+# -l or -a, and its filter word "connected".
+CONNECTED_STATES = frozenset(TCP_STATES.values()) - {"LISTEN", "CLOSE", "TIME_WAIT", "SYN_RECV"} | {
+    "CONNECTED",
+    "CONNECTING",
+    "DISCONNECTING",
+}
 # What ss -l lists: sockets waiting for peers, unnamed UNIX ones included.
 _WAITING = frozenset({"LISTEN", "CLOSE", "LISTENING", "UNCONNECTED"})
 
@@ -292,4 +298,4 @@ def ss_view(listening: bool, everything: bool) -> frozenset[str] | None:
         return None
     if listening:
         return _WAITING
-    return frozenset(TCP_STATES.values()) - _NOT_CONNECTED | {"CONNECTED", "CONNECTING", "DISCONNECTING"}
+    return CONNECTED_STATES

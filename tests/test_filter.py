@@ -340,16 +340,17 @@ STATE_CASES = [
     ("LAST_ACK", tcp_states("LAST_ACK")),
     # ss's groups.
     ("all", tcp_states(*INET_STATES) | unix_states(*UNIX_STATES)),
-    # connected: all but the listening and closed states (and FREE, UNKNOWN).
+    # connected: ss's SS_CONN, all but LISTEN, CLOSE, TIME_WAIT and SYN_RECV (and FREE, UNKNOWN).
     (
         "connected",
-        tcp_states(*INET_STATES) - tcp_states("LISTEN", "CLOSE", "UNKNOWN")
+        tcp_states(*INET_STATES) - tcp_states("LISTEN", "CLOSE", "TIME_WAIT", "SYN_RECV", "UNKNOWN")
         | unix_states("CONNECTED", "CONNECTING", "DISCONNECTING"),
     ),
     # synchronized: connected less syn-sent and its UNIX counterpart.
     (
         "synchronized",
-        tcp_states(*INET_STATES) - tcp_states("LISTEN", "CLOSE", "UNKNOWN", "SYN_SENT")
+        tcp_states(*INET_STATES)
+        - tcp_states("LISTEN", "CLOSE", "TIME_WAIT", "SYN_RECV", "UNKNOWN", "SYN_SENT")
         | unix_states("CONNECTED", "DISCONNECTING"),
     ),
     ("bucket", tcp_states("SYN_RECV", "TIME_WAIT")),
