@@ -209,20 +209,19 @@ def compare(
     if output_format not in ("text", "json"):
         _fail(f"unknown format {output_format!r} (choose from text, json)")
     defaults = load_defaults()
-    kinds = parse_fail_on(fail_on or defaults.fail_on or "any")
+    kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
         new,
         netns=netns,
         fields=parse_fields(fields),
-        ignore=compile_filters(list(defaults.ignore) if ignore is None else ignore),
+        ignore=defaults.ignore if ignore is None else compile_filters(ignore),
         only=compile_filters(only or []),
     )
     if output_format == "json":
         print(result.to_json())
     else:
-        changes = [(c.old, c.new, c.fields) for c in result.changed]
-        for line in render.diff_lines(result.opened, result.closed, changes, colour=_colour()):
+        for line in render.diff_lines(result, colour=_colour()):
             print(line)
         print(render.summary_line(**result.summary))
         if result.persistent_only:
@@ -277,8 +276,7 @@ def watch(
             for change in found.changed:
                 print(json.dumps({"time": stamp, "kind": "changed", **change.to_dict()}), flush=True)
             continue
-        changes = [(c.old, c.new, c.fields) for c in found.changed]
-        for line in render.diff_lines(found.opened, found.closed, changes, colour=colour):
+        for line in render.diff_lines(found, colour=colour):
             print(f"{stamp} {line}", flush=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -42,7 +43,7 @@ def compare(
     if old not in LIVE or new not in LIVE:
         return first
     if not (first.opened or first.closed or first.changed):
-        return persistent(first, first)
+        return dataclasses.replace(first, persistent_only=True)  # nothing to confirm
     return persistent(first, once())
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .filter import Predicate
 
 __all__ = ["Defaults", "load_defaults"]
 
 
 @dataclass(frozen=True, slots=True)
 class Defaults:
-    ignore: tuple[str, ...] = ()
-    fail_on: str | None = None
-    origin: str | None = None
+    """The project's settings, compiled: ``ignore`` as one predicate, ``fail_on`` as kinds."""
+
+    ignore: Predicate | None = None
+    fail_on: tuple[str, ...] | None = None
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -64,14 +68,11 @@ def load_defaults(directory: Path | None = None) -> Defaults:
         fail_on = ",".join(str(item) for item in fail_on)
     if fail_on is not None and not isinstance(fail_on, str):
         raise UsageError(f"{origin}: 'fail_on' must be a string or a list")
-    # Checked here, so that a mistake in the file is reported with the file's name.
+    # Compiled here, so that a mistake in the file is reported with the file's name.
     from .differ import parse_fail_on
     from .filter import compile_filters
 
     try:
-        compile_filters(ignore)
-        if fail_on is not None:
-            parse_fail_on(fail_on)
+        return Defaults(compile_filters(ignore), None if fail_on is None else parse_fail_on(fail_on))
     except UsageError as err:
         raise UsageError(f"{origin}: {err}") from err
-    return Defaults(tuple(ignore), fail_on, origin)

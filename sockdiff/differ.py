@@ -17,7 +17,7 @@ from typing import Any
 
 from ._perf import gc_paused
 from .errors import UsageError
-from .model import Socket, is_listening
+from .model import Endpoint, Socket, is_listening
 from .snapshots import Snapshot
 
 __all__ = [
@@ -136,18 +136,13 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def parse_fail_on(text: str | Sequence[str]) -> tuple[str, ...]:
+def parse_fail_on(text: str) -> tuple[str, ...]:
     """``--fail-on``: a comma list of any, new, closed, changed, listening."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    kinds = tuple(item.strip() for item in items if item.strip())
+    kinds = tuple(item.strip() for item in text.split(",") if item.strip())
     for kind in kinds:
         if kind not in FAIL_ON:
             raise UsageError(f"unknown --fail-on kind {kind!r} (choose from {', '.join(FAIL_ON)})")
     return kinds or ("any",)
-
-
-def _unknown(value: object) -> bool:
-    return value is None or value == ()
 
 
 def _owners(sock: Socket) -> frozenset[tuple[int, str]]:
@@ -163,7 +158,7 @@ def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[st
             continue
         before = getattr(old, name)
         after = getattr(new, name)
-        if before != after and not _unknown(before) and not _unknown(after):
+        if before != after and before is not None and after is not None:
             # inode 0 (TIME_WAIT, request sockets) is no inode at all.
             if name == "inode" and (before == 0 or after == 0):
                 continue
@@ -208,7 +203,26 @@ def _groups(
 
 
 def _sort_key(sock: Socket) -> tuple[Any, ...]:
-    return (sock.proto, sock.family, sock.type, str(sock.local), str(sock.remote), sock.inode)
+    return (
+        sock.proto,
+        sock.family,
+        sock.type,
+        _endpoint_key(sock.local),
+        _endpoint_key(sock.remote),
+        sock.inode,
+    )
+
+
+def _endpoint_key(end: Endpoint | None) -> tuple[str, int]:
+    """Orders endpoints by address then port (numerically), UNIX ones by path then peer."""
+    if end is None:
+        return ("", -1)
+    if isinstance(end.port, int):
+        return (str(end.address), end.port)
+    return (
+        end.path if isinstance(end.path, str) else "",
+        end.peer_inode if isinstance(end.peer_inode, int) else -1,
+    )
 
 
 def diff(

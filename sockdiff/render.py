@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import socket as _socket
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from .model import Endpoint, Socket
+
+if TYPE_CHECKING:
+    from .differ import Diff
 
 __all__ = [
     "address_text",
@@ -150,23 +154,19 @@ def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def diff_lines(
-    opened: Sequence[Socket],
-    closed: Sequence[Socket],
-    changed: Sequence[tuple[Socket, Socket, Sequence[str]]],
-    colour: bool = False,
-) -> list[str]:
+def diff_lines(result: Diff, colour: bool = False) -> list[str]:
     """One line a difference: ``+`` new, ``-`` closed, ``~`` changed."""
     out = []
 
     def mark(sign: str, text: str) -> str:
         return f"{_COLOURS[sign]}{sign} {text}{_RESET}" if colour else f"{sign} {text}"
 
-    out += [mark("+", socket_line(s)) for s in opened]
-    out += [mark("-", socket_line(s)) for s in closed]
-    for old, new, fields in changed:
+    out += [mark("+", socket_line(s)) for s in result.opened]
+    out += [mark("-", socket_line(s)) for s in result.closed]
+    for change in result.changed:
+        new = change.new
         where = " ".join([netid(new), _local_text(new, False), address_text(new.remote, new.proto)])
-        out.append(mark("~", f"{where}  {change_detail(old, new, fields)}"))
+        out.append(mark("~", f"{where}  {change_detail(change.old, new, change.fields)}"))
     return out
 
 

@@ -161,3 +161,9 @@ def test_parse_fields() -> None:
     assert parse_fields("+uid") == ("state", "processes", "inode", "uid")
     with pytest.raises(UsageError, match="'colour'"):
         parse_fields("colour")
+
+
+def test_differences_are_listed_in_port_order() -> None:
+    """Numerically, as ss sorts: :22 before :1000 (a text sort would put "1000" first)."""
+    result = diff(snap(), snap(tcp(1000, inode=3), tcp(22, inode=4), tcp(8080, inode=5)))
+    assert [s.local.port for s in result.opened] == [22, 1000, 8080]
