@@ -216,27 +216,32 @@ def loads(data: bytes, origin: str) -> Snapshot:
             raise bad(f"broken gzip data ({err})") from None
     if not data or data.isspace():  # isspace stops at the first other byte; strip would copy
         raise bad("empty file")
-    try:
-        header = msgspec.json.decode(data, type=_Header)
-    except UnicodeDecodeError:
-        raise bad("not UTF-8 text") from None
-    except msgspec.ValidationError:
-        raise bad("not a JSON object") from None
-    except msgspec.DecodeError as err:
-        raise bad("truncated JSON" if "truncated" in str(err) else f"not JSON ({err})") from None
-    if header.format is None:
-        raise bad(f"it has no 'format' member (a snapshot says {FORMAT!r})")
-    if header.format != FORMAT:
-        raise bad(f"format is {header.format!r}, not {FORMAT!r}")
-    if header.version != VERSION:
-        raise bad(f"version {header.version!r} is not one this sockdiff reads (it reads {VERSION})")
+
+    def check_header(header: _Header) -> None:
+        if header.format is None:
+            raise bad(f"it has no 'format' member (a snapshot says {FORMAT!r})")
+        if header.format != FORMAT:
+            raise bad(f"format is {header.format!r}, not {FORMAT!r}")
+        if header.version != VERSION:
+            raise bad(f"version {header.version!r} is not one this sockdiff reads (it reads {VERSION})")
+
+    # One typed pass over the whole file; only a document that fails it is read
+    # again, for its header alone, to say what it is rather than what it lacks.
     with gc_paused():
         try:
             document = msgspec.json.decode(data, type=_Document)
         except UnicodeDecodeError:
             raise bad("not UTF-8 text") from None
-        except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        except msgspec.ValidationError as err:
+            try:
+                header = msgspec.json.decode(data, type=_Header)
+            except msgspec.ValidationError:
+                raise bad("not a JSON object") from None
+            check_header(header)
             raise bad(str(err)) from None
+        except msgspec.DecodeError as err:
+            raise bad("truncated JSON" if "truncated" in str(err) else f"not JSON ({err})") from None
+    check_header(_Header(document.format, document.version))
     for index, sock in enumerate(document.sockets):
         problem = record_problem(sock)
         if problem is not None:
