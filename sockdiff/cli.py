@@ -146,8 +146,11 @@ def show(
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
     where = _where(words)
-    filter_text = " ".join(words).lower()  # keywords are case-insensitive
-    want_processes = processes or output_format != "table" or "process" in filter_text or "pid" in filter_text
+    want_processes = processes or output_format != "table"
+    if where is not None and not want_processes:
+        from .filter import filter_keywords
+
+        want_processes = not filter_keywords(" ".join(words)).isdisjoint({"pid", "process"})
     snap = open_source(source, netns=netns, processes=want_processes)
     protos = frozenset(_protos(tcp, udp, raw, unix))
     states = ss_view(listening, everything)

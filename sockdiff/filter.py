@@ -89,7 +89,7 @@ from sockdiff.model import (
     Socket,
 )
 
-__all__ = ["Predicate", "compile_filter", "compile_filters"]
+__all__ = ["Predicate", "compile_filter", "compile_filters", "filter_keywords"]
 
 Predicate = Callable[[Socket], bool]
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -386,6 +386,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.pos = 0
         self.last: _Token | None = None
+        self.keywords: set[str] = set()  # the condition keywords seen, lower case
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -487,6 +488,7 @@ class _Parser:
 
     def parse_condition(self, keyword: _Token) -> Predicate:
         name = keyword.text.lower()
+        self.keywords.add(name)
         ordered = name in ("sport", "dport", "pid", "uid")
         op = self.parse_operator(name, ordered)
         test: Predicate
@@ -595,6 +597,17 @@ def compile_filter(text: str) -> Predicate:
     False
     """
     return _Parser(text).parse()
+
+
+def filter_keywords(text: str) -> frozenset[str]:
+    """The condition keywords an expression uses, lower case.
+
+    >>> sorted(filter_keywords("PID 10 or (sport = :22 and not Process sshd)"))
+    ['pid', 'process', 'sport']
+    """
+    parser = _Parser(text)
+    parser.parse()
+    return frozenset(parser.keywords)
 
 
 def compile_filters(texts: Sequence[str]) -> Predicate | None:
