@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import os
 import sys
 import warnings
@@ -332,9 +331,6 @@ def _warning_line(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, 1 for counted differences, 2 for errors)."""
     warnings.showwarning = _warning_line
-    # A run builds up to a few million acyclic objects and then exits: the
-    # cyclic collector would only walk them again and again.
-    gc.disable()
     try:
         result = app(args=argv, prog_name="sockdiff", standalone_mode=False)
         sys.stdout.flush()  # a full disk shows here, while errors still become one line

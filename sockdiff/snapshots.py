@@ -99,24 +99,26 @@ def take(
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    owners = scan_owners(proc_root) if processes else {}
     net_dir = f"{proc_root}/thread-self/net"
-    with netns_module.entered(netns):
-        taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        used = "proc" if backend == "proc" else "netlink"
-        if used == "netlink":
-            try:
-                from .backends import netlink
+    # 100k records and their parts, none in a cycle: the collector would only walk them.
+    with gc_paused():
+        owners = scan_owners(proc_root) if processes else {}
+        with netns_module.entered(netns):
+            taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            used = "proc" if backend == "proc" else "netlink"
+            if used == "netlink":
+                try:
+                    from .backends import netlink
 
-                sockets, sources = netlink.read_sockets(protos, owners, net_dir)
-            except BackendUnavailable as err:
-                if backend == "netlink":
-                    raise
-                warnings.warn(f"{err}; reading /proc/net instead", BackendFallback, stacklevel=2)
-                used = "proc"
-        if used == "proc":
-            sockets, sources = procfs.read_sockets(protos, owners, net_dir)
-        host = _socket.gethostname()
+                    sockets, sources = netlink.read_sockets(protos, owners, net_dir)
+                except BackendUnavailable as err:
+                    if backend == "netlink":
+                        raise
+                    warnings.warn(f"{err}; reading /proc/net instead", BackendFallback, stacklevel=2)
+                    used = "proc"
+            if used == "proc":
+                sockets, sources = procfs.read_sockets(protos, owners, net_dir)
+            host = _socket.gethostname()
     if where is not None:
         sockets = [s for s in sockets if where(s)]
     return Snapshot(

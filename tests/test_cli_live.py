@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import socket
@@ -181,23 +180,20 @@ def test_cli_fallback_warning_is_one_line(
     monkeypatch.setattr(netlink, "open_socket", refuse)
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main replaces it
     path = tmp_path / "snap.json"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")  # as outside pytest, which makes warnings errors
-            code = main(["snapshot", "--netns", netns, "--no-processes", "-o", str(path)])
-            assert (code, capsys.readouterr().err) == (
-                0,
-                "sockdiff: warning: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported;"
-                " reading /proc/net instead\n",
-            )
-            assert load(str(path)).backend == "proc"
-            code = main(["snapshot", "--backend", "netlink", "--netns", netns, "-o", str(path)])
-            assert (code, capsys.readouterr().err) == (
-                2,
-                "sockdiff: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported\n",
-            )
-    finally:
-        gc.enable()  # main pauses the collector for the rest of its process
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside pytest, which makes warnings errors
+        code = main(["snapshot", "--netns", netns, "--no-processes", "-o", str(path)])
+        assert (code, capsys.readouterr().err) == (
+            0,
+            "sockdiff: warning: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported;"
+            " reading /proc/net instead\n",
+        )
+        assert load(str(path)).backend == "proc"
+        code = main(["snapshot", "--backend", "netlink", "--netns", netns, "-o", str(path)])
+        assert (code, capsys.readouterr().err) == (
+            2,
+            "sockdiff: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported\n",
+        )
 
 
 @pytest.mark.parametrize(("flag", "proto"), [("-u", "udp"), ("-w", "raw"), ("-t", "tcp"), ("-x", "unix")])
