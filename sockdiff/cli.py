@@ -163,10 +163,11 @@ def show(
     elif output_format == "json":
         sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen))))
     else:
-        import json
+        import msgspec
 
+        out = sys.stdout.buffer
         for sock in chosen:
-            print(json.dumps(sock.to_dict()))
+            out.write(msgspec.json.encode(sock) + b"\n")
 
 
 def _colour() -> bool:

@@ -8,12 +8,13 @@ to one. A value one side cannot know (None, or no processes) is never a change.
 
 from __future__ import annotations
 
-import json
 import operator
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from ._perf import gc_paused
 from .errors import UsageError
@@ -102,19 +103,20 @@ class Diff:
         (Python's, jq) takes ``new`` as the list of sockets; the metadata of both
         sides is also under ``snapshots``, where no reader loses it.
         """
-        dump = json.dumps
+        encode = msgspec.json.encode  # records and changes as they are, no dicts in between
+        old_meta, new_meta = self.old.meta(), self.new.meta()
         parts = [
-            f'"format": "sockdiff.diff", "version": 1, "old": {dump(self.old.meta())}',
-            f'"new": {dump(self.new.meta())}',
-            f'"summary": {dump(self.summary)}',
-            f'"new": {dump([s.to_dict() for s in self.opened])}',
-            f'"closed": {dump([s.to_dict() for s in self.closed])}',
-            f'"changed": {dump([c.to_dict() for c in self.changed])}',
-            f'"snapshots": {dump({"old": self.old.meta(), "new": self.new.meta()})}',
+            b'"format":"sockdiff.diff","version":1,"old":' + encode(old_meta),
+            b'"new":' + encode(new_meta),
+            b'"summary":' + encode(self.summary),
+            b'"new":' + encode(self.opened),
+            b'"closed":' + encode(self.closed),
+            b'"changed":' + encode(self.changed),
+            b'"snapshots":' + encode({"old": old_meta, "new": new_meta}),
         ]
         if self.persistent_only:
-            parts.append('"note": "live against live: only differences seen in two consecutive reads"')
-        return "{" + ", ".join(parts) + "}"
+            parts.append(b'"note":"live against live: only differences seen in two consecutive reads"')
+        return (b"{" + b",".join(parts) + b"}").decode()
 
 
 def parse_fields(text: str | None) -> tuple[str, ...]:

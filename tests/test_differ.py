@@ -144,7 +144,13 @@ def test_json_document_has_spec_members() -> None:
     assert document["changed"][0]["old"]["state"] == "LISTEN"
     assert document["snapshots"]["new"]["format"] == "sockdiff.snapshot"
     # SPEC's layout: old meta, new meta, summary, then the new sockets under "new" again
-    assert text.index('"old": {"format"') < text.index('"new": {"format"') < text.index('"summary"')
+    assert (
+        text.index('"old":{"format"')
+        < text.index('"new":{"format"')
+        < text.index('"summary"')
+        < text.index('"new":[')
+        < text.index('"closed":[')
+    )
 
 
 def test_persistent_keeps_only_repeated_differences() -> None:
