@@ -142,6 +142,7 @@ def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
     snap = snapshot(backend=backend, netns=zoo.netns)
     rows = ss_rows(zoo.netns)
     assert len(rows) == len(snap.sockets)
+    matched: set[str] = set()
     for sock in snap.sockets:
         record = as_record(sock)
         if sock.proto == "unix" and record["remote"] is None:
@@ -154,6 +155,8 @@ def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
         if sock.proto != "unix" or backend == "netlink":
             assert row.remote == record["remote"], row.line
         assert row.processes == frozenset((p.name, p.pid, p.fd) for p in sock.processes), row.line
+        assert row.line not in matched, f"two records match one ss row: {row.line}"
+        matched.add(row.line)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -62,12 +62,19 @@ def test_snapshot_into_the_store(zoo: ZooClient, tmp_path: Path) -> None:
     result = sockdiff("snapshot", "--netns", zoo.netns, "--name", "zoo-1", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "zoo-1.json")
-    listing = sockdiff("list", home=tmp_path)
-    assert listing.stdout.split()[0] == "zoo-1"
+    listing = sockdiff("list", home=tmp_path).stdout.splitlines()
+    stored = tmp_path / "zoo-1.json"
+    assert [line.split() for line in listing] == [
+        ["zoo-1", load(str(stored)).taken_at, str(stored.stat().st_size), str(stored)]
+    ]
     shown = sockdiff("show", "zoo-1", "-l", "-t", home=tmp_path)
     assert shown.returncode == 0, shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines()[1:]]
     listeners = [r for r in zoo.sockets.values() if r["proto"] == "tcp" and r["state"] == "LISTEN"]
-    assert len(shown.stdout.splitlines()) == 1 + len(listeners)
+    assert {(row[0], row[1]) for row in rows} == {("tcp", "LISTEN")}
+    assert sorted(int(row[4].rsplit(":", 1)[1]) for row in rows) == sorted(
+        r["local"]["port"] for r in listeners
+    )
 
 
 def test_show_is_ss_like(zoo: ZooClient) -> None:
