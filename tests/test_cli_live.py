@@ -12,27 +12,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cli import sockdiff
 from netns import run_in_netns
 from zoo import ZooClient
 
 from sockdiff import load, snapshot
 from sockdiff.netns import entered
-
-
-def sockdiff(
-    *argv: str, cwd: Path | None = None, home: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if home is not None:
-        env["SOCKDIFF_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "sockdiff", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-    )
 
 
 @pytest.mark.parametrize("backend", ["netlink", "proc"])

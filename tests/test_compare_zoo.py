@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns import netns_exec_argv
+from cli import TIMEOUT, one_line_error, sockdiff
 from zoo import ZooClient, start_zoo
 
 Record = dict[str, Any]
 Manifest = dict[str, Record]
 
 #: Seconds any one sockdiff command may take.
-TIMEOUT = 60.0
 #: The fields of a socket record (SPEC.md), in the order a snapshot writes them.
 RECORD_FIELDS = ("proto", "family", "type", "state", "local", "remote", "inode", "uid", "recv_q", "send_q")
 #: What the zoo's manifest knows of a record, and so what is compared exactly.
@@ -47,20 +46,6 @@ LIVE_NOTE = "(live against live: only differences seen in two consecutive reads)
 # --------------------------------------------------------------------------
 
 
-def sockdiff(*argv: str, cwd: Path, home: Path, netns: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m sockdiff ARGV`` in ``cwd`` with ``SOCKDIFF_HOME=home``.
-
-    With ``netns`` the command itself runs inside that namespace (``ip netns
-    exec``), so it needs no ``--netns``: a user's bare ``sockdiff snapshot``.
-    """
-    env = {key: value for key, value in os.environ.items() if key not in ("XDG_STATE_HOME", "NO_COLOR")}
-    env["SOCKDIFF_HOME"] = str(home)
-    command = [sys.executable, "-m", "sockdiff", *argv]
-    if netns is not None:
-        command = netns_exec_argv(netns, command)
-    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd, env=env)
-
-
 def run_together(
     commands: Sequence[Sequence[str]], *, cwd: Path | Sequence[Path], home: Path
 ) -> list[subprocess.CompletedProcess[str]]:
@@ -72,14 +57,6 @@ def run_together(
 
 def lines_of(result: subprocess.CompletedProcess[str]) -> list[str]:
     return result.stdout.splitlines()
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """Exit 2 with one line on stderr, no traceback: that line."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("sockdiff: ") and "Traceback" not in result.stderr, result.stderr
-    return result.stderr.strip()
 
 
 # --------------------------------------------------------------------------
