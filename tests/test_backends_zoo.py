@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from expect import differences, locate
 from ss_oracle import find_rows, ss_rows
 from zoo import ZooClient
 
@@ -25,21 +26,6 @@ BACKENDS = ["netlink", "proc"]
 
 def as_record(sock: Socket) -> dict[str, Any]:
     return sock.to_dict()
-
-
-def locate(snap: Snapshot, record: dict[str, Any]) -> list[Socket]:
-    """The snapshot's sockets that can be the manifest's ``record``."""
-    if record["inode"]:
-        return [s for s in snap.sockets if s.inode == record["inode"]]
-    return [
-        s
-        for s in snap.sockets
-        if s.proto == record["proto"]
-        and s.family == record["family"]
-        and msgspec.to_builtins(s.local) == record["local"]
-        and s.remote is not None
-        and msgspec.to_builtins(s.remote) == record["remote"]
-    ]
 
 
 def check_contract(sock: Socket) -> None:
@@ -71,28 +57,14 @@ def test_backend_reports_every_zoo_socket(zoo: ZooClient, backend: str) -> None:
     assert snap.netns == zoo.netns and snap.backend == backend
     problems = []
     for name, expected in zoo.sockets.items():
-        found = locate(snap, expected)
+        found = locate(snap.sockets, expected)
         if len(found) != 1:
             problems.append(f"{name}: {len(found)} records for {expected}")
             continue
         sock = found[0]
         check_contract(sock)
-        got = as_record(sock)
-        for key in ("proto", "family", "type", "state", "local", "inode"):
-            if got[key] != expected[key]:
-                problems.append(f"{name}: {key} {got[key]!r} != {expected[key]!r}")
-        if sock.proto != "unix" and got["remote"] != expected["remote"]:
-            problems.append(f"{name}: remote {got['remote']!r} != {expected['remote']!r}")
-        if sock.proto == "unix":
-            want_remote = expected["remote"] if backend == "netlink" else None
-            if got["remote"] != want_remote:
-                problems.append(f"{name}: remote {got['remote']!r} != {want_remote!r}")
-        owners = [(p["pid"], p["name"], p["fd"]) for p in expected["processes"]]
-        if [(p.pid, p.name, p.fd) for p in sock.processes] != sorted(owners):
-            problems.append(f"{name}: processes {sock.processes} != {sorted(owners)}")
-        knows_uid = backend == "netlink" or sock.proto != "unix"
-        if sock.uid != (expected["uid"] if knows_uid else None):
-            problems.append(f"{name}: uid {sock.uid} != {expected['uid']}")
+        owners = sorted(expected["processes"], key=lambda p: (p["pid"], p["name"], p["fd"]))
+        problems += differences(sock, expected, knows_unix_peers=backend == "netlink", processes=owners)
     # Nothing but the zoo lives in the namespace.
     assert len(snap.sockets) == len(zoo.sockets), [s for s in snap.sockets]
     assert not problems, "\n".join(problems)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
+from expect import differences, locate
 
 from sockdiff.backends import netlink, procfs
 from sockdiff.model import Endpoint, Inet, Process, Socket
@@ -62,39 +62,19 @@ def netlink_sockets() -> list[Socket]:
     return sockets + netlink.decode_unix(recorded("unix"), OWNERS, seen)
 
 
-def find(sockets: list[Socket], expected: dict[str, Any]) -> Socket:
-    if expected["inode"]:
-        found = [s for s in sockets if s.inode == expected["inode"]]
-    else:
-        found = [
-            s
-            for s in sockets
-            if s.proto == expected["proto"]
-            and msgspec.to_builtins(s.local) == expected["local"]
-            and s.remote is not None
-            and msgspec.to_builtins(s.remote) == expected["remote"]
-        ]
+def check(sockets: list[Socket], expected: dict[str, Any], *, knows_unix_peers: bool) -> None:
+    found = locate(sockets, expected)
     assert len(found) == 1, (expected, found)
-    return found[0]
-
-
-def check(sock: Socket, expected: dict[str, Any], *, knows_peer: bool, knows_unix_uid: bool) -> None:
-    got = sock.to_dict()
-    for key in ("proto", "family", "type", "state", "local", "inode"):
-        assert got[key] == expected[key], (expected["name"], key, got[key], expected[key])
-    assert got["processes"] == owners_of(expected["inode"]), expected["name"]
-    if sock.proto != "unix":
-        assert got["remote"] == expected["remote"], expected["name"]
-        assert sock.uid == expected["uid"]
-    else:
-        assert got["remote"] == (expected["remote"] if knows_peer else None), expected["name"]
-        assert sock.uid == (expected["uid"] if knows_unix_uid else None)
+    problems = differences(
+        found[0], expected, knows_unix_peers=knows_unix_peers, processes=owners_of(expected["inode"])
+    )
+    assert not problems, problems
 
 
 def test_proc_parsers_read_every_socket_exactly() -> None:
     sockets = proc_sockets()
     for expected in EXPECTED:
-        check(find(sockets, expected), expected, knows_peer=False, knows_unix_uid=False)
+        check(sockets, expected, knows_unix_peers=False)
     assert len(sockets) == len(EXPECTED)
 
 
@@ -102,7 +82,7 @@ def test_netlink_decoder_reads_every_socket_exactly() -> None:
     sockets = netlink_sockets()
     inet_or_unix = [e for e in EXPECTED if e["proto"] != "raw"]
     for expected in inet_or_unix:
-        check(find(sockets, expected), expected, knows_peer=True, knows_unix_uid=True)
+        check(sockets, expected, knows_unix_peers=True)
     assert len(sockets) == len(inet_or_unix)
 
 
