@@ -16,15 +16,19 @@ import msgspec
 
 __all__ = [
     "CONNECTED_STATES",
+    "COUNTER_NAMES",
     "FAMILIES",
     "PROTOS",
     "SOCK_TYPES",
     "TCP_STATES",
     "UNIX_DIAG_STATES",
     "UNIX_SS_STATES",
+    "Counters",
     "Endpoint",
     "Inet",
+    "Interface",
     "Process",
+    "Route",
     "Socket",
     "UnixName",
     "UnixPeer",
@@ -299,3 +303,70 @@ def ss_view(listening: bool, everything: bool) -> frozenset[str] | None:
     if listening:
         return _WAITING
     return CONNECTED_STATES
+
+
+# The figures of ``netstat -i`` (and the byte counts beside them), as both
+# backends report them: rtnetlink's IFLA_STATS64, /proc/net/dev's columns.
+COUNTER_NAMES = (
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "rx_overruns",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+    "tx_overruns",
+    "rx_bytes",
+    "tx_bytes",
+)
+
+
+class Counters(msgspec.Struct, frozen=True, gc=False):
+    """An interface's traffic counters (``netstat -i``); compared only when asked."""
+
+    rx_packets: int
+    rx_errors: int
+    rx_dropped: int
+    rx_overruns: int
+    tx_packets: int
+    tx_errors: int
+    tx_dropped: int
+    tx_overruns: int
+    rx_bytes: int
+    tx_bytes: int
+
+
+class Interface(msgspec.Struct, frozen=True, gc=False):
+    """One network interface (``ip link`` and ``ip addr``, ``netstat -i``).
+
+    ``flags`` are IFF_* names sorted alphabetically; ``addresses`` sorted CIDR
+    texts; ``mac`` is None where the link has no hardware address (tun). A
+    field a backend cannot know is None.
+    """
+
+    name: str
+    index: int | None
+    flags: tuple[str, ...]
+    operstate: str | None
+    mtu: int | None
+    mac: str | None
+    addresses: tuple[str, ...]
+    counters: Counters | None
+
+
+class Route(msgspec.Struct, frozen=True, gc=False):
+    """One route (``ip route show table all``, ``netstat -rn``).
+
+    ``table``: 254 is main, 255 local. ``destination`` is CIDR text
+    (``0.0.0.0/0``); ``protocol`` and ``scope`` are None where unknown.
+    """
+
+    family: Literal["inet", "inet6"]
+    table: int
+    type: str
+    destination: str
+    gateway: str | None
+    dev: str | None
+    metric: int
+    protocol: str | None
+    scope: str | None
