@@ -241,8 +241,8 @@ def loads(data: bytes, origin: str) -> Snapshot:
                 raise bad("not a JSON object") from None
             check_header(header)
             raise bad(str(err)) from None
-        except msgspec.DecodeError as err:
-            raise bad("truncated JSON" if "truncated" in str(err) else f"not JSON ({err})") from None
+        except msgspec.DecodeError:
+            raise bad(_json_problem(data)) from None
     check_header(_Header(document.format, document.version))
     for index, sock in enumerate(document.sockets):
         problem = record_problem(sock)
@@ -259,6 +259,26 @@ def loads(data: bytes, origin: str) -> Snapshot:
         tool_version=document.tool_version,
         origin=origin,
     )
+
+
+def _json_problem(data: bytes) -> str:
+    """Why ``data`` is not JSON, in sockdiff's words (a dependency's wording changes)."""
+    import json
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text (byte {err.start})"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as err:
+        # An unterminated string reports where the string began.
+        if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
+            return "truncated JSON"
+        return f"not JSON (line {err.lineno}, column {err.colno})"
+    except RecursionError:
+        return "not JSON (nested too deeply)"
+    return "not JSON"
 
 
 def load(path: str) -> Snapshot:
