@@ -1,13 +1,18 @@
-"""Private network namespaces for tests, through ``ip netns``.
+"""Private network namespaces for the tests and the benchmark, through ``ip netns``.
 
 >>> with private_netns() as ns:                              # doctest: +SKIP
 ...     run_in_netns(ns, ["ss", "-tuwxan"]).stdout
 
-Every namespace is named ``sockdiff-test-<pid>-<n>`` (:data:`PREFIX`), has its
-loopback up, and is deleted on the way out together with any process still
-running in it. Tests that need namespaces call :func:`require_netns` (the
+Every namespace is named ``<prefix><pid>-<n>``: ``sockdiff-test-`` for the tests
+(:data:`PREFIX`), ``sockdiff-bench-`` for ``benchmarks/`` (:data:`BENCH_PREFIX`).
+It has its loopback up, and is deleted on the way out together with any process
+still running in it. Tests that need namespaces call :func:`require_netns` (the
 ``netns`` fixture and the ``netns`` marker do it for them): it skips them where
 namespaces are unavailable, except on CI (``CI=true``), where it fails them.
+
+The tests import this module as ``netns`` (``tests/conftest.py`` puts this
+directory on ``sys.path``), and so does the benchmark (``benchmarks/population.py``);
+only :func:`require_netns` needs pytest, and imports it when called.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-import pytest
-
 __all__ = [
+    "BENCH_PREFIX",
     "PREFIX",
     "NetnsError",
     "create_netns",
     "delete_netns",
+    "list_netns",
     "netns_available",
     "netns_exec_argv",
     "netns_pids",
@@ -39,8 +44,12 @@ __all__ = [
     "run_in_netns",
 ]
 
-#: Every namespace made here is named PREFIX + "<pid>-<n>".
+#: Every namespace the tests make is named PREFIX + "<pid>-<n>"...
 PREFIX = "sockdiff-test-"
+#: ...and every one the benchmark makes BENCH_PREFIX + "<pid>-<n>".
+BENCH_PREFIX = "sockdiff-bench-"
+#: delete_netns() deletes only namespaces named so.
+_OURS = (PREFIX, BENCH_PREFIX)
 #: Seconds any one ``ip`` command may take.
 IP_TIMEOUT = 10.0
 
@@ -62,20 +71,20 @@ def _ip(*args: str, timeout: float = IP_TIMEOUT) -> subprocess.CompletedProcess[
     return done
 
 
-def _list_netns() -> list[str]:
+def list_netns() -> list[str]:
     """The names ``ip netns list`` shows."""
     return [line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line.strip()]
 
 
-def our_netns() -> list[str]:
-    """The namespaces this process made that still exist."""
-    mine = f"{PREFIX}{os.getpid()}-"
-    return [name for name in _list_netns() if name.startswith(mine)]
+def our_netns(prefix: str = PREFIX) -> list[str]:
+    """The namespaces named ``prefix`` that this process made and that still exist."""
+    mine = f"{prefix}{os.getpid()}-"
+    return [name for name in list_netns() if name.startswith(mine)]
 
 
-def create_netns() -> str:
+def create_netns(prefix: str = PREFIX) -> str:
     """Create a uniquely named namespace with its loopback up; return its name."""
-    name = f"{PREFIX}{os.getpid()}-{next(_counter)}"
+    name = f"{prefix}{os.getpid()}-{next(_counter)}"
     _ip("netns", "add", name)
     try:
         _ip("-n", name, "link", "set", "lo", "up")
@@ -108,18 +117,18 @@ def _kill_netns_pids(name: str, timeout: float = 5.0) -> None:
 
 def delete_netns(name: str) -> None:
     """Kill what still runs in namespace ``name``, then delete it (a missing one is fine)."""
-    if not name.startswith(PREFIX):
-        raise NetnsError(f"refusing to delete {name!r}: not a test namespace")
-    if name not in _list_netns():
+    if not name.startswith(_OURS):
+        raise NetnsError(f"refusing to delete {name!r}: not a namespace of the tests or the benchmark")
+    if name not in list_netns():
         return
     _kill_netns_pids(name)
     _ip("netns", "delete", name)
 
 
 @contextmanager
-def private_netns() -> Iterator[str]:
+def private_netns(prefix: str = PREFIX) -> Iterator[str]:
     """A fresh namespace for the body; always deleted afterwards."""
-    name = create_netns()
+    name = create_netns(prefix)
     try:
         yield name
     finally:
@@ -165,6 +174,8 @@ def require_netns() -> None:
     reason = netns_unavailable_reason()
     if reason is None:
         return
+    import pytest
+
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)

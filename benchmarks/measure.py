@@ -1,0 +1,334 @@
+"""Measurement: every command timed at every size, alternating, in one run.
+
+:class:`Bench` drives a :class:`population.Population` through its sizes (0,
+then ``--sizes``) and at each one times the four snapshot commands against ``ss``
+and ``netstat`` in turns (A B A B ...), the start-up baselines the growth check
+subtracts, and ``compare`` of two snapshots taken a little apart. In the empty
+namespace it also times the interpreter alone and ``sockdiff --version``, so the
+report can say where the start-up goes; at the largest size, the CPU share of
+``watch -i 1`` on an idle namespace; and, where ``plugin_overhead.py`` exists,
+the pytest plugin's cost per test. It keeps raw runs; report.py judges them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from population import Population
+from runner import BenchError, CpuShare, Run, cpu_share, find_gnu_time, log, run_timed
+
+#: The share of connections closed, and opened, between the two snapshots compare reads.
+CHURN_CLOSE = 0.01
+CHURN_OPEN = 0.005
+#: Where the pytest plugin's own benchmark lives, if it does.
+PLUGIN_OVERHEAD = Path(__file__).resolve().parent / "plugin_overhead.py"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pair:
+    """A sockdiff snapshot command and the tool it is held against."""
+
+    key: str
+    sockdiff: tuple[str, ...]
+    reference: tuple[str, ...]
+    processes: bool  # scans /proc/PID/fd, whose cost grows with the workers' descriptors
+    slow: bool = False  # netstat -p: may use fewer runs
+
+
+def _pairs() -> tuple[Pair, ...]:
+    snap = ("snapshot", "--backend")
+    return (
+        Pair("netlink", (*snap, "netlink", "--no-processes", "-o", "-"), ("ss", "-tuwxan"), False),
+        Pair("netlink -p", (*snap, "netlink", "-o", "-"), ("ss", "-tuwxanp"), True),
+        Pair("proc", (*snap, "proc", "--no-processes", "-o", "-"), ("netstat", "-tuwxan"), False),
+        Pair("proc -p", (*snap, "proc", "-o", "-"), ("netstat", "-tuwxanp"), True, slow=True),
+    )
+
+
+PAIRS = _pairs()
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclasses.dataclass(slots=True)
+class Series:
+    """The runs of one command at one size."""
+
+    command: str
+    walls: list[float] = dataclasses.field(default_factory=list)
+    rss_kb: list[int] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    def add(self, run: Run, ok_codes: tuple[int, ...] = (0,)) -> bool:
+        if run.returncode not in ok_codes:
+            tail = run.stderr.splitlines()[-3:] if run.stderr else []
+            self.error = f"exit status {run.returncode}: {' | '.join(tail) or 'no message'}"
+            return False
+        self.walls.append(run.wall)
+        self.rss_kb.append(run.maxrss_kb)
+        return True
+
+    @property
+    def wall(self) -> float | None:
+        return None if self.error else median(self.walls)
+
+    @property
+    def rss_mb(self) -> float | None:
+        return None if self.error or not self.rss_kb else statistics.median(self.rss_kb) / 1024
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "median_s": self.wall,
+            "median_maxrss_mb": self.rss_mb,
+            "walls_s": self.walls,
+            "maxrss_kb": self.rss_kb,
+            "error": self.error,
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class Stage:
+    """Everything measured at one size (0: the empty namespace)."""
+
+    target: int
+    census: dict[str, Any]
+    series: dict[str, tuple[Series, Series]] = dataclasses.field(default_factory=dict)
+    compare: Series | None = None
+    # The same sockdiff command for UNIX sockets only, run in turn with the others:
+    # its start-up cost at this moment (see report.growth()).
+    baselines: dict[str, Series] = dataclasses.field(default_factory=dict)
+    # In the empty namespace: the interpreter alone and `sockdiff --version`.
+    startup: dict[str, Series] = dataclasses.field(default_factory=dict)
+    diff_summary: dict[str, Any] | None = None
+
+    @property
+    def tcp(self) -> int:
+        return int(self.census["tcp"])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Watch:
+    """``watch -i 1`` on the namespace at one size, nothing changing."""
+
+    tcp: int
+    usage: CpuShare | None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PluginOverhead:
+    """What ``plugin_overhead.py`` reported (its own JSON), or why there is nothing."""
+
+    result: dict[str, Any] | None
+    error: str | None = None
+
+
+def script_python(script: str) -> str:
+    """The interpreter a console script runs under (its ``#!`` line), else ours."""
+    with open(script, "rb") as file:
+        first = file.readline()
+    return first[2:].decode().split()[0] if first.startswith(b"#!") else sys.executable
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sockdiff: str = args.sockdiff
+        self.python = script_python(self.sockdiff)
+        self.ns = Population(args.sockets_per_worker)
+        self.tmp = Path(tempfile.mkdtemp(prefix="sockdiff-bench-"))
+        self.stages: list[Stage] = []
+        self.watch: Watch | None = None
+        self.plugin: PluginOverhead | None = None
+        self.gnu_time = find_gnu_time()
+        # Time sockdiff the way an installed copy runs: from compiled bytecode. Where
+        # PYTHONDONTWRITEBYTECODE is set and the package has no __pycache__ (an editable
+        # install), every run would compile sockdiff's modules afresh. The bytecode goes
+        # to our temporary directory, not beside the sources; the warm-up run writes it.
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env["PYTHONPYCACHEPREFIX"] = str(self.tmp / "pycache")
+        self.launch_overhead: float | None = None
+
+    def close(self) -> None:
+        try:
+            self.ns.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def in_ns(self, argv: Sequence[str]) -> list[str]:
+        return self.ns.exec_argv(argv)
+
+    def sockdiff_argv(self, args: Sequence[str]) -> list[str]:
+        return [self.sockdiff, *args]
+
+    def timed(self, argv: Sequence[str], stdout: int | None = None) -> Run:
+        return run_timed(argv, self.args.timeout, stdout=stdout, gnu_time=self.gnu_time, env=self.env)
+
+    def run(self) -> None:
+        sizes: list[int] = self.args.sizes
+        self.ns.create()
+        if not self.gnu_time:
+            log("warning: no GNU time; peak RSS is wait4's, never below this script's own RSS")
+        true = self.in_ns(["true"])
+        self.launch_overhead = statistics.median(self.timed(true).wall for _ in range(20))
+        log(f"launching a command costs {self.launch_overhead * 1000:.1f} ms (`ip netns exec NS true`)")
+        log(f"namespace {self.ns.name}; measuring it empty, then at {', '.join(map(str, sizes))}")
+        self.stages.append(self.measure(0))
+        workers = math.ceil(max(sizes) / self.ns.sockets_per_worker)
+        log(f"starting {workers} workers ({self.ns.sockets_per_worker} sockets at most each)")
+        self.ns.start_workers(workers)
+        for size in sizes:
+            start = time.perf_counter()
+            self.ns.grow(size)
+            log(f"opened sockets up to {size} in {time.perf_counter() - start:.1f} s")
+            self.stages.append(self.measure(size))
+        self.watch = self.measure_watch(self.stages[-1].tcp)
+        self.plugin = self.measure_plugin()
+
+    def measure(self, size: int) -> Stage:
+        census = self.ns.census()
+        log(
+            f"namespace holds {census['tcp']} TCP sockets {census['tcp_states']}; all kinds {census['kinds']}"
+        )
+        if size and not size - 2 <= census["tcp"] <= size * 1.05 + 100:
+            raise BenchError(f"asked for {size} TCP sockets, ss counts {census['tcp']}")
+        stage = Stage(size, census)
+        # Below the goal table's size the runs are cheap, and the growth check, which
+        # subtracts the start-up time, needs their medians to be tight.
+        big = size >= self.args.sockets
+        runs: int = self.args.runs if big else self.args.small_runs
+        for pair in PAIRS:
+            n = self.args.slow_runs if pair.slow and big else runs
+            argv = self.sockdiff_argv(pair.sockdiff)
+            sa = Series("sockdiff " + " ".join(pair.sockdiff))
+            sb = Series(" ".join(pair.reference))
+            commands = [(self.in_ns(argv), sa), (self.in_ns(pair.reference), sb)]
+            if size and not pair.processes:
+                # The start-up baseline: the same command for UNIX sockets only (a
+                # handful here). An empty namespace would not do for the proc
+                # backend: /proc/net/tcp walks the kernel's one TCP hash table, every
+                # namespace's sockets included.
+                stage.baselines[pair.key] = Series(f"{sa.command} -x (start-up baseline)")
+                commands.append((self.in_ns([*argv, "-x"]), stage.baselines[pair.key]))
+            if not size and pair.key == "netlink":
+                # Where the start-up goes: the interpreter alone, then the CLI loaded.
+                stage.startup["interpreter"] = Series(f"{self.python} -c pass")
+                stage.startup["cli"] = Series("sockdiff --version")
+                commands += [
+                    (self.in_ns([self.python, "-c", "pass"]), stage.startup["interpreter"]),
+                    (self.in_ns(self.sockdiff_argv(["--version"])), stage.startup["cli"]),
+                ]
+            self.alternate(commands, n)
+            stage.series[pair.key] = sa, sb
+        self.measure_compare(stage, runs)
+        return stage
+
+    def alternate(self, commands: Sequence[tuple[list[str], Series]], runs: int, ok: int = 0) -> None:
+        """Time the commands in turns, A B A B ..., after untimed warm-up runs; a
+        command exiting with more than ``ok`` is an error and is run no more."""
+        ok_codes = tuple(range(ok + 1))
+        for i in range(self.args.warmup + runs):
+            for argv, series in commands:
+                if series.error:
+                    continue
+                run = self.timed(argv)
+                if i >= self.args.warmup or run.returncode not in ok_codes:
+                    series.add(run, ok_codes)  # a failed warm-up run records the error
+        for _, series in commands:
+            log(f"  {self._fmt(series)} {series.command}")
+
+    @staticmethod
+    def _fmt(series: Series) -> str:
+        if series.error or series.wall is None or series.rss_mb is None:
+            return f"ERROR ({series.error})"
+        return f"{series.wall:8.3f} s {series.rss_mb:7.1f} MB"
+
+    def measure_compare(self, stage: Stage, runs: int) -> None:
+        """Two snapshots a little apart, then ``sockdiff compare A B --format json``."""
+        old, new = self.tmp / f"old-{stage.target}.json", self.tmp / f"new-{stage.target}.json"
+        snap = ["snapshot", "--backend", "netlink", "-o"]
+        for path, label in ((old, "A"), (new, "B")):
+            if label == "B" and self.ns.workers:
+                closed, opened = self.ns.churn(CHURN_CLOSE, CHURN_OPEN)
+                log(f"  between snapshots: closed {closed} connections, opened {opened}")
+            run = self.timed(self.in_ns(self.sockdiff_argv([*snap, str(path)])))
+            if run.returncode != 0:
+                stage.compare = Series("compare", error=f"snapshot {label} failed: {run.stderr[-300:]}")
+                return
+        argv = self.sockdiff_argv(["compare", str(old), str(new), "--format", "json"])
+        series = Series(f"sockdiff compare A B --format json ({stage.tcp} sockets)")
+        out_path = self.tmp / "diff.json"
+        with open(out_path, "wb") as out:  # the warm-up run's output is kept, for its summary
+            run = self.timed(argv, stdout=out.fileno())
+        if run.returncode not in (0, 1):
+            series.add(run, ok_codes=(0, 1))
+        else:
+            with contextlib.suppress(ValueError, KeyError, OSError):
+                stage.diff_summary = json.loads(out_path.read_bytes())["summary"]
+        commands = [(argv, series)]
+        if stage.target:
+            empty = [str(self.tmp / "old-0.json"), str(self.tmp / "new-0.json")]
+            stage.baselines["compare"] = Series("sockdiff compare of the empty snapshots")
+            commands.append(
+                (self.sockdiff_argv(["compare", *empty, "--format", "json"]), stage.baselines["compare"])
+            )
+        self.alternate(commands, runs, ok=1)
+        stage.compare = series
+        log(f"  compare's diff: {stage.diff_summary}")
+
+    def measure_watch(self, tcp: int) -> Watch:
+        """The share of a core ``sockdiff watch -i 1`` uses on the full namespace once
+        its first poll is done, nothing changing."""
+        argv = self.in_ns(self.sockdiff_argv(["watch", "-i", "1"]))
+        settle, window = self.args.watch_settle, self.args.watch_seconds
+        log(f"watch -i 1 at {tcp} TCP sockets: {settle:g} s to settle, then {window:g} s measured")
+        try:
+            usage = cpu_share(argv, settle, window, env=self.env)
+        except BenchError as err:
+            log(f"  ERROR ({err})")
+            return Watch(tcp, None, str(err))
+        log(f"  {usage.share:.1%} of a core ({usage.cpu:.2f} CPU-s in {usage.wall:.1f} s)")
+        return Watch(tcp, usage)
+
+    def measure_plugin(self) -> PluginOverhead:
+        """The pytest plugin's own benchmark, run as it is, its JSON kept whole."""
+        if not PLUGIN_OVERHEAD.exists():
+            return PluginOverhead(None, f"not measured: {PLUGIN_OVERHEAD.name} is not there")
+        out = self.tmp / "plugin_overhead.json"
+        log(f"running {PLUGIN_OVERHEAD.name}")
+        try:
+            done = subprocess.run(
+                [self.python, str(PLUGIN_OVERHEAD), "--json", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=self.args.timeout,
+                env=self.env,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: {err}")
+        if done.returncode != 0:
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: exit status {done.returncode}: {tail}")
+        try:
+            result = json.loads(out.read_text())
+        except (OSError, ValueError) as err:
+            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name} wrote no JSON: {err}")
+        return PluginOverhead(result if isinstance(result, dict) else {"result": result})
