@@ -55,6 +55,13 @@ def _where(words: Sequence[str]) -> Callable[[Socket], bool] | None:
     return compile_filter(" ".join(words))
 
 
+def _sections(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not chosen:
+        _fail("--sections needs at least one of sockets, interfaces, routes")
+    return chosen
+
+
 def _fail(message: str) -> NoReturn:
     raise UsageError(message)
 
@@ -77,29 +84,33 @@ def snapshot(
     no_processes: Annotated[
         bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
     ] = False,
+    sections: Annotated[
+        str | None,
+        typer.Option("--sections", help="Comma list of sockets, interfaces, routes (default: every one)."),
+    ] = None,
     tcp: Tcp = False,
     udp: Udp = False,
     raw: Raw = False,
     unix: Unix = False,
 ) -> None:
-    """Take a snapshot of the sockets; without -o it goes into the store and its path is printed."""
+    """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
     from . import store
     from .snapshots import save, take
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
-    where = _where(filter_words or [])
     taken = take(
         backend=backend,
         netns=netns,
         processes=not no_processes,
         protos=_protos(tcp, udp, raw, unix),
-        where=where,
+        where=" ".join(filter_words or []) or None,
+        sections=None if sections is None else _sections(sections),
     )
     if output is not None:
         save(taken, output)
         return
-    path = store.path_for(name or store.name_for(taken.taken_at))
+    path = store.path_for(name or store.name_for(taken.header.taken_at))
     save(taken, str(path))
     print(path)
 
@@ -150,7 +161,9 @@ def show(
         from .filter import filter_keywords
 
         want_processes = not filter_keywords(" ".join(words)).isdisjoint({"pid", "process"})
-    snap = open_source(source, netns=netns, processes=want_processes)
+    snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
+    if snap.sockets is None:
+        _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     protos = frozenset(_protos(tcp, udp, raw, unix))
     states = ss_view(listening, everything)
     chosen = [
@@ -267,11 +280,11 @@ def watch(
         backend=backend,
         netns=netns,
         protos=_protos(tcp, udp, raw, unix),
-        where=_where(filter_words or []),
+        where=" ".join(filter_words or []) or None,
     )
     colour = _colour()
     for found in diffs:
-        stamp = found.new.taken_at
+        stamp = found.new.header.taken_at
         if output_format == "jsonl":
             for kind, socks in (("new", found.opened), ("closed", found.closed)):
                 for sock in socks:

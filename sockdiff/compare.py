@@ -54,12 +54,13 @@ def watch(
     backend: str = "auto",
     netns: str | None = None,
     protos: Sequence[str] = PROTOS,
-    where: Callable[[Socket], bool] | None = None,
+    where: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Diff]:
     """Like ``netstat -c``: read every ``interval`` seconds and yield what changed.
 
-    ``count`` bounds the number of comparisons (None: until interrupted).
+    ``count`` bounds the number of comparisons (None: until interrupted);
+    ``where`` is a filter expression.
     """
     previous = take(backend=backend, netns=netns, protos=protos, where=where)
     done = 0

@@ -239,11 +239,15 @@ def diff(
     ``ignore`` drops every difference involving a socket it matches (either side
     of a change); ``only`` keeps just the differences involving one it matches.
     """
+    # A section one side did not take is never compared.
+    both = old.sockets is not None and new.sockets is not None
+    old_sockets = old.sockets if both and old.sockets is not None else ()
+    new_sockets = new.sockets if both and new.sockets is not None else ()
     with gc_paused():
-        old_keys = _identities(old.sockets)
-        new_keys = _identities(new.sockets)
-        old_map = dict(zip(old_keys, old.sockets, strict=True))
-        new_map = dict(zip(new_keys, new.sockets, strict=True))
+        old_keys = _identities(old_sockets)
+        new_keys = _identities(new_sockets)
+        old_map = dict(zip(old_keys, old_sockets, strict=True))
+        new_map = dict(zip(new_keys, new_sockets, strict=True))
         pairs: Pairs = []
         opened: list[Socket] = []
         closed: list[Socket] = []
@@ -251,8 +255,8 @@ def diff(
             # Several sockets share an identity (SO_REUSEPORT listeners): pair
             # those groups apart, and leave the one-to-one rest to the fast path.
             shared = _repeated(old_keys) | _repeated(new_keys)
-            old_groups = _groups(old_keys, old.sockets, shared)
-            new_groups = _groups(new_keys, new.sockets, shared)
+            old_groups = _groups(old_keys, old_sockets, shared)
+            new_groups = _groups(new_keys, new_sockets, shared)
             for key in shared:
                 found, gone, came = _pair(old_groups.get(key, []), new_groups.get(key, []))
                 pairs += found

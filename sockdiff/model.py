@@ -18,6 +18,7 @@ __all__ = [
     "CONNECTED_STATES",
     "COUNTER_NAMES",
     "FAMILIES",
+    "INET_TYPES",
     "PROTOS",
     "SOCK_TYPES",
     "TCP_STATES",
@@ -37,7 +38,7 @@ __all__ = [
     "make_socket",
 ]
 
-PROTOS = ("tcp", "udp", "raw", "unix")
+PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
 FAMILIES = ("inet", "inet6", "unix")
 
 # Kernel socket states, include/net/tcp_states.h. UDP and raw sockets reuse
@@ -81,6 +82,8 @@ UNIX_STATE_NAMES = frozenset(UNIX_SS_STATES.values()) | {"LISTENING", "UNKNOWN"}
 
 # SOCK_* numbers (include/linux/net.h), the same in /proc/net/unix and unix_diag.
 SOCK_TYPES: dict[int, str] = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket"}
+# The socket type of each inet protocol.
+INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
 
 
 ProtoName = Literal["tcp", "udp", "raw", "unix"]

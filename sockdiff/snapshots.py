@@ -1,8 +1,16 @@
 """Taking snapshots, and the snapshot file: JSON (gzip when named .gz), versioned.
 
+A snapshot is a :class:`Header` and its sections (``sockets``, ``interfaces``,
+``routes``), each a tuple of records or None when it was not taken. The file is
+the same thing flat: ``format`` and ``version``, the header's members, then the
+sections; every member is declared once, in :class:`Header` or in the record
+types of :mod:`sockdiff.model`.
+
 A file is written atomically with mode 0600: a reader never sees half of one,
 and a failed write leaves the older file in place. The reader is strict: it
 refuses anything that is not a snapshot it knows, naming the file and the reason.
+Version 1 files (sockets only, no scope) still load: their interfaces and routes
+read as not taken, their scope as every protocol.
 """
 
 from __future__ import annotations
@@ -14,24 +22,27 @@ import platform
 import socket as _socket
 import sys
 import tempfile
-import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from ._perf import gc_paused
 from ._version import __version__
-from .errors import BackendUnavailable, BadSnapshot, UsageError
-from .model import PROTOS, Socket, record_problem
+from .backends import BackendFallback, check_backend, sections_of
+from .errors import BadSnapshot, UsageError
+from .model import PROTOS, Interface, ProtoName, Route, Socket, record_problem
 
 __all__ = [
-    "BACKENDS",
+    "EVERYTHING",
     "FORMAT",
+    "MAX_SIZE",
     "VERSION",
     "BackendFallback",
+    "Header",
+    "Scope",
     "Snapshot",
     "dumps",
     "load",
@@ -41,41 +52,82 @@ __all__ = [
 ]
 
 FORMAT = "sockdiff.snapshot"
-VERSION = 1
-BACKENDS = ("auto", "netlink", "proc")
+VERSION = 2
+# The most a snapshot may hold once decompressed: a host with a million
+# sockets writes ~250 MB, and a gzip bomb stops here instead of filling memory.
+MAX_SIZE = 1 << 30
 
 
-class BackendFallback(UserWarning):
-    """The auto backend fell back from netlink to /proc."""
+class Scope(msgspec.Struct, frozen=True):
+    """What a snapshot's sockets section covers: these protocols, matching this filter."""
+
+    protos: tuple[ProtoName, ...]
+    filter: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The sockets of one moment, and where and how they were read."""
+EVERYTHING = Scope(PROTOS, None)
 
-    sockets: tuple[Socket, ...]
+
+class Header(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything in a snapshot file but its sections: when, where, how, and what it covers.
+
+    ``backend`` is the backend used (``auto`` resolved); ``sources`` where each
+    protocol and section came from (see :mod:`sockdiff.backends`).
+    """
+
     taken_at: str
     host: str
     kernel: str
     backend: str
     netns: str | None
     sources: dict[str, str]
-    tool_version: str = __version__
+    scope: Scope
+    tool_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One moment's sockets, interfaces and routes (None: a section not taken), and its header."""
+
+    header: Header
+    sockets: tuple[Socket, ...] | None
+    interfaces: tuple[Interface, ...] | None = None
+    routes: tuple[Route, ...] | None = None
     origin: str = field(default="live", compare=False)  # file, store name or live:B
 
     def meta(self) -> dict[str, Any]:
-        """Everything but the sockets, as it stands in the file."""
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "taken_at": self.taken_at,
-            "host": self.host,
-            "kernel": self.kernel,
-            "backend": self.backend,
-            "netns": self.netns,
-            "sources": self.sources,
-            "tool_version": self.tool_version,
-        }
+        """Everything but the sections, as it stands in a file written now."""
+        header: dict[str, Any] = msgspec.to_builtins(self.header)
+        return {"format": FORMAT, "version": VERSION, **header}
+
+
+_HEADER_FIELDS = tuple(f.name for f in msgspec.structs.fields(Header))
+
+
+class _Document(Header, frozen=True, kw_only=True):
+    """A version 2 file, as msgspec reads and checks it in one pass."""
+
+    format: Literal["sockdiff.snapshot"]
+    version: Literal[2]
+    sockets: tuple[Socket, ...] | None
+    interfaces: tuple[Interface, ...] | None
+    routes: tuple[Route, ...] | None
+
+
+class _DocumentV1(Header, frozen=True, kw_only=True):
+    """A version 1 file: sockets only, and no scope (it covered every protocol)."""
+
+    format: Literal["sockdiff.snapshot"]
+    version: Literal[1]
+    scope: Scope = EVERYTHING
+    sockets: tuple[Socket, ...]
+
+
+class _Probe(msgspec.Struct):
+    """Just enough of any JSON object to tell whether it is a snapshot we read."""
+
+    format: Any = None
+    version: Any = None
 
 
 def take(
@@ -83,91 +135,95 @@ def take(
     netns: str | None = None,
     processes: bool = True,
     protos: Sequence[str] = PROTOS,
-    where: Callable[[Socket], bool] | None = None,
+    where: str | None = None,
+    sections: Sequence[str] | None = None,
     proc_root: str = "/proc",
 ) -> Snapshot:
-    """Read the live sockets of ``protos`` through ``backend``.
+    """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
     ``netns`` names a namespace under /run/netns to read instead of our own;
-    ``where`` keeps only the sockets it accepts. With ``auto``, a system where
-    netlink sock_diag is unavailable is read from /proc, with a
-    :class:`BackendFallback` warning.
+    ``where``, a filter expression, keeps only the sockets it matches;
+    ``sections`` (default: every one the backend reads) chooses among
+    ``sockets``, ``interfaces`` and ``routes``. The header records the scope
+    (protocols and filter) so that a comparison covers only what both sides did.
+    With ``auto``, a system where netlink is unavailable is read from /proc,
+    with a :class:`BackendFallback` warning.
     """
+    from . import backends
     from . import netns as netns_module
-    from .backends import procfs
     from .processes import scan_owners
 
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    wanted = sections_of(backend) if sections is None else tuple(sections)
+    check_backend(backend, wanted)
+    unknown = [p for p in protos if p not in PROTOS]
+    if unknown:
+        raise UsageError(f"unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOS)})")
+    scope = Scope(tuple(p for p in PROTOS if p in protos), where)
+    test = None
+    if where is not None:
+        from .filter import compile_filter
+
+        test = compile_filter(where)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
-        owners = scan_owners(proc_root) if processes else {}
+        owners = scan_owners(proc_root) if processes and "sockets" in wanted else {}
         with netns_module.entered(netns):
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            used = "proc" if backend == "proc" else "netlink"
-            if used == "netlink":
-                try:
-                    from .backends import netlink
-
-                    sockets, sources = netlink.read_sockets(protos, owners, net_dir)
-                except BackendUnavailable as err:
-                    if backend == "netlink":
-                        raise
-                    warnings.warn(f"{err}; reading /proc/net instead", BackendFallback, stacklevel=2)
-                    used = "proc"
-            if used == "proc":
-                sockets, sources = procfs.read_sockets(protos, owners, net_dir)
+            found = backends.read(backend, wanted, scope.protos, owners, net_dir)
             host = _socket.gethostname()
-    if where is not None:
-        sockets = [s for s in sockets if where(s)]
-    return Snapshot(
-        sockets=tuple(sockets),
+    sockets = found.sockets
+    if sockets is not None and test is not None:
+        sockets = [s for s in sockets if test(s)]
+    header = Header(
         taken_at=taken_at,
         host=host,
         kernel=platform.release(),
-        backend=used,
+        backend=found.backend,
         netns=netns,
-        sources=sources,
-        origin=f"live:{used}",
+        sources=found.sources,
+        scope=scope,
+        tool_version=__version__,
+    )
+    return Snapshot(
+        header,
+        None if sockets is None else tuple(sockets),
+        None if found.interfaces is None else tuple(found.interfaces),
+        None if found.routes is None else tuple(found.routes),
+        origin=f"live:{found.backend}",
     )
 
 
-class _Document(msgspec.Struct):
-    """A snapshot file, as msgspec reads and checks it."""
+def _section(name: str, records: tuple[msgspec.Struct, ...] | None, first_field: str) -> bytes:
+    """``"name":[...]`` with one record a line (``null`` when not taken).
 
-    format: str
-    version: int
-    taken_at: str
-    host: str
-    kernel: str
-    backend: str
-    netns: str | None
-    sources: dict[str, str]
-    sockets: list[Socket]
-    tool_version: str
+    The records are encoded by msgspec as one list, then split into lines:
+    ``},{"first_field"`` can only stand between two records, since a quote
+    inside a string is escaped.
+    """
+    if records is None:
+        return b'"%s":null' % name.encode()
+    if not records:
+        return b'"%s":[]' % name.encode()
+    encoded = msgspec.json.encode(records)
+    encoded = encoded.replace(b'},{"%s"' % first_field.encode(), b'},\n{"%s"' % first_field.encode())
+    return b"".join((b'"%s":[\n' % name.encode(), memoryview(encoded)[1:-1], b"\n]"))
 
 
-class _Header(msgspec.Struct):
-    """Just enough of any JSON object to tell whether it is a snapshot we read."""
-
-    format: Any = None
-    version: Any = None
+def _first_field(record_type: type[msgspec.Struct]) -> str:
+    return msgspec.structs.fields(record_type)[0].encode_name
 
 
 def dumps(snapshot: Snapshot) -> bytes:
-    """The snapshot as JSON text: metadata first, then one socket a line.
-
-    The records are encoded by msgspec as one list, then split into lines:
-    ``},{"proto"`` can only stand between two records, since a quote inside a
-    string is escaped.
-    """
-    meta = msgspec.json.encode(snapshot.meta())
-    if not snapshot.sockets:
-        return meta[:-1] + b',"sockets":[]}\n'
-    records = msgspec.json.encode(snapshot.sockets)
-    records = records.replace(b'},{"proto"', b'},\n{"proto"')
-    return b"".join((meta[:-1], b',"sockets":[\n', memoryview(records)[1:-1], b"\n]}\n"))
+    """The snapshot as JSON text: the header first, then each section, one record a line."""
+    header = msgspec.json.encode(snapshot.header)
+    sections = (
+        _section("sockets", snapshot.sockets, _first_field(Socket)),
+        _section("interfaces", snapshot.interfaces, _first_field(Interface)),
+        _section("routes", snapshot.routes, _first_field(Route)),
+    )
+    lead = b'{"format":"%s","version":%d,' % (FORMAT.encode(), VERSION)
+    return b"".join((lead, memoryview(header)[1:-1], b",\n", b",\n".join(sections), b"}\n"))
 
 
 def save(snapshot: Snapshot, path: str) -> None:
@@ -199,36 +255,72 @@ def save(snapshot: Snapshot, path: str) -> None:
         raise
 
 
-def loads(data: bytes, origin: str) -> Snapshot:
+class _TooBig(Exception):
+    pass
+
+
+_CHUNK = 16 << 20
+
+
+def _gunzip(data: bytes | bytearray, limit: int) -> bytearray:
+    """Decompress gzip ``data`` (every member), in chunks, refusing more than ``limit`` bytes.
+
+    Chunks keep the peak near the output's size: one call for the whole output
+    would hold it twice while it is appended.
+    """
+    out = bytearray()
+    rest: bytes | bytearray = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)
+        pending = rest
+        while not inflater.eof:
+            piece = inflater.decompress(pending, min(_CHUNK, limit + 1 - len(out)))
+            out += piece
+            if len(out) > limit:
+                raise _TooBig
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                raise EOFError("compressed data ended early")
+        rest = inflater.unused_data
+    return out
+
+
+def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapshot:
     """Parse a snapshot file's bytes (gzip or not); ``origin`` names it in errors.
 
-    msgspec checks every field of every record against :class:`Socket` while it
-    reads, so a record missing a field or holding the wrong type is refused
-    with its place, e.g. ``Object missing required field `inode` - at `$.sockets[4]```;
-    then each record's endpoints and state must fit its family and protocol.
+    msgspec checks every field of every record while it reads, so a record
+    missing a field or holding the wrong type is refused with its place (e.g.
+    ``$.sockets[4].inode``); then each record's endpoints and state must fit its
+    family and protocol. More than ``limit`` bytes, compressed or not, is refused.
     """
 
     def bad(reason: str) -> BadSnapshot:
         return BadSnapshot(f"{origin}: not a sockdiff snapshot: {reason}")
 
+    if len(data) > limit:
+        raise bad(f"it is larger than {limit >> 20} MiB")
     if data[:2] == b"\x1f\x8b":
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
-            raise bad(f"broken gzip data ({err})") from None
+            data = _gunzip(data, limit)
+        except _TooBig:
+            raise bad(f"it decompresses to more than {limit >> 20} MiB") from None
+        except (EOFError, zlib.error):
+            raise bad("broken gzip data") from None
     if not data or data.isspace():  # isspace stops at the first other byte; strip would copy
         raise bad("empty file")
 
-    def check_header(header: _Header) -> None:
-        if header.format is None:
+    def check_probe(probe: _Probe) -> None:
+        if probe.format is None:
             raise bad(f"it has no 'format' member (a snapshot says {FORMAT!r})")
-        if header.format != FORMAT:
-            raise bad(f"format is {header.format!r}, not {FORMAT!r}")
-        if header.version != VERSION:
-            raise bad(f"version {header.version!r} is not one this sockdiff reads (it reads {VERSION})")
+        if probe.format != FORMAT:
+            raise bad(f"format is {probe.format!r}, not {FORMAT!r}")
+        if probe.version not in (1, VERSION) or isinstance(probe.version, bool):
+            raise bad(f"version {probe.version!r} is not one this sockdiff reads (it reads 1 and {VERSION})")
 
+    document: _Document | _DocumentV1
     # One typed pass over the whole file; only a document that fails it is read
-    # again, for its header alone, to say what it is rather than what it lacks.
+    # again, for its header alone, to say what it is rather than what it lacks
+    # (or, for a version 1 file, to read it as one).
     with gc_paused():
         try:
             document = msgspec.json.decode(data, type=_Document)
@@ -236,35 +328,39 @@ def loads(data: bytes, origin: str) -> Snapshot:
             raise bad("not UTF-8 text") from None
         except msgspec.ValidationError as err:
             try:
-                header = msgspec.json.decode(data, type=_Header)
+                probe = msgspec.json.decode(data, type=_Probe)
             except msgspec.ValidationError:
                 raise bad("not a JSON object") from None
-            check_header(header)
-            raise bad(str(err)) from None
+            check_probe(probe)
+            if probe.version != 1:
+                raise bad(str(err)) from None
+            try:
+                document = msgspec.json.decode(data, type=_DocumentV1)
+            except msgspec.ValidationError as err_v1:
+                raise bad(str(err_v1)) from None
         except msgspec.DecodeError:
             raise bad(_json_problem(data)) from None
-    check_header(_Header(document.format, document.version))
-    for index, sock in enumerate(document.sockets):
+    for index, sock in enumerate(document.sockets or ()):
         problem = record_problem(sock)
         if problem is not None:
             raise bad(f"{problem} - at `$.sockets[{index}]`")
-    return Snapshot(
-        sockets=tuple(document.sockets),
-        taken_at=document.taken_at,
-        host=document.host,
-        kernel=document.kernel,
-        backend=document.backend,
-        netns=document.netns,
-        sources=document.sources,
-        tool_version=document.tool_version,
-        origin=origin,
-    )
+    header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
+    if isinstance(document, _DocumentV1):
+        return Snapshot(header, document.sockets, origin=origin)
+    return Snapshot(header, document.sockets, document.interfaces, document.routes, origin=origin)
 
 
-def _json_problem(data: bytes) -> str:
+# Past this size, an input that is not JSON is not decoded again to say where:
+# that would hold a second copy of it.
+_LOCATE_LIMIT = 64 << 20
+
+
+def _json_problem(data: bytes | bytearray) -> str:
     """Why ``data`` is not JSON, in sockdiff's words (a dependency's wording changes)."""
     import json
 
+    if len(data) > _LOCATE_LIMIT:
+        return "not JSON" if data[-4096:].rstrip()[-1:] == b"}" else "truncated or not JSON"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -281,13 +377,19 @@ def _json_problem(data: bytes) -> str:
     return "not JSON"
 
 
-def load(path: str) -> Snapshot:
+def _read_bounded(source: Any, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of ``source``: enough to tell it is too large."""
+    data: bytes = source.read(limit + 1)
+    return data
+
+
+def load(path: str, limit: int = MAX_SIZE) -> Snapshot:
     """Read a snapshot file (``-``: standard input)."""
     if path == "-":
-        return loads(sys.stdin.buffer.read(), "<stdin>")
+        return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
     try:
         with open(path, "rb") as source:
-            data = source.read()
+            data = _read_bounded(source, limit)
     except OSError as err:
         raise BadSnapshot(f"{path}: cannot read: {err.strerror}") from err
-    return loads(data, path)
+    return loads(data, path, limit)

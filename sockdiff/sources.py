@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from . import store
 from .errors import BadSnapshot
@@ -25,11 +26,19 @@ def is_source(text: str) -> bool:
     return not any(c.isspace() for c in text) and ("/" in text or text.endswith((".json", ".json.gz")))
 
 
-def open_source(text: str, netns: str | None = None, processes: bool = True) -> Snapshot:
-    """The snapshot a source names; live sources are read now (in ``netns`` if given)."""
+def open_source(
+    text: str,
+    netns: str | None = None,
+    processes: bool = True,
+    sections: Sequence[str] | None = None,
+) -> Snapshot:
+    """The snapshot a source names; live sources are read now (in ``netns`` if given).
+
+    ``sections`` narrows what a live source reads (default: every section).
+    """
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
-        return take(backend=backend, netns=netns, processes=processes)
+        return take(backend=backend, netns=netns, processes=processes, sections=sections)
     if text == "-" or os.path.exists(text):
         return load(text)
     stored = store.find(text)

@@ -54,7 +54,8 @@ def check_contract(sock: Socket) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_reports_every_zoo_socket(zoo: ZooClient, backend: str) -> None:
     snap = snapshot(backend=backend, netns=zoo.netns)
-    assert snap.netns == zoo.netns and snap.backend == backend
+    assert snap.sockets is not None
+    assert snap.header.netns == zoo.netns and snap.header.backend == backend
     problems = []
     for name, expected in zoo.sockets.items():
         found = locate(snap.sockets, expected)
@@ -82,18 +83,27 @@ def kernel_has_raw_diag() -> bool:
 
 def test_sources_say_where_each_protocol_came_from(zoo: ZooClient) -> None:
     netlink = snapshot(backend="netlink", netns=zoo.netns, processes=False)
-    assert netlink.sources["tcp"] == netlink.sources["udp"] == netlink.sources["unix"] == "netlink"
+    assert netlink.sockets is not None
+    assert (
+        netlink.header.sources["tcp"]
+        == netlink.header.sources["udp"]
+        == netlink.header.sources["unix"]
+        == "netlink"
+    )
     # Without raw_diag the raw dump ends with -ENOENT and raw comes from /proc.
-    assert netlink.sources["raw"] == ("netlink" if kernel_has_raw_diag() else "proc")
+    assert netlink.header.sources["raw"] == ("netlink" if kernel_has_raw_diag() else "proc")
     assert {s.local.port for s in netlink.sockets if s.proto == "raw"} == {1, 58}
     proc = snapshot(backend="proc", netns=zoo.netns, processes=False)
-    assert set(proc.sources.values()) == {"proc"}
+    assert proc.sockets is not None
+    assert set(proc.header.sources.values()) == {"proc"}
     assert all(s.processes == () for s in netlink.sockets + proc.sockets)
 
 
 def test_backends_agree(zoo: ZooClient) -> None:
     netlink = snapshot(backend="netlink", netns=zoo.netns)
+    assert netlink.sockets is not None
     proc = snapshot(backend="proc", netns=zoo.netns)
+    assert proc.sockets is not None
     result = diff(proc, netlink, fields=parse_fields("all"))
     assert result.summary == {"new": 0, "closed": 0, "changed": 0}, result.to_json()
     # Field by field, wherever both know the value (the inode tells SO_REUSEPORT twins apart).
@@ -112,6 +122,7 @@ def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
     """Socket for socket, what ss -tuwxanpe shows in the same namespace."""
     assert zoo.netns is not None
     snap = snapshot(backend=backend, netns=zoo.netns)
+    assert snap.sockets is not None
     rows = ss_rows(zoo.netns)
     assert len(rows) == len(snap.sockets)
     matched: set[str] = set()
@@ -141,6 +152,7 @@ def test_snapshot_from_another_thread_reads_its_namespace(zoo: ZooClient, backen
     worker.start()
     worker.join()
     (snap,) = taken
+    assert snap.sockets is not None
     assert {s.inode for s in snap.sockets if s.inode} == {
         r["inode"] for r in zoo.sockets.values() if r["inode"]
     }
@@ -163,7 +175,8 @@ def test_unaccepted_unix_connections_are_left_out(netns: str, tmp_path: Path) ->
         mine = {inode_of(s) for s in (listener, *clients)}
         snaps = [snapshot(backend=backend, netns=netns, processes=False) for backend in BACKENDS]
         for snap in snaps:
-            assert {s.inode for s in snap.sockets} == mine, snap.backend
+            assert snap.sockets is not None
+            assert {s.inode for s in snap.sockets} == mine, snap.header.backend
         assert diff(snaps[0], snaps[1], fields=parse_fields("all")).summary == {
             "new": 0,
             "closed": 0,
@@ -201,6 +214,7 @@ def test_queue_lengths_agree_with_ss(netns: str, tmp_path: Path) -> None:
         time.sleep(0.05)  # let loopback deliver the TCP bytes
         queues = {row.inode: (row.recv_q, row.send_q) for row in ss_rows(netns) if row.inode}
         snap = snapshot(backend="netlink", netns=netns, processes=False)
+        assert snap.sockets is not None
         got = {s.inode: (s.recv_q, s.send_q) for s in snap.sockets if s.inode}
         assert got == queues
         assert got[inode_of(stream_b)][0] == 1000

@@ -29,7 +29,8 @@ def test_snapshot_of_a_namespace(zoo: ZooClient, tmp_path: Path, backend: str) -
     assert result.stdout == "" and result.stderr == ""
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     taken = load(str(path))
-    assert taken.backend == backend and taken.netns == zoo.netns
+    assert taken.sockets is not None
+    assert taken.header.backend == backend and taken.header.netns == zoo.netns
     assert {s.inode for s in taken.sockets if s.inode} == {
         r["inode"] for r in zoo.sockets.values() if r["inode"]
     }
@@ -50,7 +51,7 @@ def test_snapshot_into_the_store(zoo: ZooClient, tmp_path: Path) -> None:
     listing = sockdiff("list", home=tmp_path).stdout.splitlines()
     stored = tmp_path / "zoo-1.json"
     assert [line.split() for line in listing] == [
-        ["zoo-1", load(str(stored)).taken_at, str(stored.stat().st_size), str(stored)]
+        ["zoo-1", load(str(stored)).header.taken_at, str(stored.stat().st_size), str(stored)]
     ]
     shown = sockdiff("show", "zoo-1", "-l", "-t", home=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -119,6 +120,7 @@ def test_link_local_and_mapped_addresses_decode_alike(netns: str) -> None:
     try:
         for backend in ("netlink", "proc"):
             taken = snapshot(backend=backend, netns=netns, processes=False)
+            assert taken.sockets is not None
             addresses = {(s.local.address, s.local.port) for s in taken.sockets if s.proto == "udp"}
             assert addresses == {("fe80::1", 5353), ("::1", 5354), ("::ffff:127.0.0.1", 5355)}, backend
     finally:
@@ -153,7 +155,7 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
     with pytest.warns(BackendFallback, match="Protocol not supported; reading /proc/net instead") as caught:
         taken = snapshot(netns=netns, processes=False)
     assert len(caught) == 1
-    assert taken.backend == "proc" and set(taken.sources.values()) == {"proc"}
+    assert taken.header.backend == "proc" and set(taken.header.sources.values()) == {"proc"}
     with pytest.raises(BackendUnavailable):
         snapshot(backend="netlink", netns=netns, processes=False)
 
@@ -180,7 +182,7 @@ def test_cli_fallback_warning_is_one_line(
             "sockdiff: warning: cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported;"
             " reading /proc/net instead\n",
         )
-        assert load(str(path)).backend == "proc"
+        assert load(str(path)).header.backend == "proc"
         code = main(["snapshot", "--backend", "netlink", "--netns", netns, "-o", str(path)])
         assert (code, capsys.readouterr().err) == (
             2,
@@ -227,4 +229,4 @@ def test_store_follows_xdg_state_home(tmp_path: Path) -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**base, **env})
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"{where}\n"
-        assert load(str(where)).backend == "proc"
+        assert load(str(where)).header.backend == "proc"

@@ -12,6 +12,7 @@ from sockdiff import Endpoint, Inet, Process, Snapshot, Socket, UnixName, UnixPe
 from sockdiff.differ import diff, parse_fail_on, parse_fields, persistent
 from sockdiff.filter import compile_filters
 from sockdiff.model import TypeName
+from sockdiff.snapshots import EVERYTHING, Header
 
 ANY = Inet("0.0.0.0", 0)
 
@@ -32,12 +33,25 @@ def unix(path: str | None, inode: int, state: str = "LISTENING", kind: TypeName 
     return Socket("unix", "unix", kind, state, UnixName(path), UnixPeer(0), inode, 0, 0, 0, ())
 
 
+HEADER = Header(
+    taken_at="2026-11-25T10:00:00Z",
+    host="h",
+    kernel="k",
+    backend="netlink",
+    netns=None,
+    sources={},
+    scope=EVERYTHING,
+    tool_version="0.2.0",
+)
+
+
 def snap(*sockets: Socket) -> Snapshot:
-    return Snapshot(tuple(sockets), "2026-11-25T10:00:00Z", "h", "k", "netlink", None, {})
+    return Snapshot(HEADER, tuple(sockets))
 
 
 def test_identical_snapshots_have_no_differences() -> None:
     a = snap(tcp(80, inode=5), unix("/a", 6))
+    assert a.sockets is not None
     result = diff(a, snap(*a.sockets))
     assert result.summary == {"new": 0, "closed": 0, "changed": 0}
     assert result.counted(["any"]) == 0

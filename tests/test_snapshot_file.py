@@ -27,7 +27,8 @@ from sockdiff import (
     load,
     save,
 )
-from sockdiff.snapshots import dumps, loads
+from sockdiff.model import Counters, Interface, Route
+from sockdiff.snapshots import EVERYTHING, Header, Scope, dumps, loads
 
 
 def sample() -> Snapshot:
@@ -64,15 +65,42 @@ def sample() -> Snapshot:
         Socket("unix", "unix", "dgram", "UNCONNECTED", UnixName("@x\\xff"), None, 13, None, None, None, ()),
         Socket("unix", "unix", "dgram", "UNCONNECTED", UnixName(None), None, 14, None, None, None, ()),
     )
-    return Snapshot(
-        sockets,
-        "2026-11-25T10:00:00Z",
-        "web1",
-        "6.1.0",
-        "netlink",
-        None,
-        {"tcp": "netlink", "udp": "netlink", "raw": "proc", "unix": "netlink"},
+    interfaces = (
+        Interface(
+            "lo",
+            1,
+            ("LOOPBACK", "RUNNING", "UP"),
+            "UNKNOWN",
+            65536,
+            "00:00:00:00:00:00",
+            ("127.0.0.1/8", "::1/128"),
+            Counters(10, 0, 0, 0, 10, 0, 0, 0, 840, 840),
+        ),
+        Interface("tun0", 5, ("MULTICAST", "NOARP", "POINTOPOINT", "UP"), "DOWN", 1500, None, (), None),
     )
+    routes = (
+        Route("inet", 254, "unicast", "0.0.0.0/0", "10.0.0.1", "eth0", 100, "dhcp", "universe"),
+        Route("inet", 100, "blackhole", "10.9.0.0/16", None, None, 0, "static", None),
+        Route("inet6", 254, "unicast", "fe80::/64", None, "eth0", 256, "kernel", "universe"),
+    )
+    header = Header(
+        taken_at="2026-11-25T10:00:00Z",
+        host="web1",
+        kernel="6.1.0",
+        backend="netlink",
+        netns=None,
+        sources={
+            "tcp": "netlink",
+            "udp": "netlink",
+            "raw": "proc",
+            "unix": "netlink",
+            "interfaces": "netlink",
+            "routes": "netlink",
+        },
+        scope=Scope(("tcp", "udp", "raw", "unix"), None),
+        tool_version=__version__,
+    )
+    return Snapshot(header, sockets, interfaces, routes)
 
 
 @pytest.mark.parametrize("name", ["snap.json", "snap.json.gz"])
@@ -87,7 +115,7 @@ def test_round_trip_is_exact(tmp_path: Path, name: str) -> None:
 
 def test_document_matches_spec() -> None:
     document = json.loads(dumps(sample()))
-    assert list(document)[:9] == [
+    assert list(document) == [
         "format",
         "version",
         "taken_at",
@@ -96,9 +124,35 @@ def test_document_matches_spec() -> None:
         "backend",
         "netns",
         "sources",
+        "scope",
         "tool_version",
+        "sockets",
+        "interfaces",
+        "routes",
     ]
-    assert document["format"] == "sockdiff.snapshot" and document["version"] == 1
+    assert document["format"] == "sockdiff.snapshot" and document["version"] == 2
+    assert document["scope"] == {"protos": ["tcp", "udp", "raw", "unix"], "filter": None}
+    assert document["interfaces"][1] == {
+        "name": "tun0",
+        "index": 5,
+        "flags": ["MULTICAST", "NOARP", "POINTOPOINT", "UP"],
+        "operstate": "DOWN",
+        "mtu": 1500,
+        "mac": None,
+        "addresses": [],
+        "counters": None,
+    }
+    assert document["routes"][0] == {
+        "family": "inet",
+        "table": 254,
+        "type": "unicast",
+        "destination": "0.0.0.0/0",
+        "gateway": "10.0.0.1",
+        "dev": "eth0",
+        "metric": 100,
+        "protocol": "dhcp",
+        "scope": "universe",
+    }
     first = document["sockets"][0]
     assert first == {
         "proto": "tcp",
@@ -121,7 +175,7 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "snap.json"
     save(sample(), str(path))
     before = path.read_bytes()
-    bigger = dataclasses.replace(sample(), sockets=sample().sockets * 100)
+    bigger = dataclasses.replace(sample(), sockets=(sample().sockets or ()) * 100)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG.
     resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 100, hard))
@@ -153,7 +207,7 @@ GOOD = dumps(sample())
         (GOOD.replace(b'"web1"', b'"web\xc3\x28"'), "not UTF-8"),
         (b'{"a": 1}', "it has no 'format' member"),
         (GOOD.replace(b"sockdiff.snapshot", b"sockdiff.diff"), "format is 'sockdiff.diff'"),
-        (GOOD.replace(b'"version":1', b'"version":2'), "version 2 is not one this sockdiff reads"),
+        (GOOD.replace(b'"version":2', b'"version":3'), "version 3 is not one this sockdiff reads"),
         (GOOD.replace(b'"inode":11,', b""), "missing required field `inode` - at `$.sockets[0]`"),
         (
             GOOD.replace(b'"proto":"tcp"', b'"proto":"sctp"', 1),
@@ -230,3 +284,51 @@ def test_loads_from_stdin_and_stdout(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() == "0 new, 0 closed, 0 changed"
     assert loads(GOOD, "x") == sample()
+
+
+# A file written by sockdiff 0.1 (format version 1), byte for byte.
+VERSION_1 = b"""{"format":"sockdiff.snapshot","version":1,"taken_at":"2026-11-20T09:00:00Z","host":"web1",\
+"kernel":"6.1.0","backend":"netlink","netns":null,\
+"sources":{"tcp":"netlink","udp":"netlink","raw":"proc","unix":"netlink"},"tool_version":"0.1.0","sockets":[
+{"proto":"tcp","family":"inet","type":"stream","state":"LISTEN","local":{"address":"127.0.0.1","port":80},\
+"remote":{"address":"0.0.0.0","port":0},"inode":11,"uid":0,"recv_q":0,"send_q":128,\
+"processes":[{"pid":10,"name":"srv","fd":3}]},
+{"proto":"udp","family":"inet6","type":"dgram","state":"CLOSE","local":{"address":"::","port":53},\
+"remote":{"address":"::","port":0},"inode":12,"uid":101,"recv_q":0,"send_q":0,"processes":[]},
+{"proto":"unix","family":"unix","type":"stream","state":"LISTENING","local":{"path":"/run/a.sock"},\
+"remote":{"peer_inode":0},"inode":13,"uid":null,"recv_q":0,"send_q":5,"processes":[]}
+]}
+"""
+
+
+def test_version_1_files_still_load(tmp_path: Path) -> None:
+    """Sockets only: interfaces and routes not taken, the scope every protocol; saved again as version 2."""
+    old = loads(VERSION_1, "v1.json")
+    assert old.header.scope == EVERYTHING and old.header.tool_version == "0.1.0"
+    assert old.interfaces is None and old.routes is None
+    assert old.sockets is not None
+    assert [(s.proto, s.inode) for s in old.sockets] == [("tcp", 11), ("udp", 12), ("unix", 13)]
+    path = tmp_path / "again.json"
+    save(old, str(path))
+    again = json.loads(path.read_bytes())
+    assert (again["version"], again["scope"], again["interfaces"], again["routes"]) == (
+        2,
+        {"protos": ["tcp", "udp", "raw", "unix"], "filter": None},
+        None,
+        None,
+    )
+    assert load(str(path)) == old
+    # A version 1 file missing what version 1 required is still refused, in its own terms.
+    with pytest.raises(BadSnapshot, match=r"v1\.json: not a sockdiff snapshot: .*inode"):
+        loads(VERSION_1.replace(b'"inode":12,', b""), "v1.json")
+
+
+def test_version_2_needs_every_section_member() -> None:
+    """null says a section was not taken; a member left out is a damaged file."""
+    document = json.loads(GOOD)
+    for section in ("sockets", "interfaces", "routes", "scope"):
+        damaged = {key: value for key, value in document.items() if key != section}
+        with pytest.raises(BadSnapshot, match=f"x: not a sockdiff snapshot: .*{section}"):
+            loads(json.dumps(damaged).encode(), "x")
+    taken = loads(json.dumps({**document, "interfaces": None, "routes": None}).encode(), "x")
+    assert taken.interfaces is None and taken.routes is None and taken.sockets == sample().sockets

@@ -16,11 +16,12 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
 from ..errors import BackendUnavailable
 from ..model import (
+    INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
     Endpoint,
@@ -29,9 +30,17 @@ from ..model import (
     escape_name,
     make_socket,
 )
-from . import procfs
 
-__all__ = ["Dump", "DumpFailed", "decode_inet", "decode_unix", "open_socket", "read_sockets", "receive"]
+__all__ = [
+    "Dump",
+    "DumpFailed",
+    "NoHandler",
+    "decode_inet",
+    "decode_unix",
+    "open_socket",
+    "read_protocol",
+    "receive",
+]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -42,7 +51,6 @@ NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 NLM_F_DUMP_INTR = 0x10
 
 IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "raw": socket.IPPROTO_RAW}
-INET_TYPES = procfs.INET_TYPES
 
 # Every TCP state but TCP_BOUND_INACTIVE (bit 13): sockets that are bound but
 # neither listening nor connecting. /proc/net/tcp cannot show them and ss asks for
@@ -325,28 +333,24 @@ def _dump_protocol(
 _NO_HANDLER = {errno.ENOENT, errno.EOPNOTSUPP, errno.EINVAL, errno.EPROTONOSUPPORT}
 
 
-def read_sockets(
-    protos: Sequence[str],
-    owners: Mapping[int, tuple[Process, ...]],
-    net_dir: str = procfs.DEFAULT_NET_DIR,
-) -> tuple[list[Socket], dict[str, str]]:
-    """The backend's entry point: the sockets of ``protos`` and where each came from.
+class NoHandler(Exception):
+    """The kernel has no sock_diag handler for a protocol (raw sockets without raw_diag).
 
-    A protocol the kernel cannot dump (raw sockets without raw_diag: the dump
-    ends with -ENOENT in NLMSG_DONE) is read from /proc instead, as ss does.
+    What to read instead is the backends registry's choice, not this module's.
     """
-    sockets: list[Socket] = []
-    sources: dict[str, str] = {}
-    with open_socket() as sock:
-        for proto in protos:
-            try:
-                sockets += _dump_protocol(sock, proto, owners)
-                sources[proto] = "netlink"
-            except DumpFailed as failure:
-                if failure.code not in _NO_HANDLER:
-                    raise BackendUnavailable(
-                        f"sock_diag dump of {proto} sockets failed: {os.strerror(failure.code)}"
-                    ) from failure
-                sockets += procfs.read_protocol(proto, owners, net_dir)
-                sources[proto] = "proc"
-    return sockets, sources
+
+
+def read_protocol(sock: socket.socket, proto: str, owners: Mapping[int, tuple[Process, ...]]) -> list[Socket]:
+    """Every socket of ``proto``, dumped through ``sock`` (see :func:`open_socket`).
+
+    Raises :class:`NoHandler` when the kernel cannot dump that protocol (the dump
+    ends with -ENOENT in NLMSG_DONE), :class:`BackendUnavailable` on any other failure.
+    """
+    try:
+        return _dump_protocol(sock, proto, owners)
+    except DumpFailed as failure:
+        if failure.code in _NO_HANDLER:
+            raise NoHandler(proto) from failure
+        raise BackendUnavailable(
+            f"sock_diag dump of {proto} sockets failed: {os.strerror(failure.code)}"
+        ) from failure

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop
 
 from ..errors import BackendUnavailable
 from ..model import (
+    INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
     UNIX_SS_STATES,
@@ -31,7 +32,6 @@ __all__ = [
     "parse_unix",
     "read_file",
     "read_protocol",
-    "read_sockets",
 ]
 
 # thread-self, not self: /proc/self/net follows the thread-group leader's
@@ -45,7 +45,6 @@ FILES: dict[str, tuple[tuple[str, str], ...]] = {
     "raw": (("raw", "inet"), ("raw6", "inet6")),
     "unix": (("unix", "unix"),),
 }
-INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
 
 _TCP_LISTEN = 10
 _SO_ACCEPTCON = 0x10000  # __SO_ACCEPTCON in /proc/net/unix's Flags column
@@ -220,13 +219,3 @@ def read_protocol(
         else:
             sockets += parse_inet(data, proto, family, owners)
     return sockets
-
-
-def read_sockets(
-    protos: Sequence[str], owners: Mapping[int, tuple[Process, ...]], net_dir: str = DEFAULT_NET_DIR
-) -> tuple[list[Socket], dict[str, str]]:
-    """The backend's entry point: the sockets of ``protos`` and where each came from."""
-    sockets: list[Socket] = []
-    for proto in protos:
-        sockets += read_protocol(proto, owners, net_dir)
-    return sockets, dict.fromkeys(protos, "proc")
