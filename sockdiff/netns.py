@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import _pyroute2
 from .errors import NetnsError
 
 __all__ = ["NETNS_DIR", "entered", "netns_path"]
@@ -39,7 +40,7 @@ def entered(name: str | None) -> Iterator[None]:
     except OSError as err:
         raise NetnsError(f"cannot open network namespace {name!r}: {err.strerror}") from err
     # pyroute2's setns is the namespace layer; flags=0 so a typo never creates one.
-    from pyroute2 import netns as pyroute2_netns
+    pyroute2_netns = _pyroute2.module("netns")
 
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
+from .. import _pyroute2 as pyroute2
 from ..errors import BackendUnavailable
 from ..model import (
     INET_TYPES,
@@ -110,9 +111,7 @@ def open_socket() -> socket.socket:
 
 def inet_request(family: int, proto: str, seq: int) -> bytes:
     """A dump request for every inet socket of one family and protocol."""
-    from pyroute2.netlink.diag import inet_diag_req
-
-    request = inet_diag_req()
+    request = pyroute2.module("netlink.diag").inet_diag_req()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
@@ -128,9 +127,7 @@ def inet_request(family: int, proto: str, seq: int) -> bytes:
 
 def unix_request(seq: int) -> bytes:
     """A dump request for every UNIX socket, with names, peers, queues and owners."""
-    from pyroute2.netlink.diag import unix_diag_req
-
-    request = unix_diag_req()
+    request = pyroute2.module("netlink.diag").unix_diag_req()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
