@@ -12,13 +12,16 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from ._version import __version__
 from .errors import SockdiffError, UsageError
 from .model import PROTOS, Socket
+
+if TYPE_CHECKING:
+    from .formats import Format
 
 app = typer.Typer(
     name="sockdiff",
@@ -147,16 +150,17 @@ def show(
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all."""
     from . import render
+    from .formats import SHOW_FORMATS, Format, parse_format
+    from .formats.jsonl import record_lines
     from .model import ss_view
     from .snapshots import dumps
     from .sources import is_source, open_source
 
-    if output_format not in ("table", "json", "jsonl"):
-        _fail(f"unknown format {output_format!r} (choose from table, json, jsonl)")
+    chosen = parse_format(output_format, SHOW_FORMATS)
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
     where = _where(words)
-    want_processes = processes or output_format != "table"
+    want_processes = processes or chosen is not Format.TABLE
     if where is not None and not want_processes:
         from .filter import filter_keywords
 
@@ -166,21 +170,17 @@ def show(
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     protos = frozenset(_protos(tcp, udp, raw, unix))
     states = ss_view(listening, everything)
-    chosen = [
+    chosen_sockets = [
         s
         for s in snap.sockets
         if s.proto in protos and (states is None or s.state in states) and (where is None or where(s))
     ]
-    if output_format == "table":
-        print(render.table(chosen, processes=processes, resolve=resolve and not numeric))
-    elif output_format == "json":
-        sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen))))
+    if chosen is Format.TABLE:
+        print(render.table(chosen_sockets, processes=processes, resolve=resolve and not numeric))
+    elif chosen is Format.JSON:
+        sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets))))
     else:
-        import msgspec
-
-        out = sys.stdout.buffer
-        for sock in chosen:
-            out.write(msgspec.json.encode(sock) + b"\n")
+        sys.stdout.buffer.writelines(record_lines(chosen_sockets))
 
 
 def _colour() -> bool:
@@ -212,18 +212,28 @@ def compare(
             help="Fields compared: a comma list, +NAME to add, or all (default state,processes,inode).",
         ),
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="text, json, junit, github or markdown.")
+    ] = "text",
+    reports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=PATH",
+            help="Also write the report in FORMAT to PATH (repeatable), e.g. junit=sockdiff.xml.",
+        ),
+    ] = None,
     netns: Netns = None,
 ) -> None:
     """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
-    from . import render
-    from .compare import compare as compare_sources
+    from .comparison import compare as compare_sources
     from .config import load_defaults
     from .differ import parse_fail_on, parse_fields
     from .filter import compile_filters
+    from .formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 
-    if output_format not in ("text", "json"):
-        _fail(f"unknown format {output_format!r} (choose from text, json)")
+    chosen = parse_format(output_format, COMPARE_FORMATS)
+    extra = [_report_target(text) for text in reports or []]
     defaults = load_defaults()
     kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
@@ -234,16 +244,29 @@ def compare(
         ignore=defaults.ignore if ignore is None else compile_filters(ignore),
         only=compile_filters(only or []),
     )
-    if output_format == "json":
-        print(result.to_json())
-    else:
-        for line in render.diff_lines(result, colour=_colour()):
-            print(line)
-        print(render.summary_line(**result.summary))
-        if result.persistent_only:
-            print("(live against live: only differences seen in two consecutive reads)", file=sys.stderr)
+    for extra_format, path in extra:
+        _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
+    sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
+    if result.persistent_only and chosen is Format.TEXT:
+        print("(live against live: only differences seen in two consecutive reads)", file=sys.stderr)
     if result.counted(kinds):
         raise typer.Exit(1)
+
+
+def _write_text(path: str, text: str) -> None:
+    from .snapshots import write_output
+
+    write_output(text.encode(), path)
+
+
+def _report_target(text: str) -> tuple[Format, str]:
+    """``--report FORMAT=PATH``."""
+    from .formats import COMPARE_FORMATS, parse_format
+
+    name, equals, path = text.partition("=")
+    if not equals or not path:
+        _fail(f"--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not {text!r}")
+    return parse_format(name, COMPARE_FORMATS), path
 
 
 @app.command()
@@ -267,13 +290,13 @@ def watch(
     unix: Unix = False,
 ) -> None:
     """Like netstat -c: print each change as it happens."""
-    import json
+    from .comparison import watch as watch_sockets
+    from .formats import WATCH_FORMATS, Format, parse_format
+    from .formats.items import items
+    from .formats.jsonl import event_line
+    from .formats.text import item_line
 
-    from . import render
-    from .compare import watch as watch_sockets
-
-    if output_format not in ("text", "jsonl"):
-        _fail(f"unknown format {output_format!r} (choose from text, jsonl)")
+    chosen = parse_format(output_format, WATCH_FORMATS)
     diffs = watch_sockets(
         interval,
         count,
@@ -283,17 +306,24 @@ def watch(
         where=" ".join(filter_words or []) or None,
     )
     colour = _colour()
+    out = sys.stdout
     for found in diffs:
         stamp = found.new.header.taken_at
-        if output_format == "jsonl":
-            for kind, socks in (("new", found.opened), ("closed", found.closed)):
-                for sock in socks:
-                    print(json.dumps({"time": stamp, "kind": kind, "socket": sock.to_dict()}), flush=True)
+        if chosen is Format.JSONL:
+            for sock in found.opened:
+                out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
+            for sock in found.closed:
+                out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock))
             for change in found.changed:
-                print(json.dumps({"time": stamp, "kind": "changed", **change.to_dict()}), flush=True)
-            continue
-        for line in render.diff_lines(found, colour=colour):
-            print(f"{stamp} {line}", flush=True)
+                out.buffer.write(
+                    event_line(
+                        stamp, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+                    )
+                )
+        else:
+            for item in items(found, ("any",)):
+                out.write(f"{stamp} {item_line(item, colour)}\n")
+        out.flush()
 
 
 @app.command("list")

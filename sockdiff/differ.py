@@ -14,8 +14,6 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from ._perf import gc_paused
 from .errors import UsageError
 from .model import Endpoint, Socket, is_listening
@@ -60,9 +58,6 @@ class Change:
     new: Socket
     fields: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"old": self.old.to_dict(), "new": self.new.to_dict(), "fields": list(self.fields)}
-
 
 @dataclass(frozen=True, slots=True)
 class Diff:
@@ -79,44 +74,29 @@ class Diff:
     def summary(self) -> dict[str, int]:
         return {"new": len(self.opened), "closed": len(self.closed), "changed": len(self.changed)}
 
+    def counter(self, fail_on: Iterable[str]) -> Callable[[str, Socket], bool]:
+        """Whether ``--fail-on`` counts one difference: ``counts(kind, socket)``.
+
+        ``kind`` is new, closed or changed; ``listening`` counts new sockets that
+        wait for peers (:func:`~sockdiff.model.is_listening`).
+        """
+        kinds = frozenset(fail_on)
+
+        def counts(kind: str, sock: Socket) -> bool:
+            if "any" in kinds or kind in kinds:
+                return True
+            return kind == "new" and "listening" in kinds and is_listening(sock)
+
+        return counts
+
     def counted(self, fail_on: Iterable[str]) -> int:
         """How many differences ``--fail-on`` counts (any, new, closed, changed, listening)."""
-        kinds = set(fail_on)
-        if "any" in kinds:
-            return len(self.opened) + len(self.closed) + len(self.changed)
-        total = 0
-        if "new" in kinds:
-            total += len(self.opened)
-        elif "listening" in kinds:
-            total += sum(1 for s in self.opened if is_listening(s))
-        if "closed" in kinds:
-            total += len(self.closed)
-        if "changed" in kinds:
-            total += len(self.changed)
-        return total
-
-    def to_json(self) -> str:
-        """The diff document of SPEC.md, as text.
-
-        SPEC.md names two members ``new``: the new snapshot's metadata, then the
-        new sockets. Both are written, in that order, so every JSON reader
-        (Python's, jq) takes ``new`` as the list of sockets; the metadata of both
-        sides is also under ``snapshots``, where no reader loses it.
-        """
-        encode = msgspec.json.encode  # records and changes as they are, no dicts in between
-        old_meta, new_meta = self.old.meta(), self.new.meta()
-        parts = [
-            b'"format":"sockdiff.diff","version":1,"old":' + encode(old_meta),
-            b'"new":' + encode(new_meta),
-            b'"summary":' + encode(self.summary),
-            b'"new":' + encode(self.opened),
-            b'"closed":' + encode(self.closed),
-            b'"changed":' + encode(self.changed),
-            b'"snapshots":' + encode({"old": old_meta, "new": new_meta}),
-        ]
-        if self.persistent_only:
-            parts.append(b'"note":"live against live: only differences seen in two consecutive reads"')
-        return (b"{" + b",".join(parts) + b"}").decode()
+        counts = self.counter(fail_on)
+        return (
+            sum(counts("new", s) for s in self.opened)
+            + sum(counts("closed", s) for s in self.closed)
+            + sum(counts("changed", c.new) for c in self.changed)
+        )
 
 
 def parse_fields(text: str | None) -> tuple[str, ...]:

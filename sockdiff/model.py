@@ -123,6 +123,8 @@ def UnixPeer(peer_inode: int) -> Endpoint:
 
 
 class Process(msgspec.Struct, frozen=True, order=True):
+    """A process holding a socket: its pid, ``comm`` name and descriptor number."""
+
     pid: int
     name: str
     fd: int

@@ -5,22 +5,18 @@ from __future__ import annotations
 import functools
 import socket as _socket
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from .model import Endpoint, Socket
 
-if TYPE_CHECKING:
-    from .differ import Diff
-
 __all__ = [
     "address_text",
     "change_detail",
-    "diff_lines",
     "netid",
     "process_text",
     "socket_line",
+    "socket_where",
     "summary_line",
     "table",
 ]
@@ -131,16 +127,20 @@ def socket_line(sock: Socket) -> str:
     return " ".join(parts)
 
 
-_COLOURS = {"+": "\033[32m", "-": "\033[31m", "~": "\033[33m"}
-_RESET = "\033[0m"
-
-
 def _processes_detail(old: Socket, new: Socket) -> str:
     """Which owners came and went, e.g. ``+("b",pid=2,fd=3) -("a",pid=1,fd=3)``."""
     before, after = set(old.processes), set(new.processes)
     texts = [f'+("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(after - before)]
     texts += [f'-("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(before - after)]
     return " ".join(texts)
+
+
+def _value_text(sock: Socket, name: str) -> str:
+    """One compared field's value in socket notation (never a program's repr)."""
+    if name == "remote":
+        return address_text(sock.remote, sock.proto)
+    value = getattr(sock, name)
+    return "-" if value is None else str(value)
 
 
 def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
@@ -150,24 +150,13 @@ def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
         if name == "processes":
             parts.append(f"processes: {_processes_detail(old, new)}")
         else:
-            parts.append(f"{name}: {getattr(old, name)} → {getattr(new, name)}")
+            parts.append(f"{name}: {_value_text(old, name)} → {_value_text(new, name)}")
     return "; ".join(parts)
 
 
-def diff_lines(result: Diff, colour: bool = False) -> list[str]:
-    """One line a difference: ``+`` new, ``-`` closed, ``~`` changed."""
-    out = []
-
-    def mark(sign: str, text: str) -> str:
-        return f"{_COLOURS[sign]}{sign} {text}{_RESET}" if colour else f"{sign} {text}"
-
-    out += [mark("+", socket_line(s)) for s in result.opened]
-    out += [mark("-", socket_line(s)) for s in result.closed]
-    for change in result.changed:
-        new = change.new
-        where = " ".join([netid(new), _local_text(new, False), address_text(new.remote, new.proto)])
-        out.append(mark("~", f"{where}  {change_detail(change.old, new, change.fields)}"))
-    return out
+def socket_where(sock: Socket) -> str:
+    """What names a socket in a change line: netid, local and remote."""
+    return " ".join([netid(sock), _local_text(sock, False), address_text(sock.remote, sock.proto)])
 
 
 def summary_line(new: int, closed: int, changed: int) -> str:

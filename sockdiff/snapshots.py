@@ -49,6 +49,7 @@ __all__ = [
     "loads",
     "save",
     "take",
+    "write_output",
 ]
 
 FORMAT = "sockdiff.snapshot"
@@ -231,6 +232,11 @@ def save(snapshot: Snapshot, path: str) -> None:
     data = dumps(snapshot)
     if path.endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
+    write_output(data, path)
+
+
+def write_output(data: bytes, path: str) -> None:
+    """Write ``data`` to ``path`` (``-``: standard output), atomically, mode 0600."""
     if path == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -19,6 +19,7 @@ from zoo import ZooClient
 
 from sockdiff import Snapshot, Socket, diff, snapshot
 from sockdiff.differ import identity, parse_fields
+from sockdiff.formats import report
 from sockdiff.netns import entered
 
 BACKENDS = ["netlink", "proc"]
@@ -105,7 +106,7 @@ def test_backends_agree(zoo: ZooClient) -> None:
     proc = snapshot(backend="proc", netns=zoo.netns)
     assert proc.sockets is not None
     result = diff(proc, netlink, fields=parse_fields("all"))
-    assert result.summary == {"new": 0, "closed": 0, "changed": 0}, result.to_json()
+    assert result.summary == {"new": 0, "closed": 0, "changed": 0}, report(result, "json")
     # Field by field, wherever both know the value (the inode tells SO_REUSEPORT twins apart).
     by_identity = {(identity(s), s.inode): s for s in netlink.sockets}
     assert len(by_identity) == len(netlink.sockets) == len(proc.sockets)

@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterator, Sequence
 from . import store
 from .differ import DEFAULT_FIELDS, Diff, diff, persistent
 from .model import PROTOS, Socket
-from .snapshots import take
+from .snapshots import Snapshot, take
 from .sources import LIVE, open_source
 
 __all__ = ["compare", "watch"]
 
 
 def compare(
-    old: str | None = None,
-    new: str | None = None,
+    old: str | Snapshot | None = None,
+    new: str | Snapshot | None = None,
     *,
     netns: str | None = None,
     fields: Sequence[str] = DEFAULT_FIELDS,
@@ -26,25 +26,34 @@ def compare(
 ) -> Diff:
     """Compare two sources; OLD defaults to the newest stored snapshot, NEW to live.
 
-    Two live sources are not read at the same instant, so on a busy host they
-    differ by what happened in between. When live meets live the pair is read
-    twice and only differences seen both times are reported (the way
-    unhide-tcp re-probes before it reports); the result says so.
+    Each side is a :class:`Snapshot` or a source: a file, ``-``, a stored name,
+    ``live`` or ``live:BACKEND``. Two live sources are not read at the same
+    instant, so on a busy host they differ by what happened in between. When
+    live meets live the pair is read twice and only differences seen both times
+    are reported (the way unhide-tcp re-probes before it reports); the result
+    says so.
     """
     old = old or str(store.newest().path)
     new = new or "live"
 
+    def opened(source: str | Snapshot) -> Snapshot:
+        return source if isinstance(source, Snapshot) else open_source(source, netns=netns)
+
     def once() -> Diff:
-        before = open_source(old, netns=netns)
-        after = open_source(new, netns=netns)
+        before = opened(old)
+        after = opened(new)
         return diff(before, after, fields=fields, ignore=ignore, only=only)
 
     first = once()
-    if old not in LIVE or new not in LIVE:
+    if not (_is_live(old) and _is_live(new)):
         return first
     if not (first.opened or first.closed or first.changed):
         return dataclasses.replace(first, persistent_only=True)  # nothing to confirm
     return persistent(first, once())
+
+
+def _is_live(source: str | Snapshot) -> bool:
+    return isinstance(source, str) and source in LIVE
 
 
 def watch(

@@ -1,0 +1,82 @@
+"""``github``: GitHub Actions workflow commands, one annotation a difference.
+
+A counted difference is an ``::error``, any other a ``::warning``. GitHub shows
+at most ten annotations of each kind in a step, so past ten of a kind the rest
+are printed as plain log lines and one ``::notice`` says how many were left out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import render
+from .base import DiffFormat, ReportOptions
+from .items import Item, items
+
+if TYPE_CHECKING:
+    from ..differ import Diff
+
+__all__ = ["SHOWN", "GithubFormat", "command", "escape_data", "escape_property"]
+
+SHOWN = 10  # annotations of one kind GitHub displays for a step
+
+_TITLES = {
+    "new": "new socket",
+    "closed": "closed socket",
+    "changed": "changed socket",
+    "added": "added",
+    "removed": "removed",
+}
+
+
+def escape_data(text: str) -> str:
+    """A workflow command's message, escaped as the runner reads it (``%``, CR, LF).
+
+    >>> escape_data("50%\\ndone")
+    '50%25%0Adone'
+    """
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value: the message's escapes, and ``:`` and ``,``.
+
+    >>> escape_property("a:b,c")
+    'a%3Ab%2Cc'
+    """
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, title: str, message: str) -> str:
+    """One workflow command line, e.g. ``::error title=...::...``."""
+    return f"::{name} title={escape_property(title)}::{escape_data(message)}"
+
+
+def _title(item: Item) -> str:
+    if item.section == "sockets":
+        return f"sockdiff: {_TITLES[item.kind]}"
+    return f"sockdiff: {item.section} {_TITLES.get(item.kind, item.kind)}"
+
+
+class GithubFormat(DiffFormat):
+    def render(self, result: Diff, options: ReportOptions) -> str:
+        lines: list[str] = []
+        left_out: list[Item] = []
+        shown = {"error": 0, "warning": 0}
+        for item in items(result, options.fail_on):
+            name = "error" if item.counted else "warning"
+            if shown[name] < SHOWN:
+                shown[name] += 1
+                lines.append(command(name, _title(item), item.line))
+            else:
+                left_out.append(item)
+        if left_out:
+            errors = sum(item.counted for item in left_out)
+            warnings = len(left_out) - errors
+            message = (
+                f"{errors} more errors and {warnings} more warnings than GitHub shows; they follow in the log"
+            )
+            lines.append(command("notice", "sockdiff: more differences", message))
+            lines += [item.line for item in left_out]
+        lines.append(render.summary_line(**result.summary))
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,75 @@
+"""The public API is exactly ``__all__``, each name importable and documented (httpx's test)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+from test_differ import snap
+
+import sockdiff
+
+
+def test_all_is_exactly_the_public_names() -> None:
+    # Submodules become attributes once imported; they are not API names.
+    public = {
+        name
+        for name in dir(sockdiff)
+        if not name.startswith("_") and not isinstance(getattr(sockdiff, name), types.ModuleType)
+    }
+    assert public == set(sockdiff.__all__) - {"__version__"}
+    for name in sockdiff.__all__:
+        value = getattr(sockdiff, name)
+        assert value is not None, name
+        if callable(value):
+            assert value.__doc__, f"sockdiff.{name} has no docstring"
+
+
+def test_errors_are_one_family() -> None:
+    for name in ("BackendUnavailable", "BadFilter", "BadSnapshot", "NetnsError", "UsageError"):
+        assert issubclass(getattr(sockdiff, name), sockdiff.SockdiffError), name
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        getattr(sockdiff, "nonexistent")  # noqa: B009
+    except AttributeError as err:
+        assert "nonexistent" in str(err)
+    else:
+        raise AssertionError("sockdiff.nonexistent resolved")
+
+
+def test_import_is_cheap() -> None:
+    """``import sockdiff`` loads none of the heavy modules; the first use loads them."""
+    code = (
+        "import sys, sockdiff\n"
+        "heavy = {'msgspec', 'pyroute2', 'sockdiff.differ', 'sockdiff.snapshots'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+        "sockdiff.diff\n"
+        "print('sockdiff.differ' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "True"], out
+
+
+def test_compare_takes_snapshots_and_report_renders_them() -> None:
+    empty = snap()
+    listener = sockdiff.Socket(
+        "tcp",
+        "inet",
+        "stream",
+        "LISTEN",
+        sockdiff.Inet("127.0.0.1", 8080),
+        sockdiff.Inet("0.0.0.0", 0),
+        5,
+        0,
+        0,
+        128,
+        (),
+    )
+    after = snap(listener)
+    result = sockdiff.compare(empty, after)
+    assert result.summary == {"new": 1, "closed": 0, "changed": 0}
+    assert sockdiff.report(result, "text") == "+ tcp LISTEN 127.0.0.1:8080 *:*\n1 new, 0 closed, 0 changed\n"
+    assert sockdiff.compile_filter("sport = :8080")(listener)

@@ -1,0 +1,222 @@
+"""Every output format of a diff, on hand-made snapshots: structure, escaping, exact counts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from cli import one_line_error, sockdiff
+from test_differ import snap, tcp, unix
+
+from sockdiff import Inet, Process, Socket, UnixName, UnixPeer, UsageError, save
+from sockdiff.differ import Diff, diff
+from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
+from sockdiff.formats.github import SHOWN, escape_data, escape_property
+
+PEER = Inet("127.0.0.1", 5000)
+
+
+def sample() -> Diff:
+    """One new listener (counted by listening), one new connection, one closed, one changed."""
+    old = snap(tcp(80, inode=5), tcp(81, "ESTABLISHED", 7, remote=PEER), tcp(443, inode=11))
+    new = snap(
+        tcp(81, "CLOSE_WAIT", 7, remote=PEER),
+        tcp(82, inode=9),
+        tcp(6000, "ESTABLISHED", 12, remote=PEER),
+        tcp(443, inode=11),
+    )
+    return diff(old, new)
+
+
+def named(name: str) -> Socket:
+    """A UNIX listener whose name and owner hold what reports must escape."""
+    return Socket(
+        "unix",
+        "unix",
+        "stream",
+        "LISTENING",
+        UnixName(name),
+        UnixPeer(0),
+        40,
+        0,
+        0,
+        0,
+        (Process(9, name, 4),),
+    )
+
+
+def test_json_is_version_2_with_each_key_once() -> None:
+    text = report(sample(), Format.JSON)
+    members: list[list[str]] = []
+
+    def keep(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        members.append([key for key, _ in pairs])
+        return dict(pairs)
+
+    document = json.loads(text, object_pairs_hook=keep)
+    top = members[-1]
+    assert top == ["format", "version", "snapshots", "summary", "new", "closed", "changed"]
+    assert all(len(keys) == len(set(keys)) for keys in members)
+    assert document["format"] == "sockdiff.diff" and document["version"] == 2
+    assert document["summary"] == {"new": 2, "closed": 1, "changed": 1}
+    assert [s["local"]["port"] for s in document["new"]] == [82, 6000]
+    assert [s["local"]["port"] for s in document["closed"]] == [80]
+    assert document["changed"] == [
+        {"old": document["changed"][0]["old"], "new": document["changed"][0]["new"], "fields": ["state"]}
+    ]
+    assert document["changed"][0]["old"]["state"] == "ESTABLISHED"
+    assert document["snapshots"]["old"]["format"] == "sockdiff.snapshot"
+
+
+def test_text_is_one_line_a_difference_then_the_summary() -> None:
+    lines = report(sample(), "text").splitlines()
+    assert lines == [
+        '+ tcp LISTEN 127.0.0.1:82 *:* users:(("p1",pid=1,fd=3))',
+        '+ tcp ESTABLISHED 127.0.0.1:6000 127.0.0.1:5000 users:(("p1",pid=1,fd=3))',
+        '- tcp LISTEN 127.0.0.1:80 *:* users:(("p1",pid=1,fd=3))',
+        "~ tcp 127.0.0.1:81 127.0.0.1:5000  state: ESTABLISHED → CLOSE_WAIT",
+        "2 new, 1 closed, 1 changed",
+    ]
+
+
+def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
+    old = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(7), 3, 0, 0, 0, ()))
+    new = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(8), 3, 0, 0, 0, ()))
+    line = report(diff(old, new, fields=["remote"]), "text").splitlines()[0]
+    assert line.endswith("remote: 7 → 8"), line
+    assert "Endpoint" not in line and "peer_inode" not in line
+
+
+def junit(result: Diff, fail_on: tuple[str, ...]) -> ElementTree.Element:
+    text = report(result, Format.JUNIT, ReportOptions(fail_on=fail_on))
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
+    return ElementTree.fromstring(text)
+
+
+def test_junit_structure_and_exact_counts() -> None:
+    root = junit(sample(), ("listening",))
+    assert root.tag == "testsuites"
+    (suite,) = list(root)
+    assert suite.tag == "testsuite" and suite.get("name") == "sockdiff"
+    cases = suite.findall("testcase")
+    assert len(cases) == 4
+    assert {c.get("classname") for c in cases} == {"sockdiff.sockets"}
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ['new tcp LISTEN 127.0.0.1:82 *:* users:(("p1",pid=1,fd=3))']
+    for element in (root, suite):
+        assert (element.get("tests"), element.get("failures"), element.get("errors")) == ("4", "1", "0")
+    everything = junit(sample(), ("any",))
+    assert everything.get("failures") == "4"
+
+
+def test_junit_without_differences_is_one_passing_case() -> None:
+    root = junit(diff(snap(tcp(80)), snap(tcp(80))), ("any",))
+    cases = root.findall("testsuite/testcase")
+    assert len(cases) == 1 and cases[0].find("failure") is None
+    assert (root.get("tests"), root.get("failures")) == ("1", "0")
+
+
+def test_junit_holds_any_name() -> None:
+    hostile = '/tmp/<a href="x">&amp;]]>\x01\x1b'
+    root = junit(diff(snap(), snap(named(hostile))), ("any",))
+    (case,) = root.findall("testsuite/testcase")
+    name = case.get("name")
+    assert name is not None and "<a href=" in name and "\x01" not in name and "\\x01" in name
+
+
+# A workflow command: ::name key=value,key=value::message, on one line; in a
+# property value no raw % , : CR LF, in the message no raw % CR LF.
+_COMMAND = re.compile(
+    r"^::(error|warning|notice) title=([^,:\r\n%]|%25|%0D|%0A|%3A|%2C)*::([^\r\n%]|%25|%0D|%0A)*$"
+)
+
+
+def test_github_commands_follow_the_grammar_with_hostile_names() -> None:
+    names = ["/tmp/50%:a,b\nevil", "@x\r\n::error::forged", "plain"]
+    result = diff(snap(), snap(*(named(n) for n in names)))
+    lines = report(result, Format.GITHUB, ReportOptions(fail_on=("new",))).splitlines()
+    commands = [line for line in lines if line.startswith("::")]
+    assert len(commands) == 3
+    for line in commands:
+        assert _COMMAND.match(line), line
+        assert line.startswith("::error title=sockdiff%3A new socket::")
+    assert lines[-1] == "3 new, 0 closed, 0 changed"
+
+
+def test_github_shows_ten_of_a_kind_and_says_how_many_more() -> None:
+    result = diff(snap(), snap(*(unix(f"/run/{n:02}.sock", 100 + n) for n in range(13))))
+    lines = report(result, Format.GITHUB, ReportOptions(fail_on=("any",))).splitlines()
+    errors = [line for line in lines if line.startswith("::error ")]
+    notices = [line for line in lines if line.startswith("::notice ")]
+    assert len(errors) == SHOWN
+    assert len(notices) == 1 and "3 more errors and 0 more warnings" in notices[0]
+    assert [line for line in lines if line.startswith("+ ")] == [
+        f"+ u_str LISTENING /run/{n:02}.sock {100 + n} *" for n in (10, 11, 12)
+    ]
+
+
+def test_github_escapes() -> None:
+    assert escape_data("100%\r\n") == "100%25%0D%0A"
+    assert escape_property("a:b,c%") == "a%3Ab%2Cc%25"
+
+
+def cells(row: str) -> list[str]:
+    """A markdown table row's cells, split on pipes that are not escaped."""
+    assert row.startswith("| ") and row.endswith(" |"), row
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row[1:-1])]
+
+
+def test_markdown_is_a_table_with_one_row_a_difference() -> None:
+    result = sample()
+    lines = report(result, Format.MARKDOWN, ReportOptions(fail_on=("listening",))).splitlines()
+    assert lines[0] == "### sockdiff: 2 new, 1 closed, 1 changed"
+    header, rule, *rows = lines[2:]
+    width = len(cells(header))
+    assert cells(rule) == ["---"] * width
+    assert len(rows) == 4 and all(len(cells(row)) == width for row in rows)
+    assert [cells(row)[-1] for row in rows] == ["**yes**", "no", "no", "no"]
+
+
+def test_markdown_cells_hold_pipes_and_backticks() -> None:
+    lines = report(diff(snap(), snap(named("/tmp/a|b`c"))), Format.MARKDOWN).splitlines()
+    row = cells(lines[-1])
+    assert len(row) == 5 and row[2].startswith("``") and "a\\|b`c" in row[2]
+
+
+def test_markdown_without_differences() -> None:
+    assert report(diff(snap(), snap()), "markdown").splitlines()[-1] == "No differences."
+
+
+def test_format_names() -> None:
+    assert [f.value for f in COMPARE_FORMATS] == ["text", "json", "junit", "github", "markdown"]
+    with pytest.raises(
+        UsageError, match=r"unknown format 'xml' \(choose from text, json, junit, github, markdown\)"
+    ):
+        parse_format("xml", COMPARE_FORMATS)
+    with pytest.raises(UsageError, match="cannot be written as table"):
+        report(sample(), Format.TABLE)
+
+
+def test_compare_writes_reports_beside_its_output(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    result = sample()
+    save(result.old, str(old))
+    save(result.new, str(new))
+    xml, md = tmp_path / "sockdiff.xml", tmp_path / "summary.md"
+    ran = sockdiff(
+        "compare", str(old), str(new), "--format", "github", "--fail-on", "listening",
+        "--report", f"junit={xml}", "--report", f"markdown={md}",
+    )  # fmt: skip
+    assert ran.returncode == 1, ran
+    assert ran.stdout == report(result, Format.GITHUB, ReportOptions(fail_on=("listening",)))
+    assert xml.read_text() == report(result, Format.JUNIT, ReportOptions(fail_on=("listening",)))
+    assert md.read_text() == report(result, Format.MARKDOWN, ReportOptions(fail_on=("listening",)))
+    assert one_line_error(sockdiff("compare", str(old), str(new), "--report", "junit")).endswith(
+        "--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not 'junit'"
+    )
+    assert "unknown format 'xml'" in one_line_error(
+        sockdiff("compare", str(old), str(new), "--format", "xml")
+    )
