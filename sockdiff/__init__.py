@@ -23,11 +23,14 @@ if _typing.TYPE_CHECKING:
     from .differ import Change, Diff, diff
     from .errors import (
         BackendUnavailable,
+        BadConfig,
         BadFilter,
         BadSnapshot,
         NetnsError,
         SockdiffError,
+        StoreError,
         UsageError,
+        WriteError,
     )
     from .filter import compile_filter
     from .formats import Format, ReportOptions, report
@@ -37,6 +40,7 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "BackendUnavailable",
+    "BadConfig",
     "BadFilter",
     "BadSnapshot",
     "Change",
@@ -52,9 +56,11 @@ __all__ = [
     "Snapshot",
     "SockdiffError",
     "Socket",
+    "StoreError",
     "UnixName",
     "UnixPeer",
     "UsageError",
+    "WriteError",
     "__version__",
     "compare",
     "compile_filter",
@@ -83,11 +89,14 @@ _EXPORTS: dict[str, tuple[str, str]] = {
         name: ("errors", name)
         for name in (
             "BackendUnavailable",
+            "BadConfig",
             "BadFilter",
             "BadSnapshot",
             "NetnsError",
             "SockdiffError",
+            "StoreError",
             "UsageError",
+            "WriteError",
         )
     },
     **{

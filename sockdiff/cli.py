@@ -98,6 +98,7 @@ def snapshot(
 ) -> None:
     """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
     from . import store
+    from .render import escape
     from .snapshots import save, take
 
     if output is not None and name is not None:
@@ -115,7 +116,7 @@ def snapshot(
         return
     path = store.path_for(name or store.name_for(taken.header.taken_at))
     save(taken, str(path))
-    print(path)
+    print(escape(str(path)))
 
 
 @app.command()
@@ -254,9 +255,9 @@ def compare(
 
 
 def _write_text(path: str, text: str) -> None:
-    from .snapshots import write_output
+    from .output import write_file
 
-    write_output(text.encode(), path)
+    write_file(path, text.encode())
 
 
 def _report_target(text: str) -> tuple[Format, str]:
@@ -369,38 +370,67 @@ def _warning_line(
     file: object = None,
     line: str | None = None,
 ) -> None:
-    print(f"sockdiff: warning: {message}", file=sys.stderr)
+    _diagnostic(f"sockdiff: warning: {message}")
+
+
+def _diagnostic(line: str) -> None:
+    """One line on stderr; a stderr that cannot take it loses it, and nothing else."""
+    from .render import escape
+
+    text = escape(line) + "\n"
+    stream = sys.stderr
+    with contextlib.suppress(OSError, ValueError):
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
+        else:
+            os.write(2, text.encode("utf-8", "backslashreplace"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0, 1 for counted differences, 2 for errors)."""
+    """Run the CLI; returns the exit code (0, 1 for counted differences, 2 for errors).
+
+    Standard output is replaced, for the run, by a stream that checks every
+    write (:mod:`sockdiff.output`): a short write or a full disk is an error,
+    and a reader that went away (``| head``) ends the run quietly with 0.
+    """
+    from . import output
+
     warnings.showwarning = _warning_line
+    output.guard_standard_streams()
+    original = sys.stdout
+    # Only the real standard output (None when it was closed); not a test's capture.
+    checked = original is sys.__stdout__
+    if checked:
+        sys.stdout = output.standard_output()
     try:
         result = app(args=argv, prog_name="sockdiff", standalone_mode=False)
-        sys.stdout.flush()  # a full disk shows here, while errors still become one line
+        sys.stdout.flush()  # what is still buffered fails here, while errors still become one line
+    except output.OutputClosed:
+        return 0
     except SockdiffError as err:
-        print(f"sockdiff: {err}", file=sys.stderr)
+        _diagnostic(f"sockdiff: {err}")
         return 2
     except typer.TyperException as err:
         # Usage mistakes (typer's click): one line, pointing at the help.
         context = getattr(err, "ctx", None)
         command = context.command_path if context is not None else "sockdiff"
         message = " ".join(err.format_message().split())
-        print(f"sockdiff: {message} (see '{command} --help')", file=sys.stderr)
+        _diagnostic(f"sockdiff: {message} (see '{command} --help')")
         return 2
     except typer.Abort:
-        print("sockdiff: aborted", file=sys.stderr)
+        _diagnostic("sockdiff: aborted")
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
-    except OSError as err:
-        # Standard output that cannot be written (a full disk, a closed descriptor):
-        # files and sockets turn their errors into SockdiffErrors where they are used.
-        where = err.filename if err.filename is not None else "cannot write output"
-        print(f"sockdiff: {where}: {err.strerror or err}", file=sys.stderr)
+    except RecursionError:
+        # Input nested beyond what sockdiff parses; each parser bounds its own depth,
+        # this is the last word should one be missed.
+        _diagnostic("sockdiff: input nested too deeply")
         return 2
+    finally:
+        if checked:
+            sys.stdout = original
     return result if isinstance(result, int) else 0
 
 
@@ -411,7 +441,8 @@ def run() -> NoReturn:
     records one by one costs ~50 ms and achieves nothing at exit.
     """
     code = main()
-    with contextlib.suppress(OSError):
-        sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # None where the descriptor was closed
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
     os._exit(code)

@@ -13,6 +13,7 @@ from .model import Endpoint, Socket
 __all__ = [
     "address_text",
     "change_detail",
+    "escape",
     "netid",
     "process_text",
     "socket_line",
@@ -22,6 +23,45 @@ __all__ = [
 ]
 
 _UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
+
+
+# What a terminal or a log reader could take for the end of a line, or for
+# text in another direction: C0 and C1 controls, DEL, the Unicode line and
+# paragraph separators, and bidirectional overrides ("trojan source").
+_CONTROLS = "".join(
+    chr(c)
+    for c in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+)
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_ESCAPES = {
+    ord(c): _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in _CONTROLS
+}
+_ESCAPES_AND_BACKSLASH = {**_ESCAPES, ord("\\"): "\\\\"}
+
+
+def escape(text: str, backslash: bool = True) -> str:
+    r"""``text`` with every control character escaped, so that it stays on one line.
+
+    ``\n``, ``\t``, ``\r``, else ``\xNN`` (``\uNNNN`` beyond Latin-1); a
+    backslash is doubled so an escape cannot be forged. Pass ``backslash=False``
+    for a record's names, which carry their backslashes doubled already (SPEC.md):
+    escaping is then idempotent, and applying it twice does no harm.
+
+    >>> print(escape("evil\n+ tcp\\x"))
+    evil\n+ tcp\\x
+    >>> print(escape("/tmp/a\\\\b\x1b[31m", backslash=False))
+    /tmp/a\\b\x1b[31m
+    """
+    if text.isprintable() and (not backslash or "\\" not in text):
+        return text  # the common case costs one C-level scan
+    return text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
 
 
 def netid(sock: Socket) -> str:
@@ -52,7 +92,7 @@ def address_text(endpoint: Endpoint | None, proto: str, resolve: bool = False) -
     if endpoint is None:
         return "*"
     if endpoint.path is not msgspec.UNSET:
-        return "*" if endpoint.path is None else endpoint.path
+        return "*" if endpoint.path is None else escape(endpoint.path, backslash=False)
     if endpoint.peer_inode is not msgspec.UNSET:
         return str(endpoint.peer_inode) if endpoint.peer_inode else "*"
     address, port = endpoint.address, endpoint.port
@@ -77,12 +117,12 @@ def process_text(sock: Socket) -> str:
     """ss's process column: ``users:(("nginx",pid=10,fd=6),...)``."""
     if not sock.processes:
         return ""
-    inner = ",".join(f'("{p.name}",pid={p.pid},fd={p.fd})' for p in sock.processes)
+    inner = ",".join(f'("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sock.processes)
     return f"users:({inner})"
 
 
 def _queue(value: int | None) -> str:
-    return "-" if value is None else str(value)
+    return "-" if value is None else escape(str(value), backslash=False)
 
 
 def _local_text(sock: Socket, resolve: bool) -> str:
@@ -114,7 +154,9 @@ def table(sockets: Sequence[Socket], processes: bool = False, resolve: bool = Fa
     lines = []
     for row in rows:
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append(" ".join(cells).rstrip())
+        # Every cell went through escape() in its notation function; this is the
+        # last guard for one that did not, so that one socket stays one line.
+        lines.append(escape(" ".join(cells).rstrip(), backslash=False))
     return "\n".join(lines)
 
 
@@ -124,14 +166,14 @@ def socket_line(sock: Socket) -> str:
     owners = process_text(sock)
     if owners:
         parts.append(owners)
-    return " ".join(parts)
+    return escape(" ".join(parts), backslash=False)  # the last guard: one socket, one line
 
 
 def _processes_detail(old: Socket, new: Socket) -> str:
     """Which owners came and went, e.g. ``+("b",pid=2,fd=3) -("a",pid=1,fd=3)``."""
     before, after = set(old.processes), set(new.processes)
-    texts = [f'+("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(after - before)]
-    texts += [f'-("{p.name}",pid={p.pid},fd={p.fd})' for p in sorted(before - after)]
+    texts = [f'+("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sorted(after - before)]
+    texts += [f'-("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sorted(before - after)]
     return " ".join(texts)
 
 
@@ -140,7 +182,7 @@ def _value_text(sock: Socket, name: str) -> str:
     if name == "remote":
         return address_text(sock.remote, sock.proto)
     value = getattr(sock, name)
-    return "-" if value is None else str(value)
+    return "-" if value is None else escape(str(value), backslash=False)
 
 
 def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
@@ -156,7 +198,8 @@ def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
 
 def socket_where(sock: Socket) -> str:
     """What names a socket in a change line: netid, local and remote."""
-    return " ".join([netid(sock), _local_text(sock, False), address_text(sock.remote, sock.proto)])
+    where = " ".join([netid(sock), _local_text(sock, False), address_text(sock.remote, sock.proto)])
+    return escape(where, backslash=False)
 
 
 def summary_line(new: int, closed: int, changed: int) -> str:

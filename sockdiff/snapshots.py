@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import datetime
 import gzip
-import os
 import platform
 import socket as _socket
 import sys
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +47,6 @@ __all__ = [
     "loads",
     "save",
     "take",
-    "write_output",
 ]
 
 FORMAT = "sockdiff.snapshot"
@@ -228,37 +225,17 @@ def dumps(snapshot: Snapshot) -> bytes:
 
 
 def save(snapshot: Snapshot, path: str) -> None:
-    """Write ``snapshot`` to ``path`` (``-``: standard output), atomically, mode 0600."""
+    """Write ``snapshot`` to ``path`` (``-``: standard output), mode 0600.
+
+    A regular file is replaced atomically; a device, FIFO or pipe is written
+    through; a symlink leads to its target (see :mod:`sockdiff.output`).
+    """
+    from .output import write_file
+
     data = dumps(snapshot)
     if path.endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    write_output(data, path)
-
-
-def write_output(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` (``-``: standard output), atomically, mode 0600."""
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        # mkstemp creates the file 0600; renamed over the target only once whole.
-        fd, temporary = tempfile.mkstemp(prefix=".sockdiff-", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise UsageError(f"{path}: cannot write: {err.strerror}") from err
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as err:
-        os.unlink(temporary)
-        raise UsageError(f"{path}: cannot write: {err.strerror}") from err
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_file(path, data)
 
 
 class _TooBig(Exception):

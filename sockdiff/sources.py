@@ -39,7 +39,12 @@ def open_source(
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
         return take(backend=backend, netns=netns, processes=processes, sections=sections)
-    if text == "-" or os.path.exists(text):
+    if text == "-":
+        from .output import check_stdin
+
+        check_stdin()
+        return load(text)
+    if os.path.exists(text):
         return load(text)
     stored = store.find(text)
     if stored is not None:

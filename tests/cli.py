@@ -9,7 +9,7 @@ from pathlib import Path
 
 from netns import netns_exec_argv
 
-__all__ = ["TIMEOUT", "one_line_error", "sockdiff"]
+__all__ = ["TIMEOUT", "one_line_error", "sockdiff", "sockdiff_command"]
 
 TIMEOUT = 60.0
 # Settings of the caller's shell that would change what sockdiff prints or where it stores.
@@ -27,13 +27,18 @@ def sockdiff(
     With ``netns`` the command itself runs inside that namespace (``ip netns
     exec``), so it needs no ``--netns``: a user's bare ``sockdiff snapshot``.
     """
-    env = {key: value for key, value in os.environ.items() if key not in _UNSET}
-    if home is not None:
-        env["SOCKDIFF_HOME"] = str(home)
-    command = [sys.executable, "-m", "sockdiff", *argv]
+    command, env = sockdiff_command(*argv, home=home)
     if netns is not None:
         command = netns_exec_argv(netns, command)
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd, env=env)
+
+
+def sockdiff_command(*argv: str, home: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and clean environment that run ``sockdiff ARGV``, for tests that wire its streams."""
+    env = {key: value for key, value in os.environ.items() if key not in _UNSET}
+    if home is not None:
+        env["SOCKDIFF_HOME"] = str(home)
+    return [sys.executable, "-m", "sockdiff", *argv], env
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

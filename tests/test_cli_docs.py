@@ -75,7 +75,7 @@ def test_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, argv: 
             env=env,
         )
     assert result.returncode == 2, result.stderr
-    assert result.stderr == "sockdiff: cannot write output: No space left on device\n"
+    assert result.stderr == "sockdiff: standard output: cannot write: No space left on device\n"
 
 
 def test_readme_quick_start_is_what_ci_runs() -> None:
