@@ -26,7 +26,9 @@ NOBODY = 65534
 def big(tmp_path: Path) -> Path:
     """A 40 KiB snapshot file: more than a pipe or a small disk takes at once."""
     path = tmp_path / "big.json"
-    save(dataclasses.replace(sample(), sockets=sample().sockets * 40), str(path))
+    sockets = sample().sockets
+    assert sockets is not None
+    save(dataclasses.replace(sample(), sockets=sockets * 40), str(path))
     return path
 
 
