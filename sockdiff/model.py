@@ -363,12 +363,14 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     """One route (``ip route show table all``, ``netstat -rn``).
 
     ``table``: 254 is main, 255 local. ``destination`` is CIDR text
-    (``0.0.0.0/0``); ``protocol`` and ``scope`` are None where unknown.
+    (``0.0.0.0/0``); ``type``, ``protocol`` and ``scope`` are None where
+    unknown (/proc writes IPv6 blackhole, unreachable, prohibit and throw routes
+    alike; it never tells a route's protocol).
     """
 
     family: Literal["inet", "inet6"]
     table: int
-    type: str
+    type: str | None
     destination: str
     gateway: str | None
     dev: str | None

@@ -1,0 +1,625 @@
+"""Interfaces and routes the way net-tools reads them: /proc/net, /sys/class/net and ioctls.
+
+- interfaces: the names and counters of /proc/net/dev; index, flags, MTU and
+  hardware address from the SIOCGIFINDEX, SIOCGIFFLAGS, SIOCGIFMTU and
+  SIOCGIFHWADDR ioctls; IPv4 addresses from SIOCGIFCONF, each with its own
+  SIOCGIFNETMASK (secondary addresses included); IPv6 addresses from
+  /proc/net/if_inet6; the operational state from /sys/class/net.
+- routes: the main table only. /proc/net/route shows nothing else for IPv4;
+  /proc/net/ipv6_route shows every table but without table ids, and the main
+  table's rows are picked out by where the kernel writes them (see
+  :func:`ipv6_main_table`). IPv4 route types and scopes come from
+  /proc/net/fib_trie, which /proc/net/route lacks.
+
+What /proc cannot know is None: every route's protocol; the type of an IPv6
+blackhole, unreachable, prohibit or throw route (all alike in ipv6_route);
+interfaces' operational state, and hardware addresses longer than the ioctl's 14
+bytes or of link types whose address length is not known here, when
+/sys/class/net shows another namespace than the calling thread's (after
+setns(2), /proc/thread-self/net and the ioctls follow the thread; sysfs stays the
+namespace it was mounted in).
+
+Parsers are pure functions over a file's bytes, fed captured files in tests.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import errno
+import fcntl
+import os
+import socket
+import struct
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from socket import AF_INET, AF_INET6
+
+from ..errors import BackendUnavailable
+from ..model import Counters, Interface, Route
+from .netnames import (
+    IFF_MASK,
+    ROUTE_SCOPES,
+    ROUTE_TYPES,
+    RT_TABLE_MAIN,
+    hardware_address,
+    interface_name,
+    make_counters,
+    make_interface,
+    make_route,
+)
+from .procfs import DEFAULT_NET_DIR, read_file
+
+__all__ = [
+    "DEFAULT_SYS_DIR",
+    "INTERFACES_SOURCE",
+    "ROUTES_SOURCE",
+    "Ipv6RouteRow",
+    "RouteRow",
+    "ipv6_main_table",
+    "parse_dev",
+    "parse_fib_trie",
+    "parse_if_inet6",
+    "parse_ipv6_route",
+    "parse_route",
+    "read_interfaces",
+    "read_routes",
+]
+
+INTERFACES_SOURCE = "proc"
+ROUTES_SOURCE = "proc (main table)"
+DEFAULT_SYS_DIR = "/sys/class/net"
+
+# Route flags, include/uapi/linux/route.h and ipv6_route.h.
+RTF_UP = 0x1
+RTF_GATEWAY = 0x2
+RTF_HOST = 0x4
+RTF_REJECT = 0x200
+RTF_ANYCAST = 0x100000
+RTF_NONEXTHOP = 0x200000
+RTF_LOCAL = 0x80000000
+_NULL_ENTRY_FLAGS = RTF_REJECT | RTF_NONEXTHOP
+
+# ioctl numbers, include/uapi/linux/sockios.h.
+SIOCGIFCONF = 0x8912
+SIOCGIFFLAGS = 0x8913
+SIOCGIFNETMASK = 0x891B
+SIOCGIFMTU = 0x8921
+SIOCGIFHWADDR = 0x8927
+SIOCGIFINDEX = 0x8933
+# struct ifreq: a 16-byte name, then a union whose largest member, struct ifmap,
+# is 24 bytes with 8-byte longs (16 with 4-byte ones).
+IFNAMSIZ = 16
+IFREQ_SIZE = IFNAMSIZ + (24 if ctypes.sizeof(ctypes.c_long) == 8 else 16)
+
+# Hardware address lengths by link type (ARPHRD_*, include/uapi/linux/if_arp.h),
+# for when /sys/class/net, which tells the length, shows another namespace:
+# SIOCGIFHWADDR returns 14 bytes whatever the length.
+_ADDRESS_LENGTHS = {
+    1: 6,  # ETHER
+    6: 6,  # IEEE802
+    512: 0,  # PPP
+    519: 0,  # RAWIP
+    768: 4,  # TUNNEL (ipip)
+    776: 4,  # SIT
+    778: 4,  # IPGRE
+    772: 6,  # LOOPBACK
+    801: 6,  # IEEE80211
+    0xFFFE: 0,  # NONE (tun)
+    0xFFFF: 0,  # VOID
+}
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def parse_dev(data: bytes) -> list[tuple[bytes, Counters]]:
+    """(name, counters) of each interface in /proc/net/dev: what netstat -i shows.
+
+    >>> [(name, c.rx_packets, c.rx_dropped, c.tx_bytes) for name, c in parse_dev(
+    ...     b"Inter-|   Receive  ...\\n face |bytes ...\\n"
+    ...     b"    va:     516       6    0    2    0     0          0         0      682"
+    ...     b"       7    0    0    0     0       0          0\\n")]
+    [(b'va', 6, 2, 682)]
+    """
+    rows = []
+    for line in data.split(b"\n")[2:]:
+        name, colon, rest = line.partition(b":")
+        fields = rest.split()
+        if not colon or len(fields) < 16:
+            continue
+        rx = [int(f) for f in fields[:5]]  # bytes packets errs drop fifo
+        tx = [int(f) for f in fields[8:13]]
+        rows.append((name.lstrip(b" "), make_counters(*rx, *tx)))
+    return rows
+
+
+def _ipv4_word(word: bytes) -> bytes:
+    # /proc/net/route prints addresses as one host-order 32-bit word.
+    return int(word, 16).to_bytes(4, sys.byteorder)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    """One row of /proc/net/route (the main table, IPv4)."""
+
+    dev: bytes | None  # None where the kernel writes "*": no device
+    destination: bytes
+    prefix_length: int
+    gateway: str | None
+    flags: int
+    metric: int
+
+
+def parse_route(data: bytes) -> list[RouteRow]:
+    """The rows of /proc/net/route.
+
+    >>> parse_route(b"Iface\\tDestination\\tGateway \\tFlags\\tRefCnt\\tUse\\tMetric\\tMask\\t\\tMTU\\t"
+    ...     b"Window\\tIRTT\\nva\\t0000140A\\t0200090A\\t0003\\t0\\t0\\t0\\t0000FFFF\\t0\\t0\\t0\\n")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [RouteRow(dev=b'va', destination=b'\\n\\x14\\x00\\x00', prefix_length=16, gateway='10.9.0.2',
+              flags=3, metric=0)]
+    """
+    rows = []
+    for line in data.split(b"\n")[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        mask = int.from_bytes(_ipv4_word(fields[7]), "big")
+        rows.append(
+            RouteRow(
+                dev=None if fields[0] == b"*" else fields[0],
+                destination=_ipv4_word(fields[1]),
+                prefix_length=mask.bit_count(),
+                gateway=socket.inet_ntop(AF_INET, _ipv4_word(fields[2])),
+                flags=int(fields[3], 16),
+                metric=int(fields[6]),
+            )
+        )
+    return rows
+
+
+def _trie_scope(word: str) -> str:
+    # fib_trie writes a scope without a name as "scope=N"; ip route as "N".
+    return word.removeprefix("scope=")
+
+
+def parse_fib_trie(data: bytes, section: str = "Main") -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """(prefix, length) -> [(type, scope), ...] of one table of /proc/net/fib_trie.
+
+    A leaf line ``|-- 10.9.0.0`` names a prefix; the lines under it, one per
+    route in the kernel's order (that of /proc/net/route too), its length, scope
+    and type. While no policy rule asks for another table, the kernel keeps the
+    main and local tables in one trie and shows both under each heading.
+
+    >>> parse_fib_trie(b"Main:\\n  |-- 10.30.0.0\\n     /16 universe BLACKHOLE\\n"
+    ...                b"Local:\\n  |-- 10.9.0.1\\n     /32 host LOCAL\\n")
+    {('10.30.0.0', 16): [('blackhole', 'universe')]}
+    """
+    found: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    inside = False
+    prefix = ""
+    for raw in data.decode("ascii", "replace").split("\n"):
+        if raw and not raw.startswith(" "):
+            inside = raw.rstrip(":") == section
+            continue
+        if not inside:
+            continue
+        words = raw.split()
+        if len(words) == 2 and words[0] == "|--":
+            prefix = words[1]
+        elif len(words) >= 3 and words[0].startswith("/"):
+            route_type = words[2].lower()
+            found.setdefault((prefix, int(words[0][1:])), []).append(
+                (route_type if route_type in ROUTE_TYPES else words[2], _trie_scope(words[1]))
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv6RouteRow:
+    """One row of /proc/net/ipv6_route."""
+
+    destination: bytes
+    prefix_length: int
+    gateway: str | None
+    metric: int
+    flags: int
+    dev: bytes | None
+
+    def is_default(self) -> bool:
+        return self.prefix_length == 0
+
+    def is_null_entry(self) -> bool:
+        """The kernel's placeholder at the root of a table with no default route (ip route hides it)."""
+        return self.prefix_length == 0 and self.flags == _NULL_ENTRY_FLAGS and self.metric == 0xFFFFFFFF
+
+
+def parse_ipv6_route(data: bytes) -> list[Ipv6RouteRow]:
+    """The rows of /proc/net/ipv6_route: destination, length, source, length,
+    next hop, metric, references, use, flags, device (all hex but the device).
+
+    >>> parse_ipv6_route(b"fd010000000000000000000000000000 40 " + b"0" * 32 + b" 00 "
+    ...     b"fd000000000000000000000000000002 00000400 00000001 00000000 00000003       va\\n")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [Ipv6RouteRow(destination=b'\\xfd\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00',
+                  prefix_length=64, gateway='fd00::2', metric=1024, flags=3, dev=b'va')]
+    """
+    rows = []
+    for line in data.split(b"\n"):
+        fields = line.split()
+        if len(fields) < 9:
+            continue
+        rows.append(
+            Ipv6RouteRow(
+                destination=bytes.fromhex(fields[0].decode()),
+                prefix_length=int(fields[1], 16),
+                gateway=socket.inet_ntop(AF_INET6, bytes.fromhex(fields[4].decode())),
+                metric=int(fields[5], 16),
+                flags=int(fields[8], 16),
+                dev=fields[9] if len(fields) > 9 else None,
+            )
+        )
+    return rows
+
+
+def _ipv6_tables(rows: Sequence[Ipv6RouteRow]) -> list[list[Ipv6RouteRow]]:
+    """The rows of ipv6_route cut into tables, null entries left out.
+
+    The kernel walks one table after another, and each walk ends at the table's
+    root, which holds the table's default routes (::/0, by rising metric) or,
+    when it has none, the null entry. So a table ends at a null entry or at the
+    last of a run of default routes; a default route whose metric falls below
+    the one before it starts another table.
+    """
+    tables: list[list[Ipv6RouteRow]] = []
+    current: list[Ipv6RouteRow] = []
+    in_defaults = False
+    for row in rows:
+        if row.is_null_entry():
+            if in_defaults:
+                tables.append(current)
+                current = []
+            tables.append(current)
+            current = []
+            in_defaults = False
+        elif row.is_default():
+            if in_defaults and row.metric < current[-1].metric:
+                tables.append(current)
+                current = []
+            current.append(row)
+            in_defaults = True
+        else:
+            if in_defaults:
+                tables.append(current)
+                current = []
+                in_defaults = False
+            current.append(row)
+    if current:
+        tables.append(current)
+    return tables
+
+
+def ipv6_main_table(rows: Sequence[Ipv6RouteRow]) -> list[Ipv6RouteRow]:
+    """The main table's rows of /proc/net/ipv6_route.
+
+    The kernel visits tables by the bucket of their id in a 256-slot hash
+    (ipv6_route_seq_next_table), so main (254) and local (255) come last, local
+    after main. A kernel without multiple-table support has one table, main.
+    Tables whose ids share main's or local's bucket (510, 511, ...) cannot be
+    told from them.
+
+    >>> def row(text, metric, flags=1):
+    ...     net, _, length = text.partition("/")
+    ...     return Ipv6RouteRow(socket.inet_pton(AF_INET6, net), int(length), None, metric, flags, b"va")
+    >>> null = row("::/0", 0xFFFFFFFF, RTF_REJECT | RTF_NONEXTHOP)
+    >>> [r.prefix_length for r in ipv6_main_table([  # table 100, main, local
+    ...     row("fd02::/64", 1024), null, row("fd01::/64", 1024), row("::/0", 1024),
+    ...     row("::1/128", 0, RTF_LOCAL), null])]
+    [64, 0]
+    """
+    tables = _ipv6_tables(rows)
+    if len(tables) >= 2:
+        return tables[-2]
+    return tables[0] if tables else []
+
+
+def parse_if_inet6(data: bytes) -> list[tuple[bytes, str]]:
+    """(device, ``address/length``) of each IPv6 address in /proc/net/if_inet6.
+
+    >>> parse_if_inet6(b"fd000000000000000000000000000001 02 40 00 80       va\\n")
+    [(b'va', 'fd00::1/64')]
+    """
+    found = []
+    for line in data.split(b"\n"):
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        address = socket.inet_ntop(AF_INET6, bytes.fromhex(fields[0].decode()))
+        found.append((fields[5], f"{address}/{int(fields[2], 16)}"))
+    return found
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _ipv4_route_type(
+    row: RouteRow, trie: dict[tuple[str, int], list[tuple[str, str]]]
+) -> tuple[str | None, str | None]:
+    """The type and scope fib_trie gives the route in this row; None, None if it does not.
+
+    A candidate is taken once: the next row with the same prefix gets the next.
+    """
+    if row.flags & RTF_REJECT:
+        fits = {"unreachable", "prohibit"}
+    elif row.dev is None:
+        fits = {"blackhole", "throw"}
+    else:
+        fits = set(ROUTE_TYPES) - {"blackhole", "throw", "unreachable", "prohibit", "broadcast", "multicast"}
+    candidates = trie.get((socket.inet_ntop(AF_INET, row.destination), row.prefix_length), [])
+    for position, (route_type, scope) in enumerate(candidates):
+        if route_type in fits:
+            del candidates[position]
+            return route_type, scope
+    return None, None
+
+
+def _ipv6_route_type(row: Ipv6RouteRow) -> str | None:
+    if row.flags & RTF_REJECT:
+        return None  # blackhole, unreachable, prohibit or throw: ipv6_route writes them alike
+    if row.flags & RTF_LOCAL:
+        return "local"
+    if row.flags & RTF_ANYCAST:
+        return "anycast"
+    # The kernel makes multicast routes (addrconf's ff00::/8) for multicast prefixes only.
+    return "multicast" if row.destination[0] == 0xFF else "unicast"
+
+
+def _device(raw: bytes | None) -> str | None:
+    return None if raw is None else interface_name(raw)
+
+
+def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]:
+    """The main table's routes from the text of the three files, IPv4 then IPv6.
+
+    IPv4 types and scopes are matched from fib_trie: per prefix, in the order
+    both files list routes, among the types the row's flags allow. A row fib_trie
+    does not account for (the files read a moment apart) has type and scope None.
+    """
+    trie = parse_fib_trie(fib_trie)
+    routes = []
+    for row in parse_route(route):
+        route_type, scope = _ipv4_route_type(row, trie)
+        routes.append(
+            make_route(
+                AF_INET,
+                RT_TABLE_MAIN,
+                route_type,
+                row.destination,
+                row.prefix_length,
+                row.gateway,
+                _device(row.dev),
+                row.metric,
+                None,
+                scope,
+            )
+        )
+    for row6 in ipv6_main_table(parse_ipv6_route(ipv6_route)):
+        routes.append(
+            make_route(
+                AF_INET6,
+                RT_TABLE_MAIN,
+                _ipv6_route_type(row6),
+                row6.destination,
+                row6.prefix_length,
+                row6.gateway,
+                _device(row6.dev),
+                row6.metric,
+                None,
+                # The kernel gives every IPv6 route universe scope (rt6_fill_node).
+                ROUTE_SCOPES[0],
+            )
+        )
+    return routes
+
+
+def _read_optional(path: str) -> bytes:
+    """A /proc file's text; empty when the file does not exist (no IPv6 in this kernel)."""
+    try:
+        return read_file(path)
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        raise BackendUnavailable(f"cannot read {path}: {err.strerror}") from err
+
+
+def read_routes(net_dir: str = DEFAULT_NET_DIR) -> list[Route]:
+    """The main routing table (both families) of the calling thread's namespace."""
+    try:
+        route = read_file(f"{net_dir}/route")
+    except OSError as err:
+        raise BackendUnavailable(f"cannot read {net_dir}/route: {err.strerror}") from err
+    return routes_from(route, _read_optional(f"{net_dir}/fib_trie"), _read_optional(f"{net_dir}/ipv6_route"))
+
+
+# ---------------------------------------------------------------- interfaces
+
+
+def _ifreq(name: bytes, payload: bytes = b"") -> bytearray:
+    request = bytearray(IFREQ_SIZE)
+    request[: len(name)] = name
+    request[IFNAMSIZ : IFNAMSIZ + len(payload)] = payload
+    return request
+
+
+def _ioctl(sock: socket.socket, request: int, name: bytes, payload: bytes = b"") -> bytes:
+    buffer = _ifreq(name, payload)
+    fcntl.ioctl(sock.fileno(), request, buffer)
+    return bytes(buffer[IFNAMSIZ:])
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """What the ioctls say of one interface."""
+
+    index: int
+    flags: int
+    mtu: int
+    arphrd: int
+    hwaddr: bytes  # the 14 bytes of sa_data
+
+
+def _link(sock: socket.socket, name: bytes) -> _Link:
+    index = struct.unpack_from("=i", _ioctl(sock, SIOCGIFINDEX, name))[0]
+    flags = struct.unpack_from("=H", _ioctl(sock, SIOCGIFFLAGS, name))[0]
+    mtu = struct.unpack_from("=i", _ioctl(sock, SIOCGIFMTU, name))[0]
+    hw = _ioctl(sock, SIOCGIFHWADDR, name)
+    arphrd = struct.unpack_from("=H", hw)[0]
+    return _Link(index, flags, mtu, arphrd, hw[2:16])
+
+
+def _ipv4_addresses(sock: socket.socket) -> Iterator[tuple[bytes, str]]:
+    """(device, ``address/length``) of every IPv4 address, secondaries included.
+
+    SIOCGIFCONF lists each address with its label (``eth0`` or ``eth0:1``); the
+    netmask of one address is asked for by label and address, which the kernel
+    matches exactly (devinet_ioctl's "4.4BSD style"), not just the first of the label.
+    """
+    size = 64 * IFREQ_SIZE
+    while True:
+        buffer = array.array("B", bytes(size))
+        pointer, _ = buffer.buffer_info()
+        answer = fcntl.ioctl(sock.fileno(), SIOCGIFCONF, struct.pack("iP", size, pointer))
+        used = struct.unpack_from("i", answer)[0]
+        if used < size:
+            break
+        size *= 2
+    data = buffer.tobytes()
+    for offset in range(0, used, IFREQ_SIZE):
+        label = data[offset : offset + IFNAMSIZ].split(b"\0", 1)[0]
+        sockaddr = data[offset + IFNAMSIZ : offset + IFNAMSIZ + 16]
+        if struct.unpack_from("=H", sockaddr)[0] != AF_INET:
+            continue
+        address = sockaddr[4:8]
+        try:
+            mask = _ioctl(sock, SIOCGIFNETMASK, label, sockaddr)[4:8]
+        except OSError:
+            continue  # removed since SIOCGIFCONF: gone, as netstat would find it
+        length = int.from_bytes(mask, "big").bit_count()
+        yield label.split(b":", 1)[0], f"{socket.inet_ntop(AF_INET, address)}/{length}"
+
+
+def _sys_read(sys_dir: str, name: str, attribute: str) -> str:
+    with open(f"{sys_dir}/{name}/{attribute}", encoding="ascii", errors="replace") as file:
+        return file.read().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _SysLink:
+    index: int
+    flags: int
+    mtu: int
+    address: bytes
+    operstate: str
+
+
+def _sys_links(sys_dir: str, names: Sequence[bytes]) -> dict[bytes, _SysLink] | None:
+    """What /sys/class/net says of each interface, or None where it shows another namespace."""
+    found = {}
+    try:
+        listed = {os.fsencode(entry) for entry in os.listdir(sys_dir)}
+        if listed != set(names):
+            return None
+        for raw in names:
+            name = os.fsdecode(raw)
+            found[raw] = _SysLink(
+                index=int(_sys_read(sys_dir, name, "ifindex")),
+                flags=int(_sys_read(sys_dir, name, "flags"), 16),
+                mtu=int(_sys_read(sys_dir, name, "mtu")),
+                address=bytes.fromhex(_sys_read(sys_dir, name, "address").replace(":", "")),
+                operstate=_sys_read(sys_dir, name, "operstate").upper(),
+            )
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+# Flags kept in dev->flags as set (sysfs shows these), not computed at read time
+# as SIOCGIFFLAGS computes RUNNING, PROMISC and ALLMULTI (dev_get_flags).
+_STORED_FLAGS = IFF_MASK & ~(0x40 | 0x100 | 0x200)
+
+
+def _same_namespace(links: Mapping[bytes, _Link], sys_links: Mapping[bytes, _SysLink]) -> bool:
+    """Whether sysfs describes the same interfaces the ioctls do.
+
+    Nothing names the namespace a sysfs mount shows, so the two are held
+    together on every interface's index, MTU, stored flags and hardware address:
+    two namespaces alike in all of those have nothing sysfs could tell apart.
+    """
+    for name, link in links.items():
+        seen = sys_links.get(name)
+        if (
+            seen is None
+            or seen.index != link.index
+            or seen.mtu != link.mtu
+            or (seen.flags ^ link.flags) & _STORED_FLAGS
+            or link.hwaddr[: len(seen.address)] != seen.address[:14]
+        ):
+            return False
+    return True
+
+
+def read_interfaces(net_dir: str = DEFAULT_NET_DIR, sys_dir: str = DEFAULT_SYS_DIR) -> list[Interface]:
+    """Every interface of the calling thread's namespace, in index order."""
+    try:
+        rows = parse_dev(read_file(f"{net_dir}/dev"))
+    except OSError as err:
+        raise BackendUnavailable(f"cannot read {net_dir}/dev: {err.strerror}") from err
+    addresses: dict[bytes, list[str]] = {}
+    for name, text in parse_if_inet6(_read_optional(f"{net_dir}/if_inet6")):
+        addresses.setdefault(name, []).append(text)
+    links: dict[bytes, _Link] = {}
+    counters: dict[bytes, Counters] = {}
+    try:
+        sock = socket.socket(AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    except OSError as err:
+        raise BackendUnavailable(f"cannot open a socket for interface ioctls: {err.strerror}") from err
+    with sock:
+        for name, figures in rows:
+            try:
+                links[name] = _link(sock, name)
+            except OSError as err:
+                if err.errno == errno.ENODEV:
+                    continue  # gone since /proc/net/dev was read, as netstat -i would skip it
+                raise BackendUnavailable(f"interface ioctl failed: {err.strerror}") from err
+            counters[name] = figures
+        for name, text in _ipv4_addresses(sock):
+            addresses.setdefault(name, []).append(text)
+    sys_links = _sys_links(sys_dir, [name for name, _ in rows])
+    if sys_links is not None and not _same_namespace(links, sys_links):
+        sys_links = None
+    interfaces = []
+    for name, link in links.items():
+        seen = sys_links.get(name) if sys_links is not None else None
+        if seen is not None:
+            mac = hardware_address(link.arphrd, seen.address)
+            operstate: str | None = seen.operstate
+        else:
+            length = _ADDRESS_LENGTHS.get(link.arphrd)
+            mac = None if length is None else hardware_address(link.arphrd, link.hwaddr[:length])
+            operstate = None
+        interfaces.append(
+            make_interface(
+                interface_name(name),
+                link.index,
+                link.flags,
+                operstate,
+                link.mtu,
+                mac,
+                addresses.get(name, ()),
+                counters[name],
+            )
+        )
+    interfaces.sort(key=lambda interface: interface.index or 0)
+    return interfaces

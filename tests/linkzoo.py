@@ -1,0 +1,194 @@
+"""A small network of interfaces and routes in a test namespace, and ``ip -j`` as its oracle.
+
+:func:`build_network` gives namespace NS (its loopback already up):
+
+- ``va``: one end of a veth pair whose peer ``vb`` lives in namespace PEER;
+  MTU 1400, 10.9.0.1/24 with 10.9.0.5/24 as a secondary address, fd00::1/64;
+- ``tun0``: a tun device, up but not RUNNING (nobody holds it), no hardware address;
+- routes: 10.20.0.0/16 via a gateway, a default route with metric 50, a
+  blackhole, an unreachable and a throw route, a route in table 100, one on the
+  carrier-less tun0; IPv6: fd01::/64 via a gateway, a blackhole, and a route and
+  a default route in table 100.
+
+DAD and router solicitations are off so the addresses are final at once. The
+functions named ``*_from_ip`` turn ``ip -j`` output into sockdiff's records, so
+tests hold both backends against ``ip``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from sockdiff.model import Counters, Interface, Route
+
+__all__ = [
+    "IP_FLAG_EXTRAS",
+    "build_network",
+    "counters_from_ip",
+    "flags_from_ip",
+    "interfaces_from_ip",
+    "ip_json",
+    "known_equal",
+    "routes_from_ip",
+    "wait_operstate",
+]
+
+_SYSCTLS = (
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.router_solicitations=0",
+)
+
+_NS_COMMANDS = """\
+link add va type veth peer name vb netns {peer}
+addr add 10.9.0.1/24 dev va
+addr add 10.9.0.5/24 dev va
+addr add fd00::1/64 dev va nodad
+link set va mtu 1400 up
+tuntap add tun0 mode tun
+link set tun0 up
+route add 10.20.0.0/16 via 10.9.0.2
+route add default via 10.9.0.2 metric 50
+route add blackhole 10.30.0.0/16
+route add unreachable 10.50.0.0/16
+route add throw 10.52.0.0/16
+route add 10.40.0.0/16 via 10.9.0.2 table 100
+route add 10.54.0.0/16 dev tun0
+route add fd01::/64 via fd00::2
+route add blackhole fd03::/64
+route add fd02::/64 via fd00::2 table 100
+route add default via fd00::3 table 100
+"""
+
+_PEER_COMMANDS = """\
+link set vb up
+addr add 10.9.0.2/24 dev vb
+addr add fd00::2/64 dev vb nodad
+"""
+
+# Flags ip link shows beyond the 16 of struct ifreq (and NO-CARRIER, its own word
+# for UP without RUNNING): neither backend lists them (see backends/netnames.py).
+IP_FLAG_EXTRAS = frozenset({"LOWER_UP", "DORMANT", "ECHO", "NO-CARRIER"})
+
+
+def flags_from_ip(shown: Iterable[str]) -> tuple[str, ...]:
+    """IFF names from ip link's flags: ip hides RUNNING, writing NO-CARRIER when UP lacks it."""
+    names = set(shown)
+    if "UP" in names and "NO-CARRIER" not in names:
+        names.add("RUNNING")
+    return tuple(sorted(names - IP_FLAG_EXTRAS))
+
+
+def _run(argv: Sequence[str], stdin: str | None = None) -> str:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def build_network(ns: str, peer: str) -> None:
+    """Build the network described above in ``ns``, with the veth's other end in ``peer``."""
+    _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *_SYSCTLS])
+    _run(["ip", "-n", peer, "-batch", "-"], "link set lo up\n")
+    _run(["ip", "-n", ns, "-batch", "-"], _NS_COMMANDS.format(peer=peer))
+    _run(["ip", "-n", peer, "-batch", "-"], _PEER_COMMANDS)
+    wait_operstate(ns, "va", "UP")
+
+
+def wait_operstate(ns: str, name: str, state: str) -> None:
+    """Wait until ``ip link`` shows ``name`` in ``state``: the kernel settles it asynchronously."""
+    for _ in range(500):
+        links = ip_json(ns, "link", "show", "dev", name)
+        if links and links[0].get("operstate") == state:
+            return
+        subprocess.run(["sleep", "0.01"], check=True)
+    raise AssertionError(f"{name} in {ns} never reached operstate {state}")
+
+
+def ip_json(ns: str, *argv: str) -> list[dict[str, Any]]:
+    """``ip -n NS -j ARGV``, parsed."""
+    parsed: list[dict[str, Any]] = json.loads(_run(["ip", "-n", ns, "-j", *argv]) or "[]")
+    return parsed
+
+
+def counters_from_ip(stats: Mapping[str, Any]) -> Counters:
+    """Counters from ``ip -s -s -j link``'s stats64, as netstat -i counts them.
+
+    ip shows the kernel's dropped and missed separately; /proc/net/dev, and so
+    netstat -i, adds them up.
+    """
+    rx, tx = stats["rx"], stats["tx"]
+    return Counters(
+        rx_packets=rx["packets"],
+        rx_errors=rx["errors"],
+        rx_dropped=rx["dropped"] + rx["missed_errors"],
+        rx_overruns=rx["fifo_errors"],
+        tx_packets=tx["packets"],
+        tx_errors=tx["errors"],
+        tx_dropped=tx["dropped"],
+        tx_overruns=tx["fifo_errors"],
+        rx_bytes=rx["bytes"],
+        tx_bytes=tx["bytes"],
+    )
+
+
+def interfaces_from_ip(links: Iterable[Mapping[str, Any]]) -> list[Interface]:
+    """Records from ``ip -s -s -j addr`` (links with their addresses and counters)."""
+    found = []
+    for link in links:
+        found.append(
+            Interface(
+                name=link["ifname"],
+                index=link["ifindex"],
+                flags=flags_from_ip(link["flags"]),
+                operstate=link["operstate"],
+                mtu=link["mtu"],
+                mac=link.get("address"),
+                addresses=tuple(sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", ()))),
+                counters=counters_from_ip(link["stats64"]) if "stats64" in link else None,
+            )
+        )
+    return found
+
+
+_TABLES = {"main": 254, "local": 255, "default": 253}
+_SCOPES = {
+    "global": "universe"
+}  # ip's rt_scopes names 0 "global"; the kernel, fib_trie and SPEC.md "universe"
+
+
+def routes_from_ip(routes: Iterable[Mapping[str, Any]], family: str) -> list[Route]:
+    """Records from ``ip -d -j route show table all`` (-d: type, protocol and scope always shown)."""
+    found = []
+    for route in routes:
+        destination = route["dst"]
+        if destination == "default":
+            destination = "0.0.0.0/0" if family == "inet" else "::/0"
+        elif "/" not in destination:
+            destination += "/32" if family == "inet" else "/128"
+        table = route.get("table", "main")
+        found.append(
+            Route(
+                family=family,  # type: ignore[arg-type]
+                table=_TABLES[table] if table in _TABLES else int(table),
+                type=route["type"],
+                destination=destination,
+                gateway=route.get("gateway"),
+                dev=route.get("dev"),
+                metric=route.get("metric", 0),
+                protocol=route["protocol"],
+                scope=_SCOPES.get(route["scope"], route["scope"]),
+            )
+        )
+    return found
+
+
+def known_equal(known: msgspec.Struct, full: msgspec.Struct) -> list[str]:
+    """The fields where ``known`` (a backend that may not know some: None) differs from ``full``."""
+    return [
+        name
+        for name in known.__struct_fields__
+        if getattr(known, name) is not None and getattr(known, name) != getattr(full, name)
+    ]

@@ -1,0 +1,145 @@
+"""Both interface and route backends against ``ip -j`` and each other, in a private namespace.
+
+The network is tests/linkzoo.py's: a veth pair into a second namespace, IPv4
+and IPv6 addresses (one secondary), an MTU change, a tun device, routes via a
+gateway, blackhole/unreachable/throw routes, routes in table 100, IPv6 routes.
+Counters move whenever the kernel sends something (IPv6 multicast reports),
+so they are held between two reads of the reference rather than to equality.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+from linkzoo import build_network, interfaces_from_ip, ip_json, known_equal, routes_from_ip
+from netns import netns_exec_argv, private_netns
+
+from sockdiff.backends import procnet, rtnetlink
+from sockdiff.model import COUNTER_NAMES, Counters, Interface, Route
+from sockdiff.netns import entered
+
+
+@pytest.fixture(scope="module")
+def network(module_netns: str) -> Iterator[str]:
+    with private_netns() as peer:
+        build_network(module_netns, peer)
+        yield module_netns
+
+
+def between(before: Counters | None, middle: Counters | None, after: Counters | None) -> list[str]:
+    """The counters where ``middle`` is not between the two reads around it."""
+    assert before is not None and middle is not None and after is not None
+    return [
+        name
+        for name in COUNTER_NAMES
+        if not getattr(before, name) <= getattr(middle, name) <= getattr(after, name)
+    ]
+
+
+def without_counters(interfaces: list[Interface]) -> list[Interface]:
+    return [msgspec.structs.replace(i, counters=None) for i in interfaces]
+
+
+def by_name(interfaces: list[Interface]) -> dict[str, Interface]:
+    return {i.name: i for i in interfaces}
+
+
+def route_key(route: Route) -> tuple[str, ...]:
+    return tuple(str(getattr(route, name)) for name in route.__struct_fields__)
+
+
+def test_netlink_interfaces_are_ip_links(network: str) -> None:
+    with entered(network):
+        before = rtnetlink.read_interfaces()
+        shown = interfaces_from_ip(ip_json(network, "-s", "-s", "addr"))
+        after = rtnetlink.read_interfaces()
+    assert without_counters(before) == without_counters(shown) == without_counters(after)
+    for old, ip, new in zip(before, shown, after, strict=True):
+        assert between(old.counters, ip.counters, new.counters) == [], ip.name
+    interfaces = by_name(before)
+    assert set(interfaces) == {"lo", "va", "tun0"}
+    va, tun = interfaces["va"], interfaces["tun0"]
+    assert va.mtu == 1400 and va.operstate == "UP" and "RUNNING" in va.flags
+    assert va.addresses[:2] == ("10.9.0.1/24", "10.9.0.5/24")
+    assert "fd00::1/64" in va.addresses
+    assert tun.mac is None and "UP" in tun.flags and "RUNNING" not in tun.flags
+    assert interfaces["lo"].mac == "00:00:00:00:00:00"
+
+
+def test_netlink_routes_are_ip_routes(network: str) -> None:
+    with entered(network):
+        routes = rtnetlink.read_routes()
+    shown = routes_from_ip(ip_json(network, "-d", "-4", "route", "show", "table", "all"), "inet")
+    shown += routes_from_ip(ip_json(network, "-d", "-6", "route", "show", "table", "all"), "inet6")
+    assert sorted(routes, key=route_key) == sorted(shown, key=route_key)
+    made = {(r.family, r.table, r.type, r.destination, r.gateway, r.dev) for r in routes}
+    assert {
+        ("inet", 254, "unicast", "10.20.0.0/16", "10.9.0.2", "va"),
+        ("inet", 254, "blackhole", "10.30.0.0/16", None, None),
+        ("inet", 100, "unicast", "10.40.0.0/16", "10.9.0.2", "va"),
+        ("inet6", 254, "unicast", "fd01::/64", "fd00::2", "va"),
+        ("inet6", 100, "unicast", "::/0", "fd00::3", "va"),
+    } <= made
+
+
+def compare_backends(
+    proc_interfaces: list[Interface],
+    netlink_before: list[Interface],
+    netlink_after: list[Interface],
+) -> None:
+    assert [i.name for i in proc_interfaces] == [i.name for i in netlink_before]
+    for proc, old, new in zip(proc_interfaces, netlink_before, netlink_after, strict=True):
+        assert known_equal(msgspec.structs.replace(proc, counters=None), old) == [], (proc, old)
+        assert between(old.counters, proc.counters, new.counters) == [], proc.name
+
+
+def check_proc_routes(proc_routes: list[Route], netlink_routes: list[Route]) -> None:
+    main = [r for r in netlink_routes if r.table == 254]
+    assert len(proc_routes) == len(main)
+    for proc, full in zip(proc_routes, main, strict=True):
+        assert known_equal(proc, full) == [], (proc, full)
+    assert {r.protocol for r in proc_routes} == {None}
+    # Only the IPv6 blackhole's type is unknown to /proc; IPv4's come from fib_trie.
+    assert [r.destination for r in proc_routes if r.type is None] == ["fd03::/64"]
+    assert all(r.scope is not None for r in proc_routes)
+
+
+def test_proc_backend_in_a_thread_entered_namespace(network: str) -> None:
+    """After setns on our thread, sysfs still shows the host: operstate is unknown, not the host's."""
+    with entered(network):
+        before = rtnetlink.read_interfaces()
+        interfaces = procnet.read_interfaces()
+        after = rtnetlink.read_interfaces()
+        netlink_routes = rtnetlink.read_routes()
+        proc_routes = procnet.read_routes()
+    compare_backends(interfaces, before, after)
+    assert {i.operstate for i in interfaces} == {None}
+    assert by_name(interfaces)["va"].mac == by_name(before)["va"].mac
+    check_proc_routes(proc_routes, netlink_routes)
+
+
+_BOTH = """
+import sys, msgspec
+from sockdiff.backends import procnet, rtnetlink
+sys.stdout.buffer.write(msgspec.json.encode(
+    [rtnetlink.read_interfaces(), procnet.read_interfaces(), rtnetlink.read_interfaces(),
+     rtnetlink.read_routes(), procnet.read_routes()]))
+"""
+
+
+def test_proc_backend_where_sysfs_is_the_namespace(network: str) -> None:
+    """Under ip netns exec, sysfs is remounted for the namespace: operstate is known and agrees."""
+    done = subprocess.run(
+        netns_exec_argv(network, [sys.executable, "-c", _BOTH]), capture_output=True, check=True, timeout=60
+    )
+    before, interfaces, after, netlink_routes, proc_routes = msgspec.json.decode(
+        done.stdout,
+        type=tuple[list[Interface], list[Interface], list[Interface], list[Route], list[Route]],
+    )
+    compare_backends(interfaces, before, after)
+    assert [i.operstate for i in interfaces] == [i.operstate for i in before]
+    check_proc_routes(proc_routes, netlink_routes)

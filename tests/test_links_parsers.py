@@ -1,0 +1,105 @@
+"""The interface and route parsers and the rtnetlink decoder, on captured fixtures.
+
+``fixtures/capture_links.py`` recorded them from tests/linkzoo.py's network:
+the /proc/net files, the kernel's rtnetlink replies, and ``ip -j``'s account of
+the same moment, which the decoded records are held against.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from linkzoo import interfaces_from_ip, known_equal, routes_from_ip
+
+from sockdiff.backends import netlink, procnet, rtnetlink
+from sockdiff.model import Interface, Route
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"
+
+
+def recorded(name: str) -> netlink.Dump:
+    data = (FIXTURES / "netlink" / f"{name}.bin").read_bytes()
+    return netlink.Dump([(data, len(data))])
+
+
+def proc_file(name: str) -> bytes:
+    return (FIXTURES / "proc" / name).read_bytes()
+
+
+def oracle(name: str) -> Any:
+    return json.loads((FIXTURES / "ip" / f"{name}.json").read_text())
+
+
+def route_key(route: Route) -> tuple[str, ...]:
+    return tuple(str(getattr(route, name)) for name in route.__struct_fields__)
+
+
+def netlink_interfaces() -> list[Interface]:
+    links = rtnetlink.decode_links(recorded("links"))
+    addresses = rtnetlink.decode_addresses(recorded("addresses4"))
+    for index, texts in rtnetlink.decode_addresses(recorded("addresses6")).items():
+        addresses.setdefault(index, []).extend(texts)
+    return rtnetlink.build_interfaces(links, addresses)
+
+
+def netlink_routes() -> list[Route]:
+    names = {link.index: link.name for link in rtnetlink.decode_links(recorded("links"))}
+    return rtnetlink.decode_routes(recorded("routes4"), names) + rtnetlink.decode_routes(
+        recorded("routes6"), names
+    )
+
+
+def test_rtnetlink_decoder_reads_links_and_addresses_as_ip_shows_them() -> None:
+    assert netlink_interfaces() == interfaces_from_ip(oracle("addr"))
+
+
+def test_rtnetlink_decoder_reads_every_route_of_every_table() -> None:
+    expected = routes_from_ip(oracle("route4"), "inet") + routes_from_ip(oracle("route6"), "inet6")
+    decoded = netlink_routes()
+    assert sorted(decoded, key=route_key) == sorted(expected, key=route_key)
+    assert {r.table for r in decoded} == {100, 254, 255}
+
+
+def test_proc_dev_counters_are_the_kernels() -> None:
+    counters = {i.name: i.counters for i in netlink_interfaces()}
+    parsed = {name.decode(): figures for name, figures in procnet.parse_dev(proc_file("dev"))}
+    assert parsed == counters
+
+
+def test_if_inet6_holds_the_ipv6_addresses() -> None:
+    expected = sorted(
+        (i.name, a) for i in netlink_interfaces() for a in i.addresses if ":" in a.partition("/")[0]
+    )
+    assert sorted((d.decode(), a) for d, a in procnet.parse_if_inet6(proc_file("if_inet6"))) == expected
+
+
+def test_proc_routes_are_the_main_table_with_what_proc_knows() -> None:
+    routes = procnet.routes_from(proc_file("route"), proc_file("fib_trie"), proc_file("ipv6_route"))
+    main = [r for r in netlink_routes() if r.table == 254]
+    assert len(routes) == len(main)
+    for proc, full in zip(routes, main, strict=True):
+        assert known_equal(proc, full) == [], (proc, full)
+    # ipv6_route also lists table 100 and local; only main's rows are taken.
+    all_rows = procnet.parse_ipv6_route(proc_file("ipv6_route"))
+    assert len(procnet.ipv6_main_table(all_rows)) < len(all_rows)
+    assert [r.type for r in routes if r.destination == "10.30.0.0/16"] == ["blackhole"]
+    assert [r.type for r in routes if r.destination == "fd03::/64"] == [None]
+
+
+def test_ipv6_tables_split_where_defaults_and_null_entries_end_them() -> None:
+    def row(text: str, metric: int, flags: int = procnet.RTF_UP) -> procnet.Ipv6RouteRow:
+        net, _, length = text.partition("/")
+        return procnet.Ipv6RouteRow(
+            socket.inet_pton(socket.AF_INET6, net), int(length), None, metric, flags, b"va"
+        )
+
+    null = row("::/0", 0xFFFFFFFF, procnet.RTF_REJECT | procnet.RTF_NONEXTHOP)
+    # table 7 holds only a default route; main two default routes; local nothing.
+    rows = [row("::/0", 2048), row("fd01::/64", 1024), row("::/0", 100), row("::/0", 1024), null]
+    assert procnet.ipv6_main_table(rows) == rows[1:4]
+    # Two tables of default routes only, told apart by the metric falling back.
+    rows = [row("::/0", 2048), row("::/0", 100), null]
+    assert procnet.ipv6_main_table(rows) == rows[1:2]
