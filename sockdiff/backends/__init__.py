@@ -90,9 +90,39 @@ SectionReader = Callable[[str], list[Any]]
 
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
 
-# (backend, section) -> the reader and what ``sources`` calls it. Interface and
-# route collectors plug in here, one line each.
-_SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {}
+
+def _netlink_interfaces(net_dir: str) -> list[Interface]:
+    from . import rtnetlink
+
+    return rtnetlink.read_interfaces()
+
+
+def _netlink_routes(net_dir: str) -> list[Route]:
+    from . import rtnetlink
+
+    return rtnetlink.read_routes()
+
+
+def _proc_interfaces(net_dir: str) -> list[Interface]:
+    from . import procnet
+
+    return procnet.read_interfaces(net_dir)
+
+
+def _proc_routes(net_dir: str) -> list[Route]:
+    from . import procnet
+
+    return procnet.read_routes(net_dir)
+
+
+# (backend, section) -> the reader and what ``sources`` calls it. rtnetlink
+# reads the calling thread's namespace as /proc/thread-self/net does.
+_SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {
+    ("netlink", "interfaces"): (_netlink_interfaces, "netlink"),
+    ("netlink", "routes"): (_netlink_routes, "netlink"),
+    ("proc", "interfaces"): (_proc_interfaces, "proc"),
+    ("proc", "routes"): (_proc_routes, "proc (main table)"),
+}
 
 
 def sections_of(backend: str) -> tuple[str, ...]:

@@ -53,8 +53,6 @@ from .procfs import DEFAULT_NET_DIR, read_file
 
 __all__ = [
     "DEFAULT_SYS_DIR",
-    "INTERFACES_SOURCE",
-    "ROUTES_SOURCE",
     "Ipv6RouteRow",
     "RouteRow",
     "ipv6_main_table",
@@ -67,8 +65,6 @@ __all__ = [
     "read_routes",
 ]
 
-INTERFACES_SOURCE = "proc"
-ROUTES_SOURCE = "proc (main table)"
 DEFAULT_SYS_DIR = "/sys/class/net"
 
 # Route flags, include/uapi/linux/route.h and ipv6_route.h.

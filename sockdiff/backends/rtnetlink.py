@@ -39,8 +39,6 @@ from .netnames import (
 )
 
 __all__ = [
-    "INTERFACES_SOURCE",
-    "ROUTES_SOURCE",
     "Link",
     "address_request",
     "build_interfaces",
@@ -54,8 +52,6 @@ __all__ = [
     "route_request",
 ]
 
-INTERFACES_SOURCE = "netlink"
-ROUTES_SOURCE = "netlink"
 
 NETLINK_ROUTE = 0
 RTM_GETLINK = 18
