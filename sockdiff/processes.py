@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from .model import Process
 
-__all__ = ["Owners", "scan_owners"]
+__all__ = ["Owners", "owners_among", "scan_owners"]
 
 Owners = dict[int, tuple[Process, ...]]
 
@@ -20,11 +21,21 @@ def scan_owners(proc_root: str = "/proc") -> Owners:
     each ``(pid, name, fd)``, sorted. The name is the process's ``comm``.
     Inodes are global, so this works the same for a socket in any namespace.
     """
+    return _scan(proc_root, (entry for entry in os.listdir(proc_root) if entry.isdigit()))
+
+
+def owners_among(pids: Iterable[int], proc_root: str = "/proc") -> Owners:
+    """:func:`scan_owners` for the processes ``pids`` only: the sockets they hold.
+
+    A process in ``pids`` that has exited, or that we may not read, holds nothing.
+    """
+    return _scan(proc_root, (str(pid) for pid in pids))
+
+
+def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
     found: Owners = {}
     shared: dict[int, list[Process]] = {}  # sockets with several holders, sorted at the end
-    for entry in os.listdir(proc_root):
-        if not entry.isdigit():
-            continue
+    for entry in entries:
         # A process that exits mid-scan, or whose descriptors we may not read,
         # is skipped: netstat -p and lsof do the same.
         try:

@@ -1,0 +1,429 @@
+"""pytest plugin: which test, or which fixture, left a socket open.
+
+Registered under the ``pytest11`` entry point ``sockdiff`` and inert unless asked
+for (``--sockdiff``, ``--sockdiff-strict``, ``--sockdiff-trace`` or ini
+``sockdiff = report|strict``): until then it only declares its options and its
+marker, and registers no other hook.
+
+When on, around every test it reads the socket inodes held by the test process's
+tree (:class:`sockdiff.proctree.ProcessTree`: the pytest process, everything it
+started, and detached daemons, kept in the tree by making pytest their child
+subreaper and by a marker in the environment they inherit). Only when a test
+leaves the tree holding inodes it did not hold before are the sockets' details
+read (a snapshot restricted to those inodes), counted by ``sockdiff_fail_on``
+and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
+opened while a wider-scoped fixture was set up belong to that fixture and are
+checked when pytest finalizes it.
+
+What was found travels on the teardown report (``report.sockdiff_leaks``, and a
+``sockdiff`` user property a socket, which JUnit XML shows), so under
+pytest-xdist each worker checks its own tests and the controller's summary lists
+every leak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import secrets
+import socket
+import sysconfig
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable, Generator, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .model import Socket
+    from .processes import Owners
+    from .proctree import ProcessTree
+
+__all__ = ["TOKEN_VARIABLE", "SockdiffLeakWarning"]
+
+#: The environment entry that marks processes started by this pytest process (or xdist worker).
+TOKEN_VARIABLE = "SOCKDIFF_PYTEST_TOKEN"
+#: The name of the leak hunter in pytest's plugin manager, once switched on.
+PLUGIN_NAME = "sockdiff-leak-hunter"
+#: The report attribute carrying a teardown's leaks: a list of {"owner", "kind", "sockets"}.
+REPORT_ATTRIBUTE = "sockdiff_leaks"
+MODES = ("off", "report", "strict")
+# Kinds of --fail-on that can describe a socket left open.
+_LEAK_KINDS = frozenset({"any", "new", "listening"})
+# How long a leak held by another process may take to go: a child killed by the
+# teardown but not waited for is still closing its descriptors.
+_GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1)
+_TRACE_FRAMES = 32
+
+
+class SockdiffLeakWarning(UserWarning):
+    """A test left sockets open (``--sockdiff`` report mode)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sockdiff", "which test left a socket open (sockdiff)")
+    group.addoption(
+        "--sockdiff",
+        action="store_const",
+        const="report",
+        dest="sockdiff_mode",
+        help="report the tests and fixtures that leave sockets open (a warning each, and a summary)",
+    )
+    group.addoption(
+        "--sockdiff-strict",
+        action="store_const",
+        const="strict",
+        dest="sockdiff_mode",
+        help="fail the tests that leave sockets open (an error in their teardown)",
+    )
+    group.addoption(
+        "--sockdiff-trace",
+        action="store_true",
+        dest="sockdiff_trace",
+        help="start tracemalloc, to tell where the test process created each leaked socket"
+        " (implies --sockdiff unless --sockdiff-strict is given)",
+    )
+    parser.addini("sockdiff", "leak hunting: off (default), report or strict", default="off")
+    parser.addini(
+        "sockdiff_fail_on",
+        "the sockets that count as leaks, as sockdiff compare --fail-on: listening (default), new",
+        default="listening",
+    )
+    parser.addini(
+        "sockdiff_ignore", "sockets never reported: filter expressions, one a line", type="linelist"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The marker is declared even when off, so --strict-markers accepts it in every run.
+    config.addinivalue_line(
+        "markers",
+        "sockdiff_ignore(*expressions): sockets matching these filter expressions are not this"
+        " test's leaks; with no expression, sockdiff does not check the test",
+    )
+    mode = config.getoption("sockdiff_mode") or str(config.getini("sockdiff")).strip() or "off"
+    if mode not in MODES:
+        raise pytest.UsageError(f"ini sockdiff = {mode!r}: choose from {', '.join(MODES)}")
+    trace = bool(config.getoption("sockdiff_trace"))
+    if mode == "off" and trace:
+        mode = "report"
+    if mode != "off":
+        config.pluginmanager.register(LeakHunter(config, strict=mode == "strict", trace=trace), PLUGIN_NAME)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Held:
+    """What a wider-scoped fixture opened while it was set up."""
+
+    label: str
+    inodes: frozenset[int]
+
+
+_BEFORE = pytest.StashKey[frozenset[int]]()
+_FOUND = pytest.StashKey[list[dict[str, Any]]]()
+
+
+class LeakHunter:
+    """The hooks of a run with leak hunting on."""
+
+    def __init__(self, config: pytest.Config, *, strict: bool, trace: bool) -> None:
+        from .differ import parse_fail_on
+        from .errors import SockdiffError
+
+        self.config = config
+        self.strict = strict
+        try:
+            kinds = set(parse_fail_on(str(config.getini("sockdiff_fail_on"))))
+        except SockdiffError as err:
+            raise pytest.UsageError(f"ini sockdiff_fail_on: {err}") from None
+        if kinds - _LEAK_KINDS:
+            wrong = ", ".join(sorted(kinds - _LEAK_KINDS))
+            raise pytest.UsageError(
+                f"ini sockdiff_fail_on: {wrong} cannot describe a socket left open (use listening or new)"
+            )
+        self.every_socket = bool(kinds & {"any", "new"})
+        self.ignore_lines = tuple(str(line) for line in config.getini("sockdiff_ignore"))
+        self._ignores: dict[tuple[str, ...], Callable[[Socket], bool] | None] = {}
+        try:
+            self._ignore_for(self.ignore_lines)
+        except SockdiffError as err:
+            raise pytest.UsageError(f"ini sockdiff_ignore: {err}") from None
+        self.trace = trace
+        self._tree: ProcessTree | None = None
+        self._held: dict[object, _Held] = {}  # FixtureDef -> what it opened, until it is finalized
+        self._fixtures_opened: set[int] = set()  # never a test's, even once its fixture is gone
+        self._tearing_down: pytest.Item | None = None
+        self.leaks: list[dict[str, Any]] = []
+
+    # The process tree, set up on first use: an xdist controller runs no test and never needs it.
+
+    def _holders(self) -> Owners:
+        if self._tree is None:
+            from .proctree import ProcessTree, become_subreaper
+
+            token = secrets.token_hex(8)
+            os.environ[TOKEN_VARIABLE] = token
+            become_subreaper()
+            self._tree = ProcessTree(marker=f"{TOKEN_VARIABLE}={token}")
+        return self._tree.sockets()
+
+    def _ignore_for(self, expressions: tuple[str, ...]) -> Callable[[Socket], bool] | None:
+        if expressions not in self._ignores:
+            from .filter import compile_filters
+
+            self._ignores[expressions] = compile_filters(expressions)
+        return self._ignores[expressions]
+
+    # Tests
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self) -> None:
+        if not self.trace or tracemalloc.is_tracing():
+            return
+        # Traced from here on: collection (the import of every test module) is slow enough
+        # under tracemalloc without it. One read of the sockets first, untraced: what it
+        # imports (pyroute2, and what pyroute2 imports on first use) takes ten seconds and more.
+        from . import differ, render  # noqa: F401
+        from .snapshots import take
+
+        take(processes=False, where=lambda sock: False)
+        tracemalloc.start(_TRACE_FRAMES)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        if _marker_expressions(item) is not None:
+            item.stash[_BEFORE] = frozenset(self._holders())
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        self._tearing_down = item
+        try:
+            yield
+        except BaseException:
+            self._check_test(item, fail=False)  # the teardown already failed: say what leaked, no more
+            raise
+        finally:
+            self._tearing_down = None
+        self._check_test(item, fail=self.strict)
+
+    def _check_test(self, item: pytest.Item, *, fail: bool) -> None:
+        before = item.stash.get(_BEFORE, None)
+        expressions = _marker_expressions(item)
+        if before is None or expressions is None:
+            return
+        del item.stash[_BEFORE]
+        holders = self._holders()
+        opened = holders.keys() - before - self._fixtures_opened
+        if not opened:
+            return
+        from .errors import SockdiffError
+
+        try:
+            ignore = self._ignore_for(self.ignore_lines + expressions)
+        except SockdiffError as err:
+            pytest.fail(f"sockdiff_ignore marker: {err}", pytrace=False)
+        lines = self._leaked(opened, holders, ignore)
+        if not lines:
+            return
+        self._found(item, {"owner": item.nodeid, "kind": "test", "sockets": lines})
+        count = f"{len(lines)} socket{'s' if len(lines) > 1 else ''}"
+        if fail:
+            pytest.fail("sockdiff: left {} open:\n  {}".format(count, "\n  ".join(lines)), pytrace=False)
+        if not self.strict:
+            path, line, _ = item.location  # shown at the test, not here
+            warnings.warn_explicit(
+                SockdiffLeakWarning(f"left {count} open: {'; '.join(lines)}"),
+                SockdiffLeakWarning,
+                str(self.config.rootpath / path),
+                (line or 0) + 1,
+            )
+
+    def _found(self, item: pytest.Item | None, record: dict[str, Any]) -> None:
+        """Send a leak with ``item``'s teardown report (or keep it, when no test is being torn down)."""
+        if item is None:
+            self.leaks.append(record)
+            return
+        item.stash.setdefault(_FOUND, []).append(record)
+        prefix = "" if record["kind"] == "test" else f"{record['owner']}: "
+        item.user_properties.extend(("sockdiff", prefix + line) for line in record["sockets"])
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "teardown" and _FOUND in item.stash:
+            setattr(report, REPORT_ATTRIBUTE, item.stash[_FOUND])
+            del item.stash[_FOUND]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # In one process and on an xdist controller alike: the leaks come with the reports.
+        if report.when == "teardown":
+            self.leaks.extend(getattr(report, REPORT_ATTRIBUTE, ()))
+
+    # Fixtures wider than a test
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, Any, Any]:
+        if fixturedef.scope == "function":
+            return (yield)
+        before = self._holders().keys()
+        try:
+            return (yield)
+        finally:
+            # Fixtures it requested were set up inside this one and kept their own sockets.
+            opened = self._holders().keys() - before - self._fixtures_opened
+            if opened:
+                self._fixtures_opened |= opened
+                self._held[fixturedef] = _Held(
+                    _fixture_label(fixturedef, self.config.rootpath), frozenset(opened)
+                )
+
+    def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
+        held = self._held.pop(fixturedef, None)
+        if held is None:
+            return
+        holders = self._holders()
+        still_open = held.inodes & holders.keys()
+        if not still_open:
+            return
+        lines = self._leaked(still_open, holders, self._ignore_for(self.ignore_lines))
+        if lines:
+            self._found(self._tearing_down, {"owner": held.label, "kind": "fixture", "sockets": lines})
+
+    # What leaked
+
+    def _leaked(
+        self, inodes: Iterable[int], holders: Owners, ignore: Callable[[Socket], bool] | None
+    ) -> list[str]:
+        """The counted sockets among ``inodes``, one line each; waits a little for dying holders."""
+        sockets = self._counted(set(inodes), holders, ignore)
+        for pause in _GRACE_SECONDS:
+            if all(process.pid == os.getpid() for sock in sockets for process in sock.processes):
+                break
+            time.sleep(pause)
+            holders = self._holders()
+            sockets = self._counted({sock.inode for sock in sockets} & holders.keys(), holders, ignore)
+        return _lines(sockets)
+
+    def _counted(
+        self, inodes: set[int], holders: Owners, ignore: Callable[[Socket], bool] | None
+    ) -> tuple[Socket, ...]:
+        if not inodes:
+            return ()
+        import msgspec
+
+        from .differ import diff
+        from .model import is_listening
+        from .snapshots import take
+
+        details = take(processes=False, where=lambda sock: sock.inode in inodes)
+        held = tuple(
+            msgspec.structs.replace(sock, processes=holders.get(sock.inode, ())) for sock in details.sockets
+        )
+        # Left open = new against the same sockets with none of them: diff sorts and applies the ignore list.
+        opened = diff(
+            dataclasses.replace(details, sockets=()),
+            dataclasses.replace(details, sockets=held),
+            ignore=ignore,
+        ).opened
+        return opened if self.every_socket else tuple(sock for sock in opened if is_listening(sock))
+
+    # The end of the run
+
+    def pytest_report_header(self) -> str:
+        what = "every socket" if self.every_socket else "listening sockets"
+        return f"sockdiff: {'strict' if self.strict else 'report'} mode, counting {what} left open"
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.strict and self.leaks and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a fixture leaked: no test failed for it
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.leaks:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("=", "sockdiff: sockets left open")
+        for record in self.leaks:
+            write(f"{record['owner']}")
+            for line in record["sockets"]:
+                write(f"    {line}")
+        tests = sum(1 for record in self.leaks if record["kind"] == "test")
+        fixtures = len(self.leaks) - tests
+        total = sum(len(record["sockets"]) for record in self.leaks)
+        write(
+            f"{_count(tests, 'test')} and {_count(fixtures, 'fixture')} left {_count(total, 'socket')} open"
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
+    """The expressions of the ``sockdiff_ignore`` markers on ``item``; None: do not check it."""
+    expressions: list[str] = []
+    for marker in item.iter_markers("sockdiff_ignore"):
+        if not marker.args:
+            return None
+        expressions.extend(str(arg) for arg in marker.args)
+    return tuple(expressions)
+
+
+def _fixture_label(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> str:
+    code = getattr(fixturedef.func, "__code__", None)
+    where = ""
+    if code is not None:
+        path = Path(code.co_filename)
+        shown = path.relative_to(rootpath) if path.is_relative_to(rootpath) else path
+        where = f" ({shown}:{code.co_firstlineno})"
+    return f"{fixturedef.scope} fixture {fixturedef.argname!r}{where}"
+
+
+def _lines(sockets: Iterable[Socket]) -> list[str]:
+    """Each socket in ss's notation, with where this process created it when tracemalloc knows."""
+    from .render import socket_line
+
+    sockets = tuple(sockets)
+    origins = _origins({p.fd for sock in sockets for p in sock.processes if p.pid == os.getpid()})
+    lines = []
+    for sock in sockets:
+        line = socket_line(sock)
+        created = [origins[p.fd] for p in sock.processes if p.pid == os.getpid() and p.fd in origins]
+        if created:
+            line += f"  created at {created[0]}"
+        lines.append(line)
+    return lines
+
+
+def _origins(fds: set[int]) -> Mapping[int, str]:
+    """Where the socket objects of this process holding ``fds`` were created (tracemalloc on)."""
+    if not fds or not tracemalloc.is_tracing():
+        return {}
+    found: dict[int, str] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, socket.socket):
+            fd = obj.fileno()
+            if fd in fds and fd not in found:
+                traceback = tracemalloc.get_object_traceback(obj)
+                if traceback is not None:
+                    found[fd] = _caller(traceback)
+    return found
+
+
+def _caller(traceback: tracemalloc.Traceback) -> str:
+    """The newest frame outside the standard library (socket.create_server's caller, say)."""
+    stdlib = (sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"))
+    frames = list(traceback)  # oldest first
+    chosen = next((f for f in reversed(frames) if not f.filename.startswith(stdlib)), frames[-1])
+    path = Path(chosen.filename)
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"{shown}:{chosen.lineno}"

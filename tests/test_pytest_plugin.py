@@ -1,0 +1,332 @@
+"""The pytest plugin, run on a suite of leaking and clean tests in a private network namespace.
+
+Every run is a real pytest in a subprocess (pytester's ``runpytest_subprocess``)
+started inside the test's own namespace, so the sockets it finds are exactly the
+suite's: the expectations below are exact.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from sockdiff.netns import entered
+
+pytest_plugins = ("pytester",)
+
+CONFTEST = """
+import socket
+
+import pytest
+
+HELD = []
+
+
+@pytest.fixture(scope="module")
+def module_listener():
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def session_listener():
+    server = socket.create_server(("127.0.0.1", 0))
+    HELD.append(server)  # open until the process ends
+    return server
+"""
+
+SUITE = """
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sockdiff.proctree import is_subreaper
+
+HELD = []
+CHILD = '''
+import socket, time
+server = socket.create_server(("127.0.0.1", 0))
+print("ready", flush=True)
+time.sleep(600)
+'''
+DAEMON = '''
+import os, socket, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+server = socket.create_server(("127.0.0.1", 0))
+print("ready", flush=True)
+time.sleep(600)
+'''
+
+
+def listen(host="127.0.0.1"):
+    HELD.append(socket.create_server((host, 0)))  # LISTEN_LINE
+
+
+def start(code):
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\\n"
+    return child
+
+
+def test_listener():
+    listen()
+
+
+def test_clean():
+    with socket.create_server(("127.0.0.1", 0)):
+        pass
+
+
+def test_child():
+    HELD.append(start(CHILD))
+
+
+def test_daemon():
+    first = start(DAEMON)
+    first.stdout.close()
+    assert first.wait() == 0
+
+
+def test_udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    HELD.append(sock)
+
+
+def test_outgoing():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        HELD.append(socket.create_connection(server.getsockname()))
+        HELD.append(server.accept()[0])
+
+
+def test_module_fixture_first(module_listener):
+    pass
+
+
+def test_module_fixture_second(module_listener):
+    pass
+
+
+def test_session_fixture(session_listener):
+    pass
+
+
+@pytest.mark.sockdiff_ignore("src 127.0.0.2")
+def test_marker():
+    listen("127.0.0.2")
+    listen("127.0.0.4")
+
+
+@pytest.mark.sockdiff_ignore
+def test_marker_unchecked():
+    listen()
+
+
+def test_ini_ignored():
+    listen("127.0.0.3")
+
+
+def test_probe(request):
+    hunter = request.config.pluginmanager.get_plugin("sockdiff-leak-hunter")
+    if request.config.getoption("sockdiff_mode") is None:
+        assert hunter is None
+        assert "SOCKDIFF_PYTEST_TOKEN" not in os.environ
+        assert not is_subreaper()
+    else:
+        assert hunter is not None
+        assert os.environ["SOCKDIFF_PYTEST_TOKEN"]
+        assert is_subreaper()
+"""
+
+INI = """
+[pytest]
+sockdiff_ignore =
+    src 127.0.0.3
+"""
+
+TESTS = 13
+
+
+def line_of(source: str, text: str) -> int:
+    """The line number of ``text`` in a file pytester writes from ``source`` (stripped of blank ends)."""
+    return 1 + source.strip("\n").splitlines().index(text)
+
+
+# Where a fixture is defined is where its code starts: its decorator.
+SESSION_LINE = line_of(CONFTEST, '@pytest.fixture(scope="session")')
+SESSION_FIXTURE = f"session fixture 'session_listener' (conftest.py:{SESSION_LINE})"
+LEAKING_TESTS = sorted(
+    f"test_leaks.py::test_{name}" for name in ("listener", "child", "daemon", "udp", "marker")
+)
+PROCESS = re.compile(r'users:\(\("[^"]+",pid=(\d+),fd=\d+\)\)')
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_leaks=SUITE)
+    pytester.makeini(INI)
+    return pytester
+
+
+def run(pytester: pytest.Pytester, netns: str, *args: str) -> pytest.RunResult:
+    # The thread that starts pytest is in the namespace, and so is everything pytest starts.
+    with entered(netns):
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-ra", *args, timeout=120)
+
+
+def leaks(result: pytest.RunResult) -> dict[str, list[str]]:
+    """The summary section: owner -> its socket lines."""
+    found: dict[str, list[str]] = {}
+    lines = iter(result.outlines)
+    for line in lines:
+        if re.fullmatch(r"=+ sockdiff: sockets left open =+", line):
+            break
+    else:
+        return found
+    for line in lines:
+        if re.fullmatch(r"\d+ tests? and \d+ fixtures? left \d+ sockets? open", line):
+            return found
+        if line.startswith("    "):
+            found[list(found)[-1]].append(line.strip())
+        else:
+            found[line] = []
+    raise AssertionError("the sockdiff section has no closing count line")
+
+
+def errors(result: pytest.RunResult) -> list[str]:
+    return sorted(line.split()[1] for line in result.outlines if line.startswith("ERROR "))
+
+
+def pid_of(line: str) -> int:
+    match = PROCESS.search(line)
+    assert match, line
+    return int(match.group(1))
+
+
+def check_leaks(found: dict[str, list[str]]) -> None:
+    """The five leaking tests and the session fixture, each with its one socket, as ss writes it."""
+    assert sorted(found) == sorted([*LEAKING_TESTS, SESSION_FIXTURE])
+    assert all(len(lines) == 1 for lines in found.values()), found
+    (listener,) = found["test_leaks.py::test_listener"]
+    (child,) = found["test_leaks.py::test_child"]
+    (daemon,) = found["test_leaks.py::test_daemon"]
+    (udp,) = found["test_leaks.py::test_udp"]
+    (marker,) = found["test_leaks.py::test_marker"]
+    (fixture,) = found[SESSION_FIXTURE]
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, listener)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, child)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, daemon)
+    assert re.fullmatch(r"udp CLOSE 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, udp)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.4:\d+ \*:\* " + PROCESS.pattern, marker)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, fixture)
+    pytest_pid = pid_of(listener)
+    assert pid_of(udp) == pid_of(marker) == pid_of(fixture) == pytest_pid
+    assert len({pytest_pid, pid_of(child), pid_of(daemon)}) == 3
+
+
+def test_report_mode_names_exactly_the_leakers(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff", "--junitxml=report.xml")
+    result.assert_outcomes(passed=TESTS, warnings=len(LEAKING_TESTS))
+    assert result.ret == 0
+    check_leaks(leaks(result))
+    result.stdout.fnmatch_lines(
+        ["*test_leaks.py::test_udp*", "*SockdiffLeakWarning: left 1 socket open: udp CLOSE*"]
+    )
+    assert "5 tests and 1 fixture left 6 sockets open" in result.outlines
+    cases = {case.get("name"): case for case in ET.parse(suite.path / "report.xml").iter("testcase")}
+    properties = {
+        name: [p.get("value") for p in case.iter("property") if p.get("name") == "sockdiff"]
+        for name, case in cases.items()
+    }
+    assert properties["test_udp"] == leaks(result)["test_leaks.py::test_udp"]
+    assert properties["test_clean"] == properties["test_outgoing"] == []
+
+
+def test_strict_mode_fails_exactly_the_leakers(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff-strict", "--junitxml=report.xml")
+    result.assert_outcomes(passed=TESTS, errors=len(LEAKING_TESTS))
+    assert result.ret == 1
+    assert errors(result) == LEAKING_TESTS
+    check_leaks(leaks(result))
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_daemon*", "sockdiff: left 1 socket open:"])
+    suites = ET.parse(suite.path / "report.xml").getroot()
+    failed = sorted(
+        f"test_leaks.py::{case.get('name')}"
+        for case in suites.iter("testcase")
+        if case.find("error") is not None
+    )
+    assert failed == LEAKING_TESTS
+
+
+def test_strict_mode_under_xdist(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff-strict", "-n", "2")
+    result.assert_outcomes(passed=TESTS, errors=len(LEAKING_TESTS))
+    assert result.ret == 1
+    assert errors(result) == LEAKING_TESTS
+    check_leaks(leaks(result))
+
+
+def test_a_leaking_fixture_fails_the_run_and_no_test(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff-strict", "-k", "fixture")
+    result.assert_outcomes(passed=3, deselected=TESTS - 3)
+    assert result.ret == 1
+    assert list(leaks(result)) == [SESSION_FIXTURE]
+
+
+def test_fail_on_new_counts_connections(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff", "-o", "sockdiff_fail_on=new", "-k", "outgoing or clean")
+    result.assert_outcomes(passed=2, deselected=TESTS - 2, warnings=1)
+    found = leaks(result)
+    assert list(found) == ["test_leaks.py::test_outgoing"]
+    assert [line.split()[:2] for line in found["test_leaks.py::test_outgoing"]] == [
+        ["tcp", "ESTABLISHED"]
+    ] * 2
+
+
+def test_trace_tells_where_the_test_process_made_the_socket(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff-trace", "-k", "listener or child")
+    found = leaks(result)
+    line = line_of(SUITE, "    HELD.append(socket.create_server((host, 0)))  # LISTEN_LINE")
+    assert found["test_leaks.py::test_listener"][0].endswith(f"  created at test_leaks.py:{line}")
+    assert (
+        "created at" not in found["test_leaks.py::test_child"][0]
+    )  # another process: tracemalloc cannot know
+
+
+def test_inert_without_the_switch(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns)
+    result.assert_outcomes(passed=TESTS)
+    assert result.ret == 0
+    # pytest's header names the plugin as installed; nothing else says a word of it.
+    assert [
+        line for line in result.outlines if "sockdiff" in line.lower() and not line.startswith("plugins:")
+    ] == []
+
+
+def test_bad_settings_are_usage_errors(suite: pytest.Pytester, netns: str) -> None:
+    result = run(suite, netns, "--sockdiff", "-o", "sockdiff_fail_on=closed")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*sockdiff_fail_on: closed cannot describe a socket left open*"])
+    result = run(suite, netns, "-o", "sockdiff=loud")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini sockdiff = 'loud': choose from off, report, strict*"])
+
+
+def test_entry_point_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    (point,) = entry_points(group="pytest11", name="sockdiff")
+    assert point.value == "sockdiff.pytest_plugin"
+    assert Path(point.load().__file__).name == "pytest_plugin.py"
