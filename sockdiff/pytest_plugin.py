@@ -190,7 +190,7 @@ class LeakHunter:
         from . import differ, render  # noqa: F401
         from .snapshots import take
 
-        take(processes=False, where=lambda sock: False)
+        take(processes=False, sections=("sockets",))
         tracemalloc.start(_TRACE_FRAMES)
 
     @pytest.hookimpl(wrapper=True)
@@ -325,9 +325,12 @@ class LeakHunter:
         from .model import is_listening
         from .snapshots import take
 
-        details = take(processes=False, where=lambda sock: sock.inode in inodes)
+        # The owners are known already: the tree's scan found them.
+        details = take(processes=False, sections=("sockets",))
         held = tuple(
-            msgspec.structs.replace(sock, processes=holders.get(sock.inode, ())) for sock in details.sockets
+            msgspec.structs.replace(sock, processes=holders[sock.inode])
+            for sock in details.sockets or ()
+            if sock.inode in inodes
         )
         # Left open = new against the same sockets with none of them: diff sorts and applies the ignore list.
         opened = diff(
