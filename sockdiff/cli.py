@@ -103,6 +103,8 @@ def snapshot(
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
+    if name is not None:
+        store.check_name(name)  # before the snapshot is taken, not after
     taken = take(
         backend=backend,
         netns=netns,
@@ -114,9 +116,7 @@ def snapshot(
     if output is not None:
         save(taken, output)
         return
-    path = store.path_for(name or store.name_for(taken.header.taken_at))
-    save(taken, str(path))
-    print(escape(str(path)))
+    print(escape(str(store.keep(taken, name))))
 
 
 @app.command()
@@ -331,17 +331,17 @@ def watch(
 def list_() -> None:
     """List the stored snapshots, oldest first."""
     from . import store
+    from .render import escape
 
     entries = store.entries()
     if not entries:
-        print(f"no stored snapshots in {store.store_dir()}", file=sys.stderr)
+        print(escape(f"no stored snapshots in {store.store_dir()}"), file=sys.stderr)
         return
-    import datetime
-
     width = max(len(e.name) for e in entries)
     for entry in entries:
-        stamp = datetime.datetime.fromtimestamp(entry.mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{entry.name.ljust(width)}  {stamp}  {entry.size:>10}  {entry.path}")
+        # When it was taken, as its header says; a file that does not say shows '?'.
+        taken_at = escape(entry.taken_at or "?").ljust(20)
+        print(f"{entry.name.ljust(width)}  {taken_at}  {entry.size:>10}  {escape(str(entry.path))}")
 
 
 def _version(value: bool) -> None:
@@ -377,7 +377,8 @@ def _diagnostic(line: str) -> None:
     """One line on stderr; a stderr that cannot take it loses it, and nothing else."""
     from .render import escape
 
-    text = escape(line) + "\n"
+    # Messages quote names with repr() or as they are: either way, one line.
+    text = escape(line, backslash=False) + "\n"
     stream = sys.stderr
     with contextlib.suppress(OSError, ValueError):
         if stream is not None:

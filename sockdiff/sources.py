@@ -1,12 +1,20 @@
-"""What a command's SOURCE argument names: a file, ``-``, a stored snapshot, or live."""
+"""What a command's SOURCE argument names: a file, ``-``, a stored snapshot, or live.
+
+The lookup order, for a word that is none of ``-``, ``live`` and ``live:BACKEND``:
+a file when something other than a directory exists by that name (a regular
+file, a FIFO, ``/dev/fd/N`` from a shell's ``<(...)``), else a stored name. A
+directory is never a snapshot. When a file shadows a stored snapshot of the same
+name and cannot be read, the error says so and gives the stored one's path.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 
 from . import store
-from .errors import BadSnapshot
+from .errors import BadSnapshot, UsageError
 from .snapshots import Snapshot, load, take
 
 __all__ = ["LIVE", "is_source", "open_source"]
@@ -14,14 +22,24 @@ __all__ = ["LIVE", "is_source", "open_source"]
 LIVE = ("live", "live:auto", "live:netlink", "live:proc")
 
 
+def _is_file(text: str) -> bool:
+    """Whether something that is not a directory exists at ``text``."""
+    try:
+        return not stat.S_ISDIR(os.stat(text).st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return False
+
+
 def is_source(text: str) -> bool:
     """Whether ``text`` names a source (rather than starting a filter expression).
 
     A word that looks like a file name (a ``/`` or a snapshot suffix, no space)
     counts even when no such file exists, so the error names the missing file
-    rather than a filter keyword.
+    rather than a filter keyword; so does ``live:`` followed by anything.
     """
-    if text in LIVE or text == "-" or os.path.isfile(text) or store.find(text) is not None:
+    if text in LIVE or text == "-" or text.startswith("live:") or _is_file(text):
+        return True
+    if store.find(text) is not None:
         return True
     return not any(c.isspace() for c in text) and ("/" in text or text.endswith((".json", ".json.gz")))
 
@@ -39,16 +57,29 @@ def open_source(
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
         return take(backend=backend, netns=netns, processes=processes, sections=sections)
+    if text.startswith("live:"):
+        raise UsageError(
+            f"unknown live backend {text.partition(':')[2]!r} (sources: live, live:netlink, live:proc)"
+        )
     if text == "-":
         from .output import check_stdin
 
         check_stdin()
         return load(text)
-    if os.path.exists(text):
-        return load(text)
     stored = store.find(text)
+    if _is_file(text):
+        try:
+            return load(text)
+        except BadSnapshot as err:
+            if stored is None:
+                raise
+            raise BadSnapshot(
+                f"{err} (the file {text} shadows the stored snapshot {text!r}: to read that, give {stored})"
+            ) from err
     if stored is not None:
         return load(str(stored))
+    if os.path.isdir(text):
+        raise BadSnapshot(f"{text}: a directory, not a snapshot (and no stored snapshot has that name)")
     raise BadSnapshot(
         f"{text}: no such file or stored snapshot (sources: a file, '-', a name from"
         " 'sockdiff list', live, live:netlink, live:proc)"
