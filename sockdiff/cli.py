@@ -147,6 +147,12 @@ def show(
         bool, typer.Option("--numeric", "-n", help="Numeric addresses and ports (the default).")
     ] = False,
     resolve: Annotated[bool, typer.Option("--resolve", "-r", help="Resolve host and service names.")] = False,
+    no_header: Annotated[
+        bool, typer.Option("--no-header", "-H", help="Leave out the header line, as ss -H.")
+    ] = False,
+    extended: Annotated[
+        bool, typer.Option("--extended", "-e", help="Add uid, inode and v6only, as ss -e.")
+    ] = False,
     netns: Netns = None,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all."""
@@ -177,7 +183,15 @@ def show(
         if s.proto in protos and (states is None or s.state in states) and (where is None or where(s))
     ]
     if chosen is Format.TABLE:
-        print(render.table(chosen_sockets, processes=processes, resolve=resolve and not numeric))
+        text = render.table(
+            chosen_sockets,
+            processes=processes,
+            resolve=resolve and not numeric,
+            header=not no_header,
+            extended=extended,
+        )
+        if text:
+            print(text)
     elif chosen is Format.JSON:
         sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets))))
     else:

@@ -1,9 +1,16 @@
 """What changed between two snapshots: new, closed and changed sockets.
 
-Sockets are matched by identity (SPEC.md): inet by protocol, family and both
-endpoints; UNIX by type, name and inode. Several sockets with one identity
-(SO_REUSEPORT listeners) pair by inode where both have a non-zero one, then one
-to one. A value one side cannot know (None, or no processes) is never a change.
+Sockets are matched by identity (SPEC.md): inet by protocol, family, both
+endpoints and the device the socket is bound to; UNIX by type, name and inode.
+Several sockets with one identity (SO_REUSEPORT listeners) pair by inode where
+both have a non-zero one, then one to one. A value one side cannot know (None,
+or no processes) is never a change.
+
+The device is unknown (None) to a backend that cannot see it (/proc), and None
+is also what an unbound socket has. So a socket left over on one side with no
+device pairs with one left over on the other that has a device and is
+otherwise the same: ``0.0.0.0:7401`` read from /proc is ``0.0.0.0%lo:7401``
+read through netlink. Two sockets bound to different devices never pair.
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ FAIL_ON = ("any", "new", "closed", "changed", "listening")
 
 
 # Identities as C-level getters over the record's fields: inet
-# (proto, family, local, remote); UNIX (proto, type, local, inode).
-_INET_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter("proto", "family", "local", "remote")
+# (proto, family, local, remote, interface); UNIX (proto, type, local, inode).
+_INET_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter(
+    "proto", "family", "local", "remote", "interface"
+)
+_UNBOUND_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter("proto", "family", "local", "remote")
 _UNIX_IDENTITY: Callable[[Socket], Hashable] = operator.attrgetter("proto", "type", "local", "inode")
 
 
@@ -170,6 +180,36 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
     return pairs, left_old[count:], left_new[count:]
 
 
+def _pair_unknown_devices(
+    closed: list[Socket], opened: list[Socket]
+) -> tuple[Pairs, list[Socket], list[Socket]]:
+    """Pair what is left where one side knows the device and the other has None.
+
+    See the module's docstring: None is "not bound, or cannot know", so it
+    does not stop a pairing that the rest of the identity makes.
+    """
+    groups: dict[Hashable, tuple[list[Socket], list[Socket]]] = {}
+    for side, socks in enumerate((closed, opened)):
+        for sock in socks:
+            if sock.proto != "unix":
+                groups.setdefault(_UNBOUND_IDENTITY(sock), ([], []))[side].append(sock)
+    pairs: Pairs = []
+    paired: set[int] = set()
+    for olds, news in groups.values():
+        if not olds or not news:
+            continue
+        for old_side, new_side in (
+            ([s for s in olds if s.interface is None], [s for s in news if s.interface is not None]),
+            ([s for s in olds if s.interface is not None], [s for s in news if s.interface is None]),
+        ):
+            found, _, _ = _pair(old_side, new_side)
+            pairs += found
+            paired.update(id(s) for pair in found for s in pair)
+    if not pairs:
+        return pairs, closed, opened
+    return pairs, [s for s in closed if id(s) not in paired], [s for s in opened if id(s) not in paired]
+
+
 def _repeated(keys: list[Hashable]) -> set[Hashable]:
     return {key for key, count in Counter(keys).items() if count > 1}
 
@@ -191,6 +231,7 @@ def _sort_key(sock: Socket) -> tuple[Any, ...]:
         sock.type,
         _endpoint_key(sock.local),
         _endpoint_key(sock.remote),
+        sock.interface or "",
         sock.inode,
     )
 
@@ -255,6 +296,9 @@ def diff(
             elif before != sock:
                 add_pair((before, sock))
         closed += old_map.values()
+        if closed and opened:
+            found, closed, opened = _pair_unknown_devices(closed, opened)
+            pairs += found
         changed: list[Change] = []
         for before, after in pairs:
             if before == after:

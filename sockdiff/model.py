@@ -136,6 +136,13 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     A field a backend cannot know is None (``remote`` included for UNIX
     sockets read from /proc). ``gc=False``: records hold no cycles, so the
     collector need not track 100k of them.
+
+    ``interface``: the device the socket is bound to (SO_BINDTODEVICE, or the
+    scope of a link-local connection), None when unbound or unknown (/proc).
+    ``v6only``: IPV6_V6ONLY as the kernel reports it (inet_diag's
+    INET_DIAG_SKV6ONLY, sent for IPv6 sockets in LISTEN or CLOSE), None
+    elsewhere; it is what tells ss's ``[::]:80`` (IPv6 only) from ``*:80``
+    (IPv4 too). Both come last, with defaults, so files written before them load.
     """
 
     proto: ProtoName
@@ -149,6 +156,8 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     recv_q: int | None
     send_q: int | None
     processes: tuple[Process, ...]
+    interface: str | None = None
+    v6only: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as it stands in a snapshot file."""
@@ -200,9 +209,13 @@ def record_problem(sock: Socket) -> str | None:
             or remote.port is not _UNSET
         ):
             return '`remote` of a unix socket is {"peer_inode": N} or null'
+        if sock.interface is not None or sock.v6only is not None:
+            return "`interface` and `v6only` of a unix socket are null"
         return None
     if sock.family == "unix":
         return f"a {sock.proto} socket's family is 'inet' or 'inet6', not 'unix'"
+    if sock.v6only is not None and sock.family != "inet6":
+        return "`v6only` is for inet6 sockets (null for the others)"
     if sock.state not in INET_STATE_NAMES:
         return f"{sock.state!r} is not a {sock.proto.upper()} state"
     if not _is_inet(local):
@@ -224,6 +237,8 @@ def make_socket(
     recv_q: int | None,
     send_q: int | None,
     owners: Mapping[int, tuple[Process, ...]],
+    interface: str | None = None,
+    v6only: bool | None = None,
 ) -> Socket:
     """Build a record; every backend goes through here so all agree on shape.
 
@@ -242,6 +257,8 @@ def make_socket(
         recv_q,
         send_q,
         owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES,
+        interface,
+        v6only,
     )
 
 

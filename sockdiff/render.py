@@ -6,15 +6,15 @@ import functools
 import socket as _socket
 from collections.abc import Sequence
 
-import msgspec
-
 from .model import Endpoint, Socket
 
 __all__ = [
-    "address_text",
     "change_detail",
+    "details_text",
     "escape",
+    "local_text",
     "netid",
+    "peer_text",
     "process_text",
     "socket_line",
     "socket_where",
@@ -87,30 +87,60 @@ def _service_name(port: int, proto: str) -> str:
         return str(port)
 
 
-def address_text(endpoint: Endpoint | None, proto: str, resolve: bool = False) -> str:
-    """An endpoint as ss prints it: ``127.0.0.1:22``, ``[::1]:22``, ``*:*``, a path, ``*``."""
-    if endpoint is None:
+_ANY = ("0.0.0.0", "::")
+
+
+def _host_text(sock: Socket, address: str, resolve: bool) -> str:
+    """An address as ss's inet_addr_print writes it.
+
+    IPv6's ``::`` is ``*`` unless the socket is IPv6-only (``[::]``): ss reads
+    INET_DIAG_SKV6ONLY, and where it cannot (a socket it read from /proc) it
+    writes ``*``, as sockdiff does where ``v6only`` is unknown.
+    """
+    if sock.family == "inet6" and address == "::" and not sock.v6only:
         return "*"
-    if endpoint.path is not msgspec.UNSET:
-        return "*" if endpoint.path is None else escape(endpoint.path, backslash=False)
-    if endpoint.peer_inode is not msgspec.UNSET:
-        return str(endpoint.peer_inode) if endpoint.peer_inode else "*"
-    address, port = endpoint.address, endpoint.port
-    if address is msgspec.UNSET or port is msgspec.UNSET:
-        return "?"
-    if address in ("0.0.0.0", "::"):
-        host = "*"
-    elif resolve:
-        host = _host_name(address)
-    else:
-        host = address
-    if ":" in host:
-        host = f"[{host}]"
-    if port == 0 and proto != "raw":
-        return f"{host}:*"
+    host = escape(_host_name(address)) if resolve and address not in _ANY else address
+    return f"[{host}]" if ":" in host else host
+
+
+def _port_text(port: int, proto: str, resolve: bool) -> str:
+    if port == 0:
+        return "*"
     if resolve and proto in ("tcp", "udp"):
-        return f"{host}:{_service_name(port, proto)}"
-    return f"{host}:{port}"
+        return _service_name(port, proto)
+    return str(port)
+
+
+def _columns(sock: Socket, end: Endpoint | None, local: bool, resolve: bool) -> tuple[str, str]:
+    """An endpoint as ss's two columns: the address with its delimiter, and the port.
+
+    inet: ``("0.0.0.0%lo:", "7401")``, ``("[::]:", "*")``; the device a socket
+    is bound to follows its local address. UNIX: ``("/run/a.sock ", "1234")``,
+    the name (``*`` unnamed) and the socket's inode; the peer ``("* ", "1235")``,
+    with its inode (0: none; ``-`` where the backend cannot know it).
+    """
+    if sock.proto == "unix":
+        if local:
+            path = sock.local.path
+            return (f"{escape(path, backslash=False) if isinstance(path, str) else '*'} ", str(sock.inode))
+        peer = end.peer_inode if end is not None else None
+        return ("* ", str(peer) if isinstance(peer, int) else "-")
+    if end is None or not isinstance(end.address, str) or not isinstance(end.port, int):
+        return ("?:", "?")
+    host = _host_text(sock, end.address, resolve)
+    if local and sock.interface is not None:
+        host = f"{host}%{escape(sock.interface)}"
+    return (f"{host}:", _port_text(end.port, sock.proto, resolve))
+
+
+def local_text(sock: Socket, resolve: bool = False) -> str:
+    """The Local Address:Port text of ss: ``0.0.0.0%lo:7401``, ``*:80``, ``/run/a.sock 1234``."""
+    return "".join(_columns(sock, sock.local, True, resolve))
+
+
+def peer_text(sock: Socket, resolve: bool = False) -> str:
+    """The Peer Address:Port text of ss: ``0.0.0.0:*``, ``[::]:*``, ``* 1235``."""
+    return "".join(_columns(sock, sock.remote, False, resolve))
 
 
 def process_text(sock: Socket) -> str:
@@ -121,48 +151,90 @@ def process_text(sock: Socket) -> str:
     return f"users:({inner})"
 
 
+def details_text(sock: Socket) -> str:
+    """What ``ss -e`` adds that a record holds: ``uid:1000 ino:4242 v6only:1``.
+
+    As in ss, uid 0 is not written (nor an unknown one), nor the inode of a
+    UNIX socket, which its Local column already shows.
+    """
+    parts = []
+    if sock.uid:
+        parts.append(f"uid:{sock.uid}")
+    if sock.proto != "unix":
+        parts.append(f"ino:{sock.inode}")
+    if sock.v6only is not None:
+        parts.append(f"v6only:{int(sock.v6only)}")
+    return " ".join(parts)
+
+
 def _queue(value: int | None) -> str:
     return "-" if value is None else escape(str(value), backslash=False)
 
 
-def _local_text(sock: Socket, resolve: bool) -> str:
-    text = address_text(sock.local, sock.proto, resolve)
-    # ss shows a UNIX socket's inode beside its name; it is what tells them apart.
-    return f"{text} {sock.inode}" if sock.proto == "unix" else text
+# ss's columns (misc/ss.c, ``columns``): the header, whether the cells are
+# right-aligned, and the delimiter before them. An address column ends in its
+# ":" (or " " for UNIX) and the port column follows it without a gap.
+_HEADER = (
+    ("Netid", False, ""),
+    ("State", False, " "),
+    ("Recv-Q", False, " "),
+    ("Send-Q", False, " "),
+    ("Local Address:", True, " "),
+    ("Port", False, ""),
+    ("Peer Address:", True, " "),
+    ("Port", False, ""),
+)
 
 
-def table(sockets: Sequence[Socket], processes: bool = False, resolve: bool = False) -> str:
-    """An ss-like table, columns sized to their contents."""
-    header = ["Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"]
+def table(
+    sockets: Sequence[Socket],
+    processes: bool = False,
+    resolve: bool = False,
+    header: bool = True,
+    extended: bool = False,
+) -> str:
+    """An ss-like table, laid out as ss lays its columns out, sized to their contents.
+
+    ``extended`` adds ss -e's details (:func:`details_text`) after the process
+    column; ``header=False`` leaves the header line out (ss -H).
+    """
+    columns = list(_HEADER)
     if processes:
-        header.append("Process")
-    rows = [header]
+        columns.append(("Process", False, " "))
+    if extended:
+        columns.append(("", False, " "))
+    rows = [[name for name, _, _ in columns]] if header else []
     for sock in sockets:
         row = [
             netid(sock),
             sock.state,
             _queue(sock.recv_q),
             _queue(sock.send_q),
-            _local_text(sock, resolve),
-            address_text(sock.remote, sock.proto, resolve),
+            *_columns(sock, sock.local, True, resolve),
+            *_columns(sock, sock.remote, False, resolve),
         ]
         if processes:
             row.append(process_text(sock))
+        if extended:
+            row.append(details_text(sock))
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    right = {2, 3}
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = []
     for row in rows:
-        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        cells = []
+        for (_, right, delimiter), cell, width in zip(columns, row, widths, strict=True):
+            cells.append(delimiter + (cell.rjust(width) if right else cell.ljust(width)))
         # Every cell went through escape() in its notation function; this is the
         # last guard for one that did not, so that one socket stays one line.
-        lines.append(escape(" ".join(cells).rstrip(), backslash=False))
+        lines.append(escape("".join(cells).rstrip(), backslash=False))
     return "\n".join(lines)
 
 
 def socket_line(sock: Socket) -> str:
-    """One socket on one line, for diff output: netid, state, local, remote, processes."""
-    parts = [netid(sock), sock.state, _local_text(sock, False), address_text(sock.remote, sock.proto)]
+    """One socket on one line, for diff output: netid, state, local, peer, processes."""
+    parts = [netid(sock), sock.state, local_text(sock), peer_text(sock)]
     owners = process_text(sock)
     if owners:
         parts.append(owners)
@@ -180,7 +252,7 @@ def _processes_detail(old: Socket, new: Socket) -> str:
 def _value_text(sock: Socket, name: str) -> str:
     """One compared field's value in socket notation (never a program's repr)."""
     if name == "remote":
-        return address_text(sock.remote, sock.proto)
+        return peer_text(sock)
     value = getattr(sock, name)
     return "-" if value is None else escape(str(value), backslash=False)
 
@@ -198,7 +270,7 @@ def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
 
 def socket_where(sock: Socket) -> str:
     """What names a socket in a change line: netid, local and remote."""
-    where = " ".join([netid(sock), _local_text(sock, False), address_text(sock.remote, sock.proto)])
+    where = " ".join([netid(sock), local_text(sock), peer_text(sock)])
     return escape(where, backslash=False)
 
 

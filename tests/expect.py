@@ -28,13 +28,20 @@ def locate(sockets: Iterable[Socket], record: dict[str, Any]) -> list[Socket]:
 
 
 def differences(
-    sock: Socket, record: dict[str, Any], *, knows_unix_peers: bool, processes: list[dict[str, Any]]
+    sock: Socket,
+    record: dict[str, Any],
+    *,
+    knows_unix_peers: bool,
+    processes: list[dict[str, Any]],
+    knows_options: bool | None = None,
 ) -> list[str]:
     """Where ``sock`` departs from ``record``, a line each.
 
     ``knows_unix_peers``: whether the backend knows a UNIX socket's peer and
     owner uid (netlink does; /proc does not, and says null). ``processes``: the
-    owners the record should carry, in order.
+    owners the record should carry, in order. ``knows_options``: whether it
+    knows the bound device and IPV6_V6ONLY (inet_diag does, /proc does not, and
+    says null); by default, as it knows UNIX peers.
     """
     got = sock.to_dict()
     name = record.get("name", record["inode"])
@@ -50,6 +57,12 @@ def differences(
     want_uid = record["uid"] if knows else None
     if sock.uid != want_uid:
         problems.append(f"{name}: uid {sock.uid!r} != {want_uid!r}")
+    if knows_options is None:
+        knows_options = knows_unix_peers
+    for key in ("interface", "v6only"):
+        want = record.get(key) if knows_options else None
+        if got[key] != want:
+            problems.append(f"{name}: {key} {got[key]!r} != {want!r}")
     if got["processes"] != processes:
         problems.append(f"{name}: processes {got['processes']} != {processes}")
     return problems

@@ -35,6 +35,7 @@ _UNIX_LINE = re.compile(
 )
 _USER = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)')
 _INODE = re.compile(r"\bino:(\d+)")
+_V6ONLY = re.compile(r"\bv6only:([01])\b")
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,14 @@ class SsRow:
     processes: frozenset[tuple[str, int, int]]
     recv_q: int
     send_q: int
+    interface: str | None = None  # the device after the local address: 0.0.0.0%lo:80
+    v6only: bool | None = None  # ss -e's v6only:N, where the kernel reports it
 
 
 def _ss_endpoint(text: str) -> tuple[str, dict[str, Any]]:
     """``[::1]:80`` -> ("inet6", {"address": "::1", "port": 80}); ``*`` is ss's ``::``."""
     host, port = text.rsplit(":", 1)
+    host = host.partition("%")[0]
     if host == "*":
         family, host = "inet6", "::"
     elif host.startswith("["):
@@ -105,6 +109,8 @@ def parse_ss(output: str) -> list[SsRow]:
         if remote["address"] == "::" and family == "inet":
             remote["address"] = "0.0.0.0"
         inode = _INODE.search(extra)
+        v6only = _V6ONLY.search(extra)
+        device = local_text.rsplit(":", 1)[0].partition("%")[2]
         rows.append(
             SsRow(
                 line,
@@ -118,6 +124,8 @@ def parse_ss(output: str) -> list[SsRow]:
                 _processes(extra),
                 int(recv_q),
                 int(send_q),
+                device or None,
+                None if v6only is None else v6only[1] == "1",
             )
         )
     return rows
@@ -142,3 +150,47 @@ def find_rows(rows: list[SsRow], record: dict[str, Any]) -> list[SsRow]:
         and row.local == record["local"]
         and row.remote == record["remote"]
     ]
+
+
+# [Netid] [State] Recv-Q Send-Q, then the Local and Peer texts: "ADDR:PORT" for
+# inet, "PATH INODE" and "* INODE" for UNIX (a path may hold spaces). ss leaves
+# the Netid column out when it shows one kind of socket, State when one state.
+_TABLE_ROW = re.compile(
+    r"^(?:(?P<netid>[a-z]\w*)\s+)?(?:(?P<state>[A-Z][A-Z0-9_-]*)\s+)?(?:\d+|-)\s+(?:\d+|-)\s+(?P<rest>.*)$"
+)
+_TABLE_INET = re.compile(r"^(?P<local>\S+)\s+(?P<peer>\S+)")
+_TABLE_UNIX = re.compile(r"^(?P<path>.*?)\s+(?P<inode>\d+)\s+\*\s+(?P<peer>\d+|-)(?:\s|$)")
+_TABLE_NETIDS = frozenset({"tcp", "udp", "raw", "u_str", "u_dgr", "u_seq"})
+
+
+def table_texts(
+    output: str, netid: str | None = None, state: str | None = None
+) -> list[tuple[str, str, str, str]]:
+    """(netid, state, local, peer) of each TCP, UDP, raw and UNIX row of an ss-like table.
+
+    The same reading serves ``ss -H`` and ``sockdiff show -H``: ss's state names
+    become the record's (``ESTAB`` -> ``ESTABLISHED``); other kinds of socket
+    that ss lists (netlink, packet) are left out. ``netid``: the kind of every
+    row of a table that has no Netid column (ss showing one kind); ``state``
+    likewise, for a table without a State column.
+    """
+    rows = []
+    for line in output.splitlines():
+        row = _TABLE_ROW.match(line)
+        assert row is not None, f"cannot read table line {line!r}"
+        kind = row["netid"] or netid
+        shown = row["state"] or state
+        assert kind is not None and shown is not None, f"no Netid or State in {line!r}"
+        if kind not in _TABLE_NETIDS:
+            continue
+        if kind.startswith("u_"):
+            unix = _TABLE_UNIX.match(row["rest"])
+            assert unix is not None, f"cannot read table line {line!r}"
+            shown = _SS_UNIX_STATES.get(shown, shown)
+            rows.append((kind, shown, f"{unix['path']} {unix['inode']}", f"* {unix['peer']}"))
+        else:
+            inet = _TABLE_INET.match(row["rest"])
+            assert inet is not None, f"cannot read table line {line!r}"
+            shown = _SS_INET_STATES.get(shown, shown)
+            rows.append((kind, shown, inet["local"], inet["peer"]))
+    return sorted(rows)

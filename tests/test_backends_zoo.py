@@ -66,7 +66,13 @@ def test_backend_reports_every_zoo_socket(zoo: ZooClient, backend: str) -> None:
         sock = found[0]
         check_contract(sock)
         owners = sorted(expected["processes"], key=lambda p: (p["pid"], p["name"], p["fd"]))
-        problems += differences(sock, expected, knows_unix_peers=backend == "netlink", processes=owners)
+        problems += differences(
+            sock,
+            expected,
+            knows_unix_peers=backend == "netlink",
+            processes=owners,
+            knows_options=snap.header.sources[sock.proto] == "netlink",
+        )
     # Nothing but the zoo lives in the namespace.
     assert len(snap.sockets) == len(zoo.sockets), [s for s in snap.sockets]
     assert not problems, "\n".join(problems)
@@ -142,6 +148,10 @@ def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
         if sock.proto != "unix" or backend == "netlink":
             assert row.remote == record["remote"], row.line
         assert row.processes == frozenset((p.name, p.pid, p.fd) for p in sock.processes), row.line
+        if snap.header.sources[sock.proto] == "netlink":  # what /proc cannot show is null there
+            assert (row.interface, row.v6only) == (sock.interface, sock.v6only), row.line
+        else:
+            assert sock.interface is None and sock.v6only is None, sock
         assert row.line not in matched, f"two records match one ss row: {row.line}"
         matched.add(row.line)
 

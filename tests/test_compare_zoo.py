@@ -115,14 +115,16 @@ def expected_diff(before: Manifest, after: Manifest) -> Expected:
 # ss's way of writing endpoints, as README's compare output shows them.
 
 
-def inet_text(endpoint: Mapping[str, Any] | None, proto: str) -> str:
-    if endpoint is None:
-        return "*"
-    address, port = endpoint["address"], endpoint["port"]
-    host = "*" if address in ("0.0.0.0", "::") else address
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:*" if port == 0 and proto != "raw" else f"{host}:{port}"
+def inet_text(record: Mapping[str, Any], end: str) -> str:
+    """ss's inet_addr_print: IPv6 ``::`` is ``*`` unless v6only; the local side carries ``%device``."""
+    address, port = record[end]["address"], record[end]["port"]
+    if record["family"] == "inet6" and address == "::" and not record.get("v6only"):
+        host = "*"
+    else:
+        host = f"[{address}]" if ":" in address else address
+    if end == "local" and record.get("interface"):
+        host += f"%{record['interface']}"
+    return f"{host}:{port or '*'}"
 
 
 def netid(record: Mapping[str, Any]) -> str:
@@ -133,14 +135,13 @@ def local_text(record: Mapping[str, Any]) -> str:
     if record["proto"] == "unix":
         path = record["local"]["path"]
         return f"{'*' if path is None else path} {record['inode']}"
-    return inet_text(record["local"], record["proto"])
+    return inet_text(record, "local")
 
 
 def remote_text(record: Mapping[str, Any]) -> str:
     if record["proto"] == "unix":
-        remote = record["remote"]
-        return str(remote["peer_inode"]) if remote and remote["peer_inode"] else "*"
-    return inet_text(record["remote"], record["proto"])
+        return f"* {record['remote']['peer_inode']}"
+    return inet_text(record, "remote")
 
 
 def users_text(record: Mapping[str, Any]) -> str:
@@ -220,7 +221,7 @@ def canonical(value: Any) -> str:
 
 def check_record(sock: Mapping[str, Any]) -> None:
     """A socket of the diff document has exactly SPEC.md's fields."""
-    assert list(sock) == [*RECORD_FIELDS, "processes"], sock
+    assert list(sock) == [*RECORD_FIELDS, "processes", "interface", "v6only"], sock
     assert all(sock[q] is None or isinstance(sock[q], int) for q in ("recv_q", "send_q")), sock
 
 
@@ -610,7 +611,7 @@ def test_malformed_config_or_filter_is_a_usage_error(transitions: Transitions, t
 
 
 def test_readme_processes_detail(transitions: Transitions) -> None:
-    """README: ``~ tcp 127.0.0.1:6379 *:*  processes: +("redis-server",pid=5120,fd=6) -(...pid=901...)``.
+    """README: ``~ tcp 127.0.0.1:6379 0.0.0.0:*  processes: +("redis-server",pid=5120,fd=6) -(..)``.
 
     Up to 01e9549 a one-for-one owner swap (a listener restarted by another
     process) came out as ``users:(old) → users:(new)`` instead.

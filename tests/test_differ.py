@@ -165,3 +165,30 @@ def test_differences_are_listed_in_port_order() -> None:
     """Numerically, as ss sorts: :22 before :1000 (a text sort would put "1000" first)."""
     result = diff(snap(), snap(tcp(1000, inode=3), tcp(22, inode=4), tcp(8080, inode=5)))
     assert [s.local.port for s in result.opened] == [22, 1000, 8080]
+
+
+def bound(sock: Socket, device: str | None) -> Socket:
+    return msgspec.structs.replace(sock, interface=device)
+
+
+def test_sockets_bound_to_different_devices_are_different_sockets() -> None:
+    """Two listeners on one port, on lo and on d0: closing one is one close, not a change."""
+    lo, d0 = bound(tcp(7401, inode=5), "lo"), bound(tcp(7401, inode=6), "d0")
+    result = diff(snap(lo, d0), snap(d0))
+    assert (result.closed, result.opened, result.changed) == ((lo,), (), ())
+    # A new listener on a third device with another inode does not stand in for the closed one.
+    d1 = bound(tcp(7401, inode=7), "d1")
+    result = diff(snap(lo, d0), snap(d0, d1))
+    assert (result.closed, result.opened, result.changed) == ((lo,), (d1,), ())
+
+
+def test_an_unknown_device_pairs_with_a_known_one() -> None:
+    """/proc cannot see devices: its 0.0.0.0:7401 is netlink's 0.0.0.0%lo:7401, both ways."""
+    lo, d0 = bound(tcp(7401, inode=5), "lo"), bound(tcp(7401, inode=6), "d0")
+    unknown = [bound(lo, None), bound(d0, None)]
+    for old, new in ((snap(*unknown), snap(lo, d0)), (snap(lo, d0), snap(*unknown))):
+        assert diff(old, new, fields=parse_fields("all")).summary == {"new": 0, "closed": 0, "changed": 0}
+    # By inode first: the unknown twins pair with their own sockets, whatever the order.
+    result = diff(snap(*unknown), snap(d0, bound(tcp(7401, inode=9), "lo")))
+    assert result.summary == {"new": 0, "closed": 0, "changed": 1}
+    assert (result.changed[0].old.inode, result.changed[0].new.inode) == (5, 9)

@@ -74,5 +74,8 @@ def test_compare_takes_snapshots_and_report_renders_them() -> None:
     after = snap(listener)
     result = sockdiff.compare(empty, after)
     assert result.summary == {"new": 1, "closed": 0, "changed": 0}
-    assert sockdiff.report(result, "text") == "+ tcp LISTEN 127.0.0.1:8080 *:*\n1 new, 0 closed, 0 changed\n"
+    assert (
+        sockdiff.report(result, "text")
+        == "+ tcp LISTEN 127.0.0.1:8080 0.0.0.0:*\n1 new, 0 closed, 0 changed\n"
+    )
     assert sockdiff.compile_filter("sport = :8080")(listener)

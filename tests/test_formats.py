@@ -74,9 +74,9 @@ def test_json_is_version_2_with_each_key_once() -> None:
 def test_text_is_one_line_a_difference_then_the_summary() -> None:
     lines = report(sample(), "text").splitlines()
     assert lines == [
-        '+ tcp LISTEN 127.0.0.1:82 *:* users:(("p1",pid=1,fd=3))',
+        '+ tcp LISTEN 127.0.0.1:82 0.0.0.0:* users:(("p1",pid=1,fd=3))',
         '+ tcp ESTABLISHED 127.0.0.1:6000 127.0.0.1:5000 users:(("p1",pid=1,fd=3))',
-        '- tcp LISTEN 127.0.0.1:80 *:* users:(("p1",pid=1,fd=3))',
+        '- tcp LISTEN 127.0.0.1:80 0.0.0.0:* users:(("p1",pid=1,fd=3))',
         "~ tcp 127.0.0.1:81 127.0.0.1:5000  state: ESTABLISHED → CLOSE_WAIT",
         "2 new, 1 closed, 1 changed",
     ]
@@ -86,7 +86,7 @@ def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
     old = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(7), 3, 0, 0, 0, ()))
     new = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(8), 3, 0, 0, 0, ()))
     line = report(diff(old, new, fields=["remote"]), "text").splitlines()[0]
-    assert line.endswith("remote: 7 → 8"), line
+    assert line.endswith("remote: * 7 → * 8"), line
     assert "Endpoint" not in line and "peer_inode" not in line
 
 
@@ -105,7 +105,9 @@ def test_junit_structure_and_exact_counts() -> None:
     assert len(cases) == 4
     assert {c.get("classname") for c in cases} == {"sockdiff.sockets"}
     failed = [c for c in cases if c.find("failure") is not None]
-    assert [c.get("name") for c in failed] == ['new tcp LISTEN 127.0.0.1:82 *:* users:(("p1",pid=1,fd=3))']
+    assert [c.get("name") for c in failed] == [
+        'new tcp LISTEN 127.0.0.1:82 0.0.0.0:* users:(("p1",pid=1,fd=3))'
+    ]
     for element in (root, suite):
         assert (element.get("tests"), element.get("failures"), element.get("errors")) == ("4", "1", "0")
     everything = junit(sample(), ("any",))
@@ -154,7 +156,7 @@ def test_github_shows_ten_of_a_kind_and_says_how_many_more() -> None:
     assert len(errors) == SHOWN
     assert len(notices) == 1 and "3 more errors and 0 more warnings" in notices[0]
     assert [line for line in lines if line.startswith("+ ")] == [
-        f"+ u_str LISTENING /run/{n:02}.sock {100 + n} *" for n in (10, 11, 12)
+        f"+ u_str LISTENING /run/{n:02}.sock {100 + n} * 0" for n in (10, 11, 12)
     ]
 
 

@@ -225,12 +225,12 @@ def check_leaks(found: dict[str, list[str]]) -> None:
     (udp,) = found["test_leaks.py::test_udp"]
     (marker,) = found["test_leaks.py::test_marker"]
     (fixture,) = found[SESSION_FIXTURE]
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, listener)
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, child)
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, daemon)
-    assert re.fullmatch(r"udp CLOSE 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, udp)
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.4:\d+ \*:\* " + PROCESS.pattern, marker)
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ \*:\* " + PROCESS.pattern, fixture)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, listener)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, child)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, daemon)
+    assert re.fullmatch(r"udp CLOSE 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, udp)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.4:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, marker)
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, fixture)
     pytest_pid = pid_of(listener)
     assert pid_of(udp) == pid_of(marker) == pid_of(fixture) == pytest_pid
     assert len({pytest_pid, pid_of(child), pid_of(daemon)}) == 3

@@ -166,8 +166,20 @@ def test_document_matches_spec() -> None:
         "recv_q": 0,
         "send_q": 128,
         "processes": [{"pid": 10, "name": "srv", "fd": 3}, {"pid": 11, "name": "srv", "fd": 3}],
+        "interface": None,
+        "v6only": None,
     }
     assert document["sockets"][4]["local"] == {"path": None}
+
+
+def test_records_written_before_interface_and_v6only_still_load() -> None:
+    """Files from before the bound device and IPV6_V6ONLY were recorded: both read as unknown."""
+    document = json.loads(dumps(sample()))
+    for record in document["sockets"]:
+        del record["interface"], record["v6only"]
+    older = loads(json.dumps(document).encode(), "older.json")
+    assert older.sockets is not None and older.sockets == sample().sockets
+    assert all(s.interface is None and s.v6only is None for s in older.sockets)
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ The manifest::
      "dir": TMPDIR, "sockets": {NAME: RECORD, ...}}
 
 A RECORD holds SPEC.md's normalized values: ``proto family type state local
-remote inode uid`` (an unconnected inet socket's ``remote`` is the wildcard
+remote inode interface v6only uid`` (``interface``: the SO_BINDTODEVICE device or
+null; ``v6only``: IPV6_V6ONLY where inet_diag reports it, IPv6 sockets in LISTEN
+or CLOSE, else null; an unconnected inet socket's ``remote`` is the wildcard
 address with port 0, as /proc shows it; a UNIX socket's ``remote`` is
 ``{"peer_inode": N}``, 0 without a peer), plus the harness's own ``pids``
 (sorted pids holding it), ``fds`` (``{"PID": FD}``: JSON object keys are
@@ -41,7 +43,8 @@ Commands (every answer is ``{"ok": true, ...}`` once the effect is visible in
   Also: ``"proto": "udp"`` (a bound socket), ``"proto": "unix"`` with
   ``"type"`` (stream, seqpacket, dgram) and ``"path"`` (``@name`` for an
   abstract name; a relative path is under --dir); ``"reuseport"``,
-  ``"reuseaddr"`` (default true for TCP), ``"v6only"``; ``"holder"``:
+  ``"reuseaddr"`` (default true for TCP), ``"v6only"``, ``"device"`` (bound
+  with SO_BINDTODEVICE); ``"holder"``:
   ``"parent"`` (default), ``"child"`` (the first child) or ``"new_child"``.
 - ``{"cmd": "restart_in_child", "name": N}``: closes N and opens a socket like
   it on the same address and port (SO_REUSEADDR) in a NEW child process; the
@@ -161,7 +164,9 @@ _INET_TABLES = (
     ("raw", "inet6", "raw6"),
 )
 _WILDCARD = {"inet": "0.0.0.0", "inet6": "::"}
-_RECORD_ORDER = ("proto", "family", "type", "state", "local", "remote", "inode")
+_RECORD_ORDER = ("proto", "family", "type", "state", "local", "remote", "inode", "interface")
+# inet_diag reports IPV6_V6ONLY (INET_DIAG_SKV6ONLY) for IPv6 sockets in these states only.
+_V6ONLY_STATES = frozenset({"LISTEN", "CLOSE"})
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
@@ -285,10 +290,18 @@ def _inet_endpoint(addr: Any) -> JSON:
     return {"address": str(addr[0]), "port": int(addr[1])}
 
 
-def describe(sock: socket.socket) -> JSON:
-    """``proto family type local remote inode`` of an open socket (no state).
+def bound_device(sock: socket.socket) -> str | None:
+    """The device a socket is bound to (SO_BINDTODEVICE), None if unbound."""
+    name = sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).split(b"\0", 1)[0]
+    return name.decode() if name else None
 
-    A UNIX socket's ``remote`` is ``{"peer_inode": 0}`` here: only the zoo knows peers.
+
+def describe(sock: socket.socket) -> JSON:
+    """``proto family type local remote inode interface v6only`` of an open socket (no state).
+
+    A UNIX socket's ``remote`` is ``{"peer_inode": 0}`` here: only the zoo knows
+    peers. ``v6only`` is the IPV6_V6ONLY option of an IPv6 socket, None for
+    the others; the manifest shows it only where the kernel reports it.
     """
     inode = os.fstat(sock.fileno()).st_ino
     if sock.family == socket.AF_UNIX:
@@ -299,6 +312,8 @@ def describe(sock: socket.socket) -> JSON:
             "local": {"path": unix_name(sock.getsockname())},
             "remote": {"peer_inode": 0},
             "inode": inode,
+            "interface": None,
+            "v6only": None,
         }
     family = "inet" if sock.family == socket.AF_INET else "inet6"
     proto = _INET_TYPES[sock.type]
@@ -316,6 +331,10 @@ def describe(sock: socket.socket) -> JSON:
         "local": local,
         "remote": remote,
         "inode": inode,
+        "interface": bound_device(sock),
+        "v6only": (
+            bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)) if family == "inet6" else None
+        ),
     }
 
 
@@ -347,7 +366,8 @@ def open_socket(spec: Mapping[str, Any]) -> socket.socket:
     ``spec``: ``proto`` (tcp, udp, raw, unix), ``family`` (inet, inet6), ``type``
     (unix: stream, dgram, seqpacket), ``address`` and ``port`` (inet), ``path``
     (unix: absolute, ``@abstract`` or null), ``protocol`` (raw), ``listen``,
-    ``backlog``, ``reuseaddr``, ``reuseport``, ``v6only``. A stale socket file
+    ``backlog``, ``reuseaddr``, ``reuseport``, ``v6only``, ``device``
+    (SO_BINDTODEVICE). A stale socket file
     at ``path`` is replaced; any other file there is an error.
     """
     proto = spec.get("proto", "tcp")
@@ -390,6 +410,8 @@ def open_socket(spec: Mapping[str, Any]) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if af == socket.AF_INET6 and spec.get("v6only") is not None:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(bool(spec["v6only"])))
+        if spec.get("device") is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, str(spec["device"]).encode())
         address = spec.get("address", "127.0.0.1" if family == "inet" else "::1")
         sock.bind((address, 0 if proto == "raw" else int(spec.get("port", 0))))
         if proto == "tcp" and _listens(spec):
@@ -880,6 +902,7 @@ class Zoo:
         """The record as the manifest shows it."""
         holders = self.holders(entry)
         record = {key: entry.record[key] for key in _RECORD_ORDER}
+        record["v6only"] = entry.record["v6only"] if record["state"] in _V6ONLY_STATES else None
         record["uid"] = os.geteuid() if record["inode"] else 0
         record["pids"] = sorted(holders)
         record["fds"] = {str(pid): fd for pid, fd in sorted(holders.items())}

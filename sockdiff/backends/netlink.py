@@ -35,6 +35,7 @@ from ..model import (
 __all__ = [
     "Dump",
     "DumpFailed",
+    "InterfaceNames",
     "NoHandler",
     "decode_inet",
     "decode_unix",
@@ -75,9 +76,14 @@ ATTEMPTS = 3  # dumps redone while the kernel flags them NLM_F_DUMP_INTR
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _ERRNO = struct.Struct("=i")
 # nlmsghdr + struct inet_diag_msg: family, state, (timer, retrans), ports (network
-# order, read natively and swapped through _PORTS), src, dst, (if), cookie,
+# order, read natively and swapped through _PORTS), src, dst, if, cookie,
 # (expires), rqueue, wqueue, uid, inode.
-_INET_MSG = struct.Struct("=16xBB2xHH16s16s4xQ4xIIII")
+_INET_MSG = struct.Struct("=16xBB2xHH16s16sIQ4xIIII")
+_INET_ATTRS = 16 + 72  # the attributes follow nlmsghdr and inet_diag_msg
+# include/uapi/linux/inet_diag.h: a u8 the kernel adds for every AF_INET6 socket
+# in LISTEN or CLOSE (inet_diag_msg_attrs_fill), whatever the request asked.
+INET_DIAG_SKV6ONLY = 11
+_V6ONLY_STATES = frozenset({7, 10})  # TCP_CLOSE, TCP_LISTEN
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
 _ATTR = struct.Struct("=HH")
@@ -88,6 +94,35 @@ if sys.byteorder == "little":
     _PORTS.byteswap()
 _U32 = struct.Struct("=I")
 _U32_PAIR = struct.Struct("=II")
+
+
+class InterfaceNames(dict[int, str]):
+    """Interface index -> name, looked up on first use in the calling thread's namespace.
+
+    An index with no interface (a device deleted under a bound socket) is
+    written ``if7``, as ss writes it.
+    """
+
+    def __missing__(self, index: int) -> str:
+        try:
+            name = socket.if_indextoname(index)
+        except OSError:
+            name = f"if{index}"
+        self[index] = name
+        return name
+
+
+def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
+    """INET_DIAG_SKV6ONLY among a message's attributes, None when absent."""
+    unpack_attr = _ATTR.unpack_from
+    while position + 4 <= end:
+        attr_length, attr_type = unpack_attr(buffer, position)
+        if attr_length < 4:
+            break
+        if attr_type == INET_DIAG_SKV6ONLY and attr_length >= 5:
+            return bool(buffer[position + 4])
+        position += (attr_length + 3) & ~3
+    return None
 
 
 class DumpFailed(Exception):
@@ -195,28 +230,37 @@ def decode_inet(
     proto: str,
     owners: Mapping[int, tuple[Process, ...]],
     seen: set[int],
+    interfaces: Mapping[int, str] | None = None,
 ) -> list[Socket]:
     """Records from inet_diag replies; ``seen`` holds the cookies already decoded.
 
     A dump can repeat a socket while the tables churn; the socket cookie tells.
+    ``interfaces`` names the devices sockets are bound to (default: looked up
+    in the calling thread's namespace).
     """
     sock_type = INET_TYPES[proto]
     states = TCP_STATES
     ports = _PORTS
+    names = InterfaceNames() if interfaces is None else interfaces
     addresses: dict[bytes, str] = {}
     unpack = _INET_MSG.unpack_from
     sockets = []
-    for buffer, offset, _end in messages:
-        family, state, sport, dport, src, dst, cookie, rqueue, wqueue, uid, inode = unpack(buffer, offset)
+    for buffer, offset, end in messages:
+        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = unpack(
+            buffer, offset
+        )
         if cookie in seen:
             continue
         seen.add(cookie)
+        v6only = None
         if family == AF_INET:
             family_name = "inet"
             src = src[:4]
             dst = dst[:4]
         else:
             family_name = "inet6"
+            if state in _V6ONLY_STATES:
+                v6only = _v6only(buffer, offset + _INET_ATTRS, end)
         local_address = addresses.get(src)
         if local_address is None:
             local_address = addresses[src] = inet_ntop(family, src)
@@ -236,6 +280,8 @@ def decode_inet(
                 rqueue,
                 wqueue,
                 owners,
+                names[index] if index else None,
+                v6only,
             )
         )
     return sockets
@@ -300,7 +346,10 @@ def decode_unix(
 
 
 def _dump_protocol(
-    sock: socket.socket, proto: str, owners: Mapping[int, tuple[Process, ...]]
+    sock: socket.socket,
+    proto: str,
+    owners: Mapping[int, tuple[Process, ...]],
+    interfaces: Mapping[int, str] | None = None,
 ) -> list[Socket]:
     """One protocol's sockets (both families for inet), redone if interrupted.
 
@@ -319,7 +368,7 @@ def _dump_protocol(
         else:
             for family in (AF_INET, AF_INET6):
                 dump = Dump.request(sock, inet_request(family, proto, attempt))
-                sockets += decode_inet(dump, proto, owners, seen)
+                sockets += decode_inet(dump, proto, owners, seen, interfaces)
                 interrupted = interrupted or dump.interrupted
         if not interrupted:
             break
@@ -337,14 +386,21 @@ class NoHandler(Exception):
     """
 
 
-def read_protocol(sock: socket.socket, proto: str, owners: Mapping[int, tuple[Process, ...]]) -> list[Socket]:
+def read_protocol(
+    sock: socket.socket,
+    proto: str,
+    owners: Mapping[int, tuple[Process, ...]],
+    interfaces: Mapping[int, str] | None = None,
+) -> list[Socket]:
     """Every socket of ``proto``, dumped through ``sock`` (see :func:`open_socket`).
 
     Raises :class:`NoHandler` when the kernel cannot dump that protocol (the dump
     ends with -ENOENT in NLMSG_DONE), :class:`BackendUnavailable` on any other failure.
+    ``interfaces`` names the devices sockets are bound to (default: an
+    :class:`InterfaceNames` for this call, in the calling thread's namespace).
     """
     try:
-        return _dump_protocol(sock, proto, owners)
+        return _dump_protocol(sock, proto, owners, InterfaceNames() if interfaces is None else interfaces)
     except DumpFailed as failure:
         if failure.code in _NO_HANDLER:
             raise NoHandler(proto) from failure
