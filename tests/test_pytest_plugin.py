@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_proctree import DAEMON
 
 from sockdiff.netns import entered
 
@@ -56,17 +57,7 @@ server = socket.create_server(("127.0.0.1", 0))
 print("ready", flush=True)
 time.sleep(600)
 '''
-DAEMON = '''
-import os, socket, time
-if os.fork():
-    os._exit(0)
-os.setsid()
-if os.fork():
-    os._exit(0)
-server = socket.create_server(("127.0.0.1", 0))
-print("ready", flush=True)
-time.sleep(600)
-'''
+DAEMON = DAEMON_CODE
 
 
 def listen(host="127.0.0.1"):
@@ -75,7 +66,7 @@ def listen(host="127.0.0.1"):
 
 def start(code):
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline() == "ready\\n"
+    assert child.stdout.readline()  # listening
     return child
 
 
@@ -148,6 +139,8 @@ def test_probe(request):
         assert os.environ["SOCKDIFF_PYTEST_TOKEN"]
         assert is_subreaper()
 """
+
+SUITE = SUITE.replace("DAEMON_CODE", repr(DAEMON))
 
 INI = """
 [pytest]
