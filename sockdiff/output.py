@@ -33,14 +33,21 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 from .errors import BadSnapshot, WriteError
 
+#: What the writers take: bytes, or pieces of them written as they come (a
+#: snapshot's batches of records), so that a large output is never held whole.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+Data: TypeAlias = Buffer | Iterable[Buffer]
+
 __all__ = [
+    "Buffer",
+    "Data",
     "OutputClosed",
     "check_stdin",
     "guard_standard_streams",
@@ -113,12 +120,18 @@ def write_all(fd: int, data: ReadableBuffer, name: str) -> None:
         view = view[written:]
 
 
-def _write_descriptor(fd: int, data: bytes, name: str) -> None:
+def _write_pieces(fd: int, data: Data, name: str) -> None:
+    """:func:`write_all` of ``data``, or of each of its pieces in turn."""
+    for piece in (data,) if isinstance(data, bytes | bytearray | memoryview) else data:
+        write_all(fd, piece, name)
+
+
+def _write_descriptor(fd: int, data: Data, name: str) -> None:
     """Write through a descriptor of ours, after anything already buffered for it."""
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and _fileno(stream) == fd:
             stream.flush()
-    write_all(fd, data, name)
+    _write_pieces(fd, data, name)
 
 
 def _fileno(stream: IO[str]) -> int | None:
@@ -166,8 +179,8 @@ def _resolve(path: str) -> tuple[str, int | None, os.stat_result | None]:
     raise WriteError(f"{path}: cannot write: {os.strerror(errno.ELOOP)}")
 
 
-def write_file(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` by the rules in this module's docstring."""
+def write_file(path: str, data: Data) -> None:
+    """Write ``data`` (bytes, or pieces of them) to ``path`` by the rules in this module's docstring."""
     if path == "-":
         _write_descriptor(1, data, "standard output")
         return
@@ -185,7 +198,7 @@ def write_file(path: str, data: bytes) -> None:
         _write_through(final, data, path)
 
 
-def _write_through(final: str, data: bytes, name: str) -> None:
+def _write_through(final: str, data: Data, name: str) -> None:
     """Write into a device, FIFO or another process's descriptor, as a shell's ``>`` does."""
     # O_NOFOLLOW: what we checked must be what we open (a /proc magic link is the exception).
     flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
@@ -198,7 +211,7 @@ def _write_through(final: str, data: bytes, name: str) -> None:
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)  # /proc/PID/fd/N of a file: what '>' would do
-        write_all(fd, data, name)
+        _write_pieces(fd, data, name)
     except OSError as err:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     finally:
@@ -212,7 +225,7 @@ def _close(fd: int, name: str) -> None:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
 
 
-def _temporary(directory: str, data: bytes, name: str) -> str:
+def _temporary(directory: str, data: Data, name: str) -> str:
     """A 0600 file in ``directory`` holding ``data``, flushed to disk: its path."""
     try:
         # mkstemp creates the file 0600 with O_EXCL.
@@ -221,7 +234,7 @@ def _temporary(directory: str, data: bytes, name: str) -> str:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     try:
         try:
-            write_all(fd, data, name)
+            _write_pieces(fd, data, name)
             os.fsync(fd)
         finally:
             _close(fd, name)
@@ -242,7 +255,7 @@ def _sync_directory(directory: str) -> None:
             os.close(fd)
 
 
-def _replace(final: str, data: bytes, name: str) -> None:
+def _replace(final: str, data: Data, name: str) -> None:
     """Replace the regular file ``final`` (or create it) atomically."""
     directory = os.path.dirname(final)
     temporary = _temporary(directory, data, name)

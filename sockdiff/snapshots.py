@@ -16,14 +16,13 @@ read as not taken, their scope as every protocol.
 from __future__ import annotations
 
 import datetime
-import gzip
 import platform
 import socket as _socket
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -32,6 +31,9 @@ from ._version import __version__
 from .backends import BackendFallback, check_backend, sections_of
 from .errors import BadSnapshot, UsageError
 from .model import PROTOS, Interface, ProtoName, Route, Socket, record_problem
+
+if TYPE_CHECKING:
+    from .output import Buffer
 
 __all__ = [
     "EVERYTHING",
@@ -43,6 +45,8 @@ __all__ = [
     "Scope",
     "Snapshot",
     "dumps",
+    "encode",
+    "gzipped",
     "load",
     "loads",
     "save",
@@ -192,50 +196,82 @@ def take(
     )
 
 
-def _section(name: str, records: tuple[msgspec.Struct, ...] | None, first_field: str) -> bytes:
-    """``"name":[...]`` with one record a line (``null`` when not taken).
+# Records encoded at a time: the file is written a batch at a time, so the encoded
+# text of 100k sockets (~22 MB, twice while it was split into lines) is never
+# held whole beside the records.
+_BATCH = 2048
 
-    The records are encoded by msgspec as one list, then split into lines:
-    ``},{"first_field"`` can only stand between two records, since a quote
-    inside a string is escaped.
+
+def _section(name: str, records: tuple[msgspec.Struct, ...] | None, first_field: str) -> Iterator[Buffer]:
+    """``"name":[...]`` with one record a line (``null`` when not taken), in pieces.
+
+    Each batch of records is encoded by msgspec as one list, then split into
+    lines: ``},{"first_field"`` can only stand between two records, since a
+    quote inside a string is escaped.
     """
     if records is None:
-        return b'"%s":null' % name.encode()
+        yield b'"%s":null' % name.encode()
+        return
     if not records:
-        return b'"%s":[]' % name.encode()
-    encoded = msgspec.json.encode(records)
-    encoded = encoded.replace(b'},{"%s"' % first_field.encode(), b'},\n{"%s"' % first_field.encode())
-    return b"".join((b'"%s":[\n' % name.encode(), memoryview(encoded)[1:-1], b"\n]"))
+        yield b'"%s":[]' % name.encode()
+        return
+    encode = msgspec.json.Encoder().encode
+    between, split = b'},{"%s"' % first_field.encode(), b'},\n{"%s"' % first_field.encode()
+    yield b'"%s":[\n' % name.encode()
+    for start in range(0, len(records), _BATCH):
+        if start:
+            yield b",\n"
+        yield memoryview(encode(records[start : start + _BATCH]).replace(between, split))[1:-1]
+    yield b"\n]"
 
 
 def _first_field(record_type: type[msgspec.Struct]) -> str:
     return msgspec.structs.fields(record_type)[0].encode_name
 
 
+def encode(snapshot: Snapshot) -> Iterator[Buffer]:
+    """The snapshot as JSON text, in pieces: the header first, then each section,
+    one record a line. :func:`dumps` joins them; :func:`save` writes them as they come."""
+    header = msgspec.json.encode(snapshot.header)
+    yield b'{"format":"%s","version":%d,' % (FORMAT.encode(), VERSION)
+    yield memoryview(header)[1:-1]
+    sections = (
+        ("sockets", snapshot.sockets, Socket),
+        ("interfaces", snapshot.interfaces, Interface),
+        ("routes", snapshot.routes, Route),
+    )
+    for name, records, record_type in sections:
+        yield b",\n"
+        yield from _section(name, records, _first_field(record_type))
+    yield b"}\n"
+
+
 def dumps(snapshot: Snapshot) -> bytes:
     """The snapshot as JSON text: the header first, then each section, one record a line."""
-    header = msgspec.json.encode(snapshot.header)
-    sections = (
-        _section("sockets", snapshot.sockets, _first_field(Socket)),
-        _section("interfaces", snapshot.interfaces, _first_field(Interface)),
-        _section("routes", snapshot.routes, _first_field(Route)),
-    )
-    lead = b'{"format":"%s","version":%d,' % (FORMAT.encode(), VERSION)
-    return b"".join((lead, memoryview(header)[1:-1], b",\n", b",\n".join(sections), b"}\n"))
+    return b"".join(encode(snapshot))
+
+
+def gzipped(pieces: Iterable[Buffer]) -> Iterator[Buffer]:
+    """``pieces`` gzip-compressed as they come, never all in memory: the bytes
+    ``gzip.compress(b"".join(pieces), compresslevel=6, mtime=0)`` gives (zlib's own
+    gzip header and trailer, wbits=31)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)
+    for piece in pieces:
+        yield deflate.compress(piece)
+    yield deflate.flush()
 
 
 def save(snapshot: Snapshot, path: str) -> None:
-    """Write ``snapshot`` to ``path`` (``-``: standard output), mode 0600.
+    """Write ``snapshot`` to ``path`` (``-``: standard output), mode 0600, a batch
+    of records at a time.
 
     A regular file is replaced atomically; a device, FIFO or pipe is written
     through; a symlink leads to its target (see :mod:`sockdiff.output`).
     """
     from .output import write_file
 
-    data = dumps(snapshot)
-    if path.endswith(".gz"):
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    write_file(path, data)
+    pieces = encode(snapshot)
+    write_file(path, gzipped(pieces) if path.endswith(".gz") else pieces)
 
 
 class _TooBig(Exception):

@@ -6,6 +6,7 @@ files from ``fixtures/``.
 
 from __future__ import annotations
 
+import io
 import re
 import sys
 from collections.abc import Mapping
@@ -101,8 +102,9 @@ def parse_inet(
     seen: set[object] = set()
     sockets = []
     states = TCP_STATES
-    lines = data.split(b"\n")
-    for line in lines[1:]:
+    lines = iter(io.BytesIO(data))  # one line at a time: a list of 100k would double the text
+    next(lines, None)  # the column titles
+    for line in lines:
         fields = line.split()
         if len(fields) < 10:
             continue
