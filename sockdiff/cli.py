@@ -147,6 +147,19 @@ def show(
         bool, typer.Option("--numeric", "-n", help="Numeric addresses and ports (the default).")
     ] = False,
     resolve: Annotated[bool, typer.Option("--resolve", "-r", help="Resolve host and service names.")] = False,
+    ipv4: Annotated[bool, typer.Option("--ipv4", "-4", help="IPv4 sockets, as ss -4.")] = False,
+    ipv6: Annotated[bool, typer.Option("--ipv6", "-6", help="IPv6 sockets, as ss -6.")] = False,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary",
+            "-s",
+            help="Counts by protocol and state, laid out as ss -s (then the table, if asked).",
+        ),
+    ] = False,
+    backend: Annotated[
+        str | None, typer.Option("--backend", "-b", help="Read live through netlink, proc or auto.")
+    ] = None,
     no_header: Annotated[
         bool, typer.Option("--no-header", "-H", help="Leave out the header line, as ss -H.")
     ] = False,
@@ -155,32 +168,47 @@ def show(
     ] = False,
     netns: Netns = None,
 ) -> None:
-    """List sockets, ss-like: connected ones by default, -l listening, -a all."""
+    """List sockets, ss-like: connected ones by default, -l listening, -a all.
+
+    As in ss, -t -u -w choose protocols and -4 -6 -x families (-t -4: TCP over
+    IPv4), and a filter that names states (state listening state established)
+    replaces the default view and -l / -a.
+    """
     from . import render
+    from .filter import filter_keywords
     from .formats import SHOW_FORMATS, Format, parse_format
     from .formats.jsonl import record_lines
-    from .model import ss_view
+    from .model import ss_kinds, ss_view
     from .snapshots import dumps
     from .sources import is_source, open_source
 
     chosen = parse_format(output_format, SHOW_FORMATS)
+    if summary and chosen is not Format.TABLE:
+        _fail("--summary is a table: it does not go with --format json or jsonl")
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
+    if backend is not None:
+        source = _live_through(source, backend)
     where = _where(words)
-    want_processes = processes or chosen is not Format.TABLE
-    if where is not None and not want_processes:
-        from .filter import filter_keywords
-
-        want_processes = not filter_keywords(" ".join(words)).isdisjoint({"pid", "process"})
+    keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
+    want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
     snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
-    protos = frozenset(_protos(tcp, udp, raw, unix))
-    states = ss_view(listening, everything)
+    if summary:
+        print(render.sockets_summary(snap.sockets))
+        if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
+            return  # ss -s alone is the summary alone
+    protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
+    families = [f for f, wanted in zip(("inet", "inet6", "unix"), (ipv4, ipv6, unix), strict=True) if wanted]
+    kinds = ss_kinds(protos, families)
+    states = None if "state" in keywords else ss_view(listening, everything)
     chosen_sockets = [
         s
         for s in snap.sockets
-        if s.proto in protos and (states is None or s.state in states) and (where is None or where(s))
+        if (s.proto, s.family) in kinds
+        and (states is None or s.state in states)
+        and (where is None or where(s))
     ]
     if chosen is Format.TABLE:
         text = render.table(
@@ -196,6 +224,20 @@ def show(
         sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets))))
     else:
         sys.stdout.buffer.writelines(record_lines(chosen_sockets))
+
+
+def _live_through(source: str, backend: str) -> str:
+    """The live source ``--backend`` names, refusing one it contradicts."""
+    from .backends import check_backend
+    from .sources import LIVE
+
+    check_backend(backend)
+    wanted = f"live:{backend}"
+    if source in ("live", wanted):
+        return wanted
+    if source in LIVE:
+        _fail(f"--backend {backend} contradicts the source {source}")
+    _fail(f"--backend reads the live system; {source} is a snapshot")
 
 
 def _colour() -> bool:

@@ -12,7 +12,9 @@ Grammar (keywords and combinators are case-insensitive)::
     condition := ("sport" | "dport") [op] PORT
                | ("src" | "dst") [eq] HOST
                | ("pid" | "uid") [op] NUMBER
-               | ("state" | "proto" | "family" | "process" | "path") [eq] VALUE
+               | states
+               | ("proto" | "family" | "process" | "path") [eq] VALUE
+    states    := ("state" | "exclude") [eq] STATE { ("state" | "exclude") [eq] STATE }
     op        := eq | "<" | ">" | "<=" | ">=" | "lt" | "gt" | "le" | "ge"
     eq        := "=" | "==" | "eq" | "!=" | "ne"          # no operator means "="
                                                          # ss's neq leq geq work too
@@ -52,6 +54,11 @@ Decisions, where ss leaves room or sockdiff adds something:
   less syn-sent/CONNECTING); ``bucket`` (syn-recv, time-wait); ``big`` (all but
   bucket). ``connected`` is that group, not the UNIX state alone: for UNIX
   ``CONNECTED`` alone write ``proto unix state established``.
+- State words side by side make one set of states, as ss reads them:
+  ``state established state listening`` is either state (the union), ``exclude
+  time-wait`` (or ``excl``) is every state but that one, and ``state X exclude
+  Y`` takes Y out of X, in order. ``state != X`` is ``exclude X``. An
+  explicit ``and`` between two state words still means both (so nothing).
 - ``proto`` is ``tcp udp raw unix``; ``family`` is ``inet inet6 unix`` (an
   IPv4-mapped socket is ``inet6``). ``process NAME`` holds when any owning process
   has that name; ``path GLOB`` tests a UNIX socket's own name (``@name`` when
@@ -124,10 +131,10 @@ _EQUALITY = frozenset({"=", "!="})
 _AND = frozenset({"and", "&&", "&"})
 _OR = frozenset({"or", "||", "|"})
 _NOT = frozenset({"not", "!"})
+_STATE_KEYWORDS = frozenset({"state", "exclude", "excl"})
 _KEYWORDS = frozenset(
-    {"sport", "dport", "src", "dst", "state", "proto", "family", "process", "pid",
-     "uid", "path"}
-)  # fmt: skip
+    {"sport", "dport", "src", "dst", "proto", "family", "process", "pid", "uid", "path"}
+) | _STATE_KEYWORDS  # fmt: skip
 
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
 _GLOB_CHARS = frozenset("*?[")
@@ -488,6 +495,9 @@ class _Parser:
 
     def parse_condition(self, keyword: _Token) -> Predicate:
         name = keyword.text.lower()
+        if name in _STATE_KEYWORDS:
+            self.keywords.add("state")
+            return self.states_condition(name)
         self.keywords.add(name)
         ordered = name in ("sport", "dport", "pid", "uid")
         op = self.parse_operator(name, ordered)
@@ -499,8 +509,6 @@ class _Parser:
                 test = self.host_condition(name)
             case "pid" | "uid":
                 test = self.number_condition(name, op)
-            case "state":
-                test = self.state_condition()
             case "proto" | "family":
                 test = self.choice_condition(name)
             case "process":
@@ -550,12 +558,23 @@ class _Parser:
 
         return pid_test
 
-    def state_condition(self) -> Predicate:
-        token = self.parse_value("a state")
-        states = _STATE_WORDS.get(_state_key(token.text))
-        if states is None:
-            raise self.bad_value("state", token)
-        return lambda sock: sock.state in states
+    def states_condition(self, name: str) -> Predicate:
+        """A run of state words side by side: one set of states, built in order as ss does."""
+        chosen: frozenset[str] | None = None
+        while True:
+            excluded = (name != "state") != (self.parse_operator(name, ordered=False) == "!=")
+            token = self.parse_value("a state")
+            states = _STATE_WORDS.get(_state_key(token.text))
+            if states is None:
+                raise self.bad_value("state", token)
+            if chosen is None:  # ss starts from no state for "state", every state for "exclude"
+                chosen = _STATE_WORDS["all"] if excluded else frozenset()
+            chosen = chosen - states if excluded else chosen | states
+            if not self.is_one_of(self.peek(), _STATE_KEYWORDS):
+                break
+            name = self.advance().text.lower()
+        final = chosen
+        return lambda sock: sock.state in final
 
     def choice_condition(self, name: str) -> Predicate:
         choices = _CHOICES[name]

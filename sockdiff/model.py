@@ -9,7 +9,7 @@ and reading them back checks every field's type on the way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -36,6 +36,8 @@ __all__ = [
     "escape_name",
     "is_listening",
     "make_socket",
+    "ss_kinds",
+    "ss_view",
 ]
 
 PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
@@ -325,6 +327,44 @@ def ss_view(listening: bool, everything: bool) -> frozenset[str] | None:
     if listening:
         return _WAITING
     return CONNECTED_STATES
+
+
+_PROTO_FAMILIES = {
+    "tcp": {"inet", "inet6"},
+    "udp": {"inet", "inet6"},
+    "raw": {"inet", "inet6"},
+    "unix": {"unix"},
+}
+_FAMILY_PROTOS = {"inet": {"tcp", "udp", "raw"}, "inet6": {"tcp", "udp", "raw"}, "unix": {"unix"}}
+
+
+def ss_kinds(protos: Collection[str], families: Collection[str]) -> frozenset[tuple[str, str]]:
+    """The (proto, family) pairs ss lists for its flags: -t -u -w name protocols,
+    -4 -6 -x families (none of either: every kind).
+
+    As ss merges them (misc/ss.c, filter_merge_defaults): a protocol none of whose
+    families is named brings all of them, a family none of whose protocols is
+    named brings all of its own. So ``-t -4`` is TCP over IPv4, ``-t -x`` TCP
+    and UNIX, ``-4`` every IPv4 protocol.
+
+    >>> sorted(ss_kinds(["tcp"], ["inet", "unix"]))
+    [('tcp', 'inet'), ('unix', 'unix')]
+    """
+    chosen_protos, chosen_families = set(protos), set(families)
+    if not chosen_protos and not chosen_families:
+        chosen_protos = set(PROTOS)
+    for proto in list(chosen_protos):
+        if not _PROTO_FAMILIES[proto] & chosen_families:
+            chosen_families |= _PROTO_FAMILIES[proto]
+    for family in list(chosen_families):
+        if not _FAMILY_PROTOS[family] & chosen_protos:
+            chosen_protos |= _FAMILY_PROTOS[family]
+    return frozenset(
+        (proto, family)
+        for proto in chosen_protos
+        for family in chosen_families
+        if family in _PROTO_FAMILIES[proto]
+    )
 
 
 # The figures of ``netstat -i`` (and the byte counts beside them), as both

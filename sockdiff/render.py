@@ -18,6 +18,7 @@ __all__ = [
     "process_text",
     "socket_line",
     "socket_where",
+    "sockets_summary",
     "summary_line",
     "table",
 ]
@@ -272,6 +273,47 @@ def socket_where(sock: Socket) -> str:
     """What names a socket in a change line: netid, local and remote."""
     where = " ".join([netid(sock), local_text(sock), peer_text(sock)])
     return escape(where, backslash=False)
+
+
+_CLOSING = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK"})
+
+
+def sockets_summary(sockets: Sequence[Socket]) -> str:
+    """``ss -s``'s layout, counted from ``sockets`` rather than the kernel's counters.
+
+    ss reads /proc/net/sockstat, which also counts sockets that no table lists
+    (created but never bound: its "closed"; netlink and packet sockets in its
+    Total) and IP fragments (its FRAG line, left out here). As in ss, the
+    Transport table's TCP figure leaves out TIME_WAIT and SYN_RECV, which the
+    kernel keeps as mini-sockets; "orphaned" are TCP sockets closed by their
+    process and still finishing (inode 0 in a closing state: a connection
+    waiting to be accepted has no inode yet, and is not one).
+    """
+    tcp = [s for s in sockets if s.proto == "tcp"]
+    timewait = sum(1 for s in tcp if s.state == "TIME_WAIT")
+    orphaned = sum(1 for s in tcp if s.inode == 0 and s.state in _CLOSING)
+    lines = [
+        f"Total: {len(sockets)}",
+        f"TCP:   {len(tcp)} (estab {sum(1 for s in tcp if s.state == 'ESTABLISHED')},"
+        f" closed {sum(1 for s in tcp if s.state == 'CLOSE')}, orphaned {orphaned}, timewait {timewait})",
+        "",
+        "Transport Total     IP        IPv6",
+    ]
+    rows: dict[str, tuple[int, int]] = {}
+    for proto in ("raw", "udp", "tcp"):
+        counted = [
+            s
+            for s in sockets
+            if s.proto == proto and (proto != "tcp" or s.state not in ("TIME_WAIT", "SYN_RECV"))
+        ]
+        rows[proto.upper()] = (
+            sum(1 for s in counted if s.family == "inet"),
+            sum(1 for s in counted if s.family == "inet6"),
+        )
+    rows["INET"] = (sum(v4 for v4, _ in rows.values()), sum(v6 for _, v6 in rows.values()))
+    for name, (v4, v6) in rows.items():
+        lines.append(f"{name}\t  {v4 + v6:<9} {v4:<9} {v6:<9}".rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def summary_line(new: int, closed: int, changed: int) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 import sockdiff.filter
 from sockdiff.errors import BadFilter, UsageError
-from sockdiff.filter import compile_filter, compile_filters
+from sockdiff.filter import compile_filter, compile_filters, filter_keywords
 from sockdiff.model import FamilyName, Inet, Process, ProtoName, Socket, TypeName, UnixName, UnixPeer
 
 INET_STATES = [
@@ -372,6 +372,28 @@ def test_state_operators() -> None:
     assert states_matching("not state listening") == states_matching("state all") - states_matching(
         "state listen"
     )
+
+
+def test_state_words_side_by_side_are_one_set_as_in_ss() -> None:
+    """ss's main(): ``state`` words add to one set, ``exclude`` words take from it, in order."""
+    listening, established = states_matching("state listening"), states_matching("state established")
+    assert states_matching("state established state listening") == established | listening
+    assert states_matching("state established and state listening") == set()  # an explicit "and" is both
+    assert states_matching("exclude listening") == states_matching("state all") - listening
+    assert states_matching("excl listening") == states_matching("state != listening")
+    assert (
+        states_matching("state connected exclude established")
+        == states_matching("state connected") - established
+    )
+    assert states_matching("exclude listening state listening") == states_matching("state all")
+    assert states_matching("state established state listening or state time-wait") == (
+        established | listening | tcp_states("TIME_WAIT")
+    )
+    assert states_matching("not state established state listening") == (
+        states_matching("state all") - established - listening
+    )
+    for expression in ("exclude listening", "state listening excl closed"):
+        assert filter_keywords(expression) == {"state"}
 
 
 def test_state_applies_to_udp_too() -> None:

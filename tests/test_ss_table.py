@@ -112,7 +112,7 @@ def show(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 # shows one kind of socket, the State column when one state (sockdiff never does).
 FLAGS: list[tuple[list[str], str | None, str | None]] = [
     (["-t"], "tcp", None),
-    (["-u"], "udp", "ESTABLISHED"),  # ss's UDP view is its ESTABLISHED sockets
+    (["-u"], "udp", "ESTAB"),  # ss's UDP view: its ESTAB sockets
     (["-x"], None, None),
     (["-l"], None, None),
     (["-a"], None, None),
@@ -121,6 +121,19 @@ FLAGS: list[tuple[list[str], str | None, str | None]] = [
     (["-wa"], "raw", None),
     (["-xa"], None, None),
     (["-xl"], None, None),
+    (["-4"], None, None),
+    (["-6"], None, None),
+    (["-4l"], None, None),
+    (["-6a"], None, None),
+    (["-t4"], "tcp", None),
+    (["-u6a"], "udp", None),
+    (["-x4"], None, None),  # UNIX and every IPv4 protocol, as ss merges them
+    (["-tx"], None, None),
+    # A state filter replaces the default view, -l and -a; side by side, state words add up.
+    (["-t", "state", "listening"], "tcp", "LISTEN"),
+    (["-l", "state", "established"], None, "ESTAB"),
+    (["-t", "state", "established", "state", "listening"], "tcp", None),
+    (["-a", "exclude", "listening"], None, None),
 ]
 
 
@@ -129,9 +142,11 @@ def test_table_is_ss(
     namespace: str, capsys: pytest.CaptureFixture[str], flags: list[str], netid: str | None, state: str | None
 ) -> None:
     # ss with no kind flag lists every kind it knows; sockdiff's kinds are asked for by name.
-    kinds = [] if any(set(flag) & set("tuwx") for flag in flags) else [_SS_KINDS]
-    ss = run_in_netns(namespace, ["ss", "-Hn", *flags, *kinds]).stdout
-    mine = show(capsys, "--netns", namespace, "-H", *flags)
+    options = [flag for flag in flags if flag.startswith("-")]
+    kinds = [] if any(set(flag) & set("tuwx46") for flag in options) else [_SS_KINDS]
+    flags = [*options, *kinds, *flags[len(options) :]]  # ss takes its options before the filter
+    ss = run_in_netns(namespace, ["ss", "-Hn", *flags]).stdout
+    mine = show(capsys, "--netns", namespace, "-H", *options, *flags[len(options) + len(kinds) :])
     expected = table_texts(ss, netid=netid, state=state)
     assert expected, ss
     assert table_texts(mine) == expected, f"sockdiff:\n{mine}\nss:\n{ss}"
@@ -152,3 +167,25 @@ def test_the_cases_people_misread(namespace: str, capsys: pytest.CaptureFixture[
     } == listeners
     unix = table_texts(show(capsys, "--netns", namespace, "-Hxa"))
     assert all(peer.startswith("* ") for _, _, _, peer in unix)
+
+
+def test_summary_counts_as_ss(namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """ss -s's Transport table comes from the namespace's own counters: sockdiff's, from its records, match.
+
+    (Its Total and TCP lines mix in host-wide counters: sockets allocated but
+    never bound, ss's own netlink socket; sockdiff counts what it lists.)
+    """
+    ss = run_in_netns(namespace, ["ss", "-s"]).stdout.splitlines()
+    mine = show(capsys, "--netns", namespace, "-s").splitlines()
+    table = ss.index("Transport Total     IP        IPv6")
+    assert mine[table:] == [line.rstrip() for line in ss[table:] if not line.startswith("FRAG")]
+    assert mine[table + 1 : table + 5] == [
+        "RAW\t  2         1         1",
+        "UDP\t  5         3         2",
+        "TCP\t  13        6         7",
+        "INET\t  20        10        10",
+    ]
+    assert mine[1] == "TCP:   13 (estab 6, closed 0, orphaned 0, timewait 0)"
+    # -s alone is the summary; with a kind of socket, the table follows (as ss).
+    assert show(capsys, "--netns", namespace, "-s", "-x").splitlines()[: len(mine)] == mine
+    assert len(show(capsys, "--netns", namespace, "-s", "-x").splitlines()) > len(mine)
