@@ -120,6 +120,8 @@ class _Held:
     """What a wider-scoped fixture opened while it was set up."""
 
     label: str
+    file: str
+    line: int
     inodes: frozenset[int]
 
 
@@ -230,18 +232,16 @@ class LeakHunter:
         lines = self._leaked(opened, holders, ignore)
         if not lines:
             return
-        self._found(item, {"owner": item.nodeid, "kind": "test", "sockets": lines})
+        path, line, _ = item.location
+        lineno = (line or 0) + 1
+        record = {"owner": item.nodeid, "kind": "test", "sockets": lines, "file": path, "line": lineno}
+        self._found(item, record)
         count = f"{len(lines)} socket{'s' if len(lines) > 1 else ''}"
         if fail:
             pytest.fail("sockdiff: left {} open:\n  {}".format(count, "\n  ".join(lines)), pytrace=False)
-        if not self.strict:
-            path, line, _ = item.location  # shown at the test, not here
-            warnings.warn_explicit(
-                SockdiffLeakWarning(f"left {count} open: {'; '.join(lines)}"),
-                SockdiffLeakWarning,
-                str(self.config.rootpath / path),
-                (line or 0) + 1,
-            )
+        if not self.strict:  # shown at the test, not here
+            warning = SockdiffLeakWarning(f"left {count} open: {'; '.join(lines)}")
+            warnings.warn_explicit(warning, SockdiffLeakWarning, str(self.config.rootpath / path), lineno)
 
     def _found(self, item: pytest.Item | None, record: dict[str, Any]) -> None:
         """Send a leak with ``item``'s teardown report (or keep it, when no test is being torn down)."""
@@ -283,9 +283,8 @@ class LeakHunter:
             opened = self._holders().keys() - before - self._fixtures_opened
             if opened:
                 self._fixtures_opened |= opened
-                self._held[fixturedef] = _Held(
-                    _fixture_label(fixturedef, self.config.rootpath), frozenset(opened)
-                )
+                place = _fixture_place(fixturedef, self.config.rootpath)
+                self._held[fixturedef] = _Held(*place, frozenset(opened))
 
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         held = self._held.pop(fixturedef, None)
@@ -297,7 +296,14 @@ class LeakHunter:
             return
         lines = self._leaked(still_open, holders, self._ignore_for(self.ignore_lines))
         if lines:
-            self._found(self._tearing_down, {"owner": held.label, "kind": "fixture", "sockets": lines})
+            record = {
+                "owner": held.label,
+                "kind": "fixture",
+                "sockets": lines,
+                "file": held.file,
+                "line": held.line,
+            }
+            self._found(self._tearing_down, record)
 
     # What leaked
 
@@ -365,6 +371,32 @@ class LeakHunter:
         write(
             f"{_count(tests, 'test')} and {_count(fixtures, 'fixture')} left {_count(total, 'socket')} open"
         )
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in _annotations(self.leaks, "error" if self.strict else "warning"):
+                write(line)
+
+
+def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:
+    """GitHub Actions workflow commands: an annotation at each leaking test or fixture."""
+    from .formats.github import SHOWN, command
+
+    title = "sockdiff: sockets left open"
+    lines = [
+        command(
+            level,
+            title,
+            "\n".join([record["owner"], *record["sockets"]]),
+            file=record["file"],
+            line=record["line"],
+        )
+        for record in records[:SHOWN]
+    ]
+    if len(records) > SHOWN:
+        more = (
+            f"{len(records) - SHOWN} more tests or fixtures left sockets open: the sockdiff section has all"
+        )
+        lines.append(command("notice", title, more))
+    return lines
 
 
 def _count(number: int, noun: str) -> str:
@@ -381,14 +413,13 @@ def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
     return tuple(expressions)
 
 
-def _fixture_label(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> str:
+def _fixture_place(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> tuple[str, str, int]:
+    """A fixture's label for the summary, and its file and line."""
     code = getattr(fixturedef.func, "__code__", None)
-    where = ""
-    if code is not None:
-        path = Path(code.co_filename)
-        shown = path.relative_to(rootpath) if path.is_relative_to(rootpath) else path
-        where = f" ({shown}:{code.co_firstlineno})"
-    return f"{fixturedef.scope} fixture {fixturedef.argname!r}{where}"
+    path = Path(code.co_filename if code is not None else "?")
+    shown = str(path.relative_to(rootpath) if path.is_relative_to(rootpath) else path)
+    line = code.co_firstlineno if code is not None else 0
+    return f"{fixturedef.scope} fixture {fixturedef.argname!r} ({shown}:{line})", shown, line
 
 
 def _lines(sockets: Iterable[Socket]) -> list[str]:

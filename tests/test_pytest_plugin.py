@@ -166,7 +166,8 @@ PROCESS = re.compile(r'users:\(\("[^"]+",pid=(\d+),fd=\d+\)\)')
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)  # set by the tests that want annotations
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_leaks=SUITE)
     pytester.makeini(INI)
@@ -229,7 +230,10 @@ def check_leaks(found: dict[str, list[str]]) -> None:
     assert len({pytest_pid, pid_of(child), pid_of(daemon)}) == 3
 
 
-def test_report_mode_names_exactly_the_leakers(suite: pytest.Pytester, netns: str) -> None:
+def test_report_mode_names_exactly_the_leakers(
+    suite: pytest.Pytester, netns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = run(suite, netns, "--sockdiff", "--junitxml=report.xml")
     result.assert_outcomes(passed=TESTS, warnings=len(LEAKING_TESTS))
     assert result.ret == 0
@@ -245,6 +249,19 @@ def test_report_mode_names_exactly_the_leakers(suite: pytest.Pytester, netns: st
     }
     assert properties["test_udp"] == leaks(result)["test_leaks.py::test_udp"]
     assert properties["test_clean"] == properties["test_outgoing"] == []
+    # On GitHub Actions, an annotation at each leaking test and fixture (workflow-command escapes).
+    annotations = [line for line in result.outlines if line.startswith("::")]
+    title = "title=sockdiff%3A sockets left open::"
+    # A test's place is where its code starts, its first decorator if it has one.
+    starts = ["def test_listener():", "def test_child():", "def test_daemon():", "def test_udp():"]
+    starts.append('@pytest.mark.sockdiff_ignore("src 127.0.0.2")')
+    places = [f"::warning file=test_leaks.py,line={line_of(SUITE, start)},{title}" for start in starts]
+    assert [line[: line.index("::", 2) + 2] for line in annotations] == [
+        *places,
+        f"::warning file=conftest.py,line={SESSION_LINE},{title}",
+    ]
+    (udp,) = leaks(result)["test_leaks.py::test_udp"]
+    assert f"{places[3]}test_leaks.py::test_udp%0A{udp}" in annotations
 
 
 def test_strict_mode_fails_exactly_the_leakers(suite: pytest.Pytester, netns: str) -> None:

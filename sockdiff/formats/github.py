@@ -47,9 +47,18 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def command(name: str, title: str, message: str) -> str:
-    """One workflow command line, e.g. ``::error title=...::...``."""
-    return f"::{name} title={escape_property(title)}::{escape_data(message)}"
+def command(name: str, title: str, message: str, **where: str | int) -> str:
+    """One workflow command line, e.g. ``::error title=...::...``.
+
+    ``where`` places the annotation in a file (``file=``, ``line=``), for the
+    pull request's diff view.
+
+    >>> command("error", "t", "m", file="tests/test_a.py", line=7)
+    '::error file=tests/test_a.py,line=7,title=t::m'
+    """
+    properties = {**where, "title": title}
+    text = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
+    return f"::{name} {text}::{escape_data(message)}"
 
 
 def _title(item: Item) -> str:
