@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from .model import Process
+from .model import Process, escape_name
 
 __all__ = ["Owners", "owners_among", "scan_owners"]
 
@@ -40,7 +40,10 @@ def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
         # is skipped: netstat -p and lsof do the same.
         try:
             with open(f"{proc_root}/{entry}/comm", "rb") as comm_file:
-                name = comm_file.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+                comm = comm_file.read()
+            # comm ends in the newline /proc adds; a name may hold one too (prctl), and
+            # backslashes, doubled as in a UNIX name so that escapes shown later are unambiguous.
+            name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
             fd_dir = os.open(f"{proc_root}/{entry}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
