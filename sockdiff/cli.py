@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 import warnings
@@ -63,6 +64,10 @@ def _sections(text: str) -> tuple[str, ...]:
     if not chosen:
         _fail("--sections needs at least one of sockets, interfaces, routes")
     return chosen
+
+
+# A day: longer sleeps are a typo (inf, 1e300 overflow time_t and once crashed the sleep).
+_MAX_INTERVAL = 86400.0
 
 
 def _fail(message: str) -> NoReturn:
@@ -333,7 +338,10 @@ def watch(
         typer.Argument(metavar="[FILTER]...", help="Watch only sockets this expression matches."),
     ] = None,
     interval: Annotated[
-        float, typer.Option("--interval", "-i", help="Seconds between reads.", min=0.05)
+        float,
+        typer.Option(
+            "--interval", "-i", help="Seconds between reads (0.05 to 86400).", min=0.05, max=_MAX_INTERVAL
+        ),
     ] = 1.0,
     count: Annotated[
         int | None, typer.Option("--count", help="Stop after this many comparisons.", min=1)
@@ -353,6 +361,8 @@ def watch(
     from .formats.jsonl import event_line
     from .formats.text import item_line
 
+    if math.isnan(interval):  # compares with neither bound, so the range lets it through
+        _fail("--interval must be a number of seconds, not nan")
     chosen = parse_format(output_format, WATCH_FORMATS)
     diffs = watch_sockets(
         interval,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import BadConfig, UsageError
 
 if TYPE_CHECKING:
     from .filter import Predicate
@@ -28,9 +28,18 @@ def _read(path: Path) -> dict[str, Any]:
         with path.open("rb") as source:
             return tomllib.load(source)
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: not valid TOML ({err})") from err
+        raise BadConfig(f"{path}: not valid TOML ({err})") from err
+    except UnicodeDecodeError as err:
+        raise BadConfig(f"{path}: not UTF-8 text (byte {err.start})") from err
     except OSError as err:
-        raise UsageError(f"{path}: cannot read: {err.strerror}") from err
+        raise BadConfig(f"{path}: cannot read: {err.strerror}") from err
+
+
+def _member(table: Any, key: str, origin: str) -> Any:
+    """``table[key]`` of a TOML table, None when absent; a table must be a table."""
+    if not isinstance(table, dict):
+        raise BadConfig(f"{origin}: expected a table")
+    return table.get(key)
 
 
 def load_defaults(directory: Path | None = None) -> Defaults:
@@ -40,34 +49,40 @@ def load_defaults(directory: Path | None = None) -> Defaults:
     """
     base = directory or Path.cwd()
     table: Any = None
-    origin = None
+    origin = ""
     dotfile = base / ".sockdiff.toml"
     if dotfile.is_file():
         document = _read(dotfile)
-        table = document.get("tool", {}).get("sockdiff", document)
         origin = str(dotfile)
+        tool = _member(document, "tool", origin)
+        table = document if tool is None else _member(tool, "sockdiff", f"{origin} [tool]")
+        if table is None:
+            table = document
+        else:
+            origin = f"{dotfile} [tool.sockdiff]"
     else:
         pyproject = base / "pyproject.toml"
         if pyproject.is_file():
-            table = _read(pyproject).get("tool", {}).get("sockdiff")
+            tool = _member(_read(pyproject), "tool", str(pyproject))
+            table = None if tool is None else _member(tool, "sockdiff", f"{pyproject} [tool]")
             origin = f"{pyproject} [tool.sockdiff]"
-    if not table:
+    if table is None:
         return Defaults()
     if not isinstance(table, dict):
-        raise UsageError(f"{origin}: expected a table")
+        raise BadConfig(f"{origin}: expected a table")
     unknown = set(table) - {"ignore", "fail_on"}
     if unknown:
-        raise UsageError(f"{origin}: unknown setting {sorted(unknown)[0]!r} (known: ignore, fail_on)")
+        raise BadConfig(f"{origin}: unknown setting {sorted(unknown)[0]!r} (known: ignore, fail_on)")
     ignore = table.get("ignore", [])
     if isinstance(ignore, str):
         ignore = [ignore]
     if not isinstance(ignore, list) or not all(isinstance(item, str) for item in ignore):
-        raise UsageError(f"{origin}: 'ignore' must be a list of filter expressions")
+        raise BadConfig(f"{origin}: 'ignore' must be a list of filter expressions")
     fail_on = table.get("fail_on")
-    if isinstance(fail_on, list):
-        fail_on = ",".join(str(item) for item in fail_on)
+    if isinstance(fail_on, list) and all(isinstance(item, str) for item in fail_on):
+        fail_on = ",".join(fail_on)
     if fail_on is not None and not isinstance(fail_on, str):
-        raise UsageError(f"{origin}: 'fail_on' must be a string or a list")
+        raise BadConfig(f"{origin}: 'fail_on' must be a string or a list of strings")
     # Compiled here, so that a mistake in the file is reported with the file's name.
     from .differ import parse_fail_on
     from .filter import compile_filters
@@ -75,4 +90,4 @@ def load_defaults(directory: Path | None = None) -> Defaults:
     try:
         return Defaults(compile_filters(ignore), None if fail_on is None else parse_fail_on(fail_on))
     except UsageError as err:
-        raise UsageError(f"{origin}: {err}") from err
+        raise BadConfig(f"{origin}: {err}") from err

@@ -378,12 +378,31 @@ def _negate(test: Predicate) -> Predicate:
     return lambda sock: not test(sock)
 
 
-def _both(left: Predicate, right: Predicate) -> Predicate:
-    return lambda sock: left(sock) and right(sock)
+def _all(tests: list[Predicate]) -> Predicate:
+    """One predicate for ``a and b and ...``: flat, so 1000 terms are one call, not 1000 nested."""
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:  # the common case, without a loop
+        left, right = tests
+        return lambda sock: left(sock) and right(sock)
+    terms = tuple(tests)
+    return lambda sock: all(test(sock) for test in terms)
 
 
-def _either(left: Predicate, right: Predicate) -> Predicate:
-    return lambda sock: left(sock) or right(sock)
+def _any(tests: list[Predicate]) -> Predicate:
+    """One predicate for ``a or b or ...``, flat as :func:`_all`."""
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        left, right = tests
+        return lambda sock: left(sock) or right(sock)
+    terms = tuple(tests)
+    return lambda sock: any(test(sock) for test in terms)
+
+
+# Parentheses nested deeper than this are refused: each level costs the parser and
+# the predicate a few stack frames, and no one writes a filter this deep.
+MAX_DEPTH = 64
 
 
 class _Parser:
@@ -394,6 +413,7 @@ class _Parser:
         self.pos = 0
         self.last: _Token | None = None
         self.keywords: set[str] = set()  # the condition keywords seen, lower case
+        self.depth = 0  # parentheses open
 
     def peek(self) -> _Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -427,32 +447,43 @@ class _Parser:
         return test
 
     def parse_or(self) -> Predicate:
-        test = self.parse_and()
+        tests = [self.parse_and()]
         while self.is_one_of(self.peek(), _OR):
             self.advance()
-            test = _either(test, self.parse_and())
-        return test
+            tests.append(self.parse_and())
+        return _any(tests)
 
     def parse_and(self) -> Predicate:
-        test = self.parse_unary()
+        tests = [self.parse_unary()]
         while True:
             token = self.peek()
             if token is None or token.text == ")" or self.is_one_of(token, _OR):
-                return test
+                return _all(tests)
             if self.is_one_of(token, _AND):
                 self.advance()
-            test = _both(test, self.parse_unary())
+            tests.append(self.parse_unary())
 
     def parse_unary(self) -> Predicate:
+        negations = 0
+        while self.is_one_of(self.peek(), _NOT):  # a loop: "not not ... x" is no deeper than x
+            self.advance()
+            negations += 1
+        test = self.parse_operand()
+        return _negate(test) if negations % 2 else test
+
+    def parse_operand(self) -> Predicate:
         token = self.peek()
         if token is None:
             raise self.ended("a condition")
-        if self.is_one_of(token, _NOT):
-            self.advance()
-            return _negate(self.parse_unary())
         if token.kind == "punct" and token.text == "(":
+            if self.depth == MAX_DEPTH:
+                raise BadFilter(
+                    f"bad filter: parentheses nested deeper than {MAX_DEPTH} at column {token.column}"
+                )
             self.advance()
+            self.depth += 1
             test = self.parse_or()
+            self.depth -= 1
             if self.peek() is None:
                 raise BadFilter(f"bad filter: missing ')' for '(' at column {token.column}")
             self.advance()  # parse_or stops only at the end or at ')'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import socket as _socket
 from collections.abc import Sequence
 
@@ -74,9 +75,11 @@ def netid(sock: Socket) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _host_name(address: str) -> str:
+    # Only an address is looked up: a snapshot file's text (a NUL, a host name) is shown as it is.
     try:
+        ipaddress.ip_address(address)
         return _socket.gethostbyaddr(address)[0]
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         return address
 
 
