@@ -268,7 +268,7 @@ def _replace(final: str, data: Data, name: str) -> None:
     _sync_directory(directory)
 
 
-def write_new(directory: Path, names: Iterable[str], data: bytes) -> Path:
+def write_new(directory: Path, names: Iterable[str], data: Data) -> Path:
     """Write ``data`` under the first of ``names`` that is free in ``directory``; its path.
 
     The whole file is written first, then hard-linked to its name: link(2)

@@ -121,12 +121,12 @@ def keep(snapshot: Snapshot, name: str | None = None) -> Path:
     A time name that is taken already gets a number (``2026-11-25T10-00-00Z.2``).
     """
     from .output import write_file, write_new
-    from .snapshots import dumps
+    from .snapshots import encode
 
     if name is not None:
         check_name(name)
     directory = _created()
-    data = dumps(snapshot)
+    data = encode(snapshot)  # written as it is encoded, never held whole
     if name is not None:
         path = directory / f"{name}{SUFFIX}"
         write_file(str(path), data)

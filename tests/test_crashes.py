@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sockdiff import BadConfig, BadFilter, Inet, Socket
 from sockdiff.cli import main
 from sockdiff.config import load_defaults
 from sockdiff.filter import MAX_DEPTH, compile_filter
-from sockdiff.render import address_text
+from sockdiff.render import escape, local_text
 
 LISTENER = Socket(
     "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22), Inet("0.0.0.0", 0), 7, 0, 0, 128, ()
@@ -85,4 +86,5 @@ def test_watch_intervals_out_of_range(capsys: pytest.CaptureFixture[str], interv
 @pytest.mark.parametrize("address", ["1.2.3.4\x00", "not-an-ip", "::1\x00x", ""])
 def test_resolving_an_address_that_is_not_one_shows_it_as_it_is(address: str) -> None:
     """show -r of a damaged file: no lookup of a NUL (ValueError) nor of a host name."""
-    assert address in address_text(Inet(address, 80), "tcp", resolve=True)
+    sock = msgspec.structs.replace(LISTENER, local=Inet(address, 80))
+    assert escape(address) in local_text(sock, resolve=True)
