@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,41 @@ def netns_path(name: str) -> str:
     if not name or name in (".", ".."):
         raise NetnsError(f"bad network namespace name {name!r}")
     return name if "/" in name else f"{NETNS_DIR}/{name}"
+
+
+# linux/nsfs.h: NS_GET_NSTYPE = _IO(0xb7, 0x3) answers a namespace file's CLONE_NEW* type.
+_NS_GET_NSTYPE = 0xB703
+_CLONE_NEWNET = 0x40000000
+_NAMESPACE_KINDS = {
+    0x00000080: "time",
+    0x00020000: "mount",
+    0x02000000: "cgroup",
+    0x04000000: "UTS",
+    0x08000000: "IPC",
+    0x10000000: "user",
+    0x20000000: "PID",
+}
+
+
+def _check_network_namespace(fd: int, name: str, path: str) -> None:
+    """Refuse, in words that say why, a file that is not a network namespace.
+
+    setns(2) answers EINVAL both for a file that is no namespace at all
+    (``-N /etc/passwd``) and for another kind of namespace; nsfs says which.
+    """
+    try:
+        kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError as err:
+        if err.errno not in (errno.ENOTTY, errno.EINVAL):
+            raise NetnsError(f"cannot read network namespace {name!r}: {err.strerror}") from err
+        leftover = " (a leftover of a deleted namespace?)" if path.startswith(f"{NETNS_DIR}/") else ""
+        raise NetnsError(
+            f"{path} is not a namespace file{leftover}: give a name under {NETNS_DIR}"
+            " or a path such as /proc/PID/ns/net"
+        ) from None
+    if kind != _CLONE_NEWNET:
+        what = _NAMESPACE_KINDS.get(kind, "another kind of")
+        raise NetnsError(f"{path} is a {what} namespace, not a network namespace")
 
 
 @contextmanager
@@ -39,6 +76,11 @@ def entered(name: str | None) -> Iterator[None]:
         raise NetnsError(f"no network namespace {name!r} ({path} does not exist)") from None
     except OSError as err:
         raise NetnsError(f"cannot open network namespace {name!r}: {err.strerror}") from err
+    try:
+        _check_network_namespace(target, name, path)
+    except BaseException:
+        os.close(target)
+        raise
     # pyroute2's setns is the namespace layer; flags=0 so a typo never creates one.
     pyroute2_netns = _pyroute2.module("netns")
 
@@ -47,10 +89,10 @@ def entered(name: str | None) -> Iterator[None]:
         try:
             pyroute2_netns.setns(target, flags=0)
         except OSError as err:
-            raise NetnsError(
-                f"cannot enter network namespace {name!r}: {os.strerror(err.errno or 0)}"
-                " (entering a namespace needs root)"
-            ) from err
+            why = os.strerror(err.errno or 0)
+            if err.errno == errno.EPERM:
+                why = "entering a namespace needs root (CAP_SYS_ADMIN)"
+            raise NetnsError(f"cannot enter network namespace {name!r}: {why}") from err
         try:
             yield
         finally:
