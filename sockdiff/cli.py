@@ -22,6 +22,7 @@ from .errors import SockdiffError, UsageError
 from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
+    from .config import Defaults
     from .formats import Format
 
 app = typer.Typer(
@@ -303,7 +304,7 @@ def compare(
         new,
         netns=netns,
         fields=parse_fields(fields),
-        ignore=defaults.ignore if ignore is None else compile_filters(ignore),
+        ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
     )
     for extra_format, path in extra:
@@ -331,6 +332,18 @@ def _report_target(text: str) -> tuple[Format, str]:
     return parse_format(name, COMPARE_FORMATS), path
 
 
+def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Socket], bool] | None:
+    """``--ignore``: the project's list unless given; given, it replaces the list.
+
+    An empty expression adds nothing, so ``--ignore ''`` alone clears the list.
+    """
+    from .filter import compile_filters
+
+    if values is None:
+        return defaults.ignore
+    return compile_filters([text for text in values if text.strip()])
+
+
 @app.command()
 def watch(
     filter_words: Annotated[
@@ -340,57 +353,113 @@ def watch(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", "-i", help="Seconds between reads (0.05 to 86400).", min=0.05, max=_MAX_INTERVAL
+            "--interval", "-i", help="Seconds between polls (0.05 to 86400).", min=0.05, max=_MAX_INTERVAL
         ),
     ] = 1.0,
     count: Annotated[
-        int | None, typer.Option("--count", help="Stop after this many comparisons.", min=1)
+        int | None, typer.Option("--count", help="Stop after this many polls (after the first read).", min=1)
     ] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="text or jsonl.")] = "text",
     backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
     netns: Netns = None,
+    no_processes: Annotated[
+        bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
+    ] = False,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help="Leave out sockets this matches (repeatable; replaces the project's list, '' clears it).",
+        ),
+    ] = None,
+    buffer_size: Annotated[
+        int,
+        typer.Option("--buffer-size", help="Receive buffer of each kernel event socket, in bytes.", min=1024),
+    ] = 1 << 20,
     tcp: Tcp = False,
     udp: Udp = False,
     raw: Raw = False,
     unix: Unix = False,
 ) -> None:
-    """Like netstat -c: print each change as it happens."""
+    """Like netstat -c: print each change as it happens, and sockets that came and went between polls.
+
+    Ctrl-C ends it with a summary line on stderr (exit 0).
+    """
+    from . import render
     from .comparison import watch as watch_sockets
+    from .config import load_defaults
     from .formats import WATCH_FORMATS, Format, parse_format
-    from .formats.items import items
+    from .formats.items import Item, items
     from .formats.jsonl import event_line
     from .formats.text import item_line
 
     if math.isnan(interval):  # compares with neither bound, so the range lets it through
         _fail("--interval must be a number of seconds, not nan")
     chosen = parse_format(output_format, WATCH_FORMATS)
-    diffs = watch_sockets(
+    watcher = watch_sockets(
         interval,
         count,
         backend=backend,
         netns=netns,
         protos=_protos(tcp, udp, raw, unix),
         where=" ".join(filter_words or []) or None,
+        ignore=_ignored(ignore, load_defaults()),
+        processes=not no_processes,
+        buffer_size=buffer_size,
     )
     colour = _colour()
     out = sys.stdout
-    for found in diffs:
-        stamp = found.new.header.taken_at
-        if chosen is Format.JSONL:
-            for sock in found.opened:
-                out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
-            for sock in found.closed:
-                out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock))
-            for change in found.changed:
-                out.buffer.write(
-                    event_line(
-                        stamp, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+    try:
+        for report in watcher:
+            if report.baseline is not None:
+                if watcher.deaf is not None:
+                    print(
+                        f"sockdiff: warning: {watcher.deaf}: sockets that open and close between"
+                        " two polls go unseen",
+                        file=sys.stderr,
                     )
+                print(
+                    f"sockdiff: watching every {interval:g} s (Ctrl-C to stop)", file=sys.stderr, flush=True
                 )
-        else:
-            for item in items(found, ("any",)):
-                out.write(f"{stamp} {item_line(item, colour)}\n")
-        out.flush()
+            stamp = report.time
+            if report.overrun is not None:
+                print(
+                    f"sockdiff: warning: {report.overrun} lost (receive buffer overrun, ENOBUFS);"
+                    " polling now",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if chosen is Format.JSONL:
+                    out.buffer.write(event_line(stamp, "watch", "overrun", lost=report.overrun))
+            found = report.diff
+            if found is None:
+                out.flush()
+                continue
+            if chosen is Format.JSONL:
+                for sock in found.opened:
+                    out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
+                for sock in found.closed:
+                    out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock, short_lived=False))
+                for sock in report.short_lived:
+                    out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock, short_lived=True))
+                for change in found.changed:
+                    out.buffer.write(
+                        event_line(
+                            stamp, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+                        )
+                    )
+            else:
+                for item in items(found, ("any",)):
+                    out.write(f"{stamp} {item_line(item, colour)}\n")
+                for sock in report.short_lived:
+                    item = Item("sockets", "closed", "-", render.socket_line(sock), "short-lived", True)
+                    out.write(f"{stamp} {item_line(item, colour)}\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass  # the way to stop watching: the summary follows
+    finally:
+        watcher.close()
+    print(f"sockdiff: {watcher.summary()}", file=sys.stderr)
 
 
 @app.command("list")

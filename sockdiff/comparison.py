@@ -1,16 +1,16 @@
-"""Comparing sources: a file or stored snapshot against live, live against live, watching."""
+"""Comparing sources: a file or stored snapshot against live, live against live; watch (in .watching)."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from . import store
 from .differ import DEFAULT_FIELDS, Diff, diff, persistent
-from .model import PROTOS, Socket
-from .snapshots import Snapshot, take
+from .model import Socket
+from .snapshots import Snapshot
 from .sources import LIVE, open_source
+from .watching import watch
 
 __all__ = ["compare", "watch"]
 
@@ -54,28 +54,3 @@ def compare(
 
 def _is_live(source: str | Snapshot) -> bool:
     return isinstance(source, str) and source in LIVE
-
-
-def watch(
-    interval: float = 1.0,
-    count: int | None = None,
-    *,
-    backend: str = "auto",
-    netns: str | None = None,
-    protos: Sequence[str] = PROTOS,
-    where: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[Diff]:
-    """Like ``netstat -c``: read every ``interval`` seconds and yield what changed.
-
-    ``count`` bounds the number of comparisons (None: until interrupted);
-    ``where`` is a filter expression.
-    """
-    previous = take(backend=backend, netns=netns, protos=protos, where=where)
-    done = 0
-    while count is None or done < count:
-        sleep(interval)
-        current = take(backend=backend, netns=netns, protos=protos, where=where)
-        yield diff(previous, current)
-        previous = current
-        done += 1

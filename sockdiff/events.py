@@ -1,0 +1,262 @@
+"""The kernel's change notifications that ``watch`` listens to between its polls.
+
+Two netlink multicast families, both open to any user (no root needed to listen):
+
+- sock_diag's socket-destroy groups (``ss -E``): one ``inet_diag_msg`` each time a
+  TCP or UDP socket of the namespace is freed, decoded by the netlink backend's
+  own decoder. The kernel fills in the addresses, ports, state and queues, and
+  leaves the uid and inode zero (the socket has no file by then): the records say
+  ``uid`` null, ``inode`` 0.
+- rtnetlink's link, address and route groups (``ip monitor``): only *that* a
+  section changed is taken from them; watch then reads the section again, which
+  is simpler and exact (an IPv4 route removed with its link sends no message).
+
+A receive buffer that overflows (ENOBUFS) loses messages the kernel will not
+send again: :meth:`Listener.wait` reports it as an :class:`Overrun`, never hides it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from . import netns as netns_module
+from .backends import netlink
+from .errors import BackendUnavailable
+from .model import Socket
+
+__all__ = [
+    "DEFAULT_BUFFER",
+    "DESTROY_GROUPS",
+    "ROUTE_GROUPS",
+    "Destroyed",
+    "Listener",
+    "Overrun",
+    "SectionChanged",
+    "decode_destroyed",
+]
+
+SOL_NETLINK = 270
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h; the socket module does not name it
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_ROUTE = 0
+
+# include/uapi/linux/sock_diag.h, enum sknetlink_groups: what ss -E joins.
+SKNLGRP_INET_TCP_DESTROY = 1
+SKNLGRP_INET_UDP_DESTROY = 2
+SKNLGRP_INET6_TCP_DESTROY = 3
+SKNLGRP_INET6_UDP_DESTROY = 4
+DESTROY_GROUPS = {
+    "tcp": (SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY),
+    "udp": (SKNLGRP_INET_UDP_DESTROY, SKNLGRP_INET6_UDP_DESTROY),
+}
+
+# include/uapi/linux/rtnetlink.h, enum rtnetlink_groups: what ip monitor link,
+# address and route join, and the sections each one changes.
+RTNLGRP_LINK = 1
+RTNLGRP_IPV4_IFADDR = 5
+RTNLGRP_IPV4_ROUTE = 7
+RTNLGRP_IPV6_IFADDR = 9
+RTNLGRP_IPV6_ROUTE = 11
+ROUTE_GROUPS = (
+    RTNLGRP_LINK,
+    RTNLGRP_IPV4_IFADDR,
+    RTNLGRP_IPV4_ROUTE,
+    RTNLGRP_IPV6_IFADDR,
+    RTNLGRP_IPV6_ROUTE,
+)
+# rtnetlink message types (RTM_NEWLINK ... RTM_DELROUTE): which sections they touch.
+# A link going down also takes its IPv4 routes away without a word, so a link
+# message marks routes too.
+_RTM_SECTIONS = {
+    16: ("interfaces", "routes"),  # RTM_NEWLINK
+    17: ("interfaces", "routes"),  # RTM_DELLINK
+    20: ("interfaces",),  # RTM_NEWADDR
+    21: ("interfaces",),  # RTM_DELADDR
+    24: ("routes",),  # RTM_NEWROUTE
+    25: ("routes",),  # RTM_DELROUTE
+}
+
+#: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
+DEFAULT_BUFFER = 1 << 20
+_RECV_SIZE = 64 * 1024
+_HEADER = struct.Struct("=IH")  # nlmsghdr's length and type
+
+
+@dataclass(frozen=True, slots=True)
+class Destroyed:
+    """A socket the kernel freed (a sock_diag destroy message)."""
+
+    socket: Socket
+
+
+@dataclass(frozen=True, slots=True)
+class SectionChanged:
+    """rtnetlink says these sections changed: read them again."""
+
+    sections: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    """The receive buffer of ``source`` overflowed: some of its events are lost."""
+
+    source: str  # "socket events" or "interface and route events"
+
+
+Event = Destroyed | SectionChanged | Overrun
+
+
+def _messages(buffer: bytes | bytearray, size: int) -> Iterator[tuple[int, int, int]]:
+    """(type, offset, end) of each netlink message in one datagram."""
+    offset = 0
+    while offset + 16 <= size:
+        length, kind = _HEADER.unpack_from(buffer, offset)
+        if length < 16 or offset + length > size:
+            return  # a broken datagram: nothing more in it can be trusted
+        yield kind, offset, offset + length
+        offset += (length + 3) & ~3
+
+
+def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[Socket]:
+    """The sockets in one datagram of a ``proto`` destroy group.
+
+    The kernel leaves the uid and inode zero for a socket being freed: the
+    uid becomes unknown (None), the inode stays 0 (no inode, as for TIME_WAIT).
+    Its queues, read while it is torn down, mean nothing (a UDP socket's send
+    queue reads -1): unknown too.
+    """
+    found = netlink.decode_inet(
+        (
+            (buffer, offset, end)
+            for kind, offset, end in _messages(buffer, size)
+            if kind == netlink.SOCK_DIAG_BY_FAMILY
+        ),
+        proto,
+        {},
+        set(),
+    )
+    return [msgspec.structs.replace(sock, uid=None, recv_q=None, send_q=None) for sock in found]
+
+
+def _join(sock: socket.socket, groups: Sequence[int]) -> None:
+    for group in groups:
+        sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+
+
+def _open(family: int, groups: Sequence[int], buffer_size: int) -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, family)
+    try:
+        try:
+            # Root may go past net.core.rmem_max; anyone else gets at most that.
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_size)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+        sock.bind((0, 0))
+        _join(sock, groups)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Listener:
+    """Event sockets in one network namespace, read together.
+
+    ``protos``: the protocols whose destroyed sockets are wanted (tcp and udp
+    have destroy groups; the others are ignored). ``routes``: also listen to
+    rtnetlink's link, address and route groups. ``buffer_size``: each socket's
+    receive buffer (SO_RCVBUF), in bytes.
+    """
+
+    def __init__(
+        self,
+        protos: Sequence[str],
+        *,
+        routes: bool = False,
+        netns: str | None = None,
+        buffer_size: int = DEFAULT_BUFFER,
+    ) -> None:
+        self._sources: dict[int, tuple[socket.socket, str]] = {}  # fd -> (socket, proto or "route")
+        try:
+            with netns_module.entered(netns):
+                # A netlink socket belongs to the namespace of the thread that made it.
+                for proto, groups in DESTROY_GROUPS.items():
+                    if proto in protos:
+                        self._add(_open(netlink.NETLINK_SOCK_DIAG, groups, buffer_size), proto)
+                if routes:
+                    self._add(_open(NETLINK_ROUTE, ROUTE_GROUPS, buffer_size), "route")
+        except OSError as err:
+            self.close()
+            raise BackendUnavailable(f"cannot listen to kernel events: {err.strerror}") from err
+        except BaseException:
+            self.close()
+            raise
+        self._buffer = bytearray(_RECV_SIZE)
+        self._poller = select.poll()
+        for fd in self._sources:
+            self._poller.register(fd, select.POLLIN)
+
+    def _add(self, sock: socket.socket, what: str) -> None:
+        self._sources[sock.fileno()] = (sock, what)
+
+    @property
+    def protos(self) -> tuple[str, ...]:
+        """The protocols whose destroyed sockets are heard."""
+        return tuple(what for _, what in self._sources.values() if what != "route")
+
+    def wait(self, timeout: float) -> list[Event]:
+        """The events that arrive within ``timeout`` seconds (all that are pending, if any are).
+
+        Returns as soon as there is something, or empty when the time is up.
+        """
+        if not self._sources:
+            if timeout > 0:
+                select.select([], [], [], timeout)
+            return []
+        ready = self._poller.poll(max(0, round(timeout * 1000)))
+        events: list[Event] = []
+        for fd, _mask in ready:
+            sock, what = self._sources[fd]
+            self._drain(sock, what, events)
+        return events
+
+    def _drain(self, sock: socket.socket, what: str, events: list[Event]) -> None:
+        buffer = self._buffer
+        changed: set[str] = set()
+        while True:
+            try:
+                size = sock.recv_into(buffer)
+            except BlockingIOError:
+                break
+            except OSError as err:
+                if err.errno != errno.ENOBUFS:
+                    raise BackendUnavailable(f"kernel events: {os.strerror(err.errno or 0)}") from err
+                events.append(Overrun("interface and route events" if what == "route" else "socket events"))
+                continue  # the socket goes on working after reporting the loss once
+            if what == "route":
+                for kind, _offset, _end in _messages(buffer, size):
+                    changed.update(_RTM_SECTIONS.get(kind, ()))
+            else:
+                events += (Destroyed(freed) for freed in decode_destroyed(buffer, size, what))
+        if changed:
+            events.append(SectionChanged(frozenset(changed)))
+
+    def close(self) -> None:
+        for sock, _what in self._sources.values():
+            sock.close()
+        self._sources = {}
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
