@@ -188,7 +188,7 @@ def test_short_lived_connection_in_text_and_sigint_summary(netns: str) -> None:
         ends = {
             f"- tcp CLOSE 127.0.0.1:{client} 127.0.0.1:{server}  short-lived",
             f"- tcp CLOSE 127.0.0.1:{server} 127.0.0.1:{client}  short-lived",
-            f"- tcp CLOSE 127.0.0.1:{server} *:*  short-lived",
+            f"- tcp CLOSE 127.0.0.1:{server} 0.0.0.0:*  short-lived",
         }
         seen: set[str] = set()
         while not ends <= seen:
