@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -153,8 +153,8 @@ def show(
         bool, typer.Option("--numeric", "-n", help="Numeric addresses and ports (the default).")
     ] = False,
     resolve: Annotated[bool, typer.Option("--resolve", "-r", help="Resolve host and service names.")] = False,
-    ipv4: Annotated[bool, typer.Option("--ipv4", "-4", help="IPv4 sockets, as ss -4.")] = False,
-    ipv6: Annotated[bool, typer.Option("--ipv6", "-6", help="IPv6 sockets, as ss -6.")] = False,
+    ipv4: Annotated[bool, typer.Option("--ipv4", "-4", help="IPv4 sockets (or routes), as ss -4.")] = False,
+    ipv6: Annotated[bool, typer.Option("--ipv6", "-6", help="IPv6 sockets (or routes), as ss -6.")] = False,
     summary: Annotated[
         bool,
         typer.Option(
@@ -172,13 +172,24 @@ def show(
     extended: Annotated[
         bool, typer.Option("--extended", "-e", help="Add uid, inode and v6only, as ss -e.")
     ] = False,
+    interfaces: Annotated[
+        bool,
+        typer.Option("--interfaces", "-i", help="The interfaces that are up, as netstat -i (-a: all)."),
+    ] = False,
+    route: Annotated[
+        bool, typer.Option("--route", help="The routing table, as netstat -rn (netstat's -r; see --table).")
+    ] = False,
+    table: Annotated[
+        str, typer.Option("--table", help="With --route: main (default), local, all or a table number.")
+    ] = "main",
     netns: Netns = None,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
 
     As in ss, -t -u -w choose protocols and -4 -6 -x families (-t -4: TCP over
     IPv4), and a filter that names states (state listening state established)
-    replaces the default view and -l / -a.
+    replaces the default view and -l / -a. With -i, the interfaces as netstat -i
+    lists them; with --route, the routes as netstat -rn (-4 / -6 to narrow).
     """
     from . import render
     from .filter import filter_keywords
@@ -195,6 +206,15 @@ def show(
     source = words.pop(0) if words and is_source(words[0]) else "live"
     if backend is not None:
         source = _live_through(source, backend)
+    if interfaces or route:
+        if interfaces and route:
+            _fail("give either -i or --route, not both")
+        if words:
+            _fail("a filter expression selects sockets; -i and --route take none")
+        families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
+        section = "interfaces" if interfaces else "routes"
+        _show_network(source, netns, chosen, section, families, table, everything, header=not no_header)
+        return
     where = _where(words)
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
@@ -244,6 +264,57 @@ def _live_through(source: str, backend: str) -> str:
     if source in LIVE:
         _fail(f"--backend {backend} contradicts the source {source}")
     _fail(f"--backend reads the live system; {source} is a snapshot")
+
+
+def _show_network(
+    source: str,
+    netns: str | None,
+    chosen: Format,
+    section: str,
+    families: set[str],
+    table: str,
+    everything: bool,
+    header: bool,
+) -> None:
+    """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
+    from . import render_net
+    from .formats import Format
+    from .formats.jsonl import record_lines
+    from .snapshots import dumps
+    from .sources import open_source
+
+    wanted_table = render_net.parse_table(table)
+    snap = open_source(source, netns=netns, processes=False, sections=(section,))
+    records: list[Any]
+    if section == "interfaces":
+        if snap.interfaces is None:
+            _fail(f"{source}: this snapshot has no interfaces section (taken with --sections)")
+        interfaces = render_net.select_interfaces(snap.interfaces, everything)
+        text = render_net.interface_table(interfaces, header=header)
+        records, narrowed = (
+            interfaces,
+            dataclasses.replace(snap, sockets=None, routes=None, interfaces=tuple(interfaces)),
+        )
+    else:
+        if snap.routes is None:
+            _fail(f"{source}: this snapshot has no routes section (taken with --sections)")
+        routes = render_net.select_routes(snap.routes, families, wanted_table)
+        all_tables = wanted_table != render_net.TABLE_NAMES["main"]
+        text = render_net.route_tables(routes, all_tables=all_tables, header=header)
+        records, narrowed = (
+            routes,
+            dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),
+        )
+        covered = snap.header.sources.get("routes", "")
+        if wanted_table != render_net.TABLE_NAMES["main"] and "main table" in covered:
+            print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
+    if chosen is Format.TABLE:
+        if text:
+            print(text)
+    elif chosen is Format.JSON:
+        sys.stdout.buffer.write(dumps(narrowed))
+    else:
+        sys.stdout.buffer.writelines(record_lines(records))
 
 
 def _colour() -> bool:

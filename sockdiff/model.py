@@ -434,3 +434,8 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     metric: int
     protocol: str | None
     scope: str | None
+    # netstat -rn's MSS, Window and irtt columns: the advertised MSS plus 40 (0
+    # when not set), the window clamp, the initial RTT in ms; None where unknown.
+    mss: int | None = None
+    window: int | None = None
+    irtt: int | None = None

@@ -7,8 +7,9 @@
 - ``tun0``: a tun device, up but not RUNNING (nobody holds it), no hardware address;
 - routes: 10.20.0.0/16 via a gateway, a default route with metric 50, a
   blackhole, an unreachable and a throw route, a route in table 100, one on the
-  carrier-less tun0; IPv6: fd01::/64 via a gateway, a blackhole, and a route and
-  a default route in table 100.
+  carrier-less tun0, one with an advertised MSS, window and RTT; IPv6:
+  fd01::/64 via a gateway, a blackhole, and a route and a default route in
+  table 100.
 
 DAD and router solicitations are off so the addresses are final at once. The
 functions named ``*_from_ip`` turn ``ip -j`` output into sockdiff's records, so
@@ -59,6 +60,7 @@ route add unreachable 10.50.0.0/16
 route add throw 10.52.0.0/16
 route add 10.40.0.0/16 via 10.9.0.2 table 100
 route add 10.54.0.0/16 dev tun0
+route add 10.70.0.0/16 via 10.9.0.2 advmss 1400 window 65535 rtt 80ms
 route add fd01::/64 via fd00::2
 route add blackhole fd03::/64
 route add fd02::/64 via fd00::2 table 100
@@ -169,6 +171,7 @@ def routes_from_ip(routes: Iterable[Mapping[str, Any]], family: str) -> list[Rou
         elif "/" not in destination:
             destination += "/32" if family == "inet" else "/128"
         table = route.get("table", "main")
+        metrics = {k: v for m in route.get("metrics", ()) for k, v in m.items()}
         found.append(
             Route(
                 family=family,  # type: ignore[arg-type]
@@ -180,6 +183,10 @@ def routes_from_ip(routes: Iterable[Mapping[str, Any]], family: str) -> list[Rou
                 metric=route.get("metric", 0),
                 protocol=route["protocol"],
                 scope=_SCOPES.get(route["scope"], route["scope"]),
+                # netstat -rn's figures: MSS is the advertised MSS plus 40; ip shows rtt in ms.
+                mss=metrics["advmss"] + 40 if metrics.get("advmss") else 0,
+                window=metrics.get("window", 0),
+                irtt=metrics.get("rtt", 0),
             )
         )
     return found

@@ -12,9 +12,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
+from cli import one_line_error, sockdiff
 from linkzoo import build_network, interfaces_from_ip, ip_json, known_equal, routes_from_ip
 from netns import netns_exec_argv, private_netns
 
@@ -143,3 +145,85 @@ def test_proc_backend_where_sysfs_is_the_namespace(network: str) -> None:
     compare_backends(interfaces, before, after)
     assert [i.operstate for i in interfaces] == [i.operstate for i in before]
     check_proc_routes(proc_routes, netlink_routes)
+
+
+# ---------------------------------------------------------------- show -i / --route against netstat
+
+
+def netstat(network: str, *argv: str) -> str:
+    return subprocess.run(
+        netns_exec_argv(network, ["netstat", *argv]), capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+def show(network: str, *argv: str) -> str:
+    done = sockdiff("show", *argv, netns=network)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout
+
+
+_COUNTER_COLUMNS = range(2, 10)  # RX-OK .. TX-OVR
+
+
+def test_show_interfaces_is_netstat_i(network: str) -> None:
+    before = show(network, "-i").splitlines()
+    shown = netstat(network, "-i").splitlines()
+    after = show(network, "-i").splitlines()
+    assert before[:2] == shown[:2] and shown[0] == "Kernel Interface table"
+    assert len(before) == len(shown) == len(after) == 5  # lo, tun0 (up, no carrier), va
+    for ours, theirs, later in zip(before[2:], shown[2:], after[2:], strict=True):
+        words, netstat_words, later_words = ours.split(), theirs.split(), later.split()
+        masked = [w for i, w in enumerate(words) if i not in _COUNTER_COLUMNS]
+        assert masked == [w for i, w in enumerate(netstat_words) if i not in _COUNTER_COLUMNS]
+        for column in _COUNTER_COLUMNS:
+            assert int(words[column]) <= int(netstat_words[column]) <= int(later_words[column]), theirs
+        # The layout to the character: the same widths once the counters are set aside.
+        assert [len(w) for w in ours.split(" ")[:2]] == [len(w) for w in theirs.split(" ")[:2]]
+    assert [line.split()[-1] for line in shown[2:]] == ["LRU", "MOPU", "BMRU"]
+
+
+def test_show_route_is_netstat_rn_from_both_backends(network: str) -> None:
+    expected = netstat(network, "-rn")
+    assert show(network, "--route", "-4") == expected
+    assert show(network, "live:proc", "--route", "-4") == expected
+    assert "10.70.0.0       10.9.0.2        255.255.0.0     UG     1440 65535     80 va\n" in expected
+
+
+def test_show_route_6_rows_are_netstat_6rn_rows(network: str) -> None:
+    """netstat -6rn shows every table, without saying which; each main-table row of ours is among them."""
+    theirs = {}
+    for line in netstat(network, "-6rn").splitlines()[2:]:
+        destination, hop, flags, metric, _ref, _use, dev = line.split()
+        theirs[destination, hop, metric, dev] = flags
+    lines = show(network, "--route", "-6").splitlines()
+    assert lines[0] == "Kernel IPv6 routing table"
+    rows = [line.split() for line in lines[2:]]
+    assert [row[0] for row in rows] == ["fd00::/64", "fd01::/64", "fd03::/64", "fe80::/64"]
+    for destination, gateway, flags, metric, dev in rows:
+        netstat_flags = theirs[(destination, gateway, metric, dev)]
+        assert set(flags) <= set(netstat_flags), (destination, flags, netstat_flags)
+
+
+def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> None:
+    saved = tmp_path / "saved.json"
+    assert sockdiff("snapshot", "-o", str(saved), "--no-processes", netns=network).returncode == 0
+    everything = show(network, str(saved), "--route", "--table", "all")
+    assert (
+        "10.40.0.0       10.9.0.2        255.255.0.0     UG        0 0          0 va  100 unicast"
+        in everything
+    )
+    assert "fd00::1/128" in everything and "local local" in everything
+    assert show(network, str(saved), "--route", "--table", "100", "-6").splitlines()[2:] == [
+        "fd02::/64                      fd00::2                    UG   1024 va  100 unicast",
+        "::/0                           fd00::3                    UG   1024 va  100 unicast",
+    ]
+    live = show(network, "-i", "-a").splitlines()
+    assert [line.split()[:2] for line in show(network, str(saved), "-i").splitlines()] == [
+        line.split()[:2] for line in live
+    ]
+    sockets_only = tmp_path / "sockets.json"
+    assert (
+        sockdiff("snapshot", "-o", str(sockets_only), "--sections", "sockets", netns=network).returncode == 0
+    )
+    assert "no interfaces section" in one_line_error(sockdiff("show", str(sockets_only), "-i"))
+    assert "routing table 'nine'" in one_line_error(sockdiff("show", "--route", "--table", "nine"))

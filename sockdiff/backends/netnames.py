@@ -235,6 +235,9 @@ def make_route(
     metric: int,
     protocol: str | None,
     scope: str | None,
+    mss: int | None,
+    window: int | None,
+    irtt: int | None,
 ) -> Route:
     """Build a route record (``destination`` packed); both backends come through here.
 
@@ -250,4 +253,7 @@ def make_route(
         metric=metric,
         protocol=protocol,
         scope=scope,
+        mss=mss,
+        window=window,
+        irtt=irtt,
     )

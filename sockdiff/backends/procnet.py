@@ -146,6 +146,9 @@ class RouteRow:
     gateway: str | None
     flags: int
     metric: int
+    mss: int
+    window: int
+    irtt: int
 
 
 def parse_route(data: bytes) -> list[RouteRow]:
@@ -155,12 +158,12 @@ def parse_route(data: bytes) -> list[RouteRow]:
     ...     b"Window\\tIRTT\\nva\\t0000140A\\t0200090A\\t0003\\t0\\t0\\t0\\t0000FFFF\\t0\\t0\\t0\\n")
     ... # doctest: +NORMALIZE_WHITESPACE
     [RouteRow(dev=b'va', destination=b'\\n\\x14\\x00\\x00', prefix_length=16, gateway='10.9.0.2',
-              flags=3, metric=0)]
+              flags=3, metric=0, mss=0, window=0, irtt=0)]
     """
     rows = []
     for line in data.split(b"\n")[1:]:
         fields = line.split()
-        if len(fields) < 8:
+        if len(fields) < 11:
             continue
         mask = int.from_bytes(_ipv4_word(fields[7]), "big")
         rows.append(
@@ -171,6 +174,9 @@ def parse_route(data: bytes) -> list[RouteRow]:
                 gateway=socket.inet_ntop(AF_INET, _ipv4_word(fields[2])),
                 flags=int(fields[3], 16),
                 metric=int(fields[6]),
+                mss=int(fields[8]),
+                window=int(fields[9]),
+                irtt=int(fields[10]),
             )
         )
     return rows
@@ -399,6 +405,9 @@ def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]
                 row.metric,
                 None,
                 scope,
+                row.mss,
+                row.window,
+                row.irtt,
             )
         )
     for row6 in ipv6_main_table(parse_ipv6_route(ipv6_route)):
@@ -415,6 +424,9 @@ def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]
                 None,
                 # The kernel gives every IPv6 route universe scope (rt6_fill_node).
                 ROUTE_SCOPES[0],
+                None,  # ipv6_route does not show MSS, window or RTT
+                None,
+                None,
             )
         )
     return routes

@@ -72,9 +72,13 @@ RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
 RTA_PRIORITY = 6
+RTA_METRICS = 8
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
 RTA_VIA = 18
+RTAX_WINDOW = 3
+RTAX_RTT = 4
+RTAX_ADVMSS = 8
 
 _LINK = struct.Struct("=16xBxHiII")  # nlmsghdr + struct ifinfomsg
 _ADDR = struct.Struct("=16xBBBBi")  # nlmsghdr + struct ifaddrmsg
@@ -289,7 +293,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
             continue
         destination = bytes(16 if family == AF_INET6 else 4)
         gateway = None
-        oif = metric = 0
+        oif = metric = advmss = window = rtt = 0
         hops: list[tuple[int, str | None]] = []
         for attr, start, stop in _attributes(buffer, offset + _ROUTE_SIZE, end):
             if attr == RTA_DST:
@@ -304,6 +308,14 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
                 table = _U32.unpack_from(buffer, start)[0]
             elif attr == RTA_MULTIPATH:
                 hops = _nexthops(family, buffer, start, stop)
+            elif attr == RTA_METRICS:
+                for metric_kind, value_start, _ in _attributes(buffer, start, stop):
+                    if metric_kind == RTAX_ADVMSS:
+                        advmss = _U32.unpack_from(buffer, value_start)[0]
+                    elif metric_kind == RTAX_WINDOW:
+                        window = _U32.unpack_from(buffer, value_start)[0]
+                    elif metric_kind == RTAX_RTT:
+                        rtt = _U32.unpack_from(buffer, value_start)[0]
         if not hops:
             hops = [(oif, gateway)]
         elif family == AF_INET:
@@ -322,6 +334,10 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
                     metric,
                     protocol_name(protocol),
                     scope_name(scope),
+                    # As /proc/net/route and netstat -rn show them (fib_route_seq_show).
+                    advmss + 40 if advmss else 0,
+                    window,
+                    rtt >> 3,
                 )
             )
     return routes
