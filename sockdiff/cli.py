@@ -211,9 +211,9 @@ def show(
             _fail("give either -i or --route, not both")
         if words:
             _fail("a filter expression selects sockets; -i and --route take none")
-        families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
+        route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
         section = "interfaces" if interfaces else "routes"
-        _show_network(source, netns, chosen, section, families, table, everything, header=not no_header)
+        _show_network(source, netns, chosen, section, route_families, table, everything, header=not no_header)
         return
     where = _where(words)
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()

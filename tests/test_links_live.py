@@ -186,6 +186,7 @@ def test_show_route_is_netstat_rn_from_both_backends(network: str) -> None:
     expected = netstat(network, "-rn")
     assert show(network, "--route", "-4") == expected
     assert show(network, "live:proc", "--route", "-4") == expected
+    assert show(network, "--route", "-4", "-H") == "".join(expected.splitlines(keepends=True)[2:])
     assert "10.70.0.0       10.9.0.2        255.255.0.0     UG     1440 65535     80 va\n" in expected
 
 
