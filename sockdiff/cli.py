@@ -330,7 +330,10 @@ def compare(
     new: Annotated[str | None, typer.Argument(help="The same kinds of source (default: live).")] = None,
     fail_on: Annotated[
         str | None,
-        typer.Option("--fail-on", help="Exit 1 when any of these differ: any,new,closed,changed,listening."),
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when any of these differ: any,new,closed,changed,listening,interfaces,routes.",
+        ),
     ] = None,
     ignore: Annotated[
         list[str] | None,
@@ -343,7 +346,10 @@ def compare(
         str | None,
         typer.Option(
             "--fields",
-            help="Fields compared: a comma list, +NAME to add, or all (default state,processes,inode).",
+            help=(
+                "Fields compared: a comma list, +NAME to add, or all (default state,processes,inode;"
+                " +counters compares interface counters)."
+            ),
         ),
     ] = None,
     output_format: Annotated[
@@ -378,6 +384,10 @@ def compare(
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
     )
+    if result.narrowed and result.scope is not None:
+        from .render import scope_note
+
+        print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
     for extra_format, path in extra:
         _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
     sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))

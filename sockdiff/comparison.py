@@ -24,7 +24,11 @@ def compare(
     ignore: Callable[[Socket], bool] | None = None,
     only: Callable[[Socket], bool] | None = None,
 ) -> Diff:
-    """Compare two sources; OLD defaults to the newest stored snapshot, NEW to live.
+    """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
+
+    Only what both sides covered is compared (see :func:`sockdiff.differ.diff`). A
+    live side facing a snapshot is read within that snapshot's scope and sections,
+    and in its network namespace unless ``netns`` names another.
 
     Each side is a :class:`Snapshot` or a source: a file, ``-``, a stored name,
     ``live`` or ``live:BACKEND``. Two live sources are not read at the same
@@ -33,21 +37,30 @@ def compare(
     are reported (the way unhide-tcp re-probes before it reports); the result
     says so.
     """
-    old = old or str(store.newest().path)
-    new = new or "live"
+    old = old if old is not None else str(store.newest().path)
+    new = new if new is not None else "live"
 
-    def opened(source: str | Snapshot) -> Snapshot:
-        return source if isinstance(source, Snapshot) else open_source(source, netns=netns)
+    def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:
+        if isinstance(source, Snapshot):
+            return source
+        if facing is None or not _is_live(source):
+            return open_source(source, netns=netns)
+        return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
 
     def once() -> Diff:
-        before = opened(old)
-        after = opened(new)
+        # A file is read first, so that a live side can be read as it was.
+        if _is_live(old):
+            after = read(new, None)
+            before = read(old, None if _is_live(new) else after)
+        else:
+            before = read(old, None)
+            after = read(new, before)
         return diff(before, after, fields=fields, ignore=ignore, only=only)
 
     first = once()
     if not (_is_live(old) and _is_live(new)):
         return first
-    if not (first.opened or first.closed or first.changed):
+    if not (first.opened or first.closed or first.changed or first.interfaces or first.routes):
         return dataclasses.replace(first, persistent_only=True)  # nothing to confirm
     return persistent(first, once())
 

@@ -1,4 +1,4 @@
-"""What changed between two snapshots: new, closed and changed sockets.
+"""What changed between two snapshots: sockets new, closed and changed; interfaces and routes.
 
 Sockets are matched by identity (SPEC.md): inet by protocol, family, both
 endpoints and the device the socket is bound to; UNIX by type, name and inode.
@@ -11,6 +11,11 @@ is also what an unbound socket has. So a socket left over on one side with no
 device pairs with one left over on the other that has a device and is
 otherwise the same: ``0.0.0.0:7401`` read from /proc is ``0.0.0.0%lo:7401``
 read through netlink. Two sockets bound to different devices never pair.
+
+Only what both sides covered is compared: sockets within the common scope (the
+protocols both took, matching both filters), and only the sections both took.
+Interfaces are matched by name, routes by (family, table, type, destination,
+metric, dev); interface counters only when asked, and then as deltas.
 """
 
 from __future__ import annotations
@@ -19,19 +24,24 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
 from .errors import UsageError
-from .model import Endpoint, Socket, is_listening
-from .snapshots import Snapshot
+from .model import COUNTER_NAMES, PROTOS, Endpoint, Interface, Route, Socket, is_listening
+from .snapshots import Scope, Snapshot
 
 __all__ = [
     "COMPARABLE_FIELDS",
     "DEFAULT_FIELDS",
     "FAIL_ON",
+    "INTERFACE_FIELDS",
+    "ROUTE_FIELDS",
     "Change",
     "Diff",
+    "SectionDiff",
+    "common_scope",
+    "counter_deltas",
     "diff",
     "identity",
     "parse_fail_on",
@@ -39,8 +49,12 @@ __all__ = [
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
-COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "remote")
-FAIL_ON = ("any", "new", "closed", "changed", "listening")
+# Socket fields, then ``counters``: the interfaces' traffic counters.
+COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "remote", "counters")
+FAIL_ON = ("any", "new", "closed", "changed", "listening", "interfaces", "routes")
+# What makes an interface or a route changed (SPEC.md); counters only when asked.
+INTERFACE_FIELDS = ("flags", "operstate", "mtu", "mac", "index", "addresses")
+ROUTE_FIELDS = ("gateway", "protocol", "scope")
 
 
 # Identities as C-level getters over the record's fields: inet
@@ -62,51 +76,98 @@ def _identities(sockets: Sequence[Socket]) -> list[Hashable]:
     return [unix(s) if s.proto == "unix" else inet(s) for s in sockets]
 
 
+R = TypeVar("R", Socket, Interface, Route)
+
+
 @dataclass(frozen=True, slots=True)
-class Change:
-    old: Socket
-    new: Socket
+class Change(Generic[R]):
+    """One record on both sides, and the names of the fields that changed."""
+
+    old: R
+    new: R
     fields: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
+class SectionDiff(Generic[R]):
+    """The differences in one section (interfaces or routes), each sorted."""
+
+    added: tuple[R, ...]
+    removed: tuple[R, ...]
+    changed: tuple[Change[R], ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"added": len(self.added), "removed": len(self.removed), "changed": len(self.changed)}
+
+    def __len__(self) -> int:
+        return len(self.added) + len(self.removed) + len(self.changed)
+
+
+@dataclass(frozen=True, slots=True)
 class Diff:
-    """The differences between ``old`` and ``new``, in a stable order."""
+    """The differences between ``old`` and ``new``, in a stable order.
+
+    ``opened``, ``closed`` and ``changed`` are the sockets (within ``scope``, the
+    scope both sides covered; None when either side took no sockets);
+    ``interfaces`` and ``routes`` are None when either side did not take them.
+    """
 
     old: Snapshot
     new: Snapshot
     opened: tuple[Socket, ...]
     closed: tuple[Socket, ...]
-    changed: tuple[Change, ...]
+    changed: tuple[Change[Socket], ...]
+    interfaces: SectionDiff[Interface] | None = None
+    routes: SectionDiff[Route] | None = None
+    scope: Scope | None = None
     persistent_only: bool = field(default=False)
 
     @property
     def summary(self) -> dict[str, int]:
+        """The socket differences' counts; each section has its own ``summary``."""
         return {"new": len(self.opened), "closed": len(self.closed), "changed": len(self.changed)}
 
-    def counter(self, fail_on: Iterable[str]) -> Callable[[str, Socket], bool]:
-        """Whether ``--fail-on`` counts one difference: ``counts(kind, socket)``.
+    @property
+    def narrowed(self) -> bool:
+        """Whether sockets were compared within less than every protocol, unfiltered."""
+        return self.scope is not None and (self.scope.filter is not None or self.scope.protos != PROTOS)
 
-        ``kind`` is new, closed or changed; ``listening`` counts new sockets that
-        wait for peers (:func:`~sockdiff.model.is_listening`).
+    def counter(self, fail_on: Iterable[str]) -> Callable[[str, Socket | Interface | Route], bool]:
+        """Whether ``--fail-on`` counts one difference: ``counts(kind, record)``.
+
+        ``kind`` is new, closed or changed for a socket (``listening`` counts new
+        sockets that wait for peers, :func:`~sockdiff.model.is_listening`), and
+        the section's name, interfaces or routes, for any of their differences.
         """
         kinds = frozenset(fail_on)
 
-        def counts(kind: str, sock: Socket) -> bool:
+        def counts(kind: str, record: Socket | Interface | Route) -> bool:
             if "any" in kinds or kind in kinds:
                 return True
-            return kind == "new" and "listening" in kinds and is_listening(sock)
+            return (
+                kind == "new" and "listening" in kinds and isinstance(record, Socket) and is_listening(record)
+            )
 
         return counts
 
     def counted(self, fail_on: Iterable[str]) -> int:
-        """How many differences ``--fail-on`` counts (any, new, closed, changed, listening)."""
+        """How many differences ``--fail-on`` counts (see :data:`FAIL_ON`)."""
         counts = self.counter(fail_on)
-        return (
+        total = (
             sum(counts("new", s) for s in self.opened)
             + sum(counts("closed", s) for s in self.closed)
             + sum(counts("changed", c.new) for c in self.changed)
         )
+        sections: tuple[tuple[str, SectionDiff[Interface] | SectionDiff[Route] | None], ...] = (
+            ("interfaces", self.interfaces),
+            ("routes", self.routes),
+        )
+        for kind, section in sections:
+            if section is not None:
+                total += sum(counts(kind, r) for r in (*section.added, *section.removed))
+                total += sum(counts(kind, c.new) for c in section.changed)
+        return total
 
 
 def parse_fields(text: str | None) -> tuple[str, ...]:
@@ -129,7 +190,7 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
 
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
-    """``--fail-on``: a comma list of any, new, closed, changed, listening."""
+    """``--fail-on``: a comma list of any, new, closed, changed, listening, interfaces, routes."""
     kinds = tuple(item.strip() for item in text.split(",") if item.strip())
     for kind in kinds:
         if kind not in FAIL_ON:
@@ -148,13 +209,10 @@ def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[st
             if old.processes and new.processes and _owners(old) != _owners(new):
                 found.append(name)
             continue
-        before = getattr(old, name)
-        after = getattr(new, name)
-        if before != after and before is not None and after is not None:
-            # inode 0 (TIME_WAIT, request sockets) is no inode at all.
-            if name == "inode" and (before == 0 or after == 0):
-                continue
-            found.append(name)
+        # inode 0 (TIME_WAIT, request sockets) is no inode at all.
+        if name == "inode" and (old.inode == 0 or new.inode == 0):
+            continue
+        found += _record_fields(old, new, (name,))
     return tuple(found)
 
 
@@ -248,6 +306,35 @@ def _endpoint_key(end: Endpoint | None) -> tuple[str, int]:
     )
 
 
+def common_scope(old: Scope, new: Scope) -> Scope:
+    """What both scopes cover: the protocols both took, matching both filters.
+
+    >>> common_scope(Scope(("tcp", "udp")), Scope(("tcp", "unix"), "sport = :80"))
+    Scope(protos=('tcp',), filter='sport = :80')
+    >>> common_scope(Scope(("tcp",), "sport = :80"), Scope(("tcp",), "dport = :22")).filter
+    '(sport = :80) and (dport = :22)'
+    """
+    protos = tuple(p for p in old.protos if p in new.protos)
+    filters = [text for text in dict.fromkeys((old.filter, new.filter)) if text is not None]
+    if len(filters) > 1:
+        return Scope(protos, " and ".join(f"({text})" for text in filters))
+    return Scope(protos, filters[0] if filters else None)
+
+
+def _within(snapshot: Snapshot, scope: Scope) -> tuple[Socket, ...]:
+    """The sockets of ``snapshot`` that ``scope`` covers (all of them when it is the snapshot's own)."""
+    sockets = snapshot.sockets or ()
+    if snapshot.header.scope == scope:
+        return sockets
+    protos = frozenset(scope.protos)
+    test: Callable[[Socket], bool] | None = None
+    if scope.filter is not None and scope.filter != snapshot.header.scope.filter:
+        from .filter import compile_filter
+
+        test = compile_filter(scope.filter)
+    return tuple(s for s in sockets if s.proto in protos and (test is None or test(s)))
+
+
 def diff(
     old: Snapshot,
     new: Snapshot,
@@ -255,15 +342,53 @@ def diff(
     ignore: Callable[[Socket], bool] | None = None,
     only: Callable[[Socket], bool] | None = None,
 ) -> Diff:
-    """The new, closed and changed sockets from ``old`` to ``new``.
+    """What changed from ``old`` to ``new``, within what both sides covered.
 
-    ``ignore`` drops every difference involving a socket it matches (either side
-    of a change); ``only`` keeps just the differences involving one it matches.
+    Sockets are compared within :func:`common_scope` of the two headers; a
+    section either side did not take is not compared (None in the result).
+    ``ignore`` drops every socket difference involving a socket it matches
+    (either side of a change); ``only`` keeps just those involving one it
+    matches. ``fields`` names the socket fields compared, and ``counters`` the
+    interfaces' counters.
     """
-    # A section one side did not take is never compared.
-    both = old.sockets is not None and new.sockets is not None
-    old_sockets = old.sockets if both and old.sockets is not None else ()
-    new_sockets = new.sockets if both and new.sockets is not None else ()
+    scope = None
+    old_sockets: tuple[Socket, ...] = ()
+    new_sockets: tuple[Socket, ...] = ()
+    if old.sockets is not None and new.sockets is not None:
+        scope = common_scope(old.header.scope, new.header.scope)
+        old_sockets, new_sockets = _within(old, scope), _within(new, scope)
+    socket_fields = tuple(name for name in fields if name != "counters")
+    opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
+
+    def wanted(*socks: Socket) -> bool:
+        if ignore is not None and any(ignore(s) for s in socks):
+            return False
+        return only is None or any(only(s) for s in socks)
+
+    if ignore is not None or only is not None:
+        opened = [s for s in opened if wanted(s)]
+        closed = [s for s in closed if wanted(s)]
+        changed = [c for c in changed if wanted(c.old, c.new)]
+    opened.sort(key=_sort_key)
+    closed.sort(key=_sort_key)
+    changed.sort(key=lambda c: _sort_key(c.new))
+    interface_fields = INTERFACE_FIELDS + (("counters",) if "counters" in fields else ())
+    return Diff(
+        old,
+        new,
+        tuple(opened),
+        tuple(closed),
+        tuple(changed),
+        interfaces=_diff_section(old.interfaces, new.interfaces, _INTERFACE_KEY, interface_fields),
+        routes=_diff_section(old.routes, new.routes, _ROUTE_KEY, ROUTE_FIELDS),
+        scope=scope,
+    )
+
+
+def _diff_sockets(
+    old_sockets: Sequence[Socket], new_sockets: Sequence[Socket], fields: Sequence[str]
+) -> tuple[list[Socket], list[Socket], list[Change[Socket]]]:
+    """Opened, closed and changed sockets, unsorted."""
     with gc_paused():
         old_keys = _identities(old_sockets)
         new_keys = _identities(new_sockets)
@@ -299,27 +424,87 @@ def diff(
         if closed and opened:
             found, closed, opened = _pair_unknown_devices(closed, opened)
             pairs += found
-        changed: list[Change] = []
+        changed: list[Change[Socket]] = []
         for before, after in pairs:
             if before == after:
                 continue
             names = _changed_fields(before, after, fields)
             if names:
                 changed.append(Change(before, after, names))
+    return opened, closed, changed
 
-    def wanted(*socks: Socket) -> bool:
-        if ignore is not None and any(ignore(s) for s in socks):
-            return False
-        return only is None or any(only(s) for s in socks)
 
-    if ignore is not None or only is not None:
-        opened = [s for s in opened if wanted(s)]
-        closed = [s for s in closed if wanted(s)]
-        changed = [c for c in changed if wanted(c.old, c.new)]
-    opened.sort(key=_sort_key)
-    closed.sort(key=_sort_key)
-    changed.sort(key=lambda c: _sort_key(c.new))
-    return Diff(old, new, tuple(opened), tuple(closed), tuple(changed))
+_INTERFACE_KEY: Callable[[Interface], Hashable] = operator.attrgetter("name")
+_ROUTE_KEY: Callable[[Route], Hashable] = operator.attrgetter(
+    "family", "table", "type", "destination", "metric", "dev"
+)
+
+
+def counter_deltas(old: Interface, new: Interface) -> dict[str, int]:
+    """How much each counter that moved moved from ``old`` to ``new`` ({} when either is unknown).
+
+    A counter that went down (the interface was recreated) shows as a negative delta.
+    """
+    if old.counters is None or new.counters is None:
+        return {}
+    deltas = {name: getattr(new.counters, name) - getattr(old.counters, name) for name in COUNTER_NAMES}
+    return {name: delta for name, delta in deltas.items() if delta}
+
+
+def _record_fields(
+    old: Socket | Interface | Route, new: Socket | Interface | Route, fields: Sequence[str]
+) -> tuple[str, ...]:
+    """The fields that differ where both sides know them (None is unknown)."""
+    found = []
+    for name in fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after and before is not None and after is not None:
+            found.append(name)
+    return tuple(found)
+
+
+def _diff_section(
+    olds: tuple[R, ...] | None,
+    news: tuple[R, ...] | None,
+    key: Callable[[R], Hashable],
+    fields: Sequence[str],
+) -> SectionDiff[R] | None:
+    """Added, removed and changed records of one section; None when a side did not take it.
+
+    Records sharing a key (which a backend should not produce) pair in order.
+    """
+    if olds is None or news is None:
+        return None
+    old_groups: dict[Hashable, list[R]] = {}
+    for record in olds:
+        old_groups.setdefault(key(record), []).append(record)
+    added: list[R] = []
+    changed: list[Change[R]] = []
+    for record in news:
+        group = old_groups.get(key(record))
+        if not group:
+            added.append(record)
+            continue
+        before = group.pop(0)
+        if before != record:
+            names = _record_fields(before, record, fields)
+            if names:
+                changed.append(Change(before, record, names))
+    removed = [record for group in old_groups.values() for record in group]
+    order = _section_sort_key
+    return SectionDiff(
+        tuple(sorted(added, key=order)),
+        tuple(sorted(removed, key=order)),
+        tuple(sorted(changed, key=lambda c: order(c.new))),
+    )
+
+
+def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
+    if isinstance(record, Interface):
+        return (record.name,)
+    if isinstance(record, Route):
+        return (record.family, record.table, record.destination, record.metric, record.type, record.dev or "")
+    return _sort_key(record)  # sections hold no sockets; this keeps the key total
 
 
 def persistent(first: Diff, second: Diff) -> Diff:
@@ -333,5 +518,23 @@ def persistent(first: Diff, second: Diff) -> Diff:
         tuple(s for s in second.opened if identity(s) in opened),
         tuple(s for s in second.closed if identity(s) in closed),
         tuple(c for c in second.changed if (identity(c.new), c.fields) in changed),
+        interfaces=_both_times(first.interfaces, second.interfaces, _INTERFACE_KEY),
+        routes=_both_times(first.routes, second.routes, _ROUTE_KEY),
+        scope=second.scope,
         persistent_only=True,
+    )
+
+
+def _both_times(
+    first: SectionDiff[R] | None, second: SectionDiff[R] | None, key: Callable[[R], Hashable]
+) -> SectionDiff[R] | None:
+    if first is None or second is None:
+        return second
+    added = {key(r) for r in first.added}
+    removed = {key(r) for r in first.removed}
+    changed = {(key(c.new), c.fields) for c in first.changed}
+    return SectionDiff(
+        tuple(r for r in second.added if key(r) in added),
+        tuple(r for r in second.removed if key(r) in removed),
+        tuple(c for c in second.changed if (key(c.new), c.fields) in changed),
     )

@@ -6,17 +6,26 @@ import functools
 import ipaddress
 import socket as _socket
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .model import Endpoint, Socket
+from .model import Endpoint, Interface, Route, Socket
+
+if TYPE_CHECKING:
+    from .differ import Change, Diff
+    from .snapshots import Scope
 
 __all__ = [
     "change_detail",
     "details_text",
     "escape",
+    "interface_line",
     "local_text",
     "netid",
     "peer_text",
     "process_text",
+    "record_detail",
+    "route_line",
+    "scope_note",
     "socket_line",
     "socket_where",
     "sockets_summary",
@@ -319,5 +328,81 @@ def sockets_summary(sockets: Sequence[Socket]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_line(new: int, closed: int, changed: int) -> str:
-    return f"{new} new, {closed} closed, {changed} changed"
+def interface_line(interface: Interface) -> str:
+    """An interface on one line, ``ip link`` style: ``interface eth0 <BROADCAST,UP> UP mtu 1500 ...``."""
+    parts = ["interface", interface.name, f"<{','.join(interface.flags)}>"]
+    if interface.operstate is not None:
+        parts.append(interface.operstate)
+    if interface.mtu is not None:
+        parts.append(f"mtu {interface.mtu}")
+    if interface.mac is not None:
+        parts.append(f"link {interface.mac}")
+    parts += interface.addresses
+    return escape(" ".join(parts))
+
+
+_TABLE_NAMES = {254: "main", 255: "local"}
+
+
+def route_line(route: Route) -> str:
+    """A route on one line, ``ip route`` style: ``route 10.0.0.0/24 via 10.0.0.1 dev eth0 metric 100``."""
+    parts = ["route"]
+    if route.type != "unicast":
+        parts.append(route.type)
+    parts.append(route.destination)
+    if route.gateway is not None:
+        parts.append(f"via {route.gateway}")
+    if route.dev is not None:
+        parts.append(f"dev {route.dev}")
+    parts.append(f"table {_TABLE_NAMES.get(route.table, route.table)}")
+    if route.protocol is not None:
+        parts.append(f"proto {route.protocol}")
+    if route.scope is not None:
+        parts.append(f"scope {route.scope}")
+    parts.append(f"metric {route.metric}")
+    return escape(" ".join(parts))
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value) or "(none)"
+    return str(value)
+
+
+def record_detail(change: Change[Interface] | Change[Route]) -> str:
+    """``operstate: UP → DOWN; addresses: +10.0.0.2/24; counters: rx_packets +5``."""
+    from .differ import counter_deltas
+
+    parts = []
+    for name in change.fields:
+        before, after = getattr(change.old, name), getattr(change.new, name)
+        if name == "counters" and isinstance(change.old, Interface) and isinstance(change.new, Interface):
+            moved = counter_deltas(change.old, change.new)
+            parts.append("counters: " + ", ".join(f"{key} {delta:+d}" for key, delta in moved.items()))
+        elif name in ("addresses", "flags"):
+            came = [f"+{item}" for item in after if item not in before]
+            went = [f"-{item}" for item in before if item not in after]
+            parts.append(f"{name}: {' '.join(came + went)}")
+        else:
+            parts.append(f"{name}: {_plain(before)} → {_plain(after)}")
+    return escape("; ".join(parts))
+
+
+def scope_note(scope: Scope) -> str:
+    """What a comparison narrowed to: ``compared only tcp sockets matching 'sport = :80' ...``."""
+    what = "/".join(scope.protos) if scope.protos else "no"
+    matching = f" matching {scope.filter!r}" if scope.filter is not None else ""
+    return escape(f"compared only {what} sockets{matching}: what both sides cover")
+
+
+def summary_line(result: Diff) -> str:
+    """``N new, N closed, N changed``, then ``; interfaces: ...; routes: ...`` for sections that differ."""
+    counts = result.summary
+    text = f"{counts['new']} new, {counts['closed']} closed, {counts['changed']} changed"
+    for name, section in (("interfaces", result.interfaces), ("routes", result.routes)):
+        if section:
+            added, removed, changed = section.summary.values()
+            text += f"; {name}: {added} added, {removed} removed, {changed} changed"
+    return text

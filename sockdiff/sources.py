@@ -14,6 +14,7 @@ import stat
 from collections.abc import Sequence
 
 from . import store
+from .backends import sections_of
 from .errors import BadSnapshot, UsageError
 from .snapshots import Snapshot, load, take
 
@@ -49,14 +50,27 @@ def open_source(
     netns: str | None = None,
     processes: bool = True,
     sections: Sequence[str] | None = None,
+    like: Snapshot | None = None,
 ) -> Snapshot:
     """The snapshot a source names; live sources are read now (in ``netns`` if given).
 
-    ``sections`` narrows what a live source reads (default: every section).
+    ``sections`` narrows what a live source reads (default: every section);
+    ``like`` reads a live source within the scope and sections of that snapshot,
+    the way one would compare with it.
     """
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
-        return take(backend=backend, netns=netns, processes=processes, sections=sections)
+        if like is None:
+            return take(backend=backend, netns=netns, processes=processes, sections=sections)
+        readable = sections_of(backend)
+        return take(
+            backend=backend,
+            netns=netns,
+            processes=processes,
+            protos=like.header.scope.protos,
+            where=like.header.scope.filter,
+            sections=[name for name in readable if getattr(like, name) is not None],
+        )
     if text.startswith("live:"):
         raise UsageError(
             f"unknown live backend {text.partition(':')[2]!r} (sources: live, live:netlink, live:proc)"

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import msgspec
 import pytest
+from made import HEADER
 
 from sockdiff import Endpoint, Inet, Process, Snapshot, Socket, UnixName, UnixPeer, UsageError
 from sockdiff.differ import diff, parse_fail_on, parse_fields, persistent
 from sockdiff.filter import compile_filters
 from sockdiff.model import TypeName
-from sockdiff.snapshots import EVERYTHING, Header
 
 ANY = Inet("0.0.0.0", 0)
 
@@ -30,18 +30,6 @@ def tcp(
 
 def unix(path: str | None, inode: int, state: str = "LISTENING", kind: TypeName = "stream") -> Socket:
     return Socket("unix", "unix", kind, state, UnixName(path), UnixPeer(0), inode, 0, 0, 0, ())
-
-
-HEADER = Header(
-    taken_at="2026-11-25T10:00:00Z",
-    host="h",
-    kernel="k",
-    backend="netlink",
-    netns=None,
-    sources={},
-    scope=EVERYTHING,
-    tool_version="0.2.0",
-)
 
 
 def snap(*sockets: Socket) -> Snapshot:

@@ -87,5 +87,5 @@ class GithubFormat(DiffFormat):
             )
             lines.append(command("notice", "sockdiff: more differences", message))
             lines += [item.line for item in left_out]
-        lines.append(render.summary_line(**result.summary))
+        lines.append(render.summary_line(result))
         return "\n".join(lines) + "\n"

@@ -6,14 +6,15 @@ so they agree on order, wording and on which differences ``--fail-on`` counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import render
 
 if TYPE_CHECKING:
-    from ..differ import Diff
+    from ..differ import Diff, SectionDiff
+    from ..model import Interface, Route, Socket
 
 __all__ = ["Item", "items"]
 
@@ -42,7 +43,7 @@ class Item:
 
 
 def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
-    """Sockets first (new, closed, changed), each in the diff's order."""
+    """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed)."""
     counts = result.counter(fail_on)
     for sock in result.opened:
         yield Item("sockets", "new", "+", render.socket_line(sock), "", counts("new", sock))
@@ -56,4 +57,27 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
             render.socket_where(change.new),
             render.change_detail(change.old, change.new, change.fields),
             counts("changed", change.new),
+        )
+    yield from _section_items("interfaces", result.interfaces, render.interface_line, counts)
+    yield from _section_items("routes", result.routes, render.route_line, counts)
+
+
+R = TypeVar("R", "Interface", "Route")
+
+
+def _section_items(
+    name: str,
+    section: SectionDiff[R] | None,
+    line: Callable[[R], str],
+    counts: Callable[[str, Socket | Interface | Route], bool],
+) -> Iterator[Item]:
+    if section is None:
+        return
+    for record in section.added:
+        yield Item(name, "added", "+", line(record), "", counts(name, record))
+    for record in section.removed:
+        yield Item(name, "removed", "-", line(record), "", counts(name, record))
+    for change in section.changed:
+        yield Item(
+            name, "changed", "~", line(change.new), render.record_detail(change), counts(name, change.new)
         )

@@ -32,7 +32,7 @@ def code(text: str) -> str:
 class MarkdownFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
         found = list(items(result, options.fail_on))
-        lines = [f"### sockdiff: {render.summary_line(**result.summary)}", ""]
+        lines = [f"### sockdiff: {render.summary_line(result)}", ""]
         if not found:
             lines.append("No differences.")
             return "\n".join(lines) + "\n"

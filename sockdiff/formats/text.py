@@ -25,5 +25,5 @@ def item_line(item: Item, colour: bool = False) -> str:
 class TextFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
         lines = [item_line(item, options.colour) for item in items(result, options.fail_on)]
-        lines.append(render.summary_line(**result.summary))
+        lines.append(render.summary_line(result))
         return "\n".join(lines) + "\n"
