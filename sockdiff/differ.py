@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
+from .backends import route_tables
 from .errors import UsageError
 from .model import COUNTER_NAMES, PROTOS, Endpoint, Interface, Route, Socket, is_listening
 from .snapshots import Scope, Snapshot
@@ -380,9 +381,20 @@ def diff(
         tuple(closed),
         tuple(changed),
         interfaces=_diff_section(old.interfaces, new.interfaces, _INTERFACE_KEY, interface_fields),
-        routes=_diff_section(old.routes, new.routes, _ROUTE_KEY, ROUTE_FIELDS),
+        routes=_diff_section(*_common_routes(old, new), _ROUTE_KEY, ROUTE_FIELDS, _pair_untyped_routes),
         scope=scope,
     )
+
+
+def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:
+    """Both sides' routes, in the tables both could see (/proc shows the main table only)."""
+    if old.routes is None or new.routes is None:
+        return old.routes, new.routes
+    tables = [route_tables(side.header.sources) for side in (old, new)]
+    if tables == [None, None]:
+        return old.routes, new.routes
+    seen = frozenset.intersection(*(t for t in tables if t is not None))
+    return tuple(r for r in old.routes if r.table in seen), tuple(r for r in new.routes if r.table in seen)
 
 
 def _diff_sockets(
@@ -463,34 +475,52 @@ def _record_fields(
     return tuple(found)
 
 
+def _match(
+    olds: Sequence[R], news: Sequence[R], key: Callable[[R], Hashable]
+) -> tuple[list[tuple[R, R]], list[R], list[R]]:
+    """Pairs of records with one key (in order, where several share it), and the rest of each side."""
+    old_groups: dict[Hashable, list[R]] = {}
+    for record in olds:
+        old_groups.setdefault(key(record), []).append(record)
+    pairs: list[tuple[R, R]] = []
+    came: list[R] = []
+    for record in news:
+        group = old_groups.get(key(record))
+        if group:
+            pairs.append((group.pop(0), record))
+        else:
+            came.append(record)
+    gone = [record for group in old_groups.values() for record in group]
+    return pairs, gone, came
+
+
+Rematch = Callable[[list[R], list[R]], tuple[list[tuple[R, R]], list[R], list[R]]]
+
+
 def _diff_section(
     olds: tuple[R, ...] | None,
     news: tuple[R, ...] | None,
     key: Callable[[R], Hashable],
     fields: Sequence[str],
+    rematch: Rematch[R] | None = None,
 ) -> SectionDiff[R] | None:
     """Added, removed and changed records of one section; None when a side did not take it.
 
-    Records sharing a key (which a backend should not produce) pair in order.
+    Records sharing a key (which a backend should not produce) pair in order;
+    ``rematch`` may pair some of what is left by a looser rule.
     """
     if olds is None or news is None:
         return None
-    old_groups: dict[Hashable, list[R]] = {}
-    for record in olds:
-        old_groups.setdefault(key(record), []).append(record)
-    added: list[R] = []
+    pairs, removed, added = _match(olds, news, key)
+    if rematch is not None and removed and added:
+        more, removed, added = rematch(removed, added)
+        pairs += more
     changed: list[Change[R]] = []
-    for record in news:
-        group = old_groups.get(key(record))
-        if not group:
-            added.append(record)
-            continue
-        before = group.pop(0)
-        if before != record:
-            names = _record_fields(before, record, fields)
+    for before, after in pairs:
+        if before != after:
+            names = _record_fields(before, after, fields)
             if names:
-                changed.append(Change(before, record, names))
-    removed = [record for group in old_groups.values() for record in group]
+                changed.append(Change(before, after, names))
     order = _section_sort_key
     return SectionDiff(
         tuple(sorted(added, key=order)),
@@ -499,11 +529,37 @@ def _diff_section(
     )
 
 
+_UNTYPED_ROUTE_KEY: Callable[[Route], Hashable] = operator.attrgetter(
+    "family", "table", "destination", "metric", "dev"
+)
+
+
+def _pair_untyped_routes(
+    gone: list[Route], came: list[Route]
+) -> tuple[list[tuple[Route, Route]], list[Route], list[Route]]:
+    """A route whose type one side cannot know (None: /proc's IPv6 blackhole and the like)
+    pairs with the other side's route of the same key but for the type."""
+    untyped_old = [r for r in gone if r.type is None]
+    pairs, untyped_old, came = _match(untyped_old, came, _UNTYPED_ROUTE_KEY)
+    gone = [r for r in gone if r.type is not None] + untyped_old
+    untyped_new = [r for r in came if r.type is None]
+    more, gone, untyped_new = _match(gone, untyped_new, _UNTYPED_ROUTE_KEY)
+    came = [r for r in came if r.type is not None] + untyped_new
+    return pairs + more, gone, came
+
+
 def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
     if isinstance(record, Interface):
         return (record.name,)
     if isinstance(record, Route):
-        return (record.family, record.table, record.destination, record.metric, record.type, record.dev or "")
+        return (
+            record.family,
+            record.table,
+            record.destination,
+            record.metric,
+            record.type or "",
+            record.dev or "",
+        )
     return _sort_key(record)  # sections hold no sockets; this keeps the key total
 
 

@@ -347,7 +347,7 @@ _TABLE_NAMES = {254: "main", 255: "local"}
 def route_line(route: Route) -> str:
     """A route on one line, ``ip route`` style: ``route 10.0.0.0/24 via 10.0.0.1 dev eth0 metric 100``."""
     parts = ["route"]
-    if route.type != "unicast":
+    if route.type is not None and route.type != "unicast":
         parts.append(route.type)
     parts.append(route.destination)
     if route.gateway is not None:

@@ -228,3 +228,34 @@ def test_cli_fail_on_sections_exit_codes(tmp_path: Path) -> None:
     save(snap((eth(),), (route(), route("10.7.0.0/24"))), str(new))
     assert sockdiff("compare", str(old), str(new), "--fail-on", "routes").returncode == 1
     assert sockdiff("compare", str(old), str(new), "--fail-on", "interfaces").returncode == 0
+
+
+def test_routes_proc_cannot_see_are_not_compared() -> None:
+    """/proc shows the main table only, and not the type of IPv6 blackhole routes: neither is a difference."""
+    netlink = snap(
+        routes=(
+            route(),
+            route("127.0.0.1/32", table=255, type="local", gateway=None, dev="lo", scope="host"),
+            route("2001:db8::/32", family="inet6", type="blackhole", gateway=None, dev="lo", metric=1024),
+        )
+    )
+    proc_header = msgspec.structs.replace(HEADER, sources={"routes": "proc (main table)"})
+    proc = Snapshot(
+        proc_header,
+        (LISTENER,),
+        (),
+        (
+            route(protocol=None),
+            route(
+                "2001:db8::/32", family="inet6", type=None, gateway=None, dev="lo", metric=1024, protocol=None
+            ),
+        ),
+    )
+    for result in (diff(netlink, proc), diff(proc, netlink)):
+        assert result.routes is not None and len(result.routes) == 0, result.routes
+    # What /proc can see still counts: a main-table route gone, a new untyped one.
+    fewer = Snapshot(proc_header, (LISTENER,), (), (route("10.8.0.0/24", type=None, protocol=None),))
+    result = diff(netlink, fewer)
+    assert result.routes is not None
+    assert [r.destination for r in result.routes.added] == ["10.8.0.0/24"]
+    assert [r.destination for r in result.routes.removed] == ["10.1.0.0/24", "2001:db8::/32"]

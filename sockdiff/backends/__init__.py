@@ -25,11 +25,13 @@ from ..model import Interface, Process, Route, Socket
 
 __all__ = [
     "BACKENDS",
+    "MAIN_TABLE_ONLY",
     "SECTIONS",
     "BackendFallback",
     "Reading",
     "check_backend",
     "read",
+    "route_tables",
     "sections_of",
 ]
 
@@ -88,6 +90,10 @@ SocketReader = Callable[[Sequence[str], Owners, str, dict[str, str]], list[Socke
 # A section reader takes the /proc net directory of the namespace being read.
 SectionReader = Callable[[str], list[Any]]
 
+# What ``sources`` says of routes read from /proc: it shows the main table only.
+MAIN_TABLE_ONLY = "proc (main table)"
+_MAIN_TABLE = frozenset({254})
+
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
 
 
@@ -121,8 +127,13 @@ _SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {
     ("netlink", "interfaces"): (_netlink_interfaces, "netlink"),
     ("netlink", "routes"): (_netlink_routes, "netlink"),
     ("proc", "interfaces"): (_proc_interfaces, "proc"),
-    ("proc", "routes"): (_proc_routes, "proc (main table)"),
+    ("proc", "routes"): (_proc_routes, MAIN_TABLE_ONLY),
 }
+
+
+def route_tables(sources: Mapping[str, str]) -> frozenset[int] | None:
+    """The routing tables a snapshot's routes section holds, by its ``sources``; None for all."""
+    return _MAIN_TABLE if sources.get("routes") == MAIN_TABLE_ONLY else None
 
 
 def sections_of(backend: str) -> tuple[str, ...]:
