@@ -8,6 +8,7 @@ flags, every row's Netid, State, Local and Peer text must be ss's.
 
 from __future__ import annotations
 
+import re
 import socket
 import warnings
 from collections.abc import Iterator
@@ -189,3 +190,69 @@ def test_summary_counts_as_ss(namespace: str, capsys: pytest.CaptureFixture[str]
     # -s alone is the summary; with a kind of socket, the table follows (as ss).
     assert show(capsys, "--netns", namespace, "-s", "-x").splitlines()[: len(mine)] == mine
     assert len(show(capsys, "--netns", namespace, "-s", "-x").splitlines()) > len(mine)
+
+
+def _proc_notation(text: str) -> str:
+    """What /proc cannot show, taken out of ss's text: the device, and IPV6_V6ONLY ([::] is *)."""
+    host, colon, port = text.rpartition(":")
+    host = host.partition("%")[0]
+    return f"{'*' if host == '[::]' else host}{colon}{port}"
+
+
+def test_backend_proc_writes_what_it_cannot_know_as_ss_does_from_proc(
+    namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """show --backend proc: no device, and :: as * (v6only unknown), as ss writes what it reads from /proc."""
+    ss = table_texts(run_in_netns(namespace, ["ss", "-Hn", "-tuwl"]).stdout)
+    mine = table_texts(show(capsys, "--netns", namespace, "-H", "-tuwl", "--backend", "proc"))
+    assert mine == sorted((n, s, _proc_notation(local), _proc_notation(peer)) for n, s, local, peer in ss)
+    assert ("tcp", "LISTEN", "*:7700", "*:*") in mine and (
+        "tcp",
+        "LISTEN",
+        "0.0.0.0:7401",
+        "0.0.0.0:*",
+    ) in mine
+    assert table_texts(
+        show(capsys, "--netns", namespace, "-H", "-tl", "--backend", "netlink")
+    ) == table_texts(show(capsys, "--netns", namespace, "-H", "-tl"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--backend", "bogus"], "unknown backend 'bogus'"),
+        (["live:proc", "--backend", "netlink"], "--backend netlink contradicts the source live:proc"),
+        (["-", "--backend", "proc"], "--backend reads the live system; - is a snapshot"),
+        (["-s", "--format", "json"], "--summary is a table"),
+    ],
+)
+def test_show_refuses_flags_that_do_not_fit(
+    capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    with warnings.catch_warnings():
+        code = main(["show", *argv])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "") and err.startswith("sockdiff: ") and said in err, err
+
+
+_DETAILS = re.compile(r"(?:uid:(\d+) )?ino:(\d+)(?:.* v6only:([01]))?")
+
+
+def test_extended_is_ss_e(namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """-e: the inode and v6only ss -e shows, socket for socket (uid 0 is not written, as in ss)."""
+
+    def details(output: str) -> set[tuple[str, str, str | None]]:
+        found = set()
+        for line in output.splitlines():
+            words = line.split()
+            match = _DETAILS.search(line)
+            assert match is not None, line
+            found.add((words[4], match[2], match[3]))
+        return found
+
+    ss = run_in_netns(namespace, ["ss", "-Hne", "-tuwl"]).stdout
+    mine = show(capsys, "--netns", namespace, "-He", "-tuwl")
+    inet = [line for line in ss.splitlines() if "ino:" in line]  # ss shows no details for raw read from /proc
+    assert inet and details("\n".join(inet)) <= details(mine)
+    assert "uid:" not in mine  # root's sockets
+    assert any(line.endswith(" v6only:1") and "[::]:7700" in line for line in mine.splitlines())
