@@ -93,7 +93,7 @@ FamilyName = Literal["inet", "inet6", "unix"]
 TypeName = Literal["stream", "dgram", "seqpacket", "raw", "unknown"]
 
 
-class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True):
+class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """One end of a socket, in the shape of the snapshot file.
 
     inet: ``address`` and ``port`` (for raw sockets the protocol number). UNIX
@@ -101,6 +101,8 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaul
     ``peer_inode`` (0: no peer). Fields that do not apply are UNSET and left
     out of the file. One type rather than three: msgspec reads a union of
     structs only when a tag field tells them apart, and SPEC.md's shapes have none.
+    ``gc=False``, as for every record: it holds only strings and integers, so
+    it can be in no cycle, and the collector need not track 200k of them.
     """
 
     address: str | msgspec.UnsetType = msgspec.UNSET
@@ -124,8 +126,9 @@ def UnixPeer(peer_inode: int) -> Endpoint:
     return Endpoint(peer_inode=peer_inode)
 
 
-class Process(msgspec.Struct, frozen=True, order=True):
-    """A process holding a socket: its pid, ``comm`` name and descriptor number."""
+class Process(msgspec.Struct, frozen=True, order=True, gc=False):
+    """A process holding a socket: its pid, ``comm`` name and descriptor number (no
+    cycle possible: not tracked by the collector)."""
 
     pid: int
     name: str
