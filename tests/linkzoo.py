@@ -5,11 +5,12 @@
 - ``va``: one end of a veth pair whose peer ``vb`` lives in namespace PEER;
   MTU 1400, 10.9.0.1/24 with 10.9.0.5/24 as a secondary address, fd00::1/64;
 - ``tun0``: a tun device, up but not RUNNING (nobody holds it), no hardware address;
+- ``t\x01\xffx``: a tun device (down) whose name is awkward (:data:`ODD_NAME`);
 - routes: 10.20.0.0/16 via a gateway, a default route with metric 50, a
   blackhole, an unreachable and a throw route, a route in table 100, one on the
   carrier-less tun0, one with an advertised MSS, window and RTT; IPv6:
   fd01::/64 via a gateway, a blackhole, and a route and a default route in
-  table 100.
+  table 100; a multipath route in each family.
 
 DAD and router solicitations are off so the addresses are final at once. The
 functions named ``*_from_ip`` turn ``ip -j`` output into sockdiff's records, so
@@ -65,7 +66,14 @@ route add fd01::/64 via fd00::2
 route add blackhole fd03::/64
 route add fd02::/64 via fd00::2 table 100
 route add default via fd00::3 table 100
+route add 10.80.0.0/16 nexthop via 10.9.0.2 dev va nexthop via 10.9.0.3 dev va
+route add fd09::/64 nexthop via fd00::2 dev va nexthop via fd00::3 dev va
 """
+
+# A device whose name holds a control character and a byte that is not UTF-8:
+# kernel names may hold any byte but NUL, '/', ':' and white space.
+ODD_NAME = b"t\x01\xffx"
+ODD_NAME_TEXT = "t\x01\\xffx"  # as sockdiff writes it: not UTF-8 becomes \xNN
 
 _PEER_COMMANDS = """\
 link set vb up
@@ -87,7 +95,22 @@ def flags_from_ip(shown: Iterable[str]) -> tuple[str, ...]:
 
 
 def _run(argv: Sequence[str], stdin: str | None = None) -> str:
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=True, timeout=30).stdout
+    # surrogateescape: ip prints interface names as the kernel holds them, bytes and all.
+    return subprocess.run(
+        argv,
+        input=stdin,
+        capture_output=True,
+        check=True,
+        timeout=30,
+        encoding="utf-8",
+        errors="surrogateescape",
+    ).stdout
+
+
+def name_from_ip(name: str) -> str:
+    """A name ip printed, as sockdiff writes names: ``\\`` doubled, bytes not UTF-8 as ``\\xNN``."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def build_network(ns: str, peer: str) -> None:
@@ -95,6 +118,7 @@ def build_network(ns: str, peer: str) -> None:
     _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *_SYSCTLS])
     _run(["ip", "-n", peer, "-batch", "-"], "link set lo up\n")
     _run(["ip", "-n", ns, "-batch", "-"], _NS_COMMANDS.format(peer=peer))
+    subprocess.run([b"ip", b"-n", ns.encode(), b"tuntap", b"add", ODD_NAME, b"mode", b"tun"], check=True)
     _run(["ip", "-n", peer, "-batch", "-"], _PEER_COMMANDS)
     wait_operstate(ns, "va", "UP")
 
@@ -111,7 +135,8 @@ def wait_operstate(ns: str, name: str, state: str) -> None:
 
 def ip_json(ns: str, *argv: str) -> list[dict[str, Any]]:
     """``ip -n NS -j ARGV``, parsed."""
-    parsed: list[dict[str, Any]] = json.loads(_run(["ip", "-n", ns, "-j", *argv]) or "[]")
+    # strict=False: ip writes control characters in names raw, which JSON forbids.
+    parsed: list[dict[str, Any]] = json.loads(_run(["ip", "-n", ns, "-j", *argv]) or "[]", strict=False)
     return parsed
 
 
@@ -142,7 +167,7 @@ def interfaces_from_ip(links: Iterable[Mapping[str, Any]]) -> list[Interface]:
     for link in links:
         found.append(
             Interface(
-                name=link["ifname"],
+                name=name_from_ip(link["ifname"]),
                 index=link["ifindex"],
                 flags=flags_from_ip(link["flags"]),
                 operstate=link["operstate"],
@@ -172,24 +197,37 @@ def routes_from_ip(routes: Iterable[Mapping[str, Any]], family: str) -> list[Rou
             destination += "/32" if family == "inet" else "/128"
         table = route.get("table", "main")
         metrics = {k: v for m in route.get("metrics", ()) for k, v in m.items()}
-        found.append(
-            Route(
-                family=family,  # type: ignore[arg-type]
-                table=_TABLES[table] if table in _TABLES else int(table),
-                type=route["type"],
-                destination=destination,
-                gateway=route.get("gateway"),
-                dev=route.get("dev"),
-                metric=route.get("metric", 0),
-                protocol=route["protocol"],
-                scope=_SCOPES.get(route["scope"], route["scope"]),
-                # netstat -rn's figures: MSS is the advertised MSS plus 40; ip shows rtt in ms.
-                mss=metrics["advmss"] + 40 if metrics.get("advmss") else 0,
-                window=metrics.get("window", 0),
-                irtt=metrics.get("rtt", 0),
-            )
-        )
+        # A multipath route: its first next hop for IPv4 (all /proc/net/route shows),
+        # one record a next hop for IPv6 (the kernel keeps them as routes of their own).
+        hops = route.get("nexthops") or [route]
+        for hop in hops[:1] if family == "inet" else hops:
+            found.append(_route(route, hop, family, destination, table, metrics))
     return found
+
+
+def _route(
+    route: Mapping[str, Any],
+    hop: Mapping[str, Any],
+    family: str,
+    destination: str,
+    table: str,
+    metrics: Mapping[str, int],
+) -> Route:
+    return Route(
+        family=family,  # type: ignore[arg-type]
+        table=_TABLES[table] if table in _TABLES else int(table),
+        type=route["type"],
+        destination=destination,
+        gateway=hop.get("gateway"),
+        dev=hop.get("dev"),
+        metric=route.get("metric", 0),
+        protocol=route["protocol"],
+        scope=_SCOPES.get(route["scope"], route["scope"]),
+        # netstat -rn's figures: MSS is the advertised MSS plus 40; ip shows rtt in ms.
+        mss=metrics["advmss"] + 40 if metrics.get("advmss") else 0,
+        window=metrics.get("window", 0),
+        irtt=metrics.get("rtt", 0),
+    )
 
 
 def known_equal(known: msgspec.Struct, full: msgspec.Struct) -> list[str]:

@@ -309,8 +309,9 @@ def ipv6_main_table(rows: Sequence[Ipv6RouteRow]) -> list[Ipv6RouteRow]:
     The kernel visits tables by the bucket of their id in a 256-slot hash
     (ipv6_route_seq_next_table), so main (254) and local (255) come last, local
     after main. A kernel without multiple-table support has one table, main.
-    Tables whose ids share main's or local's bucket (510, 511, ...) cannot be
-    told from them.
+    A table added to a bucket goes first in it, so one sharing main's (510, ...)
+    comes before main and is skipped, but one sharing local's (511, 767, ...)
+    comes between main and local and would be taken for main.
 
     >>> def row(text, metric, flags=1):
     ...     net, _, length = text.partition("/")
