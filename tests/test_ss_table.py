@@ -8,6 +8,7 @@ flags, every row's Netid, State, Local and Peer text must be ss's.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import warnings
@@ -256,3 +257,42 @@ def test_extended_is_ss_e(namespace: str, capsys: pytest.CaptureFixture[str]) ->
     assert inet and details("\n".join(inet)) <= details(mine)
     assert "uid:" not in mine  # root's sockets
     assert any(line.endswith(" v6only:1") and "[::]:7700" in line for line in mine.splitlines())
+
+
+def test_compare_says_which_listener_closed(netns: str) -> None:
+    """The issue's case: only the IPv4 listener on 7700 closes; compare names it, and only it."""
+    from sockdiff import diff, report, snapshot
+
+    run_in_netns(netns, ["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+    with entered(netns):
+        any4 = _listen(socket.AF_INET, "0.0.0.0", 7700)
+        others = [
+            _listen(socket.AF_INET6, "::", 7700, v6only=True),
+            _listen(socket.AF_INET6, "::", 7701, v6only=False),
+            _listen(socket.AF_INET, "0.0.0.0", 7401, device="d0"),
+        ]
+        on_lo = _listen(socket.AF_INET, "0.0.0.0", 7401, device="lo")
+    try:
+        before = snapshot(netns=netns, processes=False)
+        before_proc = snapshot(netns=netns, processes=False, backend="proc")
+        assert report(diff(before_proc, before), "text").splitlines() == ["0 new, 0 closed, 0 changed"]
+        lo_inode = os.fstat(on_lo.fileno()).st_ino
+        any4.close()
+        on_lo.close()
+        after = snapshot(netns=netns, processes=False)
+        assert report(diff(before, after), "text").splitlines() == [
+            "- tcp LISTEN 0.0.0.0%lo:7401 0.0.0.0:*",
+            "- tcp LISTEN 0.0.0.0:7700 0.0.0.0:*",
+            "0 new, 2 closed, 0 changed",
+        ]
+        # From /proc, which cannot see devices: d0's pairs by its inode, and lo's is the one closed.
+        from_proc = diff(before_proc, after)
+        assert lo_inode in {s.inode for s in from_proc.closed}
+        assert report(from_proc, "text").splitlines() == [
+            "- tcp LISTEN 0.0.0.0:7401 0.0.0.0:*",
+            "- tcp LISTEN 0.0.0.0:7700 0.0.0.0:*",
+            "0 new, 2 closed, 0 changed",
+        ]
+    finally:
+        for sock in (any4, on_lo, *others):
+            sock.close()
