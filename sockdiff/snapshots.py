@@ -20,7 +20,7 @@ import platform
 import socket as _socket
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +30,7 @@ from ._perf import gc_paused
 from ._version import __version__
 from .backends import BackendFallback, check_backend, sections_of
 from .errors import BadSnapshot, UsageError
-from .model import PROTOS, Interface, ProtoName, Route, Socket, record_problem
+from .model import PROTOS, Interface, Process, ProtoName, Route, Socket, record_problem
 
 if TYPE_CHECKING:
     from .output import Buffer
@@ -140,6 +140,7 @@ def take(
     where: str | None = None,
     sections: Sequence[str] | None = None,
     proc_root: str = "/proc",
+    owners: Mapping[int, tuple[Process, ...]] | None = None,
 ) -> Snapshot:
     """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
@@ -149,7 +150,9 @@ def take(
     ``sockets``, ``interfaces`` and ``routes``. The header records the scope
     (protocols and filter) so that a comparison covers only what both sides did.
     With ``auto``, a system where netlink is unavailable is read from /proc,
-    with a :class:`BackendFallback` warning.
+    with a :class:`BackendFallback` warning. ``owners`` (socket inode ->
+    processes) attributes the sockets instead of a scan of /proc (``watch``
+    keeps such a map up to date).
     """
     from . import backends
     from . import netns as netns_module
@@ -169,7 +172,8 @@ def take(
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
-        owners = scan_owners(proc_root) if processes and "sockets" in wanted else {}
+        if owners is None:
+            owners = scan_owners(proc_root) if processes and "sockets" in wanted else {}
         with netns_module.entered(netns):
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             found = backends.read(backend, wanted, scope.protos, owners, net_dir)

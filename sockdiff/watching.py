@@ -21,10 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from .differ import Diff, diff, identity
 from .errors import BackendUnavailable
 from .events import DEFAULT_BUFFER, DESTROY_GROUPS, Destroyed, Listener, Overrun
 from .model import PROTOS, Socket
+from .processes import OwnerTracker
 from .snapshots import Snapshot, take
 
 __all__ = ["Report", "Watch", "watch"]
@@ -63,6 +66,9 @@ class _Claims:
         """The ``destroyed`` sockets that neither this poll nor the previous one reports."""
         reported: Counter[Hashable] = Counter(identity(s) for s in result.closed)
         reported.update(identity(c.old) for c in result.changed)
+        if not destroyed:
+            self._late = reported
+            return []
         # Sockets the poll has just read but whose destroy event is already here:
         # the next poll reports them closed. Only ports that events name are looked at.
         ports = {s.local.port for s in destroyed}
@@ -124,6 +130,7 @@ class Watch:
         #: Why no kernel events are heard, when they are not (None: they are, or were not asked for).
         self.deaf: str | None = None
         self._listener: Listener | None = None
+        self._owners = OwnerTracker() if processes else None
 
     def _wanted(self, sock: Socket) -> bool:
         if self.ignore is not None and self.ignore(sock):
@@ -131,16 +138,34 @@ class Watch:
         return self.where is None or self.where(sock)
 
     def _take(self) -> Snapshot:
+        tracker = self._owners
         taken = take(
             backend=self.backend,
             netns=self.netns,
-            processes=self.processes,
             protos=self.protos,
             sections=("sockets",),
+            owners=tracker.owners if tracker is not None else {},
         )
         # Resolved once: a fallback from netlink to /proc is warned about once, not every poll.
         self.backend = taken.header.backend
-        return taken
+        sockets = taken.sockets or ()
+        if tracker is None:
+            return taken
+        # Owners read after the sockets, and only as far as the sockets changed:
+        # records whose holders the update changed are made again.
+        inodes = {s.inode for s in sockets}
+        # Holders that changed elsewhere (in another namespace) are no concern of this read.
+        changed = tracker.update(inodes) & inodes
+        if not changed:
+            return taken
+        owners = tracker.owners
+        replace = msgspec.structs.replace
+        return dataclasses.replace(
+            taken,
+            sockets=tuple(
+                replace(s, processes=owners.get(s.inode, ())) if s.inode in changed else s for s in sockets
+            ),
+        )
 
     def _narrowed(self, result: Diff) -> Diff:
         """The diff less what ``where`` and ``ignore`` leave out (both sides of a change)."""

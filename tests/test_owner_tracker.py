@@ -1,0 +1,120 @@
+"""watch's owners map, kept up to date by :class:`OwnerTracker`, against a full scan.
+
+A real process opens, swaps and shares sockets; after each step the tracker,
+told which sockets exist, must name the holders :func:`scan_owners` names, and
+must not have read every process to get there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from sockdiff.processes import OwnerTracker, scan_owners
+
+# Holds UDP sockets and answers one line a command: "open" opens one, "swap"
+# closes the newest and opens another in its place (the number of descriptors
+# stays), "fork" starts a child that holds them all too (its pid), "reap" ends it.
+# Every answer lists the inodes held.
+HOLDER = """
+import os, signal, socket, sys
+held = []
+child = 0
+for line in sys.stdin:
+    command = line.strip()
+    if command == "open":
+        held.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    elif command == "swap":
+        held.pop().close()
+        held.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    elif command == "fork":
+        child = os.fork()
+        if child == 0:
+            signal.pause()
+            os._exit(0)
+    elif command == "reap":
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        child = 0
+    print(child, *(os.fstat(s.fileno()).st_ino for s in held), flush=True)
+"""
+
+
+class Holder:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.child = 0
+        self.inodes: set[int] = set()
+
+    def do(self, command: str) -> set[int]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        child, *inodes = (int(word) for word in self.process.stdout.readline().split())
+        self.child, self.inodes = child, set(inodes)
+        return self.inodes
+
+
+@pytest.fixture
+def holder() -> Iterator[Holder]:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as process:
+        yield Holder(process)
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(30)
+
+
+def check(tracker: OwnerTracker, holder: Holder) -> None:
+    """The tracker's holders of the holder's sockets are a full scan's."""
+    full = scan_owners()
+    assert {i: tracker.owners.get(i) for i in holder.inodes} == {i: full.get(i) for i in holder.inodes}
+    pids = {p.pid for i in holder.inodes for p in full[i]}
+    assert pids == ({holder.process.pid, holder.child} - {0})
+
+
+def test_tracker_follows_sockets_and_processes(holder: Holder) -> None:
+    tracker = OwnerTracker()
+    changed = tracker.update(holder.do("open"))
+    check(tracker, holder)
+    assert holder.inodes <= changed
+    everyone = tracker.processes_read
+
+    before = set(holder.inodes)
+    changed = tracker.update(holder.do("open"))  # one more descriptor: that process is read again
+    check(tracker, holder)
+    assert holder.inodes - before <= changed
+    assert tracker.processes_read - everyone < everyone / 2, "read more than a few processes"
+
+    before = set(holder.inodes)
+    changed = tracker.update(holder.do("swap"))  # as many descriptors as before: found all the same
+    check(tracker, holder)
+    assert holder.inodes - before <= changed
+
+    changed = tracker.update(holder.do("fork"))  # no new socket; a new process holds them all
+    check(tracker, holder)
+    assert changed >= holder.inodes
+
+    changed = tracker.update(holder.do("reap"))  # it exits: its holdings go, nothing is read
+    check(tracker, holder)
+    assert changed >= holder.inodes
+
+    reads = tracker.processes_read
+    assert tracker.update(holder.inodes) == set()  # nothing changed: no process of ours read
+    assert tracker.processes_read - reads < everyone / 2
+
+
+def test_tracker_remembers_sockets_no_process_holds() -> None:
+    """An inode no process holds is looked for once (a whole pass), not at every update."""
+    tracker = OwnerTracker()
+    tracker.update(set())
+    unheld = {(1 << 40) + os.getpid()}  # no socket has this inode
+    tracker.update(unheld)
+    reads = tracker.processes_read
+    assert tracker.update(unheld) == set()
+    assert tracker.processes_read - reads < len([e for e in os.listdir("/proc") if e.isdigit()]) / 2
