@@ -331,13 +331,12 @@ class LeakHunter:
         from .model import is_listening
         from .snapshots import take
 
-        # The owners are known already: the tree's scan found them.
         details = take(processes=False, sections=("sockets",))
-        held = tuple(
-            msgspec.structs.replace(sock, processes=holders[sock.inode])
-            for sock in details.sockets or ()
-            if sock.inode in inodes
-        )
+        found = {sock.inode: sock for sock in details.sockets or () if sock.inode in inodes}
+        if len(found) < len(inodes):
+            found.update(_elsewhere(inodes - found.keys(), holders))
+        # The owners are known already: the tree's scan found them.
+        held = tuple(msgspec.structs.replace(sock, processes=holders[inode]) for inode, sock in found.items())
         # Left open = new against the same sockets with none of them: diff sorts and applies the ignore list.
         opened = diff(
             dataclasses.replace(details, sockets=()),
@@ -374,6 +373,33 @@ class LeakHunter:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.leaks, "error" if self.strict else "warning"):
                 write(line)
+
+
+def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
+    """The sockets among ``inodes`` that their holders opened in other network namespaces.
+
+    Each namespace is read once, entered through a holder's ``/proc/PID/ns/net``;
+    entering one takes root, so without it they stay unread (and uncounted).
+    """
+    from .errors import SockdiffError
+    from .snapshots import take
+
+    namespaces: dict[int, str] = {}
+    for inode in inodes:
+        path = f"/proc/{holders[inode][0].pid}/ns/net"
+        try:
+            namespaces.setdefault(os.stat(path).st_ino, path)
+        except OSError:
+            continue  # the holder is gone: so is the socket, most likely
+    namespaces.pop(os.stat("/proc/thread-self/ns/net").st_ino, None)  # read already
+    found: dict[int, Socket] = {}
+    for path in namespaces.values():
+        try:
+            there = take(netns=path, processes=False, sections=("sockets",))
+        except SockdiffError:
+            continue
+        found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
+    return found
 
 
 def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:

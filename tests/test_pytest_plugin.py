@@ -52,8 +52,8 @@ from sockdiff.proctree import is_subreaper
 
 HELD = []
 CHILD = '''
-import socket, time
-server = socket.create_server(("127.0.0.1", 0))
+import socket, sys, time
+server = socket.create_server((sys.argv[1], 0))
 print("ready", flush=True)
 time.sleep(600)
 '''
@@ -64,8 +64,8 @@ def listen(host="127.0.0.1"):
     HELD.append(socket.create_server((host, 0)))  # LISTEN_LINE
 
 
-def start(code):
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+def start(code, *argv, wrapper=()):
+    child = subprocess.Popen([*wrapper, sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline()  # listening
     return child
 
@@ -80,7 +80,11 @@ def test_clean():
 
 
 def test_child():
-    HELD.append(start(CHILD))
+    HELD.append(start(CHILD, "127.0.0.1"))
+
+
+def test_other_namespace():
+    HELD.append(start(CHILD, "0.0.0.0", wrapper=["unshare", "--net"]))
 
 
 def test_daemon():
@@ -148,7 +152,7 @@ sockdiff_ignore =
     src 127.0.0.3
 """
 
-TESTS = 13
+TESTS = 14
 
 
 def line_of(source: str, text: str) -> int:
@@ -160,7 +164,8 @@ def line_of(source: str, text: str) -> int:
 SESSION_LINE = line_of(CONFTEST, '@pytest.fixture(scope="session")')
 SESSION_FIXTURE = f"session fixture 'session_listener' (conftest.py:{SESSION_LINE})"
 LEAKING_TESTS = sorted(
-    f"test_leaks.py::test_{name}" for name in ("listener", "child", "daemon", "udp", "marker")
+    f"test_leaks.py::test_{name}"
+    for name in ("listener", "child", "other_namespace", "daemon", "udp", "marker")
 )
 PROCESS = re.compile(r'users:\(\("[^"]+",pid=(\d+),fd=\d+\)\)')
 
@@ -210,24 +215,26 @@ def pid_of(line: str) -> int:
 
 
 def check_leaks(found: dict[str, list[str]]) -> None:
-    """The five leaking tests and the session fixture, each with its one socket, as ss writes it."""
+    """The six leaking tests and the session fixture, each with its one socket, as ss writes it."""
     assert sorted(found) == sorted([*LEAKING_TESTS, SESSION_FIXTURE])
     assert all(len(lines) == 1 for lines in found.values()), found
     (listener,) = found["test_leaks.py::test_listener"]
     (child,) = found["test_leaks.py::test_child"]
+    (elsewhere,) = found["test_leaks.py::test_other_namespace"]
     (daemon,) = found["test_leaks.py::test_daemon"]
     (udp,) = found["test_leaks.py::test_udp"]
     (marker,) = found["test_leaks.py::test_marker"]
     (fixture,) = found[SESSION_FIXTURE]
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, listener)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, child)
+    assert re.fullmatch(r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, elsewhere)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, daemon)
     assert re.fullmatch(r"udp CLOSE 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, udp)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.4:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, marker)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, fixture)
     pytest_pid = pid_of(listener)
     assert pid_of(udp) == pid_of(marker) == pid_of(fixture) == pytest_pid
-    assert len({pytest_pid, pid_of(child), pid_of(daemon)}) == 3
+    assert len({pytest_pid, pid_of(child), pid_of(elsewhere), pid_of(daemon)}) == 4
 
 
 def test_report_mode_names_exactly_the_leakers(
@@ -241,7 +248,7 @@ def test_report_mode_names_exactly_the_leakers(
     result.stdout.fnmatch_lines(
         ["*test_leaks.py::test_udp*", "*SockdiffLeakWarning: left 1 socket open: udp CLOSE*"]
     )
-    assert "5 tests and 1 fixture left 6 sockets open" in result.outlines
+    assert "6 tests and 1 fixture left 7 sockets open" in result.outlines
     cases = {case.get("name"): case for case in ET.parse(suite.path / "report.xml").iter("testcase")}
     properties = {
         name: [p.get("value") for p in case.iter("property") if p.get("name") == "sockdiff"]
@@ -253,7 +260,7 @@ def test_report_mode_names_exactly_the_leakers(
     annotations = [line for line in result.outlines if line.startswith("::")]
     title = "title=sockdiff%3A sockets left open::"
     # A test's place is where its code starts, its first decorator if it has one.
-    starts = ["def test_listener():", "def test_child():", "def test_daemon():", "def test_udp():"]
+    starts = [f"def test_{name}():" for name in ("listener", "child", "other_namespace", "daemon", "udp")]
     starts.append('@pytest.mark.sockdiff_ignore("src 127.0.0.2")')
     places = [f"::warning file=test_leaks.py,line={line_of(SUITE, start)},{title}" for start in starts]
     assert [line[: line.index("::", 2) + 2] for line in annotations] == [
@@ -261,7 +268,7 @@ def test_report_mode_names_exactly_the_leakers(
         f"::warning file=conftest.py,line={SESSION_LINE},{title}",
     ]
     (udp,) = leaks(result)["test_leaks.py::test_udp"]
-    assert f"{places[3]}test_leaks.py::test_udp%0A{udp}" in annotations
+    assert f"{places[4]}test_leaks.py::test_udp%0A{udp}" in annotations
 
 
 def test_strict_mode_fails_exactly_the_leakers(suite: pytest.Pytester, netns: str) -> None:
