@@ -86,8 +86,10 @@ def netid(sock: Socket) -> str:
 def _host_name(address: str) -> str:
     # Only an address is looked up: a snapshot file's text (a NUL, a host name) is shown as it is.
     try:
-        ipaddress.ip_address(address)
-        return _socket.gethostbyaddr(address)[0]
+        ip = ipaddress.ip_address(address)
+        # As iproute2's resolve_address: an IPv4-mapped address is looked up as IPv4.
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        return _socket.gethostbyaddr(str(mapped or ip))[0]
     except (OSError, UnicodeError, ValueError):
         return address
 
@@ -98,6 +100,21 @@ def _service_name(port: int, proto: str) -> str:
         return _socket.getservbyport(port, proto)
     except (OSError, OverflowError):
         return str(port)
+
+
+@functools.cache
+def _protocol_names(path: str = "/etc/protocols") -> dict[int, str]:
+    """IP protocol numbers and their names, as getprotobynumber(3) reads them."""
+    names: dict[int, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as table:
+            for line in table:
+                fields = line.partition("#")[0].split()
+                if len(fields) >= 2 and fields[1].isdigit():
+                    names.setdefault(int(fields[1]), fields[0])
+    except OSError:
+        pass  # no table: every protocol is written as ss writes an unknown one
+    return names
 
 
 _ANY = ("0.0.0.0", "::")
@@ -121,6 +138,8 @@ def _port_text(port: int, proto: str, resolve: bool) -> str:
         return "*"
     if resolve and proto in ("tcp", "udp"):
         return _service_name(port, proto)
+    if resolve and proto == "raw":  # a raw socket's "port" is its protocol: ss -r names it
+        return escape(_protocol_names().get(port, f"ipproto-{port}"))
     return str(port)
 
 

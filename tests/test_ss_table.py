@@ -296,3 +296,11 @@ def test_compare_says_which_listener_closed(netns: str) -> None:
     finally:
         for sock in (any4, on_lo, *others):
             sock.close()
+
+
+def test_resolved_names_are_ss_r(namespace: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """-r: host names (/etc/hosts), service names, and a raw socket's protocol by name, as ss -r."""
+    ss = table_texts(run_in_netns(namespace, ["ss", "-Hr", "-tuwa"]).stdout)
+    mine = table_texts(show(capsys, "--netns", namespace, "-H", "-r", "-tuwa"))
+    assert mine == ss
+    assert any(local.endswith(":icmp") for _, _, local, _ in mine)
