@@ -206,31 +206,28 @@ def take(
 _BATCH = 2048
 
 
-def _section(name: str, records: tuple[msgspec.Struct, ...] | None, first_field: str) -> Iterator[Buffer]:
-    """``"name":[...]`` with one record a line (``null`` when not taken), in pieces.
-
-    Each batch of records is encoded by msgspec as one list, then split into
-    lines: ``},{"first_field"`` can only stand between two records, since a
-    quote inside a string is escaped.
-    """
+def _section(name: str, records: tuple[msgspec.Struct, ...] | None) -> Iterator[Buffer]:
+    """``"name":[...]`` with one record a line (``null`` when not taken), a batch at a time."""
     if records is None:
         yield b'"%s":null' % name.encode()
         return
     if not records:
         yield b'"%s":[]' % name.encode()
         return
-    encode = msgspec.json.Encoder().encode
-    between, split = b'},{"%s"' % first_field.encode(), b'},\n{"%s"' % first_field.encode()
+    # One record at a time into the batch's buffer: no copy of the text to split
+    # it into lines afterwards.
+    encode_into = msgspec.json.Encoder().encode_into
     yield b'"%s":[\n' % name.encode()
+    batch = bytearray()
     for start in range(0, len(records), _BATCH):
-        if start:
-            yield b",\n"
-        yield memoryview(encode(records[start : start + _BATCH]).replace(between, split))[1:-1]
-    yield b"\n]"
-
-
-def _first_field(record_type: type[msgspec.Struct]) -> str:
-    return msgspec.structs.fields(record_type)[0].encode_name
+        if batch:
+            yield batch
+            batch = bytearray()
+        for record in records[start : start + _BATCH]:
+            encode_into(record, batch, -1)
+            batch += b",\n"
+    batch[-2:] = b"\n]"
+    yield batch
 
 
 def encode(snapshot: Snapshot) -> Iterator[Buffer]:
@@ -240,13 +237,13 @@ def encode(snapshot: Snapshot) -> Iterator[Buffer]:
     yield b'{"format":"%s","version":%d,' % (FORMAT.encode(), VERSION)
     yield memoryview(header)[1:-1]
     sections = (
-        ("sockets", snapshot.sockets, Socket),
-        ("interfaces", snapshot.interfaces, Interface),
-        ("routes", snapshot.routes, Route),
+        ("sockets", snapshot.sockets),
+        ("interfaces", snapshot.interfaces),
+        ("routes", snapshot.routes),
     )
-    for name, records, record_type in sections:
+    for name, records in sections:
         yield b",\n"
-        yield from _section(name, records, _first_field(record_type))
+        yield from _section(name, records)
     yield b"}\n"
 
 
