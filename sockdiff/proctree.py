@@ -84,6 +84,7 @@ class ProcessTree:
         self._needle = None if marker is None else b"\0" + os.fsencode(marker) + b"\0"
         self._proc_root = proc_root
         self._known: dict[int, bool] = {}  # pid -> member; every live pid once looked at
+        self._parents: dict[int, int] = {}  # member -> its parent when first seen
         self._last: int | None = None
         self._members: frozenset[int] = frozenset({self.root})
 
@@ -96,6 +97,7 @@ class ProcessTree:
         oldest = self._last
         # Forget the dead first: a pid handed out again is a new process.
         self._known = {pid: member for pid, member in self._known.items() if pid in pids}
+        self._parents = {pid: parent for pid, parent in self._parents.items() if pid in pids}
         if oldest is None:
             fresh = pids
         elif oldest <= newest:
@@ -107,6 +109,10 @@ class ProcessTree:
         self._last = newest
         self._members = frozenset(pid for pid, member in self._known.items() if member)
         return self._members
+
+    def parent(self, pid: int) -> int | None:
+        """The parent of member ``pid`` when the tree first saw it (before any re-parenting it saw)."""
+        return self._parents.get(pid)
 
     def sockets(self) -> Owners:
         """The sockets the tree's processes hold: inode -> holders."""
@@ -139,6 +145,8 @@ class ProcessTree:
         if not member and self._needle is not None:
             member = self._carries_marker(pid)
         self._known[pid] = member
+        if member and parent is not None:
+            self._parents[pid] = parent
         return member
 
     def _carries_marker(self, pid: int) -> bool:

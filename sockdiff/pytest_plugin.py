@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .processes import owners_among
+
 if TYPE_CHECKING:
     from .model import Socket
     from .processes import Owners
@@ -158,7 +160,16 @@ class LeakHunter:
         self._tree: ProcessTree | None = None
         self._held: dict[object, _Held] = {}  # FixtureDef -> what it opened, until it is finalized
         self._fixtures_opened: set[int] = set()  # never a test's, even once its fixture is gone
+        self._places: dict[
+            object, tuple[str, str, int]
+        ] = {}  # test nodeid or FixtureDef -> label, file, line
         self._tearing_down: pytest.Item | None = None
+        # Who started each process of the tree: the test (nodeid) or fixture (FixtureDef) that ran
+        # when it appeared, or None. A socket a process opens after its starter ended is the starter's.
+        self._window: object = None
+        self._origin: dict[int, object] = {}
+        self._members: frozenset[int] = frozenset()
+        self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last test
         self.leaks: list[dict[str, Any]] = []
 
     # The process tree, set up on first use: an xdist controller runs no test and never needs it.
@@ -171,7 +182,15 @@ class LeakHunter:
             os.environ[TOKEN_VARIABLE] = token
             become_subreaper()
             self._tree = ProcessTree(marker=f"{TOKEN_VARIABLE}={token}")
-        return self._tree.sockets()
+        members = self._tree.members()
+        if members is not self._members:  # the same set object while no process was created
+            origin, tree = self._origin, self._tree
+            for pid in sorted(members - origin.keys()):  # a parent's pid is most often lower
+                parent = tree.parent(pid)
+                origin[pid] = origin[parent] if parent in origin and parent != tree.root else self._window
+            self._origin = {pid: origin[pid] for pid in members}
+            self._members = members
+        return owners_among(sorted(members))
 
     def _ignore_for(self, expressions: tuple[str, ...]) -> Callable[[Socket], bool] | None:
         if expressions not in self._ignores:
@@ -199,6 +218,9 @@ class LeakHunter:
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         if _marker_expressions(item) is not None:
             item.stash[_BEFORE] = frozenset(self._holders())
+        path, line, _ = item.location
+        self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
+        self._window = item.nodeid
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
@@ -211,7 +233,10 @@ class LeakHunter:
             raise
         finally:
             self._tearing_down = None
-        self._check_test(item, fail=self.strict)
+        try:
+            self._check_test(item, fail=self.strict)
+        finally:
+            self._window = None
 
     def _check_test(self, item: pytest.Item, *, fail: bool) -> None:
         before = item.stash.get(_BEFORE, None)
@@ -220,6 +245,7 @@ class LeakHunter:
             return
         del item.stash[_BEFORE]
         holders = self._holders()
+        self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
         if not opened:
             return
@@ -229,11 +255,11 @@ class LeakHunter:
             ignore = self._ignore_for(self.ignore_lines + expressions)
         except SockdiffError as err:
             pytest.fail(f"sockdiff_ignore marker: {err}", pytrace=False)
-        lines = self._leaked(opened, holders, ignore)
-        if not lines:
+        own = self._sort_out(self._leaked(opened, holders, ignore), item.nodeid, item)
+        if not own:
             return
-        path, line, _ = item.location
-        lineno = (line or 0) + 1
+        lines = _lines(own)
+        _, path, lineno = self._places[item.nodeid]
         record = {"owner": item.nodeid, "kind": "test", "sockets": lines, "file": path, "line": lineno}
         self._found(item, record)
         count = f"{len(lines)} socket{'s' if len(lines) > 1 else ''}"
@@ -243,13 +269,41 @@ class LeakHunter:
             warning = SockdiffLeakWarning(f"left {count} open: {'; '.join(lines)}")
             warnings.warn_explicit(warning, SockdiffLeakWarning, str(self.config.rootpath / path), lineno)
 
+    def _sort_out(self, sockets: Iterable[Socket], owner: object, item: pytest.Item | None) -> list[Socket]:
+        """The sockets that are ``owner``'s; the others go to whoever started their processes.
+
+        A process started by an earlier test, or by a fixture, that opens a socket only
+        later (a daemon slow to start, a pool that grows) leaks for its starter: a live
+        fixture keeps it as its own, an ended test or fixture is reported for it, late.
+        """
+        own: list[Socket] = []
+        late: dict[object, list[Socket]] = {}
+        for sock in sockets:
+            pids = {process.pid for process in sock.processes}
+            starters = {self._origin.get(pid) for pid in pids}
+            starter = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+            if starter is None or starter == owner:
+                own.append(sock)
+            elif starter in self._held:
+                held = self._held[starter]
+                self._held[starter] = dataclasses.replace(held, inodes=held.inodes | {sock.inode})
+                self._fixtures_opened.add(sock.inode)
+            else:
+                late.setdefault(starter, []).append(sock)
+        for starter, found in late.items():
+            label, path, line = self._places[starter]
+            kind = "test" if isinstance(starter, str) else "fixture"
+            lines = [f"{text}  (opened after it ended)" for text in _lines(found)]
+            self._found(item, {"owner": label, "kind": kind, "sockets": lines, "file": path, "line": line})
+        return own
+
     def _found(self, item: pytest.Item | None, record: dict[str, Any]) -> None:
         """Send a leak with ``item``'s teardown report (or keep it, when no test is being torn down)."""
         if item is None:
             self.leaks.append(record)
             return
         item.stash.setdefault(_FOUND, []).append(record)
-        prefix = "" if record["kind"] == "test" else f"{record['owner']}: "
+        prefix = "" if record["owner"] == item.nodeid else f"{record['owner']}: "
         item.user_properties.extend(("sockdiff", prefix + line) for line in record["sockets"])
 
     @pytest.hookimpl(wrapper=True)
@@ -276,15 +330,16 @@ class LeakHunter:
         if fixturedef.scope == "function":
             return (yield)
         before = self._holders().keys()
+        place = self._places[fixturedef] = _fixture_place(fixturedef, self.config.rootpath)
+        window, self._window = self._window, fixturedef
         try:
             return (yield)
         finally:
             # Fixtures it requested were set up inside this one and kept their own sockets.
             opened = self._holders().keys() - before - self._fixtures_opened
-            if opened:
-                self._fixtures_opened |= opened
-                place = _fixture_place(fixturedef, self.config.rootpath)
-                self._held[fixturedef] = _Held(*place, frozenset(opened))
+            self._window = window
+            self._fixtures_opened |= opened
+            self._held[fixturedef] = _Held(*place, frozenset(opened))
 
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         held = self._held.pop(fixturedef, None)
@@ -294,7 +349,7 @@ class LeakHunter:
         still_open = held.inodes & holders.keys()
         if not still_open:
             return
-        lines = self._leaked(still_open, holders, self._ignore_for(self.ignore_lines))
+        lines = _lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
         if lines:
             record = {
                 "owner": held.label,
@@ -309,8 +364,8 @@ class LeakHunter:
 
     def _leaked(
         self, inodes: Iterable[int], holders: Owners, ignore: Callable[[Socket], bool] | None
-    ) -> list[str]:
-        """The counted sockets among ``inodes``, one line each; waits a little for dying holders."""
+    ) -> tuple[Socket, ...]:
+        """The counted sockets among ``inodes``; waits a little for dying holders."""
         sockets = self._counted(set(inodes), holders, ignore)
         for pause in _GRACE_SECONDS:
             if all(process.pid == os.getpid() for sock in sockets for process in sock.processes):
@@ -318,7 +373,7 @@ class LeakHunter:
             time.sleep(pause)
             holders = self._holders()
             sockets = self._counted({sock.inode for sock in sockets} & holders.keys(), holders, ignore)
-        return _lines(sockets)
+        return sockets
 
     def _counted(
         self, inodes: set[int], holders: Owners, ignore: Callable[[Socket], bool] | None
@@ -352,8 +407,25 @@ class LeakHunter:
         return f"sockdiff: {'strict' if self.strict else 'report'} mode, counting {what} left open"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._tree is not None:  # tests ran here: what their processes opened since the last one ended
+            holders = self._holders()
+            opened = holders.keys() - self._last_seen - self._fixtures_opened
+            reported = len(self.leaks)
+            if opened:
+                self._sort_out(self._leaked(opened, holders, self._ignore_for(self.ignore_lines)), None, None)
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if (
+                workeroutput is not None
+            ):  # an xdist worker: these came with no report, the controller wants them
+                workeroutput[REPORT_ATTRIBUTE] = self.leaks[reported:]
         if self.strict and self.leaks and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a fixture leaked: no test failed for it
+            # A fixture leaked, or a test's process did after the test: no test failed for it.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        """On an xdist controller: the leaks a worker found after its last test."""
+        self.leaks.extend(getattr(node, "workeroutput", {}).get(REPORT_ATTRIBUTE, ()))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.leaks:

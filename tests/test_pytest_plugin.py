@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def session_listener():
     server = socket.create_server(("127.0.0.1", 0))
     HELD.append(server)  # open until the process ends
     return server
+
+
+PENDING = []  # children that listen once told to, at the end of the session
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish():
+    for child in PENDING:
+        child.stdin.write("go\\n")
+        child.stdin.flush()
+        assert child.stdout.readline()
 """
 
 SUITE = """
@@ -58,6 +70,22 @@ print("ready", flush=True)
 time.sleep(600)
 '''
 DAEMON = DAEMON_CODE
+
+
+# Listens once told to: a process that opens its socket after its test ended.
+LATE = '''
+import socket, sys, time
+sys.stdin.readline()
+server = socket.create_server(("127.0.0.1", 0))
+print("ready", flush=True)
+time.sleep(600)
+'''
+LATE_CHILDREN = []
+
+
+def late_child():
+    pipe = subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-c", LATE], stdin=pipe, stdout=pipe, text=True)
 
 
 def listen(host="127.0.0.1"):
@@ -132,6 +160,23 @@ def test_ini_ignored():
     listen("127.0.0.3")
 
 
+def test_late_opener():
+    LATE_CHILDREN.append(late_child())
+
+
+def test_late_trigger():
+    for child in LATE_CHILDREN:
+        child.stdin.write("go\\n")
+        child.stdin.flush()
+        assert child.stdout.readline()
+
+
+def test_late_at_exit():
+    from conftest import PENDING
+
+    PENDING.append(late_child())
+
+
 def test_probe(request):
     hunter = request.config.pluginmanager.get_plugin("sockdiff-leak-hunter")
     if request.config.getoption("sockdiff_mode") is None:
@@ -152,7 +197,7 @@ sockdiff_ignore =
     src 127.0.0.3
 """
 
-TESTS = 14
+TESTS = 17
 
 
 def line_of(source: str, text: str) -> int:
@@ -167,6 +212,7 @@ LEAKING_TESTS = sorted(
     f"test_leaks.py::test_{name}"
     for name in ("listener", "child", "other_namespace", "daemon", "udp", "marker")
 )
+LATE_TESTS = ["test_leaks.py::test_late_opener", "test_leaks.py::test_late_at_exit"]
 PROCESS = re.compile(r'users:\(\("[^"]+",pid=(\d+),fd=\d+\)\)')
 
 
@@ -214,9 +260,16 @@ def pid_of(line: str) -> int:
     return int(match.group(1))
 
 
-def check_leaks(found: dict[str, list[str]]) -> None:
-    """The six leaking tests and the session fixture, each with its one socket, as ss writes it."""
-    assert sorted(found) == sorted([*LEAKING_TESTS, SESSION_FIXTURE])
+def check_leaks(found: dict[str, list[str]], late: Sequence[str] = LATE_TESTS) -> None:
+    """The six leaking tests and the session fixture, each with its one socket, as ss writes it;
+    and the ``late`` tests, whose children opened a listener after the test ended."""
+    assert sorted(found) == sorted([*LEAKING_TESTS, SESSION_FIXTURE, *late])
+    for name in late:
+        (line,) = found.pop(name)
+        pattern = (
+            r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern + r"  \(opened after it ended\)"
+        )
+        assert re.fullmatch(pattern, line)
     assert all(len(lines) == 1 for lines in found.values()), found
     (listener,) = found["test_leaks.py::test_listener"]
     (child,) = found["test_leaks.py::test_child"]
@@ -248,7 +301,7 @@ def test_report_mode_names_exactly_the_leakers(
     result.stdout.fnmatch_lines(
         ["*test_leaks.py::test_udp*", "*SockdiffLeakWarning: left 1 socket open: udp CLOSE*"]
     )
-    assert "6 tests and 1 fixture left 7 sockets open" in result.outlines
+    assert "8 tests and 1 fixture left 9 sockets open" in result.outlines
     cases = {case.get("name"): case for case in ET.parse(suite.path / "report.xml").iter("testcase")}
     properties = {
         name: [p.get("value") for p in case.iter("property") if p.get("name") == "sockdiff"]
@@ -263,10 +316,13 @@ def test_report_mode_names_exactly_the_leakers(
     starts = [f"def test_{name}():" for name in ("listener", "child", "other_namespace", "daemon", "udp")]
     starts.append('@pytest.mark.sockdiff_ignore("src 127.0.0.2")')
     places = [f"::warning file=test_leaks.py,line={line_of(SUITE, start)},{title}" for start in starts]
-    assert [line[: line.index("::", 2) + 2] for line in annotations] == [
-        *places,
-        f"::warning file=conftest.py,line={SESSION_LINE},{title}",
+    late = [
+        f"::warning file=test_leaks.py,line={line_of(SUITE, f'def {name}():')},{title}"
+        for name in ("test_late_opener", "test_late_at_exit")
     ]
+    assert sorted(line[: line.index("::", 2) + 2] for line in annotations) == sorted(
+        [*places, f"::warning file=conftest.py,line={SESSION_LINE},{title}", *late]
+    )
     (udp,) = leaks(result)["test_leaks.py::test_udp"]
     assert f"{places[4]}test_leaks.py::test_udp%0A{udp}" in annotations
 
@@ -288,11 +344,13 @@ def test_strict_mode_fails_exactly_the_leakers(suite: pytest.Pytester, netns: st
 
 
 def test_strict_mode_under_xdist(suite: pytest.Pytester, netns: str) -> None:
-    result = run(suite, netns, "--sockdiff-strict", "-n", "2")
-    result.assert_outcomes(passed=TESTS, errors=len(LEAKING_TESTS))
+    # Which worker runs the test after test_late_opener is the scheduler's choice: those two stay out.
+    # test_late_at_exit's listener opens as its worker ends: the controller learns it from the worker.
+    result = run(suite, netns, "--sockdiff-strict", "-n", "2", "-k", "not late_opener and not late_trigger")
+    result.assert_outcomes(passed=TESTS - 2, errors=len(LEAKING_TESTS))  # xdist counts no deselected
     assert result.ret == 1
     assert errors(result) == LEAKING_TESTS
-    check_leaks(leaks(result))
+    check_leaks(leaks(result), late=["test_leaks.py::test_late_at_exit"])
 
 
 def test_a_leaking_fixture_fails_the_run_and_no_test(suite: pytest.Pytester, netns: str) -> None:
