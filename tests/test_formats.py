@@ -8,11 +8,12 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import test_sections as sections
 from cli import one_line_error, sockdiff
 from test_differ import snap, tcp, unix
 
 from sockdiff import Inet, Process, Socket, UnixName, UnixPeer, UsageError, save
-from sockdiff.differ import Diff, diff
+from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
 
@@ -58,10 +59,20 @@ def test_json_is_version_2_with_each_key_once() -> None:
 
     document = json.loads(text, object_pairs_hook=keep)
     top = members[-1]
-    assert top == ["format", "version", "snapshots", "summary", "new", "closed", "changed"]
+    assert top == [
+        "format",
+        "version",
+        "snapshots",
+        "summary",
+        "new",
+        "closed",
+        "changed",
+        "interfaces",
+        "routes",
+    ]
     assert all(len(keys) == len(set(keys)) for keys in members)
     assert document["format"] == "sockdiff.diff" and document["version"] == 2
-    assert document["summary"] == {"new": 2, "closed": 1, "changed": 1}
+    assert document["summary"] == {"new": 2, "closed": 1, "changed": 1, "interfaces": None, "routes": None}
     assert [s["local"]["port"] for s in document["new"]] == [82, 6000]
     assert [s["local"]["port"] for s in document["closed"]] == [80]
     assert document["changed"] == [
@@ -222,3 +233,57 @@ def test_compare_writes_reports_beside_its_output(tmp_path: Path) -> None:
     assert "unknown format 'xml'" in one_line_error(
         sockdiff("compare", str(old), str(new), "--format", "xml")
     )
+
+
+def test_json_sections_and_their_summary() -> None:
+    old = sections.snap((sections.eth("eth0"), sections.eth("eth1")), (sections.route("10.1.0.0/24"),))
+    new = sections.snap(
+        (sections.eth("eth0", mtu=1400, counters=sections.counters(rx_packets=15)),),
+        (sections.route("10.1.0.0/24", gateway="10.0.0.253"), sections.route("10.2.0.0/24")),
+    )
+    result = diff(old, new, fields=parse_fields("+counters"))
+    document = json.loads(report(result, Format.JSON))
+    assert list(document)[-2:] == ["interfaces", "routes"]
+    assert document["summary"] == {
+        "new": 0,
+        "closed": 0,
+        "changed": 0,
+        "interfaces": {"added": 0, "removed": 1, "changed": 1},
+        "routes": {"added": 1, "removed": 0, "changed": 1},
+    }
+    interfaces, routes = document["interfaces"], document["routes"]
+    assert [i["name"] for i in interfaces["removed"]] == ["eth1"]
+    [change] = interfaces["changed"]
+    assert change["fields"] == ["mtu", "counters"]
+    assert change["deltas"] == {"rx_packets": 5, "rx_bytes": 500}
+    assert (change["old"]["mtu"], change["new"]["mtu"]) == (1500, 1400)
+    assert [r["destination"] for r in routes["added"]] == ["10.2.0.0/24"]
+    assert routes["changed"][0]["fields"] == ["gateway"] and "deltas" not in routes["changed"][0]
+
+
+def test_json_section_not_taken_is_null() -> None:
+    result = diff(sections.snap(None, None), sections.snap((sections.eth(),), ()))
+    document = json.loads(report(result, Format.JSON))
+    assert document["interfaces"] is None and document["routes"] is None
+    assert document["summary"]["interfaces"] is None and document["summary"]["routes"] is None
+
+
+def test_every_format_covers_the_sections() -> None:
+    old = sections.snap((sections.eth("eth0"),), ())
+    new = sections.snap((sections.eth("eth0", operstate="DOWN"),), (sections.route(),))
+    result = diff(old, new)
+    options = ReportOptions(fail_on=("routes",))
+    cases = junit(result, ("routes",)).findall("testsuite/testcase")
+    assert [(c.get("classname"), c.find("failure") is not None) for c in cases] == [
+        ("sockdiff.interfaces", False),
+        ("sockdiff.routes", True),
+    ]
+    github = report(result, Format.GITHUB, options).splitlines()
+    assert [line.split("::")[1] for line in github if line.startswith("::")] == [
+        "warning title=sockdiff%3A interfaces changed",
+        "error title=sockdiff%3A routes added",
+    ]
+    rows = report(result, Format.MARKDOWN, options).splitlines()[4:]
+    assert [cells(row)[1] for row in rows] == ["interfaces", "routes"]
+    text = report(result, Format.TEXT, options).splitlines()
+    assert text[0].startswith("~ interface eth0 ") and text[1].startswith("+ route 10.1.0.0/24 ")

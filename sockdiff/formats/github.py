@@ -20,14 +20,6 @@ __all__ = ["SHOWN", "GithubFormat", "command", "escape_data", "escape_property"]
 
 SHOWN = 10  # annotations of one kind GitHub displays for a step
 
-_TITLES = {
-    "new": "new socket",
-    "closed": "closed socket",
-    "changed": "changed socket",
-    "added": "added",
-    "removed": "removed",
-}
-
 
 def escape_data(text: str) -> str:
     """A workflow command's message, escaped as the runner reads it (``%``, CR, LF).
@@ -62,9 +54,10 @@ def command(name: str, title: str, message: str, **where: str | int) -> str:
 
 
 def _title(item: Item) -> str:
+    """``sockdiff: new socket``, ``sockdiff: routes added``."""
     if item.section == "sockets":
-        return f"sockdiff: {_TITLES[item.kind]}"
-    return f"sockdiff: {item.section} {_TITLES.get(item.kind, item.kind)}"
+        return f"sockdiff: {item.kind} socket"
+    return f"sockdiff: {item.section} {item.kind}"
 
 
 class GithubFormat(DiffFormat):

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..differ import counter_deltas
 from .base import DiffFormat, ReportOptions
 
 if TYPE_CHECKING:
-    from ..differ import Diff
+    from ..differ import Change, Diff, SectionDiff
 
 __all__ = ["FORMAT", "VERSION", "JsonFormat", "document"]
 
@@ -19,19 +20,46 @@ NOTE_PERSISTENT = "live against live: only differences seen in two consecutive r
 
 
 def document(result: Diff) -> dict[str, Any]:
-    """The diff document as a mapping of records (msgspec encodes them as they are)."""
+    """The diff document as a mapping of records (msgspec encodes them as they are).
+
+    A section either side did not take is null, in ``summary`` too. A change of
+    interface counters also carries ``deltas`` (new minus old, per counter).
+    """
+    sockets = result.old.sockets is not None and result.new.sockets is not None
+    summary: dict[str, Any] = dict(result.summary) if sockets else dict.fromkeys(result.summary)
+    summary["interfaces"] = None if result.interfaces is None else result.interfaces.summary
+    summary["routes"] = None if result.routes is None else result.routes.summary
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "snapshots": {"old": result.old.meta(), "new": result.new.meta()},
-        "summary": result.summary,
-        "new": result.opened,
-        "closed": result.closed,
-        "changed": [{"old": c.old, "new": c.new, "fields": c.fields} for c in result.changed],
+        "summary": summary,
+        "new": result.opened if sockets else None,
+        "closed": result.closed if sockets else None,
+        "changed": [_change(c) for c in result.changed] if sockets else None,
+        "interfaces": _section(result.interfaces),
+        "routes": _section(result.routes),
     }
     if result.persistent_only:
         doc["note"] = NOTE_PERSISTENT
     return doc
+
+
+def _change(change: Change[Any]) -> dict[str, Any]:
+    member: dict[str, Any] = {"old": change.old, "new": change.new, "fields": change.fields}
+    if "counters" in change.fields:
+        member["deltas"] = counter_deltas(change.old, change.new)
+    return member
+
+
+def _section(section: SectionDiff[Any] | None) -> dict[str, Any] | None:
+    if section is None:
+        return None
+    return {
+        "added": section.added,
+        "removed": section.removed,
+        "changed": [_change(c) for c in section.changed],
+    }
 
 
 class JsonFormat(DiffFormat):
