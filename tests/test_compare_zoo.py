@@ -242,16 +242,21 @@ def check_json(result: subprocess.CompletedProcess[str], expected: Expected, net
     document, members = parse_diff(result.stdout)
     names = [name for name, _ in members]
     assert len(names) == len(set(names)), names  # no key twice
-    assert names[:7] == ["format", "version", "snapshots", "summary", "new", "closed", "changed"], names
+    assert names[:9] == [
+        "format", "version", "snapshots", "summary", "new", "closed", "changed", "interfaces", "routes"
+    ], names  # fmt: skip
     assert document["format"] == "sockdiff.diff" and document["version"] == 2
     old_meta, new_meta = document["snapshots"]["old"], document["snapshots"]["new"]
     assert isinstance(document["new"], list)
     for meta in (old_meta, new_meta):
         assert meta["format"] == "sockdiff.snapshot" and meta["netns"] == netns, meta
+    unchanged = {"added": 0, "removed": 0, "changed": 0}  # the namespace's links and routes stay put
     assert document["summary"] == {
         "new": len(expected.new),
         "closed": len(expected.closed),
         "changed": len(expected.changed),
+        "interfaces": unchanged,
+        "routes": unchanged,
     }
     for kind, records in (("new", expected.new), ("closed", expected.closed)):
         for sock in document[kind]:
