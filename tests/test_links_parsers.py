@@ -107,3 +107,16 @@ def test_ipv6_tables_split_where_defaults_and_null_entries_end_them() -> None:
     # Two tables of default routes only, told apart by the metric falling back.
     rows = [row("::/0", 2048), row("::/0", 100), null]
     assert procnet.ipv6_main_table(rows) == rows[1:2]
+
+
+def test_fib_trie_is_read_only_for_tables_it_can_be_read_quickly(tmp_path: Path) -> None:
+    """Past FIB_TRIE_MAX_ROUTES IPv4 routes, fib_trie (quadratic to read) is left alone: types unknown."""
+    small = procnet.read_routes(str(FIXTURES / "proc"))
+    assert all(r.type is not None and r.scope is not None for r in small if r.family == "inet")
+    header, first = proc_file("route").split(b"\n")[:2]
+    (tmp_path / "route").write_bytes(header + b"\n" + (first + b"\n") * (procnet.FIB_TRIE_MAX_ROUTES + 1))
+    for name in ("fib_trie", "ipv6_route"):
+        (tmp_path / name).write_bytes(proc_file(name))
+    big = [r for r in procnet.read_routes(str(tmp_path)) if r.family == "inet"]
+    assert len(big) == procnet.FIB_TRIE_MAX_ROUTES + 1
+    assert {(r.type, r.scope) for r in big} == {(None, None)}

@@ -388,7 +388,8 @@ def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]
 
     IPv4 types and scopes are matched from fib_trie: per prefix, in the order
     both files list routes, among the types the row's flags allow. A row fib_trie
-    does not account for (the files read a moment apart) has type and scope None.
+    does not account for (the files read a moment apart, or fib_trie not read:
+    empty) has type and scope None.
     """
     trie = parse_fib_trie(fib_trie)
     routes = []
@@ -443,13 +444,28 @@ def _read_optional(path: str) -> bytes:
         raise BackendUnavailable(f"cannot read {path}: {err.strerror}") from err
 
 
+# /proc hands a seq_file out 4 KB a read, and the kernel finds where fib_trie's
+# next 4 KB start by walking the tries from the top: reading it takes time
+# quadratic in the routes (~1.8 s at 100k, minutes for a full BGP table), where
+# /proc/net/route remembers its place. Past this many IPv4 routes fib_trie is not
+# read, and their types and scopes are None.
+FIB_TRIE_MAX_ROUTES = 10_000
+
+
 def read_routes(net_dir: str = DEFAULT_NET_DIR) -> list[Route]:
-    """The main routing table (both families) of the calling thread's namespace."""
+    """The main routing table (both families) of the calling thread's namespace.
+
+    IPv6 routes are read from ipv6_route whatever their number, as netstat -6rn
+    does, though the kernel writes that file in quadratic time too: nothing else
+    in /proc has them.
+    """
     try:
         route = read_file(f"{net_dir}/route")
     except OSError as err:
         raise BackendUnavailable(f"cannot read {net_dir}/route: {err.strerror}") from err
-    return routes_from(route, _read_optional(f"{net_dir}/fib_trie"), _read_optional(f"{net_dir}/ipv6_route"))
+    few = route.count(b"\n") <= FIB_TRIE_MAX_ROUTES + 1
+    fib_trie = _read_optional(f"{net_dir}/fib_trie") if few else b""
+    return routes_from(route, fib_trie, _read_optional(f"{net_dir}/ipv6_route"))
 
 
 # ---------------------------------------------------------------- interfaces

@@ -285,42 +285,59 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
     (RTM_F_CLONED) are left out.
     """
     routes = []
+    unpack_route = _ROUTE.unpack_from
+    unpack_attr = _ATTR.unpack_from
+    unpack_u32 = _U32.unpack_from
+    # Few distinct gateways: each written out once (a router holds ~1M routes).
+    gateways: dict[bytes, str] = {}
     for buffer, offset, end in messages:
-        family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = _ROUTE.unpack_from(
-            buffer, offset
-        )
+        family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = unpack_route(buffer, offset)
         if family not in (AF_INET, AF_INET6) or flags & RTM_F_CLONED:
             continue
         destination = bytes(16 if family == AF_INET6 else 4)
         gateway = None
         oif = metric = advmss = window = rtt = 0
         hops: list[tuple[int, str | None]] = []
-        for attr, start, stop in _attributes(buffer, offset + _ROUTE_SIZE, end):
+        start = offset + _ROUTE_SIZE
+        while start + 4 <= end:  # the attributes, read inline: this loop runs once a route
+            length, attr = unpack_attr(buffer, start)
+            if length < 4 or start + length > end:
+                break
+            attr &= 0x3FFF
+            payload, stop = start + 4, start + length
             if attr == RTA_DST:
-                destination = bytes(buffer[start:stop])
+                destination = bytes(buffer[payload:stop])
             elif attr == RTA_OIF:
-                oif = _U32.unpack_from(buffer, start)[0]
-            elif attr in (RTA_GATEWAY, RTA_VIA):
-                gateway = _gateway(family, buffer, attr, start, stop)
+                oif = unpack_u32(buffer, payload)[0]
+            elif attr == RTA_GATEWAY:
+                packed = bytes(buffer[payload:stop])
+                gateway = gateways.get(packed)
+                if gateway is None:
+                    gateway = gateways[packed] = socket.inet_ntop(family, packed)
+            elif attr == RTA_VIA:
+                gateway = _gateway(family, buffer, attr, payload, stop)
             elif attr == RTA_PRIORITY:
-                metric = _U32.unpack_from(buffer, start)[0]
+                metric = unpack_u32(buffer, payload)[0]
             elif attr == RTA_TABLE:
-                table = _U32.unpack_from(buffer, start)[0]
+                table = unpack_u32(buffer, payload)[0]
             elif attr == RTA_MULTIPATH:
-                hops = _nexthops(family, buffer, start, stop)
+                hops = _nexthops(family, buffer, payload, stop)
             elif attr == RTA_METRICS:
-                for metric_kind, value_start, _ in _attributes(buffer, start, stop):
+                for metric_kind, value_start, _ in _attributes(buffer, payload, stop):
                     if metric_kind == RTAX_ADVMSS:
-                        advmss = _U32.unpack_from(buffer, value_start)[0]
+                        advmss = unpack_u32(buffer, value_start)[0]
                     elif metric_kind == RTAX_WINDOW:
-                        window = _U32.unpack_from(buffer, value_start)[0]
+                        window = unpack_u32(buffer, value_start)[0]
                     elif metric_kind == RTAX_RTT:
-                        rtt = _U32.unpack_from(buffer, value_start)[0]
+                        rtt = unpack_u32(buffer, value_start)[0]
+            start += (length + 3) & ~3
         if not hops:
             hops = [(oif, gateway)]
         elif family == AF_INET:
             hops = hops[:1]
         type_name = ROUTE_TYPES[kind] if kind < len(ROUTE_TYPES) else str(kind)
+        protocol_text = protocol_name(protocol)
+        scope_text = scope_name(scope)
         for ifindex, hop_gateway in hops:
             routes.append(
                 make_route(
@@ -332,8 +349,8 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
                     hop_gateway,
                     names.get(ifindex) if ifindex else None,
                     metric,
-                    protocol_name(protocol),
-                    scope_name(scope),
+                    protocol_text,
+                    scope_text,
                     # As /proc/net/route and netstat -rn show them (fib_route_seq_show).
                     advmss + 40 if advmss else 0,
                     window,
