@@ -8,6 +8,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import cli
@@ -89,8 +90,21 @@ def test_readme_quick_start_is_what_ci_runs() -> None:
         "pip install '.[test]' && python -m pytest",
     ]
     ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
-    assert 'python -m pip install -q ".[test]"' in ci
-    assert ci[-1] == "python -m pytest"
+    assert 'python -m pip install -q "${constraints[@]}" ".[test]"' in ci
+    assert "python -m pytest" in ci and "for deps in newest oldest; do" in ci
+
+
+def test_the_oldest_dependencies_ci_pins_are_the_lower_bounds() -> None:
+    """.ci/oldest.txt pins exactly the lower bound of every dependency, runtime and test."""
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    bounds = {}
+    for requirement in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        name, _, rest = requirement.partition(">=")
+        bounds[name.strip()] = rest.split(",")[0].strip()
+    lines = (root / ".ci" / "oldest.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert pins == bounds
 
 
 def test_docstring_examples() -> None:

@@ -87,6 +87,8 @@ _V6ONLY_STATES = frozenset({7, 10})  # TCP_CLOSE, TCP_LISTEN
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
 _ATTR = struct.Struct("=HH")
+# The least length (header included) of the unix_diag attributes read here.
+_UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 8, UNIX_DIAG_RQLEN: 12, UNIX_DIAG_UID: 8}
 # Every 16-bit value byte-swapped where the host is little-endian: ntohs as a
 # lookup, built in C (65,536 ntohs calls would add ~6 ms to every start).
 _PORTS = array.array("H", range(65536))
@@ -119,6 +121,8 @@ def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
         attr_length, attr_type = unpack_attr(buffer, position)
         if attr_length < 4:
             break
+        if position + attr_length > end:
+            raise DumpFailed(errno.EBADMSG)  # an attribute past its message
         if attr_type == INET_DIAG_SKV6ONLY and attr_length >= 5:
             return bool(buffer[position + 4])
         position += (attr_length + 3) & ~3
@@ -246,6 +250,8 @@ def decode_inet(
     unpack = _INET_MSG.unpack_from
     sockets = []
     for buffer, offset, end in messages:
+        if end - offset < _INET_ATTRS:
+            raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
         family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = unpack(
             buffer, offset
         )
@@ -257,10 +263,12 @@ def decode_inet(
             family_name = "inet"
             src = src[:4]
             dst = dst[:4]
-        else:
+        elif family == AF_INET6:
             family_name = "inet6"
             if state in _V6ONLY_STATES:
                 v6only = _v6only(buffer, offset + _INET_ATTRS, end)
+        else:
+            raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
         local_address = addresses.get(src)
         if local_address is None:
             local_address = addresses[src] = inet_ntop(family, src)
@@ -305,6 +313,8 @@ def decode_unix(
     unpack_pair = _U32_PAIR.unpack_from
     sockets = []
     for buffer, offset, end in messages:
+        if end - offset < _UNIX_MSG.size:
+            raise DumpFailed(errno.EBADMSG)  # shorter than a unix_diag_msg
         type_number, state, inode, cookie = unpack(buffer, offset)
         if cookie in seen:
             continue
@@ -315,8 +325,8 @@ def decode_unix(
         position = offset + 32
         while position + 4 <= end:
             attr_length, attr_type = unpack_attr(buffer, position)
-            if attr_length < 4:
-                break
+            if attr_length < _UNIX_ATTR_SIZES.get(attr_type, 4) or position + attr_length > end:
+                raise DumpFailed(errno.EBADMSG)  # an attribute too short for its type, or past its message
             payload = position + 4
             if attr_type == UNIX_DIAG_NAME:
                 name = escape_name(bytes(buffer[payload : position + attr_length]))

@@ -83,9 +83,22 @@ def decode_address(text: bytes) -> Endpoint:
     >>> decode_address(b"0000000000000000FFFF00000100007F:1F90")
     Endpoint(address='::ffff:127.0.0.1', port=8080)
     """
-    address, _, port = text.partition(b":")
+    found = _ADDRESS.fullmatch(text)
+    if found is None:
+        raise ValueError(f"not an ADDRESS:PORT column: {text!r}")
+    address, port = found.groups()
     decode = _ipv4 if len(address) == 8 else _ipv6
     return Endpoint(decode(address), int(port, 16))
+
+
+# What the kernel prints: %08X (IPv4) or four %08X (IPv6), a colon, %04X.
+_ADDRESS = re.compile(rb"([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})")
+_ADDRESS_WIDTH = {"inet": 8, "inet6": 32}
+
+
+def _bad_row(proto: str, family: str, number: int) -> BackendUnavailable:
+    name = proto + ("6" if family == "inet6" else "")
+    return BackendUnavailable(f"/proc/net/{name}: line {number} is not a socket row this sockdiff reads")
 
 
 def parse_inet(
@@ -102,26 +115,35 @@ def parse_inet(
     seen: set[object] = set()
     sockets = []
     states = TCP_STATES
+    width = _ADDRESS_WIDTH[family]
     lines = iter(io.BytesIO(data))  # one line at a time: a list of 100k would double the text
     next(lines, None)  # the column titles
-    for line in lines:
+    for number, line in enumerate(lines, 2):
         fields = line.split()
         if len(fields) < 10:
             continue
-        local_text, remote_text = fields[1], fields[2]
-        inode = int(fields[9])
-        key: object = inode if inode else (local_text, remote_text)
-        if key in seen:
-            continue
-        seen.add(key)
-        local = addresses.get(local_text)
-        if local is None:
-            local = addresses[local_text] = decode_address(local_text)
-        remote = addresses.get(remote_text)
-        if remote is None:
-            remote = addresses[remote_text] = decode_address(remote_text)
-        state_number = int(fields[3], 16)
-        send_text, _, recv_text = fields[4].partition(b":")
+        # The kernel writes every row in one format; a row that is not in it is refused
+        # whole, rather than read into a record with a wrong value.
+        try:
+            local_text, remote_text = fields[1], fields[2]
+            inode = int(fields[9])
+            key: object = inode if inode else (local_text, remote_text)
+            if key in seen:
+                continue
+            seen.add(key)
+            local = addresses.get(local_text)
+            if local is None:
+                local = addresses[local_text] = _decode(local_text, width)
+            remote = addresses.get(remote_text)
+            if remote is None:
+                remote = addresses[remote_text] = _decode(remote_text, width)
+            state_number = int(fields[3], 16)
+            send_text, _, recv_text = fields[4].partition(b":")
+            uid, recv_q, send_q = int(fields[7]), int(recv_text, 16), int(send_text, 16)
+        except ValueError:
+            raise _bad_row(proto, family, number) from None
+        if min(inode, uid, recv_q, send_q) < 0:  # int() takes a sign; the kernel writes none
+            raise _bad_row(proto, family, number)
         sockets.append(
             make_socket(
                 proto,
@@ -131,19 +153,26 @@ def parse_inet(
                 local,
                 remote,
                 inode,
-                int(fields[7]),
-                int(recv_text, 16),
-                None if state_number == _TCP_LISTEN and proto == "tcp" else int(send_text, 16),
+                uid,
+                recv_q,
+                None if state_number == _TCP_LISTEN and proto == "tcp" else send_q,
                 owners,
             )
         )
     return sockets
 
 
+def _decode(text: bytes, width: int) -> Endpoint:
+    """:func:`decode_address`, for a file of one family: an address of the other is refused."""
+    if text.find(b":") != width:
+        raise ValueError(text)
+    return decode_address(text)
+
+
 # One row of /proc/net/unix up to the inode:
 # "%pK: %08X %08X %08X %04X %02X %5lu", then " PATH" when the socket has a name.
 _UNIX_ROW = re.compile(
-    rb"^[0-9a-fA-F]+: [0-9A-F]{8} [0-9A-F]{8} ([0-9A-F]{8}) ([0-9A-F]{4}) ([0-9A-F]{2}) +(\d+)",
+    rb"^[0-9a-fA-F]+: [0-9A-F]{8} [0-9A-F]{8} ([0-9A-F]{8}) ([0-9A-F]{4}) ([0-9A-F]{2}) +(\d{1,20})",
     re.MULTILINE,
 )
 
@@ -168,7 +197,7 @@ def parse_unix(data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[S
     end_of_data = len(data) - 1 if data.endswith(b"\n") else len(data)
     for index, row in enumerate(rows):
         inode = int(row[4])
-        if inode == 0 or inode in seen:
+        if inode == 0 or inode in seen or inode >= 1 << 64:  # 1 << 64: no inode, a damaged row
             continue
         seen.add(inode)
         end = rows[index + 1].start() - 1 if index + 1 < len(rows) else end_of_data

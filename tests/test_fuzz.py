@@ -1,0 +1,334 @@
+"""Property-based tests of everything that reads untrusted bytes.
+
+The /proc parsers, the netlink decoder and the snapshot reader, given generated
+input and damaged input, return correct records or raise a ``SockdiffError``
+(the netlink decoder: ``DumpFailed``, which its backend turns into one) and
+never anything else. Addresses agree with ``socket.inet_ntop`` and ``ipaddress``.
+
+Profiles: ``ci`` (the default, 200 examples a test) and ``thorough`` (10,000),
+chosen with ``SOCKDIFF_FUZZ=thorough``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+import sys
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sockdiff import SockdiffError
+from sockdiff.backends import netlink, procfs
+from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
+from sockdiff.model import TCP_STATES, Process, Socket, record_problem
+
+for _name, _examples in (("ci", 200), ("thorough", 10_000)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+settings.load_profile(os.environ.get("SOCKDIFF_FUZZ", "ci"))
+
+U32 = st.integers(0, 2**32 - 1)
+PORT = st.integers(0, 65535)
+IPV4 = st.binary(min_size=4, max_size=4)
+IPV6 = st.one_of(
+    st.binary(min_size=16, max_size=16),
+    IPV4.map(lambda v4: b"\0" * 10 + b"\xff\xff" + v4),  # IPv4-mapped
+    IPV4.map(lambda v4: b"\0" * 12 + v4),  # IPv4-compatible, printed differently by some
+)
+OWNERS = {7: (Process(1, "init", 3),)}
+
+
+def check_record(sock: Socket) -> None:
+    """What every record a reader returns must be, whatever it was given."""
+    assert record_problem(sock) is None, (record_problem(sock), sock)
+    assert 0 <= sock.inode < 2**64
+    for number in (sock.uid, sock.recv_q, sock.send_q):
+        assert number is None or 0 <= number < 2**64
+    if sock.proto != "unix":
+        for end in (sock.local, sock.remote):
+            assert end is not None and isinstance(end.address, str) and isinstance(end.port, int)
+            assert 0 <= end.port <= 65535
+            address = ipaddress.ip_address(end.address)  # parses, and is in the family's form
+            assert address.version == (4 if sock.family == "inet" else 6)
+            family = socket.AF_INET if sock.family == "inet" else socket.AF_INET6
+            assert socket.inet_ntop(family, address.packed) == end.address
+    else:
+        assert isinstance(sock.local.path, str | None)
+        assert "\0" not in (sock.local.path or "")
+
+
+def damaged(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
+    """``data`` with bytes flipped, cut or inserted at generated places."""
+    buffer = bytearray(data)
+    for kind, where, value in edits:
+        if not buffer:
+            break
+        place = where % len(buffer)
+        if kind == 0:
+            buffer[place] ^= value or 1
+        elif kind == 1:
+            del buffer[place:]
+        elif kind == 2:
+            buffer.insert(place, value)
+        else:
+            del buffer[place]
+    return bytes(buffer)
+
+
+EDITS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 2**31), st.integers(0, 255)), min_size=1, max_size=8
+)
+
+
+# -- /proc/net/{tcp,udp,raw}{,6} ----------------------------------------------
+
+_INET_TITLE = (
+    b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+)
+
+
+def proc_address(packed: bytes, port: int) -> bytes:
+    """ADDRESS:PORT as the kernel prints it: host-order 32-bit words in hex."""
+    words = struct.unpack(f"={len(packed) // 4}I", packed)
+    return b"".join(b"%08X" % word for word in words) + b":%04X" % port
+
+
+INET_ROW = st.tuples(IPV4 | IPV6, PORT, PORT, st.integers(1, 12), U32, U32, U32, st.integers(1, 2**40))
+
+
+def fit(packed: bytes, v6: bool) -> bytes:
+    """A generated address made the file's family: zero-extended or cut to its low bytes."""
+    return (b"\0" * 12 + packed)[-16 if v6 else -4 :]
+
+
+_INET_ROW = (
+    b"%4d: %s %s %02X %08X:%08X 00:00000000 00000000 %5d        0 %d 1 0000000000000000 100 0 0 10 0\n"
+)
+
+
+def inet_file(rows: list[tuple[bytes, int, int, int, int, int, int, int]], v6: bool) -> bytes:
+    lines = [_INET_TITLE]
+    for number, (generated, sport, dport, state, tx, rx, uid, inode) in enumerate(rows):
+        packed = fit(generated, v6)
+        lines.append(
+            _INET_ROW
+            % (
+                number,
+                proc_address(packed, sport),
+                proc_address(packed[::-1], dport),
+                state,
+                tx,
+                rx,
+                uid,
+                inode,
+            )
+        )
+    return b"".join(lines)
+
+
+@given(st.lists(INET_ROW, max_size=6), st.booleans(), st.sampled_from(["tcp", "udp", "raw"]))
+def test_proc_inet_rows_parse_exactly(rows: list[Any], v6: bool, proto: str) -> None:
+    sockets = procfs.parse_inet(inet_file(rows, v6), proto, "inet6" if v6 else "inet", OWNERS)
+    by_inode: dict[int, Any] = {}
+    for *row, inode in rows:
+        by_inode.setdefault(inode, row)  # a row repeated is read once
+    assert len(sockets) == len(by_inode)
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    for sock in sockets:
+        check_record(sock)
+        packed, sport, dport, state, tx, rx, uid = by_inode[sock.inode]
+        packed = fit(packed, v6)
+        assert sock.local.address == socket.inet_ntop(family, packed)
+        assert sock.remote is not None and sock.remote.address == socket.inet_ntop(family, packed[::-1])
+        assert (sock.local.port, sock.remote.port) == (sport, dport)
+        assert sock.state == TCP_STATES[state] and sock.uid == uid and sock.recv_q == rx
+        assert sock.send_q == (None if proto == "tcp" and state == 10 else tx)
+
+
+@given(st.lists(INET_ROW, min_size=1, max_size=4), st.booleans(), EDITS)
+def test_proc_inet_damaged(rows: list[Any], v6: bool, edits: list[tuple[int, int, int]]) -> None:
+    data = damaged(inet_file(rows, v6), edits)
+    try:
+        sockets = procfs.parse_inet(data, "tcp", "inet6" if v6 else "inet", OWNERS)
+    except SockdiffError:
+        return
+    for sock in sockets:
+        check_record(sock)
+
+
+_UNIX_TITLE = b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+UNIX_ROW = st.tuples(
+    st.sampled_from([0, 0x10000]),
+    st.sampled_from([1, 2, 5]),
+    st.integers(0, 4),
+    st.integers(1, 2**40),
+    st.none() | st.binary(min_size=1, max_size=40).filter(lambda name: b"\0" not in name[1:]),
+)
+
+
+def unix_file(rows: list[tuple[int, int, int, int, bytes | None]]) -> bytes:
+    lines = [_UNIX_TITLE]
+    for flags, kind, state, inode, name in rows:
+        shown = b"" if name is None else b" " + (b"@" + name[1:] if name[:1] == b"\0" else name)
+        lines.append(
+            b"0000000000000000: 00000002 00000000 %08X %04X %02X %5d%s\n" % (flags, kind, state, inode, shown)
+        )
+    return b"".join(lines)
+
+
+@given(st.lists(UNIX_ROW, max_size=6))
+def test_proc_unix_rows_parse(rows: list[Any]) -> None:
+    sockets = procfs.parse_unix(unix_file(rows), OWNERS)
+    for sock in sockets:
+        check_record(sock)
+    # A name holding a newline followed by what looks like a row cannot be told
+    # apart from a row; short of that, every row is read back.
+    assume(all(name is None or b"\n" not in name for *_, name in rows))
+    assert {s.inode for s in sockets} == {row[3] for row in rows}
+
+
+@given(st.lists(UNIX_ROW, min_size=1, max_size=4), EDITS)
+def test_proc_unix_damaged(rows: list[Any], edits: list[tuple[int, int, int]]) -> None:
+    try:
+        sockets = procfs.parse_unix(damaged(unix_file(rows), edits), OWNERS)
+    except SockdiffError:
+        return
+    for sock in sockets:
+        check_record(sock)
+
+
+# -- netlink sock_diag replies -------------------------------------------------
+
+_NLMSG = struct.Struct("=IHHII")
+_DONE = _NLMSG.pack(20, netlink.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
+
+
+def inet_message(
+    family: int, state: int, sport: int, dport: int, src: bytes, dst: bytes, numbers: tuple[int, ...]
+) -> bytes:
+    """One inet_diag_msg as the kernel lays it out (include/uapi/linux/inet_diag.h)."""
+    cookie, rqueue, wqueue, uid, inode = numbers
+    body = struct.pack("=BBBB", family, state, 0, 0) + struct.pack("!HH", sport, dport)
+    body += src.ljust(16, b"\0") + dst.ljust(16, b"\0") + struct.pack("=IQ", 0, cookie)
+    body += struct.pack("=IIIII", 0, rqueue, wqueue, uid, inode)
+    return _NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
+
+
+INET_MESSAGE = st.one_of(
+    st.tuples(st.just(socket.AF_INET), IPV4, IPV4), st.tuples(st.just(socket.AF_INET6), IPV6, IPV6)
+).flatmap(
+    lambda addresses: st.tuples(
+        st.just(addresses),
+        st.integers(1, 12),
+        PORT,
+        PORT,
+        st.tuples(st.integers(0, 2**64 - 1), U32, U32, U32, U32),
+    )
+)
+
+
+def inet_dump(messages: list[Any]) -> bytes:
+    return (
+        b"".join(
+            inet_message(family, state, sport, dport, src, dst, numbers)
+            for (family, src, dst), state, sport, dport, numbers in messages
+        )
+        + _DONE
+    )
+
+
+@given(st.lists(INET_MESSAGE, max_size=6))
+def test_netlink_inet_messages_decode_exactly(messages: list[Any]) -> None:
+    data = inet_dump(messages)
+    sockets = decode_inet(Dump([(data, len(data))]), "tcp", OWNERS, set(), interfaces={})
+    firsts: dict[int, Any] = {}
+    for message in messages:
+        firsts.setdefault(message[4][0], message)  # a repeated cookie is one socket
+    assert len(sockets) == len(firsts)
+    for sock, ((family, src, dst), state, sport, dport, numbers) in zip(
+        sockets, firsts.values(), strict=True
+    ):
+        check_record(sock)
+        assert sock.local.address == socket.inet_ntop(family, src)
+        assert sock.remote is not None and sock.remote.address == socket.inet_ntop(family, dst)
+        assert ipaddress.ip_address(sock.local.address).packed == src
+        assert (sock.local.port, sock.remote.port, sock.state) == (sport, dport, TCP_STATES[state])
+        assert (sock.recv_q, sock.send_q, sock.uid, sock.inode) == numbers[1:]
+
+
+def decode_damaged(data: bytes, decode: Any) -> None:
+    try:
+        sockets = decode(Dump([(data, len(data))]))
+    except (SockdiffError, DumpFailed):
+        return
+    for sock in sockets:
+        check_record(sock)
+
+
+@given(st.lists(INET_MESSAGE, min_size=1, max_size=3), EDITS)
+def test_netlink_inet_damaged(messages: list[Any], edits: list[tuple[int, int, int]]) -> None:
+    decode_damaged(
+        damaged(inet_dump(messages), edits),
+        lambda dump: decode_inet(dump, "udp", OWNERS, set(), interfaces=netlink.InterfaceNames()),
+    )
+
+
+def unix_message(
+    kind: int, state: int, inode: int, cookie: int, attributes: list[tuple[int, bytes]]
+) -> bytes:
+    body = struct.pack("=BBBBIQ", socket.AF_UNIX, kind, state, 0, inode, cookie)
+    for attr_type, payload in attributes:
+        length = 4 + len(payload)
+        body += struct.pack("=HH", length, attr_type) + payload + b"\0" * (-length % 4)
+    return _NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
+
+
+UNIX_ATTRIBUTES = st.lists(
+    st.one_of(
+        st.tuples(st.just(netlink.UNIX_DIAG_NAME), st.binary(min_size=1, max_size=108)),
+        st.tuples(st.just(netlink.UNIX_DIAG_PEER), U32.map(lambda n: struct.pack("=I", n))),
+        st.tuples(
+            st.just(netlink.UNIX_DIAG_RQLEN), st.tuples(U32, U32).map(lambda q: struct.pack("=II", *q))
+        ),
+        st.tuples(st.just(netlink.UNIX_DIAG_UID), U32.map(lambda n: struct.pack("=I", n))),
+    ),
+    max_size=4,
+)
+UNIX_MESSAGE = st.tuples(
+    st.sampled_from([1, 2, 5]), st.sampled_from([1, 7, 10]), U32, st.integers(0, 2**64 - 1), UNIX_ATTRIBUTES
+)
+
+
+@given(st.lists(UNIX_MESSAGE, max_size=5))
+def test_netlink_unix_messages_decode(messages: list[Any]) -> None:
+    data = b"".join(unix_message(*message) for message in messages) + _DONE
+    sockets = decode_unix(Dump([(data, len(data))]), OWNERS, set())
+    assert len(sockets) == len({message[3] for message in messages})
+    for sock in sockets:
+        check_record(sock)
+
+
+@given(st.lists(UNIX_MESSAGE, min_size=1, max_size=3), EDITS)
+def test_netlink_unix_damaged(messages: list[Any], edits: list[tuple[int, int, int]]) -> None:
+    data = b"".join(unix_message(*message) for message in messages) + _DONE
+    decode_damaged(damaged(data, edits), lambda dump: decode_unix(dump, OWNERS, set()))
+
+
+def test_examples_per_profile() -> None:
+    """The profile in force, so a run's log says how many examples each test tried."""
+    chosen = settings.default
+    assert chosen is not None
+    assert chosen.max_examples in (200, 10_000), chosen
+    print(
+        f"hypothesis profile: {os.environ.get('SOCKDIFF_FUZZ', 'ci')}, max_examples={chosen.max_examples}",
+        file=sys.stderr,
+    )
