@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -24,6 +24,7 @@ from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
     from .config import Defaults
+    from .differ import SectionDiff
     from .formats import Format
 
 app = typer.Typer(
@@ -426,6 +427,20 @@ def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Sock
     return compile_filters([text for text in values if text.strip()])
 
 
+def _section_events(stamp: str, section: str, noun: str, found: SectionDiff[Any] | None) -> Iterator[bytes]:
+    """jsonl lines of one section's differences: ``added`` and ``removed`` records, ``changed`` pairs."""
+    from .formats.jsonl import event_line
+
+    if found is None:
+        return
+    for record in found.added:
+        yield event_line(stamp, section, "added", **{noun: record})
+    for record in found.removed:
+        yield event_line(stamp, section, "removed", **{noun: record})
+    for change in found.changed:
+        yield event_line(stamp, section, "changed", old=change.old, new=change.new, fields=change.fields)
+
+
 @app.command()
 def watch(
     filter_words: Annotated[
@@ -458,6 +473,10 @@ def watch(
         int,
         typer.Option("--buffer-size", help="Receive buffer of each kernel event socket, in bytes.", min=1024),
     ] = 1 << 20,
+    sections: Annotated[
+        str | None,
+        typer.Option("--sections", help="Comma list of sockets, interfaces, routes (default: every one)."),
+    ] = None,
     tcp: Tcp = False,
     udp: Udp = False,
     raw: Raw = False,
@@ -488,6 +507,7 @@ def watch(
         ignore=_ignored(ignore, load_defaults()),
         processes=not no_processes,
         buffer_size=buffer_size,
+        sections=("sockets", "interfaces", "routes") if sections is None else _sections(sections),
     )
     colour = _colour()
     out = sys.stdout
@@ -530,6 +550,10 @@ def watch(
                             stamp, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
                         )
                     )
+                for interface in _section_events(stamp, "interfaces", "interface", found.interfaces):
+                    out.buffer.write(interface)
+                for route in _section_events(stamp, "routes", "route", found.routes):
+                    out.buffer.write(route)
             else:
                 for item in items(found, ("any",)):
                     out.write(f"{stamp} {item_line(item, colour)}\n")

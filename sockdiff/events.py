@@ -209,6 +209,11 @@ class Listener:
         self._sources[sock.fileno()] = (sock, what)
 
     @property
+    def routes(self) -> bool:
+        """Whether rtnetlink's link, address and route groups are heard."""
+        return any(what == "route" for _, what in self._sources.values())
+
+    @property
     def protos(self) -> tuple[str, ...]:
         """The protocols whose destroyed sockets are heard."""
         return tuple(what for _, what in self._sources.values() if what != "route")

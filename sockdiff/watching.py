@@ -1,5 +1,9 @@
 """``watch``: polls at an interval, and the kernel's events in between.
 
+Interfaces and routes are read again, and compared, whenever rtnetlink says
+they changed (``ip monitor``'s link, address and route groups), so their
+changes show as they happen; sockets at each poll.
+
 Polling alone misses a socket that opens and closes between two reads. So the
 watch also listens to sock_diag's socket-destroy events (see
 :mod:`sockdiff.events`) and, at each poll, reports the destroyed sockets no poll
@@ -25,7 +29,7 @@ import msgspec
 
 from .differ import Diff, diff, identity
 from .errors import BackendUnavailable
-from .events import DEFAULT_BUFFER, DESTROY_GROUPS, Destroyed, Listener, Overrun
+from .events import DEFAULT_BUFFER, DESTROY_GROUPS, Destroyed, Event, Listener, SectionChanged
 from .model import PROTOS, Socket
 from .processes import OwnerTracker
 from .snapshots import Snapshot, take
@@ -33,6 +37,9 @@ from .snapshots import Snapshot, take
 __all__ = ["Report", "Watch", "watch"]
 
 Predicate = Callable[[Socket], bool]
+# Seconds to wait for more rtnetlink messages after one, and at most in all.
+_SETTLE = 0.05
+_SETTLE_MAX = 0.5
 
 
 def _now() -> str:
@@ -109,7 +116,11 @@ class Watch:
         processes: bool,
         events: bool,
         buffer_size: int,
+        sections: Sequence[str],
     ) -> None:
+        from .backends import check_backend
+
+        check_backend(backend, sections)
         self.interval = interval
         self.count = count
         self.backend = backend
@@ -124,8 +135,11 @@ class Watch:
         self.processes = processes
         self.events = events
         self.buffer_size = buffer_size
+        self.sockets = "sockets" in sections
+        #: The sections besides sockets watched: interfaces, routes.
+        self.sections = tuple(name for name in ("interfaces", "routes") if name in sections)
         self.polls = 0
-        self.counts = {"new": 0, "closed": 0, "changed": 0, "short_lived": 0}
+        self.counts = {"new": 0, "closed": 0, "changed": 0, "short_lived": 0, "interfaces": 0, "routes": 0}
         self.overruns = 0
         #: Why no kernel events are heard, when they are not (None: they are, or were not asked for).
         self.deaf: str | None = None
@@ -137,19 +151,19 @@ class Watch:
             return False
         return self.where is None or self.where(sock)
 
-    def _take(self) -> Snapshot:
+    def _take(self, sections: Sequence[str]) -> Snapshot:
         tracker = self._owners
         taken = take(
             backend=self.backend,
             netns=self.netns,
             protos=self.protos,
-            sections=("sockets",),
+            sections=sections,
             owners=tracker.owners if tracker is not None else {},
         )
         # Resolved once: a fallback from netlink to /proc is warned about once, not every poll.
         self.backend = taken.header.backend
         sockets = taken.sockets or ()
-        if tracker is None:
+        if tracker is None or taken.sockets is None:
             return taken
         # Owners read after the sockets, and only as far as the sockets changed:
         # records whose holders the update changed are made again.
@@ -180,11 +194,11 @@ class Watch:
         )
 
     def _listen(self) -> Listener | None:
-        heard = [p for p in self.protos if p in DESTROY_GROUPS]
-        if not self.events or not heard:
+        heard = [p for p in self.protos if p in DESTROY_GROUPS] if self.sockets else []
+        if not self.events or not (heard or self.sections):
             return None
         try:
-            return Listener(heard, netns=self.netns, buffer_size=self.buffer_size)
+            return Listener(heard, routes=bool(self.sections), netns=self.netns, buffer_size=self.buffer_size)
         except BackendUnavailable as err:
             self.deaf = str(err)
             return None
@@ -199,25 +213,49 @@ class Watch:
 
     def _run(self, listener: Listener | None) -> Iterator[Report]:
         claims = _Claims()
-        previous = self._take()
-        yield Report(_now(), baseline=previous)
+        # Interfaces and routes are read again when rtnetlink says they changed;
+        # with no one to say so, at every poll.
+        heard = listener is not None and listener.routes
+        previous = self._take(("sockets",)) if self.sockets else None
+        sections = self._take(self.sections) if self.sections else None
+        baseline = previous or sections
+        assert baseline is not None  # check_backend refused an empty list of sections
+        yield Report(_now(), baseline=baseline)
         destroyed: list[Socket] = []
         deadline = time.monotonic() + self.interval
         while self.count is None or self.polls < self.count:
             poll_now = False
+            changed: set[str] = set()
             if listener is None:
                 time.sleep(max(0.0, deadline - time.monotonic()))
             else:
-                for event in listener.wait(max(0.0, deadline - time.monotonic())):
+                for event in self._events(listener, deadline):
                     if isinstance(event, Destroyed):
                         destroyed.append(event.socket)
-                    elif isinstance(event, Overrun):
+                    elif isinstance(event, SectionChanged):
+                        changed |= event.sections
+                    else:
                         self.overruns += 1
                         poll_now = True
                         yield Report(_now(), overrun=event.source)
-            if not poll_now and time.monotonic() < deadline:
+            due = poll_now or time.monotonic() >= deadline
+            if sections is not None and (changed or (due and not heard) or poll_now):
+                current_sections = self._take(self.sections)
+                result = diff(sections, current_sections)
+                self._count(result)
+                yield Report(_now(), diff=result)
+                sections = current_sections
+            if not due:
                 continue
-            current = self._take()
+            self.polls += 1
+            now = time.monotonic()
+            if now >= deadline:  # not a poll brought forward by lost events
+                deadline += self.interval
+                if deadline <= now:  # a poll took longer than the interval: start afresh
+                    deadline = now + self.interval
+            if previous is None:
+                continue
+            current = self._take(("sockets",))
             stamp = _now()
             if listener is not None:
                 # What came in during the read belongs to this poll.
@@ -226,15 +264,32 @@ class Watch:
             short = [s for s in claims.short_lived(result, destroyed) if self._wanted(s)]
             destroyed = []
             result = self._narrowed(result)
-            self.polls += 1
-            self.counts["new"] += len(result.opened)
-            self.counts["closed"] += len(result.closed) + len(short)
-            self.counts["changed"] += len(result.changed)
-            self.counts["short_lived"] += len(short)
+            self._count(result, short)
             yield Report(stamp, diff=result, short_lived=tuple(short))
             previous = current
-            now = time.monotonic()
-            deadline = deadline + self.interval if deadline > now else now + self.interval
+
+    @staticmethod
+    def _events(listener: Listener, deadline: float) -> list[Event]:
+        """What the kernel says before ``deadline``; after word that a section
+        changed, what follows within a moment too (one ``ip link set down``
+        brings a link, an address and routes message), so the sections are read once."""
+        events = listener.wait(max(0.0, deadline - time.monotonic()))
+        settle = time.monotonic() + _SETTLE_MAX
+        while any(isinstance(e, SectionChanged) for e in events) and time.monotonic() < settle:
+            more = listener.wait(_SETTLE)
+            if not more:
+                break
+            events += more
+        return events
+
+    def _count(self, result: Diff, short: Sequence[Socket] = ()) -> None:
+        counts = self.counts
+        counts["new"] += len(result.opened)
+        counts["closed"] += len(result.closed) + len(short)
+        counts["changed"] += len(result.changed)
+        counts["short_lived"] += len(short)
+        counts["interfaces"] += len(result.interfaces or ())
+        counts["routes"] += len(result.routes or ())
 
     def close(self) -> None:
         """Stop listening (the iteration ends with it)."""
@@ -243,14 +298,18 @@ class Watch:
             self._listener = None
 
     def summary(self) -> str:
-        """``3 polls, 4 differences (1 new, 2 closed of which 1 short-lived, 1 changed)``."""
+        """E.g. ``3 polls, 4 differences (1 new, 2 closed of which 1 short-lived, 0 changed; interfaces: 1;
+        routes: 0)``: every difference counted, each section apart."""
         counts = self.counts
-        total = counts["new"] + counts["closed"] + counts["changed"]
-        text = (
-            f"{_plural(self.polls, 'poll')}, {_plural(total, 'difference')} ({counts['new']} new,"
-            f" {counts['closed']} closed of which {counts['short_lived']} short-lived,"
-            f" {counts['changed']} changed)"
-        )
+        total = sum(counts[kind] for kind in ("new", "closed", "changed", "interfaces", "routes"))
+        parts = []
+        if self.sockets:
+            parts.append(
+                f"{counts['new']} new, {counts['closed']} closed of which {counts['short_lived']}"
+                f" short-lived, {counts['changed']} changed"
+            )
+        parts += (f"{name}: {counts[name]}" for name in self.sections)
+        text = f"{_plural(self.polls, 'poll')}, {_plural(total, 'difference')} ({'; '.join(parts)})"
         if self.overruns:
             text += f"; events lost {_plural(self.overruns, 'time')}"
         return text
@@ -272,16 +331,20 @@ def watch(
     processes: bool = True,
     events: bool = True,
     buffer_size: int = DEFAULT_BUFFER,
+    sections: Sequence[str] = ("sockets", "interfaces", "routes"),
 ) -> Watch:
     """Like ``netstat -c``, and more: poll every ``interval`` seconds, yield what changed.
 
     ``count`` bounds the number of polls after the first read (None: until
     interrupted or :meth:`Watch.close`). ``where`` (a filter expression) keeps,
     and ``ignore`` drops, differences involving the sockets they match.
-    ``processes=False`` skips attributing sockets to processes. With ``events`` (the default) the kernel's
-    socket-destroy events are heard between polls, each event socket with a
-    receive buffer of ``buffer_size`` bytes; where they cannot be,
-    :attr:`Watch.deaf` says why and only polls are made.
+    ``processes=False`` skips attributing sockets to processes. ``sections``:
+    what is watched among sockets, interfaces and routes. With ``events`` (the
+    default) the kernel's socket-destroy events are heard between polls, and
+    rtnetlink's link, address and route messages, on which interfaces and
+    routes are read again and compared at once; each event socket has a
+    receive buffer of ``buffer_size`` bytes. Where events cannot be heard,
+    :attr:`Watch.deaf` says why, and polls read every section.
     """
     return Watch(
         interval,
@@ -294,4 +357,5 @@ def watch(
         processes=processes,
         events=events,
         buffer_size=buffer_size,
+        sections=sections,
     )

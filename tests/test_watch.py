@@ -288,5 +288,35 @@ def test_count_ends_watch_with_a_summary(netns: str, argv: list[str]) -> None:
     assert done.returncode == 0 and done.stdout == "", done
     assert done.stderr.splitlines() == [
         "sockdiff: watching every 0.05 s (Ctrl-C to stop)",
-        "sockdiff: 2 polls, 0 differences (0 new, 0 closed of which 0 short-lived, 0 changed)",
+        "sockdiff: 2 polls, 0 differences (0 new, 0 closed of which 0 short-lived, 0 changed;"
+        " interfaces: 0; routes: 0)",
     ], done.stderr
+
+
+def ip(netns: str, *argv: str) -> None:
+    subprocess.run(["ip", "-n", netns, *argv], check=True, capture_output=True, timeout=TIMEOUT)
+
+
+def test_interface_down_reported_as_it_happens(netns: str) -> None:
+    """A veth set down: its change, and the routes the kernel drops with it (no message for
+    IPv4 ones), show at once, from rtnetlink's word: the next poll is an hour away."""
+    ip(netns, "link", "add", "sdw0", "type", "veth", "peer", "name", "sdw1")
+    ip(netns, "addr", "add", "10.91.0.1/24", "dev", "sdw0")
+    ip(netns, "link", "set", "sdw0", "up")
+    ip(netns, "link", "set", "sdw1", "up")
+    with watching(netns, "--interval", "3600", "--format", "jsonl") as watcher:
+        ip(netns, "link", "set", "sdw0", "down")
+        watcher.wait_stdout('"name":"sdw0"')
+        watcher.wait_stdout('"destination":"10.91.0.0/24"')
+        assert watcher.interrupt() == 0
+    records = jsonl_records(watcher.stdout)
+    # sdw0 went down; its peer lost its carrier with it.
+    changed = {r["new"]["name"]: r for r in records if r["section"] == "interfaces"}
+    assert {r["kind"] for r in changed.values()} == {"changed"} and set(changed) <= {"sdw0", "sdw1"}, records
+    down = changed["sdw0"]
+    assert "UP" in down["old"]["flags"] and "UP" not in down["new"]["flags"] and "flags" in down["fields"]
+    removed = [r["route"] for r in records if r["section"] == "routes" and r["kind"] == "removed"]
+    assert "10.91.0.0/24" in {r["destination"] for r in removed}, records
+    assert {r["dev"] for r in removed} <= {"sdw0", "sdw1"}, removed
+    assert not [r for r in records if r["section"] == "sockets"], records
+    assert watcher.stderr[-1].startswith("sockdiff: 0 polls, "), watcher.stderr
