@@ -168,8 +168,8 @@ class OwnerTracker:
     def update(self, inodes: Collection[int]) -> set[int]:
         """Bring :attr:`owners` up to date for the sockets ``inodes`` (0s are ignored).
 
-        Returns the inodes whose holders changed. The first update reads every
-        process.
+        Returns those of ``inodes`` whose holders changed (holders of other
+        sockets change too, unread). The first update reads every process.
         """
         self._updates += 1
         pids = self._pids()
@@ -205,7 +205,8 @@ class OwnerTracker:
             self._unowned = {inode for inode in self._seen if inode and inode not in owners}
         else:
             self._unowned &= self._seen
-        return {inode for inode, old in before.items() if owners.get(inode, ()) != old}
+        now = self._seen
+        return {inode for inode, old in before.items() if inode in now and owners.get(inode, ()) != old}
 
     def _find(self, missing: set[int], others: list[int], before: dict[int, tuple[Process, ...]]) -> None:
         """Read ``others`` in batches, likeliest holders first, until no inode of ``missing`` is unowned."""

@@ -167,9 +167,7 @@ class Watch:
             return taken
         # Owners read after the sockets, and only as far as the sockets changed:
         # records whose holders the update changed are made again.
-        inodes = {s.inode for s in sockets}
-        # Holders that changed elsewhere (in another namespace) are no concern of this read.
-        changed = tracker.update(inodes) & inodes
+        changed = tracker.update({s.inode for s in sockets})
         if not changed:
             return taken
         owners = tracker.owners
