@@ -203,8 +203,8 @@ class LeakHunter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self) -> None:
-        if not self.trace or tracemalloc.is_tracing():
-            return
+        if not self.trace or tracemalloc.is_tracing() or self.config.pluginmanager.has_plugin("dsession"):
+            return  # (an xdist controller runs no test: its workers trace theirs)
         # Traced from here on: collection (the import of every test module) is slow enough
         # under tracemalloc without it. One read of the sockets first, untraced: what it
         # imports (pyroute2, and what pyroute2 imports on first use) takes ten seconds and more.
