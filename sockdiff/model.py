@@ -9,8 +9,9 @@ and reading them back checks every field's type on the way.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any, Literal
+from collections.abc import Collection, Mapping, Sequence
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -33,9 +34,13 @@ __all__ = [
     "Socket",
     "UnixName",
     "UnixPeer",
+    "address_problem",
     "escape_name",
+    "interface_problem",
     "is_listening",
     "make_socket",
+    "record_problem",
+    "route_problem",
     "ss_kinds",
     "ss_view",
 ]
@@ -93,6 +98,30 @@ FamilyName = Literal["inet", "inet6", "unix"]
 TypeName = Literal["stream", "dgram", "seqpacket", "raw", "unknown"]
 
 
+# The ranges and forms a record's values keep. msgspec checks them as it reads a
+# file (building a record does not), so a snapshot is checked in its one typed
+# pass; what a type cannot say (an address's canonical form, a CIDR's host bits,
+# a state of the right protocol) is checked by the *_problem functions below.
+U16 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
+U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF)]
+# 64-bit counts and inode numbers, up to int64's top: msgspec bounds no further.
+U64 = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF_FFFF_FFFF)]
+Pid = Annotated[int, msgspec.Meta(ge=1, le=4_194_304)]  # PID_MAX_LIMIT
+Fd = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF)]
+IfIndex = Annotated[int, msgspec.Meta(ge=1, le=0x7FFF_FFFF)]
+# Text forms: an address (its form checked below), a UNIX name or process name
+# (escaped bytes), a device name as dev_valid_name allows it (no '/', ':' or
+# space; escaped bytes make it longer than IFNAMSIZ), a name from a kernel table
+# (flags, operstate, route type, protocol and scope, or a number where unnamed),
+# a CIDR, a link-layer address as ip link prints it.
+AddressText = Annotated[str, msgspec.Meta(max_length=45)]
+NameText = Annotated[str, msgspec.Meta(max_length=4096)]
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^/:\s]+$")]
+TableWord = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$")]
+CidrText = Annotated[str, msgspec.Meta(max_length=49, pattern=r"^[0-9a-f.:]+/[0-9]{1,3}$")]
+LinkAddress = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[0-9a-f.:]+$")]
+
+
 class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """One end of a socket, in the shape of the snapshot file.
 
@@ -105,10 +134,10 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaul
     it can be in no cycle, and the collector need not track 200k of them.
     """
 
-    address: str | msgspec.UnsetType = msgspec.UNSET
-    port: int | msgspec.UnsetType = msgspec.UNSET
-    path: str | msgspec.UnsetType | None = msgspec.UNSET
-    peer_inode: int | msgspec.UnsetType = msgspec.UNSET
+    address: AddressText | msgspec.UnsetType = msgspec.UNSET
+    port: U16 | msgspec.UnsetType = msgspec.UNSET
+    path: NameText | msgspec.UnsetType | None = msgspec.UNSET
+    peer_inode: U64 | msgspec.UnsetType = msgspec.UNSET
 
 
 def Inet(address: str, port: int) -> Endpoint:
@@ -130,9 +159,9 @@ class Process(msgspec.Struct, frozen=True, order=True, gc=False):
     """A process holding a socket: its pid, ``comm`` name and descriptor number (no
     cycle possible: not tracked by the collector)."""
 
-    pid: int
-    name: str
-    fd: int
+    pid: Pid
+    name: NameText
+    fd: Fd
 
 
 class Socket(msgspec.Struct, frozen=True, gc=False):
@@ -156,12 +185,12 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     state: str
     local: Endpoint
     remote: Endpoint | None
-    inode: int
-    uid: int | None
-    recv_q: int | None
-    send_q: int | None
+    inode: U64
+    uid: U32 | None
+    recv_q: U32 | None
+    send_q: U32 | None
     processes: tuple[Process, ...]
-    interface: str | None = None
+    interface: DeviceName | None = None
     v6only: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,6 +256,100 @@ def record_problem(sock: Socket) -> str | None:
         return '`local` of an inet socket is {"address": ..., "port": N}'
     if not _is_inet(remote):
         return '`remote` of an inet socket is {"address": ..., "port": N}'
+    return None
+
+
+_FAMILY_NUMBERS = {"inet": AF_INET, "inet6": AF_INET6}
+
+
+def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
+    """The first inet socket whose address is not of its family in canonical form, and why.
+
+    Each distinct address is checked once (a host's 100k sockets share few
+    local addresses), family by family; a bad one is then looked for record by
+    record. Run after :func:`record_problem` has passed every record.
+    """
+    for family, number in _FAMILY_NUMBERS.items():
+        chosen = [s for s in sockets if s.family == family]
+        distinct = {s.local.address for s in chosen}
+        distinct.update([s.remote.address for s in chosen if s.remote is not None])
+        bad = {text for text in distinct if not _is_address(number, text)}
+        if not bad:
+            continue
+        for index, sock in enumerate(sockets):
+            for side, end in (("local", sock.local), ("remote", sock.remote)):
+                if sock.family == family and end is not None and end.address in bad:
+                    return (
+                        index,
+                        f"`{side}.address` {end.address!r} is not an {family} address in canonical form",
+                    )
+    return None
+
+
+def _is_address(family: int, text: object) -> bool:
+    """Whether ``text`` is an address of ``family`` written as inet_ntop writes it.
+
+    >>> _is_address(AF_INET6, "::ffff:1.2.3.4"), _is_address(AF_INET6, "::FFFF:1.2.3.4")
+    (True, False)
+    >>> _is_address(AF_INET, "127.000.0.1"), _is_address(AF_INET, "::1")
+    (False, False)
+    """
+    if not isinstance(text, str):
+        return False
+    try:
+        return inet_ntop(family, inet_pton(family, text)) == text
+    except (OSError, ValueError):
+        return False
+
+
+def _cidr_problem(text: str, family: int | None, network: bool) -> str | None:
+    """Why ``text`` is not ``address/prefix`` in canonical form (of ``family`` if given), or None.
+
+    A ``network`` (a route's destination) has no bits set past its prefix.
+    """
+    address, _, prefix_text = text.partition("/")
+    families = (family,) if family is not None else (AF_INET, AF_INET6)
+    found = next((f for f in families if _is_address(f, address)), None)
+    if found is None:
+        return "an address in canonical form"
+    size = 32 if found == AF_INET else 128
+    prefix = int(prefix_text) if prefix_text.isdigit() and prefix_text.isascii() else -1
+    if not 0 <= prefix <= size or str(prefix) != prefix_text:
+        return f"a prefix length from 0 to {size}"
+    if network and int.from_bytes(inet_pton(found, address)) & ((1 << (size - prefix)) - 1):
+        return "a network (no bits set past the prefix)"
+    return None
+
+
+def interface_problem(interface: Interface) -> str | None:
+    """What makes an interface read from a file unlike any a backend builds, or None.
+
+    >>> interface_problem(Interface("eth0", 2, ("UP",), "UP", 1500, None, ("10.0.0.1/33",), None))
+    "`addresses` holds '10.0.0.1/33', not a prefix length from 0 to 32"
+    """
+    if list(interface.flags) != sorted(set(interface.flags)):
+        return "`flags` are not sorted, or repeat a name"
+    for text in interface.addresses:
+        problem = _cidr_problem(text, None, network=False)
+        if problem is not None:
+            return f"`addresses` holds {text!r}, not {problem}"
+    return None
+
+
+def route_problem(route: Route) -> str | None:
+    """What makes a route read from a file unlike any a backend builds, or None.
+
+    >>> route_problem(Route("inet", 254, "unicast", "10.0.0.1/24", None, "eth0", 0, None, None))
+    "`destination` '10.0.0.1/24' is not a network (no bits set past the prefix)"
+    """
+    number = _FAMILY_NUMBERS[route.family]
+    problem = _cidr_problem(route.destination, number, network=True)
+    if problem is not None:
+        return f"`destination` {route.destination!r} is not {problem}"
+    if route.gateway is not None and not (
+        _is_address(AF_INET, route.gateway) or _is_address(AF_INET6, route.gateway)
+    ):
+        return f"`gateway` {route.gateway!r} is not an address in canonical form"
     return None
 
 
@@ -389,16 +512,16 @@ COUNTER_NAMES = (
 class Counters(msgspec.Struct, frozen=True, gc=False):
     """An interface's traffic counters (``netstat -i``); compared only when asked."""
 
-    rx_packets: int
-    rx_errors: int
-    rx_dropped: int
-    rx_overruns: int
-    tx_packets: int
-    tx_errors: int
-    tx_dropped: int
-    tx_overruns: int
-    rx_bytes: int
-    tx_bytes: int
+    rx_packets: U64
+    rx_errors: U64
+    rx_dropped: U64
+    rx_overruns: U64
+    tx_packets: U64
+    tx_errors: U64
+    tx_dropped: U64
+    tx_overruns: U64
+    rx_bytes: U64
+    tx_bytes: U64
 
 
 class Interface(msgspec.Struct, frozen=True, gc=False):
@@ -409,13 +532,13 @@ class Interface(msgspec.Struct, frozen=True, gc=False):
     field a backend cannot know is None.
     """
 
-    name: str
-    index: int | None
-    flags: tuple[str, ...]
-    operstate: str | None
-    mtu: int | None
-    mac: str | None
-    addresses: tuple[str, ...]
+    name: DeviceName
+    index: IfIndex | None
+    flags: tuple[TableWord, ...]
+    operstate: TableWord | None
+    mtu: U32 | None
+    mac: LinkAddress | None
+    addresses: tuple[CidrText, ...]
     counters: Counters | None
 
 
@@ -429,16 +552,16 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     """
 
     family: Literal["inet", "inet6"]
-    table: int
-    type: str | None
-    destination: str
-    gateway: str | None
-    dev: str | None
-    metric: int
-    protocol: str | None
-    scope: str | None
+    table: U32
+    type: TableWord | None
+    destination: CidrText
+    gateway: AddressText | None
+    dev: DeviceName | None
+    metric: U32
+    protocol: TableWord | None
+    scope: TableWord | None
     # netstat -rn's MSS, Window and irtt columns: the advertised MSS plus 40 (0
     # when not set), the window clamp, the initial RTT in ms; None where unknown.
-    mss: int | None = None
-    window: int | None = None
-    irtt: int | None = None
+    mss: U32 | None = None
+    window: U32 | None = None
+    irtt: U32 | None = None

@@ -17,20 +17,32 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 import socket as _socket
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from ._perf import gc_paused
 from ._version import __version__
-from .backends import BackendFallback, check_backend, sections_of
+from .backends import SECTIONS, SOURCE_NAMES, BackendFallback, BackendName, check_backend, sections_of
 from .errors import BadSnapshot, UsageError
-from .model import PROTOS, Interface, Process, ProtoName, Route, Socket, record_problem
+from .model import (
+    PROTOS,
+    Interface,
+    Process,
+    ProtoName,
+    Route,
+    Socket,
+    address_problem,
+    interface_problem,
+    record_problem,
+    route_problem,
+)
 
 if TYPE_CHECKING:
     from .output import Buffer
@@ -60,11 +72,17 @@ VERSION = 2
 MAX_SIZE = 1 << 30
 
 
+# A UTC time as sockdiff writes it (the date itself is checked on reading), and
+# the header's free texts, bounded.
+Timestamp = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
+Text = Annotated[str, msgspec.Meta(max_length=4096)]
+
+
 class Scope(msgspec.Struct, frozen=True):
     """What a snapshot's sockets section covers: these protocols, matching this filter."""
 
     protos: tuple[ProtoName, ...]
-    filter: str | None = None
+    filter: Text | None = None
 
 
 EVERYTHING = Scope(PROTOS, None)
@@ -77,14 +95,14 @@ class Header(msgspec.Struct, frozen=True, kw_only=True):
     protocol and section came from (see :mod:`sockdiff.backends`).
     """
 
-    taken_at: str
-    host: str
-    kernel: str
-    backend: str
-    netns: str | None
-    sources: dict[str, str]
+    taken_at: Timestamp
+    host: Text
+    kernel: Text
+    backend: BackendName
+    netns: Text | None
+    sources: dict[Text, Text]
     scope: Scope
-    tool_version: str
+    tool_version: Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,36 +356,128 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
             raise bad(f"version {probe.version!r} is not one this sockdiff reads (it reads 1 and {VERSION})")
 
     document: _Document | _DocumentV1
-    # One typed pass over the whole file; only a document that fails it is read
-    # again, for its header alone, to say what it is rather than what it lacks
-    # (or, for a version 1 file, to read it as one).
+    # One typed pass over the whole file, which checks every value's type and
+    # range; only a document that fails it is read again, for its header alone,
+    # to say what it is rather than what it lacks (or, for a version 1 file, to
+    # read it as one).
     with gc_paused():
         try:
             document = msgspec.json.decode(data, type=_Document)
-        except UnicodeDecodeError:
-            raise bad("not UTF-8 text") from None
         except msgspec.ValidationError as err:
             try:
                 probe = msgspec.json.decode(data, type=_Probe)
             except msgspec.ValidationError:
                 raise bad("not a JSON object") from None
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                raise bad(_json_problem(data)) from None
             check_probe(probe)
             if probe.version != 1:
-                raise bad(str(err)) from None
+                raise bad(_value_problem(err)) from None
             try:
                 document = msgspec.json.decode(data, type=_DocumentV1)
             except msgspec.ValidationError as err_v1:
-                raise bad(str(err_v1)) from None
-        except msgspec.DecodeError:
+                raise bad(_value_problem(err_v1)) from None
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
             raise bad(_json_problem(data)) from None
-    for index, sock in enumerate(document.sockets or ()):
-        problem = record_problem(sock)
-        if problem is not None:
-            raise bad(f"{problem} - at `$.sockets[{index}]`")
+    problem = _header_problem(document)
+    if problem is not None:
+        raise bad(problem)
+    checks: tuple[tuple[str, Sequence[Any] | None, Callable[[Any], str | None]], ...] = (
+        ("sockets", document.sockets, record_problem),
+        ("interfaces", None if isinstance(document, _DocumentV1) else document.interfaces, interface_problem),
+        ("routes", None if isinstance(document, _DocumentV1) else document.routes, route_problem),
+    )
+    for section, records, check in checks:
+        for index, record in enumerate(records or ()):
+            problem = check(record)
+            if problem is not None:
+                raise bad(f"{problem}, at $.{section}[{index}]")
+    found = address_problem(document.sockets or ())
+    if found is not None:
+        raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
     if isinstance(document, _DocumentV1):
         return Snapshot(header, document.sockets, origin=origin)
     return Snapshot(header, document.sockets, document.interfaces, document.routes, origin=origin)
+
+
+def _header_problem(header: Header) -> str | None:
+    """What the header's types cannot say: a real date, known sources, a scope that parses."""
+    try:
+        datetime.datetime.strptime(header.taken_at, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return f"`taken_at` {header.taken_at!r} is not a time, at $.taken_at"
+    for key, value in header.sources.items():
+        if key not in PROTOS and key not in SECTIONS:
+            return f"`sources` names {key!r}, which is neither a protocol nor a section, at $.sources"
+        if value not in SOURCE_NAMES:
+            return f"`sources` says {key} came from {value!r}, not a backend, at $.sources.{key}"
+    protos = header.scope.protos
+    if len(set(protos)) != len(protos):
+        return "`protos` names a protocol twice, at $.scope.protos"
+    if header.scope.filter is not None:
+        from .errors import SockdiffError
+        from .filter import compile_filter
+
+        try:
+            compile_filter(header.scope.filter)
+        except SockdiffError:
+            return f"the filter {header.scope.filter!r} does not parse, at $.scope.filter"
+    return None
+
+
+# What each member holds, in the words of an error about it; the place comes from
+# msgspec's error (a JSON path such as ``$.sockets[4].local.port``), the words never.
+_EXPECTED = {
+    "format": f"{FORMAT!r}",
+    "version": f"1 or {VERSION}",
+    "taken_at": "a UTC time such as 2026-11-25T10:00:00Z",
+    "backend": "'netlink' or 'proc'",
+    "proto": "tcp, udp, raw or unix",
+    "protos": "a list of tcp, udp, raw, unix",
+    "family": "inet, inet6 (or unix for a unix socket)",
+    "type": "a socket type (stream, dgram, seqpacket, raw) or a route type",
+    "port": "a port number from 0 to 65535",
+    "inode": "an inode number from 0 to 2**63-1",
+    "peer_inode": "an inode number from 0 to 2**63-1",
+    "uid": "a uid from 0 to 2**32-1, or null",
+    "recv_q": "a queue size from 0 to 2**32-1, or null",
+    "send_q": "a queue size from 0 to 2**32-1, or null",
+    "pid": "a process id from 1 to 4194304",
+    "fd": "a descriptor number from 0 to 2**31-1",
+    "interface": "a device name, or null",
+    "dev": "a device name, or null",
+    "name": "a name (a device name: 1 to 15 characters, no '/', ':' or space)",
+    "index": "an interface index from 1 to 2**31-1, or null",
+    "mtu": "an MTU from 0 to 2**32-1, or null",
+    "mac": "a link-layer address such as 02:00:00:00:00:01, or null",
+    "flags": "a sorted list of IFF_* names",
+    "addresses": "a list of address/prefix texts",
+    "destination": "a network as address/prefix",
+    "table": "a table number from 0 to 2**32-1",
+    "metric": "a metric from 0 to 2**32-1",
+    "address": "an address",
+}
+_PLACE = re.compile(r"`(\$[^`]*)`\s*$")
+_MISSING = re.compile(r"`([A-Za-z_]+)`")
+
+
+def _value_problem(err: msgspec.ValidationError) -> str:
+    """A value that failed the schema, in sockdiff's words: what was expected, and where."""
+    text = str(err)
+    found = _PLACE.search(text)
+    place = found.group(1) if found is not None else "$"
+    last = re.sub(r"\[[0-9]+\]", "", place).rpartition(".")[2]
+    if not place.endswith((f".{last}", "]")) or last == "$":
+        last = ""
+    # A member left out: msgspec's place is the object lacking it, and the
+    # message names the member; a value out of shape: the place is the value.
+    named = _MISSING.search(text[: found.start()] if found is not None else text)
+    if named is not None and "missing" in text.lower():
+        return f"member `{named.group(1)}` is missing, at {place}"
+    expected = _EXPECTED.get(last, "a value of another type or range")
+    return f"bad value at {place}: expected {expected}"
 
 
 # Past this size, an input that is not JSON is not decoded again to say where:

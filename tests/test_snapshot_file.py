@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 import resource
 import stat
 import subprocess
@@ -218,20 +219,23 @@ GOOD = dumps(sample())
         (b'{"a": 1}', "it has no 'format' member"),
         (GOOD.replace(b"sockdiff.snapshot", b"sockdiff.diff"), "format is 'sockdiff.diff'"),
         (GOOD.replace(b'"version":2', b'"version":3'), "version 3 is not one this sockdiff reads"),
-        (GOOD.replace(b'"inode":11,', b""), "missing required field `inode` - at `$.sockets[0]`"),
+        (GOOD.replace(b'"inode":11,', b""), "member `inode` is missing, at $.sockets[0]"),
         (
             GOOD.replace(b'"proto":"tcp"', b'"proto":"sctp"', 1),
-            "Invalid enum value 'sctp' - at `$.sockets[0].proto`",
+            "bad value at $.sockets[0].proto: expected tcp, udp, raw or unix",
         ),
-        (GOOD.replace(b'"inode":11', b'"inode":"11"'), "Expected `int`, got `str` - at `$.sockets[0].inode`"),
+        (
+            GOOD.replace(b'"inode":11', b'"inode":"11"'),
+            "bad value at $.sockets[0].inode: expected an inode number",
+        ),
         (gzip.compress(GOOD)[:40], "broken gzip data"),
         (
             GOOD.replace(b',"tool_version":"' + __version__.encode() + b'"', b""),
-            "missing required field `tool_version`",
+            "member `tool_version` is missing, at $",
         ),
         (
             GOOD.replace(b',"port":80}', b"}", 1),
-            '`local` of an inet socket is {"address": ..., "port": N} - at `$.sockets[0]`',
+            '`local` of an inet socket is {"address": ..., "port": N}, at $.sockets[0]',
         ),
         (
             GOOD.replace(b'"local":{"address":"127.0.0.1","port":80}', b'"local":{}', 1),
@@ -242,15 +246,15 @@ GOOD = dumps(sample())
             "`remote` of an inet socket",
         ),
         (GOOD.replace(b'"port":80}', b'"port":80,"path":"/x"}', 1), "`local` of an inet socket"),
-        (GOOD.replace(b'"LISTEN"', b'"BOGUS"', 1), "'BOGUS' is not a TCP state - at `$.sockets[0]`"),
-        (GOOD.replace(b'"LISTENING"', b'"LISTEN"', 1), "'LISTEN' is not a UNIX state - at `$.sockets[2]`"),
+        (GOOD.replace(b'"LISTEN"', b'"BOGUS"', 1), "'BOGUS' is not a TCP state, at $.sockets[0]"),
+        (GOOD.replace(b'"LISTENING"', b'"LISTEN"', 1), "'LISTEN' is not a UNIX state, at $.sockets[2]"),
         (
             GOOD.replace(b'"family":"inet"', b'"family":"unix"', 1),
             "a tcp socket's family is 'inet' or 'inet6'",
         ),
         (
             GOOD.replace(b'"path":"/run/a b.sock"', b'"address":"/run/a b.sock"', 1),
-            '`local` of a unix socket is {"path": ...} - at `$.sockets[2]`',
+            '`local` of a unix socket is {"path": ...}, at $.sockets[2]',
         ),
         (
             GOOD.replace(b'{"peer_inode":0}', b'{"peer_inode":0,"port":1}', 1),
@@ -342,3 +346,125 @@ def test_version_2_needs_every_section_member() -> None:
             loads(json.dumps(damaged).encode(), "x")
     taken = loads(json.dumps({**document, "interfaces": None, "routes": None}).encode(), "x")
     assert taken.interfaces is None and taken.routes is None and taken.sockets == sample().sockets
+
+
+# Each kind of value a snapshot holds, out of range or out of form: one change to
+# GOOD, and the place the reader must name.
+BAD_VALUES = [
+    (b'"port":80}', b'"port":-5}', "$.sockets[0].local.port"),
+    (b'"port":80}', b'"port":99999999999999999999}', "$.sockets[0].local.port"),
+    (b'"port":80}', b'"port":65536}', "$.sockets[0].local.port"),
+    (b'"port":80}', b'"port":80.5}', "$.sockets[0].local.port"),
+    (b'"inode":11', b'"inode":-1', "$.sockets[0].inode"),
+    (b'"inode":11', b'"inode":9223372036854775808', "$.sockets[0].inode"),
+    (b'"uid":0', b'"uid":4294967296', "$.sockets[0].uid"),
+    (b'"send_q":128', b'"send_q":-1', "$.sockets[0].send_q"),
+    (b'"pid":10', b'"pid":0', "$.sockets[0].processes[0].pid"),
+    (b'"fd":3', b'"fd":-3', "$.sockets[0].processes[0].fd"),
+    (b'{"peer_inode":0}', b'{"peer_inode":-2}', "$.sockets[2].remote.peer_inode"),
+    (b'"address":"127.0.0.1"', b'"address":"not-an-ip"', "$.sockets[0]"),
+    (b'"address":"127.0.0.1"', b'"address":"127.000.0.1"', "$.sockets[0]"),
+    (b'"address":"127.0.0.1"', b'"address":"::1"', "$.sockets[0]"),  # not the record's family
+    (b'"address":"::ffff:127.0.0.1"', b'"address":"::FFFF:127.0.0.1"', "$.sockets[1]"),
+    (b'"address":"::ffff:127.0.0.1"', b'"address":"127.0.0.1"', "$.sockets[1]"),
+    (b'"address":"0.0.0.0"', b'"address":"0.0.0.0\\u0000"', "$.sockets[0]"),
+    (b'"interface":null', b'"interface":"a/b"', "$.sockets[0].interface"),
+    (b'"taken_at":"2026-11-25T10:00:00Z"', b'"taken_at":"yesterday"', "$.taken_at"),
+    (b'"taken_at":"2026-11-25T10:00:00Z"', b'"taken_at":"2026-13-25T10:00:00Z"', "$.taken_at"),
+    (b'"backend":"netlink"', b'"backend":"auto"', "$.backend"),
+    (b'"raw":"proc"', b'"raw":"psychic"', "$.sources.raw"),
+    (b'"raw":"proc"', b'"sctp":"proc"', "$.sources"),
+    (b'"protos":["tcp",', b'"protos":["sctp",', "$.scope.protos[0]"),
+    (b'"protos":["tcp","udp"', b'"protos":["tcp","tcp"', "$.scope.protos"),
+    (b'"filter":null', b'"filter":"sport = = :80"', "$.scope.filter"),
+    (b'"name":"lo"', b'"name":"l o"', "$.interfaces[0].name"),
+    (b'"name":"lo"', b'"name":""', "$.interfaces[0].name"),
+    (b'"index":1,', b'"index":0,', "$.interfaces[0].index"),
+    (b'"mtu":1500', b'"mtu":-1', "$.interfaces[1].mtu"),
+    (b'"mac":"00:00:00:00:00:00"', b'"mac":"zz:00"', "$.interfaces[0].mac"),
+    (b'"127.0.0.1/8"', b'"127.0.0.1/33"', "$.interfaces[0]"),
+    (b'"127.0.0.1/8"', b'"127.0.0.1"', "$.interfaces[0].addresses[0]"),
+    (b'"::1/128"', b'"::01/128"', "$.interfaces[0]"),
+    (b'["LOOPBACK","RUNNING","UP"]', b'["UP","LOOPBACK","RUNNING"]', "$.interfaces[0]"),
+    (b'"rx_packets":10', b'"rx_packets":-10', "$.interfaces[0].counters.rx_packets"),
+    (b'"destination":"0.0.0.0/0"', b'"destination":"10.0.0.1/24"', "$.routes[0]"),
+    (b'"destination":"0.0.0.0/0"', b'"destination":"::/0"', "$.routes[0]"),
+    (b'"destination":"fe80::/64"', b'"destination":"fe80::/129"', "$.routes[2]"),
+    (b'"gateway":"10.0.0.1"', b'"gateway":"the router"', "$.routes[0]"),
+    (b'"metric":100', b'"metric":-100', "$.routes[0].metric"),
+    (b'"table":100', b'"table":4294967296', "$.routes[1].table"),
+    (b'"type":"blackhole"', b'"type":"black hole"', "$.routes[1].type"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "place"), BAD_VALUES)
+def test_reader_checks_every_value(old: bytes, new: bytes, place: str) -> None:
+    """A snapshot is untrusted input: ranges, forms and families are checked, and the place named."""
+    assert old in GOOD
+    with pytest.raises(BadSnapshot) as caught:
+        loads(GOOD.replace(old, new, 1), "bad.json")
+    message = str(caught.value)
+    assert message.startswith("bad.json: not a sockdiff snapshot: ") and "\n" not in message
+    assert message.endswith(place) or f"{place}:" in message, message
+
+
+def test_value_errors_are_in_our_words() -> None:
+    """What was expected, in sockdiff's words: a port's range, an address's family."""
+    for old, new, words in (
+        (
+            b'"port":80}',
+            b'"port":-5}',
+            "bad value at $.sockets[0].local.port: expected a port number from 0 to 65535",
+        ),
+        (
+            b'"address":"127.0.0.1"',
+            b'"address":"::1"',
+            "`local.address` '::1' is not an inet address in canonical form, at $.sockets[0]",
+        ),
+        (b'"taken_at":"2026-11-25T10:00:00Z"', b'"taken_at":"yesterday"', "expected a UTC time"),
+    ):
+        with pytest.raises(BadSnapshot, match=re.escape(words)):
+            loads(GOOD.replace(old, new, 1), "bad.json")
+
+
+_BOMB = """
+import json, resource, sys, zlib
+from sockdiff.errors import BadSnapshot
+from sockdiff.snapshots import loads
+
+# 300 MB of spaces, gzip-compressed as it is made: the bomb itself is ~300 KB.
+deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+chunk = b" " * (1 << 20)
+bomb = b"".join(deflate.compress(chunk) for _ in range(300)) + deflate.flush()
+found = {"compressed": len(bomb)}
+for name, limit in (("capped", 64 << 20), ("default", None)):
+    try:
+        loads(bomb, "bomb.json.gz") if limit is None else loads(bomb, "bomb.json.gz", limit=limit)
+    except BadSnapshot as err:
+        found[name] = str(err)
+    found[name + "_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+json.dump(found, sys.stdout)
+"""
+
+
+def test_gzip_bomb_is_bounded() -> None:
+    """300 MB of spaces in a 300 KB .gz: refused past the cap with little memory, and never held twice.
+
+    Memory is measured (peak RSS, in a fresh interpreter), never time.
+    """
+    result = subprocess.run([sys.executable, "-c", _BOMB], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["compressed"] < 1 << 20
+    assert found["capped"] == "bomb.json.gz: not a sockdiff snapshot: it decompresses to more than 64 MiB"
+    assert found["capped_peak_mb"] < 64 + 100  # the cap, and the interpreter with its modules
+    # Under the default cap (1 GiB) the spaces are read, once, and found empty.
+    assert found["default"] == "bomb.json.gz: not a sockdiff snapshot: empty file"
+    assert found["default_peak_mb"] < 300 + 150
+
+
+def test_damage_found_after_the_first_bad_value_is_still_one_error() -> None:
+    """A document that fails the schema early and is also not JSON later: one BadSnapshot, never msgspec's."""
+    damaged = GOOD.replace(b'"version":2', b'"version":"2"', 1)[:-40] + b"\xff{{"
+    with pytest.raises(BadSnapshot, match=r"^x: not a sockdiff snapshot: (not UTF-8|not JSON|truncated)"):
+        loads(damaged, "x")

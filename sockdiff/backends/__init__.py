@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import BackendUnavailable, UsageError
 from ..model import Interface, Process, Route, Socket
@@ -27,6 +27,7 @@ __all__ = [
     "BACKENDS",
     "MAIN_TABLE_ONLY",
     "SECTIONS",
+    "SOURCE_NAMES",
     "BackendFallback",
     "Reading",
     "check_backend",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "netlink", "proc")
+# What a snapshot says it was read with: auto resolved.
+BackendName = Literal["netlink", "proc"]
 SECTIONS = ("sockets", "interfaces", "routes")
 
 Owners = Mapping[int, tuple[Process, ...]]
@@ -49,7 +52,7 @@ class BackendFallback(UserWarning):
 class Reading:
     """What :func:`read` found: each section taken (None: not asked for) and its sources."""
 
-    backend: str
+    backend: BackendName
     sources: dict[str, str] = field(default_factory=dict)
     sockets: list[Socket] | None = None
     interfaces: list[Interface] | None = None
@@ -92,6 +95,8 @@ SectionReader = Callable[[str], list[Any]]
 
 # What ``sources`` says of routes read from /proc: it shows the main table only.
 MAIN_TABLE_ONLY = "proc (main table)"
+# Every value ``sources`` may hold.
+SOURCE_NAMES = frozenset({"netlink", "proc", MAIN_TABLE_ONLY})
 _MAIN_TABLE = frozenset({254})
 
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
