@@ -231,6 +231,9 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     assert [line.split()[:2] for line in show(network, str(saved), "-i", "-a").splitlines()] == [
         line.split()[:2] for line in live
     ]
+    from_proc = sockdiff("show", "live:proc", "--route", "--table", "all", netns=network)
+    assert from_proc.stderr == "sockdiff: note: these routes come from proc (main table)\n"
+    assert "  100 " not in from_proc.stdout and "  main unicast" in from_proc.stdout
     sockets_only = tmp_path / "sockets.json"
     assert (
         sockdiff("snapshot", "-o", str(sockets_only), "--sections", "sockets", netns=network).returncode == 0
