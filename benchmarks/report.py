@@ -153,7 +153,7 @@ def goals(bench: Bench, main: Stage) -> list[Goal]:
     out.append(
         Goal(
             "watch",
-            f"`watch -i 1` at {size_label(watch.tcp) if watch else size}, no changes",
+            f"`watch -i 1` at {f'{watch.tcp:,} TCP sockets' if watch else size}, no changes",
             fmt(usage.share if usage else None, "core"),
             "",
             usage.share if usage else None,

@@ -105,13 +105,13 @@ def snapshot(
     unix: Unix = False,
 ) -> None:
     """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
-    from . import store
-    from .render import escape
     from .snapshots import save, take
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
     if name is not None:
+        from . import store
+
         store.check_name(name)  # before the snapshot is taken, not after
     taken = take(
         backend=backend,
@@ -124,6 +124,10 @@ def snapshot(
     if output is not None:
         save(taken, output)
         return
+    # Only a snapshot kept in the store needs these (-o is the benchmarked path).
+    from . import store
+    from .render import escape
+
     print(escape(str(store.keep(taken, name))))
 
 
