@@ -13,7 +13,7 @@ Grammar (keywords and combinators are case-insensitive)::
                | ("src" | "dst") [eq] HOST
                | ("pid" | "uid") [op] NUMBER
                | states
-               | ("proto" | "family" | "process" | "path") [eq] VALUE
+               | ("dev" | "proto" | "family" | "process" | "path") [eq] VALUE
     states    := ("state" | "exclude") [eq] STATE { ("state" | "exclude") [eq] STATE }
     op        := eq | "<" | ">" | "<=" | ">=" | "lt" | "gt" | "le" | "ge"
     eq        := "=" | "==" | "eq" | "!=" | "ne"          # no operator means "="
@@ -65,6 +65,10 @@ Decisions, where ss leaves room or sockdiff adds something:
   abstract). A value with ``*``, ``?`` or ``[`` is an fnmatch glob, matched
   case-sensitively (``*`` crosses ``/``). ``pid``/``uid`` take numbers; a socket
   whose uid is unknown matches no ``uid =`` or ordering (so every ``uid !=``).
+- ``dev NAME`` (ss's word) holds for a socket bound to that device
+  (``0.0.0.0%lo:80``); an unbound socket, or one whose device the backend
+  cannot know (/proc), has none, so it matches no ``dev =`` (and every
+  ``dev !=``). NAME may be a glob.
 - Values may be quoted with ``'`` or ``"`` (no escapes inside); quote one that holds
   spaces, parentheses or any of ``= < > ! & | '`` ``"``. A quoted word is always a
   value, never a keyword or an operator.
@@ -133,7 +137,7 @@ _OR = frozenset({"or", "||", "|"})
 _NOT = frozenset({"not", "!"})
 _STATE_KEYWORDS = frozenset({"state", "exclude", "excl"})
 _KEYWORDS = frozenset(
-    {"sport", "dport", "src", "dst", "proto", "family", "process", "pid", "uid", "path"}
+    {"sport", "dport", "src", "dst", "dev", "proto", "family", "process", "pid", "uid", "path"}
 ) | _STATE_KEYWORDS  # fmt: skip
 
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
@@ -545,6 +549,8 @@ class _Parser:
             case "process":
                 value = self.parse_value("a process name")
                 test = self.process_condition(value.text)
+            case "dev":
+                test = self.device_condition(self.parse_value("a device name").text)
             case _:
                 value = self.parse_value("a path")
                 test = self.path_condition(value.text)
@@ -617,6 +623,15 @@ class _Parser:
         if name == "proto":
             return lambda sock: sock.proto == value
         return lambda sock: sock.family == value
+
+    def device_condition(self, pattern: str) -> Predicate:
+        matches = _name_test(pattern)
+
+        def test(sock: Socket) -> bool:
+            device = sock.interface
+            return device is not None and matches(device)
+
+        return test
 
     def process_condition(self, pattern: str) -> Predicate:
         matches = _name_test(pattern)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import msgspec
 import pytest
 
 import sockdiff.filter
@@ -396,6 +397,17 @@ def test_state_words_side_by_side_are_one_set_as_in_ss() -> None:
         assert filter_keywords(expression) == {"state"}
 
 
+def test_dev_is_the_bound_device() -> None:
+    """ss's ``dev NAME``: the device a socket is bound to; unbound or unknown (None) is no device."""
+    on_lo = msgspec.structs.replace(inet(), interface="lo")
+    on_veth = msgspec.structs.replace(inet(), interface="veth0")
+    unbound = inet()
+    assert [matches("dev lo", s) for s in (on_lo, on_veth, unbound)] == [True, False, False]
+    assert [matches("dev != lo", s) for s in (on_lo, on_veth, unbound)] == [False, True, True]
+    assert [matches("dev = 'veth*'", s) for s in (on_lo, on_veth, unbound)] == [False, True, False]
+    assert matches("dev lo", unix()) is False
+
+
 def test_state_applies_to_udp_too() -> None:
     assert matches("state unconnected", inet(proto="udp", state="CLOSE", remote=("0.0.0.0", 0))) is True
     assert matches("state established", inet(proto="udp", state="CLOSE")) is False
@@ -608,7 +620,8 @@ BAD = [
     ("   ", "empty expression"),
     ("foo", "unknown keyword 'foo' at column 1"),
     ("sport = :22 foo", "unknown keyword 'foo' at column 13"),
-    ("dev eth0", "unknown keyword 'dev' at column 1"),
+    ("fwmark 0x10", "unknown keyword 'fwmark' at column 1"),
+    ("dev", "expected a device name after 'dev' at column 1"),
     ("sport", "expected a port after 'sport' at column 1"),
     ("sport =", "expected a port after '=' at column 7"),
     ("sport = (", "unexpected '(' at column 9 (expected a port)"),

@@ -136,6 +136,8 @@ FLAGS: list[tuple[list[str], str | None, str | None]] = [
     (["-l", "state", "established"], None, "ESTAB"),
     (["-t", "state", "established", "state", "listening"], "tcp", None),
     (["-a", "exclude", "listening"], None, None),
+    (["-tl", "dev", "lo"], "tcp", None),
+    (["-a", "dev", "!=", "lo"], None, None),
 ]
 
 
