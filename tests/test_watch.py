@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -72,14 +73,14 @@ sys.stdin.read()
 class Watcher:
     """A running ``python -m sockdiff watch ARGV`` inside a namespace, its output read line by line."""
 
-    def __init__(self, netns: str, argv: Sequence[str]) -> None:
+    def __init__(self, netns: str, argv: Sequence[str], cwd: Path | str = "/") -> None:
         env = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "SOCKDIFF_HOME")}
         self.process = subprocess.Popen(
             netns_exec_argv(netns, [sys.executable, "-m", "sockdiff", "watch", *argv]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd="/",
+            cwd=cwd,
             env=env,
         )
         self.out: queue.Queue[str | None] = queue.Queue()
@@ -146,8 +147,8 @@ class Watcher:
 
 
 @contextmanager
-def watching(netns: str, *argv: str) -> Iterator[Watcher]:
-    watcher = Watcher(netns, argv)
+def watching(netns: str, *argv: str, cwd: Path | str = "/") -> Iterator[Watcher]:
+    watcher = Watcher(netns, argv, cwd)
     try:
         watcher.wait_ready()
         yield watcher
@@ -320,3 +321,39 @@ def test_interface_down_reported_as_it_happens(netns: str) -> None:
     assert {r["dev"] for r in removed} <= {"sdw0", "sdw1"}, removed
     assert not [r for r in records if r["section"] == "sockets"], records
     assert watcher.stderr[-1].startswith("sockdiff: 0 polls, "), watcher.stderr
+
+
+# Two listeners, kept until stdin closes; prints their ports.
+TWO_LISTENERS = """
+import socket, sys
+held = []
+for _ in range(2):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    held.append(sock)
+print(*(sock.getsockname()[1] for sock in held), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("clear", [False, True])
+def test_project_ignore_list_and_clearing_it(netns: str, tmp_path: Path, clear: bool) -> None:
+    """watch honours the project's ignore list; ``--ignore ''`` clears it."""
+    with subprocess.Popen(
+        netns_exec_argv(netns, [sys.executable, "-c", TWO_LISTENERS]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        ignored, reported = (int(word) for word in holder.stdout.readline().split())
+        (tmp_path / ".sockdiff.toml").write_text(f'ignore = ["sport = :{ignored}"]\n')
+        argv = ["--interval", "0.2", "--format", "jsonl", *(["--ignore", ""] if clear else [])]
+        with watching(netns, *argv, cwd=tmp_path) as watcher:
+            holder.stdin.close()  # both close, after watch's first read
+            holder.wait(TIMEOUT)
+            watcher.wait_stdout(f'"port":{reported}')
+            assert watcher.interrupt() == 0
+    ports = {r["socket"]["local"]["port"] for r in jsonl_records(watcher.stdout)}
+    assert ports == ({ignored, reported} if clear else {reported}), watcher.stdout
