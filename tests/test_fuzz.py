@@ -258,9 +258,10 @@ def test_netlink_inet_messages_decode_exactly(messages: list[Any]) -> None:
         sockets, firsts.values(), strict=True
     ):
         check_record(sock)
-        assert sock.local.address == socket.inet_ntop(family, src)
+        local = sock.local.address
+        assert isinstance(local, str) and local == socket.inet_ntop(family, src)
+        assert ipaddress.ip_address(local).packed == src
         assert sock.remote is not None and sock.remote.address == socket.inet_ntop(family, dst)
-        assert ipaddress.ip_address(sock.local.address).packed == src
         assert (sock.local.port, sock.remote.port, sock.state) == (sport, dport, TCP_STATES[state])
         assert (sock.recv_q, sock.send_q, sock.uid, sock.inode) == numbers[1:]
 
