@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Collection, Iterable
 
 from .model import Process, escape_name
 
-__all__ = ["OwnerTracker", "Owners", "owners_among", "scan_owners"]
+__all__ = ["OwnerTracker", "Owners", "OwnersHidden", "owners_among", "scan_owners"]
 
 Owners = dict[int, tuple[Process, ...]]
 
@@ -39,6 +40,7 @@ Holdings = dict[int, tuple[int, list[int]]]
 def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = None) -> Owners:
     found: Owners = {}
     shared: dict[int, list[Process]] = {}  # sockets with several holders, sorted at the end
+    hidden = False  # a process whose descriptors we may not read
     for entry in entries:
         # A process that exits mid-scan, or whose descriptors we may not read,
         # is skipped: netstat -p and lsof do the same.
@@ -49,6 +51,9 @@ def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = No
             # backslashes, doubled as in a UNIX name so that escapes shown later are unambiguous.
             name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
             fd_dir = os.open(f"{proc_root}/{entry}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        except PermissionError:
+            hidden = True
+            continue
         except OSError:
             continue
         try:
@@ -79,7 +84,19 @@ def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = No
             os.close(fd_dir)
     for inode, all_holders in shared.items():
         found[inode] = tuple(sorted(all_holders))
+    if hidden and os.geteuid() != 0:
+        # As netstat -p says it. Shown once a run: the text and place never change.
+        warnings.warn(
+            "not every process could be read: sockets of other users' processes show no owner"
+            " (run as root to see them all)",
+            OwnersHidden,
+            stacklevel=2,
+        )
     return found
+
+
+class OwnersHidden(UserWarning):
+    """Not root, and some processes' descriptors could not be read: their sockets have no owner."""
 
 
 def _fd_count(proc_root: str, pid: int) -> int | None:

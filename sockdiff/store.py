@@ -154,8 +154,12 @@ def _stamp(mtime: float) -> str:
 def entries() -> list[StoredSnapshot]:
     """The stored snapshots, oldest first: by when they were taken (the file time where unknown)."""
     directory = store_dir()
-    if not directory.exists():
+    try:
+        os.lstat(directory)
+    except FileNotFoundError:
         return []
+    except OSError:
+        pass  # a store we may not even look into: _checked says so, in words
     _checked(directory)
     try:
         files = list(directory.iterdir())
@@ -181,7 +185,10 @@ def find(name: str) -> Path | None:
         return None
     directory = store_dir()
     path = directory / f"{name}{SUFFIX}"
-    if not path.is_file():
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+    except OSError:  # none there, or a store we may not look into: not a stored name
         return None
     _checked(directory)
     return path
