@@ -9,6 +9,7 @@ so they are held between two reads of the reference rather than to equality.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -240,3 +241,45 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     )
     assert "no interfaces section" in one_line_error(sockdiff("show", str(sockets_only), "-i"))
     assert "routing table 'nine'" in one_line_error(sockdiff("show", "--route", "--table", "nine"))
+
+
+def test_compare_reports_exactly_the_network_changes(netns: str, tmp_path: Path) -> None:
+    """A link set down, an address added, a route added and one deleted: compare says just that."""
+    with private_netns() as peer:
+        build_network(netns, peer)
+        before = tmp_path / "before.json"
+        taken = sockdiff("snapshot", "-o", str(before), "--sections", "interfaces,routes", netns=netns)
+        assert taken.returncode == 0, taken.stderr
+        subprocess.run(
+            ["ip", "-n", netns, "-batch", "-"],
+            input="link set tun0 down\naddr add 10.9.0.99/24 dev va\n"
+            "route add 10.90.0.0/16 via 10.9.0.2\nroute del 10.20.0.0/16\n",
+            text=True,
+            check=True,
+        )
+        for source, local_table_seen in (("live:netlink", True), ("live:proc", False)):
+            done = sockdiff(
+                "compare",
+                str(before),
+                source,
+                "--format",
+                "json",
+                "--fail-on",
+                "interfaces,routes",
+                netns=netns,
+            )
+            assert done.returncode == 1, done.stderr
+            report = json.loads(done.stdout)
+            changed = {c["new"]["name"]: c["fields"] for c in report["interfaces"]["changed"]}
+            assert changed == {"tun0": ["flags"], "va": ["addresses"]}
+            assert report["interfaces"]["added"] == report["interfaces"]["removed"] == []
+            routes = report["routes"]
+            added = {(r["destination"], r["table"]) for r in routes["added"]}
+            # The kernel adds the new address's local route; /proc cannot see the local table.
+            assert added == {("10.90.0.0/16", 254)} | ({("10.9.0.99/32", 255)} if local_table_seen else set())
+            # A link going down takes its routes with it: 10.54.0.0/16 was on tun0.
+            assert {(r["destination"], r["table"]) for r in routes["removed"]} == {
+                ("10.20.0.0/16", 254),
+                ("10.54.0.0/16", 254),
+            }
+            assert routes["changed"] == []
