@@ -10,10 +10,12 @@ tree (:class:`sockdiff.proctree.ProcessTree`: the pytest process, everything it
 started, and detached daemons, kept in the tree by making pytest their child
 subreaper and by a marker in the environment they inherit). Only when a test
 leaves the tree holding inodes it did not hold before are the sockets' details
-read (a snapshot restricted to those inodes), counted by ``sockdiff_fail_on``
+read (a snapshot, of which those inodes are kept), counted by ``sockdiff_fail_on``
 and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
 opened while a wider-scoped fixture was set up belong to that fixture and are
-checked when pytest finalizes it.
+checked when pytest finalizes it. Each process of the tree belongs to the test
+or fixture running when it appeared: a socket it opens after that one ended is
+reported for it, not for the test running then.
 
 What was found travels on the teardown report (``report.sockdiff_leaks``, and a
 ``sockdiff`` user property a socket, which JUnit XML shows), so under
@@ -37,8 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from .processes import owners_among
 
 if TYPE_CHECKING:
     from .model import Socket
@@ -157,6 +157,7 @@ class LeakHunter:
         except SockdiffError as err:
             raise pytest.UsageError(f"ini sockdiff_ignore: {err}") from None
         self.trace = trace
+        self._tracing = False  # tracemalloc started here, and stopped when the tests are done
         self._tree: ProcessTree | None = None
         self._held: dict[object, _Held] = {}  # FixtureDef -> what it opened, until it is finalized
         self._fixtures_opened: set[int] = set()  # never a test's, even once its fixture is gone
@@ -175,6 +176,8 @@ class LeakHunter:
     # The process tree, set up on first use: an xdist controller runs no test and never needs it.
 
     def _holders(self) -> Owners:
+        from .processes import owners_among
+
         if self._tree is None:
             from .proctree import ProcessTree, become_subreaper
 
@@ -213,6 +216,7 @@ class LeakHunter:
 
         take(processes=False, sections=("sockets",))
         tracemalloc.start(_TRACE_FRAMES)
+        self._tracing = True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -413,11 +417,13 @@ class LeakHunter:
             reported = len(self.leaks)
             if opened:
                 self._sort_out(self._leaked(opened, holders, self._ignore_for(self.ignore_lines)), None, None)
+            # On an xdist worker, these came with no report: the controller learns them this way.
             workeroutput = getattr(self.config, "workeroutput", None)
-            if (
-                workeroutput is not None
-            ):  # an xdist worker: these came with no report, the controller wants them
+            if workeroutput is not None:
                 workeroutput[REPORT_ATTRIBUTE] = self.leaks[reported:]
+        if self._tracing:  # what other plugins do at the end (hypothesis imports much) need not crawl
+            tracemalloc.stop()
+            self._tracing = False
         if self.strict and self.leaks and session.exitstatus == pytest.ExitCode.OK:
             # A fixture leaked, or a test's process did after the test: no test failed for it.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

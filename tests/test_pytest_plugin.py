@@ -60,8 +60,6 @@ import sys
 
 import pytest
 
-from sockdiff.proctree import is_subreaper
-
 HELD = []
 CHILD = '''
 import socket, sys, time
@@ -179,7 +177,12 @@ def test_late_at_exit():
 
 def test_probe(request):
     hunter = request.config.pluginmanager.get_plugin("sockdiff-leak-hunter")
-    if request.config.getoption("sockdiff_mode") is None:
+    off = request.config.getoption("sockdiff_mode") is None
+    # Off, the plugin has loaded nothing of the library but the package itself.
+    assert off == ({"sockdiff.model", "sockdiff.snapshots", "msgspec", "pyroute2"}.isdisjoint(sys.modules))
+    from sockdiff.proctree import is_subreaper
+
+    if off:
         assert hunter is None
         assert "SOCKDIFF_PYTEST_TOKEN" not in os.environ
         assert not is_subreaper()
