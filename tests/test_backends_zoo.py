@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 from expect import differences, locate
+from netns import run_in_netns
 from ss_oracle import find_rows, ss_rows
 from zoo import ZooClient
 
@@ -54,6 +55,11 @@ def check_contract(sock: Socket) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_reports_every_zoo_socket(zoo: ZooClient, backend: str) -> None:
+    check_zoo_records(zoo, backend)
+
+
+def check_zoo_records(zoo: ZooClient, backend: str) -> None:
+    """Every socket of the zoo, exactly as the zoo says it opened it, and nothing else."""
     snap = snapshot(backend=backend, netns=zoo.netns)
     assert snap.sockets is not None
     assert snap.header.netns == zoo.netns and snap.header.backend == backend
@@ -129,6 +135,31 @@ def test_backends_agree(zoo: ZooClient) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_agrees_with_ss(zoo: ZooClient, backend: str) -> None:
+    check_against_ss(zoo, backend)
+
+
+def test_bound_devices_and_v6only_as_the_zoo_and_ss_say(zoo: ZooClient) -> None:
+    """Two listeners on one port bound to lo and d0, IPv6-only and dual-stack ones: both backends, and ss."""
+    assert zoo.netns is not None
+    run_in_netns(zoo.netns, ["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+    port = 7401
+    for name, spec in {
+        "tcp_on_lo": {"family": "inet", "address": "0.0.0.0", "port": port, "device": "lo"},
+        "tcp_on_d0": {"family": "inet", "address": "0.0.0.0", "port": port, "device": "d0"},
+        "tcp6_on_lo": {"family": "inet6", "address": "::", "port": port, "device": "lo", "v6only": True},
+        "udp6_v6only": {"proto": "udp", "family": "inet6", "address": "::", "port": port, "v6only": True},
+        "udp6_dual": {"proto": "udp", "family": "inet6", "address": "::", "port": port + 1, "v6only": False},
+    }.items():
+        zoo.check({"cmd": "listen", "name": name, **spec})
+    devices = {name: zoo.socket(name)["interface"] for name in ("tcp_on_lo", "tcp_on_d0", "tcp6_on_lo")}
+    assert devices == {"tcp_on_lo": "lo", "tcp_on_d0": "d0", "tcp6_on_lo": "lo"}  # the zoo's own account
+    assert (zoo.socket("udp6_v6only")["v6only"], zoo.socket("udp6_dual")["v6only"]) == (True, False)
+    for backend in BACKENDS:
+        check_zoo_records(zoo, backend)
+        check_against_ss(zoo, backend)
+
+
+def check_against_ss(zoo: ZooClient, backend: str) -> None:
     """Socket for socket, what ss -tuwxanpe shows in the same namespace."""
     assert zoo.netns is not None
     snap = snapshot(backend=backend, netns=zoo.netns)
