@@ -119,7 +119,7 @@ def parse_inet(
     lines = iter(io.BytesIO(data))  # one line at a time: a list of 100k would double the text
     next(lines, None)  # the column titles
     for number, line in enumerate(lines, 2):
-        fields = line.split()
+        fields = line.split(None, 10)  # the columns up to the inode; the rest is not read
         if len(fields) < 10:
             continue
         # The kernel writes every row in one format; a row that is not in it is refused
