@@ -9,10 +9,12 @@
   /proc/net/ipv6_route shows every table but without table ids, and the main
   table's rows are picked out by where the kernel writes them (see
   :func:`ipv6_main_table`). IPv4 route types and scopes come from
-  /proc/net/fib_trie, which /proc/net/route lacks.
+  /proc/net/fib_trie, which /proc/net/route lacks (for tables of up to
+  :data:`FIB_TRIE_MAX_ROUTES` routes: the kernel writes fib_trie slowly).
 
 What /proc cannot know is None: every route's protocol; the type of an IPv6
-blackhole, unreachable, prohibit or throw route (all alike in ipv6_route);
+blackhole, unreachable, prohibit or throw route (all alike in ipv6_route); IPv6
+routes' MSS, window and RTT; IPv4 types and scopes past FIB_TRIE_MAX_ROUTES;
 interfaces' operational state, and hardware addresses longer than the ioctl's 14
 bytes or of link types whose address length is not known here, when
 /sys/class/net shows another namespace than the calling thread's (after
