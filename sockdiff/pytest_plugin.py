@@ -220,7 +220,14 @@ class LeakHunter:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        if _marker_expressions(item) is not None:
+        expressions = _marker_expressions(item)
+        if expressions is not None:
+            from .errors import SockdiffError
+
+            try:  # now, so that a mistake shows whether or not the test leaks
+                self._ignore_for(self.ignore_lines + expressions)
+            except SockdiffError as err:
+                pytest.fail(f"sockdiff_ignore marker: {err}", pytrace=False)
             item.stash[_BEFORE] = frozenset(self._holders())
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
@@ -253,12 +260,7 @@ class LeakHunter:
         opened = holders.keys() - before - self._fixtures_opened
         if not opened:
             return
-        from .errors import SockdiffError
-
-        try:
-            ignore = self._ignore_for(self.ignore_lines + expressions)
-        except SockdiffError as err:
-            pytest.fail(f"sockdiff_ignore marker: {err}", pytrace=False)
+        ignore = self._ignore_for(self.ignore_lines + expressions)  # compiled at setup
         own = self._sort_out(self._leaked(opened, holders, ignore), item.nodeid, item)
         if not own:
             return

@@ -400,6 +400,18 @@ def test_bad_settings_are_usage_errors(suite: pytest.Pytester, netns: str) -> No
     result = run(suite, netns, "-o", "sockdiff=loud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini sockdiff = 'loud': choose from off, report, strict*"])
+    result = run(suite, netns, "--sockdiff", "-o", "sockdiff_ignore=sport = :nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini sockdiff_ignore: bad filter: * at column *"])
+    # A marker's mistake is that test's error, in its setup, whether it leaks or not.
+    suite.makepyfile(
+        test_bad_marker='import pytest\n@pytest.mark.sockdiff_ignore("sport = :nope")\ndef test_x(): pass\n'
+    )
+    result = run(suite, netns, "--sockdiff", "test_bad_marker.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_x*", "sockdiff_ignore marker: bad filter: * at column *"]
+    )
 
 
 def test_entry_point_is_registered() -> None:
