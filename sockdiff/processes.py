@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from .model import Process, escape_name
 
@@ -33,11 +34,7 @@ def owners_among(pids: Iterable[int], proc_root: str = "/proc") -> Owners:
     return _scan(proc_root, (str(pid) for pid in pids))
 
 
-# pid -> (its number of descriptors, the socket inodes it holds), as a scan found them.
-Holdings = dict[int, tuple[int, list[int]]]
-
-
-def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = None) -> Owners:
+def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
     found: Owners = {}
     shared: dict[int, list[Process]] = {}  # sockets with several holders, sorted at the end
     hidden = False  # a process whose descriptors we may not read
@@ -59,7 +56,6 @@ def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = No
         try:
             fds = os.listdir(fd_dir)
             pid = int(entry)
-            held: list[int] = []
             for fd in fds:
                 try:
                     target = os.readlink(fd, dir_fd=fd_dir)
@@ -67,7 +63,6 @@ def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = No
                     continue  # the descriptor was closed since listdir
                 if target.startswith(_SOCKET_PREFIX):
                     inode = int(target[8:-1])
-                    held.append(inode)
                     process = Process(pid, name, int(fd))
                     holders = found.get(inode)
                     if holders is None:
@@ -76,8 +71,6 @@ def _scan(proc_root: str, entries: Iterable[str], holdings: Holdings | None = No
                         shared[inode].append(process)
                     else:
                         shared[inode] = [*holders, process]
-            if holdings is not None:
-                holdings[pid] = (len(fds), held)
         except OSError:
             continue
         finally:
@@ -113,108 +106,170 @@ def _fd_count(proc_root: str, pid: int) -> int | None:
         return None
 
 
+@dataclass(slots=True)
+class _Held:
+    """What one process held when it was last read (descriptors as /proc names them)."""
+
+    name: str
+    numbers: set[str]  # every open descriptor
+    sockets: dict[str, int]  # descriptor -> socket inode
+
+
 class OwnerTracker:
     """An owners map kept up to date from one poll to the next at the cost of what changed.
 
     ``watch`` polls sockets every second; reading every process's descriptors
     each time costs as much as the host has descriptors (0.65 s at 110k). This
-    reads them once, then at each :meth:`update` only:
+    reads them all once, then at each :meth:`update`:
 
-    - the processes that appeared (a fork shares its parent's sockets: they get
-      a new holder), and forgets those that exited, without reading anything;
-    - when sockets appeared that no process is known to hold: the processes
-      whose number of descriptors changed, and those the map names as holders of
-      such an inode (a stale entry); and if some are still unowned (a process
-      closed one socket and opened another), the others, those that held new
-      sockets lately first, until every new socket has its holder. A socket no
-      process holds after a full pass (held by the kernel, or by a process we
-      may not read) is remembered as such, not looked for again.
+    - reads the processes that appeared (a fork shares its parent's sockets:
+      they get a new holder) and forgets those that exited, reading nothing;
+    - when sockets appeared that no process is known to hold, looks again at
+      the processes whose number of descriptors changed (one ``stat`` each) and
+      those the map names as holders of such an inode (a stale entry): of each,
+      only the descriptors that are new, or that held a socket which has since
+      closed (the number may have been reused), are read (readlink);
+    - if some new sockets are still unowned, looks the same way at the other
+      processes, those that held new sockets lately first, and stops when every
+      new socket has its holder; after that, reads every descriptor of every
+      process once, and a socket still unowned (held by the kernel, or by a
+      process we may not read) is not looked for again.
 
     What it cannot see cheaply, and so misses until that process is read again:
-    an existing socket passed to another process (SCM_RIGHTS) or dup'ed into a
-    process that keeps its number of descriptors, and a process's new name
-    after execve. ``ss -p`` at one instant sees them; a poll may not.
+    an existing socket passed to another process (SCM_RIGHTS) or dup'ed onto a
+    descriptor number the process already had open, a process's new name after
+    execve, and a pid reused between two polls. ``ss -p`` at one instant sees
+    them; a poll may not.
     """
 
     def __init__(self, proc_root: str = "/proc") -> None:
         self.proc_root = proc_root
         #: socket inode -> the processes holding it, as :func:`scan_owners` gives it.
         self.owners: Owners = {}
-        self._holdings: Holdings = {}
+        self._held: dict[int, _Held] = {}
         self._seen: set[int] = set()  # the inodes of the last update
         self._unowned: set[int] = set()  # inodes a full pass found no holder for
         self._lately: dict[int, int] = {}  # pid -> the last update it was found holding a new socket
+        self._before: dict[int, tuple[Process, ...]] = {}  # entries this update changed, as they were
         self._updates = 0
-        #: Processes whose descriptors were read, over all updates (for tests and benchmarks).
+        #: Processes looked at and descriptors read (readlink) over all updates, for tests and benchmarks.
         self.processes_read = 0
+        self.descriptors_read = 0
 
-    def _pids(self) -> set[int]:
-        return {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
-
-    def _forget(self, pid: int, before: dict[int, tuple[Process, ...]]) -> None:
-        """Drop what ``pid`` held from the map, keeping each touched entry's old value in ``before``."""
-        _count, inodes = self._holdings.pop(pid, (0, []))
+    def _set(self, inode: int, holders: tuple[Process, ...]) -> None:
         owners = self.owners
-        for inode in inodes:
-            holders = owners.get(inode)
-            if holders is None:
-                continue
-            before.setdefault(inode, holders)
-            rest = tuple(p for p in holders if p.pid != pid)
-            if rest:
-                owners[inode] = rest
-            else:
-                del owners[inode]
+        self._before.setdefault(inode, owners.get(inode, ()))
+        if holders:
+            owners[inode] = holders
+        else:
+            owners.pop(inode, None)
 
-    def _read(self, pids: Collection[int], before: dict[int, tuple[Process, ...]]) -> None:
-        """Read ``pids`` again, replacing what the map said they held."""
-        if not pids:
+    def _replace(self, pid: int, new: _Held | None) -> None:
+        """Record what ``pid`` holds now (None: it is gone), changing only the entries that differ."""
+        old = self._held.pop(pid, None)
+        old_sockets = old.sockets if old is not None else {}
+        new_sockets = new.sockets if new is not None else {}
+        gone: Collection[tuple[str, int]]
+        came: Collection[tuple[str, int]]
+        if old is not None and new is not None and old.name != new.name:
+            gone, came = old_sockets.items(), new_sockets.items()
+        else:  # set operations over the (descriptor, inode) pairs: a process may hold 20,000
+            gone = old_sockets.items() - new_sockets.items()
+            came = new_sockets.items() - old_sockets.items()
+        owners = self.owners
+        for fd, inode in gone:
+            number = int(fd)
+            holders = owners.get(inode, ())
+            self._set(inode, tuple(p for p in holders if p.pid != pid or p.fd != number))
+        if new is None:
             return
-        for pid in pids:
-            self._forget(pid, before)
-        holdings: Holdings = {}
-        found = _scan(self.proc_root, (str(pid) for pid in pids), holdings)
-        self.processes_read += len(pids)
-        self._holdings.update(holdings)
-        owners = self.owners
-        for inode, holders in found.items():
-            before.setdefault(inode, owners.get(inode, ()))
-            existing = owners.get(inode)
-            owners[inode] = holders if existing is None else tuple(sorted(existing + holders))
+        self._held[pid] = new
+        for fd, inode in came:
+            process = Process(pid, new.name, int(fd))
+            holders = owners.get(inode, ())
+            self._set(inode, tuple(sorted((*holders, process))) if holders else (process,))
+
+    def _read(self, pid: int, everything: bool) -> None:
+        """Look at ``pid`` again: every descriptor, or only those that may have changed."""
+        root = self.proc_root
+        old = self._held.get(pid)
+        everything = everything or old is None
+        self.processes_read += 1
+        # A process that exits meanwhile, or whose descriptors we may not read, holds nothing.
+        try:
+            if everything:
+                with open(f"{root}/{pid}/comm", "rb") as comm_file:
+                    comm = comm_file.read()
+                name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
+            else:
+                assert old is not None
+                name = old.name
+            fd_dir = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            self._replace(pid, None)
+            return
+        try:
+            numbers = set(os.listdir(fd_dir))
+            sockets: dict[str, int]
+            if everything or old is None:
+                to_read = numbers
+                sockets = {}
+            else:
+                # New descriptors, and those whose socket has closed since (the number may be reused).
+                seen = self._seen
+                to_read = numbers - old.numbers
+                to_read.update(fd for fd, inode in old.sockets.items() if inode not in seen and fd in numbers)
+                sockets = dict(old.sockets)
+                for fd in (old.sockets.keys() - numbers) | to_read:
+                    sockets.pop(fd, None)
+            for fd in to_read:
+                try:
+                    target = os.readlink(fd, dir_fd=fd_dir)
+                except OSError:
+                    continue  # closed since listdir
+                if target.startswith(_SOCKET_PREFIX):
+                    sockets[fd] = int(target[8:-1])
+            self.descriptors_read += len(to_read)
+        except OSError:
+            self._replace(pid, None)
+            return
+        finally:
+            os.close(fd_dir)
+        self._replace(pid, _Held(name, numbers, sockets))
 
     def update(self, inodes: Collection[int]) -> set[int]:
         """Bring :attr:`owners` up to date for the sockets ``inodes`` (0s are ignored).
 
         Returns those of ``inodes`` whose holders changed (holders of other
-        sockets change too, unread). The first update reads every process.
+        sockets may change too, unread). The first update reads every process.
         """
         self._updates += 1
-        pids = self._pids()
-        known = self._holdings
-        before: dict[int, tuple[Process, ...]] = {}
-        for pid in [pid for pid in known if pid not in pids]:
-            self._forget(pid, before)  # exited: nothing to read
-        first = not known
-        born = [pid for pid in pids if pid not in known]
-        seen = self._seen
-        fresh = [inode for inode in inodes if inode and inode not in seen]
+        self._before = {}
+        pids = {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
+        held = self._held
+        first = not held
+        for pid in [pid for pid in held if pid not in pids]:
+            self._replace(pid, None)  # exited: nothing to read
+        fresh = [inode for inode in inodes if inode and inode not in self._seen]
         self._seen = set(inodes)
-        to_read = set(born)
-        if fresh and not first:
-            owners = self.owners
-            for inode in fresh:
-                to_read.update(p.pid for p in owners.get(inode, ()))
-            root = self.proc_root
-            to_read.update(
-                pid
-                for pid, (count, _) in known.items()
-                if pid not in to_read and _fd_count(root, pid) != count
-            )
-        self._read(to_read, before)
+        looked = {pid for pid in pids if pid not in held}
+        for pid in looked:
+            self._read(pid, everything=True)
         owners = self.owners
-        missing = {inode for inode in fresh if inode not in owners and inode not in self._unowned}
-        if missing and not first:
-            self._find(missing, [pid for pid in pids if pid not in to_read], before)
+        if fresh and not first:
+            suspects = {p.pid for inode in fresh for p in owners.get(inode, ())}
+            root = self.proc_root
+            changed = [
+                pid
+                for pid, record in held.items()
+                if pid not in looked and (pid in suspects or _fd_count(root, pid) != len(record.numbers))
+            ]
+            for pid in changed:
+                self._read(pid, everything=False)
+            looked.update(changed)
+            missing = {inode for inode in fresh if inode not in owners and inode not in self._unowned}
+            if missing:
+                self._find(missing, [pid for pid in held if pid not in looked])
         for inode in fresh:
             for process in owners.get(inode, ()):
                 self._lately[process.pid] = self._updates
@@ -223,19 +278,24 @@ class OwnerTracker:
         else:
             self._unowned &= self._seen
         now = self._seen
-        return {inode for inode, old in before.items() if inode in now and owners.get(inode, ()) != old}
+        return {inode for inode, old in self._before.items() if inode in now and owners.get(inode, ()) != old}
 
-    def _find(self, missing: set[int], others: list[int], before: dict[int, tuple[Process, ...]]) -> None:
-        """Read ``others`` in batches, likeliest holders first, until no inode of ``missing`` is unowned."""
+    def _find(self, missing: set[int], others: list[int]) -> None:
+        """Look at ``others``, likeliest holders first, until no inode of ``missing`` is unowned.
+
+        A descriptor number that held a file and now holds a socket escapes the
+        quick look: what is still missing after it sends every process to a full read.
+        """
         lately = self._lately
         others.sort(key=lambda pid: lately.get(pid, 0), reverse=True)
         owners = self.owners
-        batch = 1
-        position = 0
-        while position < len(others):
-            self._read(others[position : position + batch], before)
-            position += batch
-            batch *= 2  # a few likely ones first, then wider sweeps
+        for pid in others:
+            self._read(pid, everything=False)
+            missing = {inode for inode in missing if inode not in owners}
+            if not missing:
+                return
+        for pid in list(self._held):
+            self._read(pid, everything=True)
             missing = {inode for inode in missing if inode not in owners}
             if not missing:
                 return

@@ -83,13 +83,15 @@ def test_tracker_follows_sockets_and_processes(holder: Holder) -> None:
     changed = tracker.update(holder.do("open"))
     check(tracker, holder)
     assert holder.inodes <= changed
-    everyone = tracker.processes_read
+    all_descriptors = tracker.descriptors_read
 
     before = set(holder.inodes)
     changed = tracker.update(holder.do("open"))  # one more descriptor: that process is read again
     check(tracker, holder)
     assert holder.inodes - before <= changed
-    assert tracker.processes_read - everyone < everyone / 2, "read more than a few processes"
+    assert tracker.descriptors_read - all_descriptors < all_descriptors / 2, (
+        "read more than a few descriptors"
+    )
 
     before = set(holder.inodes)
     changed = tracker.update(holder.do("swap"))  # as many descriptors as before: found all the same
@@ -104,9 +106,9 @@ def test_tracker_follows_sockets_and_processes(holder: Holder) -> None:
     check(tracker, holder)
     assert changed >= holder.inodes
 
-    reads = tracker.processes_read
+    reads = tracker.descriptors_read
     assert tracker.update(holder.inodes) == set()  # nothing changed: no process of ours read
-    assert tracker.processes_read - reads < everyone / 2
+    assert tracker.descriptors_read - reads < all_descriptors / 2
 
 
 def test_tracker_remembers_sockets_no_process_holds() -> None:
