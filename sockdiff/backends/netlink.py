@@ -84,6 +84,7 @@ _INET_ATTRS = 16 + 72  # the attributes follow nlmsghdr and inet_diag_msg
 # in LISTEN or CLOSE (inet_diag_msg_attrs_fill), whatever the request asked.
 INET_DIAG_SKV6ONLY = 11
 _V6ONLY_STATES = frozenset({7, 10})  # TCP_CLOSE, TCP_LISTEN
+_V6ONLY_HEADER = (5, INET_DIAG_SKV6ONLY)  # struct nlattr of a u8
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
 _ATTR = struct.Struct("=HH")
@@ -248,6 +249,7 @@ def decode_inet(
     names = InterfaceNames() if interfaces is None else interfaces
     addresses: dict[bytes, str] = {}
     unpack = _INET_MSG.unpack_from
+    unpack_attr = _ATTR.unpack_from
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _INET_ATTRS:
@@ -266,7 +268,12 @@ def decode_inet(
         elif family == AF_INET6:
             family_name = "inet6"
             if state in _V6ONLY_STATES:
-                v6only = _v6only(buffer, offset + _INET_ATTRS, end)
+                # Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes).
+                quick = offset + _INET_ATTRS + 8
+                if quick + 5 <= end and unpack_attr(buffer, quick) == _V6ONLY_HEADER:
+                    v6only = buffer[quick + 4] != 0
+                else:
+                    v6only = _v6only(buffer, offset + _INET_ATTRS, end)
         else:
             raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
         local_address = addresses.get(src)
