@@ -390,15 +390,19 @@ def compare(
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
     )
+    for extra_format, path in extra:
+        _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
+    sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
+    sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
     if result.narrowed and result.scope is not None:
         from .render import scope_note
 
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
-    for extra_format, path in extra:
-        _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
-    sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
     if result.persistent_only and chosen is Format.TEXT:
-        print("(live against live: only differences seen in two consecutive reads)", file=sys.stderr)
+        print(
+            "sockdiff: note: live against live: only differences seen in two consecutive reads",
+            file=sys.stderr,
+        )
     if result.counted(kinds):
         raise typer.Exit(1)
 
@@ -582,11 +586,12 @@ def list_() -> None:
     if not entries:
         print(escape(f"no stored snapshots in {store.store_dir()}"), file=sys.stderr)
         return
-    width = max(len(e.name) for e in entries)
-    for entry in entries:
+    names = [escape(entry.name) for entry in entries]
+    width = max(len(name) for name in names)
+    for name, entry in zip(names, entries, strict=True):
         # When it was taken, as its header says; a file that does not say shows '?'.
         taken_at = escape(entry.taken_at or "?").ljust(20)
-        print(f"{entry.name.ljust(width)}  {taken_at}  {entry.size:>10}  {escape(str(entry.path))}")
+        print(f"{name.ljust(width)}  {taken_at}  {entry.size:>10}  {escape(str(entry.path))}")
 
 
 def _version(value: bool) -> None:

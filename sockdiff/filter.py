@@ -100,7 +100,7 @@ from sockdiff.model import (
     Socket,
 )
 
-__all__ = ["Predicate", "compile_filter", "compile_filters", "filter_keywords"]
+__all__ = ["Predicate", "compile_filter", "compile_filters", "filter_keywords", "starts_filter"]
 
 Predicate = Callable[[Socket], bool]
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -143,6 +143,15 @@ _KEYWORDS = frozenset(
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
 _GLOB_CHARS = frozenset("*?[")
 _SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
+
+
+def starts_filter(word: str) -> bool:
+    """Whether ``word`` can only begin a filter expression: a keyword, ``not``, ``!`` or ``(``.
+
+    >>> starts_filter("state"), starts_filter("NOT"), starts_filter("(sport"), starts_filter("before")
+    (True, True, True, False)
+    """
+    return word.lower() in _KEYWORDS or word.lower() in _NOT or word.startswith(("(", "!"))
 
 
 def _state_key(word: str) -> str:

@@ -116,10 +116,10 @@ IfIndex = Annotated[int, msgspec.Meta(ge=1, le=0x7FFF_FFFF)]
 # a CIDR, a link-layer address as ip link prints it.
 AddressText = Annotated[str, msgspec.Meta(max_length=45)]
 NameText = Annotated[str, msgspec.Meta(max_length=4096)]
-DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^/:\s]+$")]
-TableWord = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$")]
-CidrText = Annotated[str, msgspec.Meta(max_length=49, pattern=r"^[0-9a-f.:]+/[0-9]{1,3}$")]
-LinkAddress = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[0-9a-f.:]+$")]
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^/:\s]+\Z")]
+TableWord = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+\Z")]
+CidrText = Annotated[str, msgspec.Meta(max_length=49, pattern=r"^[0-9a-f.:]+/[0-9]{1,3}\Z")]
+LinkAddress = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[0-9a-f.:]+\Z")]
 
 
 class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True, gc=False):

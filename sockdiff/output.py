@@ -11,10 +11,12 @@ What a path names decides how it is written, as with any Unix tool:
   bytes go to a 0600 temporary file beside it, are flushed to disk, then
   renamed over it: a reader never sees half a file, and a failed write leaves
   the old file as it was.
-- A symlink: its target is written by these same rules, unless the link sits
-  in a sticky directory (``/tmp``) and belongs to neither us nor the
-  directory's owner. Such a link, planted by another user, is refused, as the
-  kernel's ``fs.protected_symlinks`` would refuse it (which may be off).
+- A symlink: its target is written by these same rules if the link is ours or
+  root's. Another user's link, at the end of the path or in a directory part,
+  could have been planted to make us write where that user chooses: it is
+  refused (stricter than the kernel's ``fs.protected_symlinks``, which may be
+  off anyway). So is a FIFO another user left in a sticky directory, as
+  ``fs.protected_fifos`` would refuse it.
 
 Every write's count is checked and a failure is a :class:`~sockdiff.errors.WriteError`,
 so output is never silently short. A reader that went away (``| head``) is
@@ -52,6 +54,7 @@ __all__ = [
     "check_stdin",
     "guard_standard_streams",
     "standard_output",
+    "trusted_directory",
     "write_all",
     "write_file",
     "write_new",
@@ -59,6 +62,8 @@ __all__ = [
 
 # Symlinks followed before giving up, as the kernel's MAXSYMLINKS.
 _MAX_HOPS = 40
+# No descriptor number reaches past an int.
+_MAX_FD = (1 << 31) - 1
 # A path naming a descriptor of this process: /proc/self/fd/N, /dev/fd/N, ...
 _OWN_FD = re.compile(
     rf"^/(?:proc/(?:self|thread-self|{os.getpid()}|{os.getpid()}/task/\d+)/fd|dev/fd)/(\d+)$"
@@ -141,42 +146,78 @@ def _fileno(stream: IO[str]) -> int | None:
         return None
 
 
-def _may_follow(link: str, status: os.stat_result) -> bool:
-    """The kernel's protected_symlinks rule, applied whether or not the kernel applies it.
+def _trusted(entry: str, status: os.stat_result) -> bool:
+    """Whether a symlink or FIFO on our path may be used: it was not planted by another user.
 
-    In a sticky directory, follow a link only if it is ours or its directory owner's.
+    A symlink is followed only if it is ours or root's: whoever owns a link
+    chooses where we write, and sockdiff often runs as root (stricter than the
+    kernel's ``protected_symlinks``, which trusts another user's link outside
+    sticky directories). A FIFO is refused, as ``protected_fifos`` does, when
+    another user left it in a sticky directory (``/tmp``).
     """
-    directory = os.stat(os.path.dirname(link))
-    if not directory.st_mode & stat.S_ISVTX:
+    if status.st_uid in (os.geteuid(), 0):
         return True
-    return status.st_uid in (os.geteuid(), directory.st_uid)
+    if stat.S_ISLNK(status.st_mode):
+        return False
+    directory = os.stat(os.path.dirname(entry))
+    return not directory.st_mode & stat.S_ISVTX or status.st_uid == directory.st_uid
+
+
+def _first_link(path: str) -> tuple[str, os.stat_result] | None:
+    """The first component of the absolute, normalized ``path`` that is a symlink, with its lstat."""
+    prefix = ""
+    for part in path.split("/")[1:]:
+        prefix = f"{prefix}/{part}"
+        try:
+            status = os.lstat(prefix)
+        except FileNotFoundError:
+            return None  # the rest does not exist: nothing more to follow
+        if stat.S_ISLNK(status.st_mode):
+            return prefix, status
+    return None
+
+
+def _refuse_planted(path: str, entry: str, status: os.stat_result, what: str) -> None:
+    if not _trusted(entry, status):
+        raise WriteError(f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns")
 
 
 def _resolve(path: str) -> tuple[str, int | None, os.stat_result | None]:
-    """Where ``path`` leads: (final path, our descriptor if it names one, its lstat or None if new)."""
+    """Where ``path`` leads: (final path, our descriptor if it names one, its lstat or None if new).
+
+    Every symlink on the way, in a directory part as much as at the end, is held
+    to :func:`_trusted`.
+    """
     current = os.path.abspath(path)
     for _ in range(_MAX_HOPS):
         own = _OWN_FD.match(current)
         if own is not None:
+            if int(own[1]) > _MAX_FD:
+                raise WriteError(f"{path}: cannot write: {os.strerror(errno.EBADF)}")
             return current, int(own[1]), None
-        try:
-            status = os.lstat(current)
-        except FileNotFoundError:
-            return current, None, None
-        if not stat.S_ISLNK(status.st_mode):
-            return current, None, status
-        if not _may_follow(current, status):
-            raise WriteError(
-                f"{path}: refusing to follow a symlink owned by uid {status.st_uid}"
-                f" in the sticky directory {os.path.dirname(current)}"
-            )
-        if current.startswith("/proc/"):
+        link = _first_link(current)
+        if link is None:
+            try:
+                return current, None, os.lstat(current)
+            except FileNotFoundError:
+                return current, None, None
+        entry, status = link
+        _refuse_planted(path, entry, status, "symlink")
+        if entry == current and current.startswith("/proc/"):
             # Another process's descriptor: a magic link whose text is no path.
             return current, None, status
-        target = os.readlink(current)
-        # The link's directory, with its own links resolved, is where its text starts from.
-        current = os.path.normpath(os.path.join(os.path.realpath(os.path.dirname(current)), target))
+        # The link's directory has no link in it (this is the first): its text starts there.
+        target = os.path.join(os.path.dirname(entry), os.readlink(entry))
+        current = os.path.normpath(target + current[len(entry) :])
     raise WriteError(f"{path}: cannot write: {os.strerror(errno.ELOOP)}")
+
+
+def trusted_directory(path: str) -> str:
+    """``path`` with its symlinks resolved by :func:`_resolve`'s rules (a planted one refused)."""
+    try:
+        return _resolve(path)[0]
+    except OSError as err:
+        raise WriteError(f"{path}: cannot use: {err.strerror}") from err
 
 
 def write_file(path: str, data: Data) -> None:
@@ -195,6 +236,8 @@ def write_file(path: str, data: Data) -> None:
     elif stat.S_ISDIR(status.st_mode):
         raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
     else:
+        if stat.S_ISFIFO(status.st_mode):
+            _refuse_planted(path, final, status, "FIFO")
         _write_through(final, data, path)
 
 

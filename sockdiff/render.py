@@ -8,7 +8,7 @@ import socket as _socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .model import Endpoint, Interface, Route, Socket
+from .model import Endpoint, Interface, Process, Route, Socket
 
 if TYPE_CHECKING:
     from .differ import Change, Diff
@@ -22,6 +22,7 @@ __all__ = [
     "local_text",
     "netid",
     "peer_text",
+    "process_owner",
     "process_text",
     "record_detail",
     "route_line",
@@ -175,11 +176,25 @@ def peer_text(sock: Socket, resolve: bool = False) -> str:
     return "".join(_columns(sock, sock.remote, False, resolve))
 
 
+def process_owner(process: Process) -> str:
+    r"""One owner as ss writes it, ``("nginx",pid=10,fd=6)``, its name escaped.
+
+    A process names itself (prctl), so its name may hold anything: control
+    characters, a backslash and a quote are escaped, and a name cannot close its
+    quotes to forge a second owner.
+
+    >>> print(process_owner(Process(7, 'x",pid=1),("sshd', 3)))
+    ("x\",pid=1),(\"sshd",pid=7,fd=3)
+    """
+    name = escape(process.name).replace('"', '\\"')
+    return f'("{name}",pid={process.pid},fd={process.fd})'
+
+
 def process_text(sock: Socket) -> str:
     """ss's process column: ``users:(("nginx",pid=10,fd=6),...)``."""
     if not sock.processes:
         return ""
-    inner = ",".join(f'("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sock.processes)
+    inner = ",".join(process_owner(p) for p in sock.processes)
     return f"users:({inner})"
 
 
@@ -276,8 +291,8 @@ def socket_line(sock: Socket) -> str:
 def _processes_detail(old: Socket, new: Socket) -> str:
     """Which owners came and went, e.g. ``+("b",pid=2,fd=3) -("a",pid=1,fd=3)``."""
     before, after = set(old.processes), set(new.processes)
-    texts = [f'+("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sorted(after - before)]
-    texts += [f'-("{escape(p.name, backslash=False)}",pid={p.pid},fd={p.fd})' for p in sorted(before - after)]
+    texts = [f"+{process_owner(p)}" for p in sorted(after - before)]
+    texts += [f"-{process_owner(p)}" for p in sorted(before - after)]
     return " ".join(texts)
 
 

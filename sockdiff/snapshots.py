@@ -380,6 +380,8 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
         except (msgspec.DecodeError, UnicodeDecodeError):
             # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
             raise bad(_json_problem(data)) from None
+        except RecursionError:
+            raise bad("JSON nested too deeply") from None
     problem = _header_problem(document)
     if problem is not None:
         raise bad(problem)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from . import store
 from .backends import sections_of
 from .errors import BadSnapshot, UsageError
+from .filter import starts_filter
 from .snapshots import Snapshot, load, take
 
 __all__ = ["LIVE", "is_source", "open_source"]
@@ -34,11 +35,17 @@ def _is_file(text: str) -> bool:
 def is_source(text: str) -> bool:
     """Whether ``text`` names a source (rather than starting a filter expression).
 
-    A word that looks like a file name (a ``/`` or a snapshot suffix, no space)
+    A filter keyword (``state``, ``not``, ``(``...) always starts a filter, even
+    where a file has that name (write ``./state`` for the file). A word that
+    looks like a file name (a ``/`` or a snapshot suffix, no space)
     counts even when no such file exists, so the error names the missing file
     rather than a filter keyword; so does ``live:`` followed by anything.
     """
-    if text in LIVE or text == "-" or text.startswith("live:") or _is_file(text):
+    if text in LIVE or text == "-" or text.startswith("live:"):
+        return True
+    if starts_filter(text):
+        return False  # a file by such a name is written ./state; the store keeps no such name
+    if _is_file(text):
         return True
     if store.find(text) is not None:
         return True

@@ -48,12 +48,25 @@ _TAKEN_AT = re.compile(rb'"taken_at"\s*:\s*"([^"\\]{1,64})"')
 
 
 def store_dir() -> Path:
-    """Where stored snapshots live (not created until one is saved)."""
+    """Where stored snapshots live (not created until one is saved), its symlinks resolved.
+
+    A symlink on the way that another user planted in a sticky directory is
+    refused, as for any file sockdiff writes (:mod:`sockdiff.output`). A relative
+    ``XDG_STATE_HOME`` is ignored, as the XDG specification says.
+    """
+    from .errors import WriteError
+    from .output import trusted_directory
+
     home = os.environ.get("SOCKDIFF_HOME")
-    if home:
-        return Path(home)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "sockdiff"
+    if not home:
+        state = os.environ.get("XDG_STATE_HOME", "")
+        if not os.path.isabs(state):
+            state = os.path.join(os.path.expanduser("~"), ".local", "state")
+        home = os.path.join(state, "sockdiff")
+    try:
+        return Path(trusted_directory(home))
+    except WriteError as err:
+        raise StoreError(f"the snapshot store: {err}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,12 @@ def check_name(name: str) -> None:
         raise UsageError("the snapshot name is empty (leave --name out to name it by time)")
     if name in _SOURCE_WORDS or name.startswith("live:"):
         raise UsageError(f"{name!r} is a source word (live, live:BACKEND, -): choose another snapshot name")
+    from .filter import starts_filter
+
+    if starts_filter(name):
+        raise UsageError(
+            f"{name!r} is a filter keyword (show would read it as a filter): choose another name"
+        )
     if name.endswith((SUFFIX, SUFFIX + ".gz")):
         raise UsageError(
             f"bad snapshot name {name!r}: a stored name has no suffix (the store keeps NAME{SUFFIX};"

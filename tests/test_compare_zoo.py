@@ -38,7 +38,7 @@ RECORD_FIELDS = ("proto", "family", "type", "state", "local", "remote", "inode",
 KNOWN_FIELDS = ("proto", "family", "type", "state", "local", "remote", "inode", "uid", "processes")
 UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
 EMPTY_SUMMARY = "0 new, 0 closed, 0 changed"
-LIVE_NOTE = "(live against live: only differences seen in two consecutive reads)"
+LIVE_NOTE = "sockdiff: note: live against live: only differences seen in two consecutive reads"
 
 
 # --------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
 from xml.etree import ElementTree
 
+import msgspec
 import pytest
 import test_sections as sections
 from cli import one_line_error, sockdiff
@@ -16,6 +18,7 @@ from sockdiff import Inet, Process, Socket, UnixName, UnixPeer, UsageError, save
 from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
+from sockdiff.snapshots import Scope
 
 PEER = Inet("127.0.0.1", 5000)
 
@@ -287,3 +290,16 @@ def test_every_format_covers_the_sections() -> None:
     assert [cells(row)[1] for row in rows] == ["interfaces", "routes"]
     text = report(result, Format.TEXT, options).splitlines()
     assert text[0].startswith("~ interface eth0 ") and text[1].startswith("+ route 10.1.0.0/24 ")
+
+
+def test_a_failed_report_is_the_only_line_on_stderr(tmp_path: Path) -> None:
+    """The note that compare narrowed its scope follows a report written whole, never an error."""
+    result = sample()
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    narrow = msgspec.structs.replace(result.old.header, scope=Scope(("tcp",), None))
+    save(dataclasses.replace(result.old, header=narrow), str(old))
+    save(result.new, str(new))
+    ran = sockdiff("compare", str(old), str(new), "--report", f"junit={tmp_path}")
+    assert one_line_error(ran) == f"sockdiff: {tmp_path}: cannot write: Is a directory"
+    ran = sockdiff("compare", str(old), str(new))
+    assert ran.returncode == 1 and ran.stderr.startswith("sockdiff: note: ") and ran.stderr.count("\n") == 1

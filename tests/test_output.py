@@ -118,24 +118,57 @@ def test_a_link_planted_in_a_sticky_directory_is_never_followed(sticky: Path, tm
     planted = sticky / "report.json"
     planted.symlink_to(victim)
     os.lchown(planted, NOBODY, NOBODY)
-    with pytest.raises(WriteError, match=r"refusing to follow a symlink owned by uid 65534"):
+    with pytest.raises(WriteError, match=r"refusing to use .*report.json, a symlink that uid 65534 owns"):
         save(sample(), str(planted))
     assert victim.read_bytes() == b"precious" and planted.is_symlink()
 
 
-def test_a_link_of_ours_or_the_directory_owner_is_followed(sticky: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["sticky", "theirs"])
+def test_another_users_link_on_the_way_is_never_followed(sticky: Path, tmp_path: Path, where: str) -> None:
+    """A planted link to a directory (in /tmp, or in a directory of theirs there) is refused too."""
+    victim_dir = tmp_path / "etc"
+    victim_dir.mkdir()
+    (victim_dir / "o.json").write_bytes(b"precious")
+    parent = sticky
+    if where == "theirs":
+        parent = sticky / "sub"
+        parent.mkdir()
+        os.chown(parent, NOBODY, NOBODY)
+    planted = parent / "dirlink"
+    planted.symlink_to(victim_dir)
+    os.lchown(planted, NOBODY, NOBODY)
+    with pytest.raises(WriteError, match="a symlink that uid 65534 owns"):
+        save(sample(), str(planted / "o.json"))
+    assert (victim_dir / "o.json").read_bytes() == b"precious"
+    assert [p.name for p in victim_dir.iterdir()] == ["o.json"]
+
+
+def test_a_fifo_planted_in_a_sticky_directory_is_refused(sticky: Path) -> None:
+    fifo = sticky / "f.json"
+    os.mkfifo(fifo)
+    os.chown(fifo, NOBODY, NOBODY)
+    with pytest.raises(WriteError, match="a FIFO that uid 65534 owns"):
+        save(sample(), str(fifo))  # without the check this blocks until the planter reads
+
+
+def test_a_descriptor_number_past_any_int_is_one_error() -> None:
+    for path in ("/dev/fd/9999999999", "/proc/self/fd/99999999999999999999"):
+        with pytest.raises(WriteError, match="Bad file descriptor"):
+            save(sample(), path)
+
+
+def test_a_link_of_ours_or_roots_is_followed(sticky: Path, tmp_path: Path) -> None:
     target = tmp_path / "real.json"
     ours = sticky / "ours.json"
     ours.symlink_to(target)
     save(sample(), str(ours))
     assert target.read_bytes() == dumps(sample())
-    os.chown(sticky, NOBODY, NOBODY)  # a sticky directory nobody owns, and a link of nobody's in it
+    os.chown(sticky, NOBODY, NOBODY)  # even in a sticky directory nobody owns, a link of nobody's is not
     theirs = sticky / "theirs.json"
     theirs.symlink_to(target)
     os.lchown(theirs, NOBODY, NOBODY)
-    target.unlink()
-    save(sample(), str(theirs))
-    assert target.read_bytes() == dumps(sample())
+    with pytest.raises(WriteError, match="a symlink that uid 65534 owns"):
+        save(sample(), str(theirs))
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:

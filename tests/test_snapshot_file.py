@@ -379,6 +379,8 @@ BAD_VALUES = [
     (b'"filter":null', b'"filter":"sport = = :80"', "$.scope.filter"),
     (b'"name":"lo"', b'"name":"l o"', "$.interfaces[0].name"),
     (b'"name":"lo"', b'"name":""', "$.interfaces[0].name"),
+    (b'"name":"lo"', b'"name":"lo\\n"', "$.interfaces[0].name"),  # a pattern's $ passes a final newline
+    (b'"mac":"00:00:00:00:00:00"', b'"mac":"00:00:00:00:00:00\\n"', "$.interfaces[0].mac"),
     (b'"index":1,', b'"index":0,', "$.interfaces[0].index"),
     (b'"mtu":1500', b'"mtu":-1', "$.interfaces[1].mtu"),
     (b'"mac":"00:00:00:00:00:00"', b'"mac":"zz:00"', "$.interfaces[0].mac"),
@@ -406,6 +408,12 @@ def test_reader_checks_every_value(old: bytes, new: bytes, place: str) -> None:
     message = str(caught.value)
     assert message.startswith("bad.json: not a sockdiff snapshot: ") and "\n" not in message
     assert message.endswith(place) or f"{place}:" in message, message
+
+
+def test_deep_nesting_is_named_with_the_file() -> None:
+    data = b'{"format":"sockdiff.snapshot","version":2,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BadSnapshot, match=r"^deep.json: not a sockdiff snapshot: JSON nested too deeply$"):
+        loads(data, "deep.json")
 
 
 def test_value_errors_are_in_our_words() -> None:

@@ -129,6 +129,39 @@ def test_a_file_shadows_a_stored_name_and_the_error_says_so(
     assert code in (0, 1) and '"host":"web1"' in out
 
 
+def test_a_store_through_a_planted_link_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SOCKDIFF_HOME=/tmp/x/sockdiff where another user made sockdiff a link to a directory of ours."""
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    precious = tmp_path / "etc"
+    precious.mkdir(mode=0o700)
+    (precious / "daemon.json").write_text('{"important": 1}')
+    link = sticky / "sockdiff"
+    link.symlink_to(precious)
+    os.lchown(link, NOBODY, NOBODY)
+    monkeypatch.setenv("SOCKDIFF_HOME", str(link))
+    code, out, err = run(capsys, "snapshot", "--no-processes", "--name", "daemon")
+    assert (code, out) == (2, "")
+    assert err.startswith("sockdiff: the snapshot store: ") and "a symlink that uid 65534 owns" in err
+    assert (precious / "daemon.json").read_text() == '{"important": 1}'
+
+
+def test_filter_keywords_are_no_names_and_always_start_a_filter(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``show state listening`` is a filter, even beside a file named state; such a name is refused."""
+    code, _, err = run(capsys, "snapshot", "--no-processes", "--name", "state")
+    assert code == 2 and "'state' is a filter keyword" in err
+    Path("state").write_text("not a snapshot")
+    Path("not").write_text("not a snapshot")
+    for words in (["state", "listening"], ["not", "sport", "=", ":7700"]):
+        code, _, err = run(capsys, "show", "--no-header", *words)
+        assert (code, err) == (0, ""), words
+
+
 def test_an_unknown_live_backend_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "show", "live:bogus")
     assert (code, out) == (2, "")
@@ -141,9 +174,11 @@ def test_list_shows_when_each_was_taken_oldest_first(home: Path, capsys: pytest.
     old_header = msgspec.structs.replace(sample().header, taken_at="2020-01-02T03:04:05Z")
     earlier = keep(dataclasses.replace(sample(), header=old_header), "earlier")
     (home / "x.json").mkdir()
+    (home / "ev\nil.json").write_bytes(b"{}")  # a name with a newline stays on its line, escaped
     code, out, _ = run(capsys, "list")
     assert code == 0
     assert [line.split() for line in out.splitlines()] == [
         ["earlier", "2020-01-02T03:04:05Z", str(earlier.stat().st_size), str(earlier)],
         ["later", "2026-11-25T10:00:00Z", str(later.stat().st_size), str(later)],
+        ["ev\\nil", "?", "2", str(home / "ev\\nil.json")],
     ]
