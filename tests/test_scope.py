@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from cli import sockdiff
+from cli import one_line_error, sockdiff
+from netns import run_in_netns
 
 from sockdiff import load
 from sockdiff.netns import entered
@@ -114,3 +116,30 @@ def test_netns_flag_overrides_the_snapshots_namespace(
         ["-", "tcp", "LISTEN", f"127.0.0.1:{port}"],
         ["0 new, 1 closed, 0 changed"],
     ]
+
+
+def test_sections_taken_are_the_sections_compared(netns: str, tmp_path: Path) -> None:
+    """--sections sockets,routes: interfaces are null, never compared; a new route is reported and counted."""
+    old = tmp_path / "partial.json"
+    taken = sockdiff(
+        "snapshot", "--netns", netns, "--sections", "sockets,routes", "--no-processes", "-o", str(old)
+    )
+    assert taken.returncode == 0, taken.stderr
+    document = json.loads(old.read_bytes())
+    assert document["interfaces"] is None and isinstance(document["routes"], list)
+    assert "routes" in document["sources"] and "interfaces" not in document["sources"]
+    # The interface changes; it was not taken, so nothing is reported.
+    run_in_netns(netns, ["ip", "link", "set", "lo", "mtu", "9000"])
+    same = sockdiff("compare", str(old))
+    assert (same.returncode, same.stdout) == (0, "0 new, 0 closed, 0 changed\n"), same.stderr
+    run_in_netns(netns, ["ip", "route", "add", "blackhole", "10.99.0.0/16"])
+    result = sockdiff("compare", str(old), "--fail-on", "interfaces")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "+ route blackhole 10.99.0.0/16 table main proto boot scope universe metric 0",
+        "0 new, 0 closed, 0 changed; routes: 1 added, 0 removed, 0 changed",
+    ]
+    assert sockdiff("compare", str(old), "--fail-on", "routes").returncode == 1
+    assert "unknown section 'bogus'" in one_line_error(
+        sockdiff("snapshot", "--sections", "sockets,bogus", "-o", "-")
+    )
