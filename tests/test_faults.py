@@ -64,12 +64,6 @@ def test_as_nobody_a_store_of_its_own(copy: Path, tmp_path: Path) -> None:
         subprocess.run(["rm", "-rf", str(home)], check=True)
 
 
-def test_as_nobody_a_namespace_is_not_entered(copy: Path, netns: str) -> None:
-    result = as_nobody(copy, ["-m", "sockdiff", "show", "--netns", netns])
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"'{netns}'" in result.stderr
-
-
 def test_a_read_only_directory(tmp_path: Path) -> None:
     """-o into a read-only filesystem, and a store there: one line each, nothing left behind."""
     command = [sys.executable, "-m", "sockdiff"]

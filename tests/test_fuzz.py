@@ -11,20 +11,25 @@ chosen with ``SOCKDIFF_FUZZ=thorough``.
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import ipaddress
+import json
 import os
 import socket
 import struct
 import sys
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sockdiff import SockdiffError
+from sockdiff import BadSnapshot, SockdiffError
 from sockdiff.backends import netlink, procfs
 from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
 from sockdiff.model import TCP_STATES, Process, Socket, record_problem
+from sockdiff.snapshots import Snapshot, dumps, loads
 
 for _name, _examples in (("ci", 200), ("thorough", 10_000)):
     settings.register_profile(
@@ -322,6 +327,92 @@ def test_netlink_unix_messages_decode(messages: list[Any]) -> None:
 def test_netlink_unix_damaged(messages: list[Any], edits: list[tuple[int, int, int]]) -> None:
     data = b"".join(unix_message(*message) for message in messages) + _DONE
     decode_damaged(damaged(data, edits), lambda dump: decode_unix(dump, OWNERS, set()))
+
+
+# -- the snapshot reader --------------------------------------------------------
+
+
+def generated_snapshot(sockets: list[Socket]) -> Snapshot:
+    from test_snapshot_file import sample
+
+    return dataclasses.replace(sample(), sockets=tuple(sockets))
+
+
+def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
+    family, address = ("inet6", IPV6) if v6 else ("inet", IPV4)
+    af = socket.AF_INET6 if v6 else socket.AF_INET
+    endpoint = st.builds(
+        lambda packed, port: msgspec.structs.replace(
+            procfs.decode_address(b"00000000:0000"), address=socket.inet_ntop(af, packed), port=port
+        ),
+        address,
+        PORT,
+    )
+    return st.builds(
+        Socket,
+        st.sampled_from(["tcp", "udp", "raw"]),
+        st.just(family),
+        st.sampled_from(["stream", "dgram", "raw"]),
+        st.sampled_from(sorted(set(TCP_STATES.values()))),
+        endpoint,
+        endpoint,
+        st.integers(0, 2**40),
+        st.none() | U32,
+        st.none() | U32,
+        st.none() | U32,
+        st.lists(
+            st.builds(Process, st.integers(1, 2**22), st.text(max_size=15), st.integers(0, 2**20)), max_size=2
+        ).map(lambda p: tuple(sorted(p))),
+    )
+
+
+@given(st.lists(inet_socket(False) | inet_socket(True), max_size=5), st.booleans())
+def test_snapshot_documents_read_back(sockets: list[Socket], compressed: bool) -> None:
+    snapshot = generated_snapshot(sockets)
+    data = dumps(snapshot)
+    if compressed:
+        data = gzip.compress(data)
+    assert loads(data, "x") == dataclasses.replace(snapshot, origin="x")
+
+
+@given(st.lists(inet_socket(False) | inet_socket(True), min_size=1, max_size=3), EDITS, st.booleans())
+def test_snapshot_documents_damaged(
+    sockets: list[Socket], edits: list[tuple[int, int, int]], compressed: bool
+) -> None:
+    data = dumps(generated_snapshot(sockets))
+    if compressed:
+        data = gzip.compress(data)
+    try:
+        loaded = loads(damaged(data, edits), "x")
+    except BadSnapshot as err:
+        assert str(err).startswith("x: ") and "\n" not in str(err)
+        return
+    for sock in loaded.sockets or ():
+        check_record(sock)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON, st.sampled_from(["sockets", "taken_at", "version", "scope", "sources", "interfaces"]))
+def test_snapshot_members_of_any_shape(value: Any, member: str) -> None:
+    """Any JSON value in place of a member: refused in words, or read as a snapshot."""
+    from test_snapshot_file import sample
+
+    document = json.loads(dumps(sample()))
+    document[member] = value
+    try:
+        loaded = loads(json.dumps(document).encode(), "x")
+    except BadSnapshot:
+        return
+    for sock in loaded.sockets or ():
+        check_record(sock)
 
 
 def test_examples_per_profile() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 
 import pytest
+from unprivileged import as_nobody, readable_copy
 
 from sockdiff.cli import main
 
@@ -42,14 +41,8 @@ def test_a_user_without_the_right_is_told_it_needs_root(netns: str) -> None:
     """Not root: setns(2) says EPERM, and only then is root the answer."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to become another user")
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    result = subprocess.run(
-        [*nobody, sys.executable, "-m", "sockdiff", "show", "--no-header", "-N", netns],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd="/",
-    )
+    with readable_copy() as copy:  # the checkout may sit where nobody cannot enter
+        result = as_nobody(copy, ["-m", "sockdiff", "show", "--no-header", "-N", netns])
     assert (result.returncode, result.stdout) == (2, ""), result
     assert result.stderr == (
         f"sockdiff: cannot enter network namespace {netns!r}:"
