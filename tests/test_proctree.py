@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from sockdiff.proctree import ProcessTree
 
@@ -25,21 +22,6 @@ server = socket.create_server(("127.0.0.1", 0))
 print(os.getpid(), os.fstat(server.fileno()).st_ino, flush=True)
 time.sleep(600)
 """
-
-
-@contextmanager
-def daemon(env: Mapping[str, str]) -> Iterator[tuple[int, int]]:
-    """A detached daemon started with ``env``: its pid and its listener's inode."""
-    first = subprocess.Popen([sys.executable, "-c", DAEMON], stdout=subprocess.PIPE, text=True, env=dict(env))
-    assert first.stdout is not None
-    pid, inode = map(int, first.stdout.readline().split())
-    first.stdout.close()
-    first.wait()
-    try:
-        yield pid, inode
-    finally:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def fake_process(proc: Path, pid: int, parent: int, environ: bytes = b"PATH=/bin\0") -> None:
@@ -85,17 +67,42 @@ def test_only_processes_created_since_are_read(tmp_path: Path) -> None:
     assert tree.members() == {100, 150, 160, 170, 110, 152}
 
 
+def run_child(code: str) -> dict[str, Any]:
+    """Run ``code`` (given DAEMON as argv[1]) in a process of its own; what it prints, as JSON.
+
+    Its own process, not this one: this pytest may be a subreaper (run with --sockdiff),
+    which would keep detached daemons in its tree whatever the marker says.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code, DAEMON], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, Any] = json.loads(done.stdout)
+    return seen
+
+
 def test_a_detached_daemon_is_found_by_its_marker() -> None:
-    tree = ProcessTree(marker="SOCKDIFF_TEST_MARK=1")
-    unmarked_env = {k: v for k, v in os.environ.items() if k != "SOCKDIFF_TEST_MARK"}
-    with (
-        daemon({**os.environ, "SOCKDIFF_TEST_MARK": "1"}) as (marked, inode),
-        daemon(unmarked_env) as (unmarked, _),
-    ):
-        members = tree.members()
-        assert marked in members
-        assert unmarked not in members  # re-parented away from us, and unmarked
-        assert [p.pid for p in tree.sockets()[inode]] == [marked]
+    seen = run_child(
+        "import json, os, subprocess, sys\n"
+        "from sockdiff.proctree import ProcessTree\n"
+        "tree = ProcessTree(marker='SOCKDIFF_TEST_MARK=1')\n"
+        "def daemon(env):\n"
+        "    first = subprocess.Popen([sys.executable, '-c', sys.argv[1]], stdout=subprocess.PIPE, env=env)\n"
+        "    pid, inode = map(int, first.stdout.readline().split())\n"
+        "    first.wait()\n"
+        "    return pid, inode\n"
+        "env = {k: v for k, v in os.environ.items() if k != 'SOCKDIFF_TEST_MARK'}\n"
+        "marked, inode = daemon({**env, 'SOCKDIFF_TEST_MARK': '1'})\n"
+        "unmarked, _ = daemon(env)\n"
+        "members = tree.members()\n"
+        "print(json.dumps({'marked': marked, 'unmarked': unmarked, 'members': sorted(members),\n"
+        "    'holders': [p.pid for p in tree.sockets()[inode]]}))\n"
+        "os.kill(marked, 9)\n"
+        "os.kill(unmarked, 9)\n"
+    )
+    assert seen["marked"] in seen["members"]
+    assert seen["unmarked"] not in seen["members"]  # re-parented away, and unmarked
+    assert seen["holders"] == [seen["marked"]]
 
 
 def test_a_subreaper_keeps_a_detached_daemon_in_its_tree() -> None:
@@ -113,11 +120,7 @@ def test_a_subreaper_keeps_a_detached_daemon_in_its_tree() -> None:
         "    'members': sorted(tree.members()), 'holders': [p.pid for p in tree.sockets()[inode]]}))\n"
         "os.kill(pid, 9)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, DAEMON], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    seen = run_child(code)
     assert seen["parent"] == seen["me"]  # re-parented to the subreaper, not to init
     assert seen["pid"] in seen["members"]
     assert seen["holders"] == [seen["pid"]]

@@ -16,6 +16,7 @@ import pytest
 from test_proctree import DAEMON
 
 from sockdiff.netns import entered
+from sockdiff.pytest_plugin import TOKEN_VARIABLE
 
 pytest_plugins = ("pytester",)
 
@@ -62,10 +63,10 @@ import pytest
 
 HELD = []
 CHILD = '''
-import socket, sys, time
+import socket, sys
 server = socket.create_server((sys.argv[1], 0))
 print("ready", flush=True)
-time.sleep(600)
+sys.stdin.read()  # until the pytest that started it ends
 '''
 DAEMON = DAEMON_CODE
 
@@ -91,7 +92,9 @@ def listen(host="127.0.0.1"):
 
 
 def start(code, *argv, wrapper=()):
-    child = subprocess.Popen([*wrapper, sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True)
+    pipe = subprocess.PIPE
+    argv = [*wrapper, sys.executable, "-c", code, *argv]
+    child = subprocess.Popen(argv, stdin=pipe, stdout=pipe, text=True)
     assert child.stdout.readline()  # listening
     return child
 
@@ -222,6 +225,7 @@ PROCESS = re.compile(r'users:\(\("[^"]+",pid=(\d+),fd=\d+\)\)')
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)  # set by the tests that want annotations
+    monkeypatch.delenv(TOKEN_VARIABLE, raising=False)  # when this suite itself runs with --sockdiff
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_leaks=SUITE)
     pytester.makeini(INI)
