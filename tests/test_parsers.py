@@ -209,3 +209,59 @@ def test_interrupted_dumps_are_redone(interrupted_attempts: int) -> None:
     seen: set[int] = set()
     clean = [netlink.decode_inet(recorded(name), "tcp", {}, seen) for name in ("tcp4", "tcp6")]
     assert sockets == clean[0] + clean[1]
+
+
+def _inet6_listener_message() -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The zoo's IPv6 listener as the kernel sent it: header and inet_diag_msg, and its attributes."""
+    data = (FIXTURES / "netlink" / "tcp6.bin").read_bytes()
+    offset = 0
+    while True:
+        length, kind = struct.unpack_from("=IH", data, offset)
+        assert kind != netlink.NLMSG_DONE, "no IPv6 listener in the fixture"
+        if data[offset + 17] == 10:  # TCP_LISTEN
+            message = data[offset : offset + length]
+            break
+        offset += (length + 3) & ~3
+    attributes, position = [], 16 + 72
+    while position + 4 <= len(message):
+        size, kind = struct.unpack_from("=HH", message, position)
+        attributes.append((kind, message[position + 4 : position + size]))
+        position += (size + 3) & ~3
+    return message[: 16 + 72], attributes
+
+
+def _rebuilt(head: bytes, attributes: list[tuple[int, bytes]]) -> netlink.Dump:
+    body = b"".join(
+        struct.pack("=HH", 4 + len(payload), kind) + payload + bytes(-len(payload) % 4)
+        for kind, payload in attributes
+    )
+    message = struct.pack("=I", len(head) + len(body)) + head[4:] + body
+    done = struct.pack("=IHHIIi", 20, netlink.NLMSG_DONE, 2, 1, 0, 0)
+    return netlink.Dump([(message + done, len(message) + len(done))])
+
+
+def test_v6only_is_found_wherever_the_attribute_is() -> None:
+    """INET_DIAG_SKV6ONLY where the kernel puts it, after other attributes, or absent (None)."""
+    head, attributes = _inet6_listener_message()
+    kinds = [kind for kind, _ in attributes]
+    assert netlink.INET_DIAG_SKV6ONLY in kinds, kinds
+    v6only = dict(attributes)[netlink.INET_DIAG_SKV6ONLY]
+    others = [(kind, payload) for kind, payload in attributes if kind != netlink.INET_DIAG_SKV6ONLY]
+    mark = (15, struct.pack("=I", 7))  # INET_DIAG_MARK, a u32 the kernel sends to a privileged reader
+    for layout, want in (
+        (attributes, True),
+        ([*others, mark, (netlink.INET_DIAG_SKV6ONLY, v6only)], True),
+        ([mark, (netlink.INET_DIAG_SKV6ONLY, b"\0"), *others], False),
+        (others, None),
+    ):
+        (sock,) = netlink.decode_inet(_rebuilt(head, layout), "tcp", {}, set(), {})
+        assert sock.v6only is want, layout
+
+
+def test_interface_names_as_ss_writes_them() -> None:
+    """A device index named in this namespace, once; an index with no device left is ``ifN``, as in ss."""
+    names = netlink.InterfaceNames()
+    index, name = socket.if_nameindex()[0]
+    assert names[index] == name and names == {index: name}
+    gone = max(i for i, _ in socket.if_nameindex()) + 1000
+    assert names[gone] == f"if{gone}"
