@@ -180,13 +180,14 @@ def process_owner(process: Process) -> str:
     r"""One owner as ss writes it, ``("nginx",pid=10,fd=6)``, its name escaped.
 
     A process names itself (prctl), so its name may hold anything: control
-    characters, a backslash and a quote are escaped, and a name cannot close its
-    quotes to forge a second owner.
+    characters are escaped (its backslashes are doubled in the record already),
+    and a quote is written ``\x22``, so a name can never close its quotes to
+    forge a second owner, whatever the backslashes around it.
 
     >>> print(process_owner(Process(7, 'x",pid=1),("sshd', 3)))
-    ("x\",pid=1),(\"sshd",pid=7,fd=3)
+    ("x\x22,pid=1),(\x22sshd",pid=7,fd=3)
     """
-    name = escape(process.name).replace('"', '\\"')
+    name = escape(process.name, backslash=False).replace('"', "\\x22")
     return f'("{name}",pid={process.pid},fd={process.fd})'
 
 
