@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from cli import TIMEOUT, sockdiff
 from netns import netns_exec_argv
@@ -72,3 +73,31 @@ def test_a_forged_name_stays_on_one_line(netns: str, tmp_path: Path) -> None:
     table = sockdiff("show", str(after), "-a", "-p").stdout.splitlines()
     assert len(table) == 3 and table[0].startswith("Netid")
     assert {row.split()[0] for row in table[1:]} == {"tcp", "u_str"}
+
+
+def test_every_text_report_keeps_a_difference_on_one_line() -> None:
+    """compare's text and markdown and watch's lines (formats.items), from records named to forge."""
+    import dataclasses
+
+    from test_snapshot_file import sample
+
+    from sockdiff import Process, UnixName, diff, report
+    from sockdiff.formats.items import items
+    from sockdiff.formats.text import item_line
+
+    before = sample()
+    assert before.sockets is not None
+    forged = [
+        msgspec.structs.replace(s, processes=(Process(9, EVIL, 3),)) if s.proto == "tcp" else s
+        for s in before.sockets
+    ]
+    forged.append(
+        msgspec.structs.replace(before.sockets[-1], local=UnixName("/tmp/x\n+ tcp LISTEN *:22"), inode=99)
+    )
+    result = diff(before, dataclasses.replace(before, sockets=tuple(forged)))
+    lines = [item_line(item) for item in items(result, ("any",))]
+    assert len(lines) == 2 and all("\n" not in line and line[:2] in ("+ ", "~ ") for line in lines)
+    text = report(result, "text").splitlines()
+    assert text[:-1] == lines
+    markdown = report(result, "markdown")
+    assert EVIL not in markdown and "/tmp/x\n" not in markdown
