@@ -14,14 +14,15 @@ import stat
 from collections.abc import Sequence
 
 from . import store
-from .backends import sections_of
+from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
 from .filter import starts_filter
 from .snapshots import Snapshot, load, take
 
 __all__ = ["LIVE", "is_source", "open_source"]
 
-LIVE = ("live", "live:auto", "live:netlink", "live:proc")
+# live, and live:B for each backend the registry knows.
+LIVE = ("live", *(f"live:{backend}" for backend in BACKENDS))
 
 
 def _is_file(text: str) -> bool:

@@ -156,7 +156,7 @@ def check_backend(backend: str, sections: Sequence[str] = ("sockets",)) -> None:
         if section not in SECTIONS:
             raise UsageError(f"unknown section {section!r} (choose from {', '.join(SECTIONS)})")
         if section not in readable:
-            raise UsageError(f"the {backend} backend cannot read {section} yet")
+            raise UsageError(f"the {backend} backend cannot read {section}")
 
 
 def _read_section(
