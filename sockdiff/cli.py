@@ -40,7 +40,10 @@ app = typer.Typer(
 Netns = Annotated[
     str | None,
     typer.Option(
-        "--netns", "-N", help="Read live sources in this network namespace (a name under /run/netns)."
+        "--netns",
+        "-N",
+        help="Read live sources in this network namespace: a name under /run/netns, or a path"
+        " such as /proc/PID/ns/net.",
     ),
 ]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
