@@ -22,10 +22,11 @@ import sys
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sockdiff import BadSnapshot, SockdiffError
+from sockdiff import BackendUnavailable, BadSnapshot, SockdiffError
 from sockdiff.backends import netlink, procfs
 from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
 from sockdiff.model import TCP_STATES, Process, Socket, record_problem
@@ -57,7 +58,7 @@ def check_record(sock: Socket) -> None:
     assert record_problem(sock) is None, (record_problem(sock), sock)
     assert 0 <= sock.inode < 2**64
     for number in (sock.uid, sock.recv_q, sock.send_q):
-        assert number is None or 0 <= number < 2**64
+        assert number is None or 0 <= number < 2**32
     if sock.proto != "unix":
         for end in (sock.local, sock.remote):
             assert end is not None and isinstance(end.address, str) and isinstance(end.port, int)
@@ -168,6 +169,17 @@ def test_proc_inet_damaged(rows: list[Any], v6: bool, edits: list[tuple[int, int
         return
     for sock in sockets:
         check_record(sock)
+
+
+@pytest.mark.parametrize(
+    "column", [(9, b"10000000010000000000000000"), (9, b"-1"), (7, b"4294967296"), (4, b"-0000001:00000000")]
+)
+def test_proc_inet_values_out_of_the_kernel_widths_are_refused(column: tuple[int, bytes]) -> None:
+    """Found by the thorough profile: a 26-digit inode was read as one."""
+    fields = inet_file([(b"\x7f\0\0\x01", 22, 0, 10, 0, 0, 0, 7)], False).split(b"\n")[1].split()
+    fields[column[0]] = column[1]
+    with pytest.raises(BackendUnavailable, match=r"/proc/net/tcp: line 2 is not a socket row"):
+        procfs.parse_inet(_INET_TITLE + b" ".join(fields) + b"\n", "tcp", "inet", OWNERS)
 
 
 _UNIX_TITLE = b"Num       RefCount Protocol Flags    Type St Inode Path\n"

@@ -94,6 +94,7 @@ def decode_address(text: bytes) -> Endpoint:
 # What the kernel prints: %08X (IPv4) or four %08X (IPv6), a colon, %04X.
 _ADDRESS = re.compile(rb"([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})")
 _ADDRESS_WIDTH = {"inet": 8, "inet6": 32}
+_U32, _U64 = 1 << 32, 1 << 64
 
 
 def _bad_row(proto: str, family: str, number: int) -> BackendUnavailable:
@@ -142,7 +143,9 @@ def parse_inet(
             uid, recv_q, send_q = int(fields[7]), int(recv_text, 16), int(send_text, 16)
         except ValueError:
             raise _bad_row(proto, family, number) from None
-        if min(inode, uid, recv_q, send_q) < 0:  # int() takes a sign; the kernel writes none
+        # int() takes a sign and any length; the kernel writes neither: an inode is a
+        # u64 (%lu), a uid and the queues u32 (%u, %08X).
+        if not (0 <= inode < _U64 and 0 <= uid < _U32 and 0 <= recv_q < _U32 and 0 <= send_q < _U32):
             raise _bad_row(proto, family, number)
         sockets.append(
             make_socket(
