@@ -324,11 +324,11 @@ class Bench:
             )
         except (OSError, subprocess.TimeoutExpired) as err:
             return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: {err}")
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or "no message"
         if done.returncode not in (0, 1):  # 1: its own goal missed, which its JSON says
-            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
             return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: exit status {done.returncode}: {tail}")
         try:
             result = json.loads(out.read_text())
         except (OSError, ValueError) as err:
-            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name} wrote no JSON: {err}")
+            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name} wrote no JSON ({err}): {tail}")
         return PluginOverhead(result if isinstance(result, dict) else {"result": result})
