@@ -474,9 +474,7 @@ def test_gzip_bomb_is_bounded() -> None:
     found = json.loads(result.stdout)
     assert found["compressed"] < 1 << 20
     assert found["capped"] == "bomb.json.gz: not a sockdiff snapshot: it decompresses to more than 64 MiB"
-    # Never decompressed whole: less than the bomb's 300 MB (the cap's 64 MB, the buffer's growth, and
-    # the interpreter; how much growth costs depends on the allocator, so the bound is not tighter).
-    assert found["capped_peak_mb"] < 300
+    assert found["capped_peak_mb"] < 64 + 100  # the cap, and the interpreter with its modules
     # Under the default cap (1 GiB) the spaces are read, once, and found empty.
     assert found["default"] == "bomb.json.gz: not a sockdiff snapshot: empty file"
     assert found["default_peak_mb"] < 300 + 150
