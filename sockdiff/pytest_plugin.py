@@ -220,14 +220,18 @@ class LeakHunter:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        expressions = _marker_expressions(item)
-        if expressions is not None:
-            from .errors import SockdiffError
+        from .errors import SockdiffError
 
-            try:  # now, so that a mistake shows whether or not the test leaks
+        message: str | None = None
+        try:  # now, so that a mistake shows whether or not the test leaks
+            expressions = _marker_expressions(item)
+            if expressions is not None:
                 self._ignore_for(self.ignore_lines + expressions)
-            except SockdiffError as err:
-                pytest.fail(f"sockdiff_ignore marker: {err}", pytrace=False)
+        except SockdiffError as err:
+            message = f"sockdiff_ignore marker: {err}"
+        if message is not None:  # raised outside the handler, so no chained traceback is shown
+            pytest.fail(message, pytrace=False)
+        if expressions is not None:
             item.stash[_BEFORE] = frozenset(self._holders())
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
@@ -251,8 +255,10 @@ class LeakHunter:
 
     def _check_test(self, item: pytest.Item, *, fail: bool) -> None:
         before = item.stash.get(_BEFORE, None)
+        if before is None:
+            return  # not checked: marked so, or its marker was refused in setup
         expressions = _marker_expressions(item)
-        if before is None or expressions is None:
+        if expressions is None:
             return
         del item.stash[_BEFORE]
         holders = self._holders()
@@ -511,8 +517,15 @@ def _count(number: int, noun: str) -> str:
 
 def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
     """The expressions of the ``sockdiff_ignore`` markers on ``item``; None: do not check it."""
+    from .errors import UsageError
+
     expressions: list[str] = []
     for marker in item.iter_markers("sockdiff_ignore"):
+        if marker.kwargs:
+            # A keyword would otherwise read as "no expressions": the test left unchecked.
+            raise UsageError(
+                f"takes filter expressions as arguments, not keywords ({', '.join(sorted(marker.kwargs))})"
+            )
         if not marker.args:
             return None
         expressions.extend(str(arg) for arg in marker.args)

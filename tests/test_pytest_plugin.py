@@ -422,6 +422,15 @@ def test_bad_settings_are_usage_errors(suite: pytest.Pytester, netns: str) -> No
     result.stdout.fnmatch_lines(
         ["*ERROR at setup of test_x*", "sockdiff_ignore marker: bad filter: * at column *"]
     )
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")  # one clean line
+    # A keyword is no expression: were it read as none, the test would go unchecked.
+    marked = '@pytest.mark.sockdiff_ignore(expr="sport = :1")'
+    suite.makepyfile(test_keyword_marker=f"import pytest\n{marked}\ndef test_k(): pass\n")
+    result = run(suite, netns, "--sockdiff", "test_keyword_marker.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["sockdiff_ignore marker: takes filter expressions as arguments, not keywords (expr)"]
+    )
 
 
 def test_entry_point_is_registered() -> None:
