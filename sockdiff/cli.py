@@ -547,28 +547,34 @@ def watch(
                 if chosen is Format.JSONL:
                     out.buffer.write(event_line(stamp, "watch", "overrun", lost=report.overrun))
             found = report.diff
-            if found is None:
-                out.flush()
-                continue
             if chosen is Format.JSONL:
-                for sock in found.opened:
-                    out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
-                for sock in found.closed:
-                    out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock, short_lived=False))
+                if found is not None:
+                    for sock in found.opened:
+                        out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
+                    for sock in found.closed:
+                        out.buffer.write(
+                            event_line(stamp, "sockets", "closed", socket=sock, short_lived=False)
+                        )
                 for sock in report.short_lived:
                     out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock, short_lived=True))
-                for change in found.changed:
-                    out.buffer.write(
-                        event_line(
-                            stamp, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+                if found is not None:
+                    for change in found.changed:
+                        out.buffer.write(
+                            event_line(
+                                stamp,
+                                "sockets",
+                                "changed",
+                                old=change.old,
+                                new=change.new,
+                                fields=change.fields,
+                            )
                         )
-                    )
-                for interface in _section_events(stamp, "interfaces", "interface", found.interfaces):
-                    out.buffer.write(interface)
-                for route in _section_events(stamp, "routes", "route", found.routes):
-                    out.buffer.write(route)
+                    for interface in _section_events(stamp, "interfaces", "interface", found.interfaces):
+                        out.buffer.write(interface)
+                    for route in _section_events(stamp, "routes", "route", found.routes):
+                        out.buffer.write(route)
             else:
-                for item in items(found, ("any",)):
+                for item in items(found, ("any",)) if found is not None else ():
                     out.write(f"{stamp} {item_line(item, colour)}\n")
                 for sock in report.short_lived:
                     item = Item("sockets", "closed", "-", render.socket_line(sock), "short-lived", True)

@@ -68,6 +68,25 @@ class _Claims:
 
     def __init__(self) -> None:
         self._late: Counter[Hashable] = Counter()  # closes of the previous poll not yet heard of
+        self._last: Snapshot | None = None  # the last poll's read
+        self._seen: Counter[Hashable] | None = None  # its sockets' identities, counted when first asked
+
+    def polled(self, snapshot: Snapshot) -> None:
+        """A poll read ``snapshot``: what it saw is no longer short-lived when it goes."""
+        self._last = snapshot
+        self._seen = None
+
+    def unseen(self, sock: Socket) -> bool:
+        """Whether no poll saw the destroyed ``sock``: it opened and closed since the last one.
+
+        Such a socket is reported at once; one a poll saw (or whose close the last
+        poll reported already) waits for the next poll's account.
+        """
+        if self._seen is None:
+            sockets = self._last.sockets or () if self._last is not None else ()
+            self._seen = Counter(identity(s) for s in sockets if s.proto in DESTROY_GROUPS)
+        key = identity(sock)
+        return self._seen[key] == 0 and self._late[key] == 0
 
     def short_lived(self, result: Diff, destroyed: Sequence[Socket]) -> list[Socket]:
         """The ``destroyed`` sockets that neither this poll nor the previous one reports."""
@@ -219,6 +238,8 @@ class Watch:
         baseline = previous or sections
         assert baseline is not None  # check_backend refused an empty list of sections
         yield Report(_now(), baseline=baseline)
+        if previous is not None:
+            claims.polled(previous)
         destroyed: list[Socket] = []
         deadline = time.monotonic() + self.interval
         while self.count is None or self.polls < self.count:
@@ -229,7 +250,16 @@ class Watch:
             else:
                 for event in self._events(listener, deadline):
                     if isinstance(event, Destroyed):
-                        destroyed.append(event.socket)
+                        sock = event.socket
+                        if not sock.local.port and not (sock.remote is not None and sock.remote.port):
+                            continue  # never bound nor connected: nothing was there to see
+                        if previous is not None and claims.unseen(sock):
+                            # Opened and closed since the last poll: said now, as it happens.
+                            if self._wanted(sock):
+                                self._count_short_lived()
+                                yield Report(_now(), short_lived=(sock,))
+                            continue
+                        destroyed.append(sock)
                     elif isinstance(event, SectionChanged):
                         changed |= event.sections
                     else:
@@ -265,6 +295,7 @@ class Watch:
             self._count(result, short)
             yield Report(stamp, diff=result, short_lived=tuple(short))
             previous = current
+            claims.polled(current)
 
     @staticmethod
     def _events(listener: Listener, deadline: float) -> list[Event]:
@@ -279,6 +310,10 @@ class Watch:
                 break
             events += more
         return events
+
+    def _count_short_lived(self) -> None:
+        self.counts["closed"] += 1
+        self.counts["short_lived"] += 1
 
     def _count(self, result: Diff, short: Sequence[Socket] = ()) -> None:
         counts = self.counts
