@@ -165,6 +165,7 @@ class LeakHunter:
             object, tuple[str, str, int]
         ] = {}  # test nodeid or FixtureDef -> label, file, line
         self._tearing_down: pytest.Item | None = None
+        self._setting_up: pytest.Item | None = None
         # Who started each process of the tree: the test (nodeid) or fixture (FixtureDef) that ran
         # when it appeared, or None. A socket a process opens after its starter ended is the starter's.
         self._window: object = None
@@ -236,7 +237,13 @@ class LeakHunter:
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
         self._window = item.nodeid
-        return (yield)
+        # A fixture is also finalized in the setup of the next test (the next parameter of a
+        # parametrized one): its leak then goes with that test's report.
+        self._setting_up = item
+        try:
+            return (yield)
+        finally:
+            self._setting_up = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -370,7 +377,7 @@ class LeakHunter:
                 "file": held.file,
                 "line": held.line,
             }
-            self._found(self._tearing_down, record)
+            self._found(self._tearing_down or self._setting_up, record)
 
     # What leaked
 

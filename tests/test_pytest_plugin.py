@@ -441,3 +441,38 @@ def test_entry_point_is_registered() -> None:
     (point,) = entry_points(group="pytest11", name="sockdiff")
     assert point.value == "sockdiff.pytest_plugin"
     assert Path(point.load().__file__).name == "pytest_plugin.py"
+
+
+PARAMETRIZED = """
+import socket
+
+import pytest
+
+HELD = []
+
+
+@pytest.fixture(scope="module", params=[1, 2])
+def pmod(request):
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    return request.param
+
+
+def test_pm(pmod):
+    pass
+"""
+
+
+def test_a_parametrized_fixtures_leaks_each_reach_the_junit_report(
+    pytester: pytest.Pytester, netns: str
+) -> None:
+    """pmod[1] is finalized in the setup of test_pm[2], not in a teardown: its leak still has a test case."""
+    pytester.makepyfile(test_param=PARAMETRIZED)
+    result = run(pytester, netns, "--sockdiff", "--junitxml=report.xml")
+    assert result.ret == 0
+    properties = [
+        p.get("value")
+        for p in ET.parse(pytester.path / "report.xml").iter("property")
+        if p.get("name") == "sockdiff"
+    ]
+    assert "0 tests and 2 fixtures left 2 sockets open" in result.outlines
+    assert len(properties) == 2, properties
