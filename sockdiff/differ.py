@@ -55,7 +55,7 @@ COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "
 FAIL_ON = ("any", "new", "closed", "changed", "listening", "interfaces", "routes")
 # What makes an interface or a route changed (SPEC.md); counters only when asked.
 INTERFACE_FIELDS = ("flags", "operstate", "mtu", "mac", "index", "addresses")
-ROUTE_FIELDS = ("gateway", "protocol", "scope")
+ROUTE_FIELDS = ("gateway", "protocol", "scope", "nexthops")
 
 
 # Identities as C-level getters over the record's fields: inet

@@ -29,6 +29,7 @@ __all__ = [
     "Endpoint",
     "Inet",
     "Interface",
+    "Nexthop",
     "Process",
     "Route",
     "Socket",
@@ -39,6 +40,7 @@ __all__ = [
     "interface_problem",
     "is_listening",
     "make_socket",
+    "nexthop_order",
     "record_problem",
     "route_problem",
     "ss_kinds",
@@ -346,10 +348,26 @@ def route_problem(route: Route) -> str | None:
     problem = _cidr_problem(route.destination, number, network=True)
     if problem is not None:
         return f"`destination` {route.destination!r} is not {problem}"
-    if route.gateway is not None and not (
-        _is_address(AF_INET, route.gateway) or _is_address(AF_INET6, route.gateway)
-    ):
+    if route.gateway is not None and not _is_gateway(route.gateway):
         return f"`gateway` {route.gateway!r} is not an address in canonical form"
+    if route.nexthops is not None:
+        return _nexthops_problem(route.nexthops)
+    return None
+
+
+def _is_gateway(text: str) -> bool:
+    """An address of either family (an IPv4 route may go through an IPv6 neighbour)."""
+    return _is_address(AF_INET, text) or _is_address(AF_INET6, text)
+
+
+def _nexthops_problem(hops: tuple[Nexthop, ...]) -> str | None:
+    if len(hops) < 2:
+        return f"`nexthops` has {len(hops)} next hop(s): a multipath route has two or more"
+    for hop in hops:
+        if hop.gateway is not None and not _is_gateway(hop.gateway):
+            return f"`nexthops` gateway {hop.gateway!r} is not an address in canonical form"
+    if list(hops) != sorted(hops, key=nexthop_order):
+        return "`nexthops` is not sorted"
     return None
 
 
@@ -542,6 +560,19 @@ class Interface(msgspec.Struct, frozen=True, gc=False):
     counters: Counters | None
 
 
+class Nexthop(msgspec.Struct, frozen=True, gc=False):
+    """One next hop of a multipath route (``ip route``'s ``nexthop via A dev D weight W``)."""
+
+    gateway: AddressText | None
+    dev: DeviceName | None
+    weight: Annotated[int, msgspec.Meta(ge=1, le=256)]
+
+
+def nexthop_order(hop: Nexthop) -> tuple[str, str, int]:
+    """The order a route's ``nexthops`` are kept in."""
+    return (hop.gateway or "", hop.dev or "", hop.weight)
+
+
 class Route(msgspec.Struct, frozen=True, gc=False):
     """One route (``ip route show table all``, ``netstat -rn``).
 
@@ -565,3 +596,8 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     mss: U32 | None = None
     window: U32 | None = None
     irtt: U32 | None = None
+    # Every next hop of an IPv4 multipath route, sorted (``gateway`` and ``dev``
+    # are the first one's); None for a single-path route and where a backend
+    # cannot know (/proc/net/route shows only the first hop). IPv6 keeps each
+    # next hop as a route of its own.
+    nexthops: tuple[Nexthop, ...] | None = None

@@ -8,7 +8,7 @@ import socket as _socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .model import Endpoint, Interface, Process, Route, Socket
+from .model import Endpoint, Interface, Nexthop, Process, Route, Socket
 
 if TYPE_CHECKING:
     from .differ import Change, Diff
@@ -385,17 +385,26 @@ def route_line(route: Route) -> str:
     if route.type is not None and route.type != "unicast":
         parts.append(route.type)
     parts.append(route.destination)
-    if route.gateway is not None:
-        parts.append(f"via {route.gateway}")
-    if route.dev is not None:
-        parts.append(f"dev {route.dev}")
+    if route.nexthops is None:
+        parts.extend(_hop_words(route.gateway, route.dev))
     parts.append(f"table {_TABLE_NAMES.get(route.table, route.table)}")
     if route.protocol is not None:
         parts.append(f"proto {route.protocol}")
     if route.scope is not None:
         parts.append(f"scope {route.scope}")
     parts.append(f"metric {route.metric}")
+    if route.nexthops is not None:
+        parts.append(_nexthops_text(route.nexthops))
     return escape(" ".join(parts))
+
+
+def _hop_words(gateway: str | None, dev: str | None) -> list[str]:
+    return ([] if gateway is None else [f"via {gateway}"]) + ([] if dev is None else [f"dev {dev}"])
+
+
+def _nexthops_text(hops: tuple[Nexthop, ...]) -> str:
+    """``nexthop via 10.0.0.1 dev eth0 weight 1 nexthop via ...``, as ``ip route`` writes them."""
+    return " ".join(" ".join(["nexthop", *_hop_words(h.gateway, h.dev), f"weight {h.weight}"]) for h in hops)
 
 
 def _plain(value: object) -> str:
@@ -420,6 +429,8 @@ def record_detail(change: Change[Interface] | Change[Route]) -> str:
             came = [f"+{item}" for item in after if item not in before]
             went = [f"-{item}" for item in before if item not in after]
             parts.append(f"{name}: {' '.join(came + went)}")
+        elif name == "nexthops":
+            parts.append(f"nexthops: {_nexthops_text(before)} → {_nexthops_text(after)}")
         else:
             parts.append(f"{name}: {_plain(before)} → {_plain(after)}")
     return escape("; ".join(parts))

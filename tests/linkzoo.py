@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from sockdiff.model import Counters, Interface, Route
+from sockdiff.model import Counters, Interface, Nexthop, Route, nexthop_order
 
 __all__ = [
     "IP_FLAG_EXTRAS",
@@ -66,7 +66,7 @@ route add fd01::/64 via fd00::2
 route add blackhole fd03::/64
 route add fd02::/64 via fd00::2 table 100
 route add default via fd00::3 table 100
-route add 10.80.0.0/16 nexthop via 10.9.0.2 dev va nexthop via 10.9.0.3 dev va
+route add 10.80.0.0/16 nexthop via 10.9.0.2 dev va nexthop via 10.9.0.3 dev va weight 2
 route add fd09::/64 nexthop via fd00::2 dev va nexthop via fd00::3 dev va
 """
 
@@ -197,10 +197,16 @@ def routes_from_ip(routes: Iterable[Mapping[str, Any]], family: str) -> list[Rou
             destination += "/32" if family == "inet" else "/128"
         table = route.get("table", "main")
         metrics = {k: v for m in route.get("metrics", ()) for k, v in m.items()}
-        # A multipath route: its first next hop for IPv4 (all /proc/net/route shows),
-        # one record a next hop for IPv6 (the kernel keeps them as routes of their own).
+        # A multipath route: for IPv4 one record, its first next hop (all /proc/net/route
+        # shows) as gateway and dev, every hop in nexthops; for IPv6 one record a next hop
+        # (the kernel keeps them as routes of their own).
         hops = route.get("nexthops") or [route]
-        for hop in hops[:1] if family == "inet" else hops:
+        if family == "inet" and len(hops) > 1:
+            nexthops = [Nexthop(h.get("gateway"), h.get("dev"), h["weight"]) for h in hops]
+            made = _route(route, hops[0], family, destination, table, metrics)
+            found.append(msgspec.structs.replace(made, nexthops=tuple(sorted(nexthops, key=nexthop_order))))
+            continue
+        for hop in hops:
             found.append(_route(route, hop, family, destination, table, metrics))
     return found
 

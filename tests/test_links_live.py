@@ -22,8 +22,9 @@ from linkzoo import ODD_NAME_TEXT, build_network, interfaces_from_ip, ip_json, k
 from netns import netns_exec_argv, private_netns
 
 from sockdiff.backends import procnet, rtnetlink
-from sockdiff.model import COUNTER_NAMES, Counters, Interface, Route
+from sockdiff.model import COUNTER_NAMES, Counters, Interface, Nexthop, Route
 from sockdiff.netns import entered
+from sockdiff.snapshots import load
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +284,30 @@ def test_compare_reports_exactly_the_network_changes(netns: str, tmp_path: Path)
                 ("10.54.0.0/16", 254),
             }
             assert routes["changed"] == []
+
+
+def test_compare_sees_a_change_to_any_next_hop_of_a_multipath_route(netns: str, tmp_path: Path) -> None:
+    """Every next hop of an IPv4 multipath route counts, not only the first (which /proc shows)."""
+    for command in (
+        "link add d0 type veth peer name d1",
+        "addr add 10.9.0.1/24 dev d0",
+        "link set d1 up",
+        "link set d0 up",
+        "route add 192.168.70.0/24 nexthop via 10.9.0.2 weight 1 nexthop via 10.9.0.3 weight 1",
+    ):
+        subprocess.run(netns_exec_argv(netns, ["ip", *command.split()]), check=True, timeout=30)
+    before = tmp_path / "mp1.json"
+    assert sockdiff("snapshot", "-o", str(before), netns=netns).returncode == 0
+    replace = "route replace 192.168.70.0/24 nexthop via 10.9.0.2 weight 1 nexthop via 10.9.0.99 weight 5"
+    subprocess.run(netns_exec_argv(netns, ["ip", *replace.split()]), check=True, timeout=30)
+    done = sockdiff("compare", str(before), "live", "--fail-on", "routes", netns=netns)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    [line] = [line for line in done.stdout.splitlines() if "192.168.70.0/24" in line]
+    assert (
+        "nexthops: nexthop via 10.9.0.2 dev d0 weight 1 nexthop via 10.9.0.3 dev d0 weight 1"
+        " → nexthop via 10.9.0.2 dev d0 weight 1 nexthop via 10.9.0.99 dev d0 weight 5"
+    ) in line
+    # The route as the file keeps it: the first hop as gateway and dev, every hop listed.
+    [kept] = [r for r in load(str(before)).routes or () if r.destination == "192.168.70.0/24"]
+    assert (kept.gateway, kept.dev) == ("10.9.0.2", "d0")
+    assert kept.nexthops == (Nexthop("10.9.0.2", "d0", 1), Nexthop("10.9.0.3", "d0", 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ from made import HEADER
 
 from sockdiff import Inet, Snapshot, Socket, save
 from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields
+from sockdiff.errors import BadSnapshot
 from sockdiff.formats import report
-from sockdiff.model import Counters, Interface, Route
+from sockdiff.model import Counters, Interface, Nexthop, Route
 from sockdiff.render import summary_line
-from sockdiff.snapshots import EVERYTHING, Scope
+from sockdiff.snapshots import EVERYTHING, Scope, load
 
 LISTENER = Socket(
     "tcp", "inet", "stream", "LISTEN", Inet("127.0.0.1", 80), Inet("0.0.0.0", 0), 7, 0, 0, 0, ()
@@ -259,3 +261,48 @@ def test_routes_proc_cannot_see_are_not_compared() -> None:
     assert result.routes is not None
     assert [r.destination for r in result.routes.added] == ["10.8.0.0/24"]
     assert [r.destination for r in result.routes.removed] == ["10.1.0.0/24", "2001:db8::/32"]
+
+
+HOPS = (Nexthop("10.0.0.2", "eth0", 1), Nexthop("10.0.0.3", "eth0", 1))
+
+
+def test_multipath_next_hops_are_a_changed_field(tmp_path: Path) -> None:
+    """Any next hop counts; a side that cannot know them (null) changes nothing; files keep them."""
+    old = snap(routes=(route(gateway="10.0.0.2", nexthops=HOPS), route("10.2.0.0/24", nexthops=HOPS)))
+    moved = (HOPS[0], Nexthop("10.0.0.99", "eth0", 5))
+    new = snap(routes=(route(gateway="10.0.0.2", nexthops=moved), route("10.2.0.0/24")))
+    result = diff(old, new)
+    assert result.routes is not None
+    assert [(c.new.destination, c.fields) for c in result.routes.changed] == [("10.1.0.0/24", ("nexthops",))]
+    assert diff_lines(result) == [
+        "~ route 10.1.0.0/24 table main proto static scope universe metric 0"
+        " nexthop via 10.0.0.2 dev eth0 weight 1 nexthop via 10.0.0.99 dev eth0 weight 5"
+        "  nexthops: nexthop via 10.0.0.2 dev eth0 weight 1 nexthop via 10.0.0.3 dev eth0 weight 1"
+        " → nexthop via 10.0.0.2 dev eth0 weight 1 nexthop via 10.0.0.99 dev eth0 weight 5"
+    ]
+    path = tmp_path / "mp.json"
+    save(old, str(path))
+    assert load(str(path)).routes == old.routes
+
+
+@pytest.mark.parametrize(
+    ("hops", "words"),
+    [
+        ((HOPS[1], HOPS[0]), "`nexthops` is not sorted"),
+        (HOPS[:1], "`nexthops` has 1 next hop(s): a multipath route has two or more"),
+        ((HOPS[0], Nexthop("10.0.0.03", "eth0", 1)), "`nexthops` gateway '10.0.0.03' is not an address"),
+    ],
+)
+def test_the_reader_checks_next_hops(tmp_path: Path, hops: tuple[Nexthop, ...], words: str) -> None:
+    path = tmp_path / "bad.json"
+    save(snap(routes=(route(nexthops=hops),)), str(path))
+    with pytest.raises(BadSnapshot, match=re.escape(words)):
+        load(str(path))
+
+
+def test_older_files_without_next_hops_load(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    save(snap(routes=(route(),)), str(path))
+    path.write_text(path.read_text().replace(',"nexthops":null', ""))
+    assert "nexthops" not in path.read_text()
+    assert load(str(path)).routes == (route(),)

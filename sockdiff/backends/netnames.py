@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 
-from ..model import Counters, Interface, Route, escape_name
+from ..model import Counters, Interface, Nexthop, Route, escape_name, nexthop_order
 
 __all__ = [
     "IFF_NAMES",
@@ -238,6 +238,7 @@ def make_route(
     mss: int | None,
     window: int | None,
     irtt: int | None,
+    nexthops: tuple[Nexthop, ...] | None = None,
 ) -> Route:
     """Build a route record (``destination`` packed); both backends come through here.
 
@@ -256,4 +257,5 @@ def make_route(
         mss=mss,
         window=window,
         irtt=irtt,
+        nexthops=None if nexthops is None else tuple(sorted(nexthops, key=nexthop_order)),
     )

@@ -24,7 +24,7 @@ from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
 from ..errors import BackendUnavailable
-from ..model import Counters, Interface, Route
+from ..model import Counters, Interface, Nexthop, Route
 from .netlink import ATTEMPTS, Dump, DumpFailed, Messages
 from .netnames import (
     OPERSTATES,
@@ -263,18 +263,20 @@ def _gateway(family: int, buffer: bytes | bytearray, kind: int, start: int, stop
     return socket.inet_ntop(via_family, bytes(buffer[start + 2 : stop]))
 
 
-def _nexthops(family: int, buffer: bytes | bytearray, start: int, end: int) -> list[tuple[int, str | None]]:
-    """(ifindex, gateway) of each struct rtnexthop in RTA_MULTIPATH."""
+def _nexthops(
+    family: int, buffer: bytes | bytearray, start: int, end: int
+) -> list[tuple[int, str | None, int]]:
+    """(ifindex, gateway, weight) of each struct rtnexthop in RTA_MULTIPATH."""
     hops = []
     while start + _NEXTHOP.size <= end:
-        length, _flags, _hops, ifindex = _NEXTHOP.unpack_from(buffer, start)
+        length, _flags, weight_less_one, ifindex = _NEXTHOP.unpack_from(buffer, start)
         if length < _NEXTHOP.size:
             break
         gateway = None
         for kind, payload, stop in _attributes(buffer, start + _NEXTHOP.size, start + length):
             if kind in (RTA_GATEWAY, RTA_VIA):
                 gateway = _gateway(family, buffer, kind, payload, stop)
-        hops.append((ifindex, gateway))
+        hops.append((ifindex, gateway, weight_less_one + 1))
         start += (length + 3) & ~3
     return hops
 
@@ -284,9 +286,10 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
 
     ``names`` maps interface indexes to names. The table is RTA_TABLE (rtm_table
     holds only 8 bits); a route without RTA_PRIORITY has metric 0, as ip shows
-    it. A multipath route is its first next hop for IPv4, which is all that
-    /proc/net/route shows of it, and one record a next hop for IPv6, which keeps
-    them as separate routes (so does /proc/net/ipv6_route). Cached routes
+    it. An IPv4 multipath route is one record: its first next hop (all that
+    /proc/net/route shows of it) as gateway and dev, every hop in ``nexthops``.
+    IPv6 gets one record a next hop, as the kernel keeps them as separate routes
+    (so does /proc/net/ipv6_route). Cached routes
     (RTM_F_CLONED) are left out.
     """
     routes = []
@@ -302,7 +305,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
         destination = bytes(16 if family == AF_INET6 else 4)
         gateway = None
         oif = metric = advmss = window = rtt = 0
-        hops: list[tuple[int, str | None]] = []
+        hops: list[tuple[int, str | None, int]] = []
         start = offset + _ROUTE_SIZE
         while start + 4 <= end:  # the attributes, read inline: this loop runs once a route
             length, attr = unpack_attr(buffer, start)
@@ -336,14 +339,18 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
                     elif metric_kind == RTAX_RTT:
                         rtt = unpack_u32(buffer, value_start)[0]
             start += (length + 3) & ~3
+        nexthops = None
         if not hops:
-            hops = [(oif, gateway)]
+            hops = [(oif, gateway, 1)]
         elif family == AF_INET:
+            nexthops = tuple(
+                Nexthop(via, names.get(index) if index else None, weight) for index, via, weight in hops
+            )
             hops = hops[:1]
         type_name = ROUTE_TYPES[kind] if kind < len(ROUTE_TYPES) else str(kind)
         protocol_text = protocol_name(protocol)
         scope_text = scope_name(scope)
-        for ifindex, hop_gateway in hops:
+        for ifindex, hop_gateway, _weight in hops:
             routes.append(
                 make_route(
                     family,
@@ -360,6 +367,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
                     advmss + 40 if advmss else 0,
                     window,
                     rtt >> 3,
+                    nexthops,
                 )
             )
     return routes
