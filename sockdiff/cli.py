@@ -310,7 +310,7 @@ def _show_network(
             _fail(f"{source}: this snapshot has no routes section (taken with --sections)")
         routes = render_net.select_routes(snap.routes, families, wanted_table)
         all_tables = wanted_table != render_net.TABLE_NAMES["main"]
-        text = render_net.route_tables(routes, all_tables=all_tables, header=header)
+        text = render_net.route_tables(routes, families, all_tables=all_tables, header=header)
         records, narrowed = (
             routes,
             dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),

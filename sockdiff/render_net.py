@@ -164,25 +164,38 @@ def _ipv6_line(route: Route) -> str:
     return f"{route.destination:<30} {gateway:<26} {route_flags(route):<4} {route.metric:<3d} {dev}"
 
 
-def route_tables(routes: Sequence[Route], all_tables: bool = False, header: bool = True) -> str:
+def route_tables(
+    routes: Sequence[Route],
+    families: Iterable[str] = ("inet", "inet6"),
+    all_tables: bool = False,
+    header: bool = True,
+) -> str:
     """``netstat -rn`` for IPv4 routes, ``netstat -6rn`` (less Ref and Use) for IPv6.
 
+    Each of ``families`` gets its table, headed even when empty (as netstat's).
     With routes of several tables (``all_tables``), each line ends in its table
-    and type, which netstat, knowing only the main table, has no column for.
+    and type, which netstat, knowing only the main table, has no column for:
+    the Iface column is padded so they line up under their headings.
     """
     sections = []
     for family, title, column, render_line in (
         ("inet", "Kernel IP routing table", _ROUTE_HEADER, _ipv4_line),
         ("inet6", "Kernel IPv6 routing table", _ROUTE6_HEADER, _ipv6_line),
     ):
-        chosen = [r for r in routes if r.family == family]
-        if not chosen:
+        if family not in families:
             continue
-        lines = [title, column + ("  Table Type" if all_tables else "")] if header else []
-        for route in chosen:
-            line = render_line(route)
-            if all_tables:
-                line += f"  {_table_word(route.table)} {route.type or '-'}"
-            lines.append(line)
-        sections.append("\n".join(lines))
+        chosen = [r for r in routes if r.family == family]
+        rows = [render_line(route) for route in chosen]
+        if all_tables:
+            width = max(len(text) for text in [column, *rows])
+            words = [_table_word(route.table) for route in chosen]
+            table_width = max(len(word) for word in ["Table", *words])
+            column = f"{column:<{width}}  {'Table':<{table_width}} Type"
+            rows = [
+                f"{row:<{width}}  {word:<{table_width}} {route.type or '-'}"
+                for row, word, route in zip(rows, words, chosen, strict=True)
+            ]
+        lines = [title, column, *rows] if header else rows
+        if lines:
+            sections.append("\n".join(lines))
     return "\n".join(sections)

@@ -219,14 +219,37 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     assert sockdiff("snapshot", "-o", str(saved), "--no-processes", netns=network).returncode == 0
     everything = show(network, str(saved), "--route", "--table", "all")
     assert (
-        "10.40.0.0       10.9.0.2        255.255.0.0     UG        0 0          0 va  100 unicast"
+        "10.40.0.0       10.9.0.2        255.255.0.0     UG        0 0          0 va     100   unicast"
         in everything
     )
     assert "fd00::1/128" in everything and "local local" in everything
-    assert show(network, str(saved), "--route", "--table", "100", "-6").splitlines()[2:] == [
-        "fd02::/64                      fd00::2                    UG   1024 va  100 unicast",
-        "::/0                           fd00::3                    UG   1024 va  100 unicast",
+    assert show(network, str(saved), "--route", "--table", "100", "-6").splitlines()[1:] == [
+        "Destination                    Next Hop                   Flag Met If   Table Type",
+        "fd02::/64                      fd00::2                    UG   1024 va  100   unicast",
+        "::/0                           fd00::3                    UG   1024 va  100   unicast",
     ]
+    # Table and Type stand under their headings, whatever the Iface column holds.
+    for table in ("all", "local", "100"):
+        lines = show(network, str(saved), "--route", "--table", table).splitlines()
+        heads = [i for i, line in enumerate(lines) if line.startswith("Destination")]
+        assert len(heads) == 2, lines
+        for start, stop in zip(heads, [*heads[1:], len(lines) + 1], strict=True):
+            heading, rows = lines[start], lines[start + 1 : stop - 1]
+            assert rows, (table, heading)
+            for name in ("Table", "Type"):
+                column = heading.index(name)
+                assert all(row[column - 1] == " " != row[column] for row in rows), (
+                    name,
+                    rows,
+                )
+    # A table that holds no route: the headings still, as netstat prints them for an empty table.
+    assert show(network, str(saved), "--route", "--table", "300") == (
+        "Kernel IP routing table\n"
+        "Destination     Gateway         Genmask         Flags   MSS Window  irtt Iface  Table Type\n"
+        "Kernel IPv6 routing table\n"
+        "Destination                    Next Hop                   Flag Met If  Table Type\n"
+    )
+    assert show(network, "--route", "--table", "300", "-4", "-H") == ""
     live = show(network, "-i", "-a").splitlines()
     # The awkward name on one line, its control character escaped; down, so -a only.
     assert [line.split()[0] for line in live[2:]] == ["lo", "t\\x01\\xffx", "tun0", "va"]
@@ -235,7 +258,8 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     ]
     from_proc = sockdiff("show", "live:proc", "--route", "--table", "all", netns=network)
     assert from_proc.stderr == "sockdiff: note: these routes come from proc (main table)\n"
-    assert "  100 " not in from_proc.stdout and "  main unicast" in from_proc.stdout
+    rows = [line.split() for line in from_proc.stdout.splitlines() if line[0].isdigit() or ":" in line]
+    assert rows and {row[-2] for row in rows} == {"main"}
     sockets_only = tmp_path / "sockets.json"
     assert (
         sockdiff("snapshot", "-o", str(sockets_only), "--sections", "sockets", netns=network).returncode == 0
