@@ -178,7 +178,7 @@ def route_tables(
     the Iface column is padded so they line up under their headings.
     """
     sections = []
-    for family, title, column, render_line in (
+    for family, title, heading, render_line in (
         ("inet", "Kernel IP routing table", _ROUTE_HEADER, _ipv4_line),
         ("inet6", "Kernel IPv6 routing table", _ROUTE6_HEADER, _ipv6_line),
     ):
@@ -186,6 +186,7 @@ def route_tables(
             continue
         chosen = [r for r in routes if r.family == family]
         rows = [render_line(route) for route in chosen]
+        column = heading
         if all_tables:
             width = max(len(text) for text in [column, *rows])
             words = [_table_word(route.table) for route in chosen]

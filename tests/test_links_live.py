@@ -258,8 +258,8 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     ]
     from_proc = sockdiff("show", "live:proc", "--route", "--table", "all", netns=network)
     assert from_proc.stderr == "sockdiff: note: these routes come from proc (main table)\n"
-    rows = [line.split() for line in from_proc.stdout.splitlines() if line[0].isdigit() or ":" in line]
-    assert rows and {row[-2] for row in rows} == {"main"}
+    cells = [line.split() for line in from_proc.stdout.splitlines() if line[0].isdigit() or ":" in line]
+    assert cells and {words[-2] for words in cells} == {"main"}
     sockets_only = tmp_path / "sockets.json"
     assert (
         sockdiff("snapshot", "-o", str(sockets_only), "--sections", "sockets", netns=network).returncode == 0
