@@ -397,8 +397,15 @@ def compare(
     _until_exit(result)
     for extra_format, path in extra:
         _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
-    sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
-    sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
+    from .output import OutputClosed
+
+    try:
+        sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
+        sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
+    except OutputClosed:
+        # The reader went away (| head): no message, but the exit code still says whether
+        # --fail-on counted differences, which is what a CI step asks.
+        raise typer.Exit(1 if result.counted(kinds) else 0) from None
     if result.narrowed and result.scope is not None:
         from .render import scope_note
 
