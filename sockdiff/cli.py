@@ -298,7 +298,7 @@ def _show_network(
     records: list[Any]
     if section == "interfaces":
         if snap.interfaces is None:
-            _fail(f"{source}: this snapshot has no interfaces section (taken with --sections)")
+            _fail(f"{source}: this snapshot has no interfaces section ({snap.why_not_taken()})")
         interfaces = render_net.select_interfaces(snap.interfaces, everything)
         text = render_net.interface_table(interfaces, header=header)
         records, narrowed = (
@@ -307,7 +307,7 @@ def _show_network(
         )
     else:
         if snap.routes is None:
-            _fail(f"{source}: this snapshot has no routes section (taken with --sections)")
+            _fail(f"{source}: this snapshot has no routes section ({snap.why_not_taken()})")
         routes = render_net.select_routes(snap.routes, families, wanted_table)
         all_tables = wanted_table != render_net.TABLE_NAMES["main"]
         text = render_net.route_tables(routes, families, all_tables=all_tables, header=header)
@@ -406,10 +406,13 @@ def compare(
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
         raise typer.Exit(1 if result.counted(kinds) else 0) from None
-    if result.narrowed and result.scope is not None:
-        from .render import scope_note
+    from .render import scope_note, sections_note
 
+    if result.narrowed and result.scope is not None:
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
+    skipped = sections_note(result)
+    if skipped is not None:
+        print(f"sockdiff: note: {skipped}", file=sys.stderr)
     if result.persistent_only and chosen is Format.TEXT:
         print(
             "sockdiff: note: live against live: only differences seen in two consecutive reads",

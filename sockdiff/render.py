@@ -443,6 +443,20 @@ def scope_note(scope: Scope) -> str:
     return escape(f"compared only {what} sockets{matching}: what both sides cover")
 
 
+def sections_note(result: Diff) -> str | None:
+    """The sections one side took and the other did not, so not compared (None: there are none).
+
+    ``not compared: sockets (i.json was taken with --sections), interfaces (s.json was taken ...)``.
+    """
+    skipped = []
+    for name in ("sockets", "interfaces", "routes"):
+        before, after = getattr(result.old, name), getattr(result.new, name)
+        if (before is None) != (after is None):
+            lacking = result.old if before is None else result.new
+            skipped.append(f"{name} ({lacking.origin} has none: {lacking.why_not_taken()})")
+    return escape("not compared: " + ", ".join(skipped)) if skipped else None
+
+
 def summary_line(result: Diff) -> str:
     """``N new, N closed, N changed``, then ``; interfaces: ...; routes: ...`` for sections that differ."""
     counts = result.summary

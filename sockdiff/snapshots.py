@@ -114,6 +114,11 @@ class Snapshot:
     interfaces: tuple[Interface, ...] | None = None
     routes: tuple[Route, ...] | None = None
     origin: str = field(default="live", compare=False)  # file, store name or live:B
+    version: int = field(default=VERSION, compare=False)  # the file's format version
+
+    def why_not_taken(self) -> str:
+        """Why a section is None: the snapshot was taken without it, or predates sections."""
+        return "a version 1 file, from before sections" if self.version == 1 else "taken with --sections"
 
     def meta(self) -> dict[str, Any]:
         """Everything but the sections, as it stands in a file written now."""
@@ -400,7 +405,7 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
         raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
     if isinstance(document, _DocumentV1):
-        return Snapshot(header, document.sockets, origin=origin)
+        return Snapshot(header, document.sockets, origin=origin, version=1)
     return Snapshot(header, document.sockets, document.interfaces, document.routes, origin=origin)
 
 

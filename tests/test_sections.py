@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -306,3 +307,18 @@ def test_older_files_without_next_hops_load(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace(',"nexthops":null', ""))
     assert "nexthops" not in path.read_text()
     assert load(str(path)).routes == (route(),)
+
+
+def test_compare_notes_the_sections_one_side_did_not_take(tmp_path: Path) -> None:
+    """Interfaces only against sockets only compares nothing: a note on stderr says what and why."""
+    only_interfaces, only_sockets = tmp_path / "i.json", tmp_path / "s.json"
+    save(dataclasses.replace(snap((eth(),), None), sockets=None), str(only_interfaces))
+    save(snap(None, None), str(only_sockets))
+    result = sockdiff("compare", str(only_interfaces), str(only_sockets))
+    assert (result.returncode, result.stdout) == (0, "0 new, 0 closed, 0 changed\n")
+    assert result.stderr == (
+        f"sockdiff: note: not compared: sockets ({only_interfaces} has none: taken with --sections),"
+        f" interfaces ({only_sockets} has none: taken with --sections)\n"
+    )
+    # Sections both took, or both left out, need no note.
+    assert sockdiff("compare", str(only_sockets), str(only_sockets)).stderr == ""

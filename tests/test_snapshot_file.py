@@ -338,6 +338,17 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
         loads(VERSION_1.replace(b'"inode":12,', b""), "v1.json")
 
 
+def test_a_version_1_file_predates_sections(tmp_path: Path) -> None:
+    """show -i or --route on a version 1 file says it is one, not that it was taken with --sections."""
+    path = tmp_path / "v1.json"
+    path.write_bytes(VERSION_1)
+    for flag, section in (("-i", "interfaces"), ("--route", "routes")):
+        assert one_line_error(sockdiff("show", str(path), flag)) == (
+            f"sockdiff: {path}: this snapshot has no {section} section"
+            " (a version 1 file, from before sections)"
+        )
+
+
 def test_version_2_needs_every_section_member() -> None:
     """null says a section was not taken; a member left out is a damaged file."""
     document = json.loads(GOOD)
