@@ -16,6 +16,7 @@ the command line, which starts by importing it) pays only for what it touches.
 import importlib as _importlib
 import typing as _typing
 
+from . import errors as _errors  # no imports of its own: costs nothing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
@@ -85,20 +86,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load": ("snapshots", "load"),
     "save": ("snapshots", "save"),
     "snapshot": ("snapshots", "take"),
-    **{
-        name: ("errors", name)
-        for name in (
-            "BackendUnavailable",
-            "BadConfig",
-            "BadFilter",
-            "BadSnapshot",
-            "NetnsError",
-            "SockdiffError",
-            "StoreError",
-            "UsageError",
-            "WriteError",
-        )
-    },
+    **{name: ("errors", name) for name in _errors.__all__},  # the whole family
     **{
         name: ("model", name)
         for name in ("Endpoint", "Inet", "Interface", "Process", "Route", "Socket", "UnixName", "UnixPeer")
