@@ -409,14 +409,17 @@ def make_socket(
 
 
 def escape_name(raw: bytes) -> str:
-    r"""Text for a UNIX socket name as the kernel holds it, unambiguously.
+    r"""Text for a UNIX socket name as the kernel holds it, in the notation of /proc/net/unix.
 
-    An abstract name (leading NUL) becomes ``@name`` with inner NULs as ``@``, as
-    /proc/net/unix shows it; bytes that are not UTF-8 become ``\xNN`` and a
-    backslash ``\\``, so no two names collide.
+    Bytes that are not UTF-8 become ``\xNN`` and a backslash ``\\``, so no
+    two paths collide. An abstract name (leading NUL) becomes ``@name`` with
+    inner NULs as ``@``, as /proc/net/unix and ss show it (SPEC.md): there,
+    ``\0a\0b`` and ``\0a@b`` are both ``@a@b``, since /proc cannot tell them
+    apart and both backends must give one socket the same name. Such sockets
+    still never merge: a UNIX socket is matched by its inode as well.
 
-    >>> escape_name(b"\0svc\0x")
-    '@svc@x'
+    >>> escape_name(b"\0svc\0x"), escape_name(b"\0svc@x")
+    ('@svc@x', '@svc@x')
     >>> escape_name(b"/run/a.sock\0")
     '/run/a.sock'
     >>> escape_name(b"/tmp/a\\b\xff")

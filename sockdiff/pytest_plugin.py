@@ -453,10 +453,13 @@ class LeakHunter:
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "sockdiff: sockets left open")
+        from .render import escape
+
         for record in self.leaks:
-            write(f"{record['owner']}")
+            # Test ids and file names, as any name, must neither break a line nor open a CI command.
+            write(escape(record["owner"], backslash=False))
             for line in record["sockets"]:
-                write(f"    {line}")
+                write(f"    {escape(line, backslash=False)}")
         tests = sum(1 for record in self.leaks if record["kind"] == "test")
         fixtures = len(self.leaks) - tests
         total = sum(len(record["sockets"]) for record in self.leaks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import socket as _socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -32,48 +33,101 @@ __all__ = [
     "sockets_summary",
     "summary_line",
     "table",
+    "unix_name",
 ]
 
 _UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
 
 
-# What a terminal or a log reader could take for the end of a line, or for
-# text in another direction: C0 and C1 controls, DEL, the Unicode line and
-# paragraph separators, and bidirectional overrides ("trojan source").
-_CONTROLS = "".join(
-    chr(c)
-    for c in (
-        *range(0x20),
-        *range(0x7F, 0xA0),
-        0x2028,
-        0x2029,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-    )
-)
+# What a terminal or a log reader could take for the end of a line, for text in
+# another direction, or for nothing at all: everything str.isprintable() refuses
+# (C0 and C1 controls, DEL, the line and paragraph separators, format characters
+# such as bidirectional overrides and zero-width joiners, spaces other than
+# U+0020, surrogates, private-use and unassigned code points). A character is
+# written ``\n``, ``\t``, ``\r``, else ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``,
+# as Python writes it, so an escape never runs into the text after it. Also
+# escaped: the default-ignorable code points Unicode draws as nothing although
+# isprintable() accepts them (variation selectors, Hangul fillers), which a
+# reader cannot see and ICU's string search skips.
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-_ESCAPES = {
-    ord(c): _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in _CONTROLS
-}
-_ESCAPES_AND_BACKSLASH = {**_ESCAPES, ord("\\"): "\\\\"}
+_INVISIBLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xE0000, 0xE0FFF),
+)
+
+_INVISIBLE_FOUND = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _INVISIBLE) + "]")
+
+
+def _escaped(code: int) -> str:
+    char = chr(code)
+    if char.isprintable() and not any(low <= code <= high for low, high in _INVISIBLE):
+        return char
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+class _Escapes(dict[int, str]):
+    """str.translate's table, filled in as characters are first met (there are 1.1M code points)."""
+
+    def __init__(self, backslash: bool) -> None:
+        super().__init__({ord("\\"): "\\\\"} if backslash else {})
+
+    def __missing__(self, code: int) -> str:
+        self[code] = text = _escaped(code)
+        return text
+
+
+_ESCAPES = _Escapes(backslash=False)
+_ESCAPES_AND_BACKSLASH = _Escapes(backslash=True)
+
+# GitHub's runner reads a workflow command in any line it is given
+# (actions/runner, src/Runner.Common/ActionCommand.cs): ``::name ...::data`` at
+# the start of the line once leading whitespace is trimmed (TryParseV2), and, in
+# the older syntax, ``##[name ...]data`` anywhere in it (TryParse: the first
+# ``##[`` and the next ``]``). Any name may be a command, since ``stop-commands``
+# registers its token as one. So a name written into a line never holds ``##[``
+# (its second ``#`` is written ``\x23``) and never begins a line with ``::``
+# (its first ``:`` is written ``\x3a``): one visible escape in the notation
+# above, which reads back as the character it replaced.
+_OLD_COMMAND = "##["
+_OLD_COMMAND_ESCAPED = "#\\x23["
+_COMMAND_KEY = "::"
 
 
 def escape(text: str, backslash: bool = True) -> str:
-    r"""``text`` with every control character escaped, so that it stays on one line.
+    r"""``text`` with every character that is not plainly visible escaped, one line, no CI command.
 
-    ``\n``, ``\t``, ``\r``, else ``\xNN`` (``\uNNNN`` beyond Latin-1); a
-    backslash is doubled so an escape cannot be forged. Pass ``backslash=False``
-    for a record's names, which carry their backslashes doubled already (SPEC.md):
-    escaping is then idempotent, and applying it twice does no harm.
+    ``\n``, ``\t``, ``\r``, else ``\xNN`` (``\uNNNN``, ``\UNNNNNNNN`` beyond
+    Latin-1); a backslash is doubled so an escape cannot be forged. Pass
+    ``backslash=False`` for a record's names, which carry their backslashes
+    doubled already (SPEC.md): escaping is then idempotent, and applying it
+    twice does no harm. ``##[`` and a leading ``::``, which GitHub's runner
+    would read as a workflow command, are written ``#\x23[`` and ``\x3a:``.
 
     >>> print(escape("evil\n+ tcp\\x"))
     evil\n+ tcp\\x
     >>> print(escape("/tmp/a\\\\b\x1b[31m", backslash=False))
     /tmp/a\\b\x1b[31m
+    >>> print(escape("@##[error]forged"), escape(" ::warning::x"))
+    @#\x23[error]forged  \x3a:warning::x
     """
-    if text.isprintable() and (not backslash or "\\" not in text):
-        return text  # the common case costs one C-level scan
-    return text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
+    if not text.isprintable() or (backslash and "\\" in text) or _INVISIBLE_FOUND.search(text):
+        text = text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
+    if _OLD_COMMAND in text:
+        text = text.replace(_OLD_COMMAND, _OLD_COMMAND_ESCAPED)
+    stripped = text.lstrip(" ")  # every other space is escaped by now
+    if stripped.startswith(_COMMAND_KEY):
+        text = text[: len(text) - len(stripped)] + "\\x3a" + stripped[1:]
+    return text
 
 
 def netid(sock: Socket) -> str:
@@ -130,7 +184,9 @@ def _host_text(sock: Socket, address: str, resolve: bool) -> str:
     """
     if sock.family == "inet6" and address == "::" and not sock.v6only:
         return "*"
-    host = escape(_host_name(address)) if resolve and address not in _ANY else address
+    host = _host_name(address) if resolve and address not in _ANY else address
+    if host != address:  # a looked-up name, not the canonical address text the record holds
+        host = escape(host)
     return f"[{host}]" if ":" in host else host
 
 
@@ -155,7 +211,7 @@ def _columns(sock: Socket, end: Endpoint | None, local: bool, resolve: bool) -> 
     if sock.proto == "unix":
         if local:
             path = sock.local.path
-            return (f"{escape(path, backslash=False) if isinstance(path, str) else '*'} ", str(sock.inode))
+            return (f"{unix_name(path) if isinstance(path, str) else '*'} ", str(sock.inode))
         peer = end.peer_inode if end is not None else None
         return ("* ", str(peer) if isinstance(peer, int) else "-")
     if end is None or not isinstance(end.address, str) or not isinstance(end.port, int):
@@ -164,6 +220,20 @@ def _columns(sock: Socket, end: Endpoint | None, local: bool, resolve: bool) -> 
     if local and sock.interface is not None:
         host = f"{host}%{escape(sock.interface)}"
     return (f"{host}:", _port_text(end.port, sock.proto, resolve))
+
+
+def unix_name(path: str) -> str:
+    r"""A UNIX socket's name as its column shows it: escaped, and a space written ``\x20``.
+
+    ss writes a name as it is, so a path holding `` users:(("sshd",pid=1,fd=3))``
+    would read as an owner on its line; here a name is always one word of the
+    line. A process name needs no such care: it stands inside quotes that it
+    cannot close (:func:`process_owner`).
+
+    >>> print(unix_name('/tmp/x users:(("sshd",pid=1,fd=3))'))
+    /tmp/x\x20users:(("sshd",pid=1,fd=3))
+    """
+    return escape(path, backslash=False).replace(" ", "\\x20")
 
 
 def local_text(sock: Socket, resolve: bool = False) -> str:
@@ -373,7 +443,7 @@ def interface_line(interface: Interface) -> str:
     if interface.mac is not None:
         parts.append(f"link {interface.mac}")
     parts += interface.addresses
-    return escape(" ".join(parts))
+    return escape(" ".join(parts), backslash=False)  # a record's name: its backslashes are doubled
 
 
 _TABLE_NAMES = {254: "main", 255: "local"}
@@ -395,7 +465,7 @@ def route_line(route: Route) -> str:
     parts.append(f"metric {route.metric}")
     if route.nexthops is not None:
         parts.append(_nexthops_text(route.nexthops))
-    return escape(" ".join(parts))
+    return escape(" ".join(parts), backslash=False)  # a record's device name: its backslashes are doubled
 
 
 def _hop_words(gateway: str | None, dev: str | None) -> list[str]:
@@ -433,7 +503,7 @@ def record_detail(change: Change[Interface] | Change[Route]) -> str:
             parts.append(f"nexthops: {_nexthops_text(before)} → {_nexthops_text(after)}")
         else:
             parts.append(f"{name}: {_plain(before)} → {_plain(after)}")
-    return escape("; ".join(parts))
+    return escape("; ".join(parts), backslash=False)  # a record's values: backslashes doubled already
 
 
 def scope_note(scope: Scope) -> str:

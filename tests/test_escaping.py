@@ -10,8 +10,11 @@ import msgspec
 import pytest
 from cli import TIMEOUT, sockdiff
 from netns import netns_exec_argv
+from runner_commands import parse
 
-from sockdiff.render import escape
+from sockdiff.render import escape, unix_name
+
+pytest_plugins = ("pytester",)
 
 EVIL = "evil\n+ tcp"
 # A child that names itself EVIL (prctl PR_SET_NAME) and listens on TCP and on a
@@ -66,7 +69,7 @@ def test_a_forged_name_stays_on_one_line(netns: str, tmp_path: Path) -> None:
     lines = compared.stdout.splitlines()
     assert lines[-1].startswith("2 new, 0 closed, 0 changed"), compared.stdout
     assert [line[:2] for line in lines[:-1]] == ["+ ", "+ "]
-    escaped_path = escape(str(path))
+    escaped_path = unix_name(str(path))
     assert any(f"{escaped_path} " in line and "evil\\n+ tcp" in line for line in lines)
     assert any(line.startswith("+ tcp LISTEN 127.0.0.1:7999") and "evil\\n+ tcp" in line for line in lines)
 
@@ -101,3 +104,123 @@ def test_every_text_report_keeps_a_difference_on_one_line() -> None:
     assert text[:-1] == lines
     markdown = report(result, "markdown")
     assert EVIL not in markdown and "/tmp/x\n" not in markdown
+
+
+# A process that names itself as the runner's older command syntax, listening on
+# TCP and on UNIX names built to forge: twelve annotations' worth of abstract
+# names that would stop the runner's commands, one that would be an error, a
+# path holding a fake owner, and the two abstract names /proc writes alike.
+_FORGER = r"""
+import ctypes, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(15, b"##[warning]x", 0, 0, 0) == 0  # PR_SET_NAME
+names = [b"\0##[stop-commands]t%d" % n for n in range(12)]
+names += [b"\0##[error]forged", b"\0a\0b", b"\0a@b", sys.argv[1].encode(), sys.argv[2].encode()]
+held = []
+for name in names:
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(name)
+    unix.listen()
+    held.append(unix)
+tcp = socket.socket()
+tcp.bind(("127.0.0.1", 7998))
+tcp.listen()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+FAKE_OWNER = ' users:(("sshd",pid=1,fd=3))'
+MEANT = ("error", "warning", "notice")
+
+
+def test_names_never_open_a_ci_command_nor_forge_a_column(netns: str, tmp_path: Path) -> None:
+    """Issue 14: every line compare (text, github) and show write, read as GitHub's runner reads it."""
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    assert sockdiff("snapshot", "--netns", netns, "-o", str(before)).returncode == 0
+    owner_path, command_path = tmp_path / f"x{FAKE_OWNER}", tmp_path / "::error::forged"
+    with subprocess.Popen(
+        netns_exec_argv(netns, [sys.executable, "-c", _FORGER, str(owner_path), str(command_path)]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        taken = sockdiff("snapshot", "--netns", netns, "-o", str(after))
+        assert taken.returncode == 0, taken.stderr
+        child.communicate(timeout=TIMEOUT)
+
+    github = sockdiff("compare", str(before), str(after), "--format", "github").stdout.splitlines()
+    plain = [line for line in github if not line.startswith("::")]
+    assert len(github) == 20 and len(plain) == 9, github  # 10 errors, a notice, 8 plain lines, the summary
+    for line in github:
+        command = parse(line)
+        if line.startswith("::"):
+            assert command is not None and command.syntax == "v2" and command.name in MEANT, line
+        else:
+            assert command is None, line
+    assert any("@#\\x23[error]forged" in line for line in github)
+
+    text = sockdiff("compare", str(before), str(after)).stdout.splitlines()
+    assert len(text) == 19 and [parse(line) for line in text] == [None] * 19, text
+    assert '("#\\x23[warning]x",pid=' in "\n".join(text)
+    # /proc's notation: a NUL inside an abstract name is "@", as a literal "@" is.
+    # The two sockets stay two: a UNIX socket is matched by its inode too.
+    assert sum(" @a@b " in line for line in text) == 2
+
+    table = sockdiff("show", str(after), "-a", "-p").stdout.splitlines()
+    assert [parse(line) for line in table] == [None] * len(table)
+    (row,) = [line for line in table if "users:((" in line and "x\\x20users" in line]
+    assert row.count("users:((") == 2 and row.index(unix_name(str(owner_path))) < row.rindex("users:((")
+    assert row.split()[4] == unix_name(str(owner_path))  # the name is one column
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "##[error]x",
+        "@##[stop-commands]tok",
+        "::error::x",
+        " \u3000::warning::x",
+        "#\u200b#[error]x",
+        "#\u3164#[x]",
+    ],
+)
+def test_escape_leaves_no_command(name: str) -> None:
+    shown = escape(name)
+    assert parse(shown) is None and parse(f"+ u_str LISTEN {shown} 1 * 0") is None
+    assert escape(shown, backslash=False) == shown  # applying it twice does no harm
+
+
+def test_interface_and_route_lines_escape_once() -> None:
+    """A record's names carry their backslashes doubled: compare shows them as show -i does."""
+    from sockdiff import Interface, Route
+    from sockdiff.render import interface_line, route_line
+    from sockdiff.render_net import interface_table
+
+    link = Interface("bad\\\\xff", 3, ("UP",), "UP", 1500, None, (), None)
+    assert interface_line(link).startswith("interface bad\\\\xff <UP>")
+    assert interface_table([link], header=False).startswith("bad\\\\xff ")
+    route = Route("inet", 254, "unicast", "10.0.0.0/24", None, "bad\\\\xff", 0, None, None)
+    assert " dev bad\\\\xff " in route_line(route)
+
+
+def test_the_plugin_summary_opens_no_ci_command(pytester: pytest.Pytester, netns: str) -> None:
+    """The summary of a test that leaks a socket named as a command, in a GitHub log."""
+    pytester.makepyfile(
+        test_forger="""
+import socket
+HELD = []
+def test_leak():
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(b"\\0##[error]forged")
+    server.listen()
+    HELD.append(server)
+"""
+    )
+    argv = ["env", "GITHUB_ACTIONS=true", sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    argv += [f"--basetemp={pytester.path / 'tmp'}", "--sockdiff", "-o", "sockdiff_fail_on=new"]
+    ran = pytester.run(*netns_exec_argv(netns, argv), timeout=120)
+    summary = ran.outlines[next(i for i, line in enumerate(ran.outlines) if "sockets left open" in line) :]
+    assert any("@#\\x23[error]forged" in line for line in summary), ran.outlines
+    for line in summary:
+        command = parse(line)
+        assert command is None or (command.syntax == "v2" and command.name in MEANT), line
