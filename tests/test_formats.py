@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,8 @@ import msgspec
 import pytest
 import test_sections as sections
 from cli import one_line_error, sockdiff
+from junitparser import Failure, JUnitXml
+from lxml import etree
 from test_differ import snap, tcp, unix
 
 from sockdiff import Inet, Process, Socket, UnixName, UnixPeer, UsageError, save
@@ -104,10 +107,53 @@ def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
     assert "Endpoint" not in line and "peer_inode" not in line
 
 
+JENKINS_SCHEMA = Path(__file__).parent / "schemas" / "junit-10.xsd"  # see schemas/README.md
+
+
+@functools.cache
+def jenkins_schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(JENKINS_SCHEMA)))
+
+
+def valid_for_jenkins(text: str) -> None:
+    """``text`` is a JUnit document that Jenkins' xUnit plugin accepts (its junit-10.xsd)."""
+    schema = jenkins_schema()
+    assert schema.validate(etree.fromstring(text.encode())), schema.error_log
+
+
 def junit(result: Diff, fail_on: tuple[str, ...]) -> ElementTree.Element:
     text = report(result, Format.JUNIT, ReportOptions(fail_on=fail_on))
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
+    valid_for_jenkins(text)
     return ElementTree.fromstring(text)
+
+
+def test_the_schema_refuses_what_jenkins_refuses() -> None:
+    """The schema check can fail: issue 15's report, with "skipped" on <testsuites>."""
+    text = report(sample(), Format.JUNIT).replace("<testsuites ", '<testsuites skipped="0" ', 1)
+    assert not jenkins_schema().validate(etree.fromstring(text.encode()))
+
+
+def test_a_junit_library_reads_the_report_back(tmp_path: Path) -> None:
+    """junitparser (what Python CI tools read JUnit with) sees the counts, names and failures."""
+    path = tmp_path / "sockdiff.xml"
+    path.write_text(report(sample(), Format.JUNIT, ReportOptions(fail_on=("listening",))))
+    document = JUnitXml.fromfile(str(path))
+    (suite,) = list(document)
+    assert (suite.name, suite.tests, suite.failures, suite.errors, suite.skipped) == ("sockdiff", 4, 1, 0, 0)
+    cases = list(suite)
+    assert [case.name for case in cases] == [
+        'new tcp LISTEN 127.0.0.1:82 0.0.0.0:* users:(("p1",pid=1,fd=3))',
+        'new tcp ESTABLISHED 127.0.0.1:6000 127.0.0.1:5000 users:(("p1",pid=1,fd=3))',
+        'closed tcp LISTEN 127.0.0.1:80 0.0.0.0:* users:(("p1",pid=1,fd=3))',
+        "changed tcp 127.0.0.1:81 127.0.0.1:5000",
+    ]
+    assert all(case.classname == "sockdiff.sockets" and case.time == 0 for case in cases)
+    failed = [case for case in cases if any(isinstance(r, Failure) for r in case.result)]
+    assert [case.name for case in failed] == [cases[0].name]
+    (failure,) = failed[0].result
+    assert failure.type == "new" and failure.message == "+ " + cases[0].name.removeprefix("new ")
+    assert [case.is_passed for case in cases] == [False, True, True, True]
 
 
 def test_junit_structure_and_exact_counts() -> None:
