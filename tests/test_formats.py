@@ -99,6 +99,18 @@ def test_text_is_one_line_a_difference_then_the_summary() -> None:
     ]
 
 
+def test_text_marks_what_fail_on_counted() -> None:
+    """As junit's failures and github's errors: here the one new listener --fail-on listening counts."""
+    lines = report(sample(), "text", ReportOptions(fail_on=("listening",))).splitlines()
+    assert [line.endswith("  [counted]") for line in lines] == [True, False, False, False, False]
+    assert lines[0] == '+ tcp LISTEN 127.0.0.1:82 0.0.0.0:* users:(("p1",pid=1,fd=3))  [counted]'
+    closed = report(sample(), "text", ReportOptions(fail_on=("closed", "changed"))).splitlines()
+    assert [line[:2] for line in closed if line.endswith("  [counted]")] == ["- ", "~ "]
+    # A process name cannot forge the mark: the line ends with the owner's own text.
+    forged = report(diff(snap(), snap(named("x  [counted]"))), "text", ReportOptions(fail_on=("closed",)))
+    assert not forged.splitlines()[0].endswith("[counted]")
+
+
 def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
     old = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(7), 3, 0, 0, 0, ()))
     new = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(8), 3, 0, 0, 0, ()))
