@@ -403,6 +403,177 @@ def test_snapshot_documents_damaged(
         check_record(sock)
 
 
+# Names as a hostile local user makes them (a UNIX path, a process's own name, a
+# device name): every class of code point, and what the formats' grammars give
+# meaning to: workflow commands (``::``, ``##[``, ``%``), markdown tables (``|``,
+# backticks, ``<``, ``[``), XML (``<``, ``&``), line breaks, bidi controls.
+_MEANINGFUL = st.sampled_from(
+    [
+        *(
+            "::",
+            "##[",
+            "]",
+            "%",
+            "%0A",
+            "|",
+            "\\|",
+            "`",
+            "<",
+            ">",
+            "&",
+            "[",
+            "](",
+            "\\",
+            '"',
+            " ",
+            "  ",
+            "@",
+            "\0",
+        ),
+        *(
+            "\n",
+            "\r",
+            "\t",
+            "\x1b",
+            "\x85",
+            "\u2028",
+            "\u202e",
+            "\u2066",
+            "\u200b",
+            "\ufeff",
+            "\u3164",
+            "\ufe0f",
+        ),
+    ]
+)
+NAME = st.lists(_MEANINGFUL | st.text(st.characters(codec="utf-8"), max_size=4), min_size=1, max_size=8).map(
+    "".join
+)
+MEANT = {"error", "warning", "notice"}
+
+
+def _unix_record(name: str, inode: int, owner: str) -> Socket:
+    from sockdiff.model import UnixName, UnixPeer, escape_name
+
+    path = escape_name(b"\0" + name.encode()) if inode % 2 else escape_name(b"/" + name.encode())
+    # A process name is kept as /proc shows it, its backslashes doubled (processes.py).
+    process = Process(inode, owner.replace("\\", "\\\\"), 3)
+    return Socket(
+        "unix", "unix", "stream", "LISTENING", UnixName(path), UnixPeer(0), inode, 0, 0, 0, (process,)
+    )
+
+
+def _named_diff(names: list[str]) -> Any:
+    """A diff whose every difference carries a generated name: new and changed sockets, links, routes."""
+    from test_differ import snap
+    from test_sections import eth, route
+
+    from sockdiff.differ import diff
+
+    old_sockets = [_unix_record(names[0], 1, "old")]
+    new_sockets = [_unix_record(names[0], 1, names[-1])]  # its owner changed
+    new_sockets += [_unix_record(name, 10 + n, name) for n, name in enumerate(names)]
+    devices = [name.replace("\\", "\\\\") for name in names]
+    old = dataclasses.replace(snap(*old_sockets), interfaces=(), routes=())
+    new = dataclasses.replace(
+        snap(*new_sockets),
+        interfaces=tuple(eth(device, index=n + 2) for n, device in enumerate(devices)),
+        routes=(route(dev=devices[0]),),
+    )
+    return diff(old, new)
+
+
+def _no_command(line: str) -> None:
+    from runner_commands import parse
+
+    assert parse(line) is None, line
+
+
+@given(st.lists(NAME, min_size=1, max_size=6), st.sampled_from([("any",), ("new",), ("listening", "routes")]))
+def test_names_through_every_report_format(names: list[str], fail_on: tuple[str, ...]) -> None:
+    """Each report of a diff full of hostile names, read by a real parser of its format."""
+    from markdown_it import MarkdownIt
+    from runner_commands import parse
+    from test_formats import valid_for_jenkins
+
+    from sockdiff.formats import ReportOptions, report
+    from sockdiff.formats.items import items
+    from sockdiff.formats.junit import xml_text
+    from sockdiff.formats.text import COUNTED
+
+    result = _named_diff(names)
+    options = ReportOptions(fail_on=fail_on)
+    found = list(items(result, fail_on))
+    assert len(found) == 2 * len(names) + 2  # new sockets, the changed one, links, the route
+
+    text = report(result, "text", options).splitlines()
+    assert len(text) == len(found) + 1
+    for line, item in zip(text, found, strict=False):
+        _no_command(line)
+        assert line.removesuffix(COUNTED) == item.line and line[:2] == f"{item.sign} "
+    _no_command(text[-1])
+
+    github = report(result, "github", options).splitlines()
+    for line in github:
+        if line.startswith("::"):
+            command = parse(line)
+            assert command is not None and command.syntax == "v2" and command.name in MEANT, line
+            assert command.data in {item.line for item in found} or command.name == "notice"
+        else:
+            _no_command(line)
+    errors = sum(item.counted for item in found)
+    left_out = max(errors - 10, 0) + max(len(found) - errors - 10, 0)  # GitHub shows ten of a kind
+    assert sum(not line.startswith("::") for line in github) == left_out + 1
+
+    xml = report(result, "junit", options)
+    valid_for_jenkins(xml)
+    from xml.etree import ElementTree
+
+    cases = ElementTree.fromstring(xml).findall("testsuite/testcase")
+    assert [case.get("name") for case in cases] == [xml_text(f"{i.kind} {i.subject}") for i in found]
+    assert [case.find("failure") is not None for case in cases] == [i.counted for i in found]
+
+    markdown = MarkdownIt("commonmark").enable("table").parse(report(result, "markdown", options))
+    kinds = {token.type for token in markdown} | {c.type for t in markdown for c in t.children or ()}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "autolink"}, kinds
+    rows = [n for n, token in enumerate(markdown) if token.type == "tr_open"]
+    assert len(rows) == len(found) + 1  # the header and a row a difference
+    cells = [token for token in markdown if token.type == "inline" and token.level == 4]
+    assert len(cells) == 5 * len(rows)
+    subjects = [cell.children[0].content for cell in cells[5 + 2 :: 5] if cell.children]
+    assert subjects == [item.subject for item in found]
+
+    document = json.loads(report(result, "json", options))
+    assert [s["local"]["path"] for s in document["new"]] == [s.local.path for s in result.opened]
+
+
+@given(st.lists(NAME, min_size=1, max_size=6))
+def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
+    """show's table keeps a name in its column; jsonl reads back; the plugin's summary opens no command."""
+    from sockdiff.formats.jsonl import record_lines
+    from sockdiff.pytest_plugin import _lines
+    from sockdiff.render import escape, table, unix_name
+
+    sockets = [_unix_record(name, 10 + n, name) for n, name in enumerate(names)]
+    rows = table(sockets, processes=True).splitlines()
+    assert len(rows) == len(sockets) + 1
+    for row, sock in zip(rows[1:], sockets, strict=True):
+        _no_command(row)
+        words = row.split()
+        assert isinstance(sock.local.path, str)
+        assert words[:6] == ["u_str", "LISTENING", "0", "0", unix_name(sock.local.path), str(sock.inode)]
+        assert words[6:8] == ["*", "0"] and words[8].startswith('users:(("')
+    # JSON Lines ends a document at "\n" alone (a name's U+0085 or U+2028 is not a line break there).
+    lines = b"".join(record_lines(sockets)).split(b"\n")
+    assert lines[-1] == b"" and [msgspec.json.decode(line, type=Socket) for line in lines[:-1]] == sockets
+    for line in _lines(sockets):
+        _no_command(line)
+        _no_command(f"    {escape(line, backslash=False)}")
+    for name in names:
+        _no_command(escape(f"tests/test_a.py::test_x[{name}]"))
+        _no_command(escape(name))
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: (
