@@ -120,13 +120,21 @@ def escape(text: str, backslash: bool = True) -> str:
     >>> print(escape("@##[error]forged"), escape(" ::warning::x"))
     @#\x23[error]forged  \x3a:warning::x
     """
-    if not text.isprintable() or (backslash and "\\" in text) or _INVISIBLE_FOUND.search(text):
+    # The common case (printable, no backslash to double) costs one or two C-level scans.
+    if (
+        not text.isprintable()
+        or (backslash and "\\" in text)
+        or (not text.isascii() and _INVISIBLE_FOUND.search(text))
+    ):
         text = text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
     if _OLD_COMMAND in text:
         text = text.replace(_OLD_COMMAND, _OLD_COMMAND_ESCAPED)
-    stripped = text.lstrip(" ")  # every other space is escaped by now
-    if stripped.startswith(_COMMAND_KEY):
-        text = text[: len(text) - len(stripped)] + "\\x3a" + stripped[1:]
+    if text[:1] == " ":
+        stripped = text.lstrip(" ")  # every other space is escaped by now
+        if stripped.startswith(_COMMAND_KEY):
+            return text[: len(text) - len(stripped)] + "\\x3a" + stripped[1:]
+    elif text.startswith(_COMMAND_KEY):
+        return "\\x3a" + text[1:]
     return text
 
 
