@@ -204,6 +204,7 @@ def show(
     from . import render
     from .filter import filter_keywords
     from .formats import SHOW_FORMATS, Format, parse_format
+    from .formats.json import inert
     from .formats.jsonl import record_lines
     from .model import ss_kinds, ss_view
     from .snapshots import dumps
@@ -257,7 +258,7 @@ def show(
         if text:
             print(text)
     elif chosen is Format.JSON:
-        sys.stdout.buffer.write(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets))))
+        sys.stdout.buffer.write(inert(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets)))))
     else:
         sys.stdout.buffer.writelines(record_lines(chosen_sockets))
 
@@ -289,6 +290,7 @@ def _show_network(
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
     from . import render_net
     from .formats import Format
+    from .formats.json import inert
     from .formats.jsonl import record_lines
     from .snapshots import dumps
     from .sources import open_source
@@ -322,7 +324,7 @@ def _show_network(
         if text:
             print(text)
     elif chosen is Format.JSON:
-        sys.stdout.buffer.write(dumps(narrowed))
+        sys.stdout.buffer.write(inert(dumps(narrowed)))
     else:
         sys.stdout.buffer.writelines(record_lines(records))
 

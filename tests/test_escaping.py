@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,15 @@ def test_names_never_open_a_ci_command_nor_forge_a_column(netns: str, tmp_path: 
     # /proc's notation: a NUL inside an abstract name is "@", as a literal "@" is.
     # The two sockets stay two: a UNIX socket is matched by its inode too.
     assert sum(" @a@b " in line for line in text) == 2
+
+    # JSON keeps the name exactly ("#\u0023[" is "##["), and no line of it is a command either.
+    as_json = sockdiff("compare", str(before), str(after), "--format", "json").stdout
+    as_jsonl = sockdiff("show", str(after), "-a", "--format", "jsonl").stdout
+    for printed in (as_json, as_jsonl):
+        assert "##[" not in printed and [parse(line) for line in printed.split("\n")] == [None] * (
+            printed.count("\n") + 1
+        )
+    assert "@##[error]forged" in {sock["local"].get("path") for sock in json.loads(as_json)["new"]}
 
     table = sockdiff("show", str(after), "-a", "-p").stdout.splitlines()
     assert [parse(line) for line in table] == [None] * len(table)

@@ -12,11 +12,25 @@ from .base import DiffFormat, ReportOptions
 if TYPE_CHECKING:
     from ..differ import Change, Diff, SectionDiff
 
-__all__ = ["FORMAT", "VERSION", "JsonFormat", "document"]
+__all__ = ["FORMAT", "VERSION", "JsonFormat", "document", "inert"]
 
 FORMAT = "sockdiff.diff"
 VERSION = 2
 NOTE_PERSISTENT = "live against live: only differences seen in two consecutive reads"
+
+
+def inert(data: bytes) -> bytes:
+    r"""JSON text in which no name opens a GitHub workflow command, printed into a CI log.
+
+    The runner reads ``##[name]`` anywhere in a line (see :func:`sockdiff.render.escape`);
+    in JSON text ``##[`` can only stand inside a string, where ``#`` is the
+    same ``#``: every reader gets the name back exactly. A document's lines start
+    with ``{``, ``[`` or a space, never with ``::``.
+
+    >>> inert(b'{"path":"@##[error]x"}')
+    b'{"path":"@#\\u0023[error]x"}'
+    """
+    return data.replace(b"##[", b"#\\u0023[") if b"##[" in data else data
 
 
 def document(result: Diff) -> dict[str, Any]:
@@ -65,4 +79,4 @@ def _section(section: SectionDiff[Any] | None) -> dict[str, Any] | None:
 class JsonFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
         del options  # the document holds every difference; --fail-on only sets the exit code
-        return msgspec.json.encode(document(result)).decode() + "\n"
+        return inert(msgspec.json.encode(document(result))).decode() + "\n"

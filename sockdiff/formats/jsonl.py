@@ -1,4 +1,7 @@
-"""``jsonl``: one JSON document a line: a record (``show``) or an event (``watch``)."""
+"""``jsonl``: one JSON document a line: a record (``show``) or an event (``watch``).
+
+Each line is :func:`~sockdiff.formats.json.inert`: no name in it opens a CI command.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
+
+from .json import inert
 
 __all__ = ["event_line", "record_lines"]
 
@@ -15,9 +20,9 @@ _encode = msgspec.json.Encoder().encode
 def record_lines(records: Iterable[msgspec.Struct]) -> Iterator[bytes]:
     """Each record as it stands in a snapshot file, one a line."""
     for record in records:
-        yield _encode(record) + b"\n"
+        yield inert(_encode(record)) + b"\n"
 
 
 def event_line(time: str, section: str, kind: str, **members: Any) -> bytes:
     """A watch event: ``{"time", "section", "kind", ...members}`` on one line."""
-    return _encode({"time": time, "section": section, "kind": kind, **members}) + b"\n"
+    return inert(_encode({"time": time, "section": section, "kind": kind, **members})) + b"\n"
