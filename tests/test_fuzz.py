@@ -567,10 +567,10 @@ def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
         assert words[:6] == ["u_str", "LISTENING", "0", "0", unix_name(sock.local.path), str(sock.inode)]
         assert words[6:8] == ["*", "0"] and words[8].startswith('users:(("')
     # JSON Lines ends a document at "\n" alone (a name's U+0085 or U+2028 is not a line break there).
-    lines = b"".join(record_lines(sockets)).split(b"\n")
-    assert lines[-1] == b"" and [msgspec.json.decode(line, type=Socket) for line in lines[:-1]] == sockets
-    for line in lines:
-        _no_command(line.decode())
+    encoded = b"".join(record_lines(sockets)).split(b"\n")
+    assert encoded[-1] == b"" and [msgspec.json.decode(raw, type=Socket) for raw in encoded[:-1]] == sockets
+    for raw in encoded:
+        _no_command(raw.decode())
     for line in _lines(sockets):
         _no_command(line)
         _no_command(f"    {escape(line, backslash=False)}")
