@@ -192,9 +192,11 @@ def _host_text(sock: Socket, address: str, resolve: bool) -> str:
     """
     if sock.family == "inet6" and address == "::" and not sock.v6only:
         return "*"
-    host = _host_name(address) if resolve and address not in _ANY else address
-    if host != address:  # a looked-up name, not the canonical address text the record holds
-        host = escape(host)
+    host = address
+    if resolve and address not in _ANY:
+        host = _host_name(address)  # or the address, as it is (a damaged file's may hold a NUL)
+        # An IPv6 address's leading "::" is no command: a socket's line starts with its netid.
+        host = "::" + escape(host[2:]) if host.startswith("::") else escape(host)
     return f"[{host}]" if ":" in host else host
 
 

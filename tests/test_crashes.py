@@ -11,7 +11,7 @@ from sockdiff import BadConfig, BadFilter, Inet, Socket
 from sockdiff.cli import main
 from sockdiff.config import load_defaults
 from sockdiff.filter import MAX_DEPTH, compile_filter
-from sockdiff.render import escape, local_text
+from sockdiff.render import local_text
 
 LISTENER = Socket(
     "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22), Inet("0.0.0.0", 0), 7, 0, 0, 128, ()
@@ -87,4 +87,5 @@ def test_watch_intervals_out_of_range(capsys: pytest.CaptureFixture[str], interv
 def test_resolving_an_address_that_is_not_one_shows_it_as_it_is(address: str) -> None:
     """show -r of a damaged file: no lookup of a NUL (ValueError) nor of a host name."""
     sock = msgspec.structs.replace(LISTENER, local=Inet(address, 80))
-    assert escape(address) in local_text(sock, resolve=True)
+    shown = local_text(sock, resolve=True)
+    assert "\x00" not in shown and address.replace("\x00", "\\x00") in shown
