@@ -38,6 +38,8 @@ RECORD_FIELDS = ("proto", "family", "type", "state", "local", "remote", "inode",
 KNOWN_FIELDS = ("proto", "family", "type", "state", "local", "remote", "inode", "uid", "processes")
 UNIX_NETIDS = {"stream": "u_str", "dgram": "u_dgr", "seqpacket": "u_seq"}
 EMPTY_SUMMARY = "0 new, 0 closed, 0 changed"
+#: What the text report appends to a difference --fail-on counts, when it counts some kinds only.
+COUNTED = "  [counted]"
 LIVE_NOTE = "sockdiff: note: live against live: only differences seen in two consecutive reads"
 
 
@@ -184,7 +186,13 @@ def check_text(result: subprocess.CompletedProcess[str], expected: Expected) -> 
     lines = lines_of(result)
     assert lines, result.stderr
     assert lines[-1] == expected.summary, result.stdout
-    body = lines[:-1]
+    # A difference --fail-on counts ends in COUNTED when it counts some kinds only.
+    marked = [line.endswith(COUNTED) for line in lines[:-1]]
+    assert not any(marked) or result.returncode == 1, result.stdout
+    args = [str(arg) for arg in result.args]
+    if "--fail-on" in args and "any" not in args[args.index("--fail-on") + 1].split(","):
+        assert any(marked) == (result.returncode == 1), result.stdout
+    body = [line.removesuffix(COUNTED) for line in lines[:-1]]
     signs = [line[:2] for line in body]
     assert signs == sorted(signs, key=["+ ", "- ", "~ "].index), result.stdout
     assert sorted(line for line in body if line.startswith("+ ")) == sorted(
@@ -528,7 +536,7 @@ def test_ignore_and_only(transitions: Transitions) -> None:
     for (argv, code, expected), result in zip(cases, results, strict=True):
         assert result.returncode == code and result.stderr == "", (argv, result)
         check_text(result, expected)
-    assert socket_line("+", leak[0]) in lines_of(results[0])
+    assert socket_line("+", leak[0]) + COUNTED in lines_of(results[0])  # --fail-on listening counts it
 
 
 def write_config(directory: Path, name: str, text: str) -> Path:
@@ -666,7 +674,7 @@ def test_readme_ci_recipe(zoo: ZooClient, tmp_path: Path) -> None:
     failed = sockdiff("compare", "before-tests", "--fail-on", "listening", "--netns", ns, cwd=work, home=home)
     assert failed.returncode == 1 and failed.stderr == "", failed
     check_text(failed, expected)
-    assert socket_line("+", after["leaked_tcp"]) in lines_of(failed)
+    assert socket_line("+", after["leaked_tcp"]) + COUNTED in lines_of(failed)
 
     # The expected listeners go into pyproject.toml, as README shows.
     port = after["leaked_tcp"]["local"]["port"]
