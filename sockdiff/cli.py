@@ -190,8 +190,12 @@ def show(
         bool, typer.Option("--route", help="The routing table, as netstat -rn (netstat's -r; see --table).")
     ] = False,
     table: Annotated[
-        str, typer.Option("--table", help="With --route: main (default), local, all or a table number.")
-    ] = "main",
+        str | None,
+        typer.Option(
+            "--table",
+            help="With --route: main, local, all or a table number (default: netstat's: v4 main, v6 all).",
+        ),
+    ] = None,
     netns: Netns = None,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
@@ -282,7 +286,7 @@ def _show_network(
     chosen: Format,
     section: str,
     families: set[str],
-    table: str,
+    table: str | None,
     everything: bool,
     header: bool,
 ) -> None:
@@ -293,7 +297,7 @@ def _show_network(
     from .snapshots import dumps
     from .sources import open_source
 
-    wanted_table = render_net.parse_table(table)
+    wanted_table = None if table is None else render_net.parse_table(table)
     snap = open_source(source, netns=netns, processes=False, sections=(section,))
     records: list[Any]
     if section == "interfaces":
@@ -308,15 +312,20 @@ def _show_network(
     else:
         if snap.routes is None:
             _fail(f"{source}: this snapshot has no routes section ({snap.why_not_taken()})")
-        routes = render_net.select_routes(snap.routes, families, wanted_table)
-        all_tables = wanted_table != render_net.TABLE_NAMES["main"]
-        text = render_net.route_tables(routes, families, all_tables=all_tables, header=header)
+        if table is None:  # netstat's view: what netstat -rn and -6rn list
+            routes = render_net.netstat_routes(snap.routes, families)
+        else:
+            routes = render_net.select_routes(snap.routes, families, wanted_table)
+        all_tables = table is not None and wanted_table != render_net.TABLE_NAMES["main"]
+        text = render_net.route_tables(
+            routes, families, all_tables=all_tables, header=header, null_entries=table is None
+        )
         records, narrowed = (
             routes,
             dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),
         )
         covered = snap.header.sources.get("routes", "")
-        if wanted_table != render_net.TABLE_NAMES["main"] and "main table" in covered:
+        if all_tables and "main table" in covered:
             print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
     if chosen is Format.TABLE:
         if text:
