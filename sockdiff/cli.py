@@ -211,7 +211,7 @@ def show(
     from .formats.jsonl import record_lines
     from .model import ss_kinds, ss_view
     from .snapshots import dumps
-    from .sources import is_source, open_source
+    from .sources import LIVE, is_source, open_source
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
@@ -232,11 +232,13 @@ def show(
     where = _where(words)
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
+    # ss -s's counters, read before the sockets so that none of ours is among them.
+    kernel = _kernel_counters(netns) if summary and source in LIVE else None
     snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     if summary:
-        print(render.sockets_summary(snap.sockets))
+        print(render.sockets_summary(snap.sockets, kernel))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
             return  # ss -s alone is the summary alone
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
@@ -278,6 +280,15 @@ def _live_through(source: str, backend: str) -> str:
     if source in LIVE:
         _fail(f"--backend {backend} contradicts the source {source}")
     _fail(f"--backend reads the live system; {source} is a snapshot")
+
+
+def _kernel_counters(netns: str | None) -> dict[str, int]:
+    """/proc/net/sockstat's and snmp's counters of the namespace read (what ss -s reads)."""
+    from .backends import procfs
+    from .netns import entered
+
+    with entered(netns):
+        return procfs.read_counters()
 
 
 def _show_network(
