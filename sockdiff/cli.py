@@ -187,7 +187,7 @@ def show(
         typer.Option("--interfaces", "-i", help="The interfaces that are up, as netstat -i (-a: all)."),
     ] = False,
     route: Annotated[
-        bool, typer.Option("--route", help="The routing table, as netstat -rn (netstat's -r; see --table).")
+        bool, typer.Option("--route", help="The routes, as netstat -rn and -6rn (netstat's -r; see --table).")
     ] = False,
     table: Annotated[
         str | None,
@@ -203,7 +203,7 @@ def show(
     As in ss, -t -u -w choose protocols and -4 -6 -x families (-t -4: TCP over
     IPv4), and a filter that names states (state listening state established)
     replaces the default view and -l / -a. With -i, the interfaces as netstat -i
-    lists them; with --route, the routes as netstat -rn (-4 / -6 to narrow).
+    lists them; with --route, the routes as netstat -rn and -6rn (-4 / -6 to narrow).
     """
     from . import render
     from .filter import filter_keywords
@@ -336,7 +336,9 @@ def _show_network(
             dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),
         )
         covered = snap.header.sources.get("routes", "")
-        if all_tables and "main table" in covered:
+        # A file written before /proc's every IPv6 table was read holds its main table only.
+        older = table is None and "inet6" in families and covered == "proc (main table)"
+        if (all_tables and "main table" in covered) or older:
             print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
     if chosen is Format.TABLE:
         if text:

@@ -259,6 +259,22 @@ def test_show_route_4_is_netstat_rn_from_saved_snapshots(network: str, tmp_path:
         assert show(network, str(path), "--route", "-4") == expected, backend
 
 
+def test_an_older_proc_snapshot_says_it_holds_ipv6s_main_table_only(network: str, tmp_path: Path) -> None:
+    path = tmp_path / "proc.json"
+    assert sockdiff("snapshot", "-o", str(path), "--backend", "proc", netns=network).returncode == 0
+    document = json.loads(path.read_text())
+    assert document["sources"]["routes"] == "proc (IPv4 main table only)"
+    # As sockdiff wrote it before it read every IPv6 table of ipv6_route.
+    document["sources"]["routes"] = "proc (main table)"
+    document["routes"] = [r for r in document["routes"] if r["table"] == 254]
+    path.write_text(json.dumps(document))
+    done = sockdiff("show", str(path), "--route", "-6")
+    assert done.returncode == 0
+    assert done.stderr == "sockdiff: note: these routes come from proc (main table)\n"
+    assert "fd02::/64" not in done.stdout and "fd01::/64" in done.stdout
+    assert sockdiff("show", str(path), "--route", "-4").stderr == ""
+
+
 def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> None:
     saved = tmp_path / "saved.json"
     assert sockdiff("snapshot", "-o", str(saved), "--no-processes", netns=network).returncode == 0
