@@ -208,7 +208,7 @@ class _Place:
         return self.status is not None and stat.S_ISLNK(self.status.st_mode)
 
 
-def _walk_once(path: str, current: str) -> _Place | str:
+def _walk_once(path: str, current: str, partial: bool) -> _Place | str:
     """Walk the absolute, normalized ``current`` from ``/``, one component at a time.
 
     Each component is opened with O_PATH|O_NOFOLLOW relative to the directory
@@ -216,7 +216,9 @@ def _walk_once(path: str, current: str) -> _Place | str:
     name again: a directory swapped for a link after its check cannot redirect
     the write, since the write happens in the directory held. At the first
     symlink (trusted, or refused) the path it leads to is returned, to walk
-    afresh; otherwise the place the path ends.
+    afresh; otherwise the place the path ends. ``partial``: a directory on the
+    way that does not exist ends the walk there (its ``entry`` the whole path),
+    rather than being an error.
     """
     parts = [part for part in current.split("/") if part]
     if not parts:
@@ -231,9 +233,9 @@ def _walk_once(path: str, current: str) -> _Place | str:
             try:
                 child = os.open(part, _WALK, dir_fd=directory)
             except FileNotFoundError:
-                if not last:
+                if not (last or partial):
                     raise
-                place = _Place(entry, directory, part, None, parent)
+                place = _Place(current if partial else entry, directory, part, None, parent)
                 directory = -1  # the place holds it now
                 return place
             try:
@@ -264,7 +266,7 @@ def _walk_once(path: str, current: str) -> _Place | str:
             os.close(directory)
 
 
-def _walk(path: str) -> _Place:
+def _walk(path: str, partial: bool = False) -> _Place:
     """Where ``path`` leads, every symlink on the way (a directory part as much as the end)
     held to :func:`_trusted`."""
     current = os.path.abspath(path)
@@ -274,7 +276,7 @@ def _walk(path: str) -> _Place:
             if int(own[1]) > _MAX_FD:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return _Place(current, own_fd=int(own[1]))
-        reached = _walk_once(path, current)
+        reached = _walk_once(path, current, partial)
         if isinstance(reached, _Place):
             return reached
         current = reached
@@ -282,10 +284,10 @@ def _walk(path: str) -> _Place:
 
 
 @contextlib.contextmanager
-def _resolved(path: str, doing: str = "write") -> Iterator[_Place]:
+def _resolved(path: str, doing: str = "write", partial: bool = False) -> Iterator[_Place]:
     """:func:`_walk`, its directory closed after use; its failures a :class:`WriteError`."""
     try:
-        place = _walk(path)
+        place = _walk(path, partial)
     except OSError as err:
         raise WriteError(f"{path}: cannot {doing}: {err.strerror}") from err
     except ValueError as err:  # a NUL in the path
@@ -298,8 +300,11 @@ def _resolved(path: str, doing: str = "write") -> Iterator[_Place]:
 
 
 def trusted_directory(path: str) -> str:
-    """``path`` with its symlinks resolved by :func:`_walk`'s rules (a planted one refused)."""
-    with _resolved(path, "use") as place:
+    """``path`` with its symlinks resolved by :func:`_walk`'s rules (a planted one refused).
+
+    The part of it that does not exist yet is kept as it is.
+    """
+    with _resolved(path, "use", partial=True) as place:
         return place.entry
 
 
