@@ -65,6 +65,7 @@ __all__ = [
     "check_target",
     "guard_standard_streams",
     "inputs",
+    "make_directories",
     "standard_output",
     "trusted_directory",
     "write_all",
@@ -208,7 +209,7 @@ class _Place:
         return self.status is not None and stat.S_ISLNK(self.status.st_mode)
 
 
-def _walk_once(path: str, current: str, partial: bool) -> _Place | str:
+def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _Place | str:
     """Walk the absolute, normalized ``current`` from ``/``, one component at a time.
 
     Each component is opened with O_PATH|O_NOFOLLOW relative to the directory
@@ -218,7 +219,8 @@ def _walk_once(path: str, current: str, partial: bool) -> _Place | str:
     symlink (trusted, or refused) the path it leads to is returned, to walk
     afresh; otherwise the place the path ends. ``partial``: a directory on the
     way that does not exist ends the walk there (its ``entry`` the whole path),
-    rather than being an error.
+    rather than being an error. ``create``: a directory that does not exist is
+    made (the last one with this mode), then walked into.
     """
     parts = [part for part in current.split("/") if part]
     if not parts:
@@ -233,11 +235,16 @@ def _walk_once(path: str, current: str, partial: bool) -> _Place | str:
             try:
                 child = os.open(part, _WALK, dir_fd=directory)
             except FileNotFoundError:
-                if not (last or partial):
+                if create is not None:
+                    with contextlib.suppress(FileExistsError):  # made by another run meanwhile
+                        os.mkdir(part, create if last else 0o777, dir_fd=directory)
+                    child = os.open(part, _WALK, dir_fd=directory)
+                elif not (last or partial):
                     raise
-                place = _Place(current if partial else entry, directory, part, None, parent)
-                directory = -1  # the place holds it now
-                return place
+                else:
+                    place = _Place(current if partial else entry, directory, part, None, parent)
+                    directory = -1  # the place holds it now
+                    return place
             try:
                 status = os.fstat(child)
                 if stat.S_ISLNK(status.st_mode):
@@ -266,7 +273,7 @@ def _walk_once(path: str, current: str, partial: bool) -> _Place | str:
             os.close(directory)
 
 
-def _walk(path: str, partial: bool = False) -> _Place:
+def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
     """Where ``path`` leads, every symlink on the way (a directory part as much as the end)
     held to :func:`_trusted`."""
     current = os.path.abspath(path)
@@ -276,7 +283,7 @@ def _walk(path: str, partial: bool = False) -> _Place:
             if int(own[1]) > _MAX_FD:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             return _Place(current, own_fd=int(own[1]))
-        reached = _walk_once(path, current, partial)
+        reached = _walk_once(path, current, partial, create)
         if isinstance(reached, _Place):
             return reached
         current = reached
@@ -306,6 +313,22 @@ def trusted_directory(path: str) -> str:
     """
     with _resolved(path, "use", partial=True) as place:
         return place.entry
+
+
+def make_directories(path: str, mode: int) -> os.stat_result:
+    """Create the directory ``path`` (``mode``) and its missing parents, walked as a write is; its status.
+
+    The status is of the directory the walk held, for the caller to check it
+    without looking it up again. A planted link on the way is a
+    :class:`WriteError`; a directory that cannot be made, an :class:`OSError`
+    for the caller to name.
+    """
+    place = _walk(path, create=mode)
+    if place.directory >= 0:
+        os.close(place.directory)
+    if place.own_fd is not None or place.status is None or not stat.S_ISDIR(place.status.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    return place.status
 
 
 def inputs(paths: Iterable[str]) -> Inputs:

@@ -50,6 +50,29 @@ def shared_tmp() -> Iterator[Path]:
         shutil.rmtree(base)
 
 
+def _check_written(out: int, where: str, written: bool) -> None:
+    """Nobody's ``out`` holds the one file written (then removed), and no temporary is left."""
+    if where == "-o":
+        assert os.listdir(out) == (["x.json"] if written else [])
+        if written:
+            os.unlink("x.json", dir_fd=out)
+        return
+    if not os.listdir(out):
+        assert not written
+        return  # refused before the store was first made
+    assert os.listdir(out) == ["store"]
+    store = os.open("store", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=out)
+    try:
+        stored = os.listdir(store)
+        assert len(stored) == (1 if written else 0) and all(name.endswith("Z.json") for name in stored), (
+            stored
+        )
+        for name in stored:
+            os.unlink(name, dir_fd=store)
+    finally:
+        os.close(store)
+
+
 def _out_directory(theirs: Path) -> int:
     """A descriptor of nobody's ``out`` directory, under whichever name it has this instant."""
     while True:
@@ -60,12 +83,17 @@ def _out_directory(theirs: Path) -> int:
                 continue
 
 
+@pytest.mark.parametrize("where", ["-o", "store"])
 def test_a_directory_swapped_for_a_link_never_redirects_the_write(
-    shared_tmp: Path, netns: str, capsys: pytest.CaptureFixture[str]
+    shared_tmp: Path,
+    netns: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
 ) -> None:
     """nobody loops renameat2(out, lnk, RENAME_EXCHANGE), lnk leading to root's directory, while
-    root runs ``snapshot -o DIR/out/x.json``: each run writes out/x.json or is one line, exit 2;
-    root's directory never receives a file."""
+    root runs ``snapshot -o DIR/out/x.json`` (or ``snapshot`` with its store in DIR/out/store):
+    each run writes into out or is one line, exit 2; root's directory never receives a file."""
     victim = shared_tmp / "victim"
     victim.mkdir()
     theirs = shared_tmp / "theirs"
@@ -84,21 +112,21 @@ def test_a_directory_swapped_for_a_link_never_redirects_the_write(
         out = _out_directory(theirs)
         outcomes = {0: 0, 2: 0}
         try:
+            argv = ["snapshot", "--no-processes", "--netns", netns]
+            if where == "-o":
+                argv += ["-o", str(theirs / "out" / "x.json")]
+            else:
+                monkeypatch.setenv("SOCKDIFF_HOME", str(theirs / "out" / "store"))
             for _ in range(_RUNS):
-                code = main(
-                    ["snapshot", "--no-processes", "--netns", netns, "-o", str(theirs / "out" / "x.json")]
-                )
+                code = main(argv)
                 _, err = capsys.readouterr()
                 assert os.listdir(victim) == [], f"root's directory received {os.listdir(victim)}"
                 assert code in outcomes, (code, err)
                 outcomes[code] += 1
-                if code == 0:
-                    assert os.listdir(out) == ["x.json"]
-                    os.unlink("x.json", dir_fd=out)
-                else:
+                if code != 0:
                     assert len(err.splitlines()) == 1 and err.startswith("sockdiff: "), err
                     assert "refusing to use" in err and "a symlink that uid 65534 owns" in err, err
-                    assert os.listdir(out) == []  # no temporary left behind either
+                _check_written(out, where, code == 0)
         finally:
             os.close(out)
         assert swapper.poll() is None, swapper.communicate()  # it swapped all along
