@@ -24,8 +24,9 @@ from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
     from .config import Defaults
-    from .differ import SectionDiff
+    from .differ import Diff, SectionDiff
     from .formats import Format
+    from .output import Inputs
 
 app = typer.Typer(
     name="sockdiff",
@@ -417,8 +418,14 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
+    from .output import check_target
+
+    read = _read_files(result)
+    for _, path in extra:
+        check_target(path, read)  # every report checked before any is written
     for extra_format, path in extra:
-        _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
+        text = report(result, extra_format, ReportOptions(fail_on=kinds))
+        _write_text(path, text, append=extra_format.lines, read=read)
     from .output import OutputClosed
 
     try:
@@ -444,10 +451,19 @@ def compare(
         raise typer.Exit(1)
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text(path: str, text: str, *, append: bool = False, read: Inputs | None = None) -> None:
     from .output import write_file
 
-    write_file(path, text.encode())
+    write_file(path, text.encode(), append=append, read=read)
+
+
+def _read_files(result: Diff) -> Inputs:
+    """The files a comparison read (standard input too): no report may land on one."""
+    from .output import inputs
+    from .sources import LIVE
+
+    origins = (side.origin for side in (result.old, result.new) if side.origin not in LIVE)
+    return inputs("-" if origin == "<stdin>" else origin for origin in origins)
 
 
 def _report_target(text: str) -> tuple[Format, str]:
