@@ -43,6 +43,7 @@ __all__ = [
     "ROUTE_FIELDS",
     "Change",
     "Diff",
+    "Filters",
     "SectionDiff",
     "common_scope",
     "counter_deltas",
@@ -372,12 +373,16 @@ def _facing(unknown: list[Socket], inside: list[Socket]) -> list[Socket]:
     return [s for s in unknown if _loose_identity(s) in keys]
 
 
+# What ``ignore`` and ``only`` take: an expression, a predicate, or a list of them.
+Filters = str | Callable[[Socket], bool] | Sequence[str | Callable[[Socket], bool]] | None
+
+
 def diff(
     old: Snapshot,
     new: Snapshot,
     fields: Sequence[str] = DEFAULT_FIELDS,
-    ignore: Callable[[Socket], bool] | None = None,
-    only: Callable[[Socket], bool] | None = None,
+    ignore: Filters = None,
+    only: Filters = None,
 ) -> Diff:
     """What changed from ``old`` to ``new``, within what both sides covered.
 
@@ -386,8 +391,15 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters.
+    interfaces' counters. ``ignore`` and ``only`` each take a filter expression
+    (as ``--ignore`` and ``--only``), a predicate such as
+    :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
+    holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """
+    from .filter import as_predicate
+
+    ignore = as_predicate(ignore, "ignore")
+    only = as_predicate(only, "only")
     scope = None
     old_sockets: tuple[Socket, ...] = ()
     new_sockets: tuple[Socket, ...] = ()

@@ -93,7 +93,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, cast
 
-from sockdiff.errors import BadFilter
+from sockdiff.errors import BadFilter, UsageError
 from sockdiff.model import (
     CONNECTED_STATES,
     FAMILIES,
@@ -108,6 +108,7 @@ from sockdiff.model import (
 __all__ = [
     "Predicate",
     "Verdict",
+    "as_predicate",
     "compile_filter",
     "compile_filters",
     "compile_verdict",
@@ -157,6 +158,7 @@ _KEYWORDS = frozenset(
 ) | _STATE_KEYWORDS  # fmt: skip
 
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
+_MAX_DIGITS = 20
 _GLOB_CHARS = frozenset("*?[")
 _SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
 
@@ -223,8 +225,8 @@ class _Token(NamedTuple):
     column: int
 
     def show(self) -> str:
-        """The token as an error message quotes it."""
-        return f"'{self.text}'"
+        """The token as an error message quotes it (a long one cut short)."""
+        return f"'{self.text}'" if len(self.text) <= 64 else f"'{self.text[:60]}...'"
 
 
 _PUNCT_2 = frozenset({"&&", "||", "==", "!=", "<=", ">="})
@@ -675,6 +677,10 @@ class _Parser:
         token = self.parse_value(f"a {name}")
         if not (token.text.isascii() and token.text.isdigit()):
             raise self.bad_value(name, token)
+        # No pid or uid has more digits than 2**32's; a longer number (past
+        # Python's 4300-digit limit, even) says nothing a 20-digit one does not.
+        if len(token.text.lstrip("0")) > _MAX_DIGITS:
+            raise self.bad_value(name, token, f" (more than {_MAX_DIGITS} digits)")
         number = int(token.text)
         compare = _COMPARISONS["=" if op == "!=" else op]
         if name == "uid":
@@ -796,6 +802,48 @@ def compile_filters(texts: Sequence[str]) -> Predicate | None:
     This is how a list of ``--ignore`` expressions is applied.
     """
     tests = [compile_filter(text) for text in texts]
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda sock: any(test(sock) for test in tests)
+
+
+def as_predicate(
+    value: str | Predicate | Sequence[str | Predicate] | None, what: str = "ignore"
+) -> Predicate | None:
+    """What the library takes for ``ignore`` and ``only``: a filter expression, a
+    predicate over sockets (a compiled filter), or a list of either, which holds
+    when any does (as ``--ignore`` given twice); None or an empty list for none.
+
+    A malformed expression raises :class:`~sockdiff.errors.BadFilter`; anything
+    else, :class:`~sockdiff.errors.UsageError` naming ``what``.
+
+    >>> from sockdiff.model import UnixName
+    >>> unix = Socket("unix", "unix", "stream", "LISTENING", UnixName("/run/a"), None, 9, 0, 0, 0, ())
+    >>> as_predicate("proto unix")(unix), as_predicate(["proto tcp", lambda s: s.inode == 9])(unix)
+    (True, True)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return compile_filter(value)
+    if callable(value):
+        return value
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise UsageError(
+            f"{what}: expected a filter expression, a predicate or a list of them, not {type(value).__name__}"
+        )
+    tests: list[Predicate] = []
+    for item in value:
+        if isinstance(item, str):
+            tests.append(compile_filter(item))
+        elif callable(item):
+            tests.append(item)
+        else:
+            raise UsageError(
+                f"{what}: expected a filter expression or a predicate in the list, not {type(item).__name__}"
+            )
     if not tests:
         return None
     if len(tests) == 1:
