@@ -345,16 +345,20 @@ def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[l
         return [s for s in sockets if s.proto in protos], []
     from .filter import compile_verdict
 
-    verdict = compile_verdict(others[0] if len(others) == 1 else " and ".join(f"({t})" for t in others))
+    # Each compiled alone: joined as text, two filters nested as deep as a filter
+    # may be would be one level too deep.
+    verdicts = [compile_verdict(text) for text in others]
     inside: list[Socket] = []
     unknown: list[Socket] = []
     for sock in sockets:
         if sock.proto in protos:
-            found = verdict(sock)
-            if found:
-                inside.append(sock)
-            elif found is None:
+            found = [verdict(sock) for verdict in verdicts]
+            if False in found:
+                continue
+            if None in found:
                 unknown.append(sock)
+            else:
+                inside.append(sock)
     return inside, unknown
 
 

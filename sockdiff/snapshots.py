@@ -30,7 +30,7 @@ import msgspec
 from ._perf import gc_paused
 from ._version import __version__
 from .backends import SECTIONS, SOURCE_NAMES, BackendFallback, BackendName, check_backend, sections_of
-from .errors import BadSnapshot, UsageError
+from .errors import BadSnapshot, UsageError, WriteError
 from .model import (
     PROTOS,
     Interface,
@@ -302,6 +302,8 @@ def save(snapshot: Snapshot, path: str) -> None:
     """
     from .output import write_file
 
+    if "\0" in path:  # no file has such a name; the system calls would raise ValueError
+        raise WriteError(f"{path!r}: cannot write: a path holds no NUL")
     pieces = encode(snapshot)
     write_file(path, gzipped(pieces) if path.endswith(".gz") else pieces)
 
@@ -373,28 +375,30 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
     # range; only a document that fails it is read again, for its header alone,
     # to say what it is rather than what it lacks (or, for a version 1 file, to
     # read it as one).
-    with gc_paused():
-        try:
-            document = msgspec.json.decode(data, type=_Document)
-        except msgspec.ValidationError as err:
+    # Nesting too deep for msgspec's decoder may show in any of the passes below.
+    try:
+        with gc_paused():
             try:
-                probe = msgspec.json.decode(data, type=_Probe)
-            except msgspec.ValidationError:
-                raise bad("not a JSON object") from None
+                document = msgspec.json.decode(data, type=_Document)
+            except msgspec.ValidationError as err:
+                try:
+                    probe = msgspec.json.decode(data, type=_Probe)
+                except msgspec.ValidationError:
+                    raise bad("not a JSON object") from None
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    raise bad(_json_problem(data)) from None
+                check_probe(probe)
+                if probe.version != 1:
+                    raise bad(_value_problem(err, _Document)) from None
+                try:
+                    document = msgspec.json.decode(data, type=_DocumentV1)
+                except msgspec.ValidationError as err_v1:
+                    raise bad(_value_problem(err_v1, _DocumentV1)) from None
             except (msgspec.DecodeError, UnicodeDecodeError):
+                # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
                 raise bad(_json_problem(data)) from None
-            check_probe(probe)
-            if probe.version != 1:
-                raise bad(_value_problem(err, _Document)) from None
-            try:
-                document = msgspec.json.decode(data, type=_DocumentV1)
-            except msgspec.ValidationError as err_v1:
-                raise bad(_value_problem(err_v1, _DocumentV1)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
-            raise bad(_json_problem(data)) from None
-        except RecursionError:
-            raise bad("JSON nested too deeply") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply") from None
     problem = _header_problem(document)
     if problem is not None:
         raise bad(problem)
@@ -437,6 +441,8 @@ def _header_problem(header: Header) -> str | None:
             return f"`sources` names {key!r}, which is neither a protocol nor a section, at $.sources"
         if value not in SOURCE_NAMES:
             return f"`sources` says {key} came from {value!r}, not a backend, at $.sources.{key}"
+    if header.netns is not None and (not header.netns or "\0" in header.netns):
+        return f"`netns` {header.netns!r} names no namespace (empty, or holding a NUL), at $.netns"
     protos = header.scope.protos
     if len(set(protos)) != len(protos):
         return "`protos` names a protocol twice, at $.scope.protos"
@@ -557,7 +563,9 @@ def _json_problem(data: bytes | bytearray) -> str:
     except UnicodeDecodeError as err:
         return f"not UTF-8 text (byte {err.start})"
     try:
-        json.loads(text)
+        # Numbers are not converted: only where the text stops being JSON matters,
+        # and a number of thousands of digits is past Python's int digit limit.
+        json.loads(text, parse_int=len, parse_float=len)
     except json.JSONDecodeError as err:
         # An unterminated string reports where the string began.
         if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
@@ -578,6 +586,8 @@ def load(path: str, limit: int = MAX_SIZE) -> Snapshot:
     """Read a snapshot file (``-``: standard input)."""
     if path == "-":
         return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
+    if "\0" in path:  # no file has such a name; open() would raise ValueError
+        raise BadSnapshot(f"{path!r}: cannot read: a path holds no NUL")
     try:
         with open(path, "rb") as source:
             data = _read_bounded(source, limit)
