@@ -407,7 +407,7 @@ def compare(
 
     chosen = parse_format(output_format, COMPARE_FORMATS)
     extra = [_report_target(text) for text in reports or []]
-    defaults = load_defaults()
+    defaults = _defaults(load_defaults(), ignore is None, not fail_on)
     kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
@@ -474,6 +474,25 @@ def _report_target(text: str) -> tuple[Format, str]:
     if not equals or not path:
         _fail(f"--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not {text!r}")
     return parse_format(name, COMPARE_FORMATS), path
+
+
+def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defaults:
+    """Say on stderr which configs were skipped, and which one changes what is ignored or counted."""
+    from .render import escape
+
+    for warning in defaults.warnings:
+        print(f"sockdiff: warning: {escape(warning)}", file=sys.stderr)
+    used = [
+        name
+        for name, applies in (
+            ("ignore", ignore_used and defaults.ignore),
+            ("fail_on", fail_on_used and defaults.fail_on),
+        )
+        if applies
+    ]
+    if used and defaults.origin is not None:
+        print(f"sockdiff: note: {' and '.join(used)} from {escape(defaults.origin)}", file=sys.stderr)
+    return defaults
 
 
 def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Socket], bool] | None:
@@ -565,7 +584,7 @@ def watch(
         netns=netns,
         protos=_protos(tcp, udp, raw, unix),
         where=" ".join(filter_words or []) or None,
-        ignore=_ignored(ignore, load_defaults()),
+        ignore=_ignored(ignore, _defaults(load_defaults(), ignore is None, False)),
         processes=not no_processes,
         buffer_size=buffer_size,
         sections=("sockets", "interfaces", "routes") if sections is None else _sections(sections),

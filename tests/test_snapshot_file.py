@@ -223,7 +223,7 @@ GOOD = dumps(sample())
         (GOOD.replace(b'"inode":11,', b""), "member `inode` is missing, at $.sockets[0]"),
         (
             GOOD.replace(b'"proto":"tcp"', b'"proto":"sctp"', 1),
-            "bad value at $.sockets[0].proto: expected tcp, udp, raw or unix",
+            "bad value at $.sockets[0].proto: expected raw, tcp, udp or unix",
         ),
         (
             GOOD.replace(b'"inode":11', b'"inode":"11"'),
