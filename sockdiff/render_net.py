@@ -133,9 +133,11 @@ def parse_table(text: str) -> int | None:
         return None
     if text in TABLE_NAMES:
         return TABLE_NAMES[text]
-    if text.isdigit() and 0 < int(text) < 1 << 32:
+    # ASCII digits, at most a u32's ten: str.isdigit() takes '²', and int() refuses 5000 digits.
+    if text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 1 << 32:
         return int(text)
-    raise UsageError(f"unknown routing table {text!r} (main, local, all or a number)")
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    raise UsageError(f"unknown routing table {shown!r} (main, local, all or a number)")
 
 
 def select_routes(routes: Iterable[Route], families: Iterable[str], table: int | None) -> list[Route]:

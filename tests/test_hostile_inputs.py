@@ -189,3 +189,8 @@ def test_a_malformed_config_of_ones_own_is_still_an_error(tmp_path: Path) -> Non
     (tmp_path / ".sockdiff.toml").write_text("ignore = [\n")
     with pytest.raises(BadConfig, match="not valid TOML"):
         load_defaults(tmp_path)
+
+
+@pytest.mark.parametrize("table", [DIGITS, "²", "0", "4294967296", "-1"])
+def test_a_routing_table_out_of_range_is_one_line(table: str) -> None:
+    assert "unknown routing table" in one_line_error(sockdiff("show", "--route", "--table", table))
