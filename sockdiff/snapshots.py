@@ -197,9 +197,12 @@ def take(
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
     test = None
     if where is not None:
-        from .filter import compile_filter
+        from .filter import compile_filter, filter_keywords
 
         test = compile_filter(where)
+        if not processes and not filter_keywords(where).isdisjoint({"pid", "process"}):
+            # Every socket would fail the test for want of owners: an empty snapshot that looks taken.
+            raise UsageError(f"the filter {where!r} reads the owning processes, which are left out")
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():

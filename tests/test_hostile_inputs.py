@@ -194,3 +194,12 @@ def test_a_malformed_config_of_ones_own_is_still_an_error(tmp_path: Path) -> Non
 @pytest.mark.parametrize("table", [DIGITS, "²", "0", "4294967296", "-1"])
 def test_a_routing_table_out_of_range_is_one_line(table: str) -> None:
     assert "unknown routing table" in one_line_error(sockdiff("show", "--route", "--table", table))
+
+
+@pytest.mark.parametrize("expression", ["process nginx", "not pid 1", "sport = :22 or process x"])
+def test_a_process_filter_without_processes_is_refused(expression: str) -> None:
+    """Without owners every socket would fail the filter: an empty snapshot that looks taken."""
+    message = one_line_error(sockdiff("snapshot", "--no-processes", "-o", "-", expression))
+    assert "reads the owning processes, which are left out" in message
+    with pytest.raises(SockdiffError, match="reads the owning processes, which are left out"):
+        library.snapshot(processes=False, where=expression)
