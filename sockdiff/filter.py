@@ -796,6 +796,18 @@ def filter_keywords(text: str) -> frozenset[str]:
     return frozenset(parser.keywords)
 
 
+def compile_filter_for(text: str, processes: bool) -> Predicate:
+    """:func:`compile_filter`, refusing an expression on owners where ``processes`` is False.
+
+    Without owners every socket would fail ``process``/``pid``: an empty result
+    that looks like an answer.
+    """
+    test = compile_filter(text)
+    if not processes and not filter_keywords(text).isdisjoint({"pid", "process"}):
+        raise UsageError(f"the filter {text!r} reads the owning processes, which are left out")
+    return test
+
+
 def compile_filters(texts: Sequence[str]) -> Predicate | None:
     """One predicate that holds when any of the expressions does; None for none.
 

@@ -197,12 +197,9 @@ def take(
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
     test = None
     if where is not None:
-        from .filter import compile_filter, filter_keywords
+        from .filter import compile_filter_for
 
-        test = compile_filter(where)
-        if not processes and not filter_keywords(where).isdisjoint({"pid", "process"}):
-            # Every socket would fail the test for want of owners: an empty snapshot that looks taken.
-            raise UsageError(f"the filter {where!r} reads the owning processes, which are left out")
+        test = compile_filter_for(where, processes)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
