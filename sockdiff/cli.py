@@ -24,8 +24,9 @@ from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
     from .config import Defaults
-    from .differ import SectionDiff
+    from .differ import Diff, SectionDiff
     from .formats import Format
+    from .output import Inputs
 
 app = typer.Typer(
     name="sockdiff",
@@ -187,11 +188,15 @@ def show(
         typer.Option("--interfaces", "-i", help="The interfaces that are up, as netstat -i (-a: all)."),
     ] = False,
     route: Annotated[
-        bool, typer.Option("--route", help="The routing table, as netstat -rn (netstat's -r; see --table).")
+        bool, typer.Option("--route", help="The routes, as netstat -rn and -6rn (netstat's -r; see --table).")
     ] = False,
     table: Annotated[
-        str, typer.Option("--table", help="With --route: main (default), local, all or a table number.")
-    ] = "main",
+        str | None,
+        typer.Option(
+            "--table",
+            help="With --route: main, local, all or a table number (default: netstat's: v4 main, v6 all).",
+        ),
+    ] = None,
     netns: Netns = None,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
@@ -199,7 +204,7 @@ def show(
     As in ss, -t -u -w choose protocols and -4 -6 -x families (-t -4: TCP over
     IPv4), and a filter that names states (state listening state established)
     replaces the default view and -l / -a. With -i, the interfaces as netstat -i
-    lists them; with --route, the routes as netstat -rn (-4 / -6 to narrow).
+    lists them; with --route, the routes as netstat -rn and -6rn (-4 / -6 to narrow).
     """
     from . import render
     from .filter import filter_keywords
@@ -208,7 +213,7 @@ def show(
     from .formats.jsonl import record_lines
     from .model import ss_kinds, ss_view
     from .snapshots import dumps
-    from .sources import is_source, open_source
+    from .sources import LIVE, is_source, open_source
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
@@ -229,11 +234,13 @@ def show(
     where = _where(words)
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
+    # ss -s's counters, read before the sockets so that none of ours is among them.
+    kernel = _kernel_counters(netns) if summary and source in LIVE else None
     snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     if summary:
-        print(render.sockets_summary(snap.sockets))
+        print(render.sockets_summary(snap.sockets, kernel))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
             return  # ss -s alone is the summary alone
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
@@ -277,13 +284,22 @@ def _live_through(source: str, backend: str) -> str:
     _fail(f"--backend reads the live system; {source} is a snapshot")
 
 
+def _kernel_counters(netns: str | None) -> dict[str, int]:
+    """/proc/net/sockstat's and snmp's counters of the namespace read (what ss -s reads)."""
+    from .backends import procfs
+    from .netns import entered
+
+    with entered(netns):
+        return procfs.read_counters()
+
+
 def _show_network(
     source: str,
     netns: str | None,
     chosen: Format,
     section: str,
     families: set[str],
-    table: str,
+    table: str | None,
     everything: bool,
     header: bool,
 ) -> None:
@@ -295,7 +311,7 @@ def _show_network(
     from .snapshots import dumps
     from .sources import open_source
 
-    wanted_table = render_net.parse_table(table)
+    wanted_table = None if table is None else render_net.parse_table(table)
     snap = open_source(source, netns=netns, processes=False, sections=(section,))
     records: list[Any]
     if section == "interfaces":
@@ -310,15 +326,22 @@ def _show_network(
     else:
         if snap.routes is None:
             _fail(f"{source}: this snapshot has no routes section ({snap.why_not_taken()})")
-        routes = render_net.select_routes(snap.routes, families, wanted_table)
-        all_tables = wanted_table != render_net.TABLE_NAMES["main"]
-        text = render_net.route_tables(routes, families, all_tables=all_tables, header=header)
+        if table is None:  # netstat's view: what netstat -rn and -6rn list
+            routes = render_net.netstat_routes(snap.routes, families)
+        else:
+            routes = render_net.select_routes(snap.routes, families, wanted_table)
+        all_tables = table is not None and wanted_table != render_net.TABLE_NAMES["main"]
+        text = render_net.route_tables(
+            routes, families, all_tables=all_tables, header=header, null_entries=table is None
+        )
         records, narrowed = (
             routes,
             dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),
         )
         covered = snap.header.sources.get("routes", "")
-        if wanted_table != render_net.TABLE_NAMES["main"] and "main table" in covered:
+        # A file written before /proc's every IPv6 table was read holds its main table only.
+        older = table is None and "inet6" in families and covered == "proc (main table)"
+        if (all_tables and "main table" in covered) or older:
             print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
     if chosen is Format.TABLE:
         if text:
@@ -386,7 +409,7 @@ def compare(
 
     chosen = parse_format(output_format, COMPARE_FORMATS)
     extra = [_report_target(text) for text in reports or []]
-    defaults = load_defaults()
+    defaults = _defaults(load_defaults(), ignore is None, not fail_on)
     kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
@@ -397,8 +420,14 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
+    from .output import check_target
+
+    read = _read_files(result)
+    for _, path in extra:
+        check_target(path, read)  # every report checked before any is written
     for extra_format, path in extra:
-        _write_text(path, report(result, extra_format, ReportOptions(fail_on=kinds)))
+        text = report(result, extra_format, ReportOptions(fail_on=kinds))
+        _write_text(path, text, append=extra_format.lines, read=read)
     from .output import OutputClosed
 
     try:
@@ -424,10 +453,19 @@ def compare(
         raise typer.Exit(1)
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text(path: str, text: str, *, append: bool = False, read: Inputs | None = None) -> None:
     from .output import write_file
 
-    write_file(path, text.encode())
+    write_file(path, text.encode(), append=append, read=read)
+
+
+def _read_files(result: Diff) -> Inputs:
+    """The files a comparison read (standard input too): no report may land on one."""
+    from .output import inputs
+    from .sources import LIVE
+
+    origins = (side.origin for side in (result.old, result.new) if side.origin not in LIVE)
+    return inputs("-" if origin == "<stdin>" else origin for origin in origins)
 
 
 def _report_target(text: str) -> tuple[Format, str]:
@@ -438,6 +476,25 @@ def _report_target(text: str) -> tuple[Format, str]:
     if not equals or not path:
         _fail(f"--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not {text!r}")
     return parse_format(name, COMPARE_FORMATS), path
+
+
+def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defaults:
+    """Say on stderr which configs were skipped, and which one changes what is ignored or counted."""
+    from .render import escape
+
+    for warning in defaults.warnings:
+        print(f"sockdiff: warning: {escape(warning)}", file=sys.stderr)
+    used = [
+        name
+        for name, applies in (
+            ("ignore", ignore_used and defaults.ignore),
+            ("fail_on", fail_on_used and defaults.fail_on),
+        )
+        if applies
+    ]
+    if used and defaults.origin is not None:
+        print(f"sockdiff: note: {' and '.join(used)} from {escape(defaults.origin)}", file=sys.stderr)
+    return defaults
 
 
 def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Socket], bool] | None:
@@ -529,7 +586,7 @@ def watch(
         netns=netns,
         protos=_protos(tcp, udp, raw, unix),
         where=" ".join(filter_words or []) or None,
-        ignore=_ignored(ignore, load_defaults()),
+        ignore=_ignored(ignore, _defaults(load_defaults(), ignore is None, False)),
         processes=not no_processes,
         buffer_size=buffer_size,
         sections=("sockets", "interfaces", "routes") if sections is None else _sections(sections),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from . import store
-from .differ import DEFAULT_FIELDS, Diff, diff, persistent
-from .model import Socket
+from .differ import DEFAULT_FIELDS, Diff, Filters, diff, persistent
 from .snapshots import Snapshot
 from .sources import LIVE, open_source
 from .watching import watch
@@ -21,8 +20,8 @@ def compare(
     *,
     netns: str | None = None,
     fields: Sequence[str] = DEFAULT_FIELDS,
-    ignore: Callable[[Socket], bool] | None = None,
-    only: Callable[[Socket], bool] | None = None,
+    ignore: Filters = None,
+    only: Filters = None,
 ) -> Diff:
     """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
 
@@ -35,7 +34,7 @@ def compare(
     instant, so on a busy host they differ by what happened in between. When
     live meets live the pair is read twice and only differences seen both times
     are reported (the way unhide-tcp re-probes before it reports); the result
-    says so.
+    says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
     """
     old = old if old is not None else str(store.newest().path)
     new = new if new is not None else "live"

@@ -1,7 +1,20 @@
-"""Project defaults: ``[tool.sockdiff]`` in ./pyproject.toml, or ./.sockdiff.toml."""
+"""Project defaults: ``[tool.sockdiff]`` in ./pyproject.toml, or ./.sockdiff.toml.
+
+A config changes what compare counts and ignores, so, as git does with a
+repository another user owns (safe.directory), one is read only when it is
+owned by the user running sockdiff (or by root) and no one else may write to
+it (nor, for a symlink, the link's owner). Another's config is skipped with a
+warning naming it: root in a directory someone else owns gets sockdiff's own
+defaults, never that person's. A config that cannot be read at all (a
+directory sockdiff may not enter, a working directory deleted) is skipped
+with a warning too; one that can be read but is malformed is an error.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +30,76 @@ __all__ = ["Defaults", "load_defaults"]
 
 @dataclass(frozen=True, slots=True)
 class Defaults:
-    """The project's settings, compiled: ``ignore`` as one predicate, ``fail_on`` as kinds."""
+    """The project's settings, compiled: ``ignore`` as one predicate, ``fail_on`` as kinds.
+
+    ``origin`` names the file (and table) they came from; ``warnings``, each a
+    line, the configs skipped and why.
+    """
 
     ignore: Predicate | None = None
     fail_on: tuple[str, ...] | None = None
+    origin: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
-def _read(path: Path) -> dict[str, Any]:
+class _Skipped(Exception):
+    """A config not read: the reason, one line naming it."""
+
+
+def _distrust(path: Path, info: os.stat_result, what: str) -> str | None:
+    """Why a file (or link) another may have written is not to be trusted; None when it may be."""
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        return f"{what} is owned by uid {info.st_uid}, not by you (uid {me}) or root"
+    if info.st_mode & stat.S_IWOTH:
+        return f"{what} is writable by every user"
+    if info.st_mode & stat.S_IWGRP and info.st_gid != os.getegid() and info.st_gid != 0:
+        return f"{what} is writable by group {info.st_gid}, which is not yours"
+    return None
+
+
+def _read(path: Path, peek: bool = False) -> dict[str, Any]:
+    """The TOML document at ``path``; :class:`_Skipped` when it may not or cannot be read.
+
+    ``peek``: a pyproject.toml another user may write is looked into, so that one
+    with no ``[tool.sockdiff]`` (most projects') is passed over without a word.
+    """
     try:
-        with path.open("rb") as source:
+        link = os.lstat(path)
+        if stat.S_ISLNK(link.st_mode):
+            why = _distrust(path, link, "the link")
+            if why is not None:
+                raise _Skipped(f"{path}: skipped: {why}")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as err:
+        raise _Skipped(f"{path}: skipped: cannot read it: {err.strerror}") from err
+    try:
+        # Checked on what was opened, so nothing swapped in since is read instead.
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Skipped(f"{path}: skipped: not a regular file")
+        why = _distrust(path, info, "it")
+        source = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    if why is not None:
+        skipped = _Skipped(
+            f"{path}: skipped: {why} (as git, sockdiff takes no settings another user may write)"
+        )
+        if not peek:
+            source.close()
+            raise skipped
+        try:
+            with source:
+                tool = tomllib.load(source).get("tool")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            return {}
+        if isinstance(tool, dict) and "sockdiff" in tool:
+            raise skipped
+        return {}
+    try:
+        with source:
             return tomllib.load(source)
     except tomllib.TOMLDecodeError as err:
         raise BadConfig(f"{path}: not valid TOML ({err})") from err
@@ -42,28 +116,52 @@ def _member(table: Any, key: str, origin: str) -> Any:
     return table.get(key)
 
 
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path`` (a link to nothing included); :class:`_Skipped` when
+    that cannot be known (a directory sockdiff may not search)."""
+    try:
+        os.lstat(path)
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise _Skipped(f"{path}: skipped: cannot read it: {err.strerror}") from err
+    return True
+
+
 def load_defaults(directory: Path | None = None) -> Defaults:
     """The defaults in ``directory`` (the current one): .sockdiff.toml first, then pyproject.
 
     .sockdiff.toml holds the keys at its top level (or under ``[tool.sockdiff]``).
+    A config skipped (see the module's docstring) gives sockdiff's own defaults
+    and a warning; a malformed one raises :class:`~sockdiff.errors.BadConfig`.
     """
-    base = directory or Path.cwd()
+    try:
+        base = directory or Path.cwd()
+    except OSError as err:
+        return Defaults(warnings=(f"no project defaults read: the working directory: {err.strerror}",))
+    try:
+        return _load(base)
+    except _Skipped as skipped:
+        return Defaults(warnings=(str(skipped),))
+
+
+def _load(base: Path) -> Defaults:
     table: Any = None
     origin = ""
     dotfile = base / ".sockdiff.toml"
-    if dotfile.is_file():
+    if _exists(dotfile):
         document = _read(dotfile)
         origin = str(dotfile)
         tool = _member(document, "tool", origin)
         table = document if tool is None else _member(tool, "sockdiff", f"{origin} [tool]")
         if table is None:
             table = document
-        else:
+        elif tool is not None:
             origin = f"{dotfile} [tool.sockdiff]"
     else:
         pyproject = base / "pyproject.toml"
-        if pyproject.is_file():
-            tool = _member(_read(pyproject), "tool", str(pyproject))
+        if _exists(pyproject):
+            tool = _member(_read(pyproject, peek=True), "tool", str(pyproject))
             table = None if tool is None else _member(tool, "sockdiff", f"{pyproject} [tool]")
             origin = f"{pyproject} [tool.sockdiff]"
     if table is None:
@@ -88,6 +186,8 @@ def load_defaults(directory: Path | None = None) -> Defaults:
     from .filter import compile_filters
 
     try:
-        return Defaults(compile_filters(ignore), None if fail_on is None else parse_fail_on(fail_on))
+        return Defaults(
+            compile_filters(ignore), None if fail_on is None else parse_fail_on(fail_on), origin=origin
+        )
     except UsageError as err:
         raise BadConfig(f"{origin}: {err}") from err

@@ -14,6 +14,9 @@ read through netlink. Two sockets bound to different devices never pair.
 
 Only what both sides covered is compared: sockets within the common scope (the
 protocols both took, matching both filters), and only the sections both took.
+A filter one side was not taken with never drops a socket whose value that
+side cannot know (no processes, no device): such a socket is compared with the
+other side's socket in scope, so an open socket is never called closed.
 Interfaces are matched by name, routes by (family, table, type, destination,
 metric, dev); interface counters only when asked, and then as deltas.
 """
@@ -40,6 +43,7 @@ __all__ = [
     "ROUTE_FIELDS",
     "Change",
     "Diff",
+    "Filters",
     "SectionDiff",
     "common_scope",
     "counter_deltas",
@@ -322,26 +326,67 @@ def common_scope(old: Scope, new: Scope) -> Scope:
     return Scope(protos, filters[0] if filters else None)
 
 
-def _within(snapshot: Snapshot, scope: Scope) -> tuple[Socket, ...]:
-    """The sockets of ``snapshot`` that ``scope`` covers (all of them when it is the snapshot's own)."""
+def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[list[Socket], list[Socket]]:
+    """The sockets of ``snapshot`` that ``scope`` covers, and those it may cover.
+
+    ``filters`` are the texts the scope's filter joins (each side's own). A
+    socket is in when it is of the scope's protocols and every filter the
+    snapshot was not taken with holds for it; it may be in when one of them
+    reads a value the socket leaves unknown (no processes, no device, no uid:
+    :func:`~sockdiff.filter.compile_verdict`). Null never narrows.
+    """
     sockets = snapshot.sockets or ()
     if snapshot.header.scope == scope:
-        return sockets
+        return list(sockets), []
     protos = frozenset(scope.protos)
-    test: Callable[[Socket], bool] | None = None
-    if scope.filter is not None and scope.filter != snapshot.header.scope.filter:
-        from .filter import compile_filter
+    own = snapshot.header.scope.filter
+    others = [text for text in filters if text != own]
+    if not others:
+        return [s for s in sockets if s.proto in protos], []
+    from .filter import compile_verdict
 
-        test = compile_filter(scope.filter)
-    return tuple(s for s in sockets if s.proto in protos and (test is None or test(s)))
+    # Each compiled alone: joined as text, two filters nested as deep as a filter
+    # may be would be one level too deep.
+    verdicts = [compile_verdict(text) for text in others]
+    inside: list[Socket] = []
+    unknown: list[Socket] = []
+    for sock in sockets:
+        if sock.proto in protos:
+            found = [verdict(sock) for verdict in verdicts]
+            if False in found:
+                continue
+            if None in found:
+                unknown.append(sock)
+            else:
+                inside.append(sock)
+    return inside, unknown
+
+
+def _loose_identity(sock: Socket) -> Hashable:
+    """An identity that a socket whose device is unknown shares with its bound self."""
+    return _UNIX_IDENTITY(sock) if sock.proto == "unix" else _UNBOUND_IDENTITY(sock)
+
+
+def _facing(unknown: list[Socket], inside: list[Socket]) -> list[Socket]:
+    """The sockets of ``unknown`` (in scope or not, their side cannot tell) that are the
+    other side's sockets in scope: compared with them, so an open socket is never
+    called closed. The rest stay out, for nothing says they are in scope."""
+    if not unknown:
+        return []
+    keys = {_loose_identity(s) for s in inside}
+    return [s for s in unknown if _loose_identity(s) in keys]
+
+
+# What ``ignore`` and ``only`` take: an expression, a predicate, or a list of them.
+Filters = str | Callable[[Socket], bool] | Sequence[str | Callable[[Socket], bool]] | None
 
 
 def diff(
     old: Snapshot,
     new: Snapshot,
     fields: Sequence[str] = DEFAULT_FIELDS,
-    ignore: Callable[[Socket], bool] | None = None,
-    only: Callable[[Socket], bool] | None = None,
+    ignore: Filters = None,
+    only: Filters = None,
 ) -> Diff:
     """What changed from ``old`` to ``new``, within what both sides covered.
 
@@ -350,14 +395,25 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters.
+    interfaces' counters. ``ignore`` and ``only`` each take a filter expression
+    (as ``--ignore`` and ``--only``), a predicate such as
+    :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
+    holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """
+    from .filter import as_predicate
+
+    ignore = as_predicate(ignore, "ignore")
+    only = as_predicate(only, "only")
     scope = None
     old_sockets: tuple[Socket, ...] = ()
     new_sockets: tuple[Socket, ...] = ()
     if old.sockets is not None and new.sockets is not None:
         scope = common_scope(old.header.scope, new.header.scope)
-        old_sockets, new_sockets = _within(old, scope), _within(new, scope)
+        filters = [text for text in (old.header.scope.filter, new.header.scope.filter) if text is not None]
+        old_in, old_unknown = _within(old, scope, filters)
+        new_in, new_unknown = _within(new, scope, filters)
+        old_sockets = (*old_in, *_facing(old_unknown, new_in))
+        new_sockets = (*new_in, *_facing(new_unknown, old_in))
     socket_fields = tuple(name for name in fields if name != "counters")
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
 

@@ -69,6 +69,11 @@ Decisions, where ss leaves room or sockdiff adds something:
   (``0.0.0.0%lo:80``); an unbound socket, or one whose device the backend
   cannot know (/proc), has none, so it matches no ``dev =`` (and every
   ``dev !=``). NAME may be a glob.
+- As a predicate, a value the record leaves unknown (no processes, no uid, no
+  device) is "does not match". A comparison narrowing a snapshot to a scope it
+  was not taken in asks :func:`compile_verdict` instead, where unknown stays
+  unknown (through ``not`` too), so a socket is never dropped for a value its
+  side could not know.
 - Values may be quoted with ``'`` or ``"`` (no escapes inside); quote one that holds
   spaces, parentheses or any of ``= < > ! & | '`` ``"``. A quoted word is always a
   value, never a keyword or an operator.
@@ -86,9 +91,9 @@ import operator
 import re
 import socket
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sockdiff.errors import BadFilter
+from sockdiff.errors import BadFilter, UsageError
 from sockdiff.model import (
     CONNECTED_STATES,
     FAMILIES,
@@ -100,9 +105,21 @@ from sockdiff.model import (
     Socket,
 )
 
-__all__ = ["Predicate", "compile_filter", "compile_filters", "filter_keywords", "starts_filter"]
+__all__ = [
+    "Predicate",
+    "Verdict",
+    "as_predicate",
+    "compile_filter",
+    "compile_filters",
+    "compile_verdict",
+    "filter_keywords",
+    "starts_filter",
+]
 
 Predicate = Callable[[Socket], bool]
+# A filter's verdict where a value may be unknown (see :func:`compile_verdict`):
+# True, False, or None for "cannot tell".
+Verdict = Callable[[Socket], bool | None]
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # src/sport and dst/dport differ only in the endpoint they read: one closure
@@ -141,6 +158,7 @@ _KEYWORDS = frozenset(
 ) | _STATE_KEYWORDS  # fmt: skip
 
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
+_MAX_DIGITS = 20
 _GLOB_CHARS = frozenset("*?[")
 _SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]*")
 
@@ -207,8 +225,8 @@ class _Token(NamedTuple):
     column: int
 
     def show(self) -> str:
-        """The token as an error message quotes it."""
-        return f"'{self.text}'"
+        """The token as an error message quotes it (a long one cut short)."""
+        return f"'{self.text}'" if len(self.text) <= 64 else f"'{self.text[:60]}...'"
 
 
 _PUNCT_2 = frozenset({"&&", "||", "==", "!=", "<=", ">="})
@@ -387,11 +405,11 @@ def _name_test(pattern: str) -> Callable[[str], bool]:
     return lambda name: match(name) is not None
 
 
-def _negate(test: Predicate) -> Predicate:
+def _negate(test: Verdict) -> Verdict:
     return lambda sock: not test(sock)
 
 
-def _all(tests: list[Predicate]) -> Predicate:
+def _all(tests: list[Verdict]) -> Verdict:
     """One predicate for ``a and b and ...``: flat, so 1000 terms are one call, not 1000 nested."""
     if len(tests) == 1:
         return tests[0]
@@ -402,7 +420,7 @@ def _all(tests: list[Predicate]) -> Predicate:
     return lambda sock: all(test(sock) for test in terms)
 
 
-def _any(tests: list[Predicate]) -> Predicate:
+def _any(tests: list[Verdict]) -> Verdict:
     """One predicate for ``a or b or ...``, flat as :func:`_all`."""
     if len(tests) == 1:
         return tests[0]
@@ -413,6 +431,68 @@ def _any(tests: list[Predicate]) -> Predicate:
     return lambda sock: any(test(sock) for test in terms)
 
 
+def _negate_verdict(test: Verdict) -> Verdict:
+    """``not``, where unknown stays unknown."""
+
+    def negated(sock: Socket) -> bool | None:
+        verdict = test(sock)
+        return None if verdict is None else not verdict
+
+    return negated
+
+
+def _all_verdicts(tests: list[Verdict]) -> Verdict:
+    """``and`` of verdicts: False if any is, else unknown if any is, else True (Kleene's logic)."""
+    if len(tests) == 1:
+        return tests[0]
+    terms = tuple(tests)
+
+    def both(sock: Socket) -> bool | None:
+        result: bool | None = True
+        for test in terms:
+            verdict = test(sock)
+            if verdict is False:
+                return False
+            if verdict is None:
+                result = None
+        return result
+
+    return both
+
+
+def _any_verdicts(tests: list[Verdict]) -> Verdict:
+    """``or`` of verdicts: True if any is, else unknown if any is, else False."""
+    if len(tests) == 1:
+        return tests[0]
+    terms = tuple(tests)
+
+    def either(sock: Socket) -> bool | None:
+        result: bool | None = False
+        for test in terms:
+            verdict = test(sock)
+            if verdict is True:
+                return True
+            if verdict is None:
+                result = None
+        return result
+
+    return either
+
+
+# What a record leaves unknown, for the conditions that read it: no processes
+# (SPEC.md: empty when unknown, as after --no-processes), no uid, no device (/proc).
+_UNKNOWN_WHEN: dict[str, Callable[[Socket], bool]] = {
+    "process": lambda sock: not sock.processes,
+    "pid": lambda sock: not sock.processes,
+    "uid": lambda sock: sock.uid is None,
+    "dev": lambda sock: sock.interface is None,
+}
+
+
+def _unless_unknown(test: Verdict, unknown: Callable[[Socket], bool]) -> Verdict:
+    return lambda sock: None if unknown(sock) else test(sock)
+
+
 # Parentheses nested deeper than this are refused: each level costs the parser and
 # the predicate a few stack frames, and no one writes a filter this deep.
 MAX_DEPTH = 64
@@ -421,8 +501,14 @@ MAX_DEPTH = 64
 class _Parser:
     """Recursive descent over the tokens, building closures as it goes."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, verdicts: bool = False) -> None:
         self.tokens = _tokenize(text)
+        # Verdicts: a condition on a value the record leaves unknown is None, and
+        # not/and/or carry it (compile_verdict); otherwise it is False.
+        self.verdicts = verdicts
+        self.negate = _negate_verdict if verdicts else _negate
+        self.all = _all_verdicts if verdicts else _all
+        self.any = _any_verdicts if verdicts else _any
         self.pos = 0
         self.last: _Token | None = None
         self.keywords: set[str] = set()  # the condition keywords seen, lower case
@@ -450,7 +536,7 @@ class _Parser:
             f"bad filter: expected {wanted} after {self.last.show()} at column {self.last.column}"
         )
 
-    def parse(self) -> Predicate:
+    def parse(self) -> Verdict:
         if not self.tokens:
             raise BadFilter("bad filter: empty expression")
         test = self.parse_or()
@@ -459,32 +545,32 @@ class _Parser:
             raise BadFilter(f"bad filter: unexpected {token.show()} at column {token.column}")
         return test
 
-    def parse_or(self) -> Predicate:
+    def parse_or(self) -> Verdict:
         tests = [self.parse_and()]
         while self.is_one_of(self.peek(), _OR):
             self.advance()
             tests.append(self.parse_and())
-        return _any(tests)
+        return self.any(tests)
 
-    def parse_and(self) -> Predicate:
+    def parse_and(self) -> Verdict:
         tests = [self.parse_unary()]
         while True:
             token = self.peek()
             if token is None or token.text == ")" or self.is_one_of(token, _OR):
-                return _all(tests)
+                return self.all(tests)
             if self.is_one_of(token, _AND):
                 self.advance()
             tests.append(self.parse_unary())
 
-    def parse_unary(self) -> Predicate:
+    def parse_unary(self) -> Verdict:
         negations = 0
         while self.is_one_of(self.peek(), _NOT):  # a loop: "not not ... x" is no deeper than x
             self.advance()
             negations += 1
         test = self.parse_operand()
-        return _negate(test) if negations % 2 else test
+        return self.negate(test) if negations % 2 else test
 
-    def parse_operand(self) -> Predicate:
+    def parse_operand(self) -> Verdict:
         token = self.peek()
         if token is None:
             raise self.ended("a condition")
@@ -537,7 +623,7 @@ class _Parser:
             raise BadFilter(f"bad filter: empty value at column {token.column}")
         return self.advance()
 
-    def parse_condition(self, keyword: _Token) -> Predicate:
+    def parse_condition(self, keyword: _Token) -> Verdict:
         name = keyword.text.lower()
         if name in _STATE_KEYWORDS:
             self.keywords.add("state")
@@ -545,7 +631,7 @@ class _Parser:
         self.keywords.add(name)
         ordered = name in ("sport", "dport", "pid", "uid")
         op = self.parse_operator(name, ordered)
-        test: Predicate
+        test: Verdict
         match name:
             case "sport" | "dport":
                 test = self.port_condition(name, op)
@@ -563,7 +649,9 @@ class _Parser:
             case _:
                 value = self.parse_value("a path")
                 test = self.path_condition(value.text)
-        return _negate(test) if op == "!=" else test
+        if self.verdicts and name in _UNKNOWN_WHEN:
+            test = _unless_unknown(test, _UNKNOWN_WHEN[name])
+        return self.negate(test) if op == "!=" else test
 
     def bad_value(self, what: str, token: _Token, hint: str = "") -> BadFilter:
         return BadFilter(f"bad filter: bad {what} {token.show()} at column {token.column}{hint}")
@@ -589,6 +677,10 @@ class _Parser:
         token = self.parse_value(f"a {name}")
         if not (token.text.isascii() and token.text.isdigit()):
             raise self.bad_value(name, token)
+        # No pid or uid has more digits than 2**32's; a longer number (past
+        # Python's 4300-digit limit, even) says nothing a 20-digit one does not.
+        if len(token.text.lstrip("0")) > _MAX_DIGITS:
+            raise self.bad_value(name, token, f" (more than {_MAX_DIGITS} digits)")
         number = int(token.text)
         compare = _COMPARISONS["=" if op == "!=" else op]
         if name == "uid":
@@ -670,7 +762,27 @@ def compile_filter(text: str) -> Predicate:
     >>> compile_filter("src 10.0.0.0/8 or dport > :1024")(listener)
     False
     """
-    return _Parser(text).parse()
+    return cast(Predicate, _Parser(text).parse())
+
+
+def compile_verdict(text: str) -> Verdict:
+    """Compile a filter expression into a three-valued test: True, False, or None
+    where the record leaves a value the expression reads unknown.
+
+    Unknown is no processes (``process``, ``pid``), no uid, or no device
+    (``dev``): a snapshot taken with ``--no-processes``, or read from /proc,
+    cannot say. ``not`` keeps unknown unknown; ``and`` is False when any side
+    is, ``or`` True when any side is (Kleene's logic). This is how a comparison
+    narrows a snapshot to a scope it was not taken in: null never narrows.
+
+    >>> from sockdiff.model import Inet
+    >>> unowned = Socket("tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 80),
+    ...                  Inet("0.0.0.0", 0), 7, 0, 0, 128, ())
+    >>> [compile_verdict(text)(unowned) for text in ("process nginx", "not process nginx",
+    ...  "process nginx or sport = :80", "process nginx and sport = :22")]
+    [None, None, True, False]
+    """
+    return _Parser(text, verdicts=True).parse()
 
 
 def filter_keywords(text: str) -> frozenset[str]:
@@ -684,12 +796,66 @@ def filter_keywords(text: str) -> frozenset[str]:
     return frozenset(parser.keywords)
 
 
+def compile_filter_for(text: str, processes: bool) -> Predicate:
+    """:func:`compile_filter`, refusing an expression on owners where ``processes`` is False.
+
+    Without owners every socket would fail ``process``/``pid``: an empty result
+    that looks like an answer.
+    """
+    test = compile_filter(text)
+    if not processes and not filter_keywords(text).isdisjoint({"pid", "process"}):
+        raise UsageError(f"the filter {text!r} reads the owning processes, which are left out")
+    return test
+
+
 def compile_filters(texts: Sequence[str]) -> Predicate | None:
     """One predicate that holds when any of the expressions does; None for none.
 
     This is how a list of ``--ignore`` expressions is applied.
     """
     tests = [compile_filter(text) for text in texts]
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda sock: any(test(sock) for test in tests)
+
+
+def as_predicate(
+    value: str | Predicate | Sequence[str | Predicate] | None, what: str = "ignore"
+) -> Predicate | None:
+    """What the library takes for ``ignore`` and ``only``: a filter expression, a
+    predicate over sockets (a compiled filter), or a list of either, which holds
+    when any does (as ``--ignore`` given twice); None or an empty list for none.
+
+    A malformed expression raises :class:`~sockdiff.errors.BadFilter`; anything
+    else, :class:`~sockdiff.errors.UsageError` naming ``what``.
+
+    >>> from sockdiff.model import UnixName
+    >>> unix = Socket("unix", "unix", "stream", "LISTENING", UnixName("/run/a"), None, 9, 0, 0, 0, ())
+    >>> as_predicate("proto unix")(unix), as_predicate(["proto tcp", lambda s: s.inode == 9])(unix)
+    (True, True)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return compile_filter(value)
+    if callable(value):
+        return value
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise UsageError(
+            f"{what}: expected a filter expression, a predicate or a list of them, not {type(value).__name__}"
+        )
+    tests: list[Predicate] = []
+    for item in value:
+        if isinstance(item, str):
+            tests.append(compile_filter(item))
+        elif callable(item):
+            tests.append(item)
+        else:
+            raise UsageError(
+                f"{what}: expected a filter expression or a predicate in the list, not {type(item).__name__}"
+            )
     if not tests:
         return None
     if len(tests) == 1:

@@ -9,7 +9,8 @@ and reading them back checks every field's type on the way.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,9 @@ import msgspec
 __all__ = [
     "CONNECTED_STATES",
     "COUNTER_NAMES",
+    "DEVICE_NAME_RULE",
     "FAMILIES",
+    "IFNAMSIZ",
     "INET_TYPES",
     "PROTOS",
     "SOCK_TYPES",
@@ -36,6 +39,8 @@ __all__ = [
     "UnixName",
     "UnixPeer",
     "address_problem",
+    "device_name_problem",
+    "device_names",
     "escape_name",
     "interface_problem",
     "is_listening",
@@ -45,6 +50,7 @@ __all__ = [
     "route_problem",
     "ss_kinds",
     "ss_view",
+    "unescape_name",
 ]
 
 PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
@@ -100,28 +106,70 @@ FamilyName = Literal["inet", "inet6", "unix"]
 TypeName = Literal["stream", "dgram", "seqpacket", "raw", "unknown"]
 
 
-# The ranges and forms a record's values keep. msgspec checks them as it reads a
-# file (building a record does not), so a snapshot is checked in its one typed
-# pass; what a type cannot say (an address's canonical form, a CIDR's host bits,
-# a state of the right protocol) is checked by the *_problem functions below.
-U16 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
-U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF)]
+# The ranges and forms a record's values keep, each declared once with the words
+# an error about it uses (``description``, read back by :mod:`sockdiff.snapshots`
+# through msgspec.inspect). msgspec checks them as it reads a file (building a
+# record does not), so a snapshot is checked in its one typed pass; what a type
+# cannot say (an address's canonical form, a CIDR's host bits, a state of the
+# right protocol, a device name the kernel allows) is checked by the *_problem
+# functions below.
+Port = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF, description="a port number from 0 to 65535")]
+U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF, description="a number from 0 to 2**32-1")]
+Uid = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF, description="a uid from 0 to 2**32-1")]
+QueueSize = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF, description="a queue size from 0 to 2**32-1")]
 # 64-bit counts and inode numbers, up to int64's top: msgspec bounds no further.
-U64 = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF_FFFF_FFFF)]
-Pid = Annotated[int, msgspec.Meta(ge=1, le=4_194_304)]  # PID_MAX_LIMIT
-Fd = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF)]
-IfIndex = Annotated[int, msgspec.Meta(ge=1, le=0x7FFF_FFFF)]
+U64 = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF_FFFF_FFFF, description="a number from 0 to 2**63-1")]
+Inode = Annotated[
+    int, msgspec.Meta(ge=0, le=0x7FFF_FFFF_FFFF_FFFF, description="an inode number from 0 to 2**63-1")
+]
+Pid = Annotated[
+    int, msgspec.Meta(ge=1, le=4_194_304, description="a process id from 1 to 4194304")
+]  # PID_MAX_LIMIT
+Fd = Annotated[int, msgspec.Meta(ge=0, le=0x7FFF_FFFF, description="a descriptor number from 0 to 2**31-1")]
+IfIndex = Annotated[
+    int, msgspec.Meta(ge=1, le=0x7FFF_FFFF, description="an interface index from 1 to 2**31-1")
+]
+Weight = Annotated[int, msgspec.Meta(ge=1, le=256, description="a next hop weight from 1 to 256")]
 # Text forms: an address (its form checked below), a UNIX name or process name
-# (escaped bytes), a device name as dev_valid_name allows it (no '/', ':' or
-# space; escaped bytes make it longer than IFNAMSIZ), a name from a kernel table
+# (escaped bytes), a device name (the kernel's rule, :func:`device_name_problem`:
+# escaped bytes make it longer than IFNAMSIZ), a name from a kernel table
 # (flags, operstate, route type, protocol and scope, or a number where unnamed),
 # a CIDR, a link-layer address as ip link prints it.
-AddressText = Annotated[str, msgspec.Meta(max_length=45)]
-NameText = Annotated[str, msgspec.Meta(max_length=4096)]
-DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^/:\s]+\Z")]
-TableWord = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+\Z")]
-CidrText = Annotated[str, msgspec.Meta(max_length=49, pattern=r"^[0-9a-f.:]+/[0-9]{1,3}\Z")]
-LinkAddress = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[0-9a-f.:]+\Z")]
+AddressText = Annotated[str, msgspec.Meta(max_length=45, description="an address")]
+NameText = Annotated[str, msgspec.Meta(max_length=4096, description="a name of at most 4096 characters")]
+# dev_valid_name (net/core/dev.c) on the name's bytes: 1 to IFNAMSIZ-1 (15) of
+# them, not "." or "..", and none of '/', ':' or what the kernel's isspace holds
+# (lib/ctype.c: \t \n \v \f \r, space and 0xA0); NUL ends a C string. Any
+# other byte is allowed: control characters, U+0085 and U+2028 (whose UTF-8
+# bytes are none of those), bytes that are not UTF-8 (written \xNN).
+IFNAMSIZ = 16
+_DEVICE_REFUSED = frozenset(b"/:\0\t\n\v\f\r \xa0")
+DEVICE_NAME_RULE = (
+    "a device name (1 to 15 bytes; not '.' or '..'; no '/', ':', NUL, whitespace"
+    " (tab, newline, vertical tab, form feed, carriage return, space) or byte 0xA0)"
+)
+DeviceName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=4 * (IFNAMSIZ - 1), description=DEVICE_NAME_RULE)
+]
+TableWord = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+\Z", description="a word from a kernel table"
+    ),
+]
+CidrText = Annotated[
+    str,
+    msgspec.Meta(max_length=49, pattern=r"^[0-9a-f.:]+/[0-9]{1,3}\Z", description="an address/prefix text"),
+]
+LinkAddress = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[0-9a-f.:]+\Z",
+        description="a link-layer address such as 02:00:00:00:00:01",
+    ),
+]
 
 
 class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -137,9 +185,9 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaul
     """
 
     address: AddressText | msgspec.UnsetType = msgspec.UNSET
-    port: U16 | msgspec.UnsetType = msgspec.UNSET
+    port: Port | msgspec.UnsetType = msgspec.UNSET
     path: NameText | msgspec.UnsetType | None = msgspec.UNSET
-    peer_inode: U64 | msgspec.UnsetType = msgspec.UNSET
+    peer_inode: Inode | msgspec.UnsetType = msgspec.UNSET
 
 
 def Inet(address: str, port: int) -> Endpoint:
@@ -187,10 +235,10 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     state: str
     local: Endpoint
     remote: Endpoint | None
-    inode: U64
-    uid: U32 | None
-    recv_q: U32 | None
-    send_q: U32 | None
+    inode: Inode
+    uid: Uid | None
+    recv_q: QueueSize | None
+    send_q: QueueSize | None
     processes: tuple[Process, ...]
     interface: DeviceName | None = None
     v6only: bool | None = None
@@ -435,6 +483,73 @@ def escape_name(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+_ESCAPED = re.compile(r"(\\\\|\\x[0-9a-f]{2})")
+
+
+def unescape_name(text: str) -> bytes | None:
+    r"""The bytes :func:`escape_name` made ``text`` from, or None when it could not have.
+
+    >>> unescape_name("t\x01\\xffx"), unescape_name("a\\\\b"), unescape_name("a\\b")
+    (b't\x01\xffx', b'a\\b', None)
+    """
+    pieces: list[bytes] = []
+    for index, part in enumerate(_ESCAPED.split(text)):
+        if index % 2:
+            pieces.append(b"\\" if part == "\\\\" else bytes.fromhex(part[2:]))
+        elif "\\" in part:
+            return None
+        else:
+            try:
+                pieces.append(part.encode("utf-8"))
+            except UnicodeEncodeError:  # a lone surrogate: no bytes give it
+                return None
+    raw = b"".join(pieces)
+    return raw if escape_name(raw) == text else None
+
+
+def device_name_problem(text: str) -> str | None:
+    r"""Why ``text`` is no device name the kernel allows, as sockdiff writes it; None when it is.
+
+    The rule is dev_valid_name's (net/core/dev.c), on the bytes the name stands for:
+
+    >>> device_name_problem("a\x1fb"), device_name_problem("nel\x85x"), device_name_problem("t\\xffx")
+    (None, None, None)
+    >>> device_name_problem("a\xa0")
+    "'a\\xa0' is not a device name: its bytes hold 0xa0, which the kernel refuses"
+    """
+    raw = unescape_name(text)
+    if raw is None:
+        return (
+            f"{text!r} is not a device name as sockdiff writes it (\\xNN for a byte not UTF-8, \\\\ for \\)"
+        )
+    if not 0 < len(raw) < IFNAMSIZ:
+        return f"{text!r} is not a device name: {len(raw)} bytes (1 to {IFNAMSIZ - 1})"
+    if raw in (b".", b".."):
+        return f"{text!r} is not a device name: the kernel refuses '.' and '..'"
+    refused = next((byte for byte in raw if byte in _DEVICE_REFUSED), None)
+    if refused is not None:
+        return f"{text!r} is not a device name: its bytes hold {refused:#04x}, which the kernel refuses"
+    return None
+
+
+def device_names(record: Socket | Interface | Route) -> Iterator[tuple[str, str]]:
+    """Each device name a record holds, with its place in the record (``.dev``, ``.nexthops[1].dev``).
+
+    A reader holds each to :func:`device_name_problem`.
+    """
+    if isinstance(record, Interface):
+        yield ".name", record.name
+    elif isinstance(record, Socket):
+        if record.interface is not None:
+            yield ".interface", record.interface
+    else:
+        if record.dev is not None:
+            yield ".dev", record.dev
+        for index, hop in enumerate(record.nexthops or ()):
+            if hop.dev is not None:
+                yield f".nexthops[{index}].dev", hop.dev
+
+
 def is_listening(sock: Socket) -> bool:
     """Whether a socket waits for peers, as ``ss -l`` lists it (less unnamed UNIX).
 
@@ -568,7 +683,7 @@ class Nexthop(msgspec.Struct, frozen=True, gc=False):
 
     gateway: AddressText | None
     dev: DeviceName | None
-    weight: Annotated[int, msgspec.Meta(ge=1, le=256)]
+    weight: Weight
 
 
 def nexthop_order(hop: Nexthop) -> tuple[str, str, int]:

@@ -18,7 +18,7 @@ NETNS_DIR = "/run/netns"
 
 def netns_path(name: str) -> str:
     """The file behind a namespace name: ``/run/netns/NAME``, or a path as given."""
-    if not name or name in (".", ".."):
+    if not name or name in (".", "..") or "\0" in name:
         raise NetnsError(f"bad network namespace name {name!r}")
     return name if "/" in name else f"{NETNS_DIR}/{name}"
 

@@ -18,6 +18,12 @@ What a path names decides how it is written, as with any Unix tool:
   off anyway). So is a FIFO another user left in a sticky directory, as
   ``fs.protected_fifos`` would refuse it.
 
+A path is resolved once: walked from ``/`` a component at a time, each held
+open (O_PATH, O_NOFOLLOW) and checked through that descriptor, and the file is
+created, renamed or opened relative to the directory held. Another user who
+swaps a directory on the path for a link after it was checked (renameat2's
+RENAME_EXCHANGE) cannot move the write: it happens in the directory checked.
+
 Every write's count is checked and a failure is a :class:`~sockdiff.errors.WriteError`,
 so output is never silently short. A reader that went away (``| head``) is
 :class:`OutputClosed`, which the CLI ends quietly with exit code 0.
@@ -30,10 +36,11 @@ import errno
 import io
 import os
 import re
+import secrets
 import stat
 import sys
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeAlias
 
@@ -46,13 +53,19 @@ from .errors import BadSnapshot, WriteError
 #: snapshot's batches of records), so that a large output is never held whole.
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Data: TypeAlias = Buffer | Iterable[Buffer]
+#: The files a command read, never written over: (st_dev, st_ino) to the name it was given.
+Inputs: TypeAlias = Mapping[tuple[int, int], str]
 
 __all__ = [
     "Buffer",
     "Data",
+    "Inputs",
     "OutputClosed",
     "check_stdin",
+    "check_target",
     "guard_standard_streams",
+    "inputs",
+    "make_directories",
     "standard_output",
     "trusted_directory",
     "write_all",
@@ -62,6 +75,10 @@ __all__ = [
 
 # Symlinks followed before giving up, as the kernel's MAXSYMLINKS.
 _MAX_HOPS = 40
+# How each component of a path is held while it is walked: a handle, never a link followed.
+_WALK = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+# Random temporary names tried before giving up (each is 48 bits: a clash is another writer's).
+_TEMPORARY_TRIES = 100
 # No descriptor number reaches past an int.
 _MAX_FD = (1 << 31) - 1
 # A path naming a descriptor of this process: /proc/self/fd/N, /dev/fd/N, ...
@@ -146,117 +163,303 @@ def _fileno(stream: IO[str]) -> int | None:
         return None
 
 
-def _trusted(entry: str, status: os.stat_result) -> bool:
-    """Whether a symlink or FIFO on our path may be used: it was not planted by another user.
+def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
+    """Whether a symlink, FIFO or file on our path may be used: it was not planted by another user.
 
     A symlink is followed only if it is ours or root's: whoever owns a link
     chooses where we write, and sockdiff often runs as root (stricter than the
     kernel's ``protected_symlinks``, which trusts another user's link outside
-    sticky directories). A FIFO is refused, as ``protected_fifos`` does, when
-    another user left it in a sticky directory (``/tmp``).
+    sticky directories). A FIFO, or a file to append to, is refused, as
+    ``protected_fifos`` and ``protected_regular`` do, when another user left it
+    in a sticky directory (``/tmp``) that is not theirs. ``parent`` is the
+    directory holding it, as held open by the walk.
     """
     if status.st_uid in (os.geteuid(), 0):
         return True
     if stat.S_ISLNK(status.st_mode):
         return False
-    directory = os.stat(os.path.dirname(entry))
-    return not directory.st_mode & stat.S_ISVTX or status.st_uid == directory.st_uid
+    return not parent.st_mode & stat.S_ISVTX or status.st_uid == parent.st_uid
 
 
-def _first_link(path: str) -> tuple[str, os.stat_result] | None:
-    """The first component of the absolute, normalized ``path`` that is a symlink, with its lstat."""
-    prefix = ""
-    for part in path.split("/")[1:]:
-        prefix = f"{prefix}/{part}"
-        try:
-            status = os.lstat(prefix)
-        except FileNotFoundError:
-            return None  # the rest does not exist: nothing more to follow
-        if stat.S_ISLNK(status.st_mode):
-            return prefix, status
-    return None
-
-
-def _refuse_planted(path: str, entry: str, status: os.stat_result, what: str) -> None:
-    if not _trusted(entry, status):
+def _refuse_planted(path: str, entry: str, status: os.stat_result, parent: os.stat_result, what: str) -> None:
+    if not _trusted(status, parent):
         raise WriteError(f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns")
 
 
-def _resolve(path: str) -> tuple[str, int | None, os.stat_result | None]:
-    """Where ``path`` leads: (final path, our descriptor if it names one, its lstat or None if new).
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a path led, resolved once: the entry ``name`` in the directory held open as ``directory``.
 
-    Every symlink on the way, in a directory part as much as at the end, is held
-    to :func:`_trusted`.
+    ``status`` is the entry's own (lstat: a magic link's, under /proc), None when
+    nothing has that name yet; ``parent`` is the directory's. ``entry`` is the
+    absolute path reached, for messages. A path naming one of our descriptors
+    has ``own_fd`` instead, and no directory (-1).
     """
+
+    entry: str
+    directory: int = -1
+    name: str = ""
+    status: os.stat_result | None = None
+    parent: os.stat_result | None = None
+    own_fd: int | None = None
+
+    @property
+    def magic(self) -> bool:
+        """Another process's descriptor under /proc: a link whose text is no path."""
+        return self.status is not None and stat.S_ISLNK(self.status.st_mode)
+
+
+def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _Place | str:
+    """Walk the absolute, normalized ``current`` from ``/``, one component at a time.
+
+    Each component is opened with O_PATH|O_NOFOLLOW relative to the directory
+    before it, and what is checked is the descriptor held (fstat), never the
+    name again: a directory swapped for a link after its check cannot redirect
+    the write, since the write happens in the directory held. At the first
+    symlink (trusted, or refused) the path it leads to is returned, to walk
+    afresh; otherwise the place the path ends. ``partial``: a directory on the
+    way that does not exist ends the walk there (its ``entry`` the whole path),
+    rather than being an error. ``create``: a directory that does not exist is
+    made (the last one with this mode), then walked into.
+    """
+    parts = [part for part in current.split("/") if part]
+    if not parts:
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    directory = os.open("/", _WALK | os.O_DIRECTORY)
+    try:
+        parent = os.fstat(directory)
+        prefix = ""
+        for index, part in enumerate(parts):
+            entry = f"{prefix}/{part}"
+            last = index == len(parts) - 1
+            try:
+                child = os.open(part, _WALK, dir_fd=directory)
+            except FileNotFoundError:
+                if create is not None:
+                    with contextlib.suppress(FileExistsError):  # made by another run meanwhile
+                        os.mkdir(part, create if last else 0o777, dir_fd=directory)
+                    child = os.open(part, _WALK, dir_fd=directory)
+                elif not (last or partial):
+                    raise
+                else:
+                    place = _Place(current if partial else entry, directory, part, None, parent)
+                    directory = -1  # the place holds it now
+                    return place
+            try:
+                status = os.fstat(child)
+                if stat.S_ISLNK(status.st_mode):
+                    _refuse_planted(path, entry, status, parent, "symlink")
+                    if last and entry.startswith("/proc/"):
+                        place = _Place(entry, directory, part, status, parent)
+                        directory = -1
+                        return place
+                    # Read from the link held, not by its name: the link checked is the link followed.
+                    target = os.readlink("", dir_fd=child)
+                    return os.path.normpath(os.path.join(prefix or "/", target, *parts[index + 1 :]))
+                if last:
+                    place = _Place(entry, directory, part, status, parent)
+                    directory = -1
+                    return place
+                if not stat.S_ISDIR(status.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            except BaseException:
+                os.close(child)
+                raise
+            os.close(directory)
+            directory, parent, prefix = child, status, entry
+        raise AssertionError("unreachable: the last component returns")  # pragma: no cover
+    finally:
+        if directory >= 0:
+            os.close(directory)
+
+
+def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
+    """Where ``path`` leads, every symlink on the way (a directory part as much as the end)
+    held to :func:`_trusted`."""
     current = os.path.abspath(path)
     for _ in range(_MAX_HOPS):
         own = _OWN_FD.match(current)
         if own is not None:
             if int(own[1]) > _MAX_FD:
-                raise WriteError(f"{path}: cannot write: {os.strerror(errno.EBADF)}")
-            return current, int(own[1]), None
-        link = _first_link(current)
-        if link is None:
-            try:
-                return current, None, os.lstat(current)
-            except FileNotFoundError:
-                return current, None, None
-        entry, status = link
-        _refuse_planted(path, entry, status, "symlink")
-        if entry == current and current.startswith("/proc/"):
-            # Another process's descriptor: a magic link whose text is no path.
-            return current, None, status
-        # The link's directory has no link in it (this is the first): its text starts there.
-        target = os.path.join(os.path.dirname(entry), os.readlink(entry))
-        current = os.path.normpath(target + current[len(entry) :])
-    raise WriteError(f"{path}: cannot write: {os.strerror(errno.ELOOP)}")
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            return _Place(current, own_fd=int(own[1]))
+        reached = _walk_once(path, current, partial, create)
+        if isinstance(reached, _Place):
+            return reached
+        current = reached
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+
+
+@contextlib.contextmanager
+def _resolved(path: str, doing: str = "write", partial: bool = False) -> Iterator[_Place]:
+    """:func:`_walk`, its directory closed after use; its failures a :class:`WriteError`."""
+    try:
+        place = _walk(path, partial)
+    except OSError as err:
+        raise WriteError(f"{path}: cannot {doing}: {err.strerror}") from err
+    except ValueError as err:  # a NUL in the path
+        raise WriteError(f"{path}: cannot {doing}: a NUL character in the name") from err
+    try:
+        yield place
+    finally:
+        if place.directory >= 0:
+            os.close(place.directory)
 
 
 def trusted_directory(path: str) -> str:
-    """``path`` with its symlinks resolved by :func:`_resolve`'s rules (a planted one refused)."""
+    """``path`` with its symlinks resolved by :func:`_walk`'s rules (a planted one refused).
+
+    The part of it that does not exist yet is kept as it is.
+    """
+    with _resolved(path, "use", partial=True) as place:
+        return place.entry
+
+
+def make_directories(path: str, mode: int) -> os.stat_result:
+    """Create the directory ``path`` (``mode``) and its missing parents, walked as a write is; its status.
+
+    The status is of the directory the walk held, for the caller to check it
+    without looking it up again. A planted link on the way is a
+    :class:`WriteError`; a directory that cannot be made, an :class:`OSError`
+    for the caller to name.
+    """
+    place = _walk(path, create=mode)
+    if place.directory >= 0:
+        os.close(place.directory)
+    if place.own_fd is not None or place.status is None or not stat.S_ISDIR(place.status.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    return place.status
+
+
+def inputs(paths: Iterable[str]) -> Inputs:
+    """The files a command reads (``-``: standard input), as :func:`write_file` compares them.
+
+    A file is known by device and inode, which a link or another spelling of its
+    path does not change. One that cannot be looked at is left out: it was not
+    read either.
+    """
+    found: dict[tuple[int, int], str] = {}
+    for path in paths:
+        try:
+            status = os.fstat(0) if path == "-" else os.stat(path)
+        except (OSError, ValueError):
+            continue
+        found.setdefault((status.st_dev, status.st_ino), "standard input" if path == "-" else path)
+    return found
+
+
+def _refuse_input(path: str, place: _Place, read: Inputs) -> None:
+    """Refuse to write where the command read: a report over its own baseline."""
+    if not read:
+        return
     try:
-        return _resolve(path)[0]
-    except OSError as err:
-        raise WriteError(f"{path}: cannot use: {err.strerror}") from err
+        if place.own_fd is not None:
+            status = os.fstat(place.own_fd)
+        elif place.status is None:
+            return  # nothing there yet
+        elif place.magic:
+            status = os.stat(place.name, dir_fd=place.directory)
+        else:
+            status = place.status
+    except OSError:
+        return  # the write itself says what is wrong
+    found = read.get((status.st_dev, status.st_ino))
+    if found is not None:
+        raise WriteError(f"{path}: refusing to write over {found}, an input of this command")
 
 
-def write_file(path: str, data: Data) -> None:
-    """Write ``data`` (bytes, or pieces of them) to ``path`` by the rules in this module's docstring."""
+def check_target(path: str, read: Inputs) -> None:
+    """Refuse ``path`` now if it leads to one of ``read``.
+
+    A command checks every output before it writes any; :func:`write_file`
+    checks again as it writes.
+    """
+    if path != "-":
+        with _resolved(path) as place:
+            _refuse_input(path, place, read)
+
+
+def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | None = None) -> None:
+    """Write ``data`` (bytes, or pieces of them) to ``path`` by the rules in this module's docstring.
+
+    ``append``: an existing regular file is added to (as ``>>``), not replaced.
+    ``read``: the command's inputs, never written over.
+    """
     if path == "-":
         _write_descriptor(1, data, "standard output")
         return
-    try:
-        final, own_fd, status = _resolve(path)
-    except OSError as err:
-        raise WriteError(f"{path}: cannot write: {err.strerror}") from err
-    if own_fd is not None:
-        _write_descriptor(own_fd, data, path)
-    elif status is None or stat.S_ISREG(status.st_mode):
-        _replace(final, data, path)
-    elif stat.S_ISDIR(status.st_mode):
-        raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
-    else:
-        if stat.S_ISFIFO(status.st_mode):
-            _refuse_planted(path, final, status, "FIFO")
-        _write_through(final, data, path)
+    with _resolved(path) as place:
+        _refuse_input(path, place, read or {})
+        status = place.status
+        if place.own_fd is not None:
+            _write_descriptor(place.own_fd, data, path)
+        elif status is None or (stat.S_ISREG(status.st_mode) and not append):
+            _replace(place, data, path)
+        elif stat.S_ISDIR(status.st_mode):
+            raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
+        elif stat.S_ISREG(status.st_mode):
+            _append(place, data, path)
+        else:
+            if stat.S_ISFIFO(status.st_mode):
+                assert place.parent is not None
+                _refuse_planted(path, place.entry, status, place.parent, "FIFO")
+            _write_through(place, data, path, append)
 
 
-def _write_through(final: str, data: Data, name: str) -> None:
-    """Write into a device, FIFO or another process's descriptor, as a shell's ``>`` does."""
-    # O_NOFOLLOW: what we checked must be what we open (a /proc magic link is the exception).
-    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
-    if not final.startswith("/proc/"):
+def _open_held(place: _Place, flags: int, name: str) -> int:
+    """Open the entry the walk found, for writing, and make sure it is that entry still.
+
+    O_NOFOLLOW, and the device and inode compared with those checked: an entry
+    swapped since (a link, another file) is refused, not written.
+    """
+    assert place.status is not None
+    flags |= os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
+    if not place.magic:
         flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(final, flags)
+        fd = os.open(place.name, flags, dir_fd=place.directory)
     except OSError as err:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+    opened = os.fstat(fd)
+    if not place.magic and (opened.st_dev, opened.st_ino) != (place.status.st_dev, place.status.st_ino):
+        os.close(fd)
+        raise WriteError(f"{name}: cannot write: {place.entry} was replaced as it was opened")
+    return fd
+
+
+def _write_through(place: _Place, data: Data, name: str, append: bool) -> None:
+    """Write into a device, FIFO or another process's descriptor, as a shell's ``>`` (or ``>>``) does."""
+    fd = _open_held(place, os.O_APPEND if append else 0, name)
     try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        if not append and stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)  # /proc/PID/fd/N of a file: what '>' would do
         _write_pieces(fd, data, name)
     except OSError as err:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+    finally:
+        _close(fd, name)
+
+
+def _append(place: _Place, data: Data, name: str) -> None:
+    """Add to an existing regular file (O_APPEND, as ``>>``): its inode, mode and owner stay.
+
+    Refused, before anything is written, where another user could have chosen
+    the file: theirs in a sticky directory not theirs (``protected_regular``),
+    or a file with more than one link in a directory others may write to (a
+    hard link they made to a file they may not write themselves).
+    """
+    status, parent = place.status, place.parent
+    assert status is not None and parent is not None
+    _refuse_planted(name, place.entry, status, parent, "file")
+    shared = parent.st_uid not in (os.geteuid(), 0) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if status.st_nlink > 1 and shared:
+        raise WriteError(
+            f"{name}: refusing to append to {place.entry}: it has {status.st_nlink} links, in a"
+            " directory others may write to (one may be theirs, to a file they may not write)"
+        )
+    fd = _open_held(place, os.O_APPEND, name)
+    try:
+        _write_pieces(fd, data, name)
     finally:
         _close(fd, name)
 
@@ -268,13 +471,24 @@ def _close(fd: int, name: str) -> None:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
 
 
-def _temporary(directory: str, data: Data, name: str) -> str:
-    """A 0600 file in ``directory`` holding ``data``, flushed to disk: its path."""
-    try:
-        # mkstemp creates the file 0600 with O_EXCL.
-        fd, temporary = tempfile.mkstemp(prefix=".sockdiff-", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+def _temporary(directory: int, data: Data, name: str) -> str:
+    """A 0600 file in the directory held as ``directory``, holding ``data``, flushed to disk: its name."""
+    for _ in range(_TEMPORARY_TRIES):
+        temporary = f".sockdiff-{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=directory,
+            )
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+        break
+    else:
+        raise WriteError(f"{name}: cannot write: no free temporary name")
     try:
         try:
             _write_pieces(fd, data, name)
@@ -283,30 +497,30 @@ def _temporary(directory: str, data: Data, name: str) -> str:
             _close(fd, name)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
+            os.unlink(temporary, dir_fd=directory)
         raise
     return temporary
 
 
-def _sync_directory(directory: str) -> None:
-    """Make a rename in ``directory`` durable; some filesystems cannot, which loses nothing."""
+def _sync_directory(directory: int) -> None:
+    """Make a rename in the directory held durable; some filesystems cannot, which loses nothing."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=directory)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
-def _replace(final: str, data: Data, name: str) -> None:
-    """Replace the regular file ``final`` (or create it) atomically."""
-    directory = os.path.dirname(final)
+def _replace(place: _Place, data: Data, name: str) -> None:
+    """Replace the regular file (or create it) atomically, in the directory the walk holds."""
+    directory = place.directory
     temporary = _temporary(directory, data, name)
     try:
-        os.replace(temporary, final)
+        os.replace(temporary, place.name, src_dir_fd=directory, dst_dir_fd=directory)
     except OSError as err:
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
+            os.unlink(temporary, dir_fd=directory)
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     _sync_directory(directory)
 
@@ -316,24 +530,39 @@ def write_new(directory: Path, names: Iterable[str], data: Data) -> Path:
 
     The whole file is written first, then hard-linked to its name: link(2)
     fails rather than replace an existing file, so concurrent writers each
-    claim a different name, and no one ever sees the file partly written.
+    claim a different name, and no one ever sees the file partly written. The
+    directory is resolved once, as for :func:`write_file`, and both are done in it.
     """
-    temporary = _temporary(str(directory), data, str(directory))
+    with _resolved(str(directory)) as place:
+        status = place.status
+        if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
+            code = errno.ENOENT if status is None and place.own_fd is None else errno.ENOTDIR
+            raise WriteError(f"{directory}: cannot write: {os.strerror(code)}")
+        try:
+            held = os.open(place.name, _WALK | os.O_DIRECTORY, dir_fd=place.directory)
+        except OSError as err:
+            raise WriteError(f"{directory}: cannot write: {err.strerror}") from err
     try:
-        for name in names:
-            path = directory / name
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise WriteError(f"{path}: cannot write: {err.strerror}") from err
-            _sync_directory(str(directory))
-            return path
-        raise WriteError(f"{directory}: cannot write: no free name")
+        opened = os.fstat(held)
+        if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
+            raise WriteError(f"{directory}: cannot write: it was replaced as it was opened")
+        temporary = _temporary(held, data, str(directory))
+        try:
+            for name in names:
+                try:
+                    os.link(temporary, name, src_dir_fd=held, dst_dir_fd=held, follow_symlinks=False)
+                except FileExistsError:
+                    continue
+                except OSError as err:
+                    raise WriteError(f"{directory / name}: cannot write: {err.strerror}") from err
+                _sync_directory(held)
+                return directory / name
+            raise WriteError(f"{directory}: cannot write: no free name")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=held)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        os.close(held)
 
 
 def check_stdin() -> None:

@@ -6,7 +6,7 @@ import functools
 import ipaddress
 import re
 import socket as _socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .model import Endpoint, Interface, Nexthop, Process, Route, Socket
@@ -405,22 +405,27 @@ def socket_where(sock: Socket) -> str:
 _CLOSING = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK"})
 
 
-def sockets_summary(sockets: Sequence[Socket]) -> str:
-    """``ss -s``'s layout, counted from ``sockets`` rather than the kernel's counters.
+def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None = None) -> str:
+    """``ss -s``'s layout, counted from ``sockets``, then what ss -s would say and why it differs.
 
-    ss reads /proc/net/sockstat, which also counts sockets that no table lists
-    (created but never bound: its "closed"; netlink and packet sockets in its
-    Total) and IP fragments (its FRAG line, left out here). As in ss, the
-    Transport table's TCP figure leaves out TIME_WAIT and SYN_RECV, which the
-    kernel keeps as mini-sockets; "orphaned" are TCP sockets closed by their
-    process and still finishing (inode 0 in a closing state: a connection
-    waiting to be accepted has no inode yet, and is not one).
+    Total counts full sockets, as the kernel's ``sockets: used`` does: not the
+    TIME_WAIT and SYN_RECV mini-sockets (a host with 390 TIME_WAIT sockets has
+    390 fewer than it lists). As in ss, the Transport table's TCP figure leaves
+    them out too; "orphaned" are TCP sockets closed by their process and still
+    finishing (inode 0 in a closing state: a connection waiting to be accepted
+    has no inode yet, and is not one). ss reads /proc/net/sockstat instead,
+    whose Total also counts sockets no table lists (netlink, packet, never
+    bound) and whose TCP ``alloc`` and ``orphan``, behind ss's TCP total, closed
+    and orphaned, count the TCP sockets of every network namespace. ``kernel``
+    (:func:`sockdiff.backends.procfs.read_counters`, for a live source) gives
+    ss's own figures on a line of their own. The FRAG line is left out.
     """
     tcp = [s for s in sockets if s.proto == "tcp"]
     timewait = sum(1 for s in tcp if s.state == "TIME_WAIT")
     orphaned = sum(1 for s in tcp if s.inode == 0 and s.state in _CLOSING)
+    full = [s for s in sockets if s.proto != "tcp" or s.state not in _MINI_SOCKETS]
     lines = [
-        f"Total: {len(sockets)}",
+        f"Total: {len(full)}",
         f"TCP:   {len(tcp)} (estab {sum(1 for s in tcp if s.state == 'ESTABLISHED')},"
         f" closed {sum(1 for s in tcp if s.state == 'CLOSE')}, orphaned {orphaned}, timewait {timewait})",
         "",
@@ -428,11 +433,7 @@ def sockets_summary(sockets: Sequence[Socket]) -> str:
     ]
     rows: dict[str, tuple[int, int]] = {}
     for proto in ("raw", "udp", "tcp"):
-        counted = [
-            s
-            for s in sockets
-            if s.proto == proto and (proto != "tcp" or s.state not in ("TIME_WAIT", "SYN_RECV"))
-        ]
+        counted = [s for s in full if s.proto == proto]
         rows[proto.upper()] = (
             sum(1 for s in counted if s.family == "inet"),
             sum(1 for s in counted if s.family == "inet6"),
@@ -440,7 +441,39 @@ def sockets_summary(sockets: Sequence[Socket]) -> str:
     rows["INET"] = (sum(v4 for v4, _ in rows.values()), sum(v6 for _, v6 in rows.values()))
     for name, (v4, v6) in rows.items():
         lines.append(f"{name}\t  {v4 + v6:<9} {v4:<9} {v6:<9}".rstrip())
+    lines += ["", *_ss_summary_note(kernel)]
     return "\n".join(lines) + "\n"
+
+
+_MINI_SOCKETS = frozenset({"TIME_WAIT", "SYN_RECV"})
+_SS_COUNTERS = (
+    "sockets used",
+    "TCP inuse",
+    "TCP orphan",
+    "TCP tw",
+    "TCP alloc",
+    "TCP6 inuse",
+    "Tcp CurrEstab",
+)
+
+
+def _ss_summary_note(kernel: Mapping[str, int] | None) -> list[str]:
+    """How ss -s's Total and TCP lines differ from the counts above; ss's own, where known."""
+    lines = [
+        "Counted from the sockets listed. ss -s's Total also counts sockets no table lists",
+        "(netlink, packet, never bound); its TCP total, closed and orphaned, from",
+        "/proc/net/sockstat's alloc and orphan, count every network namespace's TCP sockets.",
+    ]
+    if kernel is None or not all(name in kernel for name in _SS_COUNTERS):
+        return lines
+    used, inuse, orphan, tw, alloc, inuse6, estab = (kernel[name] for name in _SS_COUNTERS)
+    # iproute2's print_summary, figure for figure.
+    closed = alloc - (inuse + inuse6 - tw)
+    return [
+        *lines,
+        f"ss -s says: Total: {used}, TCP: {alloc + tw} (estab {estab}, closed {closed},"
+        f" orphaned {orphan}, timewait {tw})",
+    ]
 
 
 def interface_line(interface: Interface) -> str:

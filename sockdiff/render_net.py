@@ -20,6 +20,7 @@ __all__ = [
     "TABLE_NAMES",
     "interface_flags",
     "interface_table",
+    "netstat_routes",
     "parse_table",
     "route_flags",
     "route_tables",
@@ -28,7 +29,8 @@ __all__ = [
 ]
 
 TABLE_NAMES = {"main": 254, "local": 255, "default": 253}
-_TABLE_WORDS = {number: name for name, number in TABLE_NAMES.items()}
+# Table 0 is /proc's IPv6 table other than main and local, whose id it does not show.
+_TABLE_WORDS = {number: name for name, number in TABLE_NAMES.items()} | {0: "-"}
 
 # netstat -i's Flg letters, in its order (net-tools 2.10 writes P for both PROMISC
 # and POINTOPOINT; later versions write p for the second).
@@ -50,9 +52,26 @@ _FLAG_LETTERS = (
 
 _INTERFACE_HEADER = "Iface             MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg"
 _ROUTE_HEADER = "Destination     Gateway         Genmask         Flags   MSS Window  irtt Iface"
-_ROUTE6_HEADER = "Destination                    Next Hop                   Flag Met If"
+_ROUTE6_HEADER = "Destination                    Next Hop                   Flag Met Ref  Use If"
 _REJECT_TYPES = frozenset({"unreachable", "prohibit"})
+# IPv6 routes the kernel makes RTF_REJECT | RTF_NONEXTHOP (fib6_is_reject): these
+# types (None: /proc's word for all four), and any other route on the loopback
+# device but a local or anycast one or one to ::1 ("we cannot add true routes
+# via loopback here", net/ipv6/route.c).
 _IPV6_REJECT_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw", None})
+_IPV6_NOT_REJECTED_ON_LO = frozenset({"local", "anycast"})
+_LOOPBACK = ipaddress.IPv6Address("::1")
+_LOOPBACK_NAME = "lo"
+# The kernel's own local and anycast routes, made for an address (addrconf_f6i_alloc),
+# carry RTF_NONEXTHOP; a local route added by hand does not (its protocol is not kernel).
+_NONEXTHOP_TYPES = frozenset({"local", "anycast"})
+_KERNEL_MADE = frozenset({"kernel", None})
+# The root of an IPv6 table holds its default routes or, without one, the kernel's
+# null entry, which ipv6_route lists (netstat -6rn shows it) and rtnetlink does not.
+_IPV6_DEFAULT = "::/0"
+_NULL_METRIC = 0xFFFFFFFF
+_MAIN, _LOCAL = 254, 255
+_UNNUMBERED = 0  # /proc's table for an IPv6 route of a table other than main and local
 _TRAILING_DIGITS = re.compile(r"\d*$")
 
 
@@ -114,9 +133,11 @@ def parse_table(text: str) -> int | None:
         return None
     if text in TABLE_NAMES:
         return TABLE_NAMES[text]
-    if text.isdigit() and 0 < int(text) < 1 << 32:
+    # ASCII digits, at most a u32's ten: str.isdigit() takes '²', and int() refuses 5000 digits.
+    if text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 1 << 32:
         return int(text)
-    raise UsageError(f"unknown routing table {text!r} (main, local, all or a number)")
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    raise UsageError(f"unknown routing table {shown!r} (main, local, all or a number)")
 
 
 def select_routes(routes: Iterable[Route], families: Iterable[str], table: int | None) -> list[Route]:
@@ -129,17 +150,36 @@ def _table_word(table: int) -> str:
     return _TABLE_WORDS.get(table, str(table))
 
 
-def route_flags(route: Route) -> str:
-    """netstat -rn's Flags: U (up), G (via a gateway), H (a host), ! (rejected).
+def _ipv6_rejected(route: Route) -> bool:
+    if route.type in _IPV6_REJECT_TYPES:
+        return True
+    if route.dev != _LOOPBACK_NAME or route.type in _IPV6_NOT_REJECTED_ON_LO:
+        return False
+    return ipaddress.ip_network(route.destination, strict=False).network_address != _LOOPBACK
 
-    netstat -6rn also shows flags a route record does not keep (n, A, e, ...).
+
+def route_flags(route: Route) -> str:
+    """netstat -rn's Flags: U (up), G (via a gateway), H (a host), ! (rejected); IPv6 adds n (no next hop).
+
+    IPv4's are /proc/net/route's (fib_flag_trans): a reject route's flags are
+    "!" (netstat writes it over U and G) and H. IPv6's are the RTF_* flags of
+    /proc/net/ipv6_route (net/ipv6/route.c): a rejected route is "!n", never
+    U; the kernel's local and anycast routes "Un"; no RTF_HOST on a /128.
+    Flags a route record does not keep (A, D, e, the RA-learned routes'
+    marks; C of cached routes, which are left out) are not shown.
 
     >>> route_flags(Route("inet", 254, "unicast", "10.0.0.1/32", "10.0.0.9", "eth0", 0, None, None))
     'UGH'
+    >>> route_flags(Route("inet6", 254, "unicast", "fd99::1/128", None, "lo", 256, "kernel", None))
+    '!n'
+    >>> route_flags(Route("inet6", 255, "local", "::1/128", None, "lo", 0, "kernel", None))
+    'Un'
     """
     if route.family == "inet6":
-        # The kernel sets neither RTF_UP on IPv6 reject routes nor RTF_HOST on /128s.
-        return "!" if route.type in _IPV6_REJECT_TYPES else "U" + ("G" if route.gateway else "")
+        if _ipv6_rejected(route):
+            return "!" + ("G" if route.gateway else "") + "n"
+        nonexthop = route.type in _NONEXTHOP_TYPES and route.protocol in _KERNEL_MADE
+        return "U" + ("G" if route.gateway else "") + ("n" if nonexthop else "")
     flags = "!" if route.type in _REJECT_TYPES else "U" + ("G" if route.gateway else "")
     return flags + ("H" if ipaddress.ip_network(route.destination, strict=False).prefixlen == 32 else "")
 
@@ -159,9 +199,79 @@ def _ipv4_line(route: Route) -> str:
 
 
 def _ipv6_line(route: Route) -> str:
+    # netstat -6rn's "%-30s %-26s %-4s %-3d %-1d %6d %s": the metric as a C int
+    # (the null entry's 0xffffffff is -1), then Ref, which a record does not
+    # keep (a reference count, not part of the route), and Use, which the
+    # kernel writes as 0.
     dev = "" if route.dev is None else escape(route.dev, backslash=False)
     gateway = route.gateway or "::"
-    return f"{route.destination:<30} {gateway:<26} {route_flags(route):<4} {route.metric:<3d} {dev}"
+    metric = route.metric - (1 << 32) if route.metric >= 1 << 31 else route.metric
+    return f"{route.destination:<30} {gateway:<26} {route_flags(route):<4} {metric:<3d} - {0:>6} {dev}"
+
+
+def _ipv6_table_order(routes: Iterable[Route]) -> list[tuple[int, list[Route]]]:
+    """IPv6 routes by table, in the order the kernel walks tables; main and local always.
+
+    Routes come table by table (rtnetlink and /proc list them so). /proc does
+    not number tables other than main and local: a run of them is cut where a
+    table's walk ends, after its default routes (the last it visits, by rising
+    metric), as :func:`sockdiff.backends.procnet.ipv6_tables` cuts the file.
+    """
+    tables: list[tuple[int, list[Route]]] = []
+    previous: Route | None = None
+    for route in routes:
+        if route.family != "inet6":
+            continue
+        at_root = previous is not None and previous.destination == _IPV6_DEFAULT
+        if (
+            previous is None
+            or route.table != previous.table
+            or (route.table == _UNNUMBERED and at_root and route.destination != _IPV6_DEFAULT)
+            or (route.table == _UNNUMBERED and at_root and route.metric < previous.metric)
+        ):
+            tables.append((route.table, []))
+        tables[-1][1].append(route)
+        previous = route
+    tables += [(table, []) for table in (_MAIN, _LOCAL) if table not in {t for t, _ in tables}]
+    # By slot (id modulo 256), stable: rtnetlink's and /proc's order within a
+    # slot; main and local, the first tables made, last in theirs.
+    return sorted(tables, key=lambda pair: (pair[0] & 0xFF, pair[0] in (_MAIN, _LOCAL)))
+
+
+def netstat_routes(routes: Iterable[Route], families: Iterable[str]) -> list[Route]:
+    """The routes ``netstat -rn`` (IPv4) and ``netstat -6rn`` (IPv6) list, in their order.
+
+    IPv4: the main table, as /proc/net/route. IPv6: every table, as
+    /proc/net/ipv6_route, in the order the kernel walks them (by table id
+    modulo 256, the newest first in a slot, so main and local last) and, in a
+    table, in the order rtnetlink and /proc list its routes. (The null entries
+    netstat also lists are no routes: :func:`route_tables` writes them.)
+    """
+    wanted = set(families)
+    routes = list(routes)
+    chosen = [r for r in routes if "inet" in wanted and r.family == "inet" and r.table == _MAIN]
+    if "inet6" in wanted:
+        chosen += [r for _, rows in _ipv6_table_order(routes) for r in rows]
+    return chosen
+
+
+def _with_null_entries(routes: Sequence[Route]) -> list[Route]:
+    """IPv6 ``routes`` (netstat's order) with the null entry ending each table that has no default route.
+
+    The root of such a table holds the kernel's null entry, which ipv6_route
+    lists (netstat -6rn shows ``::/0 :: !n -1 lo``) and rtnetlink does not.
+    Main and local always exist; another table with no route left cannot be
+    told from none, nor, read from /proc, two unnumbered tables in a row that
+    have no default route from one.
+    """
+    rows = []
+    for table, routes_of in _ipv6_table_order(routes):
+        rows += routes_of
+        if not any(r.destination == _IPV6_DEFAULT for r in routes_of):
+            rows.append(
+                Route("inet6", table, None, _IPV6_DEFAULT, None, _LOOPBACK_NAME, _NULL_METRIC, None, None)
+            )
+    return rows
 
 
 def route_tables(
@@ -169,13 +279,15 @@ def route_tables(
     families: Iterable[str] = ("inet", "inet6"),
     all_tables: bool = False,
     header: bool = True,
+    null_entries: bool = False,
 ) -> str:
-    """``netstat -rn`` for IPv4 routes, ``netstat -6rn`` (less Ref and Use) for IPv6.
+    """``netstat -rn`` for IPv4 routes, ``netstat -6rn`` for IPv6 (Ref, which a record does not keep, as -).
 
     Each of ``families`` gets its table, headed even when empty (as netstat's).
     With routes of several tables (``all_tables``), each line ends in its table
-    and type, which netstat, knowing only the main table, has no column for:
-    the Iface column is padded so they line up under their headings.
+    and type, which netstat has no column for: the Iface column is padded so
+    they line up under their headings. With ``null_entries`` (netstat's view),
+    each IPv6 table without a default route ends in the kernel's null entry.
     """
     sections = []
     for family, title, heading, render_line in (
@@ -185,6 +297,8 @@ def route_tables(
         if family not in families:
             continue
         chosen = [r for r in routes if r.family == family]
+        if null_entries and family == "inet6":
+            chosen = _with_null_entries(chosen)
         rows = [render_line(route) for route in chosen]
         column = heading
         if all_tables:

@@ -30,7 +30,7 @@ import msgspec
 from ._perf import gc_paused
 from ._version import __version__
 from .backends import SECTIONS, SOURCE_NAMES, BackendFallback, BackendName, check_backend, sections_of
-from .errors import BadSnapshot, UsageError
+from .errors import BadSnapshot, UsageError, WriteError
 from .model import (
     PROTOS,
     Interface,
@@ -39,6 +39,8 @@ from .model import (
     Route,
     Socket,
     address_problem,
+    device_name_problem,
+    device_names,
     interface_problem,
     record_problem,
     route_problem,
@@ -74,8 +76,14 @@ MAX_SIZE = 1 << 30
 
 # A UTC time as sockdiff writes it (the date itself is checked on reading), and
 # the header's free texts, bounded.
-Timestamp = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
-Text = Annotated[str, msgspec.Meta(max_length=4096)]
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+        description="a UTC time such as 2026-11-25T10:00:00Z",
+    ),
+]
+Text = Annotated[str, msgspec.Meta(max_length=4096, description="a text of at most 4096 characters")]
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -189,9 +197,9 @@ def take(
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
     test = None
     if where is not None:
-        from .filter import compile_filter
+        from .filter import compile_filter_for
 
-        test = compile_filter(where)
+        test = compile_filter_for(where, processes)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
@@ -294,6 +302,8 @@ def save(snapshot: Snapshot, path: str) -> None:
     """
     from .output import write_file
 
+    if "\0" in path:  # no file has such a name; the system calls would raise ValueError
+        raise WriteError(f"{path!r}: cannot write: a path holds no NUL")
     pieces = encode(snapshot)
     write_file(path, gzipped(pieces) if path.endswith(".gz") else pieces)
 
@@ -365,28 +375,30 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
     # range; only a document that fails it is read again, for its header alone,
     # to say what it is rather than what it lacks (or, for a version 1 file, to
     # read it as one).
-    with gc_paused():
-        try:
-            document = msgspec.json.decode(data, type=_Document)
-        except msgspec.ValidationError as err:
+    # Nesting too deep for msgspec's decoder may show in any of the passes below.
+    try:
+        with gc_paused():
             try:
-                probe = msgspec.json.decode(data, type=_Probe)
-            except msgspec.ValidationError:
-                raise bad("not a JSON object") from None
+                document = msgspec.json.decode(data, type=_Document)
+            except msgspec.ValidationError as err:
+                try:
+                    probe = msgspec.json.decode(data, type=_Probe)
+                except msgspec.ValidationError:
+                    raise bad("not a JSON object") from None
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    raise bad(_json_problem(data)) from None
+                check_probe(probe)
+                if probe.version != 1:
+                    raise bad(_value_problem(err, _Document)) from None
+                try:
+                    document = msgspec.json.decode(data, type=_DocumentV1)
+                except msgspec.ValidationError as err_v1:
+                    raise bad(_value_problem(err_v1, _DocumentV1)) from None
             except (msgspec.DecodeError, UnicodeDecodeError):
+                # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
                 raise bad(_json_problem(data)) from None
-            check_probe(probe)
-            if probe.version != 1:
-                raise bad(_value_problem(err)) from None
-            try:
-                document = msgspec.json.decode(data, type=_DocumentV1)
-            except msgspec.ValidationError as err_v1:
-                raise bad(_value_problem(err_v1)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            # Not JSON, or not UTF-8 (msgspec words that differently from one version to the next).
-            raise bad(_json_problem(data)) from None
-        except RecursionError:
-            raise bad("JSON nested too deeply") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply") from None
     problem = _header_problem(document)
     if problem is not None:
         raise bad(problem)
@@ -400,6 +412,15 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
             problem = check(record)
             if problem is not None:
                 raise bad(f"{problem}, at $.{section}[{index}]")
+    # Every device name the kernel allows, and no other (most sockets are bound to none).
+    for section, records, _ in checks:
+        for index, record in enumerate(records or ()):
+            if section == "sockets" and record.interface is None:
+                continue
+            for place, name in device_names(record):
+                problem = device_name_problem(name)
+                if problem is not None:
+                    raise bad(f"{problem}, at $.{section}[{index}]{place}")
     found = address_problem(document.sockets or ())
     if found is not None:
         raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
@@ -420,6 +441,8 @@ def _header_problem(header: Header) -> str | None:
             return f"`sources` names {key!r}, which is neither a protocol nor a section, at $.sources"
         if value not in SOURCE_NAMES:
             return f"`sources` says {key} came from {value!r}, not a backend, at $.sources.{key}"
+    if header.netns is not None and (not header.netns or "\0" in header.netns):
+        return f"`netns` {header.netns!r} names no namespace (empty, or holding a NUL), at $.netns"
     protos = header.scope.protos
     if len(set(protos)) != len(protos):
         return "`protos` names a protocol twice, at $.scope.protos"
@@ -434,57 +457,94 @@ def _header_problem(header: Header) -> str | None:
     return None
 
 
-# What each member holds, in the words of an error about it; the place comes from
-# msgspec's error (a JSON path such as ``$.sockets[4].local.port``), the words never.
-_EXPECTED = {
-    "format": f"{FORMAT!r}",
-    "version": f"1 or {VERSION}",
-    "taken_at": "a UTC time such as 2026-11-25T10:00:00Z",
-    "backend": "'netlink' or 'proc'",
-    "proto": "tcp, udp, raw or unix",
-    "protos": "a list of tcp, udp, raw, unix",
-    "family": "inet, inet6 (or unix for a unix socket)",
-    "type": "a socket type (stream, dgram, seqpacket, raw) or a route type",
-    "port": "a port number from 0 to 65535",
-    "inode": "an inode number from 0 to 2**63-1",
-    "peer_inode": "an inode number from 0 to 2**63-1",
-    "uid": "a uid from 0 to 2**32-1, or null",
-    "recv_q": "a queue size from 0 to 2**32-1, or null",
-    "send_q": "a queue size from 0 to 2**32-1, or null",
-    "pid": "a process id from 1 to 4194304",
-    "fd": "a descriptor number from 0 to 2**31-1",
-    "interface": "a device name, or null",
-    "dev": "a device name, or null",
-    "name": "a name (a device name: 1 to 15 characters, no '/', ':' or space)",
-    "index": "an interface index from 1 to 2**31-1, or null",
-    "mtu": "an MTU from 0 to 2**32-1, or null",
-    "mac": "a link-layer address such as 02:00:00:00:00:01, or null",
-    "flags": "a sorted list of IFF_* names",
-    "addresses": "a list of address/prefix texts",
-    "destination": "a network as address/prefix",
-    "table": "a table number from 0 to 2**32-1",
-    "metric": "a metric from 0 to 2**32-1",
-    "address": "an address",
-}
 _PLACE = re.compile(r"`(\$[^`]*)`\s*$")
 _MISSING = re.compile(r"`([A-Za-z_]+)`")
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[[0-9]+\]")
 
 
-def _value_problem(err: msgspec.ValidationError) -> str:
-    """A value that failed the schema, in sockdiff's words: what was expected, and where."""
+def _value_problem(err: msgspec.ValidationError, document: type[msgspec.Struct]) -> str:
+    """A value that failed the schema, in sockdiff's words: what was expected, and where.
+
+    The place comes from msgspec's error (a JSON path such as
+    ``$.sockets[4].local.port``), never its words; what was expected is what the
+    type at that place declares (see :func:`_expected`).
+    """
     text = str(err)
     found = _PLACE.search(text)
     place = found.group(1) if found is not None else "$"
-    last = re.sub(r"\[[0-9]+\]", "", place).rpartition(".")[2]
-    if not place.endswith((f".{last}", "]")) or last == "$":
-        last = ""
     # A member left out: msgspec's place is the object lacking it, and the
     # message names the member; a value out of shape: the place is the value.
     named = _MISSING.search(text[: found.start()] if found is not None else text)
     if named is not None and "missing" in text.lower():
         return f"member `{named.group(1)}` is missing, at {place}"
-    expected = _EXPECTED.get(last, "a value of another type or range")
-    return f"bad value at {place}: expected {expected}"
+    return f"bad value at {place}: expected {_expected(document, place)}"
+
+
+def _expected(document: type[msgspec.Struct], place: str) -> str:
+    """What the schema of ``document`` holds at ``place``, in the words its types declare.
+
+    >>> _expected(_Document, "$.sockets[4].local.port")
+    'a port number from 0 to 65535'
+    >>> _expected(_Document, "$.sockets[0].processes[0].name")
+    'a name of at most 4096 characters'
+    """
+    import msgspec.inspect as mi
+
+    types: list[mi.Type] = [mi.type_info(document)]
+    for match in _STEP.finditer(place, 1):
+        name = match.group(1)
+        following: list[mi.Type] = []
+        for kind in _alternatives(types):
+            if name is None and isinstance(kind, (mi.ListType, mi.VarTupleType)):
+                following.append(kind.item_type)
+            elif name is not None and isinstance(kind, mi.StructType):
+                following += [f.type for f in kind.fields if f.encode_name == name]
+            elif name is not None and isinstance(kind, mi.DictType):
+                following.append(kind.value_type)
+        types = following
+    words = [_describe(kind) for kind in _alternatives(types) if not isinstance(kind, mi.NoneType)]
+    if not words:
+        return "a value of another type or range"
+    nullable = any(isinstance(kind, mi.NoneType) for kind in _alternatives(types))
+    return " or ".join(dict.fromkeys(words)) + (", or null" if nullable else "")
+
+
+def _alternatives(types: list[Any]) -> list[Any]:
+    """Each type a value may have, unions opened (with their declared words kept on each member)."""
+    import msgspec.inspect as mi
+
+    found: list[Any] = []
+    for kind in types:
+        if isinstance(kind, mi.UnionType):
+            found += _alternatives(list(kind.types))
+        else:
+            found.append(kind)
+    return found
+
+
+def _describe(kind: Any) -> str:
+    """One type in words: its declared ``description``, else what msgspec says of it."""
+    import msgspec.inspect as mi
+
+    if isinstance(kind, mi.Metadata):
+        schema = kind.extra_json_schema or {}
+        if "description" in schema:
+            return str(schema["description"])
+        kind = kind.type
+    if isinstance(kind, mi.LiteralType):
+        values = sorted(str(value) for value in kind.values)
+        return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+    if isinstance(kind, (mi.ListType, mi.VarTupleType)):
+        return f"a list of {_describe(kind.item_type)}"
+    if isinstance(kind, mi.StructType):
+        return "an object"
+    if isinstance(kind, mi.BoolType):
+        return "true or false"
+    if isinstance(kind, mi.DictType):
+        return "an object of texts"
+    if isinstance(kind, mi.StrType):
+        return f"a text of at most {kind.max_length} characters" if kind.max_length else "a text"
+    return "a value of another type or range"
 
 
 # Past this size, an input that is not JSON is not decoded again to say where:
@@ -503,7 +563,9 @@ def _json_problem(data: bytes | bytearray) -> str:
     except UnicodeDecodeError as err:
         return f"not UTF-8 text (byte {err.start})"
     try:
-        json.loads(text)
+        # Numbers are not converted: only where the text stops being JSON matters,
+        # and a number of thousands of digits is past Python's int digit limit.
+        json.loads(text, parse_int=len, parse_float=len)
     except json.JSONDecodeError as err:
         # An unterminated string reports where the string began.
         if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
@@ -524,6 +586,8 @@ def load(path: str, limit: int = MAX_SIZE) -> Snapshot:
     """Read a snapshot file (``-``: standard input)."""
     if path == "-":
         return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
+    if "\0" in path:  # no file has such a name; open() would raise ValueError
+        raise BadSnapshot(f"{path!r}: cannot read: a path holds no NUL")
     try:
         with open(path, "rb") as source:
             data = _read_bounded(source, limit)

@@ -70,13 +70,14 @@ def open_source(
         backend = text.partition(":")[2] or "auto"
         if like is None:
             return take(backend=backend, netns=netns, processes=processes, sections=sections)
+        # Unfiltered: the comparison narrows it to the other side's filter, where a
+        # value this backend cannot know (a device, read from /proc) keeps a socket in.
         readable = sections_of(backend)
         return take(
             backend=backend,
             netns=netns,
             processes=processes,
             protos=like.header.scope.protos,
-            where=like.header.scope.filter,
             sections=[name for name in readable if getattr(like, name) is not None],
         )
     if text.startswith("live:"):

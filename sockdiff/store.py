@@ -110,6 +110,11 @@ def _checked(directory: Path) -> Path:
         status = os.stat(directory)
     except OSError as err:
         raise StoreError(f"cannot read the snapshot store {directory}: {err.strerror}") from err
+    return _private(directory, status)
+
+
+def _private(directory: Path, status: os.stat_result) -> Path:
+    """``directory``, whose ``status`` is given, refused unless it is ours and no one else's to write."""
     if not stat.S_ISDIR(status.st_mode):
         raise StoreError(f"the snapshot store {directory} is not a directory")
     if status.st_uid != os.geteuid():
@@ -126,12 +131,17 @@ def _checked(directory: Path) -> Path:
 
 
 def _created() -> Path:
+    from .errors import WriteError
+    from .output import make_directories
+
     directory = store_dir()
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        status = make_directories(str(directory), 0o700)
     except OSError as err:
         raise StoreError(f"cannot create the snapshot store {directory}: {err.strerror}") from err
-    return _checked(directory)
+    except WriteError as err:
+        raise StoreError(f"the snapshot store: {err}") from None
+    return _private(directory, status)
 
 
 def keep(snapshot: Snapshot, name: str | None = None) -> Path:

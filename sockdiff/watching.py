@@ -147,9 +147,9 @@ class Watch:
         self.protos = tuple(protos)
         self.where: Predicate | None = None
         if where is not None:
-            from .filter import compile_filter
+            from .filter import compile_filter_for
 
-            self.where = compile_filter(where)
+            self.where = compile_filter_for(where, processes)
         self.ignore = ignore
         self.processes = processes
         self.events = events

@@ -9,8 +9,10 @@
 - routes: 10.20.0.0/16 via a gateway, a default route with metric 50, a
   blackhole, an unreachable and a throw route, a route in table 100, one on the
   carrier-less tun0, one with an advertised MSS, window and RTT; IPv6:
-  fd01::/64 via a gateway, a blackhole, and a route and a default route in
-  table 100; a multipath route in each family.
+  fd01::/64 via a gateway, a blackhole, an unreachable and a prohibit route,
+  an address on lo and a route on lo (the kernel makes it a reject route), a
+  route and a default route in table 100, a route in table 200; a multipath
+  route in each family.
 
 DAD and router solicitations are off so the addresses are final at once. The
 functions named ``*_from_ip`` turn ``ip -j`` output into sockdiff's records, so
@@ -68,6 +70,11 @@ route add fd02::/64 via fd00::2 table 100
 route add default via fd00::3 table 100
 route add 10.80.0.0/16 nexthop via 10.9.0.2 dev va nexthop via 10.9.0.3 dev va weight 2
 route add fd09::/64 nexthop via fd00::2 dev va nexthop via fd00::3 dev va
+addr add fd99::1/128 dev lo
+route add unreachable fd04::/64
+route add prohibit fd05::/64 metric 2000
+route add fd06::/64 dev lo
+route add fd07::/64 via fd00::2 table 200
 """
 
 # A device whose name holds a control character and a byte that is not UTF-8:

@@ -110,7 +110,7 @@ def test_sources_say_where_each_protocol_came_from(zoo: ZooClient) -> None:
     assert proc.sockets is not None
     assert proc.header.sources == {
         **dict.fromkeys(("tcp", "udp", "raw", "unix", "interfaces"), "proc"),
-        "routes": "proc (main table)",
+        "routes": "proc (IPv4 main table only)",
     }
     assert all(s.processes == () for s in netlink.sockets + proc.sockets)
 

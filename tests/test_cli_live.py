@@ -158,7 +158,7 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
         taken = snapshot(netns=netns, processes=False)
     assert len(caught) == 1
     assert taken.header.backend == "proc"
-    assert set(taken.header.sources.values()) == {"proc", "proc (main table)"}
+    assert set(taken.header.sources.values()) == {"proc", "proc (IPv4 main table only)"}
     with pytest.raises(BackendUnavailable):
         snapshot(backend="netlink", netns=netns, processes=False)
 

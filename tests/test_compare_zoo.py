@@ -584,7 +584,16 @@ def test_project_defaults(transitions: Transitions, tmp_path: Path) -> None:
     ]
     results = t.run_many([("compare", *argv) for _, argv, _ in cases], [cwd for cwd, _, _ in cases])
     assert [r.returncode for r in results] == [code for _, _, code in cases], [r.stderr for r in results]
-    assert all(r.stderr == "" for r in results), [r.stderr for r in results]
+    # stderr names the config that decided what was ignored or counted, and nothing else.
+    for (cwd, _, _), result in zip(cases, results, strict=True):
+        assert result.stderr == "" or (
+            result.stderr.startswith("sockdiff: note: ")
+            and f" from {cwd}/" in result.stderr
+            and result.stderr.count("\n") == 1
+        ), result.stderr
+    assert results[0].stderr == f"sockdiff: note: fail_on from {fail_on}/pyproject.toml [tool.sockdiff]\n"
+    assert results[2].stderr == ""  # --fail-on replaced the only setting
+    assert results[4].stderr == f"sockdiff: note: ignore and fail_on from {dotfile}/.sockdiff.toml\n"
     for index in (3, 4, 5):
         check_text(results[index], Expected([], t.first.closed, t.first.changed))
     not_unix = [r for r in t.first.closed if r["proto"] != "unix"]
@@ -684,7 +693,10 @@ def test_readme_ci_recipe(zoo: ZooClient, tmp_path: Path) -> None:
         'fail_on = "listening"\n'
     )
     passed = sockdiff("compare", "before-tests", "--fail-on", "listening", "--netns", ns, cwd=work, home=home)
-    assert (passed.returncode, lines_of(passed), passed.stderr) == (0, [EMPTY_SUMMARY], ""), passed
+    note = (
+        f"sockdiff: note: ignore from {work}/pyproject.toml [tool.sockdiff]\n"  # --fail-on replaced fail_on
+    )
+    assert (passed.returncode, lines_of(passed), passed.stderr) == (0, [EMPTY_SUMMARY], note), passed
 
     # Quick start, inside the namespace: bare snapshot, bare compare, list.
     bare = sockdiff("snapshot", cwd=work, home=home, netns=ns)

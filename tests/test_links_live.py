@@ -102,13 +102,27 @@ def compare_backends(
 
 
 def check_proc_routes(proc_routes: list[Route], netlink_routes: list[Route]) -> None:
-    main = [r for r in netlink_routes if r.table == 254]
-    assert len(proc_routes) == len(main)
-    for proc, full in zip(proc_routes, main, strict=True):
+    """/proc: IPv4's main table; every IPv6 table, in the kernel's order, unnumbered but main and local."""
+    seen = [r for r in netlink_routes if r.family == "inet" and r.table == 254]
+    seen += [
+        msgspec.structs.replace(r, table=r.table if r.table in (254, 255) else procnet.UNNUMBERED_TABLE)
+        for r in netlink_routes
+        if r.family == "inet6"
+    ]
+    assert {r.table for r in seen if r.family == "inet6"} == {0, 254, 255}
+    assert len(proc_routes) == len(seen)
+    for proc, full in zip(proc_routes, seen, strict=True):
         assert known_equal(proc, full) == [], (proc, full)
     assert {r.protocol for r in proc_routes} == {None}
-    # Only the IPv6 blackhole's type is unknown to /proc; IPv4's come from fib_trie.
-    assert [r.destination for r in proc_routes if r.type is None] == ["fd03::/64"]
+    # Only IPv6 reject routes' types are unknown to /proc (blackhole, unreachable,
+    # prohibit, and the routes on lo the kernel makes so); IPv4's come from fib_trie.
+    assert sorted(r.destination for r in proc_routes if r.type is None) == [
+        "fd03::/64",
+        "fd04::/64",
+        "fd05::/64",
+        "fd06::/64",
+        "fd99::1/128",
+    ]
     assert all(r.scope is not None for r in proc_routes)
 
 
@@ -192,26 +206,73 @@ def test_show_route_is_netstat_rn_from_both_backends(network: str) -> None:
     assert "10.70.0.0       10.9.0.2        255.255.0.0     UG     1440 65535     80 va\n" in expected
 
 
-def test_show_route_6_rows_are_netstat_6rn_rows(network: str) -> None:
-    """netstat -6rn shows every table, without saying which; each main-table row of ours is among them."""
-    theirs = {}
-    for line in netstat(network, "-6rn").splitlines()[2:]:
-        destination, hop, flags, metric, _ref, _use, dev = line.split()
-        theirs[destination, hop, metric, dev] = flags
-    lines = show(network, "--route", "-6").splitlines()
-    assert lines[0] == "Kernel IPv6 routing table"
-    rows = [line.split() for line in lines[2:]]
-    assert [row[0] for row in rows] == [
-        "fd00::/64",
-        "fd01::/64",
-        "fd03::/64",
-        "fd09::/64",
-        "fd09::/64",
-        "fe80::/64",
+def without_ref(text: str) -> list[list[str]]:
+    """netstat -6rn's rows as words, less Ref (a reference count, which a snapshot does not keep)."""
+    lines = text.splitlines()
+    assert lines[:2] == [
+        "Kernel IPv6 routing table",
+        "Destination                    Next Hop                   Flag Met Ref  Use If",
     ]
-    for destination, gateway, flags, metric, dev in rows:
-        netstat_flags = theirs[(destination, gateway, metric, dev)]
-        assert set(flags) <= set(netstat_flags), (destination, flags, netstat_flags)
+    return [words[:4] + words[5:] for words in (line.split() for line in lines[2:])]
+
+
+def test_show_route_6_is_netstat_6rn_row_for_row(network: str, tmp_path: Path) -> None:
+    """Every IPv6 table, null entries, lo's and reject routes' flags: live on both backends and saved."""
+    saved = {}
+    for backend in ("netlink", "proc"):
+        saved[backend] = tmp_path / f"{backend}.json"
+        taken = sockdiff(
+            "snapshot", "-o", str(saved[backend]), "--backend", backend, "--sections", "routes", netns=network
+        )
+        assert taken.returncode == 0, taken.stderr
+    shown = {source: show(network, source, "--route", "-6") for source in ("live:netlink", "live:proc")}
+    shown |= {
+        f"saved {backend}": show(network, str(path), "--route", "-6") for backend, path in saved.items()
+    }
+    expected = without_ref(netstat(network, "-6rn"))
+    for source, text in shown.items():
+        assert without_ref(text) == expected, source
+        assert {line.split()[4] for line in text.splitlines()[2:]} == {"-"}, source
+    rows = [[words[0], words[1], words[-1], *words[2:4]] for words in expected]
+    # What the kernel says of each: table 100, 200, main, local (by table id modulo 256).
+    assert ["fd99::1/128", "::", "lo", "!n", "256"] in rows  # an address's prefix route on lo: rejected
+    assert ["fd99::1/128", "::", "lo", "Un", "0"] in rows  # and its local route
+    assert ["fd06::/64", "::", "lo", "!n", "1024"] in rows  # so is any route on lo
+    assert ["fd04::/64", "::", "lo", "!n", "1024"] in rows  # unreachable
+    assert ["fd05::/64", "::", "lo", "!n", "2000"] in rows  # prohibit
+    assert ["::1/128", "::", "lo", "Un", "0"] in rows  # the local table's own routes
+    assert ["fd09::/64", "fd00::3", "va", "UG", "1024"] in rows  # a multipath route, one row a hop
+    assert [words[0] for words in expected].count("fd09::/64") == 2
+    # The null entry ends each table without a default route: 200, main and local, not 100.
+    null_rows = [i for i, words in enumerate(expected) if words[:4] == ["::/0", "::", "!n", "-1"]]
+    assert len(null_rows) == 3 and null_rows[-1] == len(expected) - 1
+    assert [words[0] for words in expected[:4]] == ["fd02::/64", "::/0", "fd07::/64", "::/0"]
+    assert show(network, "--route") == show(network, "--route", "-4") + show(network, "--route", "-6")
+
+
+def test_show_route_4_is_netstat_rn_from_saved_snapshots(network: str, tmp_path: Path) -> None:
+    expected = netstat(network, "-rn")
+    assert netstat(network, "-4rn") == expected
+    for backend in ("netlink", "proc"):
+        path = tmp_path / f"{backend}.json"
+        assert sockdiff("snapshot", "-o", str(path), "--backend", backend, netns=network).returncode == 0
+        assert show(network, str(path), "--route", "-4") == expected, backend
+
+
+def test_an_older_proc_snapshot_says_it_holds_ipv6s_main_table_only(network: str, tmp_path: Path) -> None:
+    path = tmp_path / "proc.json"
+    assert sockdiff("snapshot", "-o", str(path), "--backend", "proc", netns=network).returncode == 0
+    document = json.loads(path.read_text())
+    assert document["sources"]["routes"] == "proc (IPv4 main table only)"
+    # As sockdiff wrote it before it read every IPv6 table of ipv6_route.
+    document["sources"]["routes"] = "proc (main table)"
+    document["routes"] = [r for r in document["routes"] if r["table"] == 254]
+    path.write_text(json.dumps(document))
+    done = sockdiff("show", str(path), "--route", "-6")
+    assert done.returncode == 0
+    assert done.stderr == "sockdiff: note: these routes come from proc (main table)\n"
+    assert "fd02::/64" not in done.stdout and "fd01::/64" in done.stdout
+    assert sockdiff("show", str(path), "--route", "-4").stderr == ""
 
 
 def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> None:
@@ -224,9 +285,9 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
     )
     assert "fd00::1/128" in everything and "local local" in everything
     assert show(network, str(saved), "--route", "--table", "100", "-6").splitlines()[1:] == [
-        "Destination                    Next Hop                   Flag Met If   Table Type",
-        "fd02::/64                      fd00::2                    UG   1024 va  100   unicast",
-        "::/0                           fd00::3                    UG   1024 va  100   unicast",
+        "Destination                    Next Hop                   Flag Met Ref  Use If   Table Type",
+        "fd02::/64                      fd00::2                    UG   1024 -      0 va  100   unicast",
+        "::/0                           fd00::3                    UG   1024 -      0 va  100   unicast",
     ]
     # Table and Type stand under their headings, whatever the Iface column holds.
     for table in ("all", "local", "100"):
@@ -247,7 +308,7 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
         "Kernel IP routing table\n"
         "Destination     Gateway         Genmask         Flags   MSS Window  irtt Iface  Table Type\n"
         "Kernel IPv6 routing table\n"
-        "Destination                    Next Hop                   Flag Met If  Table Type\n"
+        "Destination                    Next Hop                   Flag Met Ref  Use If  Table Type\n"
     )
     assert show(network, "--route", "--table", "300", "-4", "-H") == ""
     live = show(network, "-i", "-a").splitlines()
@@ -257,9 +318,11 @@ def test_show_route_tables_and_saved_snapshots(network: str, tmp_path: Path) -> 
         line.split()[:2] for line in live
     ]
     from_proc = sockdiff("show", "live:proc", "--route", "--table", "all", netns=network)
-    assert from_proc.stderr == "sockdiff: note: these routes come from proc (main table)\n"
+    assert from_proc.stderr == "sockdiff: note: these routes come from proc (IPv4 main table only)\n"
     cells = [line.split() for line in from_proc.stdout.splitlines() if line[0].isdigit() or ":" in line]
-    assert cells and {words[-2] for words in cells} == {"main"}
+    # IPv4: /proc/net/route's main table; IPv6: every table, unnumbered (-) but main and local.
+    assert {words[-2] for words in cells if ":" not in words[0]} == {"main"}
+    assert {words[-2] for words in cells if ":" in words[0]} == {"main", "local", "-"}
     sockets_only = tmp_path / "sockets.json"
     assert (
         sockdiff("snapshot", "-o", str(sockets_only), "--sections", "sockets", netns=network).returncode == 0

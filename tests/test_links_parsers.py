@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
 from sockdiff.backends import netlink, procnet, rtnetlink
@@ -80,15 +81,20 @@ def test_if_inet6_holds_the_ipv6_addresses() -> None:
     )
 
 
-def test_proc_routes_are_the_main_table_with_what_proc_knows() -> None:
+def test_proc_routes_are_ipv4_main_and_every_ipv6_table_with_what_proc_knows() -> None:
     routes = procnet.routes_from(proc_file("route"), proc_file("fib_trie"), proc_file("ipv6_route"))
-    main = [r for r in netlink_routes() if r.table == 254]
-    assert len(routes) == len(main)
-    for proc, full in zip(routes, main, strict=True):
+    netlink = netlink_routes()
+    # /proc/net/route: the main table; ipv6_route: every table, only main and local told by number.
+    seen = [r for r in netlink if r.family == "inet" and r.table == 254]
+    seen += [
+        msgspec.structs.replace(r, table=r.table if r.table in (254, 255) else procnet.UNNUMBERED_TABLE)
+        for r in netlink
+        if r.family == "inet6"
+    ]
+    assert len(routes) == len(seen)
+    for proc, full in zip(routes, seen, strict=True):
         assert known_equal(proc, full) == [], (proc, full)
-    # ipv6_route also lists table 100 and local; only main's rows are taken.
-    all_rows = procnet.parse_ipv6_route(proc_file("ipv6_route"))
-    assert len(procnet.ipv6_main_table(all_rows)) < len(all_rows)
+    assert [r.table for r in routes if r.destination == "fd02::/64"] == [procnet.UNNUMBERED_TABLE]
     assert [r.type for r in routes if r.destination == "10.30.0.0/16"] == ["blackhole"]
     assert [r.type for r in routes if r.destination == "fd03::/64"] == [None]
 

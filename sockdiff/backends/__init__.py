@@ -10,7 +10,8 @@ routes. :func:`read` is the only place that picks a reader:
   :class:`BackendFallback` warning, when netlink is not available.
 - ``sources`` says where each protocol and section came from, e.g.
   ``{"tcp": "netlink", "raw": "proc", "interfaces": "netlink", "routes": "netlink"}``;
-  routes read from /proc say ``"proc (main table)"``: /proc/net/route shows no other.
+  routes read from /proc say ``"proc (IPv4 main table only)"``: /proc/net/route
+  shows no other (/proc/net/ipv6_route shows every IPv6 table).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..model import Interface, Process, Route, Socket
 __all__ = [
     "BACKENDS",
     "MAIN_TABLE_ONLY",
+    "PROC_ROUTES",
     "SECTIONS",
     "SOURCE_NAMES",
     "BackendFallback",
@@ -93,10 +95,14 @@ SocketReader = Callable[[Sequence[str], Owners, str, dict[str, str]], list[Socke
 # A section reader takes the /proc net directory of the namespace being read.
 SectionReader = Callable[[str], list[Any]]
 
-# What ``sources`` says of routes read from /proc: it shows the main table only.
+# What ``sources`` says of routes read from /proc: IPv4's main table only (all
+# /proc/net/route shows), every IPv6 table (tables other than main and local
+# without their ids). Files written before IPv6's other tables were read say
+# MAIN_TABLE_ONLY.
+PROC_ROUTES = "proc (IPv4 main table only)"
 MAIN_TABLE_ONLY = "proc (main table)"
 # Every value ``sources`` may hold.
-SOURCE_NAMES = frozenset({"netlink", "proc", MAIN_TABLE_ONLY})
+SOURCE_NAMES = frozenset({"netlink", "proc", PROC_ROUTES, MAIN_TABLE_ONLY})
 _MAIN_TABLE = frozenset({254})
 
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
@@ -132,13 +138,17 @@ _SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {
     ("netlink", "interfaces"): (_netlink_interfaces, "netlink"),
     ("netlink", "routes"): (_netlink_routes, "netlink"),
     ("proc", "interfaces"): (_proc_interfaces, "proc"),
-    ("proc", "routes"): (_proc_routes, MAIN_TABLE_ONLY),
+    ("proc", "routes"): (_proc_routes, PROC_ROUTES),
 }
 
 
 def route_tables(sources: Mapping[str, str]) -> frozenset[int] | None:
-    """The routing tables a snapshot's routes section holds, by its ``sources``; None for all."""
-    return _MAIN_TABLE if sources.get("routes") == MAIN_TABLE_ONLY else None
+    """The routing tables a snapshot's routes section holds in full, by its ``sources``; None for all.
+
+    Read from /proc, only the main table is whole in both families (IPv4's
+    local table is not shown, IPv6's other tables are not numbered).
+    """
+    return _MAIN_TABLE if sources.get("routes") in (PROC_ROUTES, MAIN_TABLE_ONLY) else None
 
 
 def sections_of(backend: str) -> tuple[str, ...]:

@@ -28,8 +28,10 @@ from ..model import (
 __all__ = [
     "DEFAULT_NET_DIR",
     "decode_address",
+    "parse_counters",
     "parse_inet",
     "parse_unix",
+    "read_counters",
     "read_file",
     "read_protocol",
 ]
@@ -248,3 +250,45 @@ def read_protocol(
         else:
             sockets += parse_inet(data, proto, family, owners)
     return sockets
+
+
+def parse_counters(data: bytes) -> dict[str, int]:
+    """The counters of /proc/net/sockstat (``TCP: inuse 1 tw 0``) and /proc/net/snmp
+    (a line of names, then one of values, under one heading), as ``"TCP inuse"``.
+
+    >>> parse_counters(b"sockets: used 3\\nTCP: inuse 1 orphan 0\\nTcp: RtoMin CurrEstab\\nTcp: 200 4\\n")
+    {'sockets used': 3, 'TCP inuse': 1, 'TCP orphan': 0, 'Tcp RtoMin': 200, 'Tcp CurrEstab': 4}
+    """
+    found: dict[str, int] = {}
+    names: dict[bytes, list[bytes]] = {}
+    for line in data.split(b"\n"):
+        heading, colon, rest = line.partition(b":")
+        words = rest.split()
+        if not colon or not words:
+            continue
+        label = heading.decode("ascii", "replace")
+        if heading in names:  # snmp: the values under the names the line before gave
+            for name, value in zip(names.pop(heading), words, strict=False):
+                if value.lstrip(b"-").isdigit():
+                    found[f"{label} {name.decode('ascii', 'replace')}"] = int(value)
+        elif not words[0].lstrip(b"-").isdigit() and len(words) > 1 and words[1].lstrip(b"-").isdigit():
+            for name, value in zip(words[::2], words[1::2], strict=False):
+                if value.lstrip(b"-").isdigit():
+                    found[f"{label} {name.decode('ascii', 'replace')}"] = int(value)
+        else:
+            names[heading] = words
+    return found
+
+
+def read_counters(net_dir: str = DEFAULT_NET_DIR) -> dict[str, int]:
+    """What ss -s reads: /proc/net/sockstat, sockstat6 and snmp (see :func:`parse_counters`).
+
+    A file that cannot be read gives no counters (they are a comparison, not a record).
+    """
+    found: dict[str, int] = {}
+    for name in ("sockstat", "sockstat6", "snmp"):
+        try:
+            found |= parse_counters(read_file(f"{net_dir}/{name}"))
+        except OSError:
+            continue
+    return found

@@ -5,11 +5,11 @@
   SIOCGIFHWADDR ioctls; IPv4 addresses from SIOCGIFCONF, each with its own
   SIOCGIFNETMASK (secondary addresses included); IPv6 addresses from
   /proc/net/if_inet6; the operational state from /sys/class/net.
-- routes: the main table only. /proc/net/route shows nothing else for IPv4;
-  /proc/net/ipv6_route shows every table but without table ids, and the main
-  table's rows are picked out by where the kernel writes them (see
-  :func:`ipv6_main_table`). IPv4 route types and scopes come from
-  /proc/net/fib_trie, which /proc/net/route lacks (for tables of up to
+- routes: IPv4's main table (/proc/net/route shows nothing else) and every
+  IPv6 table (/proc/net/ipv6_route, what netstat -6rn lists). ipv6_route shows
+  no table ids: main and local are told by where the kernel writes them (see
+  :func:`ipv6_tables`), other tables get table 0 (:data:`UNNUMBERED_TABLE`).
+  IPv4 route types and scopes come from /proc/net/fib_trie, which /proc/net/route lacks (for tables of up to
   :data:`FIB_TRIE_MAX_ROUTES` routes: the kernel writes fib_trie slowly).
 
 What /proc cannot know is None: every route's protocol; the type of an IPv6
@@ -44,6 +44,7 @@ from .netnames import (
     IFF_MASK,
     ROUTE_SCOPES,
     ROUTE_TYPES,
+    RT_TABLE_LOCAL,
     RT_TABLE_MAIN,
     hardware_address,
     interface_name,
@@ -55,9 +56,11 @@ from .procfs import DEFAULT_NET_DIR, read_file
 
 __all__ = [
     "DEFAULT_SYS_DIR",
+    "UNNUMBERED_TABLE",
     "Ipv6RouteRow",
     "RouteRow",
     "ipv6_main_table",
+    "ipv6_tables",
     "parse_dev",
     "parse_fib_trie",
     "parse_if_inet6",
@@ -78,6 +81,9 @@ RTF_ANYCAST = 0x100000
 RTF_NONEXTHOP = 0x200000
 RTF_LOCAL = 0x80000000
 _NULL_ENTRY_FLAGS = RTF_REJECT | RTF_NONEXTHOP
+# The table of an IPv6 route read from /proc in a table other than main and
+# local: ipv6_route does not say which (0, RT_TABLE_UNSPEC, holds no route).
+UNNUMBERED_TABLE = 0
 
 # ioctl numbers, include/uapi/linux/sockios.h.
 SIOCGIFCONF = 0x8912
@@ -330,6 +336,29 @@ def ipv6_main_table(rows: Sequence[Ipv6RouteRow]) -> list[Ipv6RouteRow]:
     return tables[0] if tables else []
 
 
+def ipv6_tables(rows: Sequence[Ipv6RouteRow]) -> list[tuple[int, list[Ipv6RouteRow]]]:
+    """Every table's rows of /proc/net/ipv6_route, in the kernel's order, each with its id.
+
+    Main and local are the last two tables the kernel walks (see
+    :func:`ipv6_main_table`); the others are :data:`UNNUMBERED_TABLE`. A table
+    holding only its null entry (no route) is left out.
+
+    >>> def row(text, metric, flags=1):
+    ...     net, _, length = text.partition("/")
+    ...     return Ipv6RouteRow(socket.inet_pton(AF_INET6, net), int(length), None, metric, flags, b"va")
+    >>> null = row("::/0", 0xFFFFFFFF, RTF_REJECT | RTF_NONEXTHOP)
+    >>> [(t, [r.prefix_length for r in rows]) for t, rows in ipv6_tables([  # table 100, main, local
+    ...     row("fd02::/64", 1024), null, row("fd01::/64", 1024), row("::/0", 1024),
+    ...     row("::1/128", 0, RTF_LOCAL), null])]
+    [(0, [64]), (254, [64, 0]), (255, [128])]
+    """
+    tables = _ipv6_tables(rows)
+    if len(tables) < 2:
+        return [(RT_TABLE_MAIN, table) for table in tables if table]
+    ids = [UNNUMBERED_TABLE] * (len(tables) - 2) + [RT_TABLE_MAIN, RT_TABLE_LOCAL]
+    return [(table_id, table) for table_id, table in zip(ids, tables, strict=True) if table]
+
+
 def parse_if_inet6(data: bytes) -> list[tuple[bytes, str]]:
     """(device, ``address/length``) of each IPv6 address in /proc/net/if_inet6.
 
@@ -386,7 +415,7 @@ def _device(raw: bytes | None) -> str | None:
 
 
 def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]:
-    """The main table's routes from the text of the three files, IPv4 then IPv6.
+    """IPv4's main table and every IPv6 table from the text of the three files, IPv4 then IPv6.
 
     IPv4 types and scopes are matched from fib_trie: per prefix, in the order
     both files list routes, among the types the row's flags allow. A row fib_trie
@@ -414,11 +443,13 @@ def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]
                 row.irtt,
             )
         )
-    for row6 in ipv6_main_table(parse_ipv6_route(ipv6_route)):
+    for table, row6 in (
+        (table, row6) for table, rows in ipv6_tables(parse_ipv6_route(ipv6_route)) for row6 in rows
+    ):
         routes.append(
             make_route(
                 AF_INET6,
-                RT_TABLE_MAIN,
+                table,
                 _ipv6_route_type(row6),
                 row6.destination,
                 row6.prefix_length,
@@ -455,7 +486,7 @@ FIB_TRIE_MAX_ROUTES = 10_000
 
 
 def read_routes(net_dir: str = DEFAULT_NET_DIR) -> list[Route]:
-    """The main routing table (both families) of the calling thread's namespace.
+    """IPv4's main routing table and every IPv6 table of the calling thread's namespace.
 
     IPv6 routes are read from ipv6_route whatever their number, as netstat -6rn
     does, though the kernel writes that file in quadratic time too: nothing else

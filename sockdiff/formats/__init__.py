@@ -70,6 +70,23 @@ class Format(enum.Enum):
             case _:
                 assert_never(self)
 
+    @property
+    def lines(self) -> bool:
+        """Whether the format is lines that add up, rather than one document.
+
+        A report in lines (text, a table, JSON lines, GitHub's commands,
+        markdown) written onto an existing file is added to it, as ``>>``
+        would: a CI step summary or a log is written by others too. JSON and
+        JUnit XML are documents, whole or nothing: a file of them is replaced.
+        """
+        match self:
+            case Format.TEXT | Format.TABLE | Format.JSONL | Format.GITHUB | Format.MARKDOWN:
+                return True
+            case Format.JSON | Format.JUNIT:
+                return False
+            case _:
+                assert_never(self)
+
 
 COMPARE_FORMATS = (Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN)
 SHOW_FORMATS = (Format.TABLE, Format.JSON, Format.JSONL)

@@ -1,0 +1,106 @@
+"""Null never narrows: a scope's filter does not drop a socket whose value its side cannot know.
+
+Real sockets in a private namespace: one side filtered on processes or on the
+device, the other taken without processes or from /proc (no device). The open
+socket is never called closed; the one really closed still is.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from cli import sockdiff
+
+from sockdiff.filter import compile_verdict
+from sockdiff.model import Inet, Process, Socket
+from sockdiff.netns import entered
+
+
+def _listeners(netns: str, ports: tuple[int, ...], device: bytes | None = None) -> list[socket.socket]:
+    found = []
+    for port in ports:
+        with entered(netns):
+            sock = socket.socket()
+        if device is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        found.append(sock)
+    return found
+
+
+def _closed_ports(result_stdout: str) -> list[int]:
+    document = json.loads(result_stdout)
+    return sorted(s["local"]["port"] for s in document["closed"])
+
+
+def _compare(*argv: str, netns: str | None = None) -> tuple[int, list[int], list[int]]:
+    done = sockdiff("compare", "--format", "json", *argv, netns=netns)
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads(done.stdout)
+    opened = sorted(s["local"].get("port", -1) for s in document["new"])
+    return done.returncode, _closed_ports(done.stdout), opened
+
+
+def test_a_process_filter_against_a_side_without_processes(netns: str, tmp_path: Path) -> None:
+    name = Path("/proc/self/comm").read_text().strip()
+    kept, gone = _listeners(netns, (7501, 7502))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    with kept:
+        assert (
+            sockdiff("snapshot", "-o", str(a), f"process '{name}' and sport >= :7501", netns=netns).returncode
+            == 0
+        )
+        gone.close()
+        assert sockdiff("snapshot", "--no-processes", "-o", str(b), netns=netns).returncode == 0
+        assert _compare(str(a), str(b)) == (1, [7502], [])
+        # The other way round too, and nothing of b outside a's scope is called new.
+        assert _compare(str(b), str(a)) == (1, [], [7502])
+
+
+def test_a_device_filter_against_proc(netns: str, tmp_path: Path) -> None:
+    kept, gone = _listeners(netns, (7601, 7602), device=b"lo")
+    other = _listeners(netns, (7603,))[0]  # unbound: outside 'dev lo' on either side
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    with kept, other:
+        taken = sockdiff("snapshot", "-b", "netlink", "-o", str(a), "dev lo", netns=netns)
+        assert taken.returncode == 0, taken.stderr
+        assert _compare(str(a), "live:proc", netns=netns) == (0, [], [])
+        gone.close()
+        assert sockdiff("snapshot", "-b", "proc", "-o", str(b), netns=netns).returncode == 0
+        assert _compare(str(a), str(b)) == (1, [7602], [])
+        assert _compare(str(a), "live:proc", netns=netns) == (1, [7602], [])
+
+
+def test_unknown_stays_unknown_under_not() -> None:
+    unowned = Socket(
+        "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 80), Inet("0.0.0.0", 0), 7, None, 0, 0, ()
+    )
+    owned = Socket(
+        "tcp",
+        "inet",
+        "stream",
+        "LISTEN",
+        Inet("0.0.0.0", 80),
+        Inet("0.0.0.0", 0),
+        7,
+        0,
+        0,
+        0,
+        (Process(1, "nginx", 3),),
+    )
+    for text, on_unowned, on_owned in (
+        ("process nginx", None, True),
+        ("not process nginx", None, False),
+        ("process != nginx", None, False),
+        ("pid 1", None, True),
+        ("uid 0", None, True),
+        ("dev lo", None, None),
+        ("not dev lo or sport = :80", True, True),
+        ("process nginx and sport = :22", False, False),
+        ("not (process nginx and uid = 0)", None, False),
+    ):
+        assert compile_verdict(text)(unowned) is on_unowned, text
+        assert compile_verdict(text)(owned) is on_owned, text

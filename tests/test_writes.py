@@ -1,0 +1,260 @@
+"""How sockdiff writes files: resolved once against a swapping attacker, inputs never
+written over, line reports added to a shared file and documents replaced."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli import TIMEOUT, one_line_error, sockdiff, sockdiff_command
+from test_snapshot_file import sample
+from unprivileged import NOBODY
+
+from sockdiff import WriteError, save
+from sockdiff.cli import main
+from sockdiff.output import write_file
+
+# Run as nobody: swap a directory of theirs with their link to a directory of root's, as fast as it can.
+_SWAPPER = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+os.chdir(sys.argv[1])
+os.mkdir("out")
+os.symlink(sys.argv[2], "lnk")
+print("ready", flush=True)
+while True:
+    if libc.renameat2(AT_FDCWD, b"out", AT_FDCWD, b"lnk", RENAME_EXCHANGE) != 0:
+        sys.exit(f"renameat2: {os.strerror(ctypes.get_errno())}")
+"""
+# Runs of snapshot -o against the swapper: the old check-then-write lost within a few dozen.
+_RUNS = 200
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A fresh directory of root's that nobody may enter (pytest's tmp_path is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="sockdiff-writes-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base)
+
+
+def _check_written(out: int, where: str, written: bool) -> None:
+    """Nobody's ``out`` holds the one file written (then removed), and no temporary is left."""
+    if where == "-o":
+        assert os.listdir(out) == (["x.json"] if written else [])
+        if written:
+            os.unlink("x.json", dir_fd=out)
+        return
+    if not os.listdir(out):
+        assert not written
+        return  # refused before the store was first made
+    assert os.listdir(out) == ["store"]
+    store = os.open("store", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=out)
+    try:
+        stored = os.listdir(store)
+        assert len(stored) == (1 if written else 0) and all(name.endswith("Z.json") for name in stored), (
+            stored
+        )
+        for name in stored:
+            os.unlink(name, dir_fd=store)
+    finally:
+        os.close(store)
+
+
+def _out_directory(theirs: Path) -> int:
+    """A descriptor of nobody's ``out`` directory, under whichever name it has this instant."""
+    while True:
+        for name in ("out", "lnk"):
+            try:
+                return os.open(theirs / name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (NotADirectoryError, OSError):
+                continue
+
+
+@pytest.mark.parametrize("where", ["-o", "store"])
+def test_a_directory_swapped_for_a_link_never_redirects_the_write(
+    shared_tmp: Path,
+    netns: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """nobody loops renameat2(out, lnk, RENAME_EXCHANGE), lnk leading to root's directory, while
+    root runs ``snapshot -o DIR/out/x.json`` (or ``snapshot`` with its store in DIR/out/store):
+    each run writes into out or is one line, exit 2; root's directory never receives a file."""
+    victim = shared_tmp / "victim"
+    victim.mkdir()
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    python = os.path.realpath(sys.executable)  # the base interpreter: nobody cannot read the venv
+    swapper = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", "-c", _SWAPPER,
+         str(theirs), str(victim)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n", swapper.stderr
+        out = _out_directory(theirs)
+        outcomes = {0: 0, 2: 0}
+        try:
+            argv = ["snapshot", "--no-processes", "--netns", netns]
+            if where == "-o":
+                argv += ["-o", str(theirs / "out" / "x.json")]
+            else:
+                monkeypatch.setenv("SOCKDIFF_HOME", str(theirs / "out" / "store"))
+            for _ in range(_RUNS):
+                code = main(argv)
+                _, err = capsys.readouterr()
+                assert os.listdir(victim) == [], f"root's directory received {os.listdir(victim)}"
+                assert code in outcomes, (code, err)
+                outcomes[code] += 1
+                if code != 0:
+                    assert len(err.splitlines()) == 1 and err.startswith("sockdiff: "), err
+                    assert "refusing to use" in err and "a symlink that uid 65534 owns" in err, err
+                _check_written(out, where, code == 0)
+        finally:
+            os.close(out)
+        assert swapper.poll() is None, swapper.communicate()  # it swapped all along
+    finally:
+        swapper.kill()
+        swapper.communicate(timeout=TIMEOUT)
+    # Both outcomes happened: the race was run, not missed.
+    assert outcomes[0] and outcomes[2], outcomes
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two snapshot files that differ: every socket of the first is closed in the second."""
+    old, new = tmp_path / "a.json", tmp_path / "b.json"
+    save(sample(), str(old))
+    save(dataclasses.replace(sample(), sockets=()), str(new))
+    return old, new
+
+
+@pytest.mark.parametrize("spelling", ["same", "symlink", "dotted", "hardlink", "stdin"])
+def test_a_report_never_lands_on_an_input(pair: tuple[Path, Path], tmp_path: Path, spelling: str) -> None:
+    """``compare b.json a.json --report json=b.json`` replaced the baseline with a diff: now one
+    line, exit 2, before any report is written (the one asked first too), the input as it was."""
+    old, new = pair
+    target = str(old)
+    if spelling == "symlink":
+        (tmp_path / "link.json").symlink_to(old.name)
+        target = str(tmp_path / "link.json")
+    elif spelling == "dotted":
+        (tmp_path / "sub").mkdir()
+        target = f"{tmp_path}/sub/../{old.name}"
+    elif spelling == "hardlink":
+        os.link(old, tmp_path / "other-name.json")
+        target = str(tmp_path / "other-name.json")
+    before = old.read_bytes()
+    first = tmp_path / "first.xml"
+    argv = ["compare", "-" if spelling == "stdin" else str(old), str(new)]
+    argv += ["--report", f"junit={first}", "--report", f"json={target}"]
+    command, env = sockdiff_command(*argv)
+    with old.open("rb") as stdin:
+        result = subprocess.run(
+            command, env=env, stdin=stdin, capture_output=True, text=True, timeout=TIMEOUT, cwd="/"
+        )
+    error = one_line_error(result)
+    name = "standard input" if spelling == "stdin" else str(old)
+    assert error == f"sockdiff: {target}: refusing to write over {name}, an input of this command"
+    assert old.read_bytes() == before and not first.exists()
+
+
+def test_a_stored_baseline_is_never_a_report(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    home = tmp_path / "store"
+    result = sockdiff("snapshot", "--name", "base", home=home)
+    assert result.returncode == 0, result.stderr
+    stored = home / "base.json"
+    before = stored.read_bytes()
+    result = sockdiff("compare", "base", str(pair[1]), "--report", f"json={stored}", home=home)
+    assert "refusing to write over" in one_line_error(result)
+    assert stored.read_bytes() == before
+
+
+def _shared_file(path: Path, text: str, mode: int) -> tuple[int, int]:
+    path.write_text(text)
+    path.chmod(mode)
+    return path.stat().st_ino, mode
+
+
+def test_a_line_report_adds_to_the_step_summary_and_a_log(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """The README's GitHub Actions step: the summary (0644, what earlier steps wrote) and a log keep
+    their content, mode and inode, the report added after; the JUnit document is replaced."""
+    old, new = pair
+    summary, log, junit = tmp_path / "step_summary", tmp_path / "run.log", tmp_path / "sockdiff.xml"
+    kept = {summary: _shared_file(summary, "## Tests\n\nall passed\n", 0o644)}
+    kept[log] = _shared_file(log, "earlier line\n", 0o640)
+    junit.write_text("<old/>")
+    junit_inode = junit.stat().st_ino
+    expected = {
+        summary: sockdiff("compare", str(old), str(new), "--format", "markdown").stdout,
+        log: sockdiff("compare", str(old), str(new), "--format", "text").stdout,
+    }
+    command, env = sockdiff_command(
+        "compare", str(old), str(new), "--fail-on", "any", "--format", "github",
+        "--report", f"junit={junit}", "--report", 'markdown=' + str(summary), "--report", f"text={log}",
+    )  # fmt: skip
+    result = subprocess.run(
+        command,
+        env={**env, "GITHUB_STEP_SUMMARY": str(summary)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 1, result.stderr  # differences counted
+    for path, (inode, mode) in kept.items():
+        status = path.stat()
+        assert (status.st_ino, stat.S_IMODE(status.st_mode)) == (inode, mode)
+    assert summary.read_text() == "## Tests\n\nall passed\n" + expected[summary]
+    assert log.read_text() == "earlier line\n" + expected[log]
+    assert junit.stat().st_ino != junit_inode and stat.S_IMODE(junit.stat().st_mode) == 0o600
+    assert junit.read_text().startswith("<?xml")
+
+
+def test_a_line_report_onto_no_file_creates_it_private(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    summary = tmp_path / "new.md"
+    result = sockdiff("compare", str(pair[0]), str(pair[1]), "--report", f"markdown={summary}")
+    assert result.returncode == 1, result.stderr
+    assert stat.S_IMODE(summary.stat().st_mode) == 0o600 and summary.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_appending_is_refused_where_another_user_chose_the_file(shared_tmp: Path) -> None:
+    """A file of nobody's in a sticky directory (``protected_regular``), or a hard link nobody could
+    have made to a file of root's in a directory of theirs: appending would write root's lines there."""
+    sticky = shared_tmp / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    planted = sticky / "summary.md"
+    planted.write_text("theirs\n")
+    os.chown(planted, NOBODY, NOBODY)
+    with pytest.raises(WriteError, match=r"refusing to use .*summary.md, a file that uid 65534 owns"):
+        write_file(str(planted), b"line\n", append=True)
+    assert planted.read_text() == "theirs\n"
+    precious = shared_tmp / "precious"
+    precious.write_text("root's\n")
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    os.link(precious, theirs / "log")
+    with pytest.raises(WriteError, match=r"refusing to append to .*/theirs/log: it has 2 links"):
+        write_file(str(theirs / "log"), b"line\n", append=True)
+    assert precious.read_text() == "root's\n"
+    write_file(str(theirs / "log"), b"line\n")  # replacing it leaves root's file alone
+    assert precious.read_text() == "root's\n" and (theirs / "log").read_bytes() == b"line\n"
