@@ -228,7 +228,7 @@ def _columns(sock: Socket, end: Endpoint | None, local: bool, resolve: bool) -> 
         return ("?:", "?")
     host = _host_text(sock, end.address, resolve)
     if local and sock.interface is not None:
-        host = f"{host}%{escape(sock.interface)}"
+        host = f"{host}%{escape(sock.interface, backslash=False)}"  # a record's device name, escaped once
     return (f"{host}:", _port_text(end.port, sock.proto, resolve))
 
 

@@ -202,15 +202,18 @@ def test_escape_leaves_no_command(name: str) -> None:
 
 def test_interface_and_route_lines_escape_once() -> None:
     """A record's names carry their backslashes doubled: compare shows them as show -i does."""
-    from sockdiff import Interface, Route
-    from sockdiff.render import interface_line, route_line
+    from sockdiff import Inet, Interface, Route, Socket
+    from sockdiff.render import interface_line, local_text, route_line
     from sockdiff.render_net import interface_table
 
-    link = Interface("bad\\\\xff", 3, ("UP",), "UP", 1500, None, (), None)
-    assert interface_line(link).startswith("interface bad\\\\xff <UP>")
-    assert interface_table([link], header=False).startswith("bad\\\\xff ")
-    route = Route("inet", 254, "unicast", "10.0.0.0/24", None, "bad\\\\xff", 0, None, None)
-    assert " dev bad\\\\xff " in route_line(route)
+    link = Interface("bad\\xff", 3, ("UP",), "UP", 1500, None, (), None)
+    assert interface_line(link).startswith("interface bad\\xff <UP>")
+    assert interface_table([link], header=False).startswith("bad\\xff ")
+    route = Route("inet", 254, "unicast", "10.0.0.0/24", None, "bad\\xff", 0, None, None)
+    assert " dev bad\\xff " in route_line(route)
+    bound = Socket("udp", "inet", "dgram", "CLOSE", Inet("0.0.0.0", 53), Inet("0.0.0.0", 0), 9, 0, 0, 0, ())
+    bound = msgspec.structs.replace(bound, interface="bad\\xff")
+    assert local_text(bound) == "0.0.0.0%bad\\xff:53"  # a socket's bound device, as ss -l shows it
 
 
 def test_the_plugin_summary_opens_no_ci_command(pytester: pytest.Pytester, netns: str) -> None:
