@@ -70,8 +70,10 @@ def _escaped(code: int) -> str:
         return char
     if char in _NAMED:
         return _NAMED[char]
-    if code < 0x100:
+    if code < 0x80:
         return f"\\x{code:02x}"
+    # Not \xNN past ASCII: a record writes a byte that is not UTF-8 so (SPEC.md), and the
+    # character U+0085 must not read as the byte 0x85 (two devices, d\u0085 and d\x85).
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
@@ -107,11 +109,12 @@ def escape(text: str, backslash: bool = True) -> str:
     r"""``text`` with every character that is not plainly visible escaped, one line, no CI command.
 
     ``\n``, ``\t``, ``\r``, else ``\xNN`` (``\uNNNN``, ``\UNNNNNNNN`` beyond
-    Latin-1); a backslash is doubled so an escape cannot be forged. Pass
-    ``backslash=False`` for a record's names, which carry their backslashes
-    doubled already (SPEC.md): escaping is then idempotent, and applying it
-    twice does no harm. ``##[`` and a leading ``::``, which GitHub's runner
-    would read as a workflow command, are written ``#\x23[`` and ``\x3a:``.
+    ASCII, so a character never reads as a byte a record escaped); a backslash
+    is doubled so an escape cannot be forged. Pass ``backslash=False`` for a
+    record's names, which carry their backslashes doubled already (SPEC.md):
+    escaping is then idempotent, and applying it twice does no harm. ``##[``
+    and a leading ``::``, which GitHub's runner would read as a workflow
+    command, are written ``#\x23[`` and ``\x3a:``.
 
     >>> print(escape("evil\n+ tcp\\x"))
     evil\n+ tcp\\x

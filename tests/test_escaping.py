@@ -40,7 +40,7 @@ sys.stdin.read()
     [
         ("plain", "plain"),
         ("a\nb\tc\rd", "a\\nb\\tc\\rd"),
-        ("\x1b[2J\x00\x7f\x85", "\\x1b[2J\\x00\\x7f\\x85"),
+        ("\x1b[2J\x00\x7f\x85", "\\x1b[2J\\x00\\x7f\\u0085"),
         ("left\u202eright\u2028", "left\\u202eright\\u2028"),
         ("back\\slash", "back\\\\slash"),
         ("\\n", "\\\\n"),  # a backslash and an n stay apart from a newline
@@ -50,6 +50,12 @@ sys.stdin.read()
 def test_escape(text: str, shown: str) -> None:
     assert escape(text) == shown
     assert escape(shown, backslash=False) == shown  # idempotent on a record's form
+
+
+def test_a_character_never_reads_as_a_byte_a_record_escaped() -> None:
+    """U+0085 and the byte 0x85 (a record writes it ``\\x85``) are two names, shown apart."""
+    character, byte = escape("d\x85", backslash=False), escape("d\\x85", backslash=False)
+    assert character == "d\\u0085" and byte == "d\\x85"
 
 
 def test_a_forged_name_stays_on_one_line(netns: str, tmp_path: Path) -> None:
