@@ -385,6 +385,7 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     lines += ["", *_ss_summary_note(kernel)]
     return "\n".join(lines) + "\n"
 
+
 _SS_COUNTERS = (
     "sockets used",
     "TCP inuse",
