@@ -10,7 +10,18 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 
-from ..model import Counters, Interface, Nexthop, Route, escape_name, nexthop_order
+from ..model import (
+    RTF_GATEWAY,
+    RTF_HOST,
+    RTF_REJECT,
+    RTF_UP,
+    Counters,
+    Interface,
+    Nexthop,
+    Route,
+    escape_name,
+    nexthop_order,
+)
 
 __all__ = [
     "IFF_NAMES",
@@ -239,11 +250,15 @@ def make_route(
     window: int | None,
     irtt: int | None,
     nexthops: tuple[Nexthop, ...] | None = None,
+    flags: int | None = None,
 ) -> Route:
     """Build a route record (``destination`` packed); both backends come through here.
 
     The unspecified address as gateway (how /proc writes "none") is no gateway.
+    An IPv4 route's ``flags`` (None: made as the kernel makes /proc/net/route's).
     """
+    if flags is None and family == socket.AF_INET:
+        flags = ipv4_route_flags(route_type, gateway, prefix_length)
     return Route(
         family="inet" if family == socket.AF_INET else "inet6",
         table=table,
@@ -258,4 +273,26 @@ def make_route(
         window=window,
         irtt=irtt,
         nexthops=None if nexthops is None else tuple(sorted(nexthops, key=nexthop_order)),
+        flags=flags,
     )
+
+
+def ipv4_route_flags(route_type: str | None, gateway: str | None, prefix_length: int) -> int:
+    """/proc/net/route's flags for an IPv4 route, as fib_flag_trans makes them.
+
+    G when the first next hop's gateway is non-zero read as an IPv4 address: the
+    kernel reads the gateway union's first four bytes, an IPv6 gateway's too.
+
+    >>> hex(ipv4_route_flags("unicast", "fe80::1", 16)), hex(ipv4_route_flags("unreachable", None, 32))
+    ('0x3', '0x205')
+    """
+    flags = RTF_UP
+    if route_type in ("unreachable", "prohibit"):
+        flags |= RTF_REJECT
+    if gateway is not None:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in gateway else socket.AF_INET, gateway)
+        if any(packed[:4]):
+            flags |= RTF_GATEWAY
+    if prefix_length == 32:
+        flags |= RTF_HOST
+    return flags

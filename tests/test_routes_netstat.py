@@ -1,0 +1,126 @@
+"""show --route against netstat -rn / -6rn where /proc and rtnetlink say different things.
+
+Each test builds its routes in a private namespace (veth: dummy links are not
+on every kernel) and holds both backends, live and saved, to netstat.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from cli import sockdiff
+from netns import netns_exec_argv
+
+from sockdiff.backends import procnet
+
+
+def ip(netns: str, *commands: str) -> None:
+    subprocess.run(
+        netns_exec_argv(netns, ["ip", "-batch", "-"]), input="\n".join(commands) + "\n", text=True, check=True
+    )
+
+
+def netstat(netns: str, *argv: str) -> str:
+    return subprocess.run(
+        netns_exec_argv(netns, ["netstat", *argv]), capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
+def show(netns: str, *argv: str) -> str:
+    done = sockdiff("show", *argv, netns=netns)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout
+
+
+def without_ref(text: str) -> list[list[str]]:
+    """netstat -6rn's rows as words, less Ref (a count a record does not keep)."""
+    return [words[:4] + words[5:] for words in (line.split() for line in text.splitlines()[2:])]
+
+
+def veth(netns: str) -> None:
+    ip(
+        netns,
+        "link add v0 type veth peer name v1",
+        "link set v1 up",
+        "link set v0 up",
+        "addr add 10.9.0.1/24 dev v0",
+    )
+
+
+def every_source(netns: str, tmp_path: Path, *argv: str) -> dict[str, str]:
+    """``show --route ARGV`` live and saved, through both backends."""
+    shown = {}
+    for backend in ("netlink", "proc"):
+        shown[f"live:{backend}"] = show(netns, f"live:{backend}", "--route", *argv)
+        saved = tmp_path / f"{backend}.json"
+        taken = sockdiff(
+            "snapshot", "-o", str(saved), "--backend", backend, "--sections", "routes", netns=netns
+        )
+        assert taken.returncode == 0, taken.stderr
+        shown[f"saved {backend}"] = show(netns, str(saved), "--route", *argv)
+    return shown
+
+
+def test_a_unicast_route_to_a_multicast_prefix_is_no_multicast_route_from_proc(netns: str) -> None:
+    """ipv6_route writes a route to ff05::/16 alike whatever its type: /proc's type is null, so
+    live:netlink and live:proc agree, and netstat's flags stand."""
+    veth(netns)
+    ip(netns, "route add ff05::/16 dev v0")
+    done = sockdiff("compare", "live:netlink", "live:proc", "--fail-on", "routes", netns=netns)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    expected = without_ref(netstat(netns, "-6rn"))
+    assert ["ff05::/16", "::", "U", "1024", "0", "v0"] in expected
+    for source in ("live:netlink", "live:proc"):
+        assert without_ref(show(netns, source, "--route", "-6")) == expected, source
+    table = sockdiff("show", "live:proc", "--route", "-6", "--table", "all", netns=netns).stdout
+    assert [line.split()[-1] for line in table.splitlines() if line.startswith("ff05::/16")] == ["-"]
+    netlink = show(netns, "live:netlink", "--route", "-6", "--table", "all")
+    assert [line.split()[-1] for line in netlink.splitlines() if line.startswith("ff05::/16")] == ["unicast"]
+
+
+def test_an_ipv4_route_via_an_ipv6_gateway_is_netstats_from_both_backends(netns: str, tmp_path: Path) -> None:
+    """RFC 5549: /proc writes the gateway as 0.0.0.0 with flag G; netlink knows its address."""
+    veth(netns)
+    ip(
+        netns,
+        "route add 10.77.0.0/16 via inet6 fe80::1 dev v0",
+        "route add 10.78.0.0/16 nexthop via inet6 fe80::2 dev v0 nexthop via 10.9.0.9 dev v0",
+    )
+    expected = netstat(netns, "-rn")
+    assert "10.77.0.0       0.0.0.0         255.255.0.0     UG" in expected
+    assert "10.78.0.0       0.0.0.0         255.255.0.0     UG" in expected
+    for source, text in every_source(netns, tmp_path, "-4").items():
+        assert text == expected, source
+    # The record: the kernel's first hop as gateway and dev, every hop sorted in nexthops.
+    routes = {r["destination"]: r for r in json.loads((tmp_path / "netlink.json").read_text())["routes"]}
+    assert routes["10.77.0.0/16"]["gateway"] == "fe80::1"
+    multipath = routes["10.78.0.0/16"]
+    assert multipath["gateway"] == "fe80::2"
+    assert [hop["gateway"] for hop in multipath["nexthops"]] == ["10.9.0.9", "fe80::2"]
+    # A change of the IPv6 gateway is seen where it can be: by netlink, not by /proc.
+    before = tmp_path / "netlink.json"
+    ip(netns, "route replace 10.77.0.0/16 via inet6 fe80::5 dev v0")
+    seen = sockdiff("compare", str(before), "live:netlink", "--fail-on", "routes", netns=netns)
+    assert seen.returncode == 1, seen.stderr
+    assert "gateway: fe80::1 → fe80::5" in seen.stdout
+    unseen = sockdiff("compare", str(tmp_path / "proc.json"), "live:proc", "--fail-on", "routes", netns=netns)
+    assert unseen.returncode == 0, unseen.stdout
+
+
+def test_reject_routes_past_fib_tries_limit_are_netstats(netns: str, tmp_path: Path) -> None:
+    """Past FIB_TRIE_MAX_ROUTES /proc cannot type a route, but its flags still say reject."""
+    veth(netns)
+    count = procnet.FIB_TRIE_MAX_ROUTES + 50
+    routes = [f"route add 11.{i >> 8 & 0xFF}.{i & 0xFF}.0/24 via 10.9.0.2" for i in range(count)]
+    ip(netns, *routes, "route add unreachable 13.0.0.0/8", "route add prohibit 14.0.0.1/32")
+    expected = netstat(netns, "-rn")
+    rows = [line.split() for line in expected.splitlines()]
+    assert ["13.0.0.0", "-", "255.0.0.0", "!", "-", "-", "-", "-"] in rows
+    assert ["14.0.0.1", "-", "255.255.255.255", "!H", "-", "-", "-", "-"] in rows
+    for source, text in every_source(netns, tmp_path, "-4").items():
+        assert text == expected, source
+    proc = json.loads((tmp_path / "proc.json").read_text())["routes"]
+    [unreachable] = [r for r in proc if r["destination"] == "13.0.0.0/8"]
+    assert (unreachable["type"], unreachable["flags"]) == (None, 0x201)
