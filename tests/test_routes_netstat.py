@@ -124,3 +124,21 @@ def test_reject_routes_past_fib_tries_limit_are_netstats(netns: str, tmp_path: P
     proc = json.loads((tmp_path / "proc.json").read_text())["routes"]
     [unreachable] = [r for r in proc if r["destination"] == "13.0.0.0/8"]
     assert (unreachable["type"], unreachable["flags"]) == (None, 0x201)
+
+
+def test_a_table_without_a_default_route_before_another_gets_its_null_entry(netns: str) -> None:
+    """netstat -6rn ends table 100 (no default route) in the null entry, then table 200's default.
+    Through netlink every table is numbered, so the null entry is drawn; /proc numbers neither,
+    and a record keeps no null entry, so its rows read as one table: the documented limit."""
+    veth(netns)
+    ip(netns, "route add 2001:db8:a::/48 dev v0 table 100", "route add ::/0 dev v0 table 200")
+    expected = without_ref(netstat(netns, "-6rn"))
+    assert expected[:3] == [
+        ["2001:db8:a::/48", "::", "U", "1024", "0", "v0"],
+        ["::/0", "::", "!n", "-1", "0", "lo"],
+        ["::/0", "::", "U", "1024", "0", "v0"],
+    ]
+    # (Rows of the main and local tables follow, the local ones changing as addresses pass DAD.)
+    assert without_ref(show(netns, "live:netlink", "--route", "-6"))[:3] == expected[:3]
+    from_proc = sockdiff("show", "live:proc", "--route", "-6", netns=netns)
+    assert without_ref(from_proc.stdout)[:2] == [expected[0], expected[2]]
