@@ -435,13 +435,13 @@ def compare(
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
         raise typer.Exit(1 if result.counted(kinds) else 0) from None
-    from .render import scope_note, sections_note
+    from .render import route_tables_note, scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
-    skipped = sections_note(result)
-    if skipped is not None:
-        print(f"sockdiff: note: {skipped}", file=sys.stderr)
+    for note in (sections_note(result), route_tables_note(result)):
+        if note is not None:
+            print(f"sockdiff: note: {note}", file=sys.stderr)
     if result.persistent_only and chosen is Format.TEXT:
         print(
             "sockdiff: note: live against live: only differences seen in two consecutive reads",

@@ -26,6 +26,7 @@ __all__ = [
     "process_text",
     "record_detail",
     "route_line",
+    "route_tables_note",
     "scope_note",
     "socket_line",
     "socket_where",
@@ -508,6 +509,45 @@ def sections_note(result: Diff) -> str | None:
             lacking = result.old if before is None else result.new
             skipped.append(f"{name} ({lacking.origin} has none: {lacking.why_not_taken()})")
     return escape("not compared: " + ", ".join(skipped)) if skipped else None
+
+
+_TABLE_NAMES = {254: "main", 255: "local"}
+
+
+def route_tables_note(result: Diff) -> str | None:
+    """The routing tables compare left out because a side read from /proc cannot see or number them.
+
+    ``routes compared in IPv4's main table and IPv6's main and local tables only: ...``
+    (None: every table either side holds was compared).
+    """
+    from .backends import MAIN_TABLE_ONLY, route_tables
+    from .differ import common_route_tables
+
+    if result.routes is None:
+        return None
+    common = common_route_tables(result.old, result.new)
+    sides = [(snap, route_tables(snap.header.sources)) for snap in (result.old, result.new)]
+    parts = []
+    for family, label in (("inet", "IPv4"), ("inet6", "IPv6")):
+        tables = common[family]
+        if tables is None or all(held[family] == tables for _, held in sides):
+            continue
+        names = [_TABLE_NAMES[t] for t in sorted(tables) if t in _TABLE_NAMES]
+        parts.append(f"{label}'s {' and '.join(names)} table{'s' if len(names) > 1 else ''}")
+    if not parts:
+        return None
+    reasons = []
+    for snap, held in sides:
+        if held["inet"] is None:
+            continue
+        if snap.header.sources.get("routes") == MAIN_TABLE_ONLY:
+            reasons.append(f"{snap.origin}'s come from /proc, main tables only (an older file)")
+        else:
+            reasons.append(
+                f"{snap.origin}'s come from /proc, which shows IPv4's main table only"
+                " and numbers no IPv6 table but main and local"
+            )
+    return escape(f"routes compared in {' and '.join(parts)} only: {'; '.join(reasons)}")
 
 
 def summary_line(result: Diff) -> str:

@@ -142,3 +142,56 @@ def test_a_table_without_a_default_route_before_another_gets_its_null_entry(netn
     assert without_ref(show(netns, "live:netlink", "--route", "-6"))[:3] == expected[:3]
     from_proc = sockdiff("show", "live:proc", "--route", "-6", netns=netns)
     assert without_ref(from_proc.stdout)[:2] == [expected[0], expected[2]]
+
+
+def test_compare_covers_every_table_both_sides_see_and_says_which_it_left_out(
+    netns: str, tmp_path: Path
+) -> None:
+    """proc against proc: every IPv6 table, unnumbered ones too; proc against netlink: IPv4 main,
+    IPv6 main and local, with one note saying which tables were left out and why."""
+    veth(netns)
+    ip(netns, "route add fd10::/64 dev v0 table 100", "route add 10.40.0.0/16 dev v0 table 100")
+    before = {}
+    for backend in ("netlink", "proc"):
+        before[backend] = tmp_path / f"{backend}.json"
+        taken = sockdiff(
+            "snapshot", "-o", str(before[backend]), "--backend", backend, "--sections", "routes", netns=netns
+        )
+        assert taken.returncode == 0, taken.stderr
+    ip(
+        netns,
+        "route del fd10::/64 dev v0 table 100",
+        "route add fd11::/64 dev v0 table 100",
+        "route add 10.41.0.0/16 dev v0 table 100",
+        "route add fd12::/64 dev v0",
+    )
+    argv = ("--format", "json", "--fail-on", "routes")
+
+    def routes(old: str, new: str) -> tuple[set[str], set[str], str]:
+        done = sockdiff("compare", old, new, *argv, netns=netns)
+        assert done.returncode == 1, done.stderr
+        report = json.loads(done.stdout)["routes"]
+        return (
+            {r["destination"] for r in report["added"]},
+            {r["destination"] for r in report["removed"]},
+            done.stderr,
+        )
+
+    # proc against proc: table 100's IPv6 change is seen (unnumbered on both sides alike).
+    added, removed, stderr = routes(str(before["proc"]), "live:proc")
+    assert (added, removed, stderr) == ({"fd11::/64", "fd12::/64"}, {"fd10::/64"}, "")
+    # netlink against netlink: every table.
+    added, removed, stderr = routes(str(before["netlink"]), "live:netlink")
+    assert (added, removed, stderr) == ({"fd11::/64", "fd12::/64", "10.41.0.0/16"}, {"fd10::/64"}, "")
+    # proc against netlink, either way round: what both number, and a note saying so, once.
+    for old, new, proc_side in (
+        (str(before["proc"]), "live:netlink", str(before["proc"])),
+        (str(before["netlink"]), "live:proc", "live:proc"),
+    ):
+        added, removed, stderr = routes(old, new)
+        assert (added, removed) == ({"fd12::/64"}, set()), (old, new)
+        assert stderr == (
+            "sockdiff: note: routes compared in IPv4's main table and IPv6's main and local tables only:"
+            f" {proc_side}'s come from /proc, which shows IPv4's main table only"
+            " and numbers no IPv6 table but main and local\n"
+        )
