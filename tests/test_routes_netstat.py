@@ -10,7 +10,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from cli import sockdiff
+import pytest
+from cli import one_line_error, sockdiff
 from netns import netns_exec_argv
 
 from sockdiff.backends import procnet
@@ -40,6 +41,10 @@ def without_ref(text: str) -> list[list[str]]:
 
 
 def veth(netns: str) -> None:
+    """v0 (10.9.0.1/24) and v1, up; no DAD, so their IPv6 local routes are there at once."""
+    subprocess.run(
+        netns_exec_argv(netns, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]), check=True
+    )
     ip(
         netns,
         "link add v0 type veth peer name v1",
@@ -195,3 +200,52 @@ def test_compare_covers_every_table_both_sides_see_and_says_which_it_left_out(
             f" {proc_side}'s come from /proc, which shows IPv4's main table only"
             " and numbers no IPv6 table but main and local\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["-s", "--route"], "-s does not go with --route"),
+        (["-s", "-i"], "-s does not go with -i"),
+        (["--route", "-t", "-l", "-p", "-e", "-r"], "-t -l -p -r -e do not go with --route"),
+        (["--route", "-a"], "-a does not go with --route"),
+        (["-i", "-4", "-x"], "-x -4 do not go with -i"),
+        (["-i", "--table", "100"], "--table does not go with -i"),
+        (["--table", "100"], "--table chooses routing tables: it goes with --route"),
+        (["-t", "--table", "main"], "--table chooses routing tables: it goes with --route"),
+    ],
+)
+def test_show_refuses_options_that_do_not_go_together(argv: list[str], words: str) -> None:
+    """Each in one line, exit 2, before anything is read (no namespace needed)."""
+    assert one_line_error(sockdiff("show", *argv)) == f"sockdiff: {words}"
+
+
+_BAD_WORDS = [
+    ("type", "frobnicate", "`type` 'frobnicate' is not a route type"),
+    ("type", "07", "`type` '07' is not a route type"),
+    ("scope", "nowhere", "`scope` 'nowhere' is not a route scope"),  # fib_create_info refuses it
+    ("scope", "200", "`scope` '200' is not a route scope"),  # named: site
+    ("protocol", "186", "`protocol` '186' is not a route protocol"),  # named: bgp
+    ("protocol", "256", "`protocol` '256' is not a route protocol"),
+]
+
+
+def test_a_route_word_no_backend_writes_is_refused(netns: str, tmp_path: Path) -> None:
+    veth(netns)
+    path = tmp_path / "routes.json"
+    taken = sockdiff("snapshot", "-o", str(path), "--backend", "netlink", "--sections", "routes", netns=netns)
+    assert taken.returncode == 0, taken.stderr
+    document = json.loads(path.read_text())
+    [index] = [i for i, r in enumerate(document["routes"]) if r["destination"] == "10.9.0.0/24"]
+    assert document["routes"][index]["scope"] == "link" and document["routes"][index]["protocol"] == "kernel"
+    assert sockdiff("show", str(path), "--route").returncode == 0  # as written, it loads
+    # What the collectors write for numbers without names loads too.
+    document["routes"][index] |= {"type": "12", "scope": "17", "protocol": "250"}
+    path.write_text(json.dumps(document))
+    assert sockdiff("show", str(path), "--route").returncode == 0
+    for field, value, words in _BAD_WORDS:
+        bad = json.loads(json.dumps(document))
+        bad["routes"][index][field] = value
+        path.write_text(json.dumps(bad))
+        error = one_line_error(sockdiff("show", str(path), "--route"))
+        assert words in error and f"$.routes[{index}]" in error, (field, value)
