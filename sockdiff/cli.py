@@ -227,10 +227,23 @@ def show(
             _fail("give either -i or --route, not both")
         if words:
             _fail("a filter expression selects sockets; -i and --route take none")
+        mode = "-i" if interfaces else "--route"
+        given = _socket_options(tcp, udp, raw, unix, listening, processes, resolve, extended, summary)
+        # -a lists interfaces that are down; -4/-6 and --table choose routes.
+        given += [name for name, on in (("-a", everything and route), ("-4", ipv4 and interfaces)) if on]
+        given += [
+            name
+            for name, on in (("-6", ipv6 and interfaces), ("--table", table is not None and interfaces))
+            if on
+        ]
+        if given:
+            _fail(f"{' '.join(given)} {'does' if len(given) == 1 else 'do'} not go with {mode}")
         route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
         section = "interfaces" if interfaces else "routes"
         _show_network(source, netns, chosen, section, route_families, table, everything, header=not no_header)
         return
+    if table is not None:
+        _fail("--table chooses routing tables: it goes with --route")
     where = _where(words)
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
@@ -268,6 +281,26 @@ def show(
         sys.stdout.buffer.write(inert(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets)))))
     else:
         sys.stdout.buffer.writelines(record_lines(chosen_sockets))
+
+
+def _socket_options(
+    tcp: bool,
+    udp: bool,
+    raw: bool,
+    unix: bool,
+    listening: bool,
+    processes: bool,
+    resolve: bool,
+    extended: bool,
+    summary: bool,
+) -> list[str]:
+    """The options given that only sockets take (-i and --route refuse them)."""
+    options = zip(
+        ("-t", "-u", "-w", "-x", "-l", "-p", "-r", "-e", "-s"),
+        (tcp, udp, raw, unix, listening, processes, resolve, extended, summary),
+        strict=True,
+    )
+    return [name for name, on in options if on]
 
 
 def _live_through(source: str, backend: str) -> str:
@@ -437,13 +470,13 @@ def compare(
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
         raise typer.Exit(1 if result.counted(kinds) else 0) from None
-    from .render import scope_note, sections_note
+    from .render import route_tables_note, scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
-    skipped = sections_note(result)
-    if skipped is not None:
-        print(f"sockdiff: note: {skipped}", file=sys.stderr)
+    for note in (sections_note(result), route_tables_note(result)):
+        if note is not None:
+            print(f"sockdiff: note: {note}", file=sys.stderr)
     if result.persistent_only and chosen is Format.TEXT:
         print(
             "sockdiff: note: live against live: only differences seen in two consecutive reads",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
-from .backends import route_tables
+from .backends import UNNUMBERED_TABLE, route_tables
 from .errors import UsageError
 from .model import COUNTER_NAMES, PROTOS, Endpoint, Interface, Route, Socket, is_listening
 from .snapshots import Scope, Snapshot
@@ -442,15 +442,40 @@ def diff(
     )
 
 
+def common_route_tables(old: Snapshot, new: Snapshot) -> dict[str, frozenset[int] | None]:
+    """Per family, the routing tables both sides hold and number alike (None: every table).
+
+    /proc shows IPv4's main table only, and IPv6's tables other than main and
+    local without their numbers (table 0): those compare only with another
+    /proc read's, never with tables a side numbers.
+    """
+    sides = [route_tables(side.header.sources) for side in (old, new)]
+    common: dict[str, frozenset[int] | None] = {}
+    for family in ("inet", "inet6"):
+        known = [tables[family] for tables in sides if tables[family] is not None]
+        if not known:
+            common[family] = None
+            continue
+        seen = frozenset.intersection(*known)  # type: ignore[arg-type]
+        if len(known) < len(sides):
+            seen -= {UNNUMBERED_TABLE}  # the other side numbers them: no pairing
+        common[family] = seen
+    return common
+
+
 def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:
-    """Both sides' routes, in the tables both could see (/proc shows the main table only)."""
+    """Both sides' routes, in the tables both could see (:func:`common_route_tables`)."""
     if old.routes is None or new.routes is None:
         return old.routes, new.routes
-    tables = [route_tables(side.header.sources) for side in (old, new)]
-    if tables == [None, None]:
+    common = common_route_tables(old, new)
+    if all(tables is None for tables in common.values()):
         return old.routes, new.routes
-    seen = frozenset.intersection(*(t for t in tables if t is not None))
-    return tuple(r for r in old.routes if r.table in seen), tuple(r for r in new.routes if r.table in seen)
+
+    def seen(route: Route) -> bool:
+        tables = common[route.family]
+        return tables is None or route.table in tables
+
+    return tuple(filter(seen, old.routes)), tuple(filter(seen, new.routes))
 
 
 def _diff_sockets(

@@ -398,9 +398,19 @@ def route_problem(route: Route) -> str | None:
         return f"`destination` {route.destination!r} is not {problem}"
     if route.gateway is not None and not _is_gateway(route.gateway):
         return f"`gateway` {route.gateway!r} is not an address in canonical form"
+    if route.flags is not None:
+        if route.family != "inet":
+            return "`flags` are /proc/net/route's, an IPv4 route's"
+        if route.flags & ~IPV4_ROUTE_FLAGS or not route.flags & RTF_UP:
+            return f"`flags` {route.flags:#x} are not flags /proc/net/route writes (U, G, H, !)"
     if route.nexthops is not None:
         return _nexthops_problem(route.nexthops)
     return None
+
+
+# The flags fib_flag_trans (net/ipv4/fib_trie.c) writes in /proc/net/route.
+RTF_UP, RTF_GATEWAY, RTF_HOST, RTF_REJECT = 0x1, 0x2, 0x4, 0x200
+IPV4_ROUTE_FLAGS = RTF_UP | RTF_GATEWAY | RTF_HOST | RTF_REJECT
 
 
 def _is_gateway(text: str) -> bool:
@@ -719,3 +729,8 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     # cannot know (/proc/net/route shows only the first hop). IPv6 keeps each
     # next hop as a route of its own.
     nexthops: tuple[Nexthop, ...] | None = None
+    # IPv4: the RTF_* flags /proc/net/route writes (fib_flag_trans), netstat -rn's
+    # Flags: U always, G via a gateway of either family (its address /proc does
+    # not show when it is IPv6's), H a /32, ! (0x200) unreachable or prohibit;
+    # what /proc knows of a route it cannot type. None for IPv6, and in older files.
+    flags: U32 | None = None

@@ -27,6 +27,7 @@ __all__ = [
     "process_text",
     "record_detail",
     "route_line",
+    "route_tables_note",
     "scope_note",
     "socket_line",
     "socket_where",
@@ -405,18 +406,38 @@ def socket_where(sock: Socket) -> str:
     return escape(where, backslash=False)
 
 
-_CLOSING = frozenset({"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK"})
+# Orphans: full TCP sockets their process closed (inode 0), still finishing. A
+# FIN_WAIT2 socket with inode 0 is not one: the kernel turns an orphan that
+# reaches FIN_WAIT2 into a timewait sock (tcp_rcv_state_process, tcp_time_wait
+# with substate TCP_FIN_WAIT2, whenever tcp_fin_timeout is at most TIME_WAIT's
+# 60 s, the default), which ss lists as FIN-WAIT-2 and sockstat counts in ``tw``.
+_ORPHAN_STATES = frozenset({"FIN_WAIT1", "CLOSING", "LAST_ACK"})
+# The kernel's Tcp CurrEstab (RFC 1213's tcpCurrEstab, Linux 6.10 on): ESTABLISHED or CLOSE_WAIT.
+_CURRENT_ESTABLISHED = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
+
+
+def _timewait(sock: Socket) -> bool:
+    """An inet_timewait_sock: TIME_WAIT, or FIN_WAIT2 without an inode (its substate)."""
+    return sock.state == "TIME_WAIT" or (sock.state == "FIN_WAIT2" and sock.inode == 0)
+
+
+def _full(sock: Socket) -> bool:
+    """A full socket, what the kernel's ``sockets: used`` and TCP ``inuse`` count (no mini-socket)."""
+    return sock.proto != "tcp" or not (_timewait(sock) or sock.state == "SYN_RECV")
 
 
 def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None = None) -> str:
     """``ss -s``'s layout, counted from ``sockets``, then what ss -s would say and why it differs.
 
     Total counts full sockets, as the kernel's ``sockets: used`` does: not the
-    TIME_WAIT and SYN_RECV mini-sockets (a host with 390 TIME_WAIT sockets has
-    390 fewer than it lists). As in ss, the Transport table's TCP figure leaves
-    them out too; "orphaned" are TCP sockets closed by their process and still
-    finishing (inode 0 in a closing state: a connection waiting to be accepted
-    has no inode yet, and is not one). ss reads /proc/net/sockstat instead,
+    timewait and SYN_RECV mini-sockets (TIME_WAIT, and FIN_WAIT2 without an
+    inode: a host with 390 TIME_WAIT sockets has 390 fewer than it lists). As
+    in ss, the Transport table's TCP figure leaves them out too; "timewait"
+    counts both kinds, as sockstat's ``tw``; "estab" is the kernel's
+    CurrEstab (ESTABLISHED and CLOSE_WAIT); "orphaned" are TCP sockets closed
+    by their process and still finishing (inode 0 in FIN_WAIT1, CLOSING or
+    LAST_ACK: a connection waiting to be accepted has no inode yet, and is not
+    one). ss reads /proc/net/sockstat instead,
     whose Total also counts sockets no table lists (netlink, packet, never
     bound) and whose TCP ``alloc`` and ``orphan``, behind ss's TCP total, closed
     and orphaned, count the TCP sockets of every network namespace. ``kernel``
@@ -424,12 +445,13 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     ss's own figures on a line of their own. The FRAG line is left out.
     """
     tcp = [s for s in sockets if s.proto == "tcp"]
-    timewait = sum(1 for s in tcp if s.state == "TIME_WAIT")
-    orphaned = sum(1 for s in tcp if s.inode == 0 and s.state in _CLOSING)
-    full = [s for s in sockets if s.proto != "tcp" or s.state not in _MINI_SOCKETS]
+    timewait = sum(1 for s in tcp if _timewait(s))
+    orphaned = sum(1 for s in tcp if s.inode == 0 and s.state in _ORPHAN_STATES)
+    established = sum(1 for s in tcp if s.state in _CURRENT_ESTABLISHED)
+    full = [s for s in sockets if _full(s)]
     lines = [
         f"Total: {len(full)}",
-        f"TCP:   {len(tcp)} (estab {sum(1 for s in tcp if s.state == 'ESTABLISHED')},"
+        f"TCP:   {len(tcp)} (estab {established},"
         f" closed {sum(1 for s in tcp if s.state == 'CLOSE')}, orphaned {orphaned}, timewait {timewait})",
         "",
         "Transport Total     IP        IPv6",
@@ -448,7 +470,6 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     return "\n".join(lines) + "\n"
 
 
-_MINI_SOCKETS = frozenset({"TIME_WAIT", "SYN_RECV"})
 _SS_COUNTERS = (
     "sockets used",
     "TCP inuse",
@@ -571,6 +592,45 @@ def sections_note(result: Diff) -> str | None:
             lacking = result.old if before is None else result.new
             skipped.append(f"{name} ({lacking.origin} has none: {lacking.why_not_taken()})")
     return escape("not compared: " + ", ".join(skipped)) if skipped else None
+
+
+_TABLE_NAMES = {254: "main", 255: "local"}
+
+
+def route_tables_note(result: Diff) -> str | None:
+    """The routing tables compare left out because a side read from /proc cannot see or number them.
+
+    ``routes compared in IPv4's main table and IPv6's main and local tables only: ...``
+    (None: every table either side holds was compared).
+    """
+    from .backends import MAIN_TABLE_ONLY, route_tables
+    from .differ import common_route_tables
+
+    if result.routes is None:
+        return None
+    common = common_route_tables(result.old, result.new)
+    sides = [(snap, route_tables(snap.header.sources)) for snap in (result.old, result.new)]
+    parts = []
+    for family, label in (("inet", "IPv4"), ("inet6", "IPv6")):
+        tables = common[family]
+        if tables is None or all(held[family] == tables for _, held in sides):
+            continue
+        names = [_TABLE_NAMES[t] for t in sorted(tables) if t in _TABLE_NAMES]
+        parts.append(f"{label}'s {' and '.join(names)} table{'s' if len(names) > 1 else ''}")
+    if not parts:
+        return None
+    reasons = []
+    for snap, held in sides:
+        if held["inet"] is None:
+            continue
+        if snap.header.sources.get("routes") == MAIN_TABLE_ONLY:
+            reasons.append(f"{snap.origin}'s come from /proc, main tables only (an older file)")
+        else:
+            reasons.append(
+                f"{snap.origin}'s come from /proc, which shows IPv4's main table only"
+                " and numbers no IPv6 table but main and local"
+            )
+    return escape(f"routes compared in {' and '.join(parts)} only: {'; '.join(reasons)}")
 
 
 def summary_line(result: Diff) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .errors import UsageError
-from .model import Interface, Route
+from .model import RTF_GATEWAY, RTF_HOST, RTF_REJECT, Interface, Route
 from .render import escape
 
 __all__ = [
@@ -55,10 +55,11 @@ _ROUTE_HEADER = "Destination     Gateway         Genmask         Flags   MSS Win
 _ROUTE6_HEADER = "Destination                    Next Hop                   Flag Met Ref  Use If"
 _REJECT_TYPES = frozenset({"unreachable", "prohibit"})
 # IPv6 routes the kernel makes RTF_REJECT | RTF_NONEXTHOP (fib6_is_reject): these
-# types (None: /proc's word for all four), and any other route on the loopback
-# device but a local or anycast one or one to ::1 ("we cannot add true routes
-# via loopback here", net/ipv6/route.c).
-_IPV6_REJECT_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw", None})
+# types, always on the loopback device (/proc writes all four alike, type None,
+# as it does a route to a multicast prefix, which is on its own device), and any
+# other route on the loopback device but a local or anycast one or one to ::1
+# ("we cannot add true routes via loopback here", net/ipv6/route.c).
+_IPV6_REJECT_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw"})
 _IPV6_NOT_REJECTED_ON_LO = frozenset({"local", "anycast"})
 _LOOPBACK = ipaddress.IPv6Address("::1")
 _LOOPBACK_NAME = "lo"
@@ -155,6 +156,8 @@ def _ipv6_rejected(route: Route) -> bool:
         return True
     if route.dev != _LOOPBACK_NAME or route.type in _IPV6_NOT_REJECTED_ON_LO:
         return False
+    if route.type is None:
+        return True  # /proc's reject route, whatever its destination
     return ipaddress.ip_network(route.destination, strict=False).network_address != _LOOPBACK
 
 
@@ -180,17 +183,25 @@ def route_flags(route: Route) -> str:
             return "!" + ("G" if route.gateway else "") + "n"
         nonexthop = route.type in _NONEXTHOP_TYPES and route.protocol in _KERNEL_MADE
         return "U" + ("G" if route.gateway else "") + ("n" if nonexthop else "")
+    if route.flags is not None:  # /proc/net/route's, as netstat prints them (lib/inet_gr.c)
+        flags = "!" if route.flags & RTF_REJECT else "U" + ("G" if route.flags & RTF_GATEWAY else "")
+        return flags + ("H" if route.flags & RTF_HOST else "")
     flags = "!" if route.type in _REJECT_TYPES else "U" + ("G" if route.gateway else "")
     return flags + ("H" if ipaddress.ip_network(route.destination, strict=False).prefixlen == 32 else "")
+
+
+def _ipv4_rejected(route: Route) -> bool:
+    return route.type in _REJECT_TYPES if route.flags is None else bool(route.flags & RTF_REJECT)
 
 
 def _ipv4_line(route: Route) -> str:
     network = ipaddress.ip_network(route.destination, strict=False)
     flags = route_flags(route)
-    if route.type in _REJECT_TYPES:
+    if _ipv4_rejected(route):
         unknown = "    - -          - -"  # netstat's figures for a rejected route
         return f"{network.network_address!s:<15} {'-':<15} {network.netmask!s:<15} {flags:<5} {unknown}"
-    gateway = route.gateway or "0.0.0.0"
+    # An IPv6 gateway (RFC 5549) is 0.0.0.0 in /proc/net/route, and so in netstat -rn.
+    gateway = route.gateway if route.gateway and ":" not in route.gateway else "0.0.0.0"
     dev = "*" if route.dev is None else escape(route.dev, backslash=False)
     return (
         f"{network.network_address!s:<15} {gateway:<15} {network.netmask!s:<15} {flags:<5} "

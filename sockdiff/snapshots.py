@@ -30,6 +30,7 @@ import msgspec
 from ._perf import gc_paused
 from ._version import __version__
 from .backends import SECTIONS, SOURCE_NAMES, BackendFallback, BackendName, check_backend, sections_of
+from .backends.netnames import route_word_problem
 from .errors import BadSnapshot, UsageError, WriteError
 from .model import (
     PROTOS,
@@ -338,6 +339,10 @@ def _gunzip(data: bytes | bytearray, limit: int) -> bytearray:
     return out
 
 
+def _route_problem(route: Route) -> str | None:
+    return route_problem(route) or route_word_problem(route)
+
+
 def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapshot:
     """Parse a snapshot file's bytes (gzip or not); ``origin`` names it in errors.
 
@@ -405,7 +410,7 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
     checks: tuple[tuple[str, Sequence[Any] | None, Callable[[Any], str | None]], ...] = (
         ("sockets", document.sockets, record_problem),
         ("interfaces", None if isinstance(document, _DocumentV1) else document.interfaces, interface_problem),
-        ("routes", None if isinstance(document, _DocumentV1) else document.routes, route_problem),
+        ("routes", None if isinstance(document, _DocumentV1) else document.routes, _route_problem),
     )
     for section, records, check in checks:
         for index, record in enumerate(records or ()):

@@ -240,7 +240,15 @@ def _route(
         mss=metrics["advmss"] + 40 if metrics.get("advmss") else 0,
         window=metrics.get("window", 0),
         irtt=metrics.get("rtt", 0),
+        flags=_ipv4_flags(route, hop, destination) if family == "inet" else None,
     )
+
+
+def _ipv4_flags(route: Mapping[str, Any], hop: Mapping[str, Any], destination: str) -> int:
+    """/proc/net/route's flags: U; G via a gateway (none here has a zero first word); H; ! reject."""
+    via = hop.get("gateway") or (hop.get("via") or {}).get("host")
+    reject = route["type"] in ("unreachable", "prohibit")
+    return 0x1 | (0x2 if via else 0) | (0x4 if destination.endswith("/32") else 0) | (0x200 if reject else 0)
 
 
 def known_equal(known: msgspec.Struct, full: msgspec.Struct) -> list[str]:

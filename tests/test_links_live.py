@@ -115,13 +115,15 @@ def check_proc_routes(proc_routes: list[Route], netlink_routes: list[Route]) -> 
         assert known_equal(proc, full) == [], (proc, full)
     assert {r.protocol for r in proc_routes} == {None}
     # Only IPv6 reject routes' types are unknown to /proc (blackhole, unreachable,
-    # prohibit, and the routes on lo the kernel makes so); IPv4's come from fib_trie.
+    # prohibit, and the routes on lo the kernel makes so), and a multicast prefix's
+    # (multicast or unicast, written alike); IPv4's come from fib_trie.
     assert sorted(r.destination for r in proc_routes if r.type is None) == [
         "fd03::/64",
         "fd04::/64",
         "fd05::/64",
         "fd06::/64",
         "fd99::1/128",
+        "ff00::/8",
     ]
     assert all(r.scope is not None for r in proc_routes)
 

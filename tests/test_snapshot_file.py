@@ -157,6 +157,7 @@ def test_document_matches_spec() -> None:
         "window": None,
         "irtt": None,
         "nexthops": None,  # a single-path route
+        "flags": None,  # /proc/net/route's flags: not given in this sample
     }
     first = document["sockets"][0]
     assert first == {

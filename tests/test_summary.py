@@ -124,3 +124,36 @@ def test_ss_s_figures_are_iproute2s_formula() -> None:
     text = sockets_summary([], counters).splitlines()
     assert text[-1] == "ss -s says: Total: 3, TCP: 3 (estab 0, closed 2, orphaned 0, timewait 1)"
     assert not any(line.startswith("ss -s says") for line in sockets_summary([], {}).splitlines())
+
+
+@pytest.mark.parametrize("backend", ["netlink", "proc"])
+def test_fin_wait2_timewait_socks_are_timewait_and_close_wait_is_estab(netns: str, backend: str) -> None:
+    """The side that closes first while the other keeps its socket is left a FIN_WAIT2 timewait
+    sock (no inode): ss -s counts it in timewait, not in Total, TCP or orphaned; and its estab
+    is the kernel's CurrEstab, which counts the peers' CLOSE_WAIT."""
+    held: list[socket.socket] = []
+    with entered(netns):
+        listener = socket.create_server(("127.0.0.1", 7102))
+        held.append(listener)
+        for _ in range(3):
+            client = socket.create_connection(("127.0.0.1", 7102))
+            held.append(listener.accept()[0])
+            client.close()
+    try:
+        settled(netns, 4)
+        ss = run_in_netns(netns, ["ss", "-s"]).stdout.splitlines()
+        listed = run_in_netns(netns, ["ss", "-tanH", "state", "fin-wait-2"]).stdout.splitlines()
+        assert len(listed) == 3, listed  # the premise, by ss: three FIN-WAIT-2 sockets
+        done = sockdiff("show", "-s", "--backend", backend, "--netns", netns)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        mine = done.stdout.splitlines()
+        assert mine[0] == ss[0] == "Total: 4"
+        _, estab, _, orphaned, timewait = tcp_line(ss[1])
+        assert (estab, orphaned, timewait) == (3, 0, 3)
+        assert mine[1] == "TCP:   7 (estab 3, closed 0, orphaned 0, timewait 3)"
+        table = ss.index("Transport Total     IP        IPv6")
+        assert mine[table : table + 5] == [line.rstrip() for line in ss[table : table + 5]]
+        assert mine[table + 3] == "TCP\t  4         4         0"
+    finally:
+        for sock in held:
+            sock.close()

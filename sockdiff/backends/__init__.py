@@ -30,6 +30,7 @@ __all__ = [
     "PROC_ROUTES",
     "SECTIONS",
     "SOURCE_NAMES",
+    "UNNUMBERED_TABLE",
     "BackendFallback",
     "Reading",
     "check_backend",
@@ -104,6 +105,9 @@ MAIN_TABLE_ONLY = "proc (main table)"
 # Every value ``sources`` may hold.
 SOURCE_NAMES = frozenset({"netlink", "proc", PROC_ROUTES, MAIN_TABLE_ONLY})
 _MAIN_TABLE = frozenset({254})
+# The table /proc gives an IPv6 route of a table other than main and local.
+UNNUMBERED_TABLE = 0
+_PROC_IPV6_TABLES = frozenset({UNNUMBERED_TABLE, 254, 255})
 
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
 
@@ -142,13 +146,20 @@ _SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {
 }
 
 
-def route_tables(sources: Mapping[str, str]) -> frozenset[int] | None:
-    """The routing tables a snapshot's routes section holds in full, by its ``sources``; None for all.
+def route_tables(sources: Mapping[str, str]) -> dict[str, frozenset[int] | None]:
+    """Per family, the routing tables a snapshot's routes section holds, by its ``sources``.
 
-    Read from /proc, only the main table is whole in both families (IPv4's
-    local table is not shown, IPv6's other tables are not numbered).
+    None: every table, each numbered (rtnetlink). Read from /proc: IPv4's main
+    table (all /proc/net/route shows); IPv6's every table, main and local by
+    number and the others as :data:`UNNUMBERED_TABLE` (ipv6_route does not say
+    which); files written before those were read hold IPv6's main table.
     """
-    return _MAIN_TABLE if sources.get("routes") in (PROC_ROUTES, MAIN_TABLE_ONLY) else None
+    source = sources.get("routes")
+    if source == PROC_ROUTES:
+        return {"inet": _MAIN_TABLE, "inet6": _PROC_IPV6_TABLES}
+    if source == MAIN_TABLE_ONLY:
+        return {"inet": _MAIN_TABLE, "inet6": _MAIN_TABLE}
+    return {"inet": None, "inet6": None}
 
 
 def sections_of(backend: str) -> tuple[str, ...]:

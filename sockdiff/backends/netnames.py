@@ -10,7 +10,18 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 
-from ..model import Counters, Interface, Nexthop, Route, escape_name, nexthop_order
+from ..model import (
+    RTF_GATEWAY,
+    RTF_HOST,
+    RTF_REJECT,
+    RTF_UP,
+    Counters,
+    Interface,
+    Nexthop,
+    Route,
+    escape_name,
+    nexthop_order,
+)
 
 __all__ = [
     "IFF_NAMES",
@@ -167,6 +178,52 @@ def scope_name(number: int) -> str:
     return ROUTE_SCOPES.get(number, str(number))
 
 
+def _number_word(word: str, named: Iterable[int], lowest: int = 0, highest: int = 255) -> bool:
+    """A number as ip writes one without a name: decimal, no leading zero, in range, unnamed."""
+    if not (word.isascii() and word.isdigit() and len(word) <= 3) or (len(word) > 1 and word[0] == "0"):
+        return False
+    return lowest <= int(word) <= highest and int(word) not in named
+
+
+# A route's scope is at most RT_SCOPE_HOST (fib_create_info refuses "nowhere"); an IPv6 route's
+# is always universe (rt6_fill_node).
+_ROUTE_SCOPE_NAMES = frozenset(name for number, name in ROUTE_SCOPES.items() if number <= 254)
+_ROUTE_TYPE_NAMES = frozenset(ROUTE_TYPES)
+_ROUTE_PROTOCOL_NAMES = frozenset(ROUTE_PROTOCOLS.values())
+
+
+def route_word_problem(route: Route) -> str | None:
+    """A route's ``type``, ``scope`` or ``protocol`` no backend writes, or None.
+
+    Types are rtnetlink's RTN_* names (a number past them as ip prints it),
+    scopes RT_SCOPE_* names up to host or an unnamed number below it, protocols
+    iproute2's names or an unnamed number: what :func:`make_route`'s callers make.
+
+    >>> route_word_problem(Route("inet", 254, "frobnicate", "10.0.0.0/8", None, "eth0", 0, None, None))
+    "`type` 'frobnicate' is not a route type (unicast, local, ..., or a number from 12 to 255)"
+    >>> route_word_problem(Route("inet", 254, "unicast", "10.0.0.0/8", None, "eth0", 0, "99", "link"))
+    "`protocol` '99' is not a route protocol (iproute2's name, or a number without one)"
+    """
+    kind, scope, protocol = route.type, route.scope, route.protocol
+    if kind is not None and kind not in _ROUTE_TYPE_NAMES and not _number_word(kind, (), len(ROUTE_TYPES)):
+        numbers = f"a number from {len(ROUTE_TYPES)} to 255"
+        return f"`type` {kind!r} is not a route type (unicast, local, ..., or {numbers})"
+    if scope is not None:
+        if route.family == "inet6" and scope != ROUTE_SCOPES[0]:
+            return f"`scope` {scope!r} is not an IPv6 route's (universe, always)"
+        if scope not in _ROUTE_SCOPE_NAMES and not _number_word(scope, ROUTE_SCOPES, 1, 254):
+            return (
+                f"`scope` {scope!r} is not a route scope (universe, site, link, host, or a number below 254)"
+            )
+    if (
+        protocol is not None
+        and protocol not in _ROUTE_PROTOCOL_NAMES
+        and not _number_word(protocol, ROUTE_PROTOCOLS)
+    ):
+        return f"`protocol` {protocol!r} is not a route protocol (iproute2's name, or a number without one)"
+    return None
+
+
 def make_counters(
     rx_bytes: int,
     rx_packets: int,
@@ -239,11 +296,15 @@ def make_route(
     window: int | None,
     irtt: int | None,
     nexthops: tuple[Nexthop, ...] | None = None,
+    flags: int | None = None,
 ) -> Route:
     """Build a route record (``destination`` packed); both backends come through here.
 
     The unspecified address as gateway (how /proc writes "none") is no gateway.
+    An IPv4 route's ``flags`` (None: made as the kernel makes /proc/net/route's).
     """
+    if flags is None and family == socket.AF_INET:
+        flags = ipv4_route_flags(route_type, gateway, prefix_length)
     return Route(
         family="inet" if family == socket.AF_INET else "inet6",
         table=table,
@@ -258,4 +319,26 @@ def make_route(
         window=window,
         irtt=irtt,
         nexthops=None if nexthops is None else tuple(sorted(nexthops, key=nexthop_order)),
+        flags=flags,
     )
+
+
+def ipv4_route_flags(route_type: str | None, gateway: str | None, prefix_length: int) -> int:
+    """/proc/net/route's flags for an IPv4 route, as fib_flag_trans makes them.
+
+    G when the first next hop's gateway is non-zero read as an IPv4 address: the
+    kernel reads the gateway union's first four bytes, an IPv6 gateway's too.
+
+    >>> hex(ipv4_route_flags("unicast", "fe80::1", 16)), hex(ipv4_route_flags("unreachable", None, 32))
+    ('0x3', '0x205')
+    """
+    flags = RTF_UP
+    if route_type in ("unreachable", "prohibit"):
+        flags |= RTF_REJECT
+    if gateway is not None:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in gateway else socket.AF_INET, gateway)
+        if any(packed[:4]):
+            flags |= RTF_GATEWAY
+    if prefix_length == 32:
+        flags |= RTF_HOST
+    return flags

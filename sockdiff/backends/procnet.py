@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
 from ..errors import BackendUnavailable
-from ..model import Counters, Interface, Route
+from ..model import IPV4_ROUTE_FLAGS, Counters, Interface, Route
 from .netnames import (
     IFF_MASK,
     ROUTE_SCOPES,
@@ -406,8 +406,9 @@ def _ipv6_route_type(row: Ipv6RouteRow) -> str | None:
         return "local"
     if row.flags & RTF_ANYCAST:
         return "anycast"
-    # The kernel makes multicast routes (addrconf's ff00::/8) for multicast prefixes only.
-    return "multicast" if row.destination[0] == 0xFF else "unicast"
+    # A route to a multicast prefix may be of type multicast (addrconf's ff00::/8)
+    # or unicast (ip -6 route add ff05::/16 dev eth0): ipv6_route writes them alike.
+    return None if row.destination[0] == 0xFF else "unicast"
 
 
 def _device(raw: bytes | None) -> str | None:
@@ -441,6 +442,7 @@ def routes_from(route: bytes, fib_trie: bytes, ipv6_route: bytes) -> list[Route]
                 row.mss,
                 row.window,
                 row.irtt,
+                flags=row.flags & IPV4_ROUTE_FLAGS,
             )
         )
     for table, row6 in (
