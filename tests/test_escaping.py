@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -61,28 +63,34 @@ def test_a_character_never_reads_as_a_byte_a_record_escaped() -> None:
 def test_a_forged_name_stays_on_one_line(netns: str, tmp_path: Path) -> None:
     before, after = tmp_path / "before.json", tmp_path / "after.json"
     assert sockdiff("snapshot", "--netns", netns, "-o", str(before)).returncode == 0
-    path = tmp_path / "a\n+ tcp LISTEN 0.0.0.0:22 0.0.0.0:*"
-    with subprocess.Popen(
-        netns_exec_argv(netns, [sys.executable, "-c", _CHILD, str(path), EVIL]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as child:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        taken = sockdiff("snapshot", "--netns", netns, "-o", str(after))
-        assert taken.returncode == 0, taken.stderr
-        child.communicate(timeout=TIMEOUT)
-    compared = sockdiff("compare", str(before), str(after))
-    lines = compared.stdout.splitlines()
-    assert lines[-1].startswith("2 new, 0 closed, 0 changed"), compared.stdout
-    assert [line[:2] for line in lines[:-1]] == ["+ ", "+ "]
-    escaped_path = unix_name(str(path))
-    assert any(f"{escaped_path} " in line and "evil\\n+ tcp" in line for line in lines)
-    assert any(line.startswith("+ tcp LISTEN 127.0.0.1:7999") and "evil\\n+ tcp" in line for line in lines)
+    # Not under tmp_path: xdist's is long enough to take the name past sun_path's 108 bytes.
+    short = Path(tempfile.mkdtemp(prefix="sd-"))
+    try:
+        path = short / "a\n+ tcp LISTEN 0.0.0.0:22 0.0.0.0:*"
+        with subprocess.Popen(
+            netns_exec_argv(netns, [sys.executable, "-c", _CHILD, str(path), EVIL]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as child:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            taken = sockdiff("snapshot", "--netns", netns, "-o", str(after))
+            assert taken.returncode == 0, taken.stderr
+            child.communicate(timeout=TIMEOUT)
+        compared = sockdiff("compare", str(before), str(after))
+        lines = compared.stdout.splitlines()
+        assert lines[-1].startswith("2 new, 0 closed, 0 changed"), compared.stdout
+        assert [line[:2] for line in lines[:-1]] == ["+ ", "+ "]
+        escaped_path = unix_name(str(path))
+        assert any(f"{escaped_path} " in line and "evil\\n+ tcp" in line for line in lines)
+        listener = "+ tcp LISTEN 127.0.0.1:7999"
+        assert any(line.startswith(listener) and "evil\\n+ tcp" in line for line in lines)
 
-    table = sockdiff("show", str(after), "-a", "-p").stdout.splitlines()
-    assert len(table) == 3 and table[0].startswith("Netid")
-    assert {row.split()[0] for row in table[1:]} == {"tcp", "u_str"}
+        table = sockdiff("show", str(after), "-a", "-p").stdout.splitlines()
+        assert len(table) == 3 and table[0].startswith("Netid")
+        assert {row.split()[0] for row in table[1:]} == {"tcp", "u_str"}
+    finally:
+        shutil.rmtree(short)
 
 
 def test_every_text_report_keeps_a_difference_on_one_line() -> None:
