@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
-from .backends import UNNUMBERED_TABLE, route_tables
+from .backends import route_tables
 from .errors import UsageError
-from .model import COUNTER_NAMES, PROTOS, Endpoint, Interface, Route, Socket, is_listening
+from .model import COUNTER_NAMES, PROTOS, UNNUMBERED_TABLE, Endpoint, Interface, Route, Socket, is_listening
 from .snapshots import Scope, Snapshot
 
 __all__ = [

@@ -24,10 +24,15 @@ __all__ = [
     "IFNAMSIZ",
     "INET_TYPES",
     "PROTOS",
+    "ROUTE_TABLES",
+    "RT_TABLE_DEFAULT",
+    "RT_TABLE_LOCAL",
+    "RT_TABLE_MAIN",
     "SOCK_TYPES",
     "TCP_STATES",
     "UNIX_DIAG_STATES",
     "UNIX_SS_STATES",
+    "UNNUMBERED_TABLE",
     "Counters",
     "Endpoint",
     "Inet",
@@ -699,6 +704,17 @@ class Nexthop(msgspec.Struct, frozen=True, gc=False):
 def nexthop_order(hop: Nexthop) -> tuple[str, str, int]:
     """The order a route's ``nexthops`` are kept in."""
     return (hop.gateway or "", hop.dev or "", hop.weight)
+
+
+# The routing tables the kernel names (include/uapi/linux/rtnetlink.h, enum rt_class_t),
+# as ``ip route`` and ``--table`` write them.
+RT_TABLE_DEFAULT = 253
+RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+ROUTE_TABLES = {"main": RT_TABLE_MAIN, "local": RT_TABLE_LOCAL, "default": RT_TABLE_DEFAULT}
+# The table of an IPv6 route read from /proc in a table other than main and
+# local: ipv6_route does not say which (0, RT_TABLE_UNSPEC, holds no route).
+UNNUMBERED_TABLE = 0
 
 
 class Route(msgspec.Struct, frozen=True, gc=False):

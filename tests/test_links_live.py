@@ -22,7 +22,16 @@ from linkzoo import ODD_NAME_TEXT, build_network, interfaces_from_ip, ip_json, k
 from netns import netns_exec_argv, private_netns
 
 from sockdiff.backends import procnet, rtnetlink
-from sockdiff.model import COUNTER_NAMES, Counters, Interface, Nexthop, Route
+from sockdiff.model import (
+    COUNTER_NAMES,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    UNNUMBERED_TABLE,
+    Counters,
+    Interface,
+    Nexthop,
+    Route,
+)
 from sockdiff.netns import entered
 from sockdiff.snapshots import load
 
@@ -105,7 +114,9 @@ def check_proc_routes(proc_routes: list[Route], netlink_routes: list[Route]) -> 
     """/proc: IPv4's main table; every IPv6 table, in the kernel's order, unnumbered but main and local."""
     seen = [r for r in netlink_routes if r.family == "inet" and r.table == 254]
     seen += [
-        msgspec.structs.replace(r, table=r.table if r.table in (254, 255) else procnet.UNNUMBERED_TABLE)
+        msgspec.structs.replace(
+            r, table=r.table if r.table in (RT_TABLE_MAIN, RT_TABLE_LOCAL) else UNNUMBERED_TABLE
+        )
         for r in netlink_routes
         if r.family == "inet6"
     ]

@@ -17,7 +17,7 @@ from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_
 
 from sockdiff.backends import netlink, procnet, rtnetlink
 from sockdiff.backends.netnames import interface_name
-from sockdiff.model import Interface, Route
+from sockdiff.model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Route
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"
 
@@ -87,14 +87,16 @@ def test_proc_routes_are_ipv4_main_and_every_ipv6_table_with_what_proc_knows() -
     # /proc/net/route: the main table; ipv6_route: every table, only main and local told by number.
     seen = [r for r in netlink if r.family == "inet" and r.table == 254]
     seen += [
-        msgspec.structs.replace(r, table=r.table if r.table in (254, 255) else procnet.UNNUMBERED_TABLE)
+        msgspec.structs.replace(
+            r, table=r.table if r.table in (RT_TABLE_MAIN, RT_TABLE_LOCAL) else UNNUMBERED_TABLE
+        )
         for r in netlink
         if r.family == "inet6"
     ]
     assert len(routes) == len(seen)
     for proc, full in zip(routes, seen, strict=True):
         assert known_equal(proc, full) == [], (proc, full)
-    assert [r.table for r in routes if r.destination == "fd02::/64"] == [procnet.UNNUMBERED_TABLE]
+    assert [r.table for r in routes if r.destination == "fd02::/64"] == [UNNUMBERED_TABLE]
     assert [r.type for r in routes if r.destination == "10.30.0.0/16"] == ["blackhole"]
     assert [r.type for r in routes if r.destination == "fd03::/64"] == [None]
 

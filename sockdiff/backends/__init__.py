@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import BackendUnavailable, UsageError
-from ..model import Interface, Process, Route, Socket
+from ..model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Process, Route, Socket
 
 __all__ = [
     "BACKENDS",
@@ -30,7 +30,6 @@ __all__ = [
     "PROC_ROUTES",
     "SECTIONS",
     "SOURCE_NAMES",
-    "UNNUMBERED_TABLE",
     "BackendFallback",
     "Reading",
     "check_backend",
@@ -104,10 +103,8 @@ PROC_ROUTES = "proc (IPv4 main table only)"
 MAIN_TABLE_ONLY = "proc (main table)"
 # Every value ``sources`` may hold.
 SOURCE_NAMES = frozenset({"netlink", "proc", PROC_ROUTES, MAIN_TABLE_ONLY})
-_MAIN_TABLE = frozenset({254})
-# The table /proc gives an IPv6 route of a table other than main and local.
-UNNUMBERED_TABLE = 0
-_PROC_IPV6_TABLES = frozenset({UNNUMBERED_TABLE, 254, 255})
+_MAIN_TABLE = frozenset({RT_TABLE_MAIN})
+_PROC_IPV6_TABLES = frozenset({UNNUMBERED_TABLE, RT_TABLE_MAIN, RT_TABLE_LOCAL})
 
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
 

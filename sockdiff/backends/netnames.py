@@ -29,8 +29,6 @@ __all__ = [
     "ROUTE_PROTOCOLS",
     "ROUTE_SCOPES",
     "ROUTE_TYPES",
-    "RT_TABLE_LOCAL",
-    "RT_TABLE_MAIN",
     "flag_names",
     "hardware_address",
     "interface_name",
@@ -111,8 +109,6 @@ ROUTE_PROTOCOLS = {
     189: "rip",
     192: "eigrp",
 }
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
 
 # ARPHRD_* (include/uapi/linux/if_arp.h) whose addresses ip link prints as IP
 # addresses rather than colon-separated bytes (iproute2's ll_addr_n2a).

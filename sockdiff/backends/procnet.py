@@ -39,13 +39,19 @@ from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
 from ..errors import BackendUnavailable
-from ..model import IPV4_ROUTE_FLAGS, Counters, Interface, Route
+from ..model import (
+    IPV4_ROUTE_FLAGS,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    UNNUMBERED_TABLE,
+    Counters,
+    Interface,
+    Route,
+)
 from .netnames import (
     IFF_MASK,
     ROUTE_SCOPES,
     ROUTE_TYPES,
-    RT_TABLE_LOCAL,
-    RT_TABLE_MAIN,
     hardware_address,
     interface_name,
     make_counters,
@@ -56,7 +62,6 @@ from .procfs import DEFAULT_NET_DIR, read_file
 
 __all__ = [
     "DEFAULT_SYS_DIR",
-    "UNNUMBERED_TABLE",
     "Ipv6RouteRow",
     "RouteRow",
     "ipv6_main_table",
@@ -81,9 +86,6 @@ RTF_ANYCAST = 0x100000
 RTF_NONEXTHOP = 0x200000
 RTF_LOCAL = 0x80000000
 _NULL_ENTRY_FLAGS = RTF_REJECT | RTF_NONEXTHOP
-# The table of an IPv6 route read from /proc in a table other than main and
-# local: ipv6_route does not say which (0, RT_TABLE_UNSPEC, holds no route).
-UNNUMBERED_TABLE = 0
 
 # ioctl numbers, include/uapi/linux/sockios.h.
 SIOCGIFCONF = 0x8912
