@@ -13,8 +13,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -24,8 +24,8 @@ from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
     from .config import Defaults
-    from .differ import Diff, SectionDiff
-    from .formats import Format
+    from .differ import Diff
+    from .formats import Format, ListingChoice
     from .output import Inputs
 
 app = typer.Typer(
@@ -131,7 +131,7 @@ def snapshot(
         return
     # Only a snapshot kept in the store needs these (-o is the benchmarked path).
     from . import store
-    from .render import escape
+    from .formats.notation import escape
 
     print(escape(str(store.keep(taken, name))))
 
@@ -206,13 +206,10 @@ def show(
     replaces the default view and -l / -a. With -i, the interfaces as netstat -i
     lists them; with --route, the routes as netstat -rn and -6rn (-4 / -6 to narrow).
     """
-    from . import render
     from .filter import filter_keywords
-    from .formats import SHOW_FORMATS, Format, parse_format
-    from .formats.json import inert
-    from .formats.jsonl import record_lines
+    from .formats import SHOW_FORMATS, Format, ListingOptions, listing_format, parse_format
+    from .formats.ss import sockets_summary
     from .model import ss_kinds, ss_view
-    from .snapshots import dumps
     from .sources import LIVE, is_source, open_source
 
     chosen = parse_format(output_format, SHOW_FORMATS)
@@ -239,7 +236,7 @@ def show(
         if given:
             _fail(f"{' '.join(given)} {'does' if len(given) == 1 else 'do'} not go with {mode}")
         route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
-        section = "interfaces" if interfaces else "routes"
+        section: Literal["interfaces", "routes"] = "interfaces" if interfaces else "routes"
         _show_network(source, netns, chosen, section, route_families, table, everything, header=not no_header)
         return
     if table is not None:
@@ -253,7 +250,7 @@ def show(
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     if summary:
-        print(render.sockets_summary(snap.sockets, kernel))
+        print(sockets_summary(snap.sockets, kernel))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
             return  # ss -s alone is the summary alone
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
@@ -267,20 +264,11 @@ def show(
         and (states is None or s.state in states)
         and (where is None or where(s))
     ]
-    if chosen is Format.TABLE:
-        text = render.table(
-            chosen_sockets,
-            processes=processes,
-            resolve=resolve and not numeric,
-            header=not no_header,
-            extended=extended,
-        )
-        if text:
-            print(text)
-    elif chosen is Format.JSON:
-        sys.stdout.buffer.write(inert(dumps(dataclasses.replace(snap, sockets=tuple(chosen_sockets)))))
-    else:
-        sys.stdout.buffer.writelines(record_lines(chosen_sockets))
+    options = ListingOptions(
+        header=not no_header, processes=processes, resolve=resolve and not numeric, extended=extended
+    )
+    listing = dataclasses.replace(snap, sockets=tuple(chosen_sockets))
+    listing_format(chosen).write(sys.stdout, listing, "sockets", options)
 
 
 def _socket_options(
@@ -329,60 +317,45 @@ def _kernel_counters(netns: str | None) -> dict[str, int]:
 def _show_network(
     source: str,
     netns: str | None,
-    chosen: Format,
-    section: str,
+    chosen: ListingChoice,
+    section: Literal["interfaces", "routes"],
     families: set[str],
     table: str | None,
     everything: bool,
     header: bool,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
-    from . import render_net
-    from .formats import Format
-    from .formats.json import inert
-    from .formats.jsonl import record_lines
-    from .snapshots import dumps
+    from .formats import ListingOptions, listing_format
+    from .formats.netstat import netstat_routes, parse_table, select_interfaces, select_routes
+    from .model import RT_TABLE_MAIN
     from .sources import open_source
 
-    wanted_table = None if table is None else render_net.parse_table(table)
+    wanted_table = None if table is None else parse_table(table)
     snap = open_source(source, netns=netns, processes=False, sections=(section,))
-    records: list[Any]
     if section == "interfaces":
         if snap.interfaces is None:
             _fail(f"{source}: this snapshot has no interfaces section ({snap.why_not_taken()})")
-        interfaces = render_net.select_interfaces(snap.interfaces, everything)
-        text = render_net.interface_table(interfaces, header=header)
-        records, narrowed = (
-            interfaces,
-            dataclasses.replace(snap, sockets=None, routes=None, interfaces=tuple(interfaces)),
-        )
+        interfaces = select_interfaces(snap.interfaces, everything)
+        options = ListingOptions(header=header)
+        listing = dataclasses.replace(snap, sockets=None, routes=None, interfaces=tuple(interfaces))
     else:
         if snap.routes is None:
             _fail(f"{source}: this snapshot has no routes section ({snap.why_not_taken()})")
         if table is None:  # netstat's view: what netstat -rn and -6rn list
-            routes = render_net.netstat_routes(snap.routes, families)
+            routes = netstat_routes(snap.routes, families)
         else:
-            routes = render_net.select_routes(snap.routes, families, wanted_table)
-        all_tables = table is not None and wanted_table != render_net.TABLE_NAMES["main"]
-        text = render_net.route_tables(
-            routes, families, all_tables=all_tables, header=header, null_entries=table is None
+            routes = select_routes(snap.routes, families, wanted_table)
+        all_tables = table is not None and wanted_table != RT_TABLE_MAIN
+        options = ListingOptions(
+            header=header, families=tuple(families), all_tables=all_tables, null_entries=table is None
         )
-        records, narrowed = (
-            routes,
-            dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes)),
-        )
+        listing = dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes))
         covered = snap.header.sources.get("routes", "")
         # A file written before /proc's every IPv6 table was read holds its main table only.
         older = table is None and "inet6" in families and covered == "proc (main table)"
         if (all_tables and "main table" in covered) or older:
             print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
-    if chosen is Format.TABLE:
-        if text:
-            print(text)
-    elif chosen is Format.JSON:
-        sys.stdout.buffer.write(inert(dumps(narrowed)))
-    else:
-        sys.stdout.buffer.writelines(record_lines(records))
+    listing_format(chosen).write(sys.stdout, listing, section, options)
 
 
 def _colour() -> bool:
@@ -470,7 +443,7 @@ def compare(
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
         raise typer.Exit(1 if result.counted(kinds) else 0) from None
-    from .render import route_tables_note, scope_note, sections_note
+    from .formats.notes import route_tables_note, scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
@@ -513,7 +486,7 @@ def _report_target(text: str) -> tuple[Format, str]:
 
 def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defaults:
     """Say on stderr which configs were skipped, and which one changes what is ignored or counted."""
-    from .render import escape
+    from .formats.notation import escape
 
     for warning in defaults.warnings:
         print(f"sockdiff: warning: {escape(warning)}", file=sys.stderr)
@@ -540,20 +513,6 @@ def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Sock
     if values is None:
         return defaults.ignore
     return compile_filters([text for text in values if text.strip()])
-
-
-def _section_events(stamp: str, section: str, noun: str, found: SectionDiff[Any] | None) -> Iterator[bytes]:
-    """jsonl lines of one section's differences: ``added`` and ``removed`` records, ``changed`` pairs."""
-    from .formats.jsonl import event_line
-
-    if found is None:
-        return
-    for record in found.added:
-        yield event_line(stamp, section, "added", **{noun: record})
-    for record in found.removed:
-        yield event_line(stamp, section, "removed", **{noun: record})
-    for change in found.changed:
-        yield event_line(stamp, section, "changed", old=change.old, new=change.new, fields=change.fields)
 
 
 @app.command()
@@ -601,13 +560,9 @@ def watch(
 
     Ctrl-C ends it with a summary line on stderr (exit 0).
     """
-    from . import render
     from .comparison import watch as watch_sockets
     from .config import load_defaults
-    from .formats import WATCH_FORMATS, Format, parse_format
-    from .formats.items import Item, items
-    from .formats.jsonl import event_line
-    from .formats.text import item_line
+    from .formats import WATCH_FORMATS, event_format, parse_format
 
     if math.isnan(interval):  # compares with neither bound, so the range lets it through
         _fail("--interval must be a number of seconds, not nan")
@@ -624,7 +579,7 @@ def watch(
         buffer_size=buffer_size,
         sections=("sockets", "interfaces", "routes") if sections is None else _sections(sections),
     )
-    colour = _colour()
+    events = event_format(chosen, _colour())
     out = sys.stdout
     try:
         for report in watcher:
@@ -646,41 +601,8 @@ def watch(
                     file=sys.stderr,
                     flush=True,
                 )
-                if chosen is Format.JSONL:
-                    out.buffer.write(event_line(stamp, "watch", "overrun", lost=report.overrun))
-            found = report.diff
-            if chosen is Format.JSONL:
-                if found is not None:
-                    for sock in found.opened:
-                        out.buffer.write(event_line(stamp, "sockets", "new", socket=sock))
-                    for sock in found.closed:
-                        out.buffer.write(
-                            event_line(stamp, "sockets", "closed", socket=sock, short_lived=False)
-                        )
-                for sock in report.short_lived:
-                    out.buffer.write(event_line(stamp, "sockets", "closed", socket=sock, short_lived=True))
-                if found is not None:
-                    for change in found.changed:
-                        out.buffer.write(
-                            event_line(
-                                stamp,
-                                "sockets",
-                                "changed",
-                                old=change.old,
-                                new=change.new,
-                                fields=change.fields,
-                            )
-                        )
-                    for interface in _section_events(stamp, "interfaces", "interface", found.interfaces):
-                        out.buffer.write(interface)
-                    for route in _section_events(stamp, "routes", "route", found.routes):
-                        out.buffer.write(route)
-            else:
-                for item in items(found, ("any",)) if found is not None else ():
-                    out.write(f"{stamp} {item_line(item, colour)}\n")
-                for sock in report.short_lived:
-                    item = Item("sockets", "closed", "-", render.socket_line(sock), "short-lived", True)
-                    out.write(f"{stamp} {item_line(item, colour)}\n")
+                events.overrun(out, stamp, report.overrun)
+            events.poll(out, stamp, report.diff, report.short_lived)
             out.flush()
     except KeyboardInterrupt:
         pass  # the way to stop watching: the summary follows
@@ -693,7 +615,7 @@ def watch(
 def list_() -> None:
     """List the stored snapshots, oldest first."""
     from . import store
-    from .render import escape
+    from .formats.notation import escape
 
     entries = store.entries()
     if not entries:
@@ -743,7 +665,7 @@ def _warning_line(
 
 def _diagnostic(line: str) -> None:
     """One line on stderr; a stderr that cannot take it loses it, and nothing else."""
-    from .render import escape
+    from .formats.notation import escape
 
     # Messages quote names with repr() or as they are: either way, one line.
     text = escape(line, backslash=False) + "\n"

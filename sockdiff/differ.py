@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
-from .backends import route_tables
+from .backends import MAIN_TABLE_ONLY, route_tables
 from .errors import UsageError
 from .model import COUNTER_NAMES, PROTOS, UNNUMBERED_TABLE, Endpoint, Interface, Route, Socket, is_listening
 from .snapshots import Scope, Snapshot
@@ -51,6 +51,7 @@ __all__ = [
     "identity",
     "parse_fail_on",
     "parse_fields",
+    "route_coverage",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -461,6 +462,12 @@ def common_route_tables(old: Snapshot, new: Snapshot) -> dict[str, frozenset[int
             seen -= {UNNUMBERED_TABLE}  # the other side numbers them: no pairing
         common[family] = seen
     return common
+
+
+def route_coverage(snap: Snapshot) -> tuple[dict[str, frozenset[int] | None], bool]:
+    """Per family, the routing tables ``snap``'s routes section holds (None: every table), and
+    whether it is an older file's, read from /proc when only its main tables were."""
+    return route_tables(snap.header.sources), snap.header.sources.get("routes") == MAIN_TABLE_ONLY
 
 
 def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:

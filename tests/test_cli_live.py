@@ -17,8 +17,8 @@ from netns import run_in_netns
 from zoo import ZooClient
 
 from sockdiff import load, snapshot
+from sockdiff.formats.notation import unix_name
 from sockdiff.netns import entered
-from sockdiff.render import unix_name
 
 
 @pytest.mark.parametrize("backend", ["netlink", "proc"])

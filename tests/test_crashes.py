@@ -11,7 +11,7 @@ from sockdiff import BadConfig, BadFilter, Inet, Socket
 from sockdiff.cli import main
 from sockdiff.config import load_defaults
 from sockdiff.filter import MAX_DEPTH, compile_filter
-from sockdiff.render import local_text
+from sockdiff.formats.notation import local_text
 
 LISTENER = Socket(
     "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22), Inet("0.0.0.0", 0), 7, 0, 0, 128, ()

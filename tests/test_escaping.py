@@ -15,7 +15,7 @@ from cli import TIMEOUT, sockdiff
 from netns import netns_exec_argv
 from runner_commands import parse
 
-from sockdiff.render import escape, unix_name
+from sockdiff.formats.notation import escape, unix_name
 
 pytest_plugins = ("pytester",)
 
@@ -217,8 +217,8 @@ def test_escape_leaves_no_command(name: str) -> None:
 def test_interface_and_route_lines_escape_once() -> None:
     """A record's names carry their backslashes doubled: compare shows them as show -i does."""
     from sockdiff import Inet, Interface, Route, Socket
-    from sockdiff.render import interface_line, local_text, route_line
-    from sockdiff.render_net import interface_table
+    from sockdiff.formats.netstat import interface_table
+    from sockdiff.formats.notation import interface_line, local_text, route_line
 
     link = Interface("bad\\xff", 3, ("UP",), "UP", 1500, None, (), None)
     assert interface_line(link).startswith("interface bad\\xff <UP>")

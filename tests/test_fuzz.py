@@ -554,11 +554,12 @@ def test_names_through_every_report_format(names: list[str], fail_on: tuple[str,
 def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
     """show's table keeps a name in its column; jsonl reads back; the plugin's summary opens no command."""
     from sockdiff.formats.jsonl import record_lines
+    from sockdiff.formats.notation import escape, unix_name
+    from sockdiff.formats.ss import socket_table
     from sockdiff.pytest_plugin import _lines
-    from sockdiff.render import escape, table, unix_name
 
     sockets = [_unix_record(name, 10 + n, name) for n, name in enumerate(names)]
-    rows = table(sockets, processes=True).splitlines()
+    rows = socket_table(sockets, processes=True).splitlines()
     assert len(rows) == len(sockets) + 1
     for row, sock in zip(rows[1:], sockets, strict=True):
         _no_command(row)

@@ -16,8 +16,8 @@ from sockdiff import Inet, Snapshot, Socket, save
 from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields
 from sockdiff.errors import BadSnapshot
 from sockdiff.formats import report
+from sockdiff.formats.notation import summary_line
 from sockdiff.model import Counters, Interface, Nexthop, Route
-from sockdiff.render import summary_line
 from sockdiff.snapshots import EVERYTHING, Scope, load
 
 LISTENER = Socket(

@@ -18,8 +18,8 @@ import pytest
 from cli import sockdiff
 from netns import run_in_netns
 
+from sockdiff.formats.ss import sockets_summary
 from sockdiff.netns import entered
-from sockdiff.render import sockets_summary
 
 _TCP_LINE = re.compile(r"TCP: +(\d+) \(estab (\d+), closed (\d+), orphaned (\d+), timewait (\d+)\)")
 _TIME_WAITS = 3

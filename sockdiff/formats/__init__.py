@@ -1,18 +1,23 @@
-"""Output formats: one module a format, one enum of the formats the CLI offers.
+"""Output formats: every rendering sockdiff writes, one module a format.
 
-Each format module renders the library's results (a :class:`~sockdiff.differ.Diff`,
-or the sockets a ``show`` chose); :class:`Format` maps a name to its module, and
-each command offers the subset that makes sense for it. A new format is a new
-module and one enum member (pip-audit's ``_format/`` is the model).
+Three kinds of document, one interface each (:mod:`.base`): a diff (compare's
+reports), a listing of records (show) and a stream of events (watch). Each
+command offers the formats of its kind (:data:`COMPARE_FORMATS`,
+:data:`SHOW_FORMATS`, :data:`WATCH_FORMATS`, typed as such) and gets its
+writer from :func:`diff_format`, :func:`listing_format` or :func:`event_format`,
+each a match over its choices ending in ``assert_never``: a new format is a new
+module and one member (pip-audit's ``_format/`` is the model). The notation
+every text output shares is :mod:`.notation`; ss's and netstat's layouts are
+:mod:`.ss` and :mod:`.netstat`; compare's notes on stderr, :mod:`.notes`.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Literal, TypeVar, assert_never
 
 from ..errors import UsageError
-from .base import DiffFormat, ReportOptions
+from .base import DiffFormat, EventFormat, ListingFormat, ListingOptions, ReportOptions, Section
 
 if TYPE_CHECKING:
     from ..differ import Diff
@@ -21,9 +26,19 @@ __all__ = [
     "COMPARE_FORMATS",
     "SHOW_FORMATS",
     "WATCH_FORMATS",
+    "DiffChoice",
     "DiffFormat",
+    "EventChoice",
+    "EventFormat",
     "Format",
+    "ListingChoice",
+    "ListingFormat",
+    "ListingOptions",
     "ReportOptions",
+    "Section",
+    "diff_format",
+    "event_format",
+    "listing_format",
     "parse_format",
     "report",
 ]
@@ -39,36 +54,6 @@ class Format(enum.Enum):
     JUNIT = "junit"
     GITHUB = "github"
     MARKDOWN = "markdown"
-
-    def diff_format(self) -> DiffFormat:
-        """The renderer of a diff in this format."""
-        match self:
-            case Format.TEXT:
-                from .text import TextFormat
-
-                return TextFormat()
-            case Format.JSON:
-                from .json import JsonFormat
-
-                return JsonFormat()
-            case Format.JUNIT:
-                from .junit import JunitFormat
-
-                return JunitFormat()
-            case Format.GITHUB:
-                from .github import GithubFormat
-
-                return GithubFormat()
-            case Format.MARKDOWN:
-                from .markdown import MarkdownFormat
-
-                return MarkdownFormat()
-            case Format.TABLE | Format.JSONL:
-                raise UsageError(
-                    f"a diff cannot be written as {self.value} (choose from {_names(COMPARE_FORMATS)})"
-                )
-            case _:
-                assert_never(self)
 
     @property
     def lines(self) -> bool:
@@ -88,16 +73,91 @@ class Format(enum.Enum):
                 assert_never(self)
 
 
-COMPARE_FORMATS = (Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN)
-SHOW_FORMATS = (Format.TABLE, Format.JSON, Format.JSONL)
-WATCH_FORMATS = (Format.TEXT, Format.JSONL)
+# The formats of each kind of document, as types: a command holds a choice of its kind only.
+DiffChoice = Literal[Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN]
+ListingChoice = Literal[Format.TABLE, Format.JSON, Format.JSONL]
+EventChoice = Literal[Format.TEXT, Format.JSONL]
+
+COMPARE_FORMATS: tuple[DiffChoice, ...] = (
+    Format.TEXT,
+    Format.JSON,
+    Format.JUNIT,
+    Format.GITHUB,
+    Format.MARKDOWN,
+)
+SHOW_FORMATS: tuple[ListingChoice, ...] = (Format.TABLE, Format.JSON, Format.JSONL)
+WATCH_FORMATS: tuple[EventChoice, ...] = (Format.TEXT, Format.JSONL)
+
+
+def diff_format(choice: DiffChoice) -> DiffFormat:
+    """The writer of a diff (compare's report) in ``choice``."""
+    match choice:
+        case Format.TEXT:
+            from .text import TextFormat
+
+            return TextFormat()
+        case Format.JSON:
+            from .json import JsonFormat
+
+            return JsonFormat()
+        case Format.JUNIT:
+            from .junit import JunitFormat
+
+            return JunitFormat()
+        case Format.GITHUB:
+            from .github import GithubFormat
+
+            return GithubFormat()
+        case Format.MARKDOWN:
+            from .markdown import MarkdownFormat
+
+            return MarkdownFormat()
+        case _:
+            assert_never(choice)
+
+
+def listing_format(choice: ListingChoice) -> ListingFormat:
+    """The writer of show's listing in ``choice``."""
+    match choice:
+        case Format.TABLE:
+            from .table import TableListing
+
+            return TableListing()
+        case Format.JSON:
+            from .json import JsonListing
+
+            return JsonListing()
+        case Format.JSONL:
+            from .jsonl import JsonlListing
+
+            return JsonlListing()
+        case _:
+            assert_never(choice)
+
+
+def event_format(choice: EventChoice, colour: bool = False) -> EventFormat:
+    """The writer of watch's events in ``choice`` (``colour``: ANSI colours in text)."""
+    match choice:
+        case Format.TEXT:
+            from .text import TextEvents
+
+            return TextEvents(colour)
+        case Format.JSONL:
+            from .jsonl import JsonlEvents
+
+            return JsonlEvents()
+        case _:
+            assert_never(choice)
 
 
 def _names(formats: tuple[Format, ...]) -> str:
     return ", ".join(f.value for f in formats)
 
 
-def parse_format(text: str, offered: tuple[Format, ...]) -> Format:
+F = TypeVar("F", bound=Format)
+
+
+def parse_format(text: str, offered: tuple[F, ...]) -> F:
     """The format named ``text``, one of ``offered`` (a command's choices)."""
     for choice in offered:
         if choice.value == text:
@@ -105,11 +165,25 @@ def parse_format(text: str, offered: tuple[Format, ...]) -> Format:
     raise UsageError(f"unknown format {text!r} (choose from {_names(offered)})")
 
 
+def _diff_choice(chosen: Format) -> DiffChoice:
+    match chosen:
+        case Format.TEXT | Format.JSON | Format.JUNIT | Format.GITHUB | Format.MARKDOWN:
+            return chosen
+        case Format.TABLE | Format.JSONL:
+            raise UsageError(
+                f"a diff cannot be written as {chosen.value} (choose from {_names(COMPARE_FORMATS)})"
+            )
+        case _:
+            assert_never(chosen)
+
+
 def report(
     result: Diff, output_format: Format | str = Format.TEXT, options: ReportOptions | None = None
 ) -> str:
     """``result`` as a report in ``output_format`` (text, json, junit, github, markdown)."""
     chosen = (
-        output_format if isinstance(output_format, Format) else parse_format(output_format, COMPARE_FORMATS)
+        _diff_choice(output_format)
+        if isinstance(output_format, Format)
+        else parse_format(output_format, COMPARE_FORMATS)
     )
-    return chosen.diff_format().render(result, options or ReportOptions())
+    return diff_format(chosen).render(result, options or ReportOptions())

@@ -1,15 +1,27 @@
-"""What every diff format implements, and the options a report takes."""
+"""What each kind of document sockdiff writes implements, and the options each takes.
+
+Three kinds, one interface each: a diff (compare's reports, :class:`DiffFormat`),
+a listing of records (show's table, json and jsonl, :class:`ListingFormat`),
+and a stream of events (watch's lines and jsonl, :class:`EventFormat`). A
+format module implements the kinds it can write; a command offers the formats
+of its kind, so no format is ever asked for a document it cannot write.
+"""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
     from ..differ import Diff
+    from ..model import Socket
+    from ..snapshots import Snapshot
 
-__all__ = ["DiffFormat", "ReportOptions"]
+__all__ = ["DiffFormat", "EventFormat", "ListingFormat", "ListingOptions", "ReportOptions", "Section"]
+
+Section = Literal["sockets", "interfaces", "routes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +43,44 @@ class DiffFormat(abc.ABC):
     @abc.abstractmethod
     def render(self, result: Diff, options: ReportOptions) -> str:
         """The whole report, ending in a newline."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListingOptions:
+    """How to lay a listing out; a document format (json, jsonl) writes the records whole.
+
+    ``header``: the heading lines (ss -H and netstat's leave them out).
+    Sockets: ``processes`` (ss -p's column), ``resolve`` (ss -r), ``extended``
+    (ss -e's details). Routes: ``families`` (each gets its table, headed even
+    when empty), ``all_tables`` (each line ends in its table and type),
+    ``null_entries`` (netstat -6rn's null entry ending each IPv6 table that has
+    no default route).
+    """
+
+    header: bool = True
+    processes: bool = False
+    resolve: bool = False
+    extended: bool = False
+    families: Sequence[str] = ("inet", "inet6")
+    all_tables: bool = False
+    null_entries: bool = False
+
+
+class ListingFormat(abc.ABC):
+    """Writes the records ``show`` chose: one section of a snapshot."""
+
+    @abc.abstractmethod
+    def write(self, out: TextIO, listing: Snapshot, section: Section, options: ListingOptions) -> None:
+        """``listing``'s ``section`` (the snapshot narrowed to what was chosen) onto ``out``."""
+
+
+class EventFormat(abc.ABC):
+    """Writes what ``watch`` sees as it happens, one event after another."""
+
+    @abc.abstractmethod
+    def overrun(self, out: TextIO, time: str, lost: str) -> None:
+        """Events were lost to a full receive buffer (``lost`` says which)."""
+
+    @abc.abstractmethod
+    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
+        """A poll's differences (None: none read), and the sockets that opened and closed before it."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import render
 from .base import DiffFormat, ReportOptions
 from .items import Item, items
+from .notation import summary_line
 
 if TYPE_CHECKING:
     from ..differ import Diff
@@ -80,5 +80,5 @@ class GithubFormat(DiffFormat):
             )
             lines.append(command("notice", "sockdiff: more differences", message))
             lines += [item.line for item in left_out]
-        lines.append(render.summary_line(result))
+        lines.append(summary_line(result))
         return "\n".join(lines) + "\n"

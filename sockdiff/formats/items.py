@@ -6,17 +6,17 @@ so they agree on order, wording and on which differences ``--fail-on`` counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .. import render
+from .notation import change_detail, interface_line, record_detail, route_line, socket_line, socket_where
 
 if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
     from ..model import Interface, Route, Socket
 
-__all__ = ["Item", "items"]
+__all__ = ["Item", "items", "short_lived_items"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +46,26 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed)."""
     counts = result.counter(fail_on)
     for sock in result.opened:
-        yield Item("sockets", "new", "+", render.socket_line(sock), "", counts("new", sock))
+        yield Item("sockets", "new", "+", socket_line(sock), "", counts("new", sock))
     for sock in result.closed:
-        yield Item("sockets", "closed", "-", render.socket_line(sock), "", counts("closed", sock))
+        yield Item("sockets", "closed", "-", socket_line(sock), "", counts("closed", sock))
     for change in result.changed:
         yield Item(
             "sockets",
             "changed",
             "~",
-            render.socket_where(change.new),
-            render.change_detail(change.old, change.new, change.fields),
+            socket_where(change.new),
+            change_detail(change.old, change.new, change.fields),
             counts("changed", change.new),
         )
-    yield from _section_items("interfaces", result.interfaces, render.interface_line, counts)
-    yield from _section_items("routes", result.routes, render.route_line, counts)
+    yield from _section_items("interfaces", result.interfaces, interface_line, counts)
+    yield from _section_items("routes", result.routes, route_line, counts)
+
+
+def short_lived_items(sockets: Iterable[Socket]) -> Iterator[Item]:
+    """Sockets that opened and closed between two polls (watch): closed, ``short-lived``."""
+    for sock in sockets:
+        yield Item("sockets", "closed", "-", socket_line(sock), "short-lived", True)
 
 
 R = TypeVar("R", "Interface", "Route")
@@ -78,6 +84,4 @@ def _section_items(
     for record in section.removed:
         yield Item(name, "removed", "-", line(record), "", counts(name, record))
     for change in section.changed:
-        yield Item(
-            name, "changed", "~", line(change.new), render.record_detail(change), counts(name, change.new)
-        )
+        yield Item(name, "changed", "~", line(change.new), record_detail(change), counts(name, change.new))

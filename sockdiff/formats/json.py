@@ -1,18 +1,19 @@
-"""``json``: SPEC.md's diff document, version 2, encoded by msgspec from the records."""
+"""``json``: SPEC.md's diff document, version 2, and show's listing as a snapshot file."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
 from ..differ import counter_deltas
-from .base import DiffFormat, ReportOptions
+from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, Section
 
 if TYPE_CHECKING:
     from ..differ import Change, Diff, SectionDiff
+    from ..snapshots import Snapshot
 
-__all__ = ["FORMAT", "VERSION", "JsonFormat", "document", "inert"]
+__all__ = ["FORMAT", "VERSION", "JsonFormat", "JsonListing", "document", "inert"]
 
 FORMAT = "sockdiff.diff"
 VERSION = 2
@@ -22,7 +23,7 @@ NOTE_PERSISTENT = "live against live: only differences seen in two consecutive r
 def inert(data: bytes) -> bytes:
     r"""JSON text in which no name opens a GitHub workflow command, printed into a CI log.
 
-    The runner reads ``##[name]`` anywhere in a line (see :func:`sockdiff.render.escape`);
+    The runner reads ``##[name]`` anywhere in a line (see :func:`sockdiff.formats.notation.escape`);
     in JSON text ``##[`` can only stand inside a string, where ``#`` is the
     same ``#``: every reader gets the name back exactly. A document's lines start
     with ``{``, ``[`` or a space, never with ``::``.
@@ -80,3 +81,14 @@ class JsonFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
         del options  # the document holds every difference; --fail-on only sets the exit code
         return inert(msgspec.json.encode(document(result))).decode() + "\n"
+
+
+class JsonListing(ListingFormat):
+    """The listing as a snapshot file holding what was chosen (its header, that section)."""
+
+    def write(self, out: TextIO, listing: Snapshot, section: Section, options: ListingOptions) -> None:
+        del section, options  # the snapshot is narrowed to its section already, and written whole
+        from ..snapshots import dumps
+
+        out.flush()
+        out.buffer.write(inert(dumps(listing)))

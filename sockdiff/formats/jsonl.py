@@ -5,14 +5,20 @@ Each line is :func:`~sockdiff.formats.json.inert`: no name in it opens a CI comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
+from .base import EventFormat, ListingFormat, ListingOptions, Section
 from .json import inert
 
-__all__ = ["event_line", "record_lines"]
+if TYPE_CHECKING:
+    from ..differ import Diff, SectionDiff
+    from ..model import Socket
+    from ..snapshots import Snapshot
+
+__all__ = ["JsonlEvents", "JsonlListing", "event_line", "record_lines"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -26,3 +32,57 @@ def record_lines(records: Iterable[msgspec.Struct]) -> Iterator[bytes]:
 def event_line(time: str, section: str, kind: str, **members: Any) -> bytes:
     """A watch event: ``{"time", "section", "kind", ...members}`` on one line."""
     return inert(_encode({"time": time, "section": section, "kind": kind, **members})) + b"\n"
+
+
+class JsonlListing(ListingFormat):
+    """Each record of the section, one a line."""
+
+    def write(self, out: TextIO, listing: Snapshot, section: Section, options: ListingOptions) -> None:
+        del options  # a record is written whole
+        out.flush()
+        out.buffer.writelines(record_lines(getattr(listing, section) or ()))
+
+
+class JsonlEvents(EventFormat):
+    """Each event a line, led by ``time``, ``section`` and ``kind``.
+
+    Sockets: ``new``, ``closed`` (``short_lived``: whether a poll ever saw it)
+    and ``changed`` (``old``, ``new``, ``fields``); interfaces and routes:
+    ``added``, ``removed`` and ``changed``; an overrun is section ``watch``.
+    """
+
+    def overrun(self, out: TextIO, time: str, lost: str) -> None:
+        out.flush()
+        out.buffer.write(event_line(time, "watch", "overrun", lost=lost))
+
+    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
+        out.flush()
+        out.buffer.writelines(self._lines(time, found, short_lived))
+
+    def _lines(self, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> Iterator[bytes]:
+        if found is not None:
+            for sock in found.opened:
+                yield event_line(time, "sockets", "new", socket=sock)
+            for sock in found.closed:
+                yield event_line(time, "sockets", "closed", socket=sock, short_lived=False)
+        for sock in short_lived:
+            yield event_line(time, "sockets", "closed", socket=sock, short_lived=True)
+        if found is not None:
+            for change in found.changed:
+                yield event_line(
+                    time, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+                )
+            yield from _section_events(time, "interfaces", "interface", found.interfaces)
+            yield from _section_events(time, "routes", "route", found.routes)
+
+
+def _section_events(time: str, section: str, noun: str, found: SectionDiff[Any] | None) -> Iterator[bytes]:
+    """One section's differences: ``added`` and ``removed`` records, ``changed`` pairs."""
+    if found is None:
+        return
+    for record in found.added:
+        yield event_line(time, section, "added", **{noun: record})
+    for record in found.removed:
+        yield event_line(time, section, "removed", **{noun: record})
+    for change in found.changed:
+        yield event_line(time, section, "changed", old=change.old, new=change.new, fields=change.fields)

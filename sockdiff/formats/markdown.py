@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .. import render
 from .base import DiffFormat, ReportOptions
 from .items import items
+from .notation import summary_line
 
 if TYPE_CHECKING:
     from ..differ import Diff
@@ -32,7 +32,7 @@ def code(text: str) -> str:
 class MarkdownFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
         found = list(items(result, options.fail_on))
-        lines = [f"### sockdiff: {render.summary_line(result)}", ""]
+        lines = [f"### sockdiff: {summary_line(result)}", ""]
         if not found:
             lines.append("No differences.")
             return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""``text``: one line a difference (``+`` new, ``-`` closed, ``~`` changed), then a summary.
+"""``text``: one line a difference (``+`` new, ``-`` closed, ``~`` changed), then a summary; watch's lines.
 
 When ``--fail-on`` counts some kinds only, a difference it counts ends in
 ``  [counted]``, as the other formats tell a failure from a warning. The mark
@@ -9,16 +9,18 @@ it; with ``any`` (the default) every difference counts and none is marked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-from .. import render
-from .base import DiffFormat, ReportOptions
-from .items import Item, items
+from .base import DiffFormat, EventFormat, ReportOptions
+from .items import Item, items, short_lived_items
+from .notation import summary_line
 
 if TYPE_CHECKING:
     from ..differ import Diff
+    from ..model import Socket
 
-__all__ = ["COUNTED", "TextFormat", "item_line"]
+__all__ = ["COUNTED", "TextEvents", "TextFormat", "item_line"]
 
 _COLOURS = {"+": "\033[32m", "-": "\033[31m", "~": "\033[33m"}
 _RESET = "\033[0m"
@@ -37,5 +39,25 @@ class TextFormat(DiffFormat):
             item_line(item, options.colour) + (COUNTED if mark and item.counted else "")
             for item in items(result, options.fail_on)
         ]
-        lines.append(render.summary_line(result))
+        lines.append(summary_line(result))
         return "\n".join(lines) + "\n"
+
+
+class TextEvents(EventFormat):
+    """watch's lines: each difference as compare's text writes it, after the time it was seen.
+
+    Sockets that opened and closed between two polls follow a poll's
+    differences, closed and ``short-lived``.
+    """
+
+    def __init__(self, colour: bool = False) -> None:
+        self.colour = colour
+
+    def overrun(self, out: TextIO, time: str, lost: str) -> None:
+        del out, time, lost  # a diagnostic, which watch writes on stderr: no line of the report
+
+    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
+        for item in items(found, ("any",)) if found is not None else ():
+            out.write(f"{time} {item_line(item, self.colour)}\n")
+        for item in short_lived_items(short_lived):
+            out.write(f"{time} {item_line(item, self.colour)}\n")

@@ -1,4 +1,4 @@
-"""Text renderings of interfaces and routes, laid out as net-tools 2.10's netstat -i and -rn.
+"""``show -i`` and ``show --route``: interfaces and routes laid out as net-tools 2.10's netstat -i and -rn.
 
 The layouts follow netstat's printf formats (lib/interface.c ``ife_print_short``,
 lib/inet_gr.c ``rprint_fib``, lib/inet6_gr.c ``rprint_fib6``) so a netstat user
@@ -12,12 +12,21 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 
-from .errors import UsageError
-from .model import RTF_GATEWAY, RTF_HOST, RTF_REJECT, Interface, Route
-from .render import escape
+from ..errors import UsageError
+from ..model import (
+    ROUTE_TABLES,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    RTF_GATEWAY,
+    RTF_HOST,
+    RTF_REJECT,
+    UNNUMBERED_TABLE,
+    Interface,
+    Route,
+)
+from .notation import escape
 
 __all__ = [
-    "TABLE_NAMES",
     "interface_flags",
     "interface_table",
     "netstat_routes",
@@ -28,9 +37,8 @@ __all__ = [
     "select_routes",
 ]
 
-TABLE_NAMES = {"main": 254, "local": 255, "default": 253}
 # Table 0 is /proc's IPv6 table other than main and local, whose id it does not show.
-_TABLE_WORDS = {number: name for name, number in TABLE_NAMES.items()} | {0: "-"}
+_TABLE_WORDS = {number: name for name, number in ROUTE_TABLES.items()} | {UNNUMBERED_TABLE: "-"}
 
 # netstat -i's Flg letters, in its order (net-tools 2.10 writes P for both PROMISC
 # and POINTOPOINT; later versions write p for the second).
@@ -71,8 +79,6 @@ _KERNEL_MADE = frozenset({"kernel", None})
 # null entry, which ipv6_route lists (netstat -6rn shows it) and rtnetlink does not.
 _IPV6_DEFAULT = "::/0"
 _NULL_METRIC = 0xFFFFFFFF
-_MAIN, _LOCAL = 254, 255
-_UNNUMBERED = 0  # /proc's table for an IPv6 route of a table other than main and local
 _TRAILING_DIGITS = re.compile(r"\d*$")
 
 
@@ -132,8 +138,8 @@ def parse_table(text: str) -> int | None:
     """
     if text == "all":
         return None
-    if text in TABLE_NAMES:
-        return TABLE_NAMES[text]
+    if text in ROUTE_TABLES:
+        return ROUTE_TABLES[text]
     # ASCII digits, at most a u32's ten: str.isdigit() takes '²', and int() refuses 5000 digits.
     if text.isascii() and text.isdigit() and len(text) <= 10 and 0 < int(text) < 1 << 32:
         return int(text)
@@ -237,16 +243,18 @@ def _ipv6_table_order(routes: Iterable[Route]) -> list[tuple[int, list[Route]]]:
         if (
             previous is None
             or route.table != previous.table
-            or (route.table == _UNNUMBERED and at_root and route.destination != _IPV6_DEFAULT)
-            or (route.table == _UNNUMBERED and at_root and route.metric < previous.metric)
+            or (route.table == UNNUMBERED_TABLE and at_root and route.destination != _IPV6_DEFAULT)
+            or (route.table == UNNUMBERED_TABLE and at_root and route.metric < previous.metric)
         ):
             tables.append((route.table, []))
         tables[-1][1].append(route)
         previous = route
-    tables += [(table, []) for table in (_MAIN, _LOCAL) if table not in {t for t, _ in tables}]
+    tables += [
+        (table, []) for table in (RT_TABLE_MAIN, RT_TABLE_LOCAL) if table not in {t for t, _ in tables}
+    ]
     # By slot (id modulo 256), stable: rtnetlink's and /proc's order within a
     # slot; main and local, the first tables made, last in theirs.
-    return sorted(tables, key=lambda pair: (pair[0] & 0xFF, pair[0] in (_MAIN, _LOCAL)))
+    return sorted(tables, key=lambda pair: (pair[0] & 0xFF, pair[0] in (RT_TABLE_MAIN, RT_TABLE_LOCAL)))
 
 
 def netstat_routes(routes: Iterable[Route], families: Iterable[str]) -> list[Route]:
@@ -260,7 +268,7 @@ def netstat_routes(routes: Iterable[Route], families: Iterable[str]) -> list[Rou
     """
     wanted = set(families)
     routes = list(routes)
-    chosen = [r for r in routes if "inet" in wanted and r.family == "inet" and r.table == _MAIN]
+    chosen = [r for r in routes if "inet" in wanted and r.family == "inet" and r.table == RT_TABLE_MAIN]
     if "inet6" in wanted:
         chosen += [r for _, rows in _ipv6_table_order(routes) for r in rows]
     return chosen
