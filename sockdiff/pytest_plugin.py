@@ -469,30 +469,47 @@ class LeakHunter:
 
 
 def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
-    """The sockets among ``inodes`` that their holders opened in other network namespaces.
+    """The sockets among ``inodes`` that live in another network namespace than the one read.
 
-    Each namespace is read once, entered through a holder's ``/proc/PID/ns/net``;
-    entering one takes root, so without it they stay unread (and uncounted).
+    A socket lives where it was made, wherever its holder went since: a test that
+    entered a namespace, listened and came back, or listened and then left. Each
+    socket's namespace is asked of the socket (:func:`sockdiff.netns.socket_netns`),
+    or, where the kernel will not say, taken to be its holder's (``/proc/PID/ns/net``).
+    Each namespace is read once; entering one takes root, so without it they stay
+    unread (and uncounted).
     """
     from .errors import SockdiffError
+    from .netns import socket_netns
     from .snapshots import take
 
-    namespaces: dict[int, str] = {}
-    for inode in inodes:
-        path = f"/proc/{holders[inode][0].pid}/ns/net"
-        try:
-            namespaces.setdefault(os.stat(path).st_ino, path)
-        except OSError:
-            continue  # the holder is gone: so is the socket, most likely
-    namespaces.pop(os.stat("/proc/thread-self/ns/net").st_ino, None)  # read already
-    found: dict[int, Socket] = {}
-    for path in namespaces.values():
-        try:
-            there = take(netns=path, processes=False, sections=("sockets",))
-        except SockdiffError:
-            continue
-        found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
-    return found
+    here = os.stat("/proc/thread-self/ns/net").st_ino  # read already
+    namespaces: dict[int, tuple[str, int | None]] = {}  # namespace inode -> path to enter, fd to close
+    try:
+        for inode in inodes:
+            holder = holders[inode][0]
+            fd = socket_netns(holder.pid, holder.fd, inode)
+            path = f"/proc/{holder.pid}/ns/net" if fd is None else f"/proc/self/fd/{fd}"
+            try:
+                namespace = os.stat(path).st_ino
+            except OSError:
+                namespace = here  # the holder is gone: so is the socket, most likely
+            if namespace == here or namespace in namespaces:
+                if fd is not None:
+                    os.close(fd)
+            else:
+                namespaces[namespace] = (path, fd)
+        found: dict[int, Socket] = {}
+        for path, _ in namespaces.values():
+            try:
+                there = take(netns=path, processes=False, sections=("sockets",))
+            except SockdiffError:
+                continue
+            found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
+        return found
+    finally:
+        for _, fd in namespaces.values():
+            if fd is not None:
+                os.close(fd)
 
 
 def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:

@@ -476,3 +476,98 @@ def test_a_parametrized_fixtures_leaks_each_reach_the_junit_report(
     ]
     assert "0 tests and 2 fixtures left 2 sockets open" in result.outlines
     assert len(properties) == 2, properties
+
+
+NAMESPACES = """
+import ctypes
+import os
+import socket
+import subprocess
+import sys
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+HELD = []
+# Listens in a namespace of its own, then moves to a third: its /proc/PID/ns/net is neither.
+CHILD = '''
+import ctypes, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.unshare(0x40000000) == 0, os.strerror(ctypes.get_errno())
+server = socket.create_server(("0.0.0.0", 0))
+assert libc.unshare(0x40000000) == 0, os.strerror(ctypes.get_errno())
+print("ready", flush=True)
+sys.stdin.read()
+'''
+
+
+def here():
+    return os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+
+def setns(fd):
+    assert LIBC.setns(fd, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+    os.close(fd)
+
+
+def unshare():
+    assert LIBC.unshare(CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+
+
+def test_unshare_listen_return():
+    home = here()
+    unshare()
+    HELD.append(socket.create_server(("0.0.0.0", 0)))
+    setns(home)
+
+
+def test_setns_listen_return():
+    home = here()
+    unshare()
+    other = here()
+    setns(home)
+    home = here()
+    setns(other)
+    HELD.append(socket.create_server(("0.0.0.0", 0)))
+    setns(home)
+
+
+def test_child_listens_elsewhere_and_moves_on():
+    pipe = subprocess.PIPE
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=pipe, stdout=pipe, text=True)
+    assert child.stdout.readline()
+    HELD.append(child)
+
+
+def test_clean_elsewhere():
+    home = here()
+    unshare()
+    with socket.create_server(("0.0.0.0", 0)):
+        pass
+    setns(home)
+
+
+def test_listen_then_leave():  # last: the tests after it would run in the namespace it made
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    unshare()
+"""
+
+
+def test_a_socket_is_checked_in_the_namespace_it_lives_in(pytester: pytest.Pytester, netns: str) -> None:
+    """Tests that listen in a namespace and come back, or that listen and leave, are blamed."""
+    pytester.makepyfile(test_namespaces=NAMESPACES)
+    result = run(pytester, netns, "--sockdiff-strict", "-p", "no:randomly")
+    leakers = [
+        f"test_namespaces.py::test_{name}"
+        for name in ("unshare_listen_return", "setns_listen_return", "child_listens_elsewhere_and_moves_on")
+    ]
+    leakers.append("test_namespaces.py::test_listen_then_leave")
+    result.assert_outcomes(passed=5, errors=4)
+    assert errors(result) == sorted(leakers)
+    found = leaks(result)
+    assert sorted(found) == sorted(leakers)
+    anywhere = r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
+    for name in leakers[:3]:
+        (line,) = found[name]
+        assert re.fullmatch(anywhere, line), line
+    (left,) = found["test_namespaces.py::test_listen_then_leave"]
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
