@@ -602,5 +602,9 @@ def _caller(traceback: tracemalloc.Traceback) -> str:
     frames = list(traceback)  # oldest first
     chosen = next((f for f in reversed(frames) if not f.filename.startswith(stdlib)), frames[-1])
     path = Path(chosen.filename)
-    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    try:
+        cwd = Path.cwd()
+    except OSError:  # a test removed the directory it ran in: the path is shown whole
+        cwd = None
+    shown = path.relative_to(cwd) if cwd is not None and path.is_relative_to(cwd) else path
     return f"{shown}:{chosen.lineno}"

@@ -571,3 +571,29 @@ def test_a_socket_is_checked_in_the_namespace_it_lives_in(pytester: pytest.Pytes
         assert re.fullmatch(anywhere, line), line
     (left,) = found["test_namespaces.py::test_listen_then_leave"]
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
+
+
+GONE = """
+import os
+import socket
+import tempfile
+
+HELD = []
+
+
+def test_leaves_no_directory():
+    gone = tempfile.mkdtemp()
+    os.chdir(gone)
+    os.rmdir(gone)
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+"""
+
+
+def test_trace_when_a_test_removed_its_working_directory(pytester: pytest.Pytester, netns: str) -> None:
+    pytester.makepyfile(test_gone=GONE)
+    result = run(pytester, netns, "--sockdiff-trace")
+    assert result.ret == 0, result.errlines
+    assert not [line for line in [*result.outlines, *result.errlines] if "Traceback" in line]
+    (line,) = leaks(result)["test_gone.py::test_leaves_no_directory"]
+    created = line_of(GONE, '    HELD.append(socket.create_server(("127.0.0.1", 0)))')
+    assert line.endswith(f"  created at {pytester.path / 'test_gone.py'}:{created}")
