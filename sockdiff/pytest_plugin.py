@@ -13,9 +13,12 @@ leaves the tree holding inodes it did not hold before are the sockets' details
 read (a snapshot, of which those inodes are kept), counted by ``sockdiff_fail_on``
 and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
 opened while a wider-scoped fixture was set up belong to that fixture and are
-checked when pytest finalizes it. Each process of the tree belongs to the test
-or fixture running when it appeared: a socket it opens after that one ended is
-reported for it, not for the test running then.
+checked when pytest finalizes it. Each process of the tree, and each thread of
+the pytest process (:mod:`sockdiff.threads`, from Python's audit events), belongs
+to the test or fixture running when it appeared: a socket it opens after that
+one ended is reported for it, not for the test running then. A socket is checked
+where it lives (:func:`sockdiff.netns.socket_netns`), whichever namespace its
+holder is in now.
 
 What was found travels on the teardown report (``report.sockdiff_leaks``, and a
 ``sockdiff`` user property a socket, which JUnit XML shows), so under
@@ -40,10 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .threads import SocketMakers
+
 if TYPE_CHECKING:
     from .model import Socket
     from .processes import Owners
     from .proctree import ProcessTree
+    from .threads import Maker
 
 __all__ = ["TOKEN_VARIABLE", "SockdiffLeakWarning"]
 
@@ -56,9 +62,11 @@ REPORT_ATTRIBUTE = "sockdiff_leaks"
 MODES = ("off", "report", "strict")
 # Kinds of --fail-on that can describe a socket left open.
 _LEAK_KINDS = frozenset({"any", "new", "listening"})
-# How long a leak held by another process may take to go: a child killed by the
-# teardown but not waited for is still closing its descriptors.
-_GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1)
+# How long a leak may take to go when its holder is about to close it: a child killed by
+# the teardown but not waited for is still closing its descriptors, a server thread still
+# running closes its side of a connection the test closed. 0.78 s in all, and only when
+# such a holder holds a socket the test left: time enough for a busy machine to run it.
+_GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 _TRACE_FRAMES = 32
 
 
@@ -169,6 +177,9 @@ class LeakHunter:
         # Who started each process of the tree: the test (nodeid) or fixture (FixtureDef) that ran
         # when it appeared, or None. A socket a process opens after its starter ended is the starter's.
         self._window: object = None
+        # Which thread made each of our socket objects (those made outside the main thread), and
+        # the test or fixture that ran when that thread appeared: a thread's sockets are its starter's.
+        self._makers = SocketMakers()
         self._origin: dict[int, object] = {}
         self._members: frozenset[int] = frozenset()
         self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last test
@@ -186,6 +197,7 @@ class LeakHunter:
             os.environ[TOKEN_VARIABLE] = token
             become_subreaper()
             self._tree = ProcessTree(marker=f"{TOKEN_VARIABLE}={token}")
+            self._makers.start()
         members = self._tree.members()
         if members is not self._members:  # the same set object while no process was created
             origin, tree = self._origin, self._tree
@@ -236,7 +248,7 @@ class LeakHunter:
             item.stash[_BEFORE] = frozenset(self._holders())
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
-        self._window = item.nodeid
+        self._enter(item.nodeid)
         # A fixture is also finalized in the setup of the next test (the next parameter of a
         # parametrized one): its leak then goes with that test's report.
         self._setting_up = item
@@ -258,7 +270,12 @@ class LeakHunter:
         try:
             self._check_test(item, fail=self.strict)
         finally:
-            self._window = None
+            self._enter(None)
+
+    def _enter(self, window: object) -> None:
+        """Make ``window`` (a nodeid, a FixtureDef, None) the one new processes and threads belong to."""
+        self._makers.enter(window)
+        self._window = window
 
     def _check_test(self, item: pytest.Item, *, fail: bool) -> None:
         before = item.stash.get(_BEFORE, None)
@@ -277,7 +294,7 @@ class LeakHunter:
         own = self._sort_out(self._leaked(opened, holders, ignore), item.nodeid, item)
         if not own:
             return
-        lines = _lines(own)
+        lines = self._lines(own)
         _, path, lineno = self._places[item.nodeid]
         record = {"owner": item.nodeid, "kind": "test", "sockets": lines, "file": path, "line": lineno}
         self._found(item, record)
@@ -291,16 +308,21 @@ class LeakHunter:
     def _sort_out(self, sockets: Iterable[Socket], owner: object, item: pytest.Item | None) -> list[Socket]:
         """The sockets that are ``owner``'s; the others go to whoever started their processes.
 
-        A process started by an earlier test, or by a fixture, that opens a socket only
-        later (a daemon slow to start, a pool that grows) leaks for its starter: a live
-        fixture keeps it as its own, an ended test or fixture is reported for it, late.
+        A process or a thread started by an earlier test, or by a fixture, that opens a
+        socket only later (a daemon slow to start, a server thread, a pool that grows)
+        leaks for its starter: a live fixture keeps it as its own, an ended test or
+        fixture is reported for it, late.
         """
         own: list[Socket] = []
         late: dict[object, list[Socket]] = {}
+        makers = self._made(sockets)
         for sock in sockets:
             pids = {process.pid for process in sock.processes}
-            starters = {self._origin.get(pid) for pid in pids}
-            starter = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+            if sock.inode in makers:  # held by this process alone, made by a thread of it
+                starter = makers[sock.inode].starter
+            else:
+                starters = {self._origin.get(pid) for pid in pids}
+                starter = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
             if starter is None or starter == owner:
                 own.append(sock)
             elif starter in self._held:
@@ -312,7 +334,7 @@ class LeakHunter:
         for starter, found in late.items():
             label, path, line = self._places[starter]
             kind = "test" if isinstance(starter, str) else "fixture"
-            lines = [f"{text}  (opened after it ended)" for text in _lines(found)]
+            lines = [f"{text}  (opened after it ended)" for text in self._lines(found)]
             self._found(item, {"owner": label, "kind": kind, "sockets": lines, "file": path, "line": line})
         return own
 
@@ -350,13 +372,14 @@ class LeakHunter:
             return (yield)
         before = self._holders().keys()
         place = self._places[fixturedef] = _fixture_place(fixturedef, self.config.rootpath)
-        window, self._window = self._window, fixturedef
+        window = self._window
+        self._enter(fixturedef)
         try:
             return (yield)
         finally:
             # Fixtures it requested were set up inside this one and kept their own sockets.
             opened = self._holders().keys() - before - self._fixtures_opened
-            self._window = window
+            self._enter(window)
             self._fixtures_opened |= opened
             self._held[fixturedef] = _Held(*place, frozenset(opened))
 
@@ -368,7 +391,7 @@ class LeakHunter:
         still_open = held.inodes & holders.keys()
         if not still_open:
             return
-        lines = _lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
+        lines = self._lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
         if lines:
             record = {
                 "owner": held.label,
@@ -384,15 +407,45 @@ class LeakHunter:
     def _leaked(
         self, inodes: Iterable[int], holders: Owners, ignore: Callable[[Socket], bool] | None
     ) -> tuple[Socket, ...]:
-        """The counted sockets among ``inodes``; waits a little for dying holders."""
+        """The counted sockets among ``inodes``; waits a little for dying holders.
+
+        Another process may be dying (a child killed in teardown, not waited for); a
+        thread of this one that made the socket and still runs may be about to close
+        it (a server thread's side of a connection the test closed).
+        """
         sockets = self._counted(set(inodes), holders, ignore)
         for pause in _GRACE_SECONDS:
-            if all(process.pid == os.getpid() for sock in sockets for process in sock.processes):
+            running = {inode for inode, maker in self._made(sockets).items() if maker.thread.is_alive()}
+            if all(
+                process.pid == os.getpid() and sock.inode not in running
+                for sock in sockets
+                for process in sock.processes
+            ):
                 break
             time.sleep(pause)
             holders = self._holders()
             sockets = self._counted({sock.inode for sock in sockets} & holders.keys(), holders, ignore)
         return sockets
+
+    def _made(self, sockets: Iterable[Socket]) -> dict[int, Maker]:
+        """inode -> the thread that made it, for the sockets held by this process alone."""
+        pid = os.getpid()
+        fds = {
+            sock.inode: sock.processes[0].fd
+            for sock in sockets
+            if sock.processes and all(process.pid == pid for process in sock.processes)
+        }
+        made = self._makers.made(fds.values())
+        return {inode: made[fd] for inode, fd in fds.items() if fd in made}
+
+    def _lines(self, sockets: Iterable[Socket]) -> list[str]:
+        """Each socket in ss's notation; the thread that made it, when not the main one."""
+        sockets = tuple(sockets)
+        makers = self._made(sockets)
+        return [
+            line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})"
+            for sock, line in zip(sockets, _lines(sockets), strict=True)
+        ]
 
     def _counted(
         self, inodes: set[int], holders: Owners, ignore: Callable[[Socket], bool] | None
@@ -436,6 +489,7 @@ class LeakHunter:
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:
                 workeroutput[REPORT_ATTRIBUTE] = self.leaks[reported:]
+        self._makers.stop()
         if self._tracing:  # what other plugins do at the end (hypothesis imports much) need not crawl
             tracemalloc.stop()
             self._tracing = False

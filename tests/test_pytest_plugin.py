@@ -478,6 +478,87 @@ def test_a_parametrized_fixtures_leaks_each_reach_the_junit_report(
     assert len(properties) == 2, properties
 
 
+THREADS = """
+import socket
+import threading
+import time
+
+HELD = []
+GO = threading.Event()
+DONE = threading.Event()
+
+
+def listen_when_told():
+    GO.wait()
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    DONE.set()
+    threading.Event().wait()  # runs on, holding it
+
+
+def serve(accepted, close_after):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        accepted.append(server.getsockname())
+        conn, _ = server.accept()
+    accepted.append(conn)
+    while conn.recv(1024):
+        pass
+    if close_after is not None:  # the client left: the connection is CLOSE_WAIT until this
+        time.sleep(close_after)
+        conn.close()
+    threading.Event().wait()
+
+
+def connect_and_leave(name, close_after):
+    accepted = []
+    thread = threading.Thread(target=serve, args=(accepted, close_after), name=name, daemon=True)
+    thread.start()
+    while not accepted:
+        time.sleep(0.001)
+    client = socket.create_connection(accepted[0])
+    while len(accepted) < 2:
+        time.sleep(0.001)
+    client.close()
+
+
+def test_starts_a_late_listener():
+    threading.Thread(target=listen_when_told, name="late-listener", daemon=True).start()
+
+
+def test_innocent():
+    GO.set()
+    assert DONE.wait(60)
+
+
+def test_server_thread_closes_soon():
+    connect_and_leave("closes-soon", 0.05)
+
+
+def test_server_thread_keeps_it():
+    connect_and_leave("keeps-it", None)
+"""
+
+
+def test_a_threads_socket_is_its_starters(pytester: pytest.Pytester, netns: str) -> None:
+    """test_starts_a_late_listener's thread listens during test_innocent: the starter is named, late;
+    in new mode, a server thread's side of a connection closed within the grace is no leak."""
+    pytester.makepyfile(test_threads=THREADS)
+    result = run(pytester, netns, "--sockdiff-strict", "-o", "sockdiff_fail_on=new")
+    result.assert_outcomes(passed=4, errors=1)
+    assert errors(result) == ["test_threads.py::test_server_thread_keeps_it"]
+    assert result.ret == 1
+    found = leaks(result)
+    assert sorted(found) == [
+        "test_threads.py::test_server_thread_keeps_it",
+        "test_threads.py::test_starts_a_late_listener",
+    ]
+    (late,) = found["test_threads.py::test_starts_a_late_listener"]
+    pattern = r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* {}  \(thread 'late-listener'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern) + r"  \(opened after it ended\)", late)
+    (kept,) = found["test_threads.py::test_server_thread_keeps_it"]
+    pattern = r"tcp CLOSE_WAIT 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ {}  \(thread 'keeps-it'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern), kept)
+
+
 NAMESPACES = """
 import ctypes
 import os
