@@ -59,6 +59,8 @@ TOKEN_VARIABLE = "SOCKDIFF_PYTEST_TOKEN"
 PLUGIN_NAME = "sockdiff-leak-hunter"
 #: The report attribute carrying a teardown's leaks: a list of {"owner", "kind", "sockets"}.
 REPORT_ATTRIBUTE = "sockdiff_leaks"
+#: The report attribute set (True) on the teardown report of each test checked.
+CHECKED_ATTRIBUTE = "sockdiff_checked"
 MODES = ("off", "report", "strict")
 # Kinds of --fail-on that can describe a socket left open.
 _LEAK_KINDS = frozenset({"any", "new", "listening"})
@@ -137,6 +139,7 @@ class _Held:
 
 _BEFORE = pytest.StashKey[frozenset[int]]()
 _FOUND = pytest.StashKey[list[dict[str, Any]]]()
+_CHECKED = pytest.StashKey[bool]()
 
 
 class LeakHunter:
@@ -180,6 +183,7 @@ class LeakHunter:
         # Which thread made each of our socket objects (those made outside the main thread), and
         # the test or fixture that ran when that thread appeared: a thread's sockets are its starter's.
         self._makers = SocketMakers()
+        self._checked = 0  # tests checked (here, or by the workers whose reports came here)
         self._origin: dict[int, object] = {}
         self._members: frozenset[int] = frozenset()
         self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last test
@@ -285,6 +289,7 @@ class LeakHunter:
         if expressions is None:
             return
         del item.stash[_BEFORE]
+        item.stash[_CHECKED] = True
         holders = self._holders()
         self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
@@ -355,12 +360,16 @@ class LeakHunter:
         if report.when == "teardown" and _FOUND in item.stash:
             setattr(report, REPORT_ATTRIBUTE, item.stash[_FOUND])
             del item.stash[_FOUND]
+        if report.when == "teardown" and item.stash.get(_CHECKED, False):
+            setattr(report, CHECKED_ATTRIBUTE, True)
+            del item.stash[_CHECKED]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # In one process and on an xdist controller alike: the leaks come with the reports.
         if report.when == "teardown":
             self.leaks.extend(getattr(report, REPORT_ATTRIBUTE, ()))
+            self._checked += getattr(report, CHECKED_ATTRIBUTE, False) is True
 
     # Fixtures wider than a test
 
@@ -503,7 +512,11 @@ class LeakHunter:
         self.leaks.extend(getattr(node, "workeroutput", {}).get(REPORT_ATTRIBUTE, ()))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.leaks:
+        if not self.leaks:  # one line, so that a quiet run still shows the plugin ran
+            what = "socket" if self.every_socket else "listening socket"
+            terminalreporter.write_line(
+                f"sockdiff: {_count(self._checked, 'test')} checked, no test or fixture left a {what} open"
+            )
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "sockdiff: sockets left open")

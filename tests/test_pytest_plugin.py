@@ -678,3 +678,12 @@ def test_trace_when_a_test_removed_its_working_directory(pytester: pytest.Pytest
     (line,) = leaks(result)["test_gone.py::test_leaves_no_directory"]
     created = line_of(GONE, '    HELD.append(socket.create_server(("127.0.0.1", 0)))')
     assert line.endswith(f"  created at {pytester.path / 'test_gone.py'}:{created}")
+
+
+def test_a_clean_run_says_so_in_one_line(suite: pytest.Pytester, netns: str) -> None:
+    for workers in ([], ["-n", "2"]):
+        result = run(suite, netns, "-q", "--sockdiff", "-k", "clean or outgoing", *workers)
+        assert result.ret == 0
+        assert [line for line in result.outlines if "sockdiff" in line] == [
+            "sockdiff: 2 tests checked, no test or fixture left a listening socket open"
+        ]
