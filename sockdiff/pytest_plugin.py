@@ -37,7 +37,7 @@ import sysconfig
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ import pytest
 from .threads import SocketMakers
 
 if TYPE_CHECKING:
-    from .model import Socket
+    from .model import Process, Socket
     from .processes import Owners
     from .proctree import ProcessTree
     from .threads import Maker
@@ -293,6 +293,10 @@ class LeakHunter:
         holders = self._holders()
         self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
+        # What a live fixture's processes and threads opened is its own (a session server's
+        # connections): checked when pytest finalizes it, and not waited for here.
+        starters = self._starters({inode: holders[inode] for inode in opened})
+        opened -= {inode for inode, starter in starters.items() if self._keep_for_fixture(starter, inode)}
         if not opened:
             return
         ignore = self._ignore_for(self.ignore_lines + expressions)  # compiled at setup
@@ -320,21 +324,13 @@ class LeakHunter:
         """
         own: list[Socket] = []
         late: dict[object, list[Socket]] = {}
-        makers = self._made(sockets)
+        sockets = tuple(sockets)
+        starters = self._starters({sock.inode: sock.processes for sock in sockets})
         for sock in sockets:
-            pids = {process.pid for process in sock.processes}
-            if sock.inode in makers:  # held by this process alone, made by a thread of it
-                starter = makers[sock.inode].starter
-            else:
-                starters = {self._origin.get(pid) for pid in pids}
-                starter = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+            starter = starters[sock.inode]
             if starter is None or starter == owner:
                 own.append(sock)
-            elif starter in self._held:
-                held = self._held[starter]
-                self._held[starter] = dataclasses.replace(held, inodes=held.inodes | {sock.inode})
-                self._fixtures_opened.add(sock.inode)
-            else:
+            elif not self._keep_for_fixture(starter, sock.inode):
                 late.setdefault(starter, []).append(sock)
         for starter, found in late.items():
             label, path, line = self._places[starter]
@@ -398,8 +394,17 @@ class LeakHunter:
             return
         holders = self._holders()
         still_open = held.inodes & holders.keys()
+        # What its processes and threads opened during the test being torn down (or set up) is
+        # its own too: that test is checked only after this.
+        item = self._tearing_down or self._setting_up
+        before = None if item is None else item.stash.get(_BEFORE, None)
+        if before is not None:
+            fresh = holders.keys() - before - self._fixtures_opened
+            starters = self._starters({inode: holders[inode] for inode in fresh})
+            still_open |= {inode for inode, starter in starters.items() if starter is fixturedef}
         if not still_open:
             return
+        self._fixtures_opened |= still_open
         lines = self._lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
         if lines:
             record = {
@@ -424,7 +429,8 @@ class LeakHunter:
         """
         sockets = self._counted(set(inodes), holders, ignore)
         for pause in _GRACE_SECONDS:
-            running = {inode for inode, maker in self._made(sockets).items() if maker.thread.is_alive()}
+            made = self._made({sock.inode: sock.processes for sock in sockets})
+            running = {inode for inode, maker in made.items() if maker.thread.is_alive()}
             if all(
                 process.pid == os.getpid() and sock.inode not in running
                 for sock in sockets
@@ -436,13 +442,38 @@ class LeakHunter:
             sockets = self._counted({sock.inode for sock in sockets} & holders.keys(), holders, ignore)
         return sockets
 
-    def _made(self, sockets: Iterable[Socket]) -> dict[int, Maker]:
+    def _starters(self, held: Mapping[int, Sequence[Process]]) -> dict[int, object]:
+        """inode -> who started its holder: the thread that made it, or the other processes holding it.
+
+        None: the test running, or a socket this process shares with another.
+        """
+        makers = self._made(held)
+        found: dict[int, object] = {}
+        for inode, processes in held.items():
+            pids = {process.pid for process in processes}
+            if inode in makers:  # held by this process alone, made by a thread of it
+                found[inode] = makers[inode].starter
+            else:
+                starters = {self._origin.get(pid) for pid in pids}
+                found[inode] = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+        return found
+
+    def _keep_for_fixture(self, starter: object, inode: int) -> bool:
+        """Give ``inode`` to fixture ``starter`` if it is live (checked when pytest finalizes it)."""
+        if starter is None or starter not in self._held:
+            return False
+        held = self._held[starter]
+        self._held[starter] = dataclasses.replace(held, inodes=held.inodes | {inode})
+        self._fixtures_opened.add(inode)
+        return True
+
+    def _made(self, held: Mapping[int, Sequence[Process]]) -> dict[int, Maker]:
         """inode -> the thread that made it, for the sockets held by this process alone."""
         pid = os.getpid()
         fds = {
-            sock.inode: sock.processes[0].fd
-            for sock in sockets
-            if sock.processes and all(process.pid == pid for process in sock.processes)
+            inode: processes[0].fd
+            for inode, processes in held.items()
+            if processes and all(process.pid == pid for process in processes)
         }
         made = self._makers.made(fds.values())
         return {inode: made[fd] for inode, fd in fds.items() if fd in made}
@@ -450,7 +481,7 @@ class LeakHunter:
     def _lines(self, sockets: Iterable[Socket]) -> list[str]:
         """Each socket in ss's notation; the thread that made it, when not the main one."""
         sockets = tuple(sockets)
-        makers = self._made(sockets)
+        makers = self._made({sock.inode: sock.processes for sock in sockets})
         return [
             line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})"
             for sock, line in zip(sockets, _lines(sockets), strict=True)

@@ -483,9 +483,12 @@ import socket
 import threading
 import time
 
+import pytest
+
 HELD = []
 GO = threading.Event()
 DONE = threading.Event()
+ACCEPTED = threading.Event()
 
 
 def listen_when_told():
@@ -535,22 +538,54 @@ def test_server_thread_closes_soon():
 
 def test_server_thread_keeps_it():
     connect_and_leave("keeps-it", None)
+
+
+def hold_every_connection(server):
+    try:
+        while True:
+            HELD.append(server.accept()[0])
+            ACCEPTED.set()
+    except OSError:  # the fixture closed its listener
+        threading.Event().wait()  # runs on, holding the connections
+
+
+@pytest.fixture(scope="module")
+def server():
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=hold_every_connection, args=(listener,), name="fixture-server")
+    thread.daemon = True
+    thread.start()
+    yield listener.getsockname()
+    listener.close()
+
+
+def test_uses_the_fixtures_server(server):
+    with socket.create_connection(server):
+        assert ACCEPTED.wait(60)
 """
 
 
 def test_a_threads_socket_is_its_starters(pytester: pytest.Pytester, netns: str) -> None:
     """test_starts_a_late_listener's thread listens during test_innocent: the starter is named, late;
-    in new mode, a server thread's side of a connection closed within the grace is no leak."""
+    in new mode, a server thread's side of a connection closed within the grace is no leak; a
+    module fixture's server thread's connections are the fixture's."""
     pytester.makepyfile(test_threads=THREADS)
     result = run(pytester, netns, "--sockdiff-strict", "-o", "sockdiff_fail_on=new")
-    result.assert_outcomes(passed=4, errors=1)
+    result.assert_outcomes(passed=5, errors=1)
     assert errors(result) == ["test_threads.py::test_server_thread_keeps_it"]
     assert result.ret == 1
     found = leaks(result)
+    fixture_line = line_of(THREADS, '@pytest.fixture(scope="module")')
+    fixture = f"module fixture 'server' (test_threads.py:{fixture_line})"
     assert sorted(found) == [
+        fixture,
         "test_threads.py::test_server_thread_keeps_it",
         "test_threads.py::test_starts_a_late_listener",
     ]
+    # The connection the fixture's server thread accepted, and holds, is the fixture's, not the test's.
+    (accepted,) = found[fixture]
+    pattern = r"tcp CLOSE_WAIT 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ {}  \(thread 'fixture-server'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern), accepted)
     (late,) = found["test_threads.py::test_starts_a_late_listener"]
     pattern = r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* {}  \(thread 'late-listener'\)"
     assert re.fullmatch(pattern.format(PROCESS.pattern) + r"  \(opened after it ended\)", late)
