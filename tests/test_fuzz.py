@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sockdiff import BackendUnavailable, BadSnapshot, SockdiffError
-from sockdiff.backends import netlink, procfs
-from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
+from sockdiff.backends.netlink import sockets as netlink
+from sockdiff.backends.netlink.sockets import Dump, DumpFailed, decode_inet, decode_unix
+from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import TCP_STATES, Process, Socket, record_problem
 from sockdiff.snapshots import Snapshot, dumps, loads
 

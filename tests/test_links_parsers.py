@@ -15,8 +15,10 @@ from typing import Any
 import msgspec
 from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
-from sockdiff.backends import netlink, procnet, rtnetlink
+from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.netnames import interface_name
+from sockdiff.backends.proc import links as procnet
 from sockdiff.model import Interface, Route
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"

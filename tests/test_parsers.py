@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from expect import differences, locate
 
-from sockdiff.backends import netlink, procfs
+from sockdiff.backends.netlink import sockets as netlink
+from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import Endpoint, Inet, Process, Socket
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
-from .. import _pyroute2 as pyroute2
-from ..errors import BackendUnavailable
-from ..model import (
+from ... import _pyroute2 as pyroute2
+from ...errors import BackendUnavailable
+from ...model import (
     INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,

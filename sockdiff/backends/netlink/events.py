@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from . import netns as netns_module
-from .backends import netlink
-from .errors import BackendUnavailable
-from .model import Socket
+from ... import netns as netns_module
+from ...errors import BackendUnavailable
+from ...model import Socket
+from . import sockets as netlink
 
 __all__ = [
     "DEFAULT_BUFFER",

@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
-from ..errors import BackendUnavailable
-from ..model import Counters, Interface, Nexthop, Route
-from .netlink import ATTEMPTS, Dump, DumpFailed, Messages
-from .netnames import (
+from ...errors import BackendUnavailable
+from ...model import Counters, Interface, Nexthop, Route
+from ..netnames import (
     OPERSTATES,
     ROUTE_TYPES,
     hardware_address,
@@ -37,6 +36,7 @@ from .netnames import (
     protocol_name,
     scope_name,
 )
+from .sockets import ATTEMPTS, Dump, DumpFailed, Messages
 
 __all__ = [
     "Link",
@@ -108,7 +108,7 @@ def _attributes(buffer: bytes | bytearray, start: int, end: int) -> Iterable[tup
 
 
 def _request(module: str, message: str, fields: Mapping[str, int], kind: int, seq: int) -> bytes:
-    from .._pyroute2 import module as pyroute2_module
+    from ..._pyroute2 import module as pyroute2_module
 
     request = getattr(pyroute2_module(module), message)()
     request["header"]["type"] = kind

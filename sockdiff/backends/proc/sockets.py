@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop
 
-from ..errors import BackendUnavailable
-from ..model import (
+from ...errors import BackendUnavailable
+from ...model import (
     INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
