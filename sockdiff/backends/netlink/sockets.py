@@ -25,6 +25,7 @@ from ...model import (
     INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
+    UNIX_DIAG_STATES,
     Endpoint,
     Process,
     Socket,
@@ -236,13 +237,12 @@ def decode_unix(
 ) -> list[Socket]:
     """Records from unix_diag replies.
 
-    unix_diag reports sk_state, a TCP state number; /proc/net/unix (and so
-    netstat) derives its state from the same value: LISTEN is LISTENING,
-    ESTABLISHED is CONNECTED, anything else UNCONNECTED (net/unix/af_unix.c,
-    unix_seq_show).
+    unix_diag reports sk_state, named by :data:`~sockdiff.model.UNIX_DIAG_STATES`
+    as the proc backend names /proc/net/unix's rows.
     """
     unpack = _UNIX_MSG.unpack_from
     least = _UNIX_ATTR_SIZES
+    unix_states = UNIX_DIAG_STATES
     unpack_u32 = _U32.unpack_from
     unpack_pair = _U32_PAIR.unpack_from
     sockets = []
@@ -272,7 +272,7 @@ def decode_unix(
                 "unix",
                 "unix",
                 SOCK_TYPES.get(type_number, "unknown"),
-                "LISTENING" if state == 10 else "CONNECTED" if state == 1 else "UNCONNECTED",
+                unix_states.get(state, "UNKNOWN"),
                 Endpoint(path=name),
                 Endpoint(peer_inode=peer),
                 inode,
