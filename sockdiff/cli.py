@@ -307,11 +307,11 @@ def _live_through(source: str, backend: str) -> str:
 
 def _kernel_counters(netns: str | None) -> dict[str, int]:
     """/proc/net/sockstat's and snmp's counters of the namespace read (what ss -s reads)."""
-    from .backends import procfs
+    from .backends.proc import sockets as proc_sockets
     from .netns import entered
 
     with entered(netns):
-        return procfs.read_counters()
+        return proc_sockets.read_counters()
 
 
 def _show_network(

@@ -91,7 +91,12 @@ UNIX_SS_STATES: dict[int, str] = {
     3: "CONNECTED",
     4: "DISCONNECTING",
 }
-# unix_diag reports sk_state, a TCP state number, for UNIX sockets too.
+# The one table of a UNIX socket's states, used by both backends: the kernel keeps
+# sk_state, a TCP state number, which unix_diag reports and /proc/net/unix's
+# columns are derived from (see the proc backend). net/unix/af_unix.c sets only
+# CLOSE, ESTABLISHED and LISTEN: a stream connect() waiting for room in a full
+# backlog stays CLOSE (UNCONNECTED). Number 2 is kept for the name ss gives it
+# (state words pair SYN-SENT with CONNECTING); no socket with an inode has it.
 UNIX_DIAG_STATES: dict[int, str] = {
     1: "CONNECTED",
     2: "CONNECTING",

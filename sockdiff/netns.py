@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from . import _pyroute2
 from .errors import NetnsError
 
-__all__ = ["NETNS_DIR", "entered", "netns_path"]
+__all__ = ["NETNS_DIR", "entered", "netns_path", "socket_netns"]
 
 NETNS_DIR = "/run/netns"
 
@@ -100,3 +101,42 @@ def entered(name: str | None) -> Iterator[None]:
     finally:
         os.close(home)
         os.close(target)
+
+
+# linux/sockios.h: SIOCGSKNS answers an fd of the network namespace a socket lives in.
+_SIOCGSKNS = 0x894C
+# pidfd_getfd(2): the same number on every architecture (new system calls share one table).
+_SYS_PIDFD_GETFD = 438
+
+
+def socket_netns(pid: int, fd: int, inode: int) -> int | None:
+    """An fd of the network namespace where socket ``inode``, ``pid``'s ``fd``, lives; None: cannot tell.
+
+    A socket stays in the namespace it was made in, wherever its process goes
+    since (``unshare``, ``setns``), so /proc/PID/ns/net need not be its
+    namespace. The socket says where it lives (SIOCGSKNS); another process's
+    descriptor is borrowed with pidfd_getfd(2) (Linux 5.6, and the right to
+    ptrace that process). The caller closes the fd returned.
+    """
+    borrowed: int | None = None
+    try:
+        if pid == os.getpid():
+            sock = fd
+        else:
+            pidfd = os.pidfd_open(pid)
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                borrowed = int(libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0))
+            finally:
+                os.close(pidfd)
+            if borrowed < 0:
+                return None
+            sock = borrowed
+        if os.fstat(sock).st_ino != inode:
+            return None  # closed since, and the number handed out again
+        return int(fcntl.ioctl(sock, _SIOCGSKNS))
+    except OSError:
+        return None  # gone, not ours to borrow, or a kernel without these calls
+    finally:
+        if borrowed is not None and borrowed >= 0:
+            os.close(borrowed)

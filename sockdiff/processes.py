@@ -138,7 +138,7 @@ class OwnerTracker:
     What it cannot see cheaply, and so misses until that process is read again:
     an existing socket passed to another process (SCM_RIGHTS) or dup'ed onto a
     descriptor number the process already had open, a process's new name after
-    execve, and a pid reused between two polls. ``ss -p`` at one instant sees
+    execve while it opens no new socket, and a pid reused between two polls. ``ss -p`` at one instant sees
     them; a poll may not.
     """
 
@@ -197,13 +197,11 @@ class OwnerTracker:
         self.processes_read += 1
         # A process that exits meanwhile, or whose descriptors we may not read, holds nothing.
         try:
-            if everything:
-                with open(f"{root}/{pid}/comm", "rb") as comm_file:
-                    comm = comm_file.read()
-                name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
-            else:
-                assert old is not None
-                name = old.name
+            # Read again whenever the process is: an exec (sh -c 'exec server') or a
+            # prctl(PR_SET_NAME) renames it, and a new socket must carry the name of now.
+            with open(f"{root}/{pid}/comm", "rb") as comm_file:
+                comm = comm_file.read()
+            name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
             fd_dir = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             self._replace(pid, None)

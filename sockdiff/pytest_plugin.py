@@ -13,9 +13,12 @@ leaves the tree holding inodes it did not hold before are the sockets' details
 read (a snapshot, of which those inodes are kept), counted by ``sockdiff_fail_on``
 and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
 opened while a wider-scoped fixture was set up belong to that fixture and are
-checked when pytest finalizes it. Each process of the tree belongs to the test
-or fixture running when it appeared: a socket it opens after that one ended is
-reported for it, not for the test running then.
+checked when pytest finalizes it. Each process of the tree, and each thread of
+the pytest process (:mod:`sockdiff.threads`, from Python's audit events), belongs
+to the test or fixture running when it appeared: a socket it opens after that
+one ended is reported for it, not for the test running then. A socket is checked
+where it lives (:func:`sockdiff.netns.socket_netns`), whichever namespace its
+holder is in now.
 
 What was found travels on the teardown report (``report.sockdiff_leaks``, and a
 ``sockdiff`` user property a socket, which JUnit XML shows), so under
@@ -34,16 +37,19 @@ import sysconfig
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .threads import SocketMakers
+
 if TYPE_CHECKING:
-    from .model import Socket
+    from .model import Process, Socket
     from .processes import Owners
     from .proctree import ProcessTree
+    from .threads import Maker
 
 __all__ = ["TOKEN_VARIABLE", "SockdiffLeakWarning"]
 
@@ -53,12 +59,16 @@ TOKEN_VARIABLE = "SOCKDIFF_PYTEST_TOKEN"
 PLUGIN_NAME = "sockdiff-leak-hunter"
 #: The report attribute carrying a teardown's leaks: a list of {"owner", "kind", "sockets"}.
 REPORT_ATTRIBUTE = "sockdiff_leaks"
+#: The report attribute set (True) on the teardown report of each test checked.
+CHECKED_ATTRIBUTE = "sockdiff_checked"
 MODES = ("off", "report", "strict")
 # Kinds of --fail-on that can describe a socket left open.
 _LEAK_KINDS = frozenset({"any", "new", "listening"})
-# How long a leak held by another process may take to go: a child killed by the
-# teardown but not waited for is still closing its descriptors.
-_GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1)
+# How long a leak may take to go when its holder is about to close it: a child killed by
+# the teardown but not waited for is still closing its descriptors, a server thread still
+# running closes its side of a connection the test closed. 0.78 s in all, and only when
+# such a holder holds a socket the test left: time enough for a busy machine to run it.
+_GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 _TRACE_FRAMES = 32
 
 
@@ -129,6 +139,7 @@ class _Held:
 
 _BEFORE = pytest.StashKey[frozenset[int]]()
 _FOUND = pytest.StashKey[list[dict[str, Any]]]()
+_CHECKED = pytest.StashKey[bool]()
 
 
 class LeakHunter:
@@ -169,6 +180,10 @@ class LeakHunter:
         # Who started each process of the tree: the test (nodeid) or fixture (FixtureDef) that ran
         # when it appeared, or None. A socket a process opens after its starter ended is the starter's.
         self._window: object = None
+        # Which thread made each of our socket objects (those made outside the main thread), and
+        # the test or fixture that ran when that thread appeared: a thread's sockets are its starter's.
+        self._makers = SocketMakers()
+        self._checked = 0  # tests checked (here, or by the workers whose reports came here)
         self._origin: dict[int, object] = {}
         self._members: frozenset[int] = frozenset()
         self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last test
@@ -186,6 +201,7 @@ class LeakHunter:
             os.environ[TOKEN_VARIABLE] = token
             become_subreaper()
             self._tree = ProcessTree(marker=f"{TOKEN_VARIABLE}={token}")
+            self._makers.start()
         members = self._tree.members()
         if members is not self._members:  # the same set object while no process was created
             origin, tree = self._origin, self._tree
@@ -236,7 +252,7 @@ class LeakHunter:
             item.stash[_BEFORE] = frozenset(self._holders())
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
-        self._window = item.nodeid
+        self._enter(item.nodeid)
         # A fixture is also finalized in the setup of the next test (the next parameter of a
         # parametrized one): its leak then goes with that test's report.
         self._setting_up = item
@@ -258,7 +274,12 @@ class LeakHunter:
         try:
             self._check_test(item, fail=self.strict)
         finally:
-            self._window = None
+            self._enter(None)
+
+    def _enter(self, window: object) -> None:
+        """Make ``window`` (a nodeid, a FixtureDef, None) the one new processes and threads belong to."""
+        self._makers.enter(window)
+        self._window = window
 
     def _check_test(self, item: pytest.Item, *, fail: bool) -> None:
         before = item.stash.get(_BEFORE, None)
@@ -268,16 +289,21 @@ class LeakHunter:
         if expressions is None:
             return
         del item.stash[_BEFORE]
+        item.stash[_CHECKED] = True
         holders = self._holders()
         self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
+        # What a live fixture's processes and threads opened is its own (a session server's
+        # connections): checked when pytest finalizes it, and not waited for here.
+        starters = self._starters({inode: holders[inode] for inode in opened})
+        opened -= {inode for inode, starter in starters.items() if self._keep_for_fixture(starter, inode)}
         if not opened:
             return
         ignore = self._ignore_for(self.ignore_lines + expressions)  # compiled at setup
         own = self._sort_out(self._leaked(opened, holders, ignore), item.nodeid, item)
         if not own:
             return
-        lines = _lines(own)
+        lines = self._lines(own)
         _, path, lineno = self._places[item.nodeid]
         record = {"owner": item.nodeid, "kind": "test", "sockets": lines, "file": path, "line": lineno}
         self._found(item, record)
@@ -291,28 +317,25 @@ class LeakHunter:
     def _sort_out(self, sockets: Iterable[Socket], owner: object, item: pytest.Item | None) -> list[Socket]:
         """The sockets that are ``owner``'s; the others go to whoever started their processes.
 
-        A process started by an earlier test, or by a fixture, that opens a socket only
-        later (a daemon slow to start, a pool that grows) leaks for its starter: a live
-        fixture keeps it as its own, an ended test or fixture is reported for it, late.
+        A process or a thread started by an earlier test, or by a fixture, that opens a
+        socket only later (a daemon slow to start, a server thread, a pool that grows)
+        leaks for its starter: a live fixture keeps it as its own, an ended test or
+        fixture is reported for it, late.
         """
         own: list[Socket] = []
         late: dict[object, list[Socket]] = {}
+        sockets = tuple(sockets)
+        starters = self._starters({sock.inode: sock.processes for sock in sockets})
         for sock in sockets:
-            pids = {process.pid for process in sock.processes}
-            starters = {self._origin.get(pid) for pid in pids}
-            starter = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+            starter = starters[sock.inode]
             if starter is None or starter == owner:
                 own.append(sock)
-            elif starter in self._held:
-                held = self._held[starter]
-                self._held[starter] = dataclasses.replace(held, inodes=held.inodes | {sock.inode})
-                self._fixtures_opened.add(sock.inode)
-            else:
+            elif not self._keep_for_fixture(starter, sock.inode):
                 late.setdefault(starter, []).append(sock)
         for starter, found in late.items():
             label, path, line = self._places[starter]
             kind = "test" if isinstance(starter, str) else "fixture"
-            lines = [f"{text}  (opened after it ended)" for text in _lines(found)]
+            lines = [f"{text}  (opened after it ended)" for text in self._lines(found)]
             self._found(item, {"owner": label, "kind": kind, "sockets": lines, "file": path, "line": line})
         return own
 
@@ -333,12 +356,16 @@ class LeakHunter:
         if report.when == "teardown" and _FOUND in item.stash:
             setattr(report, REPORT_ATTRIBUTE, item.stash[_FOUND])
             del item.stash[_FOUND]
+        if report.when == "teardown" and item.stash.get(_CHECKED, False):
+            setattr(report, CHECKED_ATTRIBUTE, True)
+            del item.stash[_CHECKED]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # In one process and on an xdist controller alike: the leaks come with the reports.
         if report.when == "teardown":
             self.leaks.extend(getattr(report, REPORT_ATTRIBUTE, ()))
+            self._checked += getattr(report, CHECKED_ATTRIBUTE, False) is True
 
     # Fixtures wider than a test
 
@@ -350,13 +377,14 @@ class LeakHunter:
             return (yield)
         before = self._holders().keys()
         place = self._places[fixturedef] = _fixture_place(fixturedef, self.config.rootpath)
-        window, self._window = self._window, fixturedef
+        window = self._window
+        self._enter(fixturedef)
         try:
             return (yield)
         finally:
             # Fixtures it requested were set up inside this one and kept their own sockets.
             opened = self._holders().keys() - before - self._fixtures_opened
-            self._window = window
+            self._enter(window)
             self._fixtures_opened |= opened
             self._held[fixturedef] = _Held(*place, frozenset(opened))
 
@@ -366,9 +394,18 @@ class LeakHunter:
             return
         holders = self._holders()
         still_open = held.inodes & holders.keys()
+        # What its processes and threads opened during the test being torn down (or set up) is
+        # its own too: that test is checked only after this.
+        item = self._tearing_down or self._setting_up
+        before = None if item is None else item.stash.get(_BEFORE, None)
+        if before is not None:
+            fresh = holders.keys() - before - self._fixtures_opened
+            starters = self._starters({inode: holders[inode] for inode in fresh})
+            still_open |= {inode for inode, starter in starters.items() if starter is fixturedef}
         if not still_open:
             return
-        lines = _lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
+        self._fixtures_opened |= still_open
+        lines = self._lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
         if lines:
             record = {
                 "owner": held.label,
@@ -384,15 +421,71 @@ class LeakHunter:
     def _leaked(
         self, inodes: Iterable[int], holders: Owners, ignore: Callable[[Socket], bool] | None
     ) -> tuple[Socket, ...]:
-        """The counted sockets among ``inodes``; waits a little for dying holders."""
+        """The counted sockets among ``inodes``; waits a little for dying holders.
+
+        Another process may be dying (a child killed in teardown, not waited for); a
+        thread of this one that made the socket and still runs may be about to close
+        it (a server thread's side of a connection the test closed).
+        """
         sockets = self._counted(set(inodes), holders, ignore)
         for pause in _GRACE_SECONDS:
-            if all(process.pid == os.getpid() for sock in sockets for process in sock.processes):
+            made = self._made({sock.inode: sock.processes for sock in sockets})
+            running = {inode for inode, maker in made.items() if maker.thread.is_alive()}
+            if all(
+                process.pid == os.getpid() and sock.inode not in running
+                for sock in sockets
+                for process in sock.processes
+            ):
                 break
             time.sleep(pause)
             holders = self._holders()
             sockets = self._counted({sock.inode for sock in sockets} & holders.keys(), holders, ignore)
         return sockets
+
+    def _starters(self, held: Mapping[int, Sequence[Process]]) -> dict[int, object]:
+        """inode -> who started its holder: the thread that made it, or the other processes holding it.
+
+        None: the test running, or a socket this process shares with another.
+        """
+        makers = self._made(held)
+        found: dict[int, object] = {}
+        for inode, processes in held.items():
+            pids = {process.pid for process in processes}
+            if inode in makers:  # held by this process alone, made by a thread of it
+                found[inode] = makers[inode].starter
+            else:
+                starters = {self._origin.get(pid) for pid in pids}
+                found[inode] = starters.pop() if len(starters) == 1 and os.getpid() not in pids else None
+        return found
+
+    def _keep_for_fixture(self, starter: object, inode: int) -> bool:
+        """Give ``inode`` to fixture ``starter`` if it is live (checked when pytest finalizes it)."""
+        if starter is None or starter not in self._held:
+            return False
+        held = self._held[starter]
+        self._held[starter] = dataclasses.replace(held, inodes=held.inodes | {inode})
+        self._fixtures_opened.add(inode)
+        return True
+
+    def _made(self, held: Mapping[int, Sequence[Process]]) -> dict[int, Maker]:
+        """inode -> the thread that made it, for the sockets held by this process alone."""
+        pid = os.getpid()
+        fds = {
+            inode: processes[0].fd
+            for inode, processes in held.items()
+            if processes and all(process.pid == pid for process in processes)
+        }
+        made = self._makers.made(fds.values())
+        return {inode: made[fd] for inode, fd in fds.items() if fd in made}
+
+    def _lines(self, sockets: Iterable[Socket]) -> list[str]:
+        """Each socket in ss's notation; the thread that made it, when not the main one."""
+        sockets = tuple(sockets)
+        makers = self._made({sock.inode: sock.processes for sock in sockets})
+        return [
+            line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})"
+            for sock, line in zip(sockets, _lines(sockets), strict=True)
+        ]
 
     def _counted(
         self, inodes: set[int], holders: Owners, ignore: Callable[[Socket], bool] | None
@@ -436,6 +529,7 @@ class LeakHunter:
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:
                 workeroutput[REPORT_ATTRIBUTE] = self.leaks[reported:]
+        self._makers.stop()
         if self._tracing:  # what other plugins do at the end (hypothesis imports much) need not crawl
             tracemalloc.stop()
             self._tracing = False
@@ -449,7 +543,11 @@ class LeakHunter:
         self.leaks.extend(getattr(node, "workeroutput", {}).get(REPORT_ATTRIBUTE, ()))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.leaks:
+        if not self.leaks:  # one line, so that a quiet run still shows the plugin ran
+            what = "socket" if self.every_socket else "listening socket"
+            terminalreporter.write_line(
+                f"sockdiff: {_count(self._checked, 'test')} checked, no test or fixture left a {what} open"
+            )
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "sockdiff: sockets left open")
@@ -472,30 +570,47 @@ class LeakHunter:
 
 
 def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
-    """The sockets among ``inodes`` that their holders opened in other network namespaces.
+    """The sockets among ``inodes`` that live in another network namespace than the one read.
 
-    Each namespace is read once, entered through a holder's ``/proc/PID/ns/net``;
-    entering one takes root, so without it they stay unread (and uncounted).
+    A socket lives where it was made, wherever its holder went since: a test that
+    entered a namespace, listened and came back, or listened and then left. Each
+    socket's namespace is asked of the socket (:func:`sockdiff.netns.socket_netns`),
+    or, where the kernel will not say, taken to be its holder's (``/proc/PID/ns/net``).
+    Each namespace is read once; entering one takes root, so without it they stay
+    unread (and uncounted).
     """
     from .errors import SockdiffError
+    from .netns import socket_netns
     from .snapshots import take
 
-    namespaces: dict[int, str] = {}
-    for inode in inodes:
-        path = f"/proc/{holders[inode][0].pid}/ns/net"
-        try:
-            namespaces.setdefault(os.stat(path).st_ino, path)
-        except OSError:
-            continue  # the holder is gone: so is the socket, most likely
-    namespaces.pop(os.stat("/proc/thread-self/ns/net").st_ino, None)  # read already
-    found: dict[int, Socket] = {}
-    for path in namespaces.values():
-        try:
-            there = take(netns=path, processes=False, sections=("sockets",))
-        except SockdiffError:
-            continue
-        found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
-    return found
+    here = os.stat("/proc/thread-self/ns/net").st_ino  # read already
+    namespaces: dict[int, tuple[str, int | None]] = {}  # namespace inode -> path to enter, fd to close
+    try:
+        for inode in inodes:
+            holder = holders[inode][0]
+            fd = socket_netns(holder.pid, holder.fd, inode)
+            path = f"/proc/{holder.pid}/ns/net" if fd is None else f"/proc/self/fd/{fd}"
+            try:
+                namespace = os.stat(path).st_ino
+            except OSError:
+                namespace = here  # the holder is gone: so is the socket, most likely
+            if namespace == here or namespace in namespaces:
+                if fd is not None:
+                    os.close(fd)
+            else:
+                namespaces[namespace] = (path, fd)
+        found: dict[int, Socket] = {}
+        for path, _ in namespaces.values():
+            try:
+                there = take(netns=path, processes=False, sections=("sockets",))
+            except SockdiffError:
+                continue
+            found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
+        return found
+    finally:
+        for _, fd in namespaces.values():
+            if fd is not None:
+                os.close(fd)
 
 
 def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:
@@ -588,5 +703,9 @@ def _caller(traceback: tracemalloc.Traceback) -> str:
     frames = list(traceback)  # oldest first
     chosen = next((f for f in reversed(frames) if not f.filename.startswith(stdlib)), frames[-1])
     path = Path(chosen.filename)
-    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    try:
+        cwd = Path.cwd()
+    except OSError:  # a test removed the directory it ran in: the path is shown whole
+        cwd = None
+    shown = path.relative_to(cwd) if cwd is not None and path.is_relative_to(cwd) else path
     return f"{shown}:{chosen.lineno}"

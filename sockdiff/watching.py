@@ -6,7 +6,7 @@ changes show as they happen; sockets at each poll.
 
 Polling alone misses a socket that opens and closes between two reads. So the
 watch also listens to sock_diag's socket-destroy events (see
-:mod:`sockdiff.events`) and, at each poll, reports the destroyed sockets no poll
+:mod:`sockdiff.backends.netlink.events`) and, at each poll, reports the destroyed sockets no poll
 accounts for as closed and *short-lived*. Each close is reported once: a
 destroy event is the poll's when its socket (by identity, as the differ matches
 sockets) is one the poll diff reports closed or changed now or reported at the
@@ -27,9 +27,16 @@ from dataclasses import dataclass
 
 import msgspec
 
+from .backends.netlink.events import (
+    DEFAULT_BUFFER,
+    DESTROY_GROUPS,
+    Destroyed,
+    Event,
+    Listener,
+    SectionChanged,
+)
 from .differ import Diff, diff, identity
 from .errors import BackendUnavailable
-from .events import DEFAULT_BUFFER, DESTROY_GROUPS, Destroyed, Event, Listener, SectionChanged
 from .model import PROTOS, Socket
 from .processes import OwnerTracker
 from .snapshots import Snapshot, take

@@ -14,8 +14,11 @@ Written from actions/runner's source: ``src/Runner.Common/ActionCommand.cs``
 A name counts only if registered, but ``##[stop-commands]TOKEN`` registers any
 TOKEN as a name, so the model takes every name as registered. The runner calls
 ``StartsWith``/``IndexOf`` without ``StringComparison.Ordinal``: where .NET uses
-ICU, such a search skips default-ignorable code points (U+200B, U+00AD, ...), so
-the model deletes them before searching, which can only find more commands.
+ICU, such a search skips the code points its collation ignores (U+200B, U+00AD,
+but also printable ones: U+0640 ARABIC TATWEEL, Hebrew accents, ...). Rather
+than hold ICU's table, the model deletes every character past ASCII before
+searching, and trims whitespace after that: a superset of what the runner
+finds, so a line the model passes is safe under any collation.
 """
 
 from __future__ import annotations
@@ -24,21 +27,6 @@ import unicodedata
 from dataclasses import dataclass, field
 
 __all__ = ["Command", "parse"]
-
-# DerivedCoreProperties.txt's Default_Ignorable_Code_Point beyond the format
-# characters (category Cf), which the model deletes as a whole.
-_IGNORABLE_RANGES = (
-    (0x034F, 0x034F),
-    (0x115F, 0x1160),
-    (0x17B4, 0x17B5),
-    (0x180B, 0x180F),
-    (0x3164, 0x3164),
-    (0xFE00, 0xFE0F),
-    (0xFFA0, 0xFFA0),
-    (0xFFF0, 0xFFF8),
-    (0xE0000, 0xE0FFF),
-    (0x2060, 0x206F),
-)
 
 
 @dataclass(frozen=True)
@@ -51,9 +39,9 @@ class Command:
     data: str = ""
 
 
-def _ignorable(char: str) -> bool:
-    code = ord(char)
-    return unicodedata.category(char) == "Cf" or any(low <= code <= high for low, high in _IGNORABLE_RANGES)
+def _skeleton(text: str) -> str:
+    """``text`` as a collation that ignores every character past ASCII would search it."""
+    return text if text.isascii() else "".join(c for c in text if c.isascii())
 
 
 def _is_dotnet_space(char: str) -> bool:
@@ -76,7 +64,7 @@ def _parse_v2(line: str) -> Command | None:
     start = 0
     while start < len(line) and _is_dotnet_space(line[start]):
         start += 1
-    message = "".join(c for c in line[start:] if not _ignorable(c))
+    message = line[start:]
     if not message.startswith("::"):
         return None
     end = message.find("::", 2)
@@ -93,7 +81,7 @@ def _parse_v2(line: str) -> Command | None:
 
 
 def _parse_v1(line: str) -> Command | None:
-    message = "".join(c for c in line if not _ignorable(c))
+    message = line
     prefix = message.find("##[")
     if prefix < 0:
         return None
@@ -119,5 +107,11 @@ def parse(line: str) -> Command | None:
     'stop-commands'
     >>> parse("+ u_str LISTEN @#\\x23[stop-commands]t 7 * 0") is None
     True
+    >>> parse("+ u_str LISTEN @#\u0640#[error]x 7 * 0").name  # ARABIC TATWEEL, ignored by ICU
+    'error'
     """
-    return _parse_v2(line) or _parse_v1(line)
+    found = _parse_v2(line) or _parse_v1(line)
+    if found is None and not line.isascii():  # what a collation skipping characters would find
+        skeleton = _skeleton(line)
+        found = _parse_v2(skeleton.lstrip()) or _parse_v1(skeleton)
+    return found

@@ -120,4 +120,4 @@ def test_docstring_examples() -> None:
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, name
         tried += result.attempted
-    assert tried >= 5 and "sockdiff.backends.procfs" in names
+    assert tried >= 5 and "sockdiff.backends.proc.sockets" in names

@@ -146,7 +146,7 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
     The failure is simulated at the one call that opens the socket: a kernel
     without sock_diag cannot be had on this machine.
     """
-    from sockdiff.backends import netlink
+    from sockdiff.backends.netlink import sockets as netlink
     from sockdiff.errors import BackendUnavailable
     from sockdiff.snapshots import BackendFallback
 
@@ -167,7 +167,7 @@ def test_cli_fallback_warning_is_one_line(
     netns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI's side of the fallback: one ``sockdiff: warning:`` line, exit 0; netlink alone: exit 2."""
-    from sockdiff.backends import netlink
+    from sockdiff.backends.netlink import sockets as netlink
     from sockdiff.cli import main
     from sockdiff.errors import BackendUnavailable
 

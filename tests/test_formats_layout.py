@@ -257,16 +257,17 @@ def test_plugin_summary_lines() -> None:
 
 
 # What reads the kernel: formats/ renders records it is given, and imports none of these.
-KERNEL_READERS = ("sockdiff.backends", "sockdiff.processes", "sockdiff.netns", "sockdiff.events")
+KERNEL_READERS = ("sockdiff.backends", "sockdiff.processes", "sockdiff.proctree", "sockdiff.netns")
 KERNEL_MODULES = (
-    "sockdiff.backends.netlink",
-    "sockdiff.backends.procfs",
-    "sockdiff.backends.procnet",
-    "sockdiff.backends.rtnetlink",
+    "sockdiff.backends.netlink.framing",
+    "sockdiff.backends.netlink.sockets",
+    "sockdiff.backends.netlink.links",
+    "sockdiff.backends.netlink.events",
+    "sockdiff.backends.proc.sockets",
+    "sockdiff.backends.proc.links",
     "sockdiff.processes",
     "sockdiff.proctree",
     "sockdiff.netns",
-    "sockdiff.events",
     "sockdiff._pyroute2",
     "pyroute2",
 )

@@ -27,8 +27,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sockdiff import BackendUnavailable, BadSnapshot, SockdiffError
-from sockdiff.backends import netlink, procfs
-from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
+from sockdiff.backends.netlink import framing
+from sockdiff.backends.netlink import sockets as netlink
+from sockdiff.backends.netlink.framing import Dump, DumpFailed
+from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
+from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import TCP_STATES, Process, Socket, record_problem
 from sockdiff.snapshots import Snapshot, dumps, loads
 
@@ -226,7 +229,7 @@ def test_proc_unix_damaged(rows: list[Any], edits: list[tuple[int, int, int]]) -
 # -- netlink sock_diag replies -------------------------------------------------
 
 _NLMSG = struct.Struct("=IHHII")
-_DONE = _NLMSG.pack(20, netlink.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
+_DONE = _NLMSG.pack(20, framing.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
 
 
 def inet_message(

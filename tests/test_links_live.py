@@ -21,7 +21,8 @@ from cli import one_line_error, sockdiff
 from linkzoo import ODD_NAME_TEXT, build_network, interfaces_from_ip, ip_json, known_equal, routes_from_ip
 from netns import netns_exec_argv, private_netns
 
-from sockdiff.backends import procnet, rtnetlink
+from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.proc import links as procnet
 from sockdiff.model import (
     COUNTER_NAMES,
     RT_TABLE_LOCAL,
@@ -155,7 +156,8 @@ def test_proc_backend_in_a_thread_entered_namespace(network: str) -> None:
 
 _BOTH = """
 import sys, msgspec
-from sockdiff.backends import procnet, rtnetlink
+from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.proc import links as procnet
 sys.stdout.buffer.write(msgspec.json.encode(
     [rtnetlink.read_interfaces(), procnet.read_interfaces(), rtnetlink.read_interfaces(),
      rtnetlink.read_routes(), procnet.read_routes()]))

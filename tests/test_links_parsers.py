@@ -15,16 +15,18 @@ from typing import Any
 import msgspec
 from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
-from sockdiff.backends import netlink, procnet, rtnetlink
+from sockdiff.backends.netlink import framing
+from sockdiff.backends.netlink import links as rtnetlink
 from sockdiff.backends.netnames import interface_name
+from sockdiff.backends.proc import links as procnet
 from sockdiff.model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Route
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"
 
 
-def recorded(name: str) -> netlink.Dump:
+def recorded(name: str) -> framing.Dump:
     data = (FIXTURES / "netlink" / f"{name}.bin").read_bytes()
-    return netlink.Dump([(data, len(data))])
+    return framing.Dump([(data, len(data))])
 
 
 def proc_file(name: str) -> bytes:

@@ -18,7 +18,7 @@ from sockdiff.processes import OwnerTracker, scan_owners
 
 # Holds UDP sockets and answers one line a command: "open" opens one, "swap"
 # closes the newest and opens another in its place (the number of descriptors
-# stays), "fork" starts a child that holds them all too (its pid), "reap" ends it.
+# stays), "rename NAME" renames it, "fork" starts a child that holds them all too (its pid), "reap" ends it.
 # Every answer lists the inodes held.
 HOLDER = """
 import os, signal, socket, sys
@@ -36,6 +36,9 @@ for line in sys.stdin:
         if child == 0:
             signal.pause()
             os._exit(0)
+    elif command.startswith("rename "):  # as exec or prctl(PR_SET_NAME) would
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(command[7:])
     elif command == "reap":
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
@@ -96,6 +99,12 @@ def test_tracker_follows_sockets_and_processes(holder: Holder) -> None:
     changed = tracker.update(holder.do("swap"))  # as many descriptors as before: found all the same
     check(tracker, holder)
     assert holder.inodes - before <= changed
+
+    holder.do("rename renamed-holder")
+    changed = tracker.update(holder.do("open"))  # it is read again: the name of now, on every socket
+    check(tracker, holder)
+    assert {p.name for i in holder.inodes for p in tracker.owners[i]} == {"renamed-holder"}
+    assert holder.inodes <= changed
 
     changed = tracker.update(holder.do("fork"))  # no new socket; a new process holds them all
     check(tracker, holder)

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from expect import differences, locate
 
-from sockdiff.backends import netlink, procfs
+from sockdiff.backends.netlink import framing
+from sockdiff.backends.netlink import sockets as netlink
+from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import Endpoint, Inet, Process, Socket
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
@@ -48,9 +50,9 @@ def proc_sockets() -> list[Socket]:
     return sockets
 
 
-def recorded(name: str) -> netlink.Dump:
+def recorded(name: str) -> framing.Dump:
     data = (FIXTURES / "netlink" / f"{name}.bin").read_bytes()
-    return netlink.Dump([(data, len(data))])
+    return framing.Dump([(data, len(data))])
 
 
 def netlink_sockets() -> list[Socket]:
@@ -98,7 +100,7 @@ def test_both_decoders_agree_on_awkward_unix_names() -> None:
 def test_raw_dump_ends_with_an_error_in_nlmsg_done() -> None:
     """This kernel has no raw_diag: the error is in NLMSG_DONE, never "zero sockets"."""
     for name in ("raw4", "raw6"):
-        with pytest.raises(netlink.DumpFailed) as caught:
+        with pytest.raises(framing.DumpFailed) as caught:
             list(recorded(name))
         assert caught.value.code == errno.ENOENT
 
@@ -108,28 +110,28 @@ def _message(kind: int, flags: int, payload: bytes) -> bytes:
 
 
 def test_nlmsg_error_raises() -> None:
-    data = _message(netlink.NLMSG_ERROR, 0, struct.pack("=i", -errno.EACCES) + bytes(16))
-    with pytest.raises(netlink.DumpFailed) as caught:
-        list(netlink.Dump([(data, len(data))]))
+    data = _message(framing.NLMSG_ERROR, 0, struct.pack("=i", -errno.EACCES) + bytes(16))
+    with pytest.raises(framing.DumpFailed) as caught:
+        list(framing.Dump([(data, len(data))]))
     assert caught.value.code == errno.EACCES
 
 
 def test_dump_intr_is_reported() -> None:
     data = bytearray((FIXTURES / "netlink" / "tcp4.bin").read_bytes())
-    struct.pack_into("=H", data, 6, struct.unpack_from("=H", data, 6)[0] | netlink.NLM_F_DUMP_INTR)
-    dump = netlink.Dump([(data, len(data))])
+    struct.pack_into("=H", data, 6, struct.unpack_from("=H", data, 6)[0] | framing.NLM_F_DUMP_INTR)
+    dump = framing.Dump([(data, len(data))])
     sockets = netlink.decode_inet(dump, "tcp", {}, set())
     assert dump.interrupted and sockets
 
 
 def test_truncated_or_unterminated_replies_are_errors() -> None:
     data = (FIXTURES / "netlink" / "tcp4.bin").read_bytes()
-    with pytest.raises(netlink.DumpFailed) as caught:
-        list(netlink.Dump([(data[:50], 50)]))
+    with pytest.raises(framing.DumpFailed) as caught:
+        list(framing.Dump([(data[:50], 50)]))
     assert caught.value.code == errno.EBADMSG
-    without_done = data[: data.rindex(struct.pack("=HH", netlink.NLMSG_DONE, 2)) - 4]
-    with pytest.raises(netlink.DumpFailed) as caught:
-        list(netlink.Dump([(without_done, len(without_done))]))
+    without_done = data[: data.rindex(struct.pack("=HH", framing.NLMSG_DONE, 2)) - 4]
+    with pytest.raises(framing.DumpFailed) as caught:
+        list(framing.Dump([(without_done, len(without_done))]))
     assert caught.value.code == errno.ENODATA
 
 
@@ -137,9 +139,9 @@ def test_repeated_sockets_are_dropped() -> None:
     data = (FIXTURES / "netlink" / "tcp4.bin").read_bytes()
     body = data[:-20]  # without NLMSG_DONE
     twice = body + body + data[-20:]
-    once = netlink.decode_inet(netlink.Dump([(data, len(data))]), "tcp", {}, set())
+    once = netlink.decode_inet(framing.Dump([(data, len(data))]), "tcp", {}, set())
     assert len(once) > 1
-    assert netlink.decode_inet(netlink.Dump([(twice, len(twice))]), "tcp", {}, set()) == once
+    assert netlink.decode_inet(framing.Dump([(twice, len(twice))]), "tcp", {}, set()) == once
     proc = (FIXTURES / "proc" / "tcp").read_bytes()
     rows = proc.splitlines(keepends=True)
     proc_once = procfs.parse_inet(proc, "tcp", "inet", {})
@@ -166,9 +168,9 @@ def test_decode_address(text: bytes, expected: Endpoint) -> None:
 def test_repeated_unix_sockets_are_dropped() -> None:
     data = (FIXTURES / "netlink" / "unix.bin").read_bytes()
     twice = data[:-20] + data
-    once = netlink.decode_unix(netlink.Dump([(data, len(data))]), {}, set())
+    once = netlink.decode_unix(framing.Dump([(data, len(data))]), {}, set())
     assert len(once) > 1
-    assert netlink.decode_unix(netlink.Dump([(twice, len(twice))]), {}, set()) == once
+    assert netlink.decode_unix(framing.Dump([(twice, len(twice))]), {}, set()) == once
     proc = (FIXTURES / "proc" / "unix").read_bytes()
     rows = proc.splitlines(keepends=True)
     proc_once = procfs.parse_unix(proc, {})
@@ -178,7 +180,7 @@ def test_repeated_unix_sockets_are_dropped() -> None:
 
 def _interrupted(data: bytes) -> bytes:
     flagged = bytearray(data)
-    struct.pack_into("=H", flagged, 6, struct.unpack_from("=H", flagged, 6)[0] | netlink.NLM_F_DUMP_INTR)
+    struct.pack_into("=H", flagged, 6, struct.unpack_from("=H", flagged, 6)[0] | framing.NLM_F_DUMP_INTR)
     return bytes(flagged)
 
 
@@ -193,7 +195,7 @@ def test_interrupted_dumps_are_redone(interrupted_attempts: int) -> None:
     tcp6 = (FIXTURES / "netlink" / "tcp6.bin").read_bytes()
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     with ours, kernel:
-        for attempt in range(1, netlink.ATTEMPTS + 1):
+        for attempt in range(1, framing.ATTEMPTS + 1):
             kernel.send(_interrupted(tcp4) if attempt <= interrupted_attempts else tcp4)
             kernel.send(tcp6)
         sockets = netlink._dump_protocol(ours, "tcp", {})
@@ -202,7 +204,7 @@ def test_interrupted_dumps_are_redone(interrupted_attempts: int) -> None:
         with contextlib.suppress(BlockingIOError):
             while True:
                 requests.append(kernel.recv(4096))
-    attempts = min(interrupted_attempts + 1, netlink.ATTEMPTS)
+    attempts = min(interrupted_attempts + 1, framing.ATTEMPTS)
     assert [struct.unpack_from("=I", r, 8)[0] for r in requests] == [
         n for n in range(1, attempts + 1) for _ in "46"
     ]
@@ -217,7 +219,7 @@ def _inet6_listener_message() -> tuple[bytes, list[tuple[int, bytes]]]:
     offset = 0
     while True:
         length, kind = struct.unpack_from("=IH", data, offset)
-        assert kind != netlink.NLMSG_DONE, "no IPv6 listener in the fixture"
+        assert kind != framing.NLMSG_DONE, "no IPv6 listener in the fixture"
         if data[offset + 17] == 10:  # TCP_LISTEN
             message = data[offset : offset + length]
             break
@@ -230,14 +232,14 @@ def _inet6_listener_message() -> tuple[bytes, list[tuple[int, bytes]]]:
     return message[: 16 + 72], attributes
 
 
-def _rebuilt(head: bytes, attributes: list[tuple[int, bytes]]) -> netlink.Dump:
+def _rebuilt(head: bytes, attributes: list[tuple[int, bytes]]) -> framing.Dump:
     body = b"".join(
         struct.pack("=HH", 4 + len(payload), kind) + payload + bytes(-len(payload) % 4)
         for kind, payload in attributes
     )
     message = struct.pack("=I", len(head) + len(body)) + head[4:] + body
-    done = struct.pack("=IHHIIi", 20, netlink.NLMSG_DONE, 2, 1, 0, 0)
-    return netlink.Dump([(message + done, len(message) + len(done))])
+    done = struct.pack("=IHHIIi", 20, framing.NLMSG_DONE, 2, 1, 0, 0)
+    return framing.Dump([(message + done, len(message) + len(done))])
 
 
 def test_v6only_is_found_wherever_the_attribute_is() -> None:

@@ -18,7 +18,7 @@ def test_one_module_without_the_package_init() -> None:
     done = _run(
         """
         import sys
-        from sockdiff.backends.netlink import inet_request
+        from sockdiff.backends.netlink.sockets import inet_request
         from sockdiff.netns import entered
         assert len(inet_request(2, "tcp", 1)) == 72
         loaded = sorted(m for m in sys.modules if m.startswith("pyroute2"))

@@ -476,3 +476,249 @@ def test_a_parametrized_fixtures_leaks_each_reach_the_junit_report(
     ]
     assert "0 tests and 2 fixtures left 2 sockets open" in result.outlines
     assert len(properties) == 2, properties
+
+
+THREADS = """
+import socket
+import threading
+import time
+
+import pytest
+
+HELD = []
+GO = threading.Event()
+DONE = threading.Event()
+ACCEPTED = threading.Event()
+
+
+def listen_when_told():
+    GO.wait()
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    DONE.set()
+    threading.Event().wait()  # runs on, holding it
+
+
+def serve(accepted, close_after):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        accepted.append(server.getsockname())
+        conn, _ = server.accept()
+    accepted.append(conn)
+    while conn.recv(1024):
+        pass
+    if close_after is not None:  # the client left: the connection is CLOSE_WAIT until this
+        time.sleep(close_after)
+        conn.close()
+    threading.Event().wait()
+
+
+def connect_and_leave(name, close_after):
+    accepted = []
+    thread = threading.Thread(target=serve, args=(accepted, close_after), name=name, daemon=True)
+    thread.start()
+    while not accepted:
+        time.sleep(0.001)
+    client = socket.create_connection(accepted[0])
+    while len(accepted) < 2:
+        time.sleep(0.001)
+    client.close()
+
+
+def test_starts_a_late_listener():
+    threading.Thread(target=listen_when_told, name="late-listener", daemon=True).start()
+
+
+def test_innocent():
+    GO.set()
+    assert DONE.wait(60)
+
+
+def test_server_thread_closes_soon():
+    connect_and_leave("closes-soon", 0.05)
+
+
+def test_server_thread_keeps_it():
+    connect_and_leave("keeps-it", None)
+
+
+def hold_every_connection(server):
+    try:
+        while True:
+            HELD.append(server.accept()[0])
+            ACCEPTED.set()
+    except OSError:  # the fixture closed its listener
+        threading.Event().wait()  # runs on, holding the connections
+
+
+@pytest.fixture(scope="module")
+def server():
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=hold_every_connection, args=(listener,), name="fixture-server")
+    thread.daemon = True
+    thread.start()
+    yield listener.getsockname()
+    listener.close()
+
+
+def test_uses_the_fixtures_server(server):
+    with socket.create_connection(server):
+        assert ACCEPTED.wait(60)
+"""
+
+
+def test_a_threads_socket_is_its_starters(pytester: pytest.Pytester, netns: str) -> None:
+    """test_starts_a_late_listener's thread listens during test_innocent: the starter is named, late;
+    in new mode, a server thread's side of a connection closed within the grace is no leak; a
+    module fixture's server thread's connections are the fixture's."""
+    pytester.makepyfile(test_threads=THREADS)
+    result = run(pytester, netns, "--sockdiff-strict", "-o", "sockdiff_fail_on=new")
+    result.assert_outcomes(passed=5, errors=1)
+    assert errors(result) == ["test_threads.py::test_server_thread_keeps_it"]
+    assert result.ret == 1
+    found = leaks(result)
+    fixture_line = line_of(THREADS, '@pytest.fixture(scope="module")')
+    fixture = f"module fixture 'server' (test_threads.py:{fixture_line})"
+    assert sorted(found) == [
+        fixture,
+        "test_threads.py::test_server_thread_keeps_it",
+        "test_threads.py::test_starts_a_late_listener",
+    ]
+    # The connection the fixture's server thread accepted, and holds, is the fixture's, not the test's.
+    (accepted,) = found[fixture]
+    pattern = r"tcp CLOSE_WAIT 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ {}  \(thread 'fixture-server'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern), accepted)
+    (late,) = found["test_threads.py::test_starts_a_late_listener"]
+    pattern = r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* {}  \(thread 'late-listener'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern) + r"  \(opened after it ended\)", late)
+    (kept,) = found["test_threads.py::test_server_thread_keeps_it"]
+    pattern = r"tcp CLOSE_WAIT 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ {}  \(thread 'keeps-it'\)"
+    assert re.fullmatch(pattern.format(PROCESS.pattern), kept)
+
+
+NAMESPACES = """
+import ctypes
+import os
+import socket
+import subprocess
+import sys
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+HELD = []
+# Listens in a namespace of its own, then moves to a third: its /proc/PID/ns/net is neither.
+CHILD = '''
+import ctypes, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.unshare(0x40000000) == 0, os.strerror(ctypes.get_errno())
+server = socket.create_server(("0.0.0.0", 0))
+assert libc.unshare(0x40000000) == 0, os.strerror(ctypes.get_errno())
+print("ready", flush=True)
+sys.stdin.read()
+'''
+
+
+def here():
+    return os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+
+def setns(fd):
+    assert LIBC.setns(fd, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+    os.close(fd)
+
+
+def unshare():
+    assert LIBC.unshare(CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+
+
+def test_unshare_listen_return():
+    home = here()
+    unshare()
+    HELD.append(socket.create_server(("0.0.0.0", 0)))
+    setns(home)
+
+
+def test_setns_listen_return():
+    home = here()
+    unshare()
+    other = here()
+    setns(home)
+    home = here()
+    setns(other)
+    HELD.append(socket.create_server(("0.0.0.0", 0)))
+    setns(home)
+
+
+def test_child_listens_elsewhere_and_moves_on():
+    pipe = subprocess.PIPE
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=pipe, stdout=pipe, text=True)
+    assert child.stdout.readline()
+    HELD.append(child)
+
+
+def test_clean_elsewhere():
+    home = here()
+    unshare()
+    with socket.create_server(("0.0.0.0", 0)):
+        pass
+    setns(home)
+
+
+def test_listen_then_leave():  # last: the tests after it would run in the namespace it made
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    unshare()
+"""
+
+
+def test_a_socket_is_checked_in_the_namespace_it_lives_in(pytester: pytest.Pytester, netns: str) -> None:
+    """Tests that listen in a namespace and come back, or that listen and leave, are blamed."""
+    pytester.makepyfile(test_namespaces=NAMESPACES)
+    result = run(pytester, netns, "--sockdiff-strict", "-p", "no:randomly")
+    leakers = [
+        f"test_namespaces.py::test_{name}"
+        for name in ("unshare_listen_return", "setns_listen_return", "child_listens_elsewhere_and_moves_on")
+    ]
+    leakers.append("test_namespaces.py::test_listen_then_leave")
+    result.assert_outcomes(passed=5, errors=4)
+    assert errors(result) == sorted(leakers)
+    found = leaks(result)
+    assert sorted(found) == sorted(leakers)
+    anywhere = r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
+    for name in leakers[:3]:
+        (line,) = found[name]
+        assert re.fullmatch(anywhere, line), line
+    (left,) = found["test_namespaces.py::test_listen_then_leave"]
+    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
+
+
+GONE = """
+import os
+import socket
+import tempfile
+
+HELD = []
+
+
+def test_leaves_no_directory():
+    gone = tempfile.mkdtemp()
+    os.chdir(gone)
+    os.rmdir(gone)
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+"""
+
+
+def test_trace_when_a_test_removed_its_working_directory(pytester: pytest.Pytester, netns: str) -> None:
+    pytester.makepyfile(test_gone=GONE)
+    result = run(pytester, netns, "--sockdiff-trace")
+    assert result.ret == 0, result.errlines
+    assert not [line for line in [*result.outlines, *result.errlines] if "Traceback" in line]
+    (line,) = leaks(result)["test_gone.py::test_leaves_no_directory"]
+    created = line_of(GONE, '    HELD.append(socket.create_server(("127.0.0.1", 0)))')
+    assert line.endswith(f"  created at {pytester.path / 'test_gone.py'}:{created}")
+
+
+def test_a_clean_run_says_so_in_one_line(suite: pytest.Pytester, netns: str) -> None:
+    for workers in ([], ["-n", "2"]):
+        result = run(suite, netns, "-q", "--sockdiff", "-k", "clean or outgoing", *workers)
+        assert result.ret == 0
+        assert [line for line in result.outlines if "sockdiff" in line] == [
+            "sockdiff: 2 tests checked, no test or fixture left a listening socket open"
+        ]

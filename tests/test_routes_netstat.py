@@ -14,7 +14,7 @@ import pytest
 from cli import one_line_error, sockdiff
 from netns import netns_exec_argv
 
-from sockdiff.backends import procnet
+from sockdiff.backends.proc import links as procnet
 
 
 def ip(netns: str, *commands: str) -> None:

@@ -26,7 +26,7 @@ TIMEOUT = 60.0
 
 # What a CLI run imports from outside the standard library, found by running one.
 _IMPORTED = (
-    "import json, sys, sockdiff.cli, sockdiff.backends.netlink, sockdiff.backends.procfs;"
+    "import json, sys, sockdiff.cli, sockdiff.backends.netlink.sockets, sockdiff.backends.proc.sockets;"
     "sockdiff.cli.main(['show', '-a', '-p', '--format', 'json']);"
     "stdlib = sys.stdlib_module_names;"
     "names = {m.split('.')[0] for m, mod in list(sys.modules.items()) if getattr(mod, '__file__', None)};"

@@ -64,17 +64,18 @@ class Reading:
 def _netlink_sockets(
     protos: Sequence[str], owners: Owners, net_dir: str, sources: dict[str, str]
 ) -> list[Socket]:
-    from . import netlink, procfs
+    from .netlink import sockets as sock_diag
+    from .proc import sockets as proc_sockets
 
     sockets: list[Socket] = []
-    with netlink.open_socket() as sock:
+    with sock_diag.open_socket() as sock:
         for proto in protos:
             try:
-                sockets += netlink.read_protocol(sock, proto, owners)
+                sockets += sock_diag.read_protocol(sock, proto, owners)
                 sources[proto] = "netlink"
-            except netlink.NoHandler:
+            except sock_diag.NoHandler:
                 # As ss does: a protocol sock_diag cannot dump is read from /proc.
-                sockets += procfs.read_protocol(proto, owners, net_dir)
+                sockets += proc_sockets.read_protocol(proto, owners, net_dir)
                 sources[proto] = "proc"
     return sockets
 
@@ -82,11 +83,11 @@ def _netlink_sockets(
 def _proc_sockets(
     protos: Sequence[str], owners: Owners, net_dir: str, sources: dict[str, str]
 ) -> list[Socket]:
-    from . import procfs
+    from .proc import sockets as proc_sockets
 
     sockets: list[Socket] = []
     for proto in protos:
-        sockets += procfs.read_protocol(proto, owners, net_dir)
+        sockets += proc_sockets.read_protocol(proto, owners, net_dir)
         sources[proto] = "proc"
     return sockets
 
@@ -110,27 +111,27 @@ _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc":
 
 
 def _netlink_interfaces(net_dir: str) -> list[Interface]:
-    from . import rtnetlink
+    from .netlink import links
 
-    return rtnetlink.read_interfaces()
+    return links.read_interfaces()
 
 
 def _netlink_routes(net_dir: str) -> list[Route]:
-    from . import rtnetlink
+    from .netlink import links
 
-    return rtnetlink.read_routes()
+    return links.read_routes()
 
 
 def _proc_interfaces(net_dir: str) -> list[Interface]:
-    from . import procnet
+    from .proc import links
 
-    return procnet.read_interfaces(net_dir)
+    return links.read_interfaces(net_dir)
 
 
 def _proc_routes(net_dir: str) -> list[Route]:
-    from . import procnet
+    from .proc import links
 
-    return procnet.read_routes(net_dir)
+    return links.read_routes(net_dir)
 
 
 # (backend, section) -> the reader and what ``sources`` calls it. rtnetlink

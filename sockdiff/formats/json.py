@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
@@ -20,18 +21,36 @@ VERSION = 2
 NOTE_PERSISTENT = "live against live: only differences seen in two consecutive reads"
 
 
+# ``#``, ``#``, ``[`` with only characters past ASCII between them (see
+# sockdiff.formats.notation.escape: the runner's search may skip any of those); the second
+# ``#`` is written as a JSON escape.
+_OLD_COMMAND = re.compile(rb"#([\x80-\xff]*)#([\x80-\xff]*)\[")
+# U+0085, U+2028, U+2029: valid in a JSON string, but line breaks to str.splitlines()
+# and to some JSON Lines readers; written as escapes, one record stays one line.
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
 def inert(data: bytes) -> bytes:
-    r"""JSON text in which no name opens a GitHub workflow command, printed into a CI log.
+    r"""JSON text in which no name opens a GitHub workflow command or breaks a line, printed into a CI log.
 
     The runner reads ``##[name]`` anywhere in a line (see :func:`sockdiff.formats.notation.escape`);
-    in JSON text ``##[`` can only stand inside a string, where ``#`` is the
-    same ``#``: every reader gets the name back exactly. A document's lines start
-    with ``{``, ``[`` or a space, never with ``::``.
+    in JSON text ``##[`` can only stand inside a string, where ``\u0023`` is the
+    same ``#``: every reader gets the name back exactly. So with the line breaks
+    past ASCII. A document's lines start with ``{``, ``[`` or a space, never with ``::``.
 
     >>> inert(b'{"path":"@##[error]x"}')
     b'{"path":"@#\\u0023[error]x"}'
+    >>> inert('{"path":"@#\u0640#[e]\u2028"}'.encode())
+    b'{"path":"@#\xd9\x80\\u0023[e]\\u2028"}'
     """
-    return data.replace(b"##[", b"#\\u0023[") if b"##[" in data else data
+    if b"#" in data and b"[" in data:
+        data = _OLD_COMMAND.sub(rb"#\1\\u0023\2[", data)
+    if data.isascii():
+        return data
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 def document(result: Diff) -> dict[str, Any]:

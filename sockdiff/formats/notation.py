@@ -102,9 +102,13 @@ _ESCAPES_AND_BACKSLASH = _Escapes(backslash=True)
 # (its second ``#`` is written ``\x23``) and never begins a line with ``::``
 # (its first ``:`` is written ``\x3a``): one visible escape in the notation
 # above, which reads back as the character it replaced.
-_OLD_COMMAND = "##["
-_OLD_COMMAND_ESCAPED = "#\\x23["
-_COMMAND_KEY = "::"
+# The runner's search is not ordinal: under ICU it skips what the collation
+# ignores, printable characters too (U+0640, Hebrew accents, ...). So the rule
+# is held for the line's ASCII alone: any characters past ASCII between the
+# ``#``, ``#`` and ``[`` (or before and between the leading colons) count as absent.
+_OLD_COMMAND = re.compile(r"#([^\x00-\x7f]*)#([^\x00-\x7f]*)\[")
+_OLD_COMMAND_ESCAPED = "#\\1\\\\x23\\2["
+_LEADING_COMMAND = re.compile(r"[ \x80-\U0010ffff]*:(?=[^\x00-\x7f]*:)")
 
 
 def escape(text: str, backslash: bool = True) -> str:
@@ -132,14 +136,12 @@ def escape(text: str, backslash: bool = True) -> str:
         or (not text.isascii() and _INVISIBLE_FOUND.search(text))
     ):
         text = text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
-    if _OLD_COMMAND in text:
-        text = text.replace(_OLD_COMMAND, _OLD_COMMAND_ESCAPED)
-    if text[:1] == " ":
-        stripped = text.lstrip(" ")  # every other space is escaped by now
-        if stripped.startswith(_COMMAND_KEY):
-            return text[: len(text) - len(stripped)] + "\\x3a" + stripped[1:]
-    elif text.startswith(_COMMAND_KEY):
-        return "\\x3a" + text[1:]
+    if "#" in text and "[" in text:
+        text = _OLD_COMMAND.sub(_OLD_COMMAND_ESCAPED, text)
+    if ":" in text:
+        leading = _LEADING_COMMAND.match(text)
+        if leading is not None:
+            return text[: leading.end() - 1] + "\\x3a" + text[leading.end() :]
     return text
 
 

@@ -130,7 +130,7 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     whose Total also counts sockets no table lists (netlink, packet, never
     bound) and whose TCP ``alloc`` and ``orphan``, behind ss's TCP total, closed
     and orphaned, count the TCP sockets of every network namespace. ``kernel``
-    (:func:`sockdiff.backends.procfs.read_counters`, for a live source) gives
+    (:func:`sockdiff.backends.proc.sockets.read_counters`, for a live source) gives
     ss's own figures on a line of their own. The FRAG line is left out.
     """
     tcp = [s for s in sockets if s.proto == "tcp"]

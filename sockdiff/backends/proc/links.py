@@ -38,8 +38,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
-from ..errors import BackendUnavailable
-from ..model import (
+from ...errors import BackendUnavailable
+from ...model import (
     IPV4_ROUTE_FLAGS,
     RT_TABLE_LOCAL,
     RT_TABLE_MAIN,
@@ -48,7 +48,7 @@ from ..model import (
     Interface,
     Route,
 )
-from .netnames import (
+from ..netnames import (
     IFF_MASK,
     ROUTE_SCOPES,
     ROUTE_TYPES,
@@ -58,7 +58,7 @@ from .netnames import (
     make_interface,
     make_route,
 )
-from .procfs import DEFAULT_NET_DIR, read_file
+from .sockets import DEFAULT_NET_DIR, read_file
 
 __all__ = [
     "DEFAULT_SYS_DIR",

@@ -16,41 +16,46 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
-from .. import _pyroute2 as pyroute2
-from ..errors import BackendUnavailable
-from ..model import (
+from ... import _pyroute2 as pyroute2
+from ...errors import BackendUnavailable
+from ...model import (
     INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
+    UNIX_DIAG_STATES,
     Endpoint,
     Process,
     Socket,
     escape_name,
     make_socket,
 )
+from .framing import (
+    ATTEMPTS,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    Dump,
+    DumpFailed,
+    Messages,
+    attributes,
+)
+from .framing import (
+    open_socket as open_netlink_socket,
+)
 
 __all__ = [
-    "Dump",
-    "DumpFailed",
     "InterfaceNames",
     "NoHandler",
     "decode_inet",
     "decode_unix",
     "open_socket",
     "read_protocol",
-    "receive",
 ]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
-NLM_F_DUMP_INTR = 0x10
 
 IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "raw": socket.IPPROTO_RAW}
 
@@ -68,13 +73,6 @@ UNIX_DIAG_PEER = 2
 UNIX_DIAG_RQLEN = 4
 UNIX_DIAG_UID = 7
 
-# The receive buffer must hold the largest message the kernel will build: it
-# sizes dump messages after our reads, capped at 32 KiB.
-RECV_SIZE = 64 * 1024
-ATTEMPTS = 3  # dumps redone while the kernel flags them NLM_F_DUMP_INTR
-
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
-_ERRNO = struct.Struct("=i")
 # nlmsghdr + struct inet_diag_msg: family, state, (timer, retrans), ports (network
 # order, read natively and swapped through _PORTS), src, dst, if, cookie,
 # (expires), rqueue, wqueue, uid, inode.
@@ -88,8 +86,8 @@ _V6ONLY_HEADER = (5, INET_DIAG_SKV6ONLY)  # struct nlattr of a u8
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
 _ATTR = struct.Struct("=HH")
-# The least length (header included) of the unix_diag attributes read here.
-_UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 8, UNIX_DIAG_RQLEN: 12, UNIX_DIAG_UID: 8}
+# The least payload length of the unix_diag attributes read here.
+_UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 4, UNIX_DIAG_RQLEN: 8, UNIX_DIAG_UID: 4}
 # Every 16-bit value byte-swapped where the host is little-endian: ntohs as a
 # lookup, built in C (65,536 ntohs calls would add ~6 ms to every start).
 _PORTS = array.array("H", range(65536))
@@ -117,36 +115,18 @@ class InterfaceNames(dict[int, str]):
 
 def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
     """INET_DIAG_SKV6ONLY among a message's attributes, None when absent."""
-    unpack_attr = _ATTR.unpack_from
-    while position + 4 <= end:
-        attr_length, attr_type = unpack_attr(buffer, position)
-        if attr_length < 4:
-            break
-        if position + attr_length > end:
-            raise DumpFailed(errno.EBADMSG)  # an attribute past its message
-        if attr_type == INET_DIAG_SKV6ONLY and attr_length >= 5:
-            return bool(buffer[position + 4])
-        position += (attr_length + 3) & ~3
+    for attr_type, payload, stop in attributes(buffer, position, end):
+        if attr_type == INET_DIAG_SKV6ONLY and stop > payload:
+            return bool(buffer[payload])
     return None
-
-
-class DumpFailed(Exception):
-    """The kernel ended a dump with an error (in NLMSG_ERROR or NLMSG_DONE)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code, os.strerror(code))
-        self.code = code
 
 
 def open_socket() -> socket.socket:
     """A NETLINK_SOCK_DIAG socket in the calling thread's network namespace."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+        return open_netlink_socket(NETLINK_SOCK_DIAG)
     except OSError as err:
         raise BackendUnavailable(f"cannot open a NETLINK_SOCK_DIAG socket: {err.strerror}") from err
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    sock.bind((0, 0))
-    return sock
 
 
 def inet_request(family: int, proto: str, seq: int) -> bytes:
@@ -176,58 +156,6 @@ def unix_request(seq: int) -> bytes:
     request["udiag_show"] = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID
     request.encode()
     return bytes(request.data)
-
-
-def receive(sock: socket.socket) -> Iterator[tuple[bytearray, int]]:
-    """The datagrams of a reply as (buffer, size); the buffer is reused."""
-    buffer = bytearray(RECV_SIZE)
-    while True:
-        yield buffer, sock.recv_into(buffer)
-
-
-class Dump:
-    """The replies to one dump request, as (buffer, offset, end) per message.
-
-    ``datagrams`` are what the socket received (:func:`receive`), or recorded
-    bytes in tests. A message is decoded before the next is taken: the buffer
-    is reused. Iteration stops at NLMSG_DONE; an error in NLMSG_DONE or
-    NLMSG_ERROR raises :class:`DumpFailed`, and ``interrupted`` tells whether the
-    kernel flagged the dump NLM_F_DUMP_INTR (its tables changed under it).
-    """
-
-    def __init__(self, datagrams: Iterable[tuple[bytes | bytearray, int]]) -> None:
-        self.datagrams = datagrams
-        self.interrupted = False
-
-    @classmethod
-    def request(cls, sock: socket.socket, request: bytes) -> Dump:
-        sock.send(request)
-        return cls(receive(sock))
-
-    def __iter__(self) -> Iterator[tuple[bytes | bytearray, int, int]]:
-        for buffer, size in self.datagrams:
-            offset = 0
-            while offset + 16 <= size:
-                length, kind, flags, _seq, _pid = _HEADER.unpack_from(buffer, offset)
-                if length < 16 or offset + length > size:
-                    raise DumpFailed(errno.EBADMSG)
-                if flags & NLM_F_DUMP_INTR:
-                    self.interrupted = True
-                if kind == NLMSG_DONE:
-                    # A dump can end in error: the code is in NLMSG_DONE's payload.
-                    code = _ERRNO.unpack_from(buffer, offset + 16)[0] if length >= 20 else 0
-                    if code < 0:
-                        raise DumpFailed(-code)
-                    return
-                if kind == NLMSG_ERROR:
-                    code = _ERRNO.unpack_from(buffer, offset + 16)[0] if length >= 20 else -errno.EPROTO
-                    raise DumpFailed(-code if code < 0 else errno.EPROTO)
-                yield buffer, offset, offset + length
-                offset += (length + 3) & ~3
-        raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
-
-
-Messages = Iterable[tuple[bytes | bytearray, int, int]]
 
 
 def decode_inet(
@@ -309,13 +237,12 @@ def decode_unix(
 ) -> list[Socket]:
     """Records from unix_diag replies.
 
-    unix_diag reports sk_state, a TCP state number; /proc/net/unix (and so
-    netstat) derives its state from the same value: LISTEN is LISTENING,
-    ESTABLISHED is CONNECTED, anything else UNCONNECTED (net/unix/af_unix.c,
-    unix_seq_show).
+    unix_diag reports sk_state, named by :data:`~sockdiff.model.UNIX_DIAG_STATES`
+    as the proc backend names /proc/net/unix's rows.
     """
     unpack = _UNIX_MSG.unpack_from
-    unpack_attr = _ATTR.unpack_from
+    least = _UNIX_ATTR_SIZES
+    unix_states = UNIX_DIAG_STATES
     unpack_u32 = _U32.unpack_from
     unpack_pair = _U32_PAIR.unpack_from
     sockets = []
@@ -329,27 +256,23 @@ def decode_unix(
         name = None
         peer = 0
         uid = recv_q = send_q = None
-        position = offset + 32
-        while position + 4 <= end:
-            attr_length, attr_type = unpack_attr(buffer, position)
-            if attr_length < _UNIX_ATTR_SIZES.get(attr_type, 4) or position + attr_length > end:
-                raise DumpFailed(errno.EBADMSG)  # an attribute too short for its type, or past its message
-            payload = position + 4
+        for attr_type, payload, stop in attributes(buffer, offset + 32, end):
+            if stop - payload < least.get(attr_type, 0):
+                raise DumpFailed(errno.EBADMSG)  # an attribute too short for its type
             if attr_type == UNIX_DIAG_NAME:
-                name = escape_name(bytes(buffer[payload : position + attr_length]))
+                name = escape_name(bytes(buffer[payload:stop]))
             elif attr_type == UNIX_DIAG_PEER:
                 peer = unpack_u32(buffer, payload)[0]
             elif attr_type == UNIX_DIAG_RQLEN:
                 recv_q, send_q = unpack_pair(buffer, payload)
             elif attr_type == UNIX_DIAG_UID:
                 uid = unpack_u32(buffer, payload)[0]
-            position += (attr_length + 3) & ~3
         sockets.append(
             make_socket(
                 "unix",
                 "unix",
                 SOCK_TYPES.get(type_number, "unknown"),
-                "LISTENING" if state == 10 else "CONNECTED" if state == 1 else "UNCONNECTED",
+                unix_states.get(state, "UNKNOWN"),
                 Endpoint(path=name),
                 Endpoint(peer_inode=peer),
                 inode,

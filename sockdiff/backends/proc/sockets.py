@@ -12,12 +12,12 @@ import sys
 from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop
 
-from ..errors import BackendUnavailable
-from ..model import (
+from ...errors import BackendUnavailable
+from ...model import (
     INET_TYPES,
     SOCK_TYPES,
     TCP_STATES,
-    UNIX_SS_STATES,
+    UNIX_DIAG_STATES,
     Endpoint,
     Process,
     Socket,
@@ -50,6 +50,11 @@ FILES: dict[str, tuple[tuple[str, str], ...]] = {
 
 _TCP_LISTEN = 10
 _SO_ACCEPTCON = 0x10000  # __SO_ACCEPTCON in /proc/net/unix's Flags column
+# unix_seq_show (net/unix/af_unix.c) prints sk_state as an SS_* code: a socket with
+# a file (an inode) is SS_CONNECTED when ESTABLISHED, else SS_UNCONNECTED; one without
+# (inode 0, left out here as by unix_diag) SS_CONNECTING or SS_DISCONNECTING. The
+# flag marks LISTEN. Read back to sk_state, rows take the names unix_diag's do.
+_UNIX_SK_STATES = {1: 7, 2: 1, 3: 1, 4: 7}  # SS_* -> TCP_CLOSE or TCP_ESTABLISHED
 
 
 def read_file(path: str) -> bytes:
@@ -208,7 +213,8 @@ def parse_unix(data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[S
         end = rows[index + 1].start() - 1 if index + 1 < len(rows) else end_of_data
         name = data[row.end() + 1 : end] if end > row.end() else None
         flags = int(row[1], 16)
-        state = "LISTENING" if flags & _SO_ACCEPTCON else UNIX_SS_STATES.get(int(row[3], 16), "UNKNOWN")
+        sk_state = _TCP_LISTEN if flags & _SO_ACCEPTCON else _UNIX_SK_STATES.get(int(row[3], 16), 0)
+        state = UNIX_DIAG_STATES.get(sk_state, "UNKNOWN")
         sockets.append(
             make_socket(
                 "unix",

@@ -13,6 +13,9 @@ Two netlink multicast families, both open to any user (no root needed to listen)
 
 A receive buffer that overflows (ENOBUFS) loses messages the kernel will not
 send again: :meth:`Listener.wait` reports it as an :class:`Overrun`, never hides it.
+A datagram that does not parse (netlink framing's one policy: see
+:mod:`.framing`) ends the listening with :class:`BackendUnavailable`, as any
+other receive error does.
 """
 
 from __future__ import annotations
@@ -21,16 +24,16 @@ import errno
 import os
 import select
 import socket
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
-from . import netns as netns_module
-from .backends import netlink
-from .errors import BackendUnavailable
-from .model import Socket
+from ... import netns as netns_module
+from ...errors import BackendUnavailable
+from ...model import Socket
+from . import sockets as netlink
+from .framing import DumpFailed, messages, open_socket
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -43,9 +46,6 @@ __all__ = [
     "decode_destroyed",
 ]
 
-SOL_NETLINK = 270
-SO_RCVBUFFORCE = 33  # asm-generic/socket.h; the socket module does not name it
-NETLINK_ADD_MEMBERSHIP = 1
 NETLINK_ROUTE = 0
 
 # include/uapi/linux/sock_diag.h, enum sknetlink_groups: what ss -E joins.
@@ -87,7 +87,6 @@ _RTM_SECTIONS = {
 #: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
 DEFAULT_BUFFER = 1 << 20
 _RECV_SIZE = 64 * 1024
-_HEADER = struct.Struct("=IH")  # nlmsghdr's length and type
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +113,6 @@ class Overrun:
 Event = Destroyed | SectionChanged | Overrun
 
 
-def _messages(buffer: bytes | bytearray, size: int) -> Iterator[tuple[int, int, int]]:
-    """(type, offset, end) of each netlink message in one datagram."""
-    offset = 0
-    while offset + 16 <= size:
-        length, kind = _HEADER.unpack_from(buffer, offset)
-        if length < 16 or offset + length > size:
-            return  # a broken datagram: nothing more in it can be trusted
-        yield kind, offset, offset + length
-        offset += (length + 3) & ~3
-
-
 def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[Socket]:
     """The sockets in one datagram of a ``proto`` destroy group.
 
@@ -136,7 +124,7 @@ def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[S
     found = netlink.decode_inet(
         (
             (buffer, offset, end)
-            for kind, offset, end in _messages(buffer, size)
+            for kind, _flags, offset, end in messages(buffer, size)
             if kind == netlink.SOCK_DIAG_BY_FAMILY
         ),
         proto,
@@ -146,26 +134,9 @@ def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[S
     return [msgspec.structs.replace(sock, uid=None, recv_q=None, send_q=None) for sock in found]
 
 
-def _join(sock: socket.socket, groups: Sequence[int]) -> None:
-    for group in groups:
-        sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
-
-
-def _open(family: int, groups: Sequence[int], buffer_size: int) -> socket.socket:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, family)
-    try:
-        try:
-            # Root may go past net.core.rmem_max; anyone else gets at most that.
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_size)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
-        sock.bind((0, 0))
-        _join(sock, groups)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+def _open(protocol: int, groups: Sequence[int], buffer_size: int) -> socket.socket:
+    # Root may go past net.core.rmem_max; anyone else gets at most that.
+    return open_socket(protocol, buffer_size=buffer_size, groups=groups, force=True)
 
 
 class Listener:
@@ -247,11 +218,14 @@ class Listener:
                     raise BackendUnavailable(f"kernel events: {os.strerror(err.errno or 0)}") from err
                 events.append(Overrun("interface and route events" if what == "route" else "socket events"))
                 continue  # the socket goes on working after reporting the loss once
-            if what == "route":
-                for kind, _offset, _end in _messages(buffer, size):
-                    changed.update(_RTM_SECTIONS.get(kind, ()))
-            else:
-                events += (Destroyed(freed) for freed in decode_destroyed(buffer, size, what))
+            try:
+                if what == "route":
+                    for kind, _flags, _offset, _end in messages(buffer, size):
+                        changed.update(_RTM_SECTIONS.get(kind, ()))
+                else:
+                    events += (Destroyed(freed) for freed in decode_destroyed(buffer, size, what))
+            except DumpFailed as failure:  # a datagram that does not parse: what it held is lost
+                raise BackendUnavailable(f"kernel events: {os.strerror(failure.code)}") from failure
         if changed:
             events.append(SectionChanged(frozenset(changed)))
 

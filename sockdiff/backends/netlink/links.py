@@ -15,6 +15,7 @@ thread: :mod:`sockdiff.netns`).
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import socket
@@ -23,10 +24,9 @@ from collections.abc import Callable, Iterable, Mapping
 from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
-from ..errors import BackendUnavailable
-from ..model import Counters, Interface, Nexthop, Route
-from .netlink import ATTEMPTS, Dump, DumpFailed, Messages
-from .netnames import (
+from ...errors import BackendUnavailable
+from ...model import Counters, Interface, Nexthop, Route
+from ..netnames import (
     OPERSTATES,
     ROUTE_TYPES,
     hardware_address,
@@ -37,6 +37,17 @@ from .netnames import (
     protocol_name,
     scope_name,
 )
+from .framing import (
+    ATTEMPTS,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    Dump,
+    DumpFailed,
+    Messages,
+    align,
+    attributes,
+)
+from .framing import open_socket as open_netlink_socket
 
 __all__ = [
     "Link",
@@ -57,8 +68,6 @@ NETLINK_ROUTE = 0
 RTM_GETLINK = 18
 RTM_GETADDR = 22
 RTM_GETROUTE = 26
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300
 RTM_F_CLONED = 0x200
 
 IFLA_ADDRESS = 1
@@ -84,7 +93,6 @@ _LINK = struct.Struct("=16xBxHiII")  # nlmsghdr + struct ifinfomsg
 _ADDR = struct.Struct("=16xBBBBi")  # nlmsghdr + struct ifaddrmsg
 _ROUTE = struct.Struct("=16xBBBBBBBBI")  # nlmsghdr + struct rtmsg
 _NEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop
-_ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
 # The head of struct rtnl_link_stats64: rx/tx packets, bytes, errors, dropped,
@@ -96,19 +104,8 @@ _ADDR_SIZE = 24
 _ROUTE_SIZE = 28
 
 
-def _attributes(buffer: bytes | bytearray, start: int, end: int) -> Iterable[tuple[int, int, int]]:
-    """(type, payload start, payload end) of each netlink attribute in [start, end)."""
-    unpack = _ATTR.unpack_from
-    while start + 4 <= end:
-        length, kind = unpack(buffer, start)
-        if length < 4 or start + length > end:
-            return
-        yield kind & 0x3FFF, start + 4, start + length  # without NLA_F_NESTED/NET_BYTEORDER
-        start += (length + 3) & ~3
-
-
 def _request(module: str, message: str, fields: Mapping[str, int], kind: int, seq: int) -> bytes:
-    from .._pyroute2 import module as pyroute2_module
+    from ..._pyroute2 import module as pyroute2_module
 
     request = getattr(pyroute2_module(module), message)()
     request["header"]["type"] = kind
@@ -216,7 +213,7 @@ def decode_links(messages: Messages) -> list[Link]:
         _family, arphrd, index, flags, _change = _LINK.unpack_from(buffer, offset)
         name = ""
         operstate = mtu = mac = counters = None
-        for kind, start, stop in _attributes(buffer, offset + _LINK_SIZE, end):
+        for kind, start, stop in attributes(buffer, offset + _LINK_SIZE, end):
             if kind == IFLA_IFNAME:
                 name = interface_name(bytes(buffer[start:stop]))
             elif kind == IFLA_MTU:
@@ -244,7 +241,7 @@ def decode_addresses(messages: Messages) -> dict[int, list[str]]:
         if family not in (AF_INET, AF_INET6):
             continue
         local = address = None
-        for kind, start, stop in _attributes(buffer, offset + _ADDR_SIZE, end):
+        for kind, start, stop in attributes(buffer, offset + _ADDR_SIZE, end):
             if kind == IFA_LOCAL:
                 local = bytes(buffer[start:stop])
             elif kind == IFA_ADDRESS:
@@ -270,14 +267,14 @@ def _nexthops(
     hops = []
     while start + _NEXTHOP.size <= end:
         length, _flags, weight_less_one, ifindex = _NEXTHOP.unpack_from(buffer, start)
-        if length < _NEXTHOP.size:
-            break
+        if length < _NEXTHOP.size or start + length > end:
+            raise DumpFailed(errno.EBADMSG)  # a next hop past its attribute
         gateway = None
-        for kind, payload, stop in _attributes(buffer, start + _NEXTHOP.size, start + length):
+        for kind, payload, stop in attributes(buffer, start + _NEXTHOP.size, start + length):
             if kind in (RTA_GATEWAY, RTA_VIA):
                 gateway = _gateway(family, buffer, kind, payload, stop)
         hops.append((ifindex, gateway, weight_less_one + 1))
-        start += (length + 3) & ~3
+        start += align(length)
     return hops
 
 
@@ -294,7 +291,6 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
     """
     routes = []
     unpack_route = _ROUTE.unpack_from
-    unpack_attr = _ATTR.unpack_from
     unpack_u32 = _U32.unpack_from
     # Few distinct gateways: each written out once (a router holds ~1M routes).
     gateways: dict[bytes, str] = {}
@@ -306,13 +302,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
         gateway = None
         oif = metric = advmss = window = rtt = 0
         hops: list[tuple[int, str | None, int]] = []
-        start = offset + _ROUTE_SIZE
-        while start + 4 <= end:  # the attributes, read inline: this loop runs once a route
-            length, attr = unpack_attr(buffer, start)
-            if length < 4 or start + length > end:
-                break
-            attr &= 0x3FFF
-            payload, stop = start + 4, start + length
+        for attr, payload, stop in attributes(buffer, offset + _ROUTE_SIZE, end):
             if attr == RTA_DST:
                 destination = bytes(buffer[payload:stop])
             elif attr == RTA_OIF:
@@ -331,14 +321,13 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
             elif attr == RTA_MULTIPATH:
                 hops = _nexthops(family, buffer, payload, stop)
             elif attr == RTA_METRICS:
-                for metric_kind, value_start, _ in _attributes(buffer, payload, stop):
+                for metric_kind, value_start, _ in attributes(buffer, payload, stop):
                     if metric_kind == RTAX_ADVMSS:
                         advmss = unpack_u32(buffer, value_start)[0]
                     elif metric_kind == RTAX_WINDOW:
                         window = unpack_u32(buffer, value_start)[0]
                     elif metric_kind == RTAX_RTT:
                         rtt = unpack_u32(buffer, value_start)[0]
-            start += (length + 3) & ~3
         nexthops = None
         if not hops:
             hops = [(oif, gateway, 1)]
@@ -376,12 +365,9 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
 def open_socket() -> socket.socket:
     """A NETLINK_ROUTE socket in the calling thread's network namespace."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, 0))
+        return open_netlink_socket(NETLINK_ROUTE)
     except OSError as err:
         raise BackendUnavailable(f"cannot open a NETLINK_ROUTE socket: {err.strerror}") from err
-    return sock
 
 
 T = TypeVar("T")
