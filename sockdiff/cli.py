@@ -113,10 +113,13 @@ def snapshot(
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
-    if name is not None:
+    held = None
+    if output is None:
         from . import store
 
-        store.check_name(name)  # before the snapshot is taken, not after
+        if name is not None:
+            store.check_name(name)  # before the snapshot is taken, not after
+        held = store.opened(create=True)  # a store that cannot be made is said before the work
     taken = take(
         backend=backend,
         netns=netns,
@@ -129,11 +132,12 @@ def snapshot(
     if output is not None:
         save(taken, output)
         return
-    # Only a snapshot kept in the store needs these (-o is the benchmarked path).
-    from . import store
+    # Only a snapshot kept in the store needs this (-o is the benchmarked path).
     from .render import escape
 
-    print(escape(str(store.keep(taken, name))))
+    assert held is not None
+    with held:  # the store checked before taking is the one written in
+        print(escape(str(held.keep(taken, name))))
 
 
 @app.command()

@@ -65,11 +65,12 @@ __all__ = [
     "check_target",
     "guard_standard_streams",
     "inputs",
-    "make_directories",
+    "open_directory",
     "standard_output",
     "trusted_directory",
     "write_all",
     "write_file",
+    "write_in",
     "write_new",
 ]
 
@@ -79,6 +80,8 @@ _MAX_HOPS = 40
 _WALK = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 # Random temporary names tried before giving up (each is 48 bits: a clash is another writer's).
 _TEMPORARY_TRIES = 100
+# Directories made on the way to a store: readable, as mkdir -p makes them (the umask may narrow it).
+_PARENT_MODE = 0o755
 # No descriptor number reaches past an int.
 _MAX_FD = (1 << 31) - 1
 # A path naming a descriptor of this process: /proc/self/fd/N, /dev/fd/N, ...
@@ -209,40 +212,86 @@ class _Place:
         return self.status is not None and stat.S_ISLNK(self.status.st_mode)
 
 
-def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _Place | str:
-    """Walk the absolute, normalized ``current`` from ``/``, one component at a time.
+def _components(text: str) -> list[str]:
+    """The names of a path, in order; a final ``""`` when it ends in ``/`` (it names a directory)."""
+    parts = [part for part in text.split("/") if part]
+    if parts and text.endswith("/"):
+        parts.append("")
+    return parts
 
-    Each component is opened with O_PATH|O_NOFOLLOW relative to the directory
-    before it, and what is checked is the descriptor held (fstat), never the
-    name again: a directory swapped for a link after its check cannot redirect
-    the write, since the write happens in the directory held. At the first
-    symlink (trusted, or refused) the path it leads to is returned, to walk
-    afresh; otherwise the place the path ends. ``partial``: a directory on the
-    way that does not exist ends the walk there (its ``entry`` the whole path),
-    rather than being an error. ``create``: a directory that does not exist is
-    made (the last one with this mode), then walked into.
+
+def _cwd_text() -> str:
+    """The working directory's path, for messages only (the walk starts from the directory held)."""
+    try:
+        return os.getcwd().rstrip("/")
+    except OSError:  # deleted: what is under it is still reached through the descriptor
+        return "."
+
+
+def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
+    """Where ``path`` leads, resolved as the kernel resolves it, each component held once.
+
+    The walk starts from ``/`` or the working directory, held open; each
+    component is opened with O_PATH|O_NOFOLLOW relative to the directory before
+    it, and what is checked is the descriptor held (fstat), never the name
+    again: a directory swapped for a link after its check cannot redirect the
+    write, since the write happens in the directory held. ``..`` is the held
+    directory's parent, as for the kernel (after a link, the parent of the
+    link's target, not a textual step back). A symlink, at the end or in a
+    directory part, is followed only if :func:`_trusted`; its target is walked
+    on from the directory holding it (or from ``/``). A path ending in ``/``
+    names a directory: anything else there is ENOTDIR, and nothing there EISDIR
+    (no file is made by such a name). A path ending in ``.`` or ``..`` is the
+    directory itself (its ``name`` ``"."``).
+
+    ``partial``: a directory on the way that does not exist ends the walk there
+    (its ``entry`` the whole path), rather than being an error. ``create``: a
+    directory that does not exist is made (the last one with this mode, those
+    before it 0755; the umask may only narrow them), then walked into.
     """
-    parts = [part for part in current.split("/") if part]
-    if not parts:
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-    directory = os.open("/", _WALK | os.O_DIRECTORY)
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    own = _OWN_FD.match(path)
+    if own is not None:
+        if int(own[1]) > _MAX_FD:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return _Place(path, own_fd=int(own[1]))
+    parts = _components(path)
+    absolute = path.startswith("/")
+    directory = os.open("/" if absolute else ".", _WALK | os.O_DIRECTORY)
+    prefix = "" if absolute else _cwd_text()
+    hops = 0
     try:
         parent = os.fstat(directory)
-        prefix = ""
-        for index, part in enumerate(parts):
+        while parts:
+            part = parts.pop(0)
+            must_be_directory = parts == [""]
+            if must_be_directory:
+                parts.clear()
+            last = not parts
+            if part in ("", "."):
+                continue
+            if part == "..":
+                child = os.open("..", _WALK | os.O_DIRECTORY, dir_fd=directory)
+                os.close(directory)
+                directory, parent = child, os.fstat(child)
+                prefix = prefix.rpartition("/")[0] if "/" in prefix else f"{prefix}/.."
+                continue
             entry = f"{prefix}/{part}"
-            last = index == len(parts) - 1
             try:
                 child = os.open(part, _WALK, dir_fd=directory)
             except FileNotFoundError:
                 if create is not None:
                     with contextlib.suppress(FileExistsError):  # made by another run meanwhile
-                        os.mkdir(part, create if last else 0o777, dir_fd=directory)
+                        os.mkdir(part, create if last else _PARENT_MODE, dir_fd=directory)
                     child = os.open(part, _WALK, dir_fd=directory)
+                elif last and must_be_directory and not partial:
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)) from None
                 elif not (last or partial):
                     raise
                 else:
-                    place = _Place(current if partial else entry, directory, part, None, parent)
+                    rest = "/".join(p for p in parts if p)
+                    place = _Place(f"{entry}/{rest}" if rest else entry, directory, part, None, parent)
                     directory = -1  # the place holds it now
                     return place
             try:
@@ -250,44 +299,44 @@ def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _P
                 if stat.S_ISLNK(status.st_mode):
                     _refuse_planted(path, entry, status, parent, "symlink")
                     if last and entry.startswith("/proc/"):
+                        own = _OWN_FD.match(entry)
+                        if own is not None:
+                            return _Place(entry, own_fd=int(own[1]))
                         place = _Place(entry, directory, part, status, parent)
                         directory = -1
                         return place
+                    hops += 1
+                    if hops > _MAX_HOPS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
                     # Read from the link held, not by its name: the link checked is the link followed.
                     target = os.readlink("", dir_fd=child)
-                    return os.path.normpath(os.path.join(prefix or "/", target, *parts[index + 1 :]))
+                    parts[:0] = [*_components(target), *([""] if must_be_directory else [])]
+                    if target.startswith("/"):
+                        root = os.open("/", _WALK | os.O_DIRECTORY)
+                        os.close(directory)
+                        directory, parent, prefix = root, os.fstat(root), ""
+                    continue
                 if last:
+                    if must_be_directory and not stat.S_ISDIR(status.st_mode):
+                        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
                     place = _Place(entry, directory, part, status, parent)
                     directory = -1
                     return place
                 if not stat.S_ISDIR(status.st_mode):
                     raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-            except BaseException:
-                os.close(child)
-                raise
-            os.close(directory)
-            directory, parent, prefix = child, status, entry
-        raise AssertionError("unreachable: the last component returns")  # pragma: no cover
+                os.close(directory)
+                directory, parent, prefix, child = child, status, entry, -1
+            finally:
+                if child >= 0:
+                    os.close(child)
+        # The path ended in the directory held (/, dir/., dir/..): that directory itself.
+        status = os.fstat(directory)
+        place = _Place(prefix or "/", directory, ".", status, status)
+        directory = -1
+        return place
     finally:
         if directory >= 0:
             os.close(directory)
-
-
-def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
-    """Where ``path`` leads, every symlink on the way (a directory part as much as the end)
-    held to :func:`_trusted`."""
-    current = os.path.abspath(path)
-    for _ in range(_MAX_HOPS):
-        own = _OWN_FD.match(current)
-        if own is not None:
-            if int(own[1]) > _MAX_FD:
-                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-            return _Place(current, own_fd=int(own[1]))
-        reached = _walk_once(path, current, partial, create)
-        if isinstance(reached, _Place):
-            return reached
-        current = reached
-    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
 
 
 @contextlib.contextmanager
@@ -315,20 +364,29 @@ def trusted_directory(path: str) -> str:
         return place.entry
 
 
-def make_directories(path: str, mode: int) -> os.stat_result:
-    """Create the directory ``path`` (``mode``) and its missing parents, walked as a write is; its status.
+def open_directory(path: str, create: int | None = None) -> int:
+    """A descriptor (O_RDONLY, O_DIRECTORY) of the directory ``path``, walked as a write is.
 
-    The status is of the directory the walk held, for the caller to check it
-    without looking it up again. A planted link on the way is a
-    :class:`WriteError`; a directory that cannot be made, an :class:`OSError`
-    for the caller to name.
+    Everything done in it afterwards (listing, reading, creating, renaming) is
+    done through this descriptor, which the caller checks with fstat (its owner,
+    its mode: not the walk's look at the name, which may since name another): what is
+    checked is what is used, whatever is renamed meanwhile. ``create``: the
+    directory and its missing parents are made (it with this mode, they 0755).
+    A planted link on the way is a :class:`WriteError`; a directory that does
+    not exist (FileNotFoundError) or cannot be made, an :class:`OSError` for
+    the caller to name.
     """
-    place = _walk(path, create=mode)
-    if place.directory >= 0:
-        os.close(place.directory)
-    if place.own_fd is not None or place.status is None or not stat.S_ISDIR(place.status.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-    return place.status
+    place = _walk(path, create=create)
+    try:
+        status = place.status
+        if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        # Whatever directory has the name now (never a link): the caller checks this descriptor.
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(place.name, flags, dir_fd=place.directory)
+    finally:
+        if place.directory >= 0:
+            os.close(place.directory)
 
 
 def inputs(paths: Iterable[str]) -> Inputs:
@@ -390,20 +448,41 @@ def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | No
         return
     with _resolved(path) as place:
         _refuse_input(path, place, read or {})
-        status = place.status
-        if place.own_fd is not None:
-            _write_descriptor(place.own_fd, data, path)
-        elif status is None or (stat.S_ISREG(status.st_mode) and not append):
-            _replace(place, data, path)
-        elif stat.S_ISDIR(status.st_mode):
-            raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
-        elif stat.S_ISREG(status.st_mode):
-            _append(place, data, path)
-        else:
-            if stat.S_ISFIFO(status.st_mode):
-                assert place.parent is not None
-                _refuse_planted(path, place.entry, status, place.parent, "FIFO")
-            _write_through(place, data, path, append)
+        _write_place(place, data, path, append)
+
+
+def write_in(directory: int, name: str, data: Data, where: Path) -> None:
+    """:func:`write_file` of ``name`` in the directory held as ``directory`` (``where``, for messages).
+
+    For a directory checked through its descriptor (the store): nothing is looked up by its path again.
+    """
+    try:
+        status: os.stat_result | None = os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        status = None
+    except OSError as err:
+        raise WriteError(f"{where / name}: cannot write: {err.strerror}") from err
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        raise WriteError(f"{where / name}: cannot write: not a regular file")
+    place = _Place(str(where / name), directory, name, status, os.fstat(directory))
+    _write_place(place, data, str(where / name), append=False)
+
+
+def _write_place(place: _Place, data: Data, path: str, append: bool) -> None:
+    status = place.status
+    if place.own_fd is not None:
+        _write_descriptor(place.own_fd, data, path)
+    elif status is None or (stat.S_ISREG(status.st_mode) and not append):
+        _replace(place, data, path)
+    elif stat.S_ISDIR(status.st_mode):
+        raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
+    elif stat.S_ISREG(status.st_mode):
+        _append(place, data, path)
+    else:
+        if stat.S_ISFIFO(status.st_mode):
+            assert place.parent is not None
+            _refuse_planted(path, place.entry, status, place.parent, "FIFO")
+        _write_through(place, data, path, append)
 
 
 def _open_held(place: _Place, flags: int, name: str) -> int:
@@ -525,44 +604,30 @@ def _replace(place: _Place, data: Data, name: str) -> None:
     _sync_directory(directory)
 
 
-def write_new(directory: Path, names: Iterable[str], data: Data) -> Path:
-    """Write ``data`` under the first of ``names`` that is free in ``directory``; its path.
+def write_new(directory: int, where: Path, names: Iterable[str], data: Data) -> Path:
+    """Write ``data`` under the first of ``names`` free in the directory held as ``directory``; its path.
 
     The whole file is written first, then hard-linked to its name: link(2)
     fails rather than replace an existing file, so concurrent writers each
-    claim a different name, and no one ever sees the file partly written. The
-    directory is resolved once, as for :func:`write_file`, and both are done in it.
+    claim a different name, and no one ever sees the file partly written. Both
+    are done through the descriptor (``where`` is its path, for messages): the
+    directory the caller checked is the one written in.
     """
-    with _resolved(str(directory)) as place:
-        status = place.status
-        if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
-            code = errno.ENOENT if status is None and place.own_fd is None else errno.ENOTDIR
-            raise WriteError(f"{directory}: cannot write: {os.strerror(code)}")
-        try:
-            held = os.open(place.name, _WALK | os.O_DIRECTORY, dir_fd=place.directory)
-        except OSError as err:
-            raise WriteError(f"{directory}: cannot write: {err.strerror}") from err
+    temporary = _temporary(directory, data, str(where))
     try:
-        opened = os.fstat(held)
-        if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
-            raise WriteError(f"{directory}: cannot write: it was replaced as it was opened")
-        temporary = _temporary(held, data, str(directory))
-        try:
-            for name in names:
-                try:
-                    os.link(temporary, name, src_dir_fd=held, dst_dir_fd=held, follow_symlinks=False)
-                except FileExistsError:
-                    continue
-                except OSError as err:
-                    raise WriteError(f"{directory / name}: cannot write: {err.strerror}") from err
-                _sync_directory(held)
-                return directory / name
-            raise WriteError(f"{directory}: cannot write: no free name")
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=held)
+        for name in names:
+            try:
+                os.link(temporary, name, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise WriteError(f"{where / name}: cannot write: {err.strerror}") from err
+            _sync_directory(directory)
+            return where / name
+        raise WriteError(f"{where}: cannot write: no free name")
     finally:
-        os.close(held)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
 
 
 def check_stdin() -> None:

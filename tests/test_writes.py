@@ -3,8 +3,10 @@ written over, line reports added to a shared file and documents replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -258,3 +260,157 @@ def test_appending_is_refused_where_another_user_chose_the_file(shared_tmp: Path
     assert precious.read_text() == "root's\n"
     write_file(str(theirs / "log"), b"line\n")  # replacing it leaves root's file alone
     assert precious.read_text() == "root's\n" and (theirs / "log").read_bytes() == b"line\n"
+
+
+# Run as nobody in nob, a directory of theirs holding root's store: make fake (theirs) holding
+# base.json, then exchange store and fake as fast as it can.
+_STORE_SWAPPER = r"""
+import ctypes, os, shutil, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+os.chdir(sys.argv[1])
+os.mkdir("fake", 0o700)
+shutil.copyfile(sys.argv[2], "fake/base.json")
+print("ready", flush=True)
+while True:
+    if libc.renameat2(AT_FDCWD, b"store", AT_FDCWD, b"fake", RENAME_EXCHANGE) != 0:
+        sys.exit(f"renameat2: {os.strerror(ctypes.get_errno())}")
+"""
+# Runs against the store swapper: the store checked by name, then used by name, lost 8 in 100.
+_STORE_RUNS = 100
+
+
+@pytest.fixture
+def store_swapped(shared_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """Root's store in nob, a directory nobody owns (SOCKDIFF_HOME=nob/store), holding ``base`` with
+    no sockets, while nobody exchanges it with their own fake store whose base.json is ``sample()``:
+    yields (nob, a file holding ``sample()``)."""
+    nob = shared_tmp / "nob"
+    nob.mkdir()
+    store = nob / "store"
+    store.mkdir(0o700)
+    save(dataclasses.replace(sample(), sockets=()), str(store / "base.json"))
+    os.chown(nob, NOBODY, NOBODY)
+    planted = shared_tmp / "planted.json"
+    save(sample(), str(planted))
+    planted.chmod(0o644)
+    monkeypatch.setenv("SOCKDIFF_HOME", str(store))
+    python = os.path.realpath(sys.executable)  # the base interpreter: nobody cannot read the venv
+    swapper = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", "-c",
+         _STORE_SWAPPER, str(nob), str(planted)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n", swapper.stderr
+        yield nob, planted
+        assert swapper.poll() is None, swapper.communicate()  # it swapped all along
+    finally:
+        swapper.kill()
+        swapper.communicate(timeout=TIMEOUT)
+
+
+def _held_directory(nob: Path, owner: int) -> int:
+    """A descriptor of whichever of nob's store and fake ``owner`` owns, by its name this instant."""
+    while True:
+        for name in ("store", "fake"):
+            with contextlib.suppress(OSError):
+                fd = os.open(nob / name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                if os.fstat(fd).st_uid == owner:
+                    return fd
+                os.close(fd)
+
+
+def test_a_store_exchanged_with_another_users_is_never_read(
+    store_swapped: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``compare --fail-on new base NEW`` while nobody exchanges root's store with theirs: the store
+    checked is the store listed and read, so each run finds the new listener (1) or refuses
+    nobody's store (2); never nobody's planted base.json, which hid the listener (0)."""
+    _, planted = store_swapped
+    outcomes = {1: 0, 2: 0}
+    for argv in (["compare", "--fail-on", "new", "base", str(planted)], ["list"]):
+        for _ in range(_STORE_RUNS // 2):
+            code = main(argv)
+            out, err = capsys.readouterr()
+            if argv[0] == "list":
+                code = 2 if code else 1  # list: root's one snapshot, or nobody's store refused
+                assert code == 2 or out.split()[0] == "base", out
+            assert code in outcomes, (code, out, err)
+            outcomes[code] += 1
+            if code == 2:
+                assert len(err.splitlines()) == 1 and "belongs to uid 65534" in err, err
+    assert outcomes[1] and outcomes[2], outcomes  # the race was run, not missed
+
+
+def test_a_store_exchanged_with_another_users_is_never_written(
+    store_swapped: tuple[Path, Path], netns: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``snapshot`` while nobody exchanges root's store with theirs: the snapshot lands in root's
+    store or is refused in one line; nobody's directory never receives root's snapshot."""
+    nob, _ = store_swapped
+    theirs = _held_directory(nob, NOBODY)
+    ours = _held_directory(nob, 0)
+    outcomes = {0: 0, 2: 0}
+    try:
+        for _ in range(_STORE_RUNS):
+            code = main(["snapshot", "--no-processes", "--netns", netns])
+            _, err = capsys.readouterr()
+            assert os.listdir(theirs) == ["base.json"], f"nobody's store received {os.listdir(theirs)}"
+            assert code in outcomes, (code, err)
+            outcomes[code] += 1
+            if code == 2:
+                assert len(err.splitlines()) == 1 and "belongs to uid 65534" in err, err
+            written = sorted(os.listdir(ours))
+            assert len(written) == (2 if code == 0 else 1), written
+            for name in written:
+                if name != "base.json":
+                    os.unlink(name, dir_fd=ours)
+    finally:
+        os.close(theirs)
+        os.close(ours)
+    assert outcomes[0] and outcomes[2], outcomes
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["newdir/", "a.json/", "a.json/.", "a.json/x", "/dev/null/", ".", "sub/..", "lnk/"],
+)
+def test_a_path_is_resolved_as_the_kernel_resolves_it(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trailing ``/`` names a directory and ``.``/``..`` are walked, not dropped as text: ``-o
+    newdir/`` made a file newdir, ``a.json/`` and ``a.json/.`` replaced a.json, ``/dev/null/`` was
+    taken. Each is now the kernel's refusal, one line, exit 2, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    save(sample(), "a.json")
+    (tmp_path / "lnk").symlink_to("a.json")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    original = (tmp_path / "a.json").read_bytes()
+    with pytest.raises(WriteError, match=rf"^{re.escape(target)}: cannot write: "):
+        save(sample(), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and list((tmp_path / "sub").iterdir()) == []
+    assert (tmp_path / "a.json").read_bytes() == original
+    old = tmp_path / "sub" / "old.json"
+    save(dataclasses.replace(sample(), sockets=()), str(old))
+    assert main(["compare", str(old), "a.json", "--report", f"json={target}"]) == 2
+    _, err = capsys.readouterr()
+    assert len(err.splitlines()) == 1 and err.startswith(f"sockdiff: {target}: cannot write: "), err
+    assert (tmp_path / "a.json").read_bytes() == original
+
+
+def test_dot_dot_after_a_link_is_the_parent_of_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lnk/../x.json`` with lnk -> sub/deeper is sub/x.json to the kernel (``..`` of where the
+    link led), not ./x.json as a textual normalisation made it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to("sub/deeper")
+    save(sample(), "lnk/../x.json")
+    assert (tmp_path / "sub" / "x.json").is_file() and not (tmp_path / "x.json").exists()
+    save(sample(), "sub/deeper/../../y.json")  # and .. of a plain directory is its parent, as ever
+    assert (tmp_path / "y.json").is_file()
