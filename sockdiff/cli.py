@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from ._version import __version__
-from .errors import SockdiffError, UsageError
+from .errors import SockdiffError, UsageError, WriteError
 from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
@@ -422,23 +422,37 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
-    from .output import check_target
+    from .output import OutputClosed, Target, check_standard_output, check_target
 
     read = _read_files(result)
+    check_standard_output(read)
+    named: dict[Target, str] = {}
     for _, path in extra:
-        check_target(path, read)  # every report checked before any is written
+        target = check_target(path, read)  # every report checked before any is written
+        if target is not None:
+            if target in named:
+                _fail(f"--report names one file twice: {named[target]} and {path}")
+            named[target] = path
+    unwritten = False
     for extra_format, path in extra:
+        # A report that cannot be written is one line; the other reports and standard output are
+        # still written, and the exit code is 2: a CI step never reads a report lost as a pass.
         text = report(result, extra_format, ReportOptions(fail_on=kinds))
-        _write_text(path, text, append=extra_format.lines, read=read)
-    from .output import OutputClosed
-
+        try:
+            _write_text(path, text, append=extra_format.lines, read=read)
+        except OutputClosed:
+            _diagnostic(f"sockdiff: {path}: cannot write: no process is reading it any more")
+            unwritten = True
+        except WriteError as err:
+            _diagnostic(f"sockdiff: {err}")
+            unwritten = True
     try:
         sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
         sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
     except OutputClosed:
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
-        raise typer.Exit(1 if result.counted(kinds) else 0) from None
+        raise typer.Exit(2 if unwritten else 1 if result.counted(kinds) else 0) from None
     from .render import scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
@@ -451,6 +465,8 @@ def compare(
             "sockdiff: note: live against live: only differences seen in two consecutive reads",
             file=sys.stderr,
         )
+    if unwritten:
+        raise typer.Exit(2)
     if result.counted(kinds):
         raise typer.Exit(1)
 

@@ -61,6 +61,8 @@ __all__ = [
     "Data",
     "Inputs",
     "OutputClosed",
+    "Target",
+    "check_standard_output",
     "check_stdin",
     "check_target",
     "guard_standard_streams",
@@ -426,15 +428,50 @@ def _refuse_input(path: str, place: _Place, read: Inputs) -> None:
         raise WriteError(f"{path}: refusing to write over {found}, an input of this command")
 
 
-def check_target(path: str, read: Inputs) -> None:
-    """Refuse ``path`` now if it leads to one of ``read``.
+#: What a target is, to tell two names of one file apart from two files: its device and inode, or
+#: for a name not made yet, its directory's and the name.
+Target: TypeAlias = tuple[int, int] | tuple[int, int, str]
+
+
+def check_target(path: str, read: Inputs) -> Target | None:
+    """Refuse ``path`` now if it leads to one of ``read``; the regular file it names, if it names one.
 
     A command checks every output before it writes any; :func:`write_file`
-    checks again as it writes.
+    checks again as it writes. What is returned tells two names of one file
+    (through a link, another spelling) from two files; None for what is no
+    regular file (a device, a FIFO, a terminal), where a second write goes after
+    the first rather than over it, and for a descriptor of ours (``/dev/stdout``).
     """
-    if path != "-":
-        with _resolved(path) as place:
-            _refuse_input(path, place, read)
+    if path == "-":
+        return None
+    with _resolved(path) as place:
+        _refuse_input(path, place, read)
+        try:
+            if place.own_fd is not None:
+                return None  # written through as it is, after what came before
+            if place.status is None:
+                assert place.parent is not None
+                return (place.parent.st_dev, place.parent.st_ino, place.name)
+            if place.magic:
+                return _regular(os.stat(place.name, dir_fd=place.directory))
+        except OSError:
+            return None  # the write itself says what is wrong
+        return _regular(place.status)
+
+
+def _regular(status: os.stat_result) -> Target | None:
+    return (status.st_dev, status.st_ino) if stat.S_ISREG(status.st_mode) else None
+
+
+def check_standard_output(read: Inputs) -> None:
+    """Refuse to write where standard output is one of ``read``: ``compare a.json b.json >> a.json``."""
+    try:
+        status = os.fstat(1)
+    except OSError:
+        return
+    found = read.get((status.st_dev, status.st_ino)) if stat.S_ISREG(status.st_mode) else None
+    if found is not None and 1 not in _closed_at_start:
+        raise WriteError(f"standard output is {found}, an input of this command: refusing to write into it")
 
 
 def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | None = None) -> None:
@@ -479,25 +516,38 @@ def _write_place(place: _Place, data: Data, path: str, append: bool) -> None:
     elif stat.S_ISREG(status.st_mode):
         _append(place, data, path)
     else:
-        if stat.S_ISFIFO(status.st_mode):
-            assert place.parent is not None
-            _refuse_planted(path, place.entry, status, place.parent, "FIFO")
+        if stat.S_ISFIFO(status.st_mode) and not place.magic:
+            _refuse_fifo(path, place.entry, status)
         _write_through(place, data, path, append)
 
 
-def _open_held(place: _Place, flags: int, name: str) -> int:
+def _refuse_fifo(path: str, entry: str, status: os.stat_result) -> None:
+    """A FIFO is written through only if it is ours or root's: another user's may be read by them.
+
+    Stricter than ``protected_fifos`` (sticky directories only): root's 0600
+    snapshot written into a FIFO nobody made in nobody's directory is read by
+    nobody. A descriptor of our own (``/dev/stdout``) is the user's choice, not
+    refused.
+    """
+    if status.st_uid not in (os.geteuid(), 0):
+        raise WriteError(f"{path}: refusing to use {entry}, a FIFO that uid {status.st_uid} owns")
+
+
+def _open_held(place: _Place, flags: int, name: str, access: int = os.O_WRONLY) -> int:
     """Open the entry the walk found, for writing, and make sure it is that entry still.
 
     O_NOFOLLOW, and the device and inode compared with those checked: an entry
     swapped since (a link, another file) is refused, not written.
     """
     assert place.status is not None
-    flags |= os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
+    flags |= access | os.O_NOCTTY | os.O_CLOEXEC
     if not place.magic:
         flags |= os.O_NOFOLLOW
     try:
         fd = os.open(place.name, flags, dir_fd=place.directory)
     except OSError as err:
+        if err.errno == errno.ENXIO and flags & os.O_NONBLOCK:
+            raise WriteError(f"{name}: cannot write: no process is reading the FIFO") from err
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     opened = os.fstat(fd)
     if not place.magic and (opened.st_dev, opened.st_ino) != (place.status.st_dev, place.status.st_ino):
@@ -508,8 +558,12 @@ def _open_held(place: _Place, flags: int, name: str) -> int:
 
 def _write_through(place: _Place, data: Data, name: str, append: bool) -> None:
     """Write into a device, FIFO or another process's descriptor, as a shell's ``>`` (or ``>>``) does."""
-    fd = _open_held(place, os.O_APPEND if append else 0, name)
+    assert place.status is not None
+    fifo = stat.S_ISFIFO(place.status.st_mode)
+    fd = _open_held(place, (os.O_APPEND if append else 0) | (os.O_NONBLOCK if fifo else 0), name)
     try:
+        if fifo:
+            os.set_blocking(fd, True)  # opened without waiting for a reader; written as a pipe is
         if not append and stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)  # /proc/PID/fd/N of a file: what '>' would do
         _write_pieces(fd, data, name)
@@ -536,9 +590,27 @@ def _append(place: _Place, data: Data, name: str) -> None:
             f"{name}: refusing to append to {place.entry}: it has {status.st_nlink} links, in a"
             " directory others may write to (one may be theirs, to a file they may not write)"
         )
-    fd = _open_held(place, os.O_APPEND, name)
+    readable = True
+    try:  # read too, for the last byte: a report starts on a line of its own
+        fd = _open_held(place, os.O_APPEND, name, os.O_RDWR)
+    except WriteError as err:
+        if not isinstance(err.__cause__, PermissionError):
+            raise
+        readable = False  # a file we may write but not read: added to as it is
+        fd = _open_held(place, os.O_APPEND, name)
     try:
-        _write_pieces(fd, data, name)
+        size = os.fstat(fd).st_size
+        if readable and size and os.pread(fd, 1, size - 1) != b"\n":
+            data = (b"\n", *((data,) if isinstance(data, bytes | bytearray | memoryview) else data))
+        try:
+            _write_pieces(fd, data, name)
+        except BaseException:
+            # No torn report left in a shared file: it goes back to the size it had.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    except OSError as err:
+        raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     finally:
         _close(fd, name)
 

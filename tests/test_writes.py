@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -23,6 +24,8 @@ from unprivileged import NOBODY
 from sockdiff import WriteError, save
 from sockdiff.cli import main
 from sockdiff.output import write_file
+from sockdiff.snapshots import dumps
+from sockdiff.store import keep
 
 # Run as nobody: swap a directory of theirs with their link to a directory of root's, as fast as it can.
 _SWAPPER = r"""
@@ -414,3 +417,156 @@ def test_dot_dot_after_a_link_is_the_parent_of_its_target(
     assert (tmp_path / "sub" / "x.json").is_file() and not (tmp_path / "x.json").exists()
     save(sample(), "sub/deeper/../../y.json")  # and .. of a plain directory is its parent, as ever
     assert (tmp_path / "y.json").is_file()
+
+
+@pytest.mark.parametrize("target", ["closed pipe", "FIFO without a reader"])
+def test_a_report_that_cannot_be_written_is_an_error_and_the_rest_is_written(
+    pair: tuple[Path, Path], tmp_path: Path, target: str
+) -> None:
+    """A --report whose reader went away (a pipe closed, as ``| (exec 0<&-)``) or a FIFO no one reads
+    made compare exit 0 with --fail-on counting differences, and dropped the report on standard
+    output (the FIFO one blocked until a reader came). Now: one line naming it, the other outputs
+    written whole, exit 2: never a pass."""
+    old, new = pair
+    expected = sockdiff("compare", str(new), str(old), "--format", "json")
+    assert expected.returncode == 1 and expected.stdout
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    report = "/dev/fd/3" if target == "closed pipe" else str(fifo)
+    junit = tmp_path / "after.xml"
+    command, env = sockdiff_command(
+        "compare", str(new), str(old), "--fail-on", "new", "--format", "json",
+        "--report", f"github={report}", "--report", f"junit={junit}",
+    )  # fmt: skip
+    try:
+        with (tmp_path / "out.json").open("wb") as out:
+            result = subprocess.run(
+                command, env=env, stdout=out, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT,
+                pass_fds=(write_end,), preexec_fn=lambda: os.dup2(write_end, 3),
+            )  # fmt: skip
+    finally:
+        os.close(write_end)
+    error = one_line_error(result)
+    assert error.startswith(f"sockdiff: {report}: cannot write: "), error
+    assert (tmp_path / "out.json").read_text() == expected.stdout
+    assert junit.read_text().startswith("<?xml")
+
+
+def test_a_full_disk_leaves_no_torn_report_in_a_shared_file(tmp_path: Path) -> None:
+    """A text report appended to a log on a full disk stopped mid-line; the error was one line but
+    the torn tail stayed in the log. Now the log goes back to what it held."""
+    from test_output import small_disk
+
+    big, empty = tmp_path / "big.json", tmp_path / "empty.json"
+    sockets = sample().sockets
+    assert sockets is not None
+    save(dataclasses.replace(sample(), sockets=sockets * 40), str(big))
+    save(dataclasses.replace(sample(), sockets=()), str(empty))
+    command, env = sockdiff_command("compare", str(empty), str(big), "-f", "json", "--report", "text=$LOG")
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items() if key != "PWD")
+    line = shlex.join(command).replace("'text=$LOG'", '"text=$LOG"')
+    result = small_disk(
+        f'LOG="$DISK/log" && printf "earlier line\\n" > "$LOG" &&'
+        f' env -i LOG="$LOG" {exports} {line} > /dev/null; echo "rc=$?" && cat "$LOG"'
+    )
+    assert result.stdout == "rc=2\nearlier line\n", result
+    assert result.stderr.count("\n") == 1 and "cannot write: No space left on device" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["text", "markdown", "github"])
+def test_an_appended_report_starts_on_a_line_of_its_own(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A log that does not end in a newline had the report glued to its last line (a markdown heading
+    lost, ``::error`` not at a line's start)."""
+    old, new = pair
+    log = tmp_path / "log"
+    log.write_text("no newline at the end")
+    argv = ["compare", str(old), str(new), "--format", kind]
+    assert main(argv) == 1
+    expected = capsys.readouterr().out
+    assert main([*argv, "--report", f"{kind}={log}"]) == 1
+    assert log.read_text() == "no newline at the end\n" + expected
+    assert main([*argv, "--report", f"{kind}={log}"]) == 1  # ends in a newline now: nothing added
+    assert log.read_text() == "no newline at the end\n" + expected * 2
+
+
+def test_another_users_fifo_is_refused_ours_is_written(shared_tmp: Path) -> None:
+    """nobody made a FIFO at the -o target in their own directory (not sticky) and read root's 0600
+    snapshot. Another user's FIFO is refused in one line; one named through a descriptor of ours
+    (the user opened it: ``> fifo``, then ``-o /dev/stdout``) is the user's choice."""
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    fifo = theirs / "snap.json"
+    os.mkfifo(fifo)
+    os.chown(fifo, NOBODY, NOBODY)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(WriteError, match=r"snap.json: refusing to use .*, a FIFO that uid 65534 owns"):
+            save(sample(), str(fifo))
+        assert os.read(reader, 1 << 16) == b""
+        writer = os.open(fifo, os.O_WRONLY)
+        try:
+            save(sample(), f"/dev/fd/{writer}")
+        finally:
+            os.close(writer)
+        assert os.read(reader, 1 << 16) == dumps(sample())
+    finally:
+        os.close(reader)
+
+
+def test_parents_of_the_store_are_made_0755_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCKDIFF_HOME", str(tmp_path / "a" / "b" / "store"))
+    umask = os.umask(0)
+    try:
+        keep(sample(), "x")
+    finally:
+        os.umask(umask)
+    modes = [stat.S_IMODE((tmp_path / p).stat().st_mode) for p in ("a", "a/b", "a/b/store")]
+    assert modes == [0o755, 0o755, 0o700]
+
+
+def test_standard_output_onto_an_input_is_refused(pair: tuple[Path, Path]) -> None:
+    """``compare a.json b.json >> a.json`` appended the report to the baseline."""
+    old, new = pair
+    before = old.read_bytes()
+    command, env = sockdiff_command("compare", str(old), str(new))
+    with old.open("ab") as out:
+        result = subprocess.run(
+            command, env=env, stdout=out, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT
+        )
+    assert "an input of this command" in one_line_error(result)
+    assert old.read_bytes() == before
+
+
+@pytest.mark.parametrize("second", ["./{}", "link", "{}"])
+def test_one_file_named_twice_by_report_is_refused(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    """``--report json=x.json --report junit=./x.json``: the second replaced the first."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to("x.json")
+    result = sockdiff(
+        "compare", str(pair[0]), str(pair[1]), "--report", "json=x.json",
+        "--report", f"junit={second.format('x.json')}", cwd=tmp_path,
+    )  # fmt: skip
+    assert "--report names one file twice" in one_line_error(result)
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_store_that_cannot_be_made_is_said_before_the_snapshot_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("SOCKDIFF_HOME", str(tmp_path / "file" / "store"))
+    taken: list[object] = []
+    monkeypatch.setattr("sockdiff.snapshots.take", lambda **kw: taken.append(kw))
+    assert main(["snapshot"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "snapshot store" in err, err
+    assert taken == []
