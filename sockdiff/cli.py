@@ -746,7 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Standard output is replaced, for the run, by a stream that checks every
     write (:mod:`sockdiff.output`): a short write or a full disk is an error,
-    and a reader that went away (``| head``) ends the run quietly with 0.
+    and standard output's reader going away (``| head``) ends the run quietly
+    with 0 (compare catches it to keep its own code; a ``--report``'s is an error).
     """
     from . import output
 

@@ -15,18 +15,22 @@ What a path names decides how it is written, as with any Unix tool:
   root's. Another user's link, at the end of the path or in a directory part,
   could have been planted to make us write where that user chooses: it is
   refused (stricter than the kernel's ``fs.protected_symlinks``, which may be
-  off anyway). So is a FIFO another user left in a sticky directory, as
-  ``fs.protected_fifos`` would refuse it.
+  off anyway). So is a FIFO of another user's, anywhere (their FIFO is read by
+  them; ``fs.protected_fifos`` guards sticky directories only); a FIFO with no
+  reader is an error, not a wait.
 
-A path is resolved once: walked from ``/`` a component at a time, each held
-open (O_PATH, O_NOFOLLOW) and checked through that descriptor, and the file is
-created, renamed or opened relative to the directory held. Another user who
-swaps a directory on the path for a link after it was checked (renameat2's
-RENAME_EXCHANGE) cannot move the write: it happens in the directory checked.
+A path is resolved once, as the kernel resolves it: walked from ``/`` or the
+working directory a component at a time, each held open (O_PATH, O_NOFOLLOW)
+and checked through that descriptor, ``..`` the parent of the directory held,
+a trailing ``/`` naming a directory; the file is created, renamed or opened
+relative to the directory held. Another user who swaps a directory on the
+path for a link after it was checked (renameat2's RENAME_EXCHANGE) cannot move
+the write: it happens in the directory checked.
 
 Every write's count is checked and a failure is a :class:`~sockdiff.errors.WriteError`,
 so output is never silently short. A reader that went away (``| head``) is
-:class:`OutputClosed`, which the CLI ends quietly with exit code 0.
+:class:`OutputClosed`, which the CLI ends quietly when it is standard output's
+(a ``--report``'s is an error: see ``compare``).
 """
 
 from __future__ import annotations
@@ -169,13 +173,13 @@ def _fileno(stream: IO[str]) -> int | None:
 
 
 def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
-    """Whether a symlink, FIFO or file on our path may be used: it was not planted by another user.
+    """Whether a symlink or file on our path may be used: it was not planted by another user.
 
     A symlink is followed only if it is ours or root's: whoever owns a link
     chooses where we write, and sockdiff often runs as root (stricter than the
     kernel's ``protected_symlinks``, which trusts another user's link outside
-    sticky directories). A FIFO, or a file to append to, is refused, as
-    ``protected_fifos`` and ``protected_regular`` do, when another user left it
+    sticky directories). A file to append to is refused, as
+    ``protected_regular`` does, when another user left it
     in a sticky directory (``/tmp``) that is not theirs. ``parent`` is the
     directory holding it, as held open by the walk.
     """

@@ -3,7 +3,9 @@
 
 The store is private: created 0700, its files 0600, and refused (a
 :class:`~sockdiff.errors.StoreError`) when it belongs to another user or others
-may write to it, since a planted file would be taken for a baseline. A name
+may write to it, since a planted file would be taken for a baseline. It is
+held open once (:class:`Store`) and that descriptor is what is checked, listed,
+read and written in: never the path again. A name
 taken by time is claimed atomically (:func:`sockdiff.output.write_new`), so
 concurrent snapshots never overwrite each other; a name given with ``--name``
 replaces the snapshot of that name. Names are plain words: no ``/`` (a name
