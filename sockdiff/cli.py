@@ -453,6 +453,8 @@ def compare(
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
         raise typer.Exit(2 if unwritten else 1 if result.counted(kinds) else 0) from None
+    if unwritten:
+        raise typer.Exit(2)  # the notes follow only reports written whole: the errors are the lines
     from .render import scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
@@ -465,8 +467,6 @@ def compare(
             "sockdiff: note: live against live: only differences seen in two consecutive reads",
             file=sys.stderr,
         )
-    if unwritten:
-        raise typer.Exit(2)
     if result.counted(kinds):
         raise typer.Exit(1)
 

@@ -571,6 +571,10 @@ def _write_through(place: _Place, data: Data, name: str, append: bool) -> None:
         if not append and stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)  # /proc/PID/fd/N of a file: what '>' would do
         _write_pieces(fd, data, name)
+    except OutputClosed:
+        # A FIFO or pipe named as the target: its reader gone, what was asked was not delivered.
+        # Only standard output's reader may end a run quietly (``| head``).
+        raise WriteError(f"{name}: cannot write: no process is reading it any more") from None
     except OSError as err:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     finally:

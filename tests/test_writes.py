@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import re
 import shlex
@@ -13,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -570,3 +572,28 @@ def test_a_store_that_cannot_be_made_is_said_before_the_snapshot_is_taken(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "snapshot store" in err, err
     assert taken == []
+
+
+def test_a_fifo_whose_reader_goes_away_is_an_error_not_a_success(tmp_path: Path) -> None:
+    """``-o fifo`` whose reader left mid-way ended as ``| head`` does, exit 0: a snapshot that was
+    never delivered looked taken. The reader holds a one-page pipe, reads a byte and leaves."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
+    os.set_blocking(reader, True)
+    sockets = sample().sockets
+    assert sockets is not None
+    big = dataclasses.replace(sample(), sockets=sockets * 40)  # 40 KiB: ten times the pipe
+
+    def leave() -> None:
+        os.read(reader, 1)  # the writer is writing: it stays blocked on the full pipe
+        os.close(reader)
+
+    leaving = threading.Thread(target=leave)
+    leaving.start()
+    try:
+        with pytest.raises(WriteError, match=r"fifo: cannot write: no process is reading it any more"):
+            save(big, str(fifo))
+    finally:
+        leaving.join(TIMEOUT)
