@@ -582,6 +582,7 @@ def test_a_fifo_whose_reader_goes_away_is_an_error_not_a_success(tmp_path: Path)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
     os.set_blocking(reader, True)
+    held = os.open(fifo, os.O_WRONLY)  # a writer all along: the reader's read waits for bytes, not EOF
     sockets = sample().sockets
     assert sockets is not None
     big = dataclasses.replace(sample(), sockets=sockets * 40)  # 40 KiB: ten times the pipe
@@ -597,3 +598,4 @@ def test_a_fifo_whose_reader_goes_away_is_an_error_not_a_success(tmp_path: Path)
             save(big, str(fifo))
     finally:
         leaving.join(TIMEOUT)
+        os.close(held)
