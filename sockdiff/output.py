@@ -43,6 +43,7 @@ import re
 import secrets
 import stat
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ __all__ = [
 
 # Symlinks followed before giving up, as the kernel's MAXSYMLINKS.
 _MAX_HOPS = 40
+# Seconds a FIFO named as the target may take to get a reader, before that is an error.
+FIFO_WAIT = 3.0
 # How each component of a path is held while it is walked: a handle, never a link followed.
 _WALK = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 # Random temporary names tried before giving up (each is 48 bits: a clash is another writer's).
@@ -547,12 +550,23 @@ def _open_held(place: _Place, flags: int, name: str, access: int = os.O_WRONLY) 
     flags |= access | os.O_NOCTTY | os.O_CLOEXEC
     if not place.magic:
         flags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(place.name, flags, dir_fd=place.directory)
-    except OSError as err:
-        if err.errno == errno.ENXIO and flags & os.O_NONBLOCK:
-            raise WriteError(f"{name}: cannot write: no process is reading the FIFO") from err
-        raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+    waited_since = None
+    while True:
+        try:
+            fd = os.open(place.name, flags, dir_fd=place.directory)
+            break
+        except OSError as err:
+            if err.errno != errno.ENXIO or not flags & os.O_NONBLOCK:
+                raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+            # A FIFO with no reader yet: its reader may be starting beside us (-o fifo & cat fifo),
+            # so wait for one as a shell's '>' does, but not for ever (a cron job never hangs).
+            now = time.monotonic()
+            waited_since = now if waited_since is None else waited_since
+            if now - waited_since >= FIFO_WAIT:
+                raise WriteError(
+                    f"{name}: cannot write: no process opened the FIFO to read it within {FIFO_WAIT:g} s"
+                ) from err
+            time.sleep(0.02)
     opened = os.fstat(fd)
     if not place.magic and (opened.st_dev, opened.st_ino) != (place.status.st_dev, place.status.st_ino):
         os.close(fd)
