@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 import typer
 
 from ._version import __version__
-from .errors import SockdiffError, UsageError
+from .errors import SockdiffError, UsageError, WriteError
 from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
@@ -113,10 +113,13 @@ def snapshot(
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
-    if name is not None:
+    held = None
+    if output is None:
         from . import store
 
-        store.check_name(name)  # before the snapshot is taken, not after
+        if name is not None:
+            store.check_name(name)  # before the snapshot is taken, not after
+        held = store.opened(create=True)  # a store that cannot be made is said before the work
     taken = take(
         backend=backend,
         netns=netns,
@@ -129,11 +132,12 @@ def snapshot(
     if output is not None:
         save(taken, output)
         return
-    # Only a snapshot kept in the store needs these (-o is the benchmarked path).
-    from . import store
+    # Only a snapshot kept in the store needs this (-o is the benchmarked path).
     from .formats.notation import escape
 
-    print(escape(str(store.keep(taken, name))))
+    assert held is not None
+    with held:  # the store checked before taking is the one written in
+        print(escape(str(held.keep(taken, name))))
 
 
 @app.command()
@@ -426,23 +430,39 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
-    from .output import check_target
+    from .output import OutputClosed, Target, check_standard_output, check_target
 
     read = _read_files(result)
+    check_standard_output(read)
+    named: dict[Target, str] = {}
     for _, path in extra:
-        check_target(path, read)  # every report checked before any is written
+        target = check_target(path, read)  # every report checked before any is written
+        if target is not None:
+            if target in named:
+                _fail(f"--report names one file twice: {named[target]} and {path}")
+            named[target] = path
+    unwritten = False
     for extra_format, path in extra:
+        # A report that cannot be written is one line; the other reports and standard output are
+        # still written, and the exit code is 2: a CI step never reads a report lost as a pass.
         text = report(result, extra_format, ReportOptions(fail_on=kinds))
-        _write_text(path, text, append=extra_format.lines, read=read)
-    from .output import OutputClosed
-
+        try:
+            _write_text(path, text, append=extra_format.lines, read=read)
+        except OutputClosed:
+            _diagnostic(f"sockdiff: {path}: cannot write: no process is reading it any more")
+            unwritten = True
+        except WriteError as err:
+            _diagnostic(f"sockdiff: {err}")
+            unwritten = True
     try:
         sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
         sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
     except OutputClosed:
         # The reader went away (| head): no message, but the exit code still says whether
         # --fail-on counted differences, which is what a CI step asks.
-        raise typer.Exit(1 if result.counted(kinds) else 0) from None
+        raise typer.Exit(2 if unwritten else 1 if result.counted(kinds) else 0) from None
+    if unwritten:
+        raise typer.Exit(2)  # the notes follow only reports written whole: the errors are the lines
     from .formats.notes import route_tables_note, scope_note, sections_note
 
     if result.narrowed and result.scope is not None:
@@ -683,7 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Standard output is replaced, for the run, by a stream that checks every
     write (:mod:`sockdiff.output`): a short write or a full disk is an error,
-    and a reader that went away (``| head``) ends the run quietly with 0.
+    and standard output's reader going away (``| head``) ends the run quietly
+    with 0 (compare catches it to keep its own code; a ``--report``'s is an error).
     """
     from . import output
 

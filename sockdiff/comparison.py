@@ -36,7 +36,7 @@ def compare(
     are reported (the way unhide-tcp re-probes before it reports); the result
     says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
     """
-    old = old if old is not None else str(store.newest().path)
+    old = old if old is not None else store.newest_snapshot()  # listed and read in the store held
     new = new if new is not None else "live"
 
     def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:

@@ -15,18 +15,22 @@ What a path names decides how it is written, as with any Unix tool:
   root's. Another user's link, at the end of the path or in a directory part,
   could have been planted to make us write where that user chooses: it is
   refused (stricter than the kernel's ``fs.protected_symlinks``, which may be
-  off anyway). So is a FIFO another user left in a sticky directory, as
-  ``fs.protected_fifos`` would refuse it.
+  off anyway). So is a FIFO of another user's, anywhere (their FIFO is read by
+  them; ``fs.protected_fifos`` guards sticky directories only); a FIFO with no
+  reader is an error, not a wait.
 
-A path is resolved once: walked from ``/`` a component at a time, each held
-open (O_PATH, O_NOFOLLOW) and checked through that descriptor, and the file is
-created, renamed or opened relative to the directory held. Another user who
-swaps a directory on the path for a link after it was checked (renameat2's
-RENAME_EXCHANGE) cannot move the write: it happens in the directory checked.
+A path is resolved once, as the kernel resolves it: walked from ``/`` or the
+working directory a component at a time, each held open (O_PATH, O_NOFOLLOW)
+and checked through that descriptor, ``..`` the parent of the directory held,
+a trailing ``/`` naming a directory; the file is created, renamed or opened
+relative to the directory held. Another user who swaps a directory on the
+path for a link after it was checked (renameat2's RENAME_EXCHANGE) cannot move
+the write: it happens in the directory checked.
 
 Every write's count is checked and a failure is a :class:`~sockdiff.errors.WriteError`,
 so output is never silently short. A reader that went away (``| head``) is
-:class:`OutputClosed`, which the CLI ends quietly with exit code 0.
+:class:`OutputClosed`, which the CLI ends quietly when it is standard output's
+(a ``--report``'s is an error: see ``compare``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import re
 import secrets
 import stat
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,24 +66,31 @@ __all__ = [
     "Data",
     "Inputs",
     "OutputClosed",
+    "Target",
+    "check_standard_output",
     "check_stdin",
     "check_target",
     "guard_standard_streams",
     "inputs",
-    "make_directories",
+    "open_directory",
     "standard_output",
     "trusted_directory",
     "write_all",
     "write_file",
+    "write_in",
     "write_new",
 ]
 
 # Symlinks followed before giving up, as the kernel's MAXSYMLINKS.
 _MAX_HOPS = 40
+# Seconds a FIFO named as the target may take to get a reader, before that is an error.
+FIFO_WAIT = 3.0
 # How each component of a path is held while it is walked: a handle, never a link followed.
 _WALK = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 # Random temporary names tried before giving up (each is 48 bits: a clash is another writer's).
 _TEMPORARY_TRIES = 100
+# Directories made on the way to a store: readable, as mkdir -p makes them (the umask may narrow it).
+_PARENT_MODE = 0o755
 # No descriptor number reaches past an int.
 _MAX_FD = (1 << 31) - 1
 # A path naming a descriptor of this process: /proc/self/fd/N, /dev/fd/N, ...
@@ -164,13 +176,13 @@ def _fileno(stream: IO[str]) -> int | None:
 
 
 def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
-    """Whether a symlink, FIFO or file on our path may be used: it was not planted by another user.
+    """Whether a symlink or file on our path may be used: it was not planted by another user.
 
     A symlink is followed only if it is ours or root's: whoever owns a link
     chooses where we write, and sockdiff often runs as root (stricter than the
     kernel's ``protected_symlinks``, which trusts another user's link outside
-    sticky directories). A FIFO, or a file to append to, is refused, as
-    ``protected_fifos`` and ``protected_regular`` do, when another user left it
+    sticky directories). A file to append to is refused, as
+    ``protected_regular`` does, when another user left it
     in a sticky directory (``/tmp``) that is not theirs. ``parent`` is the
     directory holding it, as held open by the walk.
     """
@@ -209,40 +221,86 @@ class _Place:
         return self.status is not None and stat.S_ISLNK(self.status.st_mode)
 
 
-def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _Place | str:
-    """Walk the absolute, normalized ``current`` from ``/``, one component at a time.
+def _components(text: str) -> list[str]:
+    """The names of a path, in order; a final ``""`` when it ends in ``/`` (it names a directory)."""
+    parts = [part for part in text.split("/") if part]
+    if parts and text.endswith("/"):
+        parts.append("")
+    return parts
 
-    Each component is opened with O_PATH|O_NOFOLLOW relative to the directory
-    before it, and what is checked is the descriptor held (fstat), never the
-    name again: a directory swapped for a link after its check cannot redirect
-    the write, since the write happens in the directory held. At the first
-    symlink (trusted, or refused) the path it leads to is returned, to walk
-    afresh; otherwise the place the path ends. ``partial``: a directory on the
-    way that does not exist ends the walk there (its ``entry`` the whole path),
-    rather than being an error. ``create``: a directory that does not exist is
-    made (the last one with this mode), then walked into.
+
+def _cwd_text() -> str:
+    """The working directory's path, for messages only (the walk starts from the directory held)."""
+    try:
+        return os.getcwd().rstrip("/")
+    except OSError:  # deleted: what is under it is still reached through the descriptor
+        return "."
+
+
+def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
+    """Where ``path`` leads, resolved as the kernel resolves it, each component held once.
+
+    The walk starts from ``/`` or the working directory, held open; each
+    component is opened with O_PATH|O_NOFOLLOW relative to the directory before
+    it, and what is checked is the descriptor held (fstat), never the name
+    again: a directory swapped for a link after its check cannot redirect the
+    write, since the write happens in the directory held. ``..`` is the held
+    directory's parent, as for the kernel (after a link, the parent of the
+    link's target, not a textual step back). A symlink, at the end or in a
+    directory part, is followed only if :func:`_trusted`; its target is walked
+    on from the directory holding it (or from ``/``). A path ending in ``/``
+    names a directory: anything else there is ENOTDIR, and nothing there EISDIR
+    (no file is made by such a name). A path ending in ``.`` or ``..`` is the
+    directory itself (its ``name`` ``"."``).
+
+    ``partial``: a directory on the way that does not exist ends the walk there
+    (its ``entry`` the whole path), rather than being an error. ``create``: a
+    directory that does not exist is made (the last one with this mode, those
+    before it 0755; the umask may only narrow them), then walked into.
     """
-    parts = [part for part in current.split("/") if part]
-    if not parts:
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-    directory = os.open("/", _WALK | os.O_DIRECTORY)
+    if not path:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    own = _OWN_FD.match(path)
+    if own is not None:
+        if int(own[1]) > _MAX_FD:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return _Place(path, own_fd=int(own[1]))
+    parts = _components(path)
+    absolute = path.startswith("/")
+    directory = os.open("/" if absolute else ".", _WALK | os.O_DIRECTORY)
+    prefix = "" if absolute else _cwd_text()
+    hops = 0
     try:
         parent = os.fstat(directory)
-        prefix = ""
-        for index, part in enumerate(parts):
+        while parts:
+            part = parts.pop(0)
+            must_be_directory = parts == [""]
+            if must_be_directory:
+                parts.clear()
+            last = not parts
+            if part in ("", "."):
+                continue
+            if part == "..":
+                child = os.open("..", _WALK | os.O_DIRECTORY, dir_fd=directory)
+                os.close(directory)
+                directory, parent = child, os.fstat(child)
+                prefix = prefix.rpartition("/")[0] if "/" in prefix else f"{prefix}/.."
+                continue
             entry = f"{prefix}/{part}"
-            last = index == len(parts) - 1
             try:
                 child = os.open(part, _WALK, dir_fd=directory)
             except FileNotFoundError:
                 if create is not None:
                     with contextlib.suppress(FileExistsError):  # made by another run meanwhile
-                        os.mkdir(part, create if last else 0o777, dir_fd=directory)
+                        os.mkdir(part, create if last else _PARENT_MODE, dir_fd=directory)
                     child = os.open(part, _WALK, dir_fd=directory)
+                elif last and must_be_directory and not partial:
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)) from None
                 elif not (last or partial):
                     raise
                 else:
-                    place = _Place(current if partial else entry, directory, part, None, parent)
+                    rest = "/".join(p for p in parts if p)
+                    place = _Place(f"{entry}/{rest}" if rest else entry, directory, part, None, parent)
                     directory = -1  # the place holds it now
                     return place
             try:
@@ -250,44 +308,44 @@ def _walk_once(path: str, current: str, partial: bool, create: int | None) -> _P
                 if stat.S_ISLNK(status.st_mode):
                     _refuse_planted(path, entry, status, parent, "symlink")
                     if last and entry.startswith("/proc/"):
+                        own = _OWN_FD.match(entry)
+                        if own is not None:
+                            return _Place(entry, own_fd=int(own[1]))
                         place = _Place(entry, directory, part, status, parent)
                         directory = -1
                         return place
+                    hops += 1
+                    if hops > _MAX_HOPS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
                     # Read from the link held, not by its name: the link checked is the link followed.
                     target = os.readlink("", dir_fd=child)
-                    return os.path.normpath(os.path.join(prefix or "/", target, *parts[index + 1 :]))
+                    parts[:0] = [*_components(target), *([""] if must_be_directory else [])]
+                    if target.startswith("/"):
+                        root = os.open("/", _WALK | os.O_DIRECTORY)
+                        os.close(directory)
+                        directory, parent, prefix = root, os.fstat(root), ""
+                    continue
                 if last:
+                    if must_be_directory and not stat.S_ISDIR(status.st_mode):
+                        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
                     place = _Place(entry, directory, part, status, parent)
                     directory = -1
                     return place
                 if not stat.S_ISDIR(status.st_mode):
                     raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-            except BaseException:
-                os.close(child)
-                raise
-            os.close(directory)
-            directory, parent, prefix = child, status, entry
-        raise AssertionError("unreachable: the last component returns")  # pragma: no cover
+                os.close(directory)
+                directory, parent, prefix, child = child, status, entry, -1
+            finally:
+                if child >= 0:
+                    os.close(child)
+        # The path ended in the directory held (/, dir/., dir/..): that directory itself.
+        status = os.fstat(directory)
+        place = _Place(prefix or "/", directory, ".", status, status)
+        directory = -1
+        return place
     finally:
         if directory >= 0:
             os.close(directory)
-
-
-def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place:
-    """Where ``path`` leads, every symlink on the way (a directory part as much as the end)
-    held to :func:`_trusted`."""
-    current = os.path.abspath(path)
-    for _ in range(_MAX_HOPS):
-        own = _OWN_FD.match(current)
-        if own is not None:
-            if int(own[1]) > _MAX_FD:
-                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-            return _Place(current, own_fd=int(own[1]))
-        reached = _walk_once(path, current, partial, create)
-        if isinstance(reached, _Place):
-            return reached
-        current = reached
-    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
 
 
 @contextlib.contextmanager
@@ -315,20 +373,29 @@ def trusted_directory(path: str) -> str:
         return place.entry
 
 
-def make_directories(path: str, mode: int) -> os.stat_result:
-    """Create the directory ``path`` (``mode``) and its missing parents, walked as a write is; its status.
+def open_directory(path: str, create: int | None = None) -> int:
+    """A descriptor (O_RDONLY, O_DIRECTORY) of the directory ``path``, walked as a write is.
 
-    The status is of the directory the walk held, for the caller to check it
-    without looking it up again. A planted link on the way is a
-    :class:`WriteError`; a directory that cannot be made, an :class:`OSError`
-    for the caller to name.
+    Everything done in it afterwards (listing, reading, creating, renaming) is
+    done through this descriptor, which the caller checks with fstat (its owner,
+    its mode: not the walk's look at the name, which may since name another): what is
+    checked is what is used, whatever is renamed meanwhile. ``create``: the
+    directory and its missing parents are made (it with this mode, they 0755).
+    A planted link on the way is a :class:`WriteError`; a directory that does
+    not exist (FileNotFoundError) or cannot be made, an :class:`OSError` for
+    the caller to name.
     """
-    place = _walk(path, create=mode)
-    if place.directory >= 0:
-        os.close(place.directory)
-    if place.own_fd is not None or place.status is None or not stat.S_ISDIR(place.status.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-    return place.status
+    place = _walk(path, create=create)
+    try:
+        status = place.status
+        if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        # Whatever directory has the name now (never a link): the caller checks this descriptor.
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(place.name, flags, dir_fd=place.directory)
+    finally:
+        if place.directory >= 0:
+            os.close(place.directory)
 
 
 def inputs(paths: Iterable[str]) -> Inputs:
@@ -368,15 +435,50 @@ def _refuse_input(path: str, place: _Place, read: Inputs) -> None:
         raise WriteError(f"{path}: refusing to write over {found}, an input of this command")
 
 
-def check_target(path: str, read: Inputs) -> None:
-    """Refuse ``path`` now if it leads to one of ``read``.
+#: What a target is, to tell two names of one file apart from two files: its device and inode, or
+#: for a name not made yet, its directory's and the name.
+Target: TypeAlias = tuple[int, int] | tuple[int, int, str]
+
+
+def check_target(path: str, read: Inputs) -> Target | None:
+    """Refuse ``path`` now if it leads to one of ``read``; the regular file it names, if it names one.
 
     A command checks every output before it writes any; :func:`write_file`
-    checks again as it writes.
+    checks again as it writes. What is returned tells two names of one file
+    (through a link, another spelling) from two files; None for what is no
+    regular file (a device, a FIFO, a terminal), where a second write goes after
+    the first rather than over it, and for a descriptor of ours (``/dev/stdout``).
     """
-    if path != "-":
-        with _resolved(path) as place:
-            _refuse_input(path, place, read)
+    if path == "-":
+        return None
+    with _resolved(path) as place:
+        _refuse_input(path, place, read)
+        try:
+            if place.own_fd is not None:
+                return None  # written through as it is, after what came before
+            if place.status is None:
+                assert place.parent is not None
+                return (place.parent.st_dev, place.parent.st_ino, place.name)
+            if place.magic:
+                return _regular(os.stat(place.name, dir_fd=place.directory))
+        except OSError:
+            return None  # the write itself says what is wrong
+        return _regular(place.status)
+
+
+def _regular(status: os.stat_result) -> Target | None:
+    return (status.st_dev, status.st_ino) if stat.S_ISREG(status.st_mode) else None
+
+
+def check_standard_output(read: Inputs) -> None:
+    """Refuse to write where standard output is one of ``read``: ``compare a.json b.json >> a.json``."""
+    try:
+        status = os.fstat(1)
+    except OSError:
+        return
+    found = read.get((status.st_dev, status.st_ino)) if stat.S_ISREG(status.st_mode) else None
+    if found is not None and 1 not in _closed_at_start:
+        raise WriteError(f"standard output is {found}, an input of this command: refusing to write into it")
 
 
 def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | None = None) -> None:
@@ -390,36 +492,81 @@ def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | No
         return
     with _resolved(path) as place:
         _refuse_input(path, place, read or {})
-        status = place.status
-        if place.own_fd is not None:
-            _write_descriptor(place.own_fd, data, path)
-        elif status is None or (stat.S_ISREG(status.st_mode) and not append):
-            _replace(place, data, path)
-        elif stat.S_ISDIR(status.st_mode):
-            raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
-        elif stat.S_ISREG(status.st_mode):
-            _append(place, data, path)
-        else:
-            if stat.S_ISFIFO(status.st_mode):
-                assert place.parent is not None
-                _refuse_planted(path, place.entry, status, place.parent, "FIFO")
-            _write_through(place, data, path, append)
+        _write_place(place, data, path, append)
 
 
-def _open_held(place: _Place, flags: int, name: str) -> int:
+def write_in(directory: int, name: str, data: Data, where: Path) -> None:
+    """:func:`write_file` of ``name`` in the directory held as ``directory`` (``where``, for messages).
+
+    For a directory checked through its descriptor (the store): nothing is looked up by its path again.
+    """
+    try:
+        status: os.stat_result | None = os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        status = None
+    except OSError as err:
+        raise WriteError(f"{where / name}: cannot write: {err.strerror}") from err
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        raise WriteError(f"{where / name}: cannot write: not a regular file")
+    place = _Place(str(where / name), directory, name, status, os.fstat(directory))
+    _write_place(place, data, str(where / name), append=False)
+
+
+def _write_place(place: _Place, data: Data, path: str, append: bool) -> None:
+    status = place.status
+    if place.own_fd is not None:
+        _write_descriptor(place.own_fd, data, path)
+    elif status is None or (stat.S_ISREG(status.st_mode) and not append):
+        _replace(place, data, path)
+    elif stat.S_ISDIR(status.st_mode):
+        raise WriteError(f"{path}: cannot write: {os.strerror(errno.EISDIR)}")
+    elif stat.S_ISREG(status.st_mode):
+        _append(place, data, path)
+    else:
+        if stat.S_ISFIFO(status.st_mode) and not place.magic:
+            _refuse_fifo(path, place.entry, status)
+        _write_through(place, data, path, append)
+
+
+def _refuse_fifo(path: str, entry: str, status: os.stat_result) -> None:
+    """A FIFO is written through only if it is ours or root's: another user's may be read by them.
+
+    Stricter than ``protected_fifos`` (sticky directories only): root's 0600
+    snapshot written into a FIFO nobody made in nobody's directory is read by
+    nobody. A descriptor of our own (``/dev/stdout``) is the user's choice, not
+    refused.
+    """
+    if status.st_uid not in (os.geteuid(), 0):
+        raise WriteError(f"{path}: refusing to use {entry}, a FIFO that uid {status.st_uid} owns")
+
+
+def _open_held(place: _Place, flags: int, name: str, access: int = os.O_WRONLY) -> int:
     """Open the entry the walk found, for writing, and make sure it is that entry still.
 
     O_NOFOLLOW, and the device and inode compared with those checked: an entry
     swapped since (a link, another file) is refused, not written.
     """
     assert place.status is not None
-    flags |= os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
+    flags |= access | os.O_NOCTTY | os.O_CLOEXEC
     if not place.magic:
         flags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(place.name, flags, dir_fd=place.directory)
-    except OSError as err:
-        raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+    waited_since = None
+    while True:
+        try:
+            fd = os.open(place.name, flags, dir_fd=place.directory)
+            break
+        except OSError as err:
+            if err.errno != errno.ENXIO or not flags & os.O_NONBLOCK:
+                raise WriteError(f"{name}: cannot write: {err.strerror}") from err
+            # A FIFO with no reader yet: its reader may be starting beside us (-o fifo & cat fifo),
+            # so wait for one as a shell's '>' does, but not for ever (a cron job never hangs).
+            now = time.monotonic()
+            waited_since = now if waited_since is None else waited_since
+            if now - waited_since >= FIFO_WAIT:
+                raise WriteError(
+                    f"{name}: cannot write: no process opened the FIFO to read it within {FIFO_WAIT:g} s"
+                ) from err
+            time.sleep(0.02)
     opened = os.fstat(fd)
     if not place.magic and (opened.st_dev, opened.st_ino) != (place.status.st_dev, place.status.st_ino):
         os.close(fd)
@@ -429,11 +576,19 @@ def _open_held(place: _Place, flags: int, name: str) -> int:
 
 def _write_through(place: _Place, data: Data, name: str, append: bool) -> None:
     """Write into a device, FIFO or another process's descriptor, as a shell's ``>`` (or ``>>``) does."""
-    fd = _open_held(place, os.O_APPEND if append else 0, name)
+    assert place.status is not None
+    fifo = stat.S_ISFIFO(place.status.st_mode)
+    fd = _open_held(place, (os.O_APPEND if append else 0) | (os.O_NONBLOCK if fifo else 0), name)
     try:
+        if fifo:
+            os.set_blocking(fd, True)  # opened without waiting for a reader; written as a pipe is
         if not append and stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)  # /proc/PID/fd/N of a file: what '>' would do
         _write_pieces(fd, data, name)
+    except OutputClosed:
+        # A FIFO or pipe named as the target: its reader gone, what was asked was not delivered.
+        # Only standard output's reader may end a run quietly (``| head``).
+        raise WriteError(f"{name}: cannot write: no process is reading it any more") from None
     except OSError as err:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     finally:
@@ -457,9 +612,27 @@ def _append(place: _Place, data: Data, name: str) -> None:
             f"{name}: refusing to append to {place.entry}: it has {status.st_nlink} links, in a"
             " directory others may write to (one may be theirs, to a file they may not write)"
         )
-    fd = _open_held(place, os.O_APPEND, name)
+    readable = True
+    try:  # read too, for the last byte: a report starts on a line of its own
+        fd = _open_held(place, os.O_APPEND, name, os.O_RDWR)
+    except WriteError as err:
+        if not isinstance(err.__cause__, PermissionError):
+            raise
+        readable = False  # a file we may write but not read: added to as it is
+        fd = _open_held(place, os.O_APPEND, name)
     try:
-        _write_pieces(fd, data, name)
+        size = os.fstat(fd).st_size
+        if readable and size and os.pread(fd, 1, size - 1) != b"\n":
+            data = (b"\n", *((data,) if isinstance(data, bytes | bytearray | memoryview) else data))
+        try:
+            _write_pieces(fd, data, name)
+        except BaseException:
+            # No torn report left in a shared file: it goes back to the size it had.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    except OSError as err:
+        raise WriteError(f"{name}: cannot write: {err.strerror}") from err
     finally:
         _close(fd, name)
 
@@ -525,44 +698,30 @@ def _replace(place: _Place, data: Data, name: str) -> None:
     _sync_directory(directory)
 
 
-def write_new(directory: Path, names: Iterable[str], data: Data) -> Path:
-    """Write ``data`` under the first of ``names`` that is free in ``directory``; its path.
+def write_new(directory: int, where: Path, names: Iterable[str], data: Data) -> Path:
+    """Write ``data`` under the first of ``names`` free in the directory held as ``directory``; its path.
 
     The whole file is written first, then hard-linked to its name: link(2)
     fails rather than replace an existing file, so concurrent writers each
-    claim a different name, and no one ever sees the file partly written. The
-    directory is resolved once, as for :func:`write_file`, and both are done in it.
+    claim a different name, and no one ever sees the file partly written. Both
+    are done through the descriptor (``where`` is its path, for messages): the
+    directory the caller checked is the one written in.
     """
-    with _resolved(str(directory)) as place:
-        status = place.status
-        if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
-            code = errno.ENOENT if status is None and place.own_fd is None else errno.ENOTDIR
-            raise WriteError(f"{directory}: cannot write: {os.strerror(code)}")
-        try:
-            held = os.open(place.name, _WALK | os.O_DIRECTORY, dir_fd=place.directory)
-        except OSError as err:
-            raise WriteError(f"{directory}: cannot write: {err.strerror}") from err
+    temporary = _temporary(directory, data, str(where))
     try:
-        opened = os.fstat(held)
-        if (opened.st_dev, opened.st_ino) != (status.st_dev, status.st_ino):
-            raise WriteError(f"{directory}: cannot write: it was replaced as it was opened")
-        temporary = _temporary(held, data, str(directory))
-        try:
-            for name in names:
-                try:
-                    os.link(temporary, name, src_dir_fd=held, dst_dir_fd=held, follow_symlinks=False)
-                except FileExistsError:
-                    continue
-                except OSError as err:
-                    raise WriteError(f"{directory / name}: cannot write: {err.strerror}") from err
-                _sync_directory(held)
-                return directory / name
-            raise WriteError(f"{directory}: cannot write: no free name")
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=held)
+        for name in names:
+            try:
+                os.link(temporary, name, src_dir_fd=directory, dst_dir_fd=directory, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise WriteError(f"{where / name}: cannot write: {err.strerror}") from err
+            _sync_directory(directory)
+            return where / name
+        raise WriteError(f"{where}: cannot write: no free name")
     finally:
-        os.close(held)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
 
 
 def check_stdin() -> None:

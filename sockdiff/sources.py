@@ -100,7 +100,9 @@ def open_source(
                 f"{err} (the file {text} shadows the stored snapshot {text!r}: to read that, give {stored})"
             ) from err
     if stored is not None:
-        return load(str(stored))
+        found = store.load(text)  # read through the store held and checked, not by its path again
+        if found is not None:
+            return found
     if os.path.isdir(text):
         raise BadSnapshot(f"{text}: a directory, not a snapshot (and no stored snapshot has that name)")
     raise BadSnapshot(
