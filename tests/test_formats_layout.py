@@ -30,7 +30,7 @@ from sockdiff.formats import (
     event_format,
     listing_format,
 )
-from sockdiff.formats.leaks import leak_line, leak_summary
+from sockdiff.formats.leaks import clean_line, leak_line, leak_summary
 from sockdiff.formats.netstat import netstat_routes, select_interfaces, select_routes
 from sockdiff.formats.ss import sockets_summary
 from sockdiff.model import Counters, Interface, Nexthop, Route
@@ -243,7 +243,11 @@ def test_plugin_summary_lines() -> None:
     lines = leak_summary(
         [
             ("test", "t.py::test_a\n", [leak_line(LISTENER, "t.py:13")]),
-            ("fixture", "session fixture 'srv' (conftest.py:8)", [leak_line(UNIX), leak_line(CLOSED)]),
+            (
+                "fixture",
+                "session fixture 'srv' (conftest.py:8)",
+                [leak_line(UNIX), leak_line(CLOSED, thread="w")],
+            ),
         ]
     )
     assert lines == [
@@ -251,9 +255,11 @@ def test_plugin_summary_lines() -> None:
         '    tcp LISTEN 127.0.0.1:8080 0.0.0.0:* users:(("python3",pid=4888,fd=3))  created at t.py:13',
         "session fixture 'srv' (conftest.py:8)",
         '    u_str LISTENING /run/a\\x20b.sock 44 * 0 users:(("systemd",pid=1,fd=40))',
-        '    tcp LISTEN 0.0.0.0:6379 0.0.0.0:* users:(("redis-server",pid=901,fd=6))',
+        "    tcp LISTEN 0.0.0.0:6379 0.0.0.0:* users:((\"redis-server\",pid=901,fd=6))  (thread 'w')",
         "1 test and 1 fixture left 3 sockets open",
     ]
+    assert clean_line(1, False) == "sockdiff: 1 test checked, no test or fixture left a listening socket open"
+    assert clean_line(12, True) == "sockdiff: 12 tests checked, no test or fixture left a socket open"
 
 
 # What reads the kernel: formats/ renders records it is given, and imports none of these.

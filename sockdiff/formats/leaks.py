@@ -17,13 +17,22 @@ from .notation import escape, socket_line
 if TYPE_CHECKING:
     from ..model import Socket
 
-__all__ = ["leak_line", "leak_summary"]
+__all__ = ["clean_line", "leak_line", "leak_summary"]
 
 
-def leak_line(sock: Socket, created: str | None = None) -> str:
-    """A leaked socket in socket notation, then where the test process created it, when known."""
+def leak_line(sock: Socket, created: str | None = None, thread: str | None = None) -> str:
+    """A leaked socket in socket notation, then where the test process created it and the
+    thread that made it (not the main one), when known."""
     line = socket_line(sock)
-    return f"{line}  created at {created}" if created is not None else line
+    if created is not None:
+        line += f"  created at {created}"
+    return f"{line}  (thread {thread!r})" if thread is not None else line
+
+
+def clean_line(checked: int, every_socket: bool) -> str:
+    """The one line of a run where nothing leaked, so that a quiet run still shows the plugin ran."""
+    what = "socket" if every_socket else "listening socket"
+    return f"sockdiff: {_count(checked, 'test')} checked, no test or fixture left a {what} open"
 
 
 def _count(number: int, noun: str) -> str:
