@@ -175,7 +175,7 @@ class Diff:
         return total
 
 
-def parse_fields(text: str | None) -> tuple[str, ...]:
+def parse_fields(text: str | None, what: str = "--fields") -> tuple[str, ...]:
     """``--fields``: a comma list replacing the default, ``+NAME`` adding to it, or ``all``."""
     if not text:
         return DEFAULT_FIELDS
@@ -187,11 +187,33 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
         name = item.removeprefix("+")
         if name not in COMPARABLE_FIELDS:
             choices = ", ".join(COMPARABLE_FIELDS)
-            raise UsageError(f"unknown field {name!r} for --fields (choose from {choices})")
+            raise UsageError(f"unknown field {name!r} for {what} (choose from {choices})")
         if item.startswith("+"):
             chosen.extend(DEFAULT_FIELDS)
         chosen.append(name)
     return tuple(dict.fromkeys(chosen))
+
+
+def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ...]:
+    """What the library takes for ``fields``: a comma list as ``--fields`` takes it,
+    or a list of field names; anything else, or a name that is no field, raises
+    :class:`~sockdiff.errors.UsageError` naming ``what``.
+
+    >>> as_fields("state,uid"), as_fields(["remote"])
+    (('state', 'uid'), ('remote',))
+    """
+    if isinstance(value, str):
+        return parse_fields(value, what)
+    if isinstance(value, bytes) or not isinstance(value, Sequence):
+        kind = type(value).__name__
+        raise UsageError(f"{what}: expected a comma list or a list of field names, not {kind}")
+    for name in value:
+        if not isinstance(name, str):
+            raise UsageError(f"{what}: expected field names, not {type(name).__name__}")
+        if name not in COMPARABLE_FIELDS:
+            choices = ", ".join(COMPARABLE_FIELDS)
+            raise UsageError(f"unknown field {name!r} for {what} (choose from {choices})")
+    return tuple(dict.fromkeys(value))
 
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
@@ -384,7 +406,7 @@ Filters = str | Callable[[Socket], bool] | Sequence[str | Callable[[Socket], boo
 def diff(
     old: Snapshot,
     new: Snapshot,
-    fields: Sequence[str] = DEFAULT_FIELDS,
+    fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
 ) -> Diff:
@@ -395,13 +417,19 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters. ``ignore`` and ``only`` each take a filter expression
+    interfaces' counters (a list of names, or a comma list as ``--fields``
+    takes); an unknown name raises :class:`~sockdiff.errors.UsageError`.
+    ``ignore`` and ``only`` each take a filter expression
     (as ``--ignore`` and ``--only``), a predicate such as
     :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
     holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """
     from .filter import as_predicate
 
+    for side, what in ((old, "old"), (new, "new")):
+        if not isinstance(side, Snapshot):
+            raise UsageError(f"{what}: expected a Snapshot, not {type(side).__name__}")
+    fields = as_fields(fields)
     ignore = as_predicate(ignore, "ignore")
     only = as_predicate(only, "only")
     scope = None

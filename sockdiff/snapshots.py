@@ -16,6 +16,7 @@ read as not taken, their scope as every protocol.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import re
 import socket as _socket
@@ -189,6 +190,8 @@ def take(
     from . import netns as netns_module
     from .processes import scan_owners
 
+    if where is not None and not isinstance(where, str):
+        raise UsageError(f"where: expected a filter expression, not {type(where).__name__}")
     wanted = sections_of(backend) if sections is None else tuple(sections)
     check_backend(backend, wanted)
     unknown = [p for p in protos if p not in PROTOS]
@@ -582,15 +585,24 @@ def _read_bounded(source: Any, limit: int) -> bytes:
     return data
 
 
-def load(path: str, limit: int = MAX_SIZE) -> Snapshot:
-    """Read a snapshot file (``-``: standard input)."""
-    if path == "-":
+def load(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], limit: int = MAX_SIZE) -> Snapshot:
+    """Read a snapshot file (``-``: standard input).
+
+    ``path`` is what :func:`open` takes (text, bytes or :class:`os.PathLike`);
+    anything else raises :class:`~sockdiff.errors.UsageError`.
+    """
+    if not isinstance(path, str | bytes | os.PathLike):
+        kind = type(path).__name__
+        raise UsageError(f"path: expected a file's path (str, bytes or os.PathLike), not {kind}")
+    given = os.fspath(path)
+    name = given if isinstance(given, str) else os.fsdecode(given)
+    if name == "-":
         return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
-    if "\0" in path:  # no file has such a name; open() would raise ValueError
-        raise BadSnapshot(f"{path!r}: cannot read: a path holds no NUL")
+    if "\0" in name:  # no file has such a name; open() would raise ValueError
+        raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
     try:
-        with open(path, "rb") as source:
+        with open(name, "rb") as source:
             data = _read_bounded(source, limit)
     except OSError as err:
-        raise BadSnapshot(f"{path}: cannot read: {err.strerror}") from err
-    return loads(data, path, limit)
+        raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
+    return loads(data, name, limit)
