@@ -43,6 +43,8 @@ def compare(
     old = _source(old, "old") if old is not None else str(store.newest().path)
     new = _source(new, "new") if new is not None else "live"
     fields = as_fields(fields)
+    if old == "-" and new == "-":
+        raise UsageError("standard input can be read once: give '-' for one side only")
 
     def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:
         if isinstance(source, Snapshot):

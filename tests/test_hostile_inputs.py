@@ -68,6 +68,20 @@ def test_a_truncated_file_on_stdin(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"truncated JSON" in done.stderr
 
 
+def test_standard_input_is_one_side_only() -> None:
+    """``compare - -`` would read stdin twice (the second time empty): refused before reading."""
+    import subprocess
+
+    from cli import sockdiff_command
+
+    command, env = sockdiff_command("compare", "-", "-")
+    done = subprocess.run(command, input=GOOD, capture_output=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stderr.count(b"\n") == 1, done.stderr
+    assert b"standard input can be read once" in done.stderr
+    with pytest.raises(SockdiffError, match="standard input can be read once"):
+        library.compare("-", "-")
+
+
 def test_a_netns_holding_a_nul_compared_with_live(tmp_path: Path) -> None:
     path = tmp_path / "nul.json"
     path.write_bytes(GOOD.replace(b'"netns":null', b'"netns":"a\\u0000b"', 1))
