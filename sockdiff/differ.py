@@ -352,24 +352,23 @@ def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[l
     """The sockets of ``snapshot`` that ``scope`` covers, and those it may cover.
 
     ``filters`` are the texts the scope's filter joins (each side's own). A
-    socket is in when it is of the scope's protocols and every filter the
-    snapshot was not taken with holds for it; it may be in when one of them
-    reads a value the socket leaves unknown (no processes, no device, no uid:
-    :func:`~sockdiff.filter.compile_verdict`). Null never narrows.
+    socket is in when it is of the scope's protocols and every filter holds for
+    it; it may be in when one of them reads a value the socket leaves unknown
+    (no processes, no device, no uid: :func:`~sockdiff.filter.compile_verdict`).
+    The snapshot's own filter is judged again: a snapshot keeps the sockets its
+    filter could not judge (see :func:`~sockdiff.snapshots.take`). Null never narrows.
     """
     sockets = snapshot.sockets or ()
-    if snapshot.header.scope == scope:
-        return list(sockets), []
     protos = frozenset(scope.protos)
-    own = snapshot.header.scope.filter
-    others = [text for text in filters if text != own]
-    if not others:
+    if not filters:
+        if snapshot.header.scope == scope:
+            return list(sockets), []
         return [s for s in sockets if s.proto in protos], []
     from .filter import compile_verdict
 
     # Each compiled alone: joined as text, two filters nested as deep as a filter
     # may be would be one level too deep.
-    verdicts = [compile_verdict(text) for text in others]
+    verdicts = [compile_verdict(text) for text in dict.fromkeys(filters)]
     inside: list[Socket] = []
     unknown: list[Socket] = []
     for sock in sockets:
@@ -391,8 +390,8 @@ def _loose_identity(sock: Socket) -> Hashable:
 
 def _facing(unknown: list[Socket], inside: list[Socket]) -> list[Socket]:
     """The sockets of ``unknown`` (in scope or not, their side cannot tell) that are the
-    other side's sockets in scope: compared with them, so an open socket is never
-    called closed. The rest stay out, for nothing says they are in scope."""
+    other side's sockets that are or may be in scope: compared with them, so an open
+    socket is never called closed. The rest stay out, for nothing says they are in scope."""
     if not unknown:
         return []
     keys = {_loose_identity(s) for s in inside}
@@ -440,8 +439,8 @@ def diff(
         filters = [text for text in (old.header.scope.filter, new.header.scope.filter) if text is not None]
         old_in, old_unknown = _within(old, scope, filters)
         new_in, new_unknown = _within(new, scope, filters)
-        old_sockets = (*old_in, *_facing(old_unknown, new_in))
-        new_sockets = (*new_in, *_facing(new_unknown, old_in))
+        old_sockets = (*old_in, *_facing(old_unknown, [*new_in, *new_unknown]))
+        new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
     socket_fields = tuple(name for name in fields if name != "counters")
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
 

@@ -177,7 +177,9 @@ def take(
     """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
     ``netns`` names a namespace under /run/netns to read instead of our own;
-    ``where``, a filter expression, keeps only the sockets it matches;
+    ``where``, a filter expression, keeps only the sockets it matches, and those
+    whose value it reads this read cannot know (a device from /proc, the owners
+    of another user's process), as :func:`~sockdiff.filter.compile_verdict` judges;
     ``sections`` (default: every one the backend reads) chooses among
     ``sockets``, ``interfaces`` and ``routes``. The header records the scope
     (protocols and filter) so that a comparison covers only what both sides did.
@@ -198,11 +200,12 @@ def take(
     if unknown:
         raise UsageError(f"unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOS)})")
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
-    test = None
+    verdict = None
     if where is not None:
-        from .filter import compile_filter_for
+        from .filter import compile_filter_for, compile_verdict
 
-        test = compile_filter_for(where, processes)
+        compile_filter_for(where, processes)  # refused here when it reads owners left out
+        verdict = compile_verdict(where)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
@@ -213,8 +216,11 @@ def take(
             found = backends.read(backend, wanted, scope.protos, owners, net_dir)
             host = _socket.gethostname()
     sockets = found.sockets
-    if sockets is not None and test is not None:
-        sockets = [s for s in sockets if test(s)]
+    if sockets is not None and verdict is not None:
+        # Three-valued, as a comparison narrows: a socket the filter cannot judge here
+        # (no device from /proc, owners this user may not read) is kept, not dropped,
+        # and the scope's filter says which; compare re-judges it against the other side.
+        sockets = [s for s in sockets if verdict(s) is not False]
     header = Header(
         taken_at=taken_at,
         host=host,
