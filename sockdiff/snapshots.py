@@ -43,8 +43,10 @@ from .model import (
     device_name_problem,
     device_names,
     interface_problem,
+    process_name_problem,
     record_problem,
     route_problem,
+    unix_name_problem,
 )
 
 if TYPE_CHECKING:
@@ -430,6 +432,24 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
                 problem = device_name_problem(name)
                 if problem is not None:
                     raise bad(f"{problem}, at $.{section}[{index}]{place}")
+    # UNIX names and process names as sockdiff writes them (escape_name), and no other.
+    for index, sock in enumerate(document.sockets or ()):
+        path = sock.local.path
+        if isinstance(path, str):
+            problem = unix_name_problem(path)
+            if problem is not None:
+                raise bad(f"{problem}, at $.sockets[{index}].local.path")
+        for number, process in enumerate(sock.processes):
+            problem = process_name_problem(process.name)
+            if problem is not None:
+                raise bad(f"{problem}, at $.sockets[{index}].processes[{number}].name")
+    # A namespace holds one device of a name (routes may repeat: `ip route append`).
+    if not isinstance(document, _DocumentV1):
+        named: set[str] = set()
+        for index, interface in enumerate(document.interfaces or ()):
+            if interface.name in named:
+                raise bad(f"interface {interface.name!r} is listed twice, at $.interfaces[{index}].name")
+            named.add(interface.name)
     found = address_problem(document.sockets or ())
     if found is not None:
         raise bad(f"{found[1]}, at $.sockets[{found[0]}]")

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from sockdiff import BackendUnavailable, BadSnapshot, SockdiffError
 from sockdiff.backends import netlink, procfs
 from sockdiff.backends.netlink import Dump, DumpFailed, decode_inet, decode_unix
-from sockdiff.model import TCP_STATES, Process, Socket, record_problem
+from sockdiff.model import TCP_STATES, Process, Socket, escape_name, record_problem
 from sockdiff.snapshots import Snapshot, dumps, loads
 
 for _name, _examples in (("ci", 200), ("thorough", 10_000)):
@@ -350,6 +350,10 @@ def generated_snapshot(sockets: list[Socket]) -> Snapshot:
     return dataclasses.replace(sample(), sockets=tuple(sockets))
 
 
+# A process name as sockdiff writes one: /proc/PID/comm's bytes (a C string) through escape_name.
+COMM = st.binary(max_size=15).map(lambda raw: escape_name(raw.replace(b"\0", b"")))
+
+
 def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
     family, address = ("inet6", IPV6) if v6 else ("inet", IPV4)
     af = socket.AF_INET6 if v6 else socket.AF_INET
@@ -373,7 +377,7 @@ def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
         st.none() | U32,
         st.none() | U32,
         st.lists(
-            st.builds(Process, st.integers(1, 2**22), st.text(max_size=15), st.integers(0, 2**20)), max_size=2
+            st.builds(Process, st.integers(1, 2**22), COMM, st.integers(0, 2**20)), max_size=2
         ).map(lambda p: tuple(sorted(p))),
     )
 
