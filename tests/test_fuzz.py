@@ -376,9 +376,9 @@ def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
         st.none() | U32,
         st.none() | U32,
         st.none() | U32,
-        st.lists(
-            st.builds(Process, st.integers(1, 2**22), COMM, st.integers(0, 2**20)), max_size=2
-        ).map(lambda p: tuple(sorted(p))),
+        st.lists(st.builds(Process, st.integers(1, 2**22), COMM, st.integers(0, 2**20)), max_size=2).map(
+            lambda p: tuple(sorted(p))
+        ),
     )
 
 
