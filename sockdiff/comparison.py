@@ -40,9 +40,8 @@ def compare(
     are reported (the way unhide-tcp re-probes before it reports); the result
     says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
     """
-    old = (
-        _source(old, "old") if old is not None else store.newest_snapshot()
-    )  # listed and read in the store held
+    # With no old side: the newest stored snapshot, listed and read in the store held once.
+    old = _source(old, "old") if old is not None else store.newest_snapshot()
     new = _source(new, "new") if new is not None else "live"
     fields = as_fields(fields)
     if old == "-" and new == "-":
