@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 from . import store
-from .differ import DEFAULT_FIELDS, Diff, Filters, diff, persistent
+from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
+from .errors import UsageError
 from .snapshots import Snapshot
 from .sources import LIVE, open_source
 from .watching import watch
@@ -15,11 +17,11 @@ __all__ = ["compare", "watch"]
 
 
 def compare(
-    old: str | Snapshot | None = None,
-    new: str | Snapshot | None = None,
+    old: str | os.PathLike[str] | bytes | Snapshot | None = None,
+    new: str | os.PathLike[str] | bytes | Snapshot | None = None,
     *,
     netns: str | None = None,
-    fields: Sequence[str] = DEFAULT_FIELDS,
+    fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
 ) -> Diff:
@@ -30,14 +32,20 @@ def compare(
     and in its network namespace unless ``netns`` names another.
 
     Each side is a :class:`Snapshot` or a source: a file, ``-``, a stored name,
-    ``live`` or ``live:BACKEND``. Two live sources are not read at the same
+    ``live`` or ``live:BACKEND`` (a path may be :class:`os.PathLike` or bytes,
+    as :func:`open` takes it; anything else raises
+    :class:`~sockdiff.errors.UsageError`). Two live sources are not read at the same
     instant, so on a busy host they differ by what happened in between. When
     live meets live the pair is read twice and only differences seen both times
     are reported (the way unhide-tcp re-probes before it reports); the result
     says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
     """
-    old = old if old is not None else store.newest_snapshot()  # listed and read in the store held
-    new = new if new is not None else "live"
+    # With no old side: the newest stored snapshot, listed and read in the store held once.
+    old = _source(old, "old") if old is not None else store.newest_snapshot()
+    new = _source(new, "new") if new is not None else "live"
+    fields = as_fields(fields)
+    if old == "-" and new == "-":
+        raise UsageError("standard input can be read once: give '-' for one side only")
 
     def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:
         if isinstance(source, Snapshot):
@@ -62,6 +70,16 @@ def compare(
     if not (first.opened or first.closed or first.changed or first.interfaces or first.routes):
         return dataclasses.replace(first, persistent_only=True)  # nothing to confirm
     return persistent(first, once())
+
+
+def _source(value: object, what: str) -> str | Snapshot:
+    """A side of a comparison as a snapshot or a source's text (a path as open() takes it)."""
+    if isinstance(value, Snapshot):
+        return value
+    if isinstance(value, str | bytes | os.PathLike):
+        path = os.fspath(value)
+        return path if isinstance(path, str) else os.fsdecode(path)
+    raise UsageError(f"{what}: expected a Snapshot, a source or a path, not {type(value).__name__}")
 
 
 def _is_live(source: str | Snapshot) -> bool:

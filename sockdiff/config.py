@@ -3,9 +3,12 @@
 A config changes what compare counts and ignores, so, as git does with a
 repository another user owns (safe.directory), one is read only when it is
 owned by the user running sockdiff (or by root) and no one else may write to
-it (nor, for a symlink, the link's owner). Another's config is skipped with a
-warning naming it: root in a directory someone else owns gets sockdiff's own
-defaults, never that person's. A config that cannot be read at all (a
+it; a symlink to it must be owned by the user or root too (a link's own mode
+is always 0777 and says nothing: as fs.protected_symlinks judges a link in a
+sticky directory, what counts is who made it). Another's config is skipped
+with a warning naming it, and is never parsed: root in a directory someone
+else owns gets sockdiff's own defaults, never that person's, and pays nothing
+for a file made to be slow or deep. A config that cannot be read at all (a
 directory sockdiff may not enter, a working directory deleted) is skipped
 with a warning too; one that can be read but is malformed is an error.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -58,16 +62,46 @@ def _distrust(path: Path, info: os.stat_result, what: str) -> str | None:
     return None
 
 
+# How much of a pyproject.toml another user may write is looked at (never parsed)
+# to tell whether it might hold sockdiff's settings: a line opening [tool.sockdiff]
+# or a dotted tool.sockdiff key, or a sockdiff key (under [tool]). A bigger file
+# is taken to hold them: it is skipped with the warning either way.
+_PEEK_LIMIT = 1 << 20
+_MAY_HOLD = re.compile(
+    rb"""^[ \t]*(?:\[+[ \t]*)?["']?tool["']?[ \t]*\.[ \t]*["']?sockdiff\b"""
+    rb"""|^[ \t]*["']?sockdiff["']?[ \t]*[.=]""",
+    re.MULTILINE,
+)
+
+
+def _may_hold_settings(source: Any) -> bool:
+    """Whether a file another may write might hold ``[tool.sockdiff]``: a bounded look, no parse."""
+    try:
+        head = source.read(_PEEK_LIMIT + 1)
+    except OSError:
+        return True
+    return len(head) > _PEEK_LIMIT or _MAY_HOLD.search(head) is not None
+
+
+def _link_owner(info: os.stat_result) -> str | None:
+    """Why a symlink another user made is not to be followed; None when the user or root made it."""
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        return f"the link is owned by uid {info.st_uid}, not by you (uid {me}) or root"
+    return None
+
+
 def _read(path: Path, peek: bool = False) -> dict[str, Any]:
     """The TOML document at ``path``; :class:`_Skipped` when it may not or cannot be read.
 
-    ``peek``: a pyproject.toml another user may write is looked into, so that one
-    with no ``[tool.sockdiff]`` (most projects') is passed over without a word.
+    ``peek``: a pyproject.toml another user may write is looked at (a bounded
+    search of its first bytes, not parsed), so that one with no
+    ``[tool.sockdiff]`` (most projects') is passed over without a word.
     """
     try:
         link = os.lstat(path)
         if stat.S_ISLNK(link.st_mode):
-            why = _distrust(path, link, "the link")
+            why = _link_owner(link)
             if why is not None:
                 raise _Skipped(f"{path}: skipped: {why}")
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -90,17 +124,15 @@ def _read(path: Path, peek: bool = False) -> dict[str, Any]:
         if not peek:
             source.close()
             raise skipped
-        try:
-            with source:
-                tool = tomllib.load(source).get("tool")
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
-            return {}
-        if isinstance(tool, dict) and "sockdiff" in tool:
-            raise skipped
+        with source:
+            if _may_hold_settings(source):
+                raise skipped
         return {}
     try:
         with source:
             return tomllib.load(source)
+    except RecursionError:
+        raise BadConfig(f"{path}: not valid TOML (nested too deeply)") from None
     except tomllib.TOMLDecodeError as err:
         raise BadConfig(f"{path}: not valid TOML ({err})") from err
     except UnicodeDecodeError as err:

@@ -176,7 +176,7 @@ class Diff:
         return total
 
 
-def parse_fields(text: str | None) -> tuple[str, ...]:
+def parse_fields(text: str | None, what: str = "--fields") -> tuple[str, ...]:
     """``--fields``: a comma list replacing the default, ``+NAME`` adding to it, or ``all``."""
     if not text:
         return DEFAULT_FIELDS
@@ -188,11 +188,33 @@ def parse_fields(text: str | None) -> tuple[str, ...]:
         name = item.removeprefix("+")
         if name not in COMPARABLE_FIELDS:
             choices = ", ".join(COMPARABLE_FIELDS)
-            raise UsageError(f"unknown field {name!r} for --fields (choose from {choices})")
+            raise UsageError(f"unknown field {name!r} for {what} (choose from {choices})")
         if item.startswith("+"):
             chosen.extend(DEFAULT_FIELDS)
         chosen.append(name)
     return tuple(dict.fromkeys(chosen))
+
+
+def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ...]:
+    """What the library takes for ``fields``: a comma list as ``--fields`` takes it,
+    or a list of field names; anything else, or a name that is no field, raises
+    :class:`~sockdiff.errors.UsageError` naming ``what``.
+
+    >>> as_fields("state,uid"), as_fields(["remote"])
+    (('state', 'uid'), ('remote',))
+    """
+    if isinstance(value, str):
+        return parse_fields(value, what)
+    if isinstance(value, bytes) or not isinstance(value, Sequence):
+        kind = type(value).__name__
+        raise UsageError(f"{what}: expected a comma list or a list of field names, not {kind}")
+    for name in value:
+        if not isinstance(name, str):
+            raise UsageError(f"{what}: expected field names, not {type(name).__name__}")
+        if name not in COMPARABLE_FIELDS:
+            choices = ", ".join(COMPARABLE_FIELDS)
+            raise UsageError(f"unknown field {name!r} for {what} (choose from {choices})")
+    return tuple(dict.fromkeys(value))
 
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
@@ -331,24 +353,23 @@ def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[l
     """The sockets of ``snapshot`` that ``scope`` covers, and those it may cover.
 
     ``filters`` are the texts the scope's filter joins (each side's own). A
-    socket is in when it is of the scope's protocols and every filter the
-    snapshot was not taken with holds for it; it may be in when one of them
-    reads a value the socket leaves unknown (no processes, no device, no uid:
-    :func:`~sockdiff.filter.compile_verdict`). Null never narrows.
+    socket is in when it is of the scope's protocols and every filter holds for
+    it; it may be in when one of them reads a value the socket leaves unknown
+    (no processes, no device, no uid: :func:`~sockdiff.filter.compile_verdict`).
+    The snapshot's own filter is judged again: a snapshot keeps the sockets its
+    filter could not judge (see :func:`~sockdiff.snapshots.take`). Null never narrows.
     """
     sockets = snapshot.sockets or ()
-    if snapshot.header.scope == scope:
-        return list(sockets), []
     protos = frozenset(scope.protos)
-    own = snapshot.header.scope.filter
-    others = [text for text in filters if text != own]
-    if not others:
+    if not filters:
+        if snapshot.header.scope == scope:
+            return list(sockets), []
         return [s for s in sockets if s.proto in protos], []
     from .filter import compile_verdict
 
     # Each compiled alone: joined as text, two filters nested as deep as a filter
     # may be would be one level too deep.
-    verdicts = [compile_verdict(text) for text in others]
+    verdicts = [compile_verdict(text) for text in dict.fromkeys(filters)]
     inside: list[Socket] = []
     unknown: list[Socket] = []
     for sock in sockets:
@@ -370,8 +391,8 @@ def _loose_identity(sock: Socket) -> Hashable:
 
 def _facing(unknown: list[Socket], inside: list[Socket]) -> list[Socket]:
     """The sockets of ``unknown`` (in scope or not, their side cannot tell) that are the
-    other side's sockets in scope: compared with them, so an open socket is never
-    called closed. The rest stay out, for nothing says they are in scope."""
+    other side's sockets that are or may be in scope: compared with them, so an open
+    socket is never called closed. The rest stay out, for nothing says they are in scope."""
     if not unknown:
         return []
     keys = {_loose_identity(s) for s in inside}
@@ -385,7 +406,7 @@ Filters = str | Callable[[Socket], bool] | Sequence[str | Callable[[Socket], boo
 def diff(
     old: Snapshot,
     new: Snapshot,
-    fields: Sequence[str] = DEFAULT_FIELDS,
+    fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
 ) -> Diff:
@@ -396,13 +417,19 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters. ``ignore`` and ``only`` each take a filter expression
+    interfaces' counters (a list of names, or a comma list as ``--fields``
+    takes); an unknown name raises :class:`~sockdiff.errors.UsageError`.
+    ``ignore`` and ``only`` each take a filter expression
     (as ``--ignore`` and ``--only``), a predicate such as
     :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
     holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """
     from .filter import as_predicate
 
+    for side, what in ((old, "old"), (new, "new")):
+        if not isinstance(side, Snapshot):
+            raise UsageError(f"{what}: expected a Snapshot, not {type(side).__name__}")
+    fields = as_fields(fields)
     ignore = as_predicate(ignore, "ignore")
     only = as_predicate(only, "only")
     scope = None
@@ -413,8 +440,8 @@ def diff(
         filters = [text for text in (old.header.scope.filter, new.header.scope.filter) if text is not None]
         old_in, old_unknown = _within(old, scope, filters)
         new_in, new_unknown = _within(new, scope, filters)
-        old_sockets = (*old_in, *_facing(old_unknown, new_in))
-        new_sockets = (*new_in, *_facing(new_unknown, old_in))
+        old_sockets = (*old_in, *_facing(old_unknown, [*new_in, *new_unknown]))
+        new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
     socket_fields = tuple(name for name in fields if name != "counters")
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
 

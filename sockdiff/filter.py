@@ -762,6 +762,8 @@ def compile_filter(text: str) -> Predicate:
     >>> compile_filter("src 10.0.0.0/8 or dport > :1024")(listener)
     False
     """
+    if not isinstance(text, str):
+        raise UsageError(f"text: expected a filter expression, not {type(text).__name__}")
     return cast(Predicate, _Parser(text).parse())
 
 

@@ -51,11 +51,13 @@ __all__ = [
     "is_listening",
     "make_socket",
     "nexthop_order",
+    "process_name_problem",
     "record_problem",
     "route_problem",
     "ss_kinds",
     "ss_view",
     "unescape_name",
+    "unix_name_problem",
 ]
 
 PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
@@ -525,6 +527,61 @@ def unescape_name(text: str) -> bytes | None:
                 return None
     raw = b"".join(pieces)
     return raw if escape_name(raw) == text else None
+
+
+# sun_path's size (include/uapi/linux/un.h): a path or an abstract name holds at most this.
+UNIX_PATH_MAX = 108
+
+
+def _escaped_bytes(text: str) -> bytes | None:
+    """:func:`unescape_name` with a fast way for the common name (ASCII, no backslash)."""
+    if text.isascii() and "\\" not in text:
+        return text.encode("ascii")
+    return unescape_name(text)
+
+
+def unix_name_problem(text: str) -> str | None:
+    r"""Why ``text`` is no UNIX socket name as sockdiff writes it (:func:`escape_name`); None when it is.
+
+    A path or ``@name`` (abstract, its NULs as ``@``) of 1 to 108 bytes, with
+    ``\xNN`` for a byte that is not UTF-8 and ``\\`` for a backslash; a path
+    ends at its first NUL, so none holds one.
+
+    >>> unix_name_problem("/run/a.sock"), unix_name_problem("@x\\xff"), unix_name_problem("a\\\\b")
+    (None, None, None)
+    >>> [unix_name_problem(text) is None for text in ("a\\b", "", "/a\x00b", "@" * 109)]
+    [False, False, False, False]
+    """
+    raw = _escaped_bytes(text)
+    if raw is None:
+        return (
+            f"{text!r} is not a UNIX socket name as sockdiff writes it"
+            " (\\xNN for a byte not UTF-8, \\\\ for \\)"
+        )
+    if not 0 < len(raw) <= UNIX_PATH_MAX:
+        return f"{text!r} is not a UNIX socket name: {len(raw)} bytes (1 to {UNIX_PATH_MAX})"
+    if b"\0" in raw:
+        return f"{text!r} is not a UNIX socket name: a path ends at its first NUL"
+    return None
+
+
+def process_name_problem(text: str) -> str | None:
+    r"""Why ``text`` is no process name as sockdiff writes it (/proc/PID/comm through
+    :func:`escape_name`); None when it is. A name is a C string: no NUL.
+
+    >>> process_name_problem("nginx"), process_name_problem("a\\\\b"), process_name_problem("")
+    (None, None, None)
+    >>> [process_name_problem(text) is None for text in ("b\\x22", "a\\b", "a\x00b")]
+    [False, False, False]
+    """
+    raw = _escaped_bytes(text)
+    if raw is None:
+        return (
+            f"{text!r} is not a process name as sockdiff writes it (\\xNN for a byte not UTF-8, \\\\ for \\)"
+        )
+    if b"\0" in raw:
+        return f"{text!r} is not a process name: a name ends at its first NUL"
+    return None
 
 
 def device_name_problem(text: str) -> str | None:

@@ -16,6 +16,7 @@ read as not taken, their scope as every protocol.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import re
 import socket as _socket
@@ -43,8 +44,10 @@ from .model import (
     device_name_problem,
     device_names,
     interface_problem,
+    process_name_problem,
     record_problem,
     route_problem,
+    unix_name_problem,
 )
 
 if TYPE_CHECKING:
@@ -177,7 +180,9 @@ def take(
     """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
     ``netns`` names a namespace under /run/netns to read instead of our own;
-    ``where``, a filter expression, keeps only the sockets it matches;
+    ``where``, a filter expression, keeps only the sockets it matches, and those
+    whose value it reads this read cannot know (a device from /proc, the owners
+    of another user's process), as :func:`~sockdiff.filter.compile_verdict` judges;
     ``sections`` (default: every one the backend reads) chooses among
     ``sockets``, ``interfaces`` and ``routes``. The header records the scope
     (protocols and filter) so that a comparison covers only what both sides did.
@@ -190,17 +195,20 @@ def take(
     from . import netns as netns_module
     from .processes import scan_owners
 
+    if where is not None and not isinstance(where, str):
+        raise UsageError(f"where: expected a filter expression, not {type(where).__name__}")
     wanted = sections_of(backend) if sections is None else tuple(sections)
     check_backend(backend, wanted)
     unknown = [p for p in protos if p not in PROTOS]
     if unknown:
         raise UsageError(f"unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOS)})")
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
-    test = None
+    verdict = None
     if where is not None:
-        from .filter import compile_filter_for
+        from .filter import compile_filter_for, compile_verdict
 
-        test = compile_filter_for(where, processes)
+        compile_filter_for(where, processes)  # refused here when it reads owners left out
+        verdict = compile_verdict(where)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
     with gc_paused():
@@ -211,8 +219,11 @@ def take(
             found = backends.read(backend, wanted, scope.protos, owners, net_dir)
             host = _socket.gethostname()
     sockets = found.sockets
-    if sockets is not None and test is not None:
-        sockets = [s for s in sockets if test(s)]
+    if sockets is not None and verdict is not None:
+        # Three-valued, as a comparison narrows: a socket the filter cannot judge here
+        # (no device from /proc, owners this user may not read) is kept, not dropped,
+        # and the scope's filter says which; compare re-judges it against the other side.
+        sockets = [s for s in sockets if verdict(s) is not False]
     header = Header(
         taken_at=taken_at,
         host=host,
@@ -426,6 +437,24 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
                 problem = device_name_problem(name)
                 if problem is not None:
                     raise bad(f"{problem}, at $.{section}[{index}]{place}")
+    # UNIX names and process names as sockdiff writes them (escape_name), and no other.
+    for index, sock in enumerate(document.sockets or ()):
+        path = sock.local.path
+        if isinstance(path, str):
+            problem = unix_name_problem(path)
+            if problem is not None:
+                raise bad(f"{problem}, at $.sockets[{index}].local.path")
+        for number, process in enumerate(sock.processes):
+            problem = process_name_problem(process.name)
+            if problem is not None:
+                raise bad(f"{problem}, at $.sockets[{index}].processes[{number}].name")
+    # A namespace holds one device of a name (routes may repeat: `ip route append`).
+    if not isinstance(document, _DocumentV1):
+        named: set[str] = set()
+        for index, interface in enumerate(document.interfaces or ()):
+            if interface.name in named:
+                raise bad(f"interface {interface.name!r} is listed twice, at $.interfaces[{index}].name")
+            named.add(interface.name)
     found = address_problem(document.sockets or ())
     if found is not None:
         raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
@@ -587,15 +616,24 @@ def _read_bounded(source: Any, limit: int) -> bytes:
     return data
 
 
-def load(path: str, limit: int = MAX_SIZE) -> Snapshot:
-    """Read a snapshot file (``-``: standard input)."""
-    if path == "-":
+def load(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], limit: int = MAX_SIZE) -> Snapshot:
+    """Read a snapshot file (``-``: standard input).
+
+    ``path`` is what :func:`open` takes (text, bytes or :class:`os.PathLike`);
+    anything else raises :class:`~sockdiff.errors.UsageError`.
+    """
+    if not isinstance(path, str | bytes | os.PathLike):
+        kind = type(path).__name__
+        raise UsageError(f"path: expected a file's path (str, bytes or os.PathLike), not {kind}")
+    given = os.fspath(path)
+    name = given if isinstance(given, str) else os.fsdecode(given)
+    if name == "-":
         return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
-    if "\0" in path:  # no file has such a name; open() would raise ValueError
-        raise BadSnapshot(f"{path!r}: cannot read: a path holds no NUL")
+    if "\0" in name:  # no file has such a name; open() would raise ValueError
+        raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
     try:
-        with open(path, "rb") as source:
+        with open(name, "rb") as source:
             data = _read_bounded(source, limit)
     except OSError as err:
-        raise BadSnapshot(f"{path}: cannot read: {err.strerror}") from err
-    return loads(data, path, limit)
+        raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
+    return loads(data, name, limit)

@@ -25,7 +25,7 @@ from sockdiff.snapshots import loads
 # Names ip accepts and the kernel keeps: a control character, NEL (C2 85) and
 # LINE SEPARATOR (E2 80 A8), which Unicode calls whitespace and the kernel does
 # not, a byte that is not UTF-8, and a backslash.
-ODD_NAMES = (b"a\x1fb", b"nel\xc2\x85x", b"ls\xe2\x80\xa8x", b"b\xffc", b"q\\r")
+ODD_NAMES = (b"a\x1fb", b"nel\xc2\x85x", b"ls\xe2\x80\xa8x", b"b\xffc", b"q\\r", b"e\x85", b"d\\x")
 
 # Asks the kernel to create a tun device (gone when its descriptor closes) for
 # each name on stdin (JSON, a list of latin-1 texts), and prints which it took.
@@ -89,18 +89,22 @@ def _link(netns: str, *args: bytes) -> None:
 
 @pytest.mark.parametrize("backend", ["netlink", "proc"])
 def test_snapshot_of_odd_names_reads_back(netns: str, tmp_path: Path, backend: str) -> None:
-    """Links, a route and a bound socket on names the kernel allows: written, then read by
-    show and compare (the file against itself, and against live)."""
+    """Links, a route and a socket bound to each name the kernel allows (one not UTF-8,
+    one with a backslash among them): written, then read by show and compare (the file
+    against itself, and against live). A bound socket's device is named as its link is."""
     for name in ODD_NAMES:
         _link(netns, b"tuntap", b"add", name, b"mode", b"tun")
         _link(netns, b"link", b"set", name, b"up")
     _link(netns, b"route", b"add", b"10.77.0.0/16", b"dev", ODD_NAMES[1])
-    with entered(netns):
-        listener = socket.socket()
-    with listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ODD_NAMES[2])
-        listener.bind(("0.0.0.0", 7401))
+    listeners = []
+    for port, name in enumerate(ODD_NAMES, 7401):
+        with entered(netns):
+            listener = socket.socket()
+        listeners.append(listener)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, name)
+        listener.bind(("0.0.0.0", port))
         listener.listen()
+    try:
         path = tmp_path / "odd.json"
         taken = sockdiff("snapshot", "-b", backend, "-o", str(path), netns=netns)
         assert taken.returncode == 0, taken.stderr
@@ -108,10 +112,16 @@ def test_snapshot_of_odd_names_reads_back(netns: str, tmp_path: Path, backend: s
         assert snapshot.interfaces is not None and snapshot.routes is not None
         assert {escape_name(name) for name in ODD_NAMES} <= {i.name for i in snapshot.interfaces}
         assert escape_name(ODD_NAMES[1]) in {r.dev for r in snapshot.routes}
-        bound = [s for s in snapshot.sockets or () if s.local.port == 7401]
-        assert [s.interface for s in bound] == [escape_name(ODD_NAMES[2]) if backend == "netlink" else None]
+        bound = {
+            s.local.port: s.interface
+            for s in snapshot.sockets or ()
+            if isinstance(s.local.port, int) and 7401 <= s.local.port < 7500
+        }
+        want = [escape_name(name) if backend == "netlink" else None for name in ODD_NAMES]
+        assert [bound[port] for port in range(7401, 7401 + len(ODD_NAMES))] == want
         for argv in (
             ("show", "-a", str(path)),
+            ("show", "-l", "--format", "json", str(path)),
             ("show", "-i", "-a", str(path)),
             ("show", "--route", str(path)),
         ):
@@ -121,6 +131,12 @@ def test_snapshot_of_odd_names_reads_back(netns: str, tmp_path: Path, backend: s
         assert same.returncode == 0, same.stderr
         live = sockdiff("compare", str(path), f"live:{backend}", netns=netns)
         assert live.returncode == 0, (live.stdout, live.stderr)
+        # Straight from the kernel too: show --format json of a live namespace writes each name.
+        shown = sockdiff("show", "-l", "-b", backend, "--format", "json", netns=netns)
+        assert shown.returncode == 0, shown.stderr
+    finally:
+        for listener in listeners:
+            listener.close()
 
 
 @pytest.mark.parametrize(

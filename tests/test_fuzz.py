@@ -32,7 +32,7 @@ from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.netlink.framing import Dump, DumpFailed
 from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import TCP_STATES, Process, Socket, record_problem
+from sockdiff.model import TCP_STATES, Process, Socket, escape_name, record_problem
 from sockdiff.snapshots import Snapshot, dumps, loads
 
 for _name, _examples in (("ci", 200), ("thorough", 10_000)):
@@ -353,6 +353,10 @@ def generated_snapshot(sockets: list[Socket]) -> Snapshot:
     return dataclasses.replace(sample(), sockets=tuple(sockets))
 
 
+# A process name as sockdiff writes one: /proc/PID/comm's bytes (a C string) through escape_name.
+COMM = st.binary(max_size=15).map(lambda raw: escape_name(raw.replace(b"\0", b"")))
+
+
 def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
     family, address = ("inet6", IPV6) if v6 else ("inet", IPV4)
     af = socket.AF_INET6 if v6 else socket.AF_INET
@@ -375,9 +379,9 @@ def inet_socket(v6: bool) -> st.SearchStrategy[Socket]:
         st.none() | U32,
         st.none() | U32,
         st.none() | U32,
-        st.lists(
-            st.builds(Process, st.integers(1, 2**22), st.text(max_size=15), st.integers(0, 2**20)), max_size=2
-        ).map(lambda p: tuple(sorted(p))),
+        st.lists(st.builds(Process, st.integers(1, 2**22), COMM, st.integers(0, 2**20)), max_size=2).map(
+            lambda p: tuple(sorted(p))
+        ),
     )
 
 

@@ -68,6 +68,20 @@ def test_a_truncated_file_on_stdin(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"truncated JSON" in done.stderr
 
 
+def test_standard_input_is_one_side_only() -> None:
+    """``compare - -`` would read stdin twice (the second time empty): refused before reading."""
+    import subprocess
+
+    from cli import sockdiff_command
+
+    command, env = sockdiff_command("compare", "-", "-")
+    done = subprocess.run(command, input=GOOD, capture_output=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stderr.count(b"\n") == 1, done.stderr
+    assert b"standard input can be read once" in done.stderr
+    with pytest.raises(SockdiffError, match="standard input can be read once"):
+        library.compare("-", "-")
+
+
 def test_a_netns_holding_a_nul_compared_with_live(tmp_path: Path) -> None:
     path = tmp_path / "nul.json"
     path.write_bytes(GOOD.replace(b'"netns":null', b'"netns":"a\\u0000b"', 1))
@@ -183,6 +197,72 @@ def test_another_users_pyproject_without_settings_says_nothing(files: tuple[Path
     pyproject.write_text('[tool.sockdiff]\nignore = ["proto tcp"]\n')
     done = sockdiff("compare", str(a), str(b), cwd=directory)
     assert done.returncode == 1 and f"{pyproject}: skipped: it is owned by uid {NOBODY}" in done.stderr
+
+
+def test_another_users_pyproject_is_never_parsed(files: tuple[Path, Path]) -> None:
+    """Root's compare in nobody's project: nobody's pyproject.toml is looked at, never parsed,
+    so one nested past any parser's depth changes nothing (it made root's compare fail) and
+    one as big as the reader allows is not read whole; it is named when it may hold settings."""
+    a, b = files
+    directory = a.parent / "project"
+    directory.mkdir()
+    pyproject = directory / "pyproject.toml"
+    deep = "x = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    for text, named in (
+        ('[project]\nname = "x"\n' + deep, False),
+        ('[project]\ndependencies = ["sockdiff"]\n' + deep, False),
+        ("[tool.sockdiff]\n" + deep, True),
+        ('[tool]\nsockdiff = {ignore = ["proto tcp"]}\n' + deep, True),
+        ('tool.sockdiff.ignore = ["proto tcp"]\n', True),
+        ("# " + "x" * (2 << 20) + "\n", True),  # past what is looked at: taken to hold settings
+    ):
+        pyproject.write_text(text)
+        os.chown(pyproject, NOBODY, NOBODY)
+        done = sockdiff("compare", str(a), str(b), cwd=directory)
+        assert done.returncode == 1, (text[:40], done.stderr)  # the moved listener counts
+        assert (f"{pyproject}: skipped: it is owned by uid {NOBODY}" in done.stderr) is named, text[:40]
+        assert done.stderr.count("\n") == named, done.stderr
+
+
+def test_ones_own_config_nested_too_deeply_is_named(tmp_path: Path) -> None:
+    snapshot = tmp_path / "a.json"
+    snapshot.write_bytes(GOOD)
+    for name, text in (
+        (".sockdiff.toml", "ignore = " + "[" * 5000),
+        ("pyproject.toml", "[tool]\nx = " + "{a=" * 5000),
+    ):
+        config = tmp_path / name
+        config.write_text(text)
+        with pytest.raises(BadConfig, match=rf"^{config}: not valid TOML \(nested too deeply\)"):
+            load_defaults(tmp_path)
+        assert str(config) in one_line_error(sockdiff("compare", str(snapshot), str(snapshot), cwd=tmp_path))
+        config.unlink()
+
+
+def test_a_config_through_a_symlink_is_judged_by_who_made_the_link(files: tuple[Path, Path]) -> None:
+    """A link's mode is always 0777: root's link to root's config applies, whatever the mode says;
+    the file is judged by what was opened (another's file through root's link is skipped)."""
+    a, b = files
+    target = a.parent / "shared.toml"
+    target.write_text(CONFIG)
+    link = a.parent / ".sockdiff.toml"
+    link.symlink_to(target)
+    done = sockdiff("compare", str(a), str(b), cwd=a.parent)
+    assert done.returncode == 0 and f"note: ignore and fail_on from {link}" in done.stderr, done.stderr
+    assert "skipped" not in done.stderr
+    os.chown(target, NOBODY, NOBODY)
+    done = sockdiff("compare", str(a), str(b), cwd=a.parent)
+    assert done.returncode == 1 and f"{link}: skipped: it is owned by uid {NOBODY}" in done.stderr
+    # In a sticky directory anyone may write (as /tmp), a link another user made is skipped.
+    os.chown(target, 0, 0)
+    sticky = a.parent / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    theirs = sticky / ".sockdiff.toml"
+    theirs.symlink_to(target)
+    os.chown(theirs, NOBODY, NOBODY, follow_symlinks=False)
+    done = sockdiff("compare", str(a), str(b), cwd=sticky)
+    assert done.returncode == 1 and f"{theirs}: skipped: the link is owned by uid {NOBODY}" in done.stderr
 
 
 def test_a_malformed_config_of_ones_own_is_still_an_error(tmp_path: Path) -> None:

@@ -8,10 +8,16 @@ socket is never called closed; the one really closed still is.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from cli import sockdiff
+from netns import netns_exec_argv
 
 from sockdiff.filter import compile_verdict
 from sockdiff.model import Inet, Process, Socket
@@ -104,3 +110,79 @@ def test_unknown_stays_unknown_under_not() -> None:
     ):
         assert compile_verdict(text)(unowned) is on_unowned, text
         assert compile_verdict(text)(owned) is on_owned, text
+
+
+# Filters a /proc snapshot cannot judge (no device; no uid for a UNIX socket), alone,
+# under not, and mixed with what it can judge.
+UNJUDGED = (
+    "dev lo",
+    "not dev lo",
+    "dev lo and sport >= :7701",
+    "not dev lo or sport = :7701",
+    "not (dev lo and uid 0)",
+    "uid 0",
+    "not uid 0",
+    "proto unix and uid 0",
+)
+
+
+def test_a_snapshot_filter_its_backend_cannot_judge(netns: str, tmp_path: Path) -> None:
+    """A snapshot's own filter is three-valued, as compare's narrowing is: /proc keeps a socket
+    whose device or uid it cannot know (the scope's filter says which), so compare against
+    netlink (a file or live) calls no open socket new or closed; a closed one is reported
+    where a side knew it was in scope."""
+    bound, _ = held = _listeners(netns, (7701,), device=b"lo") + _listeners(netns, (7702,))
+    with entered(netns):
+        unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(tmp_path / "u.sock"))
+    unix.listen()
+    try:
+        for number, text in enumerate(UNJUDGED):
+            proc, net = tmp_path / f"p{number}.json", tmp_path / f"n{number}.json"
+            for backend, path in (("proc", proc), ("netlink", net)):
+                taken = sockdiff("snapshot", "-b", backend, "-o", str(path), text, netns=netns)
+                assert taken.returncode == 0, (text, taken.stderr)
+            for pair in ((str(proc), "live:netlink"), (str(proc), str(net)), (str(net), str(proc))):
+                assert _compare(*pair, netns=netns) == (0, [], []), (text, pair)
+            assert _compare(str(proc), str(proc)) == (0, [], []), text
+        bound.close()
+        # Closed where a side knew it in scope; where neither can say, it is not reported.
+        assert _compare(str(tmp_path / "n0.json"), "live:proc", netns=netns) == (1, [7701], [])
+        assert _compare(str(tmp_path / "n0.json"), str(tmp_path / "p0.json")) == (0, [], [])
+        assert _compare(str(tmp_path / "p0.json"), "live:netlink", netns=netns) == (0, [], [])
+    finally:
+        for sock in (*held, unix):
+            sock.close()
+
+
+def test_a_process_filter_as_a_user_who_cannot_read_the_owner(netns: str, tmp_path: Path) -> None:
+    """nobody's ``snapshot 'process NAME'`` of root's listener: the owner it could not read is
+    unknown, not "not NAME", so root's compare of that file with live calls nothing closed or new."""
+    from unprivileged import NOBODY, readable_copy
+
+    name = Path("/proc/self/comm").read_text().strip()
+    place = Path(tempfile.mkdtemp(prefix="sockdiff-nobody-out-"))
+    place.chmod(0o755)
+    os.chown(place, NOBODY, NOBODY)
+    try:
+        (kept,) = _listeners(netns, (7801,))
+        with kept, readable_copy() as copy:
+            for number, text in enumerate(
+                (f"process '{name}'", f"not process '{name}'", f"process '{name}' or pid 1")
+            ):
+                path = place / f"nobody{number}.json"
+                python = os.path.realpath(sys.executable)
+                argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-s"]
+                done = subprocess.run(
+                    netns_exec_argv(netns, [*argv, "-m", "sockdiff", "snapshot", "-o", str(path), text]),
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(copy)},
+                )
+                assert done.returncode == 0, done.stderr
+                ports = [s["local"].get("port") for s in json.loads(path.read_text())["sockets"]]
+                assert 7801 in ports, (text, ports)
+                assert _compare(str(path), "live", netns=netns) == (0, [], []), text
+    finally:
+        shutil.rmtree(place)

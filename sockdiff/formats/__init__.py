@@ -180,7 +180,20 @@ def _diff_choice(chosen: Format) -> DiffChoice:
 def report(
     result: Diff, output_format: Format | str = Format.TEXT, options: ReportOptions | None = None
 ) -> str:
-    """``result`` as a report in ``output_format`` (text, json, junit, github, markdown)."""
+    """``result`` as a report in ``output_format`` (text, json, junit, github, markdown).
+
+    A ``result`` that is no :class:`~sockdiff.differ.Diff`, or ``options`` that
+    are no :class:`ReportOptions`, raise :class:`~sockdiff.errors.UsageError`.
+    """
+    from ..differ import Diff
+
+    if not isinstance(result, Diff):
+        kind = type(result).__name__
+        raise UsageError(f"result: expected a Diff (what diff() and compare() give), not {kind}")
+    if options is not None and not isinstance(options, ReportOptions):
+        raise UsageError(f"options: expected ReportOptions, not {type(options).__name__}")
+    if not isinstance(output_format, Format | str):
+        raise UsageError(f"output_format: expected a format's name, not {type(output_format).__name__}")
     chosen = (
         _diff_choice(output_format)
         if isinstance(output_format, Format)

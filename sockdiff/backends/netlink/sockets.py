@@ -32,6 +32,7 @@ from ...model import (
     escape_name,
     make_socket,
 )
+from ..netnames import interface_name
 from .framing import (
     ATTEMPTS,
     NLM_F_DUMP,
@@ -100,13 +101,17 @@ _U32_PAIR = struct.Struct("=II")
 class InterfaceNames(dict[int, str]):
     """Interface index -> name, looked up on first use in the calling thread's namespace.
 
-    An index with no interface (a device deleted under a bound socket) is
-    written ``if7``, as ss writes it.
+    The name is the kernel's bytes made text by :func:`.netnames.interface_name`,
+    as the interfaces and routes sections name the same device (so a name that is
+    not UTF-8 or holds a backslash is written once, one way). An index with no
+    interface (a device deleted under a bound socket) is written ``if7``, as ss
+    writes it.
     """
 
     def __missing__(self, index: int) -> str:
         try:
-            name = socket.if_indextoname(index)
+            # if_indextoname decodes with surrogateescape; fsencode gives its bytes back.
+            name = interface_name(os.fsencode(socket.if_indextoname(index)))
         except OSError:
             name = f"if{index}"
         self[index] = name
