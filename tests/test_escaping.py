@@ -251,3 +251,18 @@ def test_leak():
     for line in summary:
         command = parse(line)
         assert command is None or (command.syntax == "v2" and command.name in MEANT), line
+
+
+def test_show_i_keeps_its_columns_under_a_long_escaped_name() -> None:
+    """A 15-byte name of control bytes escapes to 60 characters: the Iface column widens to it."""
+    from sockdiff import Interface
+    from sockdiff.formats.netstat import interface_table
+
+    plain = Interface("eth0", 2, ("UP",), "UP", 1500, None, (), None)
+    odd = Interface("".join(chr(c) for c in range(1, 16)), 3, ("UP",), "UP", 9000, None, (), None)
+    narrow = interface_table([plain]).splitlines()
+    assert narrow[1].startswith("Iface             MTU") and narrow[2].startswith("eth0             1500 ")
+    heading, *rows = interface_table([plain, odd]).splitlines()[1:]
+    mtu_end = heading.index("MTU") + 3
+    assert [row[mtu_end - 4 : mtu_end] for row in rows] == ["1500", "9000"]
+    assert rows[1].startswith(r"\x01\x02")

@@ -112,9 +112,17 @@ def _number(value: int | None, width: int, left: bool = False) -> str:
 
 
 def interface_table(interfaces: Sequence[Interface], header: bool = True) -> str:
-    """``netstat -i``: name, MTU, packets, errors, drops and overruns each way, flags."""
-    lines = ["Kernel Interface table", _INTERFACE_HEADER] if header else []
-    for interface in interfaces:
+    """``netstat -i``: name, MTU, packets, errors, drops and overruns each way, flags.
+
+    The Iface column is netstat's 15, widened to the longest name where an
+    escaped one is longer (a 15-byte name of control bytes reads 60), so every
+    row keeps its columns under the heading.
+    """
+    names = [escape(interface.name, backslash=False) for interface in interfaces]
+    width = max(15, *map(len, names)) if names else 15
+    heading = "Iface".ljust(width) + _INTERFACE_HEADER[15:]
+    lines = ["Kernel Interface table", heading] if header else []
+    for interface, name in zip(interfaces, names, strict=True):
         counters = interface.counters
         if counters is None:
             figures = f"{'     - no statistics available -':<56}"
@@ -125,8 +133,7 @@ def interface_table(interfaces: Sequence[Interface], header: bool = True) -> str
                 f"{_number(counters.tx_packets, 8)} {_number(counters.tx_errors, 6)} "
                 f"{_number(counters.tx_dropped, 6)} {_number(counters.tx_overruns, 6)} "
             )
-        name = escape(interface.name, backslash=False)
-        lines.append(f"{name:<15} {_number(interface.mtu, 5)} {figures}{interface_flags(interface)}")
+        lines.append(f"{name:<{width}} {_number(interface.mtu, 5)} {figures}{interface_flags(interface)}")
     return "\n".join(lines)
 
 
