@@ -844,7 +844,7 @@ def as_predicate(
         return compile_filter(value)
     if callable(value):
         return value
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise UsageError(
             f"{what}: expected a filter expression, a predicate or a list of them, not {type(value).__name__}"
         )

@@ -529,7 +529,7 @@ def _expected(document: type[msgspec.Struct], place: str) -> str:
         name = match.group(1)
         following: list[mi.Type] = []
         for kind in _alternatives(types):
-            if name is None and isinstance(kind, (mi.ListType, mi.VarTupleType)):
+            if name is None and isinstance(kind, mi.ListType | mi.VarTupleType):
                 following.append(kind.item_type)
             elif name is not None and isinstance(kind, mi.StructType):
                 following += [f.type for f in kind.fields if f.encode_name == name]
@@ -568,7 +568,7 @@ def _describe(kind: Any) -> str:
     if isinstance(kind, mi.LiteralType):
         values = sorted(str(value) for value in kind.values)
         return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
-    if isinstance(kind, (mi.ListType, mi.VarTupleType)):
+    if isinstance(kind, mi.ListType | mi.VarTupleType):
         return f"a list of {_describe(kind.item_type)}"
     if isinstance(kind, mi.StructType):
         return "an object"

@@ -22,9 +22,9 @@ import sockdiff.formats
 from sockdiff import Inet, Process, Socket, UnixName, UnixPeer
 from sockdiff.differ import diff
 from sockdiff.formats import (
-    SHOW_FORMATS,
-    WATCH_FORMATS,
+    EventChoice,
     Format,
+    ListingChoice,
     ListingOptions,
     Section,
     event_format,
@@ -165,8 +165,7 @@ def written(out: io.TextIOWrapper) -> bytes:
     return buffer.getvalue()
 
 
-def listing(choice: Format, snap: Snapshot, section: Section, options: ListingOptions) -> bytes:
-    assert choice in SHOW_FORMATS
+def listing(choice: ListingChoice, snap: Snapshot, section: Section, options: ListingOptions) -> bytes:
     out = stdout()
     listing_format(choice).write(out, snap, section, options)
     return written(out)
@@ -227,9 +226,8 @@ def test_show_json_and_jsonl_write_the_chosen_records() -> None:
         (Format.JSONL, False, "watch_jsonl"),
     ],
 )
-def test_watch_event_bytes_are_unchanged(choice: Format, colour: bool, name: str) -> None:
+def test_watch_event_bytes_are_unchanged(choice: EventChoice, colour: bool, name: str) -> None:
     """watch's lines and jsonl events, in the order cli.watch wrote them (jsonl: short-lived after closed)."""
-    assert choice in WATCH_FORMATS
     events = event_format(choice, colour)
     out = stdout()
     events.overrun(out, STAMP, "socket events")
