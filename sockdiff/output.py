@@ -385,9 +385,14 @@ def open_directory(path: str, create: int | None = None) -> int:
     not exist (FileNotFoundError) or cannot be made, an :class:`OSError` for
     the caller to name.
     """
-    place = _walk(path, create=create)
+    try:
+        place = _walk(path, create=create)
+    except IsADirectoryError:  # a trailing slash and nothing there: for a file EISDIR, here none yet
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)) from None
     try:
         status = place.status
+        if status is None and place.own_fd is None:  # its parent is there, it is not (yet)
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
         if place.own_fd is not None or status is None or not stat.S_ISDIR(status.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         # Whatever directory has the name now (never a link): the caller checks this descriptor.

@@ -37,6 +37,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_a_store_not_made_yet_is_an_empty_store(
+    home: Path, capsys: pytest.CaptureFixture[str], slash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new user's first list or compare, where the store's parent exists and it does not yet."""
+    monkeypatch.setenv("SOCKDIFF_HOME", f"{home}{slash}")
+    assert home.parent.is_dir() and not home.exists()
+    assert run(capsys, "list") == (0, "", f"no stored snapshots in {home}\n")
+    code, out, err = run(capsys, "compare")
+    assert (code, out) == (2, "") and err.startswith(f"sockdiff: no stored snapshots in {home}:")
+
+
 def test_the_store_is_private(home: Path) -> None:
     path = keep(sample())
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
