@@ -479,11 +479,21 @@ class LeakHunter:
         return {inode: made[fd] for inode, fd in fds.items() if fd in made}
 
     def _lines(self, sockets: Iterable[Socket]) -> list[str]:
-        """Each socket in ss's notation; the thread that made it, when not the main one."""
+        """Each socket in ss's notation; the thread that made it, when not the main one.
+
+        Escaped whole, once, here: a line goes into the teardown error, the
+        warning and the summary alike, and a thread's name or a file's path is as
+        untrusted as a socket's (none may break a line nor open a CI command).
+        """
+        from .formats.notation import escape
+
         sockets = tuple(sockets)
         makers = self._made({sock.inode: sock.processes for sock in sockets})
         return [
-            line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})"
+            escape(
+                line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})",
+                backslash=False,
+            )
             for sock, line in zip(sockets, _lines(sockets), strict=True)
         ]
 

@@ -253,6 +253,32 @@ def test_leak():
         assert command is None or (command.syntax == "v2" and command.name in MEANT), line
 
 
+@pytest.mark.parametrize("mode", ["--sockdiff", "--sockdiff-strict"])
+def test_no_line_the_plugin_writes_opens_a_ci_command(
+    pytester: pytest.Pytester, netns: str, mode: str
+) -> None:
+    """A thread named as a command: its name is in the teardown error, the warning and the summary."""
+    pytester.makepyfile(
+        test_thread_forger="""
+import socket, threading
+HELD = []
+def test_leak_from_a_thread():
+    def serve():
+        HELD.append(socket.create_server(("127.0.0.1", 0)))
+    thread = threading.Thread(target=serve, name="##[warning]forged-by-thread")
+    thread.start()
+    thread.join()
+"""
+    )
+    argv = ["env", "GITHUB_ACTIONS=true", sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    argv += [f"--basetemp={pytester.path / 'tmp'}", mode, "-rA"]
+    ran = pytester.run(*netns_exec_argv(netns, argv), timeout=120)
+    assert any("#\\x23[warning]forged-by-thread" in line for line in ran.outlines), ran.outlines
+    for line in ran.outlines:
+        command = parse(line)
+        assert command is None or (command.syntax == "v2" and command.name in MEANT), line
+
+
 def test_show_i_keeps_its_columns_under_a_long_escaped_name() -> None:
     """A 15-byte name of control bytes escapes to 60 characters: the Iface column widens to it."""
     from sockdiff import Interface
