@@ -20,6 +20,7 @@ from . import errors as _errors  # no imports of its own: costs nothing
 from ._version import __version__
 
 if _typing.TYPE_CHECKING:
+    from .acquire import take as snapshot
     from .comparison import compare
     from .differ import Change, Diff, diff
     from .errors import (
@@ -37,7 +38,6 @@ if _typing.TYPE_CHECKING:
     from .formats import Format, ReportOptions, report
     from .model import Endpoint, Inet, Interface, Process, Route, Socket, UnixName, UnixPeer
     from .snapshots import Snapshot, load, save
-    from .snapshots import take as snapshot
 
 __all__ = [
     "BackendUnavailable",
@@ -85,7 +85,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Snapshot": ("snapshots", "Snapshot"),
     "load": ("snapshots", "load"),
     "save": ("snapshots", "save"),
-    "snapshot": ("snapshots", "take"),
+    "snapshot": ("acquire", "take"),
     **{name: ("errors", name) for name in _errors.__all__},  # the whole family
     **{
         name: ("model", name)

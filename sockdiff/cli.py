@@ -109,7 +109,8 @@ def snapshot(
     unix: Unix = False,
 ) -> None:
     """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
-    from .snapshots import save, take
+    from .acquire import take
+    from .snapshots import save
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
@@ -213,8 +214,8 @@ def show(
     from .filter import filter_keywords
     from .formats import SHOW_FORMATS, Format, ListingOptions, listing_format, parse_format
     from .formats.ss import sockets_summary
-    from .model import ss_kinds, ss_view
     from .sources import LIVE, is_source, open_source
+    from .ssview import ss_kinds, ss_view
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
@@ -329,6 +330,7 @@ def _show_network(
     header: bool,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
+    from .coverage import route_coverage
     from .formats import ListingOptions, listing_format
     from .formats.netstat import netstat_routes, parse_table, select_interfaces, select_routes
     from .model import RT_TABLE_MAIN
@@ -354,11 +356,11 @@ def _show_network(
             header=header, families=tuple(families), all_tables=all_tables, null_entries=table is None
         )
         listing = dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes))
-        covered = snap.header.sources.get("routes", "")
+        covered = route_coverage(snap.header.sources)
         # A file written before /proc's every IPv6 table was read holds its main table only.
-        older = table is None and "inet6" in families and covered == "proc (main table)"
-        if (all_tables and "main table" in covered) or older:
-            print(f"sockdiff: note: these routes come from {covered}", file=sys.stderr)
+        older = table is None and "inet6" in families and covered.older
+        if (all_tables and not covered.every_table) or older:
+            print(f"sockdiff: note: these routes come from {covered.source}", file=sys.stderr)
     listing_format(chosen).write(sys.stdout, listing, section, options)
 
 

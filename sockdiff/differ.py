@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
-from .backends import MAIN_TABLE_ONLY, route_tables
+from .coverage import route_coverage
 from .errors import UsageError
-from .model import COUNTER_NAMES, PROTOS, UNNUMBERED_TABLE, Endpoint, Interface, Route, Socket, is_listening
+from .model import COUNTER_NAMES, PROTOS, UNNUMBERED_TABLE, Endpoint, Interface, Route, Socket
 from .snapshots import Scope, Snapshot
+from .ssview import is_listening
 
 __all__ = [
     "COMPARABLE_FIELDS",
@@ -51,7 +52,6 @@ __all__ = [
     "identity",
     "parse_fail_on",
     "parse_fields",
-    "route_coverage",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -143,7 +143,7 @@ class Diff:
         """Whether ``--fail-on`` counts one difference: ``counts(kind, record)``.
 
         ``kind`` is new, closed or changed for a socket (``listening`` counts new
-        sockets that wait for peers, :func:`~sockdiff.model.is_listening`), and
+        sockets that wait for peers, :func:`~sockdiff.ssview.is_listening`), and
         the section's name, interfaces or routes, for any of their differences.
         """
         kinds = frozenset(fail_on)
@@ -357,7 +357,7 @@ def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[l
     it; it may be in when one of them reads a value the socket leaves unknown
     (no processes, no device, no uid: :func:`~sockdiff.filter.compile_verdict`).
     The snapshot's own filter is judged again: a snapshot keeps the sockets its
-    filter could not judge (see :func:`~sockdiff.snapshots.take`). Null never narrows.
+    filter could not judge (see :func:`~sockdiff.acquire.take`). Null never narrows.
     """
     sockets = snapshot.sockets or ()
     protos = frozenset(scope.protos)
@@ -477,24 +477,18 @@ def common_route_tables(old: Snapshot, new: Snapshot) -> dict[str, frozenset[int
     local without their numbers (table 0): those compare only with another
     /proc read's, never with tables a side numbers.
     """
-    sides = [route_tables(side.header.sources) for side in (old, new)]
+    sides = [route_coverage(side.header.sources) for side in (old, new)]
     common: dict[str, frozenset[int] | None] = {}
     for family in ("inet", "inet6"):
-        known = [tables[family] for tables in sides if tables[family] is not None]
+        known = [tables for side in sides if (tables := side.tables(family)) is not None]
         if not known:
             common[family] = None
             continue
-        seen = frozenset.intersection(*known)  # type: ignore[arg-type]
+        seen = frozenset.intersection(*known)
         if len(known) < len(sides):
             seen -= {UNNUMBERED_TABLE}  # the other side numbers them: no pairing
         common[family] = seen
     return common
-
-
-def route_coverage(snap: Snapshot) -> tuple[dict[str, frozenset[int] | None], bool]:
-    """Per family, the routing tables ``snap``'s routes section holds (None: every table), and
-    whether it is an older file's, read from /proc when only its main tables were."""
-    return route_tables(snap.header.sources), snap.header.sources.get("routes") == MAIN_TABLE_ONLY
 
 
 def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:

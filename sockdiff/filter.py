@@ -95,7 +95,6 @@ from typing import NamedTuple, cast
 
 from sockdiff.errors import BadFilter, UsageError
 from sockdiff.model import (
-    CONNECTED_STATES,
     FAMILIES,
     PROTOS,
     TCP_STATES,
@@ -104,6 +103,7 @@ from sockdiff.model import (
     Endpoint,
     Socket,
 )
+from sockdiff.ssview import CONNECTED_STATES
 
 __all__ = [
     "Predicate",

@@ -10,21 +10,22 @@ and reading them back checks every field's type on the way.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 __all__ = [
-    "CONNECTED_STATES",
     "COUNTER_NAMES",
     "DEVICE_NAME_RULE",
     "FAMILIES",
     "IFNAMSIZ",
     "INET_TYPES",
     "PROTOS",
+    "ROUTE_PROTOCOLS",
+    "ROUTE_SCOPES",
     "ROUTE_TABLES",
+    "ROUTE_TYPES",
     "RT_TABLE_DEFAULT",
     "RT_TABLE_LOCAL",
     "RT_TABLE_MAIN",
@@ -43,21 +44,10 @@ __all__ = [
     "Socket",
     "UnixName",
     "UnixPeer",
-    "address_problem",
-    "device_name_problem",
-    "device_names",
     "escape_name",
-    "interface_problem",
-    "is_listening",
     "make_socket",
     "nexthop_order",
-    "process_name_problem",
-    "record_problem",
-    "route_problem",
-    "ss_kinds",
-    "ss_view",
     "unescape_name",
-    "unix_name_problem",
 ]
 
 PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
@@ -124,7 +114,7 @@ TypeName = Literal["stream", "dgram", "seqpacket", "raw", "unknown"]
 # record does not), so a snapshot is checked in its one typed pass; what a type
 # cannot say (an address's canonical form, a CIDR's host bits, a state of the
 # right protocol, a device name the kernel allows) is checked by the *_problem
-# functions below.
+# functions of :mod:`sockdiff.validation`.
 Port = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF, description="a port number from 0 to 65535")]
 U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF, description="a number from 0 to 2**32-1")]
 Uid = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF, description="a uid from 0 to 2**32-1")]
@@ -143,7 +133,7 @@ IfIndex = Annotated[
 ]
 Weight = Annotated[int, msgspec.Meta(ge=1, le=256, description="a next hop weight from 1 to 256")]
 # Text forms: an address (its form checked below), a UNIX name or process name
-# (escaped bytes), a device name (the kernel's rule, :func:`device_name_problem`:
+# (escaped bytes), a device name (the kernel's rule, :func:`~sockdiff.validation.device_name_problem`:
 # escaped bytes make it longer than IFNAMSIZ), a name from a kernel table
 # (flags, operstate, route type, protocol and scope, or a number where unnamed),
 # a CIDR, a link-layer address as ip link prints it.
@@ -155,7 +145,6 @@ NameText = Annotated[str, msgspec.Meta(max_length=4096, description="a name of a
 # other byte is allowed: control characters, U+0085 and U+2028 (whose UTF-8
 # bytes are none of those), bytes that are not UTF-8 (written \xNN).
 IFNAMSIZ = 16
-_DEVICE_REFUSED = frozenset(b"/:\0\t\n\v\f\r \xa0")
 DEVICE_NAME_RULE = (
     "a device name (1 to 15 bytes; not '.' or '..'; no '/', ':', NUL, whitespace"
     " (tab, newline, vertical tab, form feed, carriage return, space) or byte 0xA0)"
@@ -264,181 +253,9 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
 
 NO_PROCESSES: tuple[Process, ...] = ()
 
-
-_UNSET = msgspec.UNSET
-
-
-def _is_inet(end: Endpoint | None) -> bool:
-    return (
-        end is not None
-        and end.address is not _UNSET
-        and end.port is not _UNSET
-        and end.path is _UNSET
-        and end.peer_inode is _UNSET
-    )
-
-
-def record_problem(sock: Socket) -> str | None:
-    """What makes a record read from a file unlike any a backend builds, or None.
-
-    msgspec has checked each field's type; this checks what types cannot say:
-    the endpoint shapes of SPEC.md for the record's family, and a state name
-    from the table of its protocol.
-    """
-    local, remote = sock.local, sock.remote
-    if sock.proto == "unix":
-        if sock.family != "unix":
-            return f"a unix socket's family is 'unix', not {sock.family!r}"
-        if sock.state not in UNIX_STATE_NAMES:
-            return f"{sock.state!r} is not a UNIX state"
-        if (
-            local.path is _UNSET
-            or local.address is not _UNSET
-            or local.port is not _UNSET
-            or local.peer_inode is not _UNSET
-        ):
-            return '`local` of a unix socket is {"path": ...}'
-        if remote is not None and (
-            remote.peer_inode is _UNSET
-            or remote.path is not _UNSET
-            or remote.address is not _UNSET
-            or remote.port is not _UNSET
-        ):
-            return '`remote` of a unix socket is {"peer_inode": N} or null'
-        if sock.interface is not None or sock.v6only is not None:
-            return "`interface` and `v6only` of a unix socket are null"
-        return None
-    if sock.family == "unix":
-        return f"a {sock.proto} socket's family is 'inet' or 'inet6', not 'unix'"
-    if sock.v6only is not None and sock.family != "inet6":
-        return "`v6only` is for inet6 sockets (null for the others)"
-    if sock.state not in INET_STATE_NAMES:
-        return f"{sock.state!r} is not a {sock.proto.upper()} state"
-    if not _is_inet(local):
-        return '`local` of an inet socket is {"address": ..., "port": N}'
-    if not _is_inet(remote):
-        return '`remote` of an inet socket is {"address": ..., "port": N}'
-    return None
-
-
-_FAMILY_NUMBERS = {"inet": AF_INET, "inet6": AF_INET6}
-
-
-def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
-    """The first inet socket whose address is not of its family in canonical form, and why.
-
-    Each distinct address is checked once (a host's 100k sockets share few
-    local addresses), family by family; a bad one is then looked for record by
-    record. Run after :func:`record_problem` has passed every record.
-    """
-    for family, number in _FAMILY_NUMBERS.items():
-        chosen = [s for s in sockets if s.family == family]
-        distinct = {s.local.address for s in chosen}
-        distinct.update([s.remote.address for s in chosen if s.remote is not None])
-        bad = {text for text in distinct if not _is_address(number, text)}
-        if not bad:
-            continue
-        for index, sock in enumerate(sockets):
-            for side, end in (("local", sock.local), ("remote", sock.remote)):
-                if sock.family == family and end is not None and end.address in bad:
-                    return (
-                        index,
-                        f"`{side}.address` {end.address!r} is not an {family} address in canonical form",
-                    )
-    return None
-
-
-def _is_address(family: int, text: object) -> bool:
-    """Whether ``text`` is an address of ``family`` written as inet_ntop writes it.
-
-    >>> _is_address(AF_INET6, "::ffff:1.2.3.4"), _is_address(AF_INET6, "::FFFF:1.2.3.4")
-    (True, False)
-    >>> _is_address(AF_INET, "127.000.0.1"), _is_address(AF_INET, "::1")
-    (False, False)
-    """
-    if not isinstance(text, str):
-        return False
-    try:
-        return inet_ntop(family, inet_pton(family, text)) == text
-    except (OSError, ValueError):
-        return False
-
-
-def _cidr_problem(text: str, family: int | None, network: bool) -> str | None:
-    """Why ``text`` is not ``address/prefix`` in canonical form (of ``family`` if given), or None.
-
-    A ``network`` (a route's destination) has no bits set past its prefix.
-    """
-    address, _, prefix_text = text.partition("/")
-    families = (family,) if family is not None else (AF_INET, AF_INET6)
-    found = next((f for f in families if _is_address(f, address)), None)
-    if found is None:
-        return "an address in canonical form"
-    size = 32 if found == AF_INET else 128
-    prefix = int(prefix_text) if prefix_text.isdigit() and prefix_text.isascii() else -1
-    if not 0 <= prefix <= size or str(prefix) != prefix_text:
-        return f"a prefix length from 0 to {size}"
-    if network and int.from_bytes(inet_pton(found, address)) & ((1 << (size - prefix)) - 1):
-        return "a network (no bits set past the prefix)"
-    return None
-
-
-def interface_problem(interface: Interface) -> str | None:
-    """What makes an interface read from a file unlike any a backend builds, or None.
-
-    >>> interface_problem(Interface("eth0", 2, ("UP",), "UP", 1500, None, ("10.0.0.1/33",), None))
-    "`addresses` holds '10.0.0.1/33', not a prefix length from 0 to 32"
-    """
-    if list(interface.flags) != sorted(set(interface.flags)):
-        return "`flags` are not sorted, or repeat a name"
-    for text in interface.addresses:
-        problem = _cidr_problem(text, None, network=False)
-        if problem is not None:
-            return f"`addresses` holds {text!r}, not {problem}"
-    return None
-
-
-def route_problem(route: Route) -> str | None:
-    """What makes a route read from a file unlike any a backend builds, or None.
-
-    >>> route_problem(Route("inet", 254, "unicast", "10.0.0.1/24", None, "eth0", 0, None, None))
-    "`destination` '10.0.0.1/24' is not a network (no bits set past the prefix)"
-    """
-    number = _FAMILY_NUMBERS[route.family]
-    problem = _cidr_problem(route.destination, number, network=True)
-    if problem is not None:
-        return f"`destination` {route.destination!r} is not {problem}"
-    if route.gateway is not None and not _is_gateway(route.gateway):
-        return f"`gateway` {route.gateway!r} is not an address in canonical form"
-    if route.flags is not None:
-        if route.family != "inet":
-            return "`flags` are /proc/net/route's, an IPv4 route's"
-        if route.flags & ~IPV4_ROUTE_FLAGS or not route.flags & RTF_UP:
-            return f"`flags` {route.flags:#x} are not flags /proc/net/route writes (U, G, H, !)"
-    if route.nexthops is not None:
-        return _nexthops_problem(route.nexthops)
-    return None
-
-
 # The flags fib_flag_trans (net/ipv4/fib_trie.c) writes in /proc/net/route.
 RTF_UP, RTF_GATEWAY, RTF_HOST, RTF_REJECT = 0x1, 0x2, 0x4, 0x200
 IPV4_ROUTE_FLAGS = RTF_UP | RTF_GATEWAY | RTF_HOST | RTF_REJECT
-
-
-def _is_gateway(text: str) -> bool:
-    """An address of either family (an IPv4 route may go through an IPv6 neighbour)."""
-    return _is_address(AF_INET, text) or _is_address(AF_INET6, text)
-
-
-def _nexthops_problem(hops: tuple[Nexthop, ...]) -> str | None:
-    if len(hops) < 2:
-        return f"`nexthops` has {len(hops)} next hop(s): a multipath route has two or more"
-    for hop in hops:
-        if hop.gateway is not None and not _is_gateway(hop.gateway):
-            return f"`nexthops` gateway {hop.gateway!r} is not an address in canonical form"
-    if list(hops) != sorted(hops, key=nexthop_order):
-        return "`nexthops` is not sorted"
-    return None
 
 
 def make_socket(
@@ -529,183 +346,6 @@ def unescape_name(text: str) -> bytes | None:
     return raw if escape_name(raw) == text else None
 
 
-# sun_path's size (include/uapi/linux/un.h): a path or an abstract name holds at most this.
-UNIX_PATH_MAX = 108
-
-
-def _escaped_bytes(text: str) -> bytes | None:
-    """:func:`unescape_name` with a fast way for the common name (ASCII, no backslash)."""
-    if text.isascii() and "\\" not in text:
-        return text.encode("ascii")
-    return unescape_name(text)
-
-
-def unix_name_problem(text: str) -> str | None:
-    r"""Why ``text`` is no UNIX socket name as sockdiff writes it (:func:`escape_name`); None when it is.
-
-    A path or ``@name`` (abstract, its NULs as ``@``) of 1 to 108 bytes, with
-    ``\xNN`` for a byte that is not UTF-8 and ``\\`` for a backslash; a path
-    ends at its first NUL, so none holds one.
-
-    >>> unix_name_problem("/run/a.sock"), unix_name_problem("@x\\xff"), unix_name_problem("a\\\\b")
-    (None, None, None)
-    >>> [unix_name_problem(text) is None for text in ("a\\b", "", "/a\x00b", "@" * 109)]
-    [False, False, False, False]
-    """
-    raw = _escaped_bytes(text)
-    if raw is None:
-        return (
-            f"{text!r} is not a UNIX socket name as sockdiff writes it"
-            " (\\xNN for a byte not UTF-8, \\\\ for \\)"
-        )
-    if not 0 < len(raw) <= UNIX_PATH_MAX:
-        return f"{text!r} is not a UNIX socket name: {len(raw)} bytes (1 to {UNIX_PATH_MAX})"
-    if b"\0" in raw:
-        return f"{text!r} is not a UNIX socket name: a path ends at its first NUL"
-    return None
-
-
-def process_name_problem(text: str) -> str | None:
-    r"""Why ``text`` is no process name as sockdiff writes it (/proc/PID/comm through
-    :func:`escape_name`); None when it is. A name is a C string: no NUL.
-
-    >>> process_name_problem("nginx"), process_name_problem("a\\\\b"), process_name_problem("")
-    (None, None, None)
-    >>> [process_name_problem(text) is None for text in ("b\\x22", "a\\b", "a\x00b")]
-    [False, False, False]
-    """
-    raw = _escaped_bytes(text)
-    if raw is None:
-        return (
-            f"{text!r} is not a process name as sockdiff writes it (\\xNN for a byte not UTF-8, \\\\ for \\)"
-        )
-    if b"\0" in raw:
-        return f"{text!r} is not a process name: a name ends at its first NUL"
-    return None
-
-
-def device_name_problem(text: str) -> str | None:
-    r"""Why ``text`` is no device name the kernel allows, as sockdiff writes it; None when it is.
-
-    The rule is dev_valid_name's (net/core/dev.c), on the bytes the name stands for:
-
-    >>> device_name_problem("a\x1fb"), device_name_problem("nel\x85x"), device_name_problem("t\\xffx")
-    (None, None, None)
-    >>> device_name_problem("a\xa0")
-    "'a\\xa0' is not a device name: its bytes hold 0xa0, which the kernel refuses"
-    """
-    raw = unescape_name(text)
-    if raw is None:
-        return (
-            f"{text!r} is not a device name as sockdiff writes it (\\xNN for a byte not UTF-8, \\\\ for \\)"
-        )
-    if not 0 < len(raw) < IFNAMSIZ:
-        return f"{text!r} is not a device name: {len(raw)} bytes (1 to {IFNAMSIZ - 1})"
-    if raw in (b".", b".."):
-        return f"{text!r} is not a device name: the kernel refuses '.' and '..'"
-    refused = next((byte for byte in raw if byte in _DEVICE_REFUSED), None)
-    if refused is not None:
-        return f"{text!r} is not a device name: its bytes hold {refused:#04x}, which the kernel refuses"
-    return None
-
-
-def device_names(record: Socket | Interface | Route) -> Iterator[tuple[str, str]]:
-    """Each device name a record holds, with its place in the record (``.dev``, ``.nexthops[1].dev``).
-
-    A reader holds each to :func:`device_name_problem`.
-    """
-    if isinstance(record, Interface):
-        yield ".name", record.name
-    elif isinstance(record, Socket):
-        if record.interface is not None:
-            yield ".interface", record.interface
-    else:
-        if record.dev is not None:
-            yield ".dev", record.dev
-        for index, hop in enumerate(record.nexthops or ()):
-            if hop.dev is not None:
-                yield f".nexthops[{index}].dev", hop.dev
-
-
-def is_listening(sock: Socket) -> bool:
-    """Whether a socket waits for peers, as ``ss -l`` lists it (less unnamed UNIX).
-
-    TCP LISTEN; UDP and raw CLOSE; UNIX LISTENING, and UNCONNECTED datagram
-    sockets bound to a name.
-    """
-    if sock.proto == "tcp":
-        return sock.state == "LISTEN"
-    if sock.proto == "unix":
-        if sock.state == "LISTENING":
-            return True
-        return sock.state == "UNCONNECTED" and sock.type == "dgram" and isinstance(sock.local.path, str)
-    return sock.state == "CLOSE"
-
-
-# What ss lists without -a or -l: connected sockets only (its SS_CONN).
-# ss's SS_CONN (ss.c): every TCP state but LISTEN, CLOSE, TIME_WAIT and SYN_RECV,
-# and the UNIX states ss shows as connected or connecting. What ss lists without
-# -l or -a, and its filter word "connected".
-CONNECTED_STATES = frozenset(TCP_STATES.values()) - {"LISTEN", "CLOSE", "TIME_WAIT", "SYN_RECV"} | {
-    "CONNECTED",
-    "CONNECTING",
-    "DISCONNECTING",
-}
-# What ss -l lists: sockets waiting for peers, unnamed UNIX ones included.
-_WAITING = frozenset({"LISTEN", "CLOSE", "LISTENING", "UNCONNECTED"})
-
-
-def ss_view(listening: bool, everything: bool) -> frozenset[str] | None:
-    """The states ss would list with ``-l`` / ``-a`` / neither; None for all.
-
-    >>> sorted(ss_view(listening=True, everything=False))
-    ['CLOSE', 'LISTEN', 'LISTENING', 'UNCONNECTED']
-    """
-    if everything:
-        return None
-    if listening:
-        return _WAITING
-    return CONNECTED_STATES
-
-
-_PROTO_FAMILIES = {
-    "tcp": {"inet", "inet6"},
-    "udp": {"inet", "inet6"},
-    "raw": {"inet", "inet6"},
-    "unix": {"unix"},
-}
-_FAMILY_PROTOS = {"inet": {"tcp", "udp", "raw"}, "inet6": {"tcp", "udp", "raw"}, "unix": {"unix"}}
-
-
-def ss_kinds(protos: Collection[str], families: Collection[str]) -> frozenset[tuple[str, str]]:
-    """The (proto, family) pairs ss lists for its flags: -t -u -w name protocols,
-    -4 -6 -x families (none of either: every kind).
-
-    As ss merges them (misc/ss.c, filter_merge_defaults): a protocol none of whose
-    families is named brings all of them, a family none of whose protocols is
-    named brings all of its own. So ``-t -4`` is TCP over IPv4, ``-t -x`` TCP
-    and UNIX, ``-4`` every IPv4 protocol.
-
-    >>> sorted(ss_kinds(["tcp"], ["inet", "unix"]))
-    [('tcp', 'inet'), ('unix', 'unix')]
-    """
-    chosen_protos, chosen_families = set(protos), set(families)
-    if not chosen_protos and not chosen_families:
-        chosen_protos = set(PROTOS)
-    for proto in list(chosen_protos):
-        if not _PROTO_FAMILIES[proto] & chosen_families:
-            chosen_families |= _PROTO_FAMILIES[proto]
-    for family in list(chosen_families):
-        if not _FAMILY_PROTOS[family] & chosen_protos:
-            chosen_protos |= _FAMILY_PROTOS[family]
-    return frozenset(
-        (proto, family)
-        for proto in chosen_protos
-        for family in chosen_families
-        if family in _PROTO_FAMILIES[proto]
-    )
-
-
 # The figures of ``netstat -i`` (and the byte counts beside them), as both
 # backends report them: rtnetlink's IFLA_STATS64, /proc/net/dev's columns.
 COUNTER_NAMES = (
@@ -767,6 +407,50 @@ def nexthop_order(hop: Nexthop) -> tuple[str, str, int]:
     """The order a route's ``nexthops`` are kept in."""
     return (hop.gateway or "", hop.dev or "", hop.weight)
 
+
+# RTN_* (include/uapi/linux/rtnetlink.h), named as ip route names them.
+ROUTE_TYPES = (
+    "unspec",
+    "unicast",
+    "local",
+    "broadcast",
+    "anycast",
+    "multicast",
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "throw",
+    "nat",
+    "xresolve",
+)
+# RT_SCOPE_* (rtnetlink.h); ip route prints other numbers as they are.
+ROUTE_SCOPES = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
+# RTPROT_* (rtnetlink.h), with iproute2's names (lib/rt_names.c and its
+# rt_protos file); other numbers as ip prints them, in decimal (17, mrouted, too).
+ROUTE_PROTOCOLS = {
+    0: "unspec",
+    1: "redirect",
+    2: "kernel",
+    3: "boot",
+    4: "static",
+    8: "gated",
+    9: "ra",
+    10: "mrt",
+    11: "zebra",
+    12: "bird",
+    13: "dnrouted",
+    14: "xorp",
+    15: "ntk",
+    16: "dhcp",
+    18: "keepalived",
+    42: "babel",
+    99: "openr",
+    186: "bgp",
+    187: "isis",
+    188: "ospf",
+    189: "rip",
+    192: "eigrp",
+}
 
 # The routing tables the kernel names (include/uapi/linux/rtnetlink.h, enum rt_class_t),
 # as ``ip route`` and ``--table`` write them.

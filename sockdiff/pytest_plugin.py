@@ -229,7 +229,7 @@ class LeakHunter:
         # under tracemalloc without it. One read of the sockets first, untraced: what it
         # imports (pyroute2, and what pyroute2 imports on first use) takes ten seconds and more.
         from . import differ, render  # noqa: F401
-        from .snapshots import take
+        from .acquire import take
 
         take(processes=False, sections=("sockets",))
         tracemalloc.start(_TRACE_FRAMES)
@@ -504,9 +504,9 @@ class LeakHunter:
             return ()
         import msgspec
 
+        from .acquire import take
         from .differ import diff
-        from .model import is_listening
-        from .snapshots import take
+        from .ssview import is_listening
 
         details = take(processes=False, sections=("sockets",))
         found = {sock.inode: sock for sock in details.sockets or () if sock.inode in inodes}
@@ -589,9 +589,9 @@ def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
     Each namespace is read once; entering one takes root, so without it they stay
     unread (and uncounted).
     """
+    from .acquire import take
     from .errors import SockdiffError
     from .netns import socket_netns
-    from .snapshots import take
 
     here = os.stat("/proc/thread-self/ns/net").st_ino  # read already
     namespaces: dict[int, tuple[str, int | None]] = {}  # namespace inode -> path to enter, fd to close

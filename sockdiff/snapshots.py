@@ -1,4 +1,4 @@
-"""Taking snapshots, and the snapshot file: JSON (gzip when named .gz), versioned.
+"""The snapshot and its file: JSON (gzip when named .gz), versioned.
 
 A snapshot is a :class:`Header` and its sections (``sockets``, ``interfaces``,
 ``routes``), each a tuple of records or None when it was not taken. The file is
@@ -10,36 +10,28 @@ A file is written atomically with mode 0600: a reader never sees half of one,
 and a failed write leaves the older file in place. The reader is strict: it
 refuses anything that is not a snapshot it knows, naming the file and the reason.
 Version 1 files (sockets only, no scope) still load: their interfaces and routes
-read as not taken, their scope as every protocol.
+read as not taken, their scope as every protocol. Nothing here reads the kernel:
+a live snapshot is taken by :func:`sockdiff.acquire.take`.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import platform
 import re
-import socket as _socket
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from ._perf import gc_paused
-from ._version import __version__
-from .backends import SECTIONS, SOURCE_NAMES, BackendFallback, BackendName, check_backend, sections_of
-from .backends.netnames import route_word_problem
+from .coverage import SECTIONS, SOURCE_NAMES, BackendName
 from .errors import BadSnapshot, UsageError, WriteError
-from .model import (
-    PROTOS,
-    Interface,
-    Process,
-    ProtoName,
-    Route,
-    Socket,
+from .model import PROTOS, Interface, ProtoName, Route, Socket
+from .validation import (
     address_problem,
     device_name_problem,
     device_names,
@@ -47,6 +39,7 @@ from .model import (
     process_name_problem,
     record_problem,
     route_problem,
+    route_word_problem,
     unix_name_problem,
 )
 
@@ -58,7 +51,6 @@ __all__ = [
     "FORMAT",
     "MAX_SIZE",
     "VERSION",
-    "BackendFallback",
     "Header",
     "Scope",
     "Snapshot",
@@ -68,7 +60,6 @@ __all__ = [
     "load",
     "loads",
     "save",
-    "take",
 ]
 
 FORMAT = "sockdiff.snapshot"
@@ -165,82 +156,6 @@ class _Probe(msgspec.Struct):
 
     format: Any = None
     version: Any = None
-
-
-def take(
-    backend: str = "auto",
-    netns: str | None = None,
-    processes: bool = True,
-    protos: Sequence[str] = PROTOS,
-    where: str | None = None,
-    sections: Sequence[str] | None = None,
-    proc_root: str = "/proc",
-    owners: Mapping[int, tuple[Process, ...]] | None = None,
-) -> Snapshot:
-    """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
-
-    ``netns`` names a namespace under /run/netns to read instead of our own;
-    ``where``, a filter expression, keeps only the sockets it matches, and those
-    whose value it reads this read cannot know (a device from /proc, the owners
-    of another user's process), as :func:`~sockdiff.filter.compile_verdict` judges;
-    ``sections`` (default: every one the backend reads) chooses among
-    ``sockets``, ``interfaces`` and ``routes``. The header records the scope
-    (protocols and filter) so that a comparison covers only what both sides did.
-    With ``auto``, a system where netlink is unavailable is read from /proc,
-    with a :class:`BackendFallback` warning. ``owners`` (socket inode ->
-    processes) attributes the sockets instead of a scan of /proc (``watch``
-    keeps such a map up to date).
-    """
-    from . import backends
-    from . import netns as netns_module
-    from .processes import scan_owners
-
-    if where is not None and not isinstance(where, str):
-        raise UsageError(f"where: expected a filter expression, not {type(where).__name__}")
-    wanted = sections_of(backend) if sections is None else tuple(sections)
-    check_backend(backend, wanted)
-    unknown = [p for p in protos if p not in PROTOS]
-    if unknown:
-        raise UsageError(f"unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOS)})")
-    scope = Scope(tuple(p for p in PROTOS if p in protos), where)
-    verdict = None
-    if where is not None:
-        from .filter import compile_filter_for, compile_verdict
-
-        compile_filter_for(where, processes)  # refused here when it reads owners left out
-        verdict = compile_verdict(where)
-    net_dir = f"{proc_root}/thread-self/net"
-    # 100k records and their parts, none in a cycle: the collector would only walk them.
-    with gc_paused():
-        if owners is None:
-            owners = scan_owners(proc_root) if processes and "sockets" in wanted else {}
-        with netns_module.entered(netns):
-            taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            found = backends.read(backend, wanted, scope.protos, owners, net_dir)
-            host = _socket.gethostname()
-    sockets = found.sockets
-    if sockets is not None and verdict is not None:
-        # Three-valued, as a comparison narrows: a socket the filter cannot judge here
-        # (no device from /proc, owners this user may not read) is kept, not dropped,
-        # and the scope's filter says which; compare re-judges it against the other side.
-        sockets = [s for s in sockets if verdict(s) is not False]
-    header = Header(
-        taken_at=taken_at,
-        host=host,
-        kernel=platform.release(),
-        backend=found.backend,
-        netns=netns,
-        sources=found.sources,
-        scope=scope,
-        tool_version=__version__,
-    )
-    return Snapshot(
-        header,
-        None if sockets is None else tuple(sockets),
-        None if found.interfaces is None else tuple(found.interfaces),
-        None if found.routes is None else tuple(found.routes),
-        origin=f"live:{found.backend}",
-    )
 
 
 # Records encoded at a time: the file is written a batch at a time, so the encoded

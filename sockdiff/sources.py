@@ -14,10 +14,11 @@ import stat
 from collections.abc import Sequence
 
 from . import store
+from .acquire import take
 from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
 from .filter import starts_filter
-from .snapshots import Snapshot, load, take
+from .snapshots import Snapshot, load
 
 __all__ = ["LIVE", "is_source", "open_source"]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from .acquire import take
 from .backends.netlink.events import (
     DEFAULT_BUFFER,
     DESTROY_GROUPS,
@@ -39,7 +40,7 @@ from .differ import Diff, diff, identity
 from .errors import BackendUnavailable
 from .model import PROTOS, Socket
 from .processes import OwnerTracker
-from .snapshots import Snapshot, take
+from .snapshots import Snapshot
 
 __all__ = ["Report", "Watch", "watch"]
 

@@ -146,9 +146,9 @@ def test_auto_falls_back_to_proc_with_one_warning(netns: str, monkeypatch: pytes
     The failure is simulated at the one call that opens the socket: a kernel
     without sock_diag cannot be had on this machine.
     """
+    from sockdiff.acquire import BackendFallback
     from sockdiff.backends.netlink import sockets as netlink
     from sockdiff.errors import BackendUnavailable
-    from sockdiff.snapshots import BackendFallback
 
     def refuse() -> socket.socket:
         raise BackendUnavailable("cannot open a NETLINK_SOCK_DIAG socket: Protocol not supported")

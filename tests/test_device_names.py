@@ -18,9 +18,10 @@ from cli import one_line_error, sockdiff
 from netns import netns_exec_argv
 
 from sockdiff.errors import BadSnapshot
-from sockdiff.model import device_name_problem, escape_name
+from sockdiff.model import escape_name
 from sockdiff.netns import entered
 from sockdiff.snapshots import loads
+from sockdiff.validation import device_name_problem
 
 # Names ip accepts and the kernel keeps: a control character, NEL (C2 85) and
 # LINE SEPARATOR (E2 80 A8), which Unicode calls whitespace and the kernel does

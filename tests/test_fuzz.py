@@ -32,8 +32,9 @@ from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.netlink.framing import Dump, DumpFailed
 from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import TCP_STATES, Process, Socket, escape_name, record_problem
+from sockdiff.model import TCP_STATES, Process, Socket, escape_name
 from sockdiff.snapshots import Snapshot, dumps, loads
+from sockdiff.validation import record_problem
 
 for _name, _examples in (("ci", 200), ("thorough", 10_000)):
     settings.register_profile(

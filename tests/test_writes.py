@@ -567,7 +567,7 @@ def test_a_store_that_cannot_be_made_is_said_before_the_snapshot_is_taken(
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("SOCKDIFF_HOME", str(tmp_path / "file" / "store"))
     taken: list[object] = []
-    monkeypatch.setattr("sockdiff.snapshots.take", lambda **kw: taken.append(kw))
+    monkeypatch.setattr("sockdiff.acquire.take", lambda **kw: taken.append(kw))
     assert main(["snapshot"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "snapshot store" in err, err

@@ -11,7 +11,8 @@ routes. :func:`read` is the only place that picks a reader:
 - ``sources`` says where each protocol and section came from, e.g.
   ``{"tcp": "netlink", "raw": "proc", "interfaces": "netlink", "routes": "netlink"}``;
   routes read from /proc say ``"proc (IPv4 main table only)"``: /proc/net/route
-  shows no other (/proc/net/ipv6_route shows every IPv6 table).
+  shows no other (/proc/net/ipv6_route shows every IPv6 table). Each route
+  reader names its :class:`~sockdiff.coverage.RouteCoverage`, whose word that is.
 """
 
 from __future__ import annotations
@@ -19,29 +20,22 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from ..coverage import EVERY_TABLE, PROC_ROUTES, SECTIONS, BackendName
 from ..errors import BackendUnavailable, UsageError
-from ..model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Process, Route, Socket
+from ..model import Interface, Process, Route, Socket
 
 __all__ = [
     "BACKENDS",
-    "MAIN_TABLE_ONLY",
-    "PROC_ROUTES",
-    "SECTIONS",
-    "SOURCE_NAMES",
     "BackendFallback",
     "Reading",
     "check_backend",
     "read",
-    "route_tables",
     "sections_of",
 ]
 
 BACKENDS = ("auto", "netlink", "proc")
-# What a snapshot says it was read with: auto resolved.
-BackendName = Literal["netlink", "proc"]
-SECTIONS = ("sockets", "interfaces", "routes")
 
 Owners = Mapping[int, tuple[Process, ...]]
 
@@ -96,17 +90,6 @@ SocketReader = Callable[[Sequence[str], Owners, str, dict[str, str]], list[Socke
 # A section reader takes the /proc net directory of the namespace being read.
 SectionReader = Callable[[str], list[Any]]
 
-# What ``sources`` says of routes read from /proc: IPv4's main table only (all
-# /proc/net/route shows), every IPv6 table (tables other than main and local
-# without their ids). Files written before IPv6's other tables were read say
-# MAIN_TABLE_ONLY.
-PROC_ROUTES = "proc (IPv4 main table only)"
-MAIN_TABLE_ONLY = "proc (main table)"
-# Every value ``sources`` may hold.
-SOURCE_NAMES = frozenset({"netlink", "proc", PROC_ROUTES, MAIN_TABLE_ONLY})
-_MAIN_TABLE = frozenset({RT_TABLE_MAIN})
-_PROC_IPV6_TABLES = frozenset({UNNUMBERED_TABLE, RT_TABLE_MAIN, RT_TABLE_LOCAL})
-
 _SOCKET_READERS: dict[str, SocketReader] = {"netlink": _netlink_sockets, "proc": _proc_sockets}
 
 
@@ -138,26 +121,10 @@ def _proc_routes(net_dir: str) -> list[Route]:
 # reads the calling thread's namespace as /proc/thread-self/net does.
 _SECTION_READERS: dict[tuple[str, str], tuple[SectionReader, str]] = {
     ("netlink", "interfaces"): (_netlink_interfaces, "netlink"),
-    ("netlink", "routes"): (_netlink_routes, "netlink"),
+    ("netlink", "routes"): (_netlink_routes, EVERY_TABLE.source),
     ("proc", "interfaces"): (_proc_interfaces, "proc"),
-    ("proc", "routes"): (_proc_routes, PROC_ROUTES),
+    ("proc", "routes"): (_proc_routes, PROC_ROUTES.source),
 }
-
-
-def route_tables(sources: Mapping[str, str]) -> dict[str, frozenset[int] | None]:
-    """Per family, the routing tables a snapshot's routes section holds, by its ``sources``.
-
-    None: every table, each numbered (rtnetlink). Read from /proc: IPv4's main
-    table (all /proc/net/route shows); IPv6's every table, main and local by
-    number and the others as :data:`UNNUMBERED_TABLE` (ipv6_route does not say
-    which); files written before those were read hold IPv6's main table.
-    """
-    source = sources.get("routes")
-    if source == PROC_ROUTES:
-        return {"inet": _MAIN_TABLE, "inet6": _PROC_IPV6_TABLES}
-    if source == MAIN_TABLE_ONLY:
-        return {"inet": _MAIN_TABLE, "inet6": _MAIN_TABLE}
-    return {"inet": None, "inet6": None}
 
 
 def sections_of(backend: str) -> tuple[str, ...]:

@@ -11,6 +11,9 @@ import socket
 from collections.abc import Iterable
 
 from ..model import (
+    ROUTE_PROTOCOLS,
+    ROUTE_SCOPES,
+    ROUTE_TYPES,
     RTF_GATEWAY,
     RTF_HOST,
     RTF_REJECT,
@@ -65,50 +68,6 @@ IFF_MASK = 0xFFFF
 
 # IF_OPER_* (include/uapi/linux/if.h), as ip link and /sys/class/net/*/operstate name them.
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
-
-# RTN_* (include/uapi/linux/rtnetlink.h), named as ip route names them.
-ROUTE_TYPES = (
-    "unspec",
-    "unicast",
-    "local",
-    "broadcast",
-    "anycast",
-    "multicast",
-    "blackhole",
-    "unreachable",
-    "prohibit",
-    "throw",
-    "nat",
-    "xresolve",
-)
-# RT_SCOPE_* (rtnetlink.h); ip route prints other numbers as they are.
-ROUTE_SCOPES = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
-# RTPROT_* (rtnetlink.h), with iproute2's names (lib/rt_names.c and its
-# rt_protos file); other numbers as ip prints them, in decimal (17, mrouted, too).
-ROUTE_PROTOCOLS = {
-    0: "unspec",
-    1: "redirect",
-    2: "kernel",
-    3: "boot",
-    4: "static",
-    8: "gated",
-    9: "ra",
-    10: "mrt",
-    11: "zebra",
-    12: "bird",
-    13: "dnrouted",
-    14: "xorp",
-    15: "ntk",
-    16: "dhcp",
-    18: "keepalived",
-    42: "babel",
-    99: "openr",
-    186: "bgp",
-    187: "isis",
-    188: "ospf",
-    189: "rip",
-    192: "eigrp",
-}
 
 # ARPHRD_* (include/uapi/linux/if_arp.h) whose addresses ip link prints as IP
 # addresses rather than colon-separated bytes (iproute2's ll_addr_n2a).
@@ -172,52 +131,6 @@ def scope_name(number: int) -> str:
     'link'
     """
     return ROUTE_SCOPES.get(number, str(number))
-
-
-def _number_word(word: str, named: Iterable[int], lowest: int = 0, highest: int = 255) -> bool:
-    """A number as ip writes one without a name: decimal, no leading zero, in range, unnamed."""
-    if not (word.isascii() and word.isdigit() and len(word) <= 3) or (len(word) > 1 and word[0] == "0"):
-        return False
-    return lowest <= int(word) <= highest and int(word) not in named
-
-
-# A route's scope is at most RT_SCOPE_HOST (fib_create_info refuses "nowhere"); an IPv6 route's
-# is always universe (rt6_fill_node).
-_ROUTE_SCOPE_NAMES = frozenset(name for number, name in ROUTE_SCOPES.items() if number <= 254)
-_ROUTE_TYPE_NAMES = frozenset(ROUTE_TYPES)
-_ROUTE_PROTOCOL_NAMES = frozenset(ROUTE_PROTOCOLS.values())
-
-
-def route_word_problem(route: Route) -> str | None:
-    """A route's ``type``, ``scope`` or ``protocol`` no backend writes, or None.
-
-    Types are rtnetlink's RTN_* names (a number past them as ip prints it),
-    scopes RT_SCOPE_* names up to host or an unnamed number below it, protocols
-    iproute2's names or an unnamed number: what :func:`make_route`'s callers make.
-
-    >>> route_word_problem(Route("inet", 254, "frobnicate", "10.0.0.0/8", None, "eth0", 0, None, None))
-    "`type` 'frobnicate' is not a route type (unicast, local, ..., or a number from 12 to 255)"
-    >>> route_word_problem(Route("inet", 254, "unicast", "10.0.0.0/8", None, "eth0", 0, "99", "link"))
-    "`protocol` '99' is not a route protocol (iproute2's name, or a number without one)"
-    """
-    kind, scope, protocol = route.type, route.scope, route.protocol
-    if kind is not None and kind not in _ROUTE_TYPE_NAMES and not _number_word(kind, (), len(ROUTE_TYPES)):
-        numbers = f"a number from {len(ROUTE_TYPES)} to 255"
-        return f"`type` {kind!r} is not a route type (unicast, local, ..., or {numbers})"
-    if scope is not None:
-        if route.family == "inet6" and scope != ROUTE_SCOPES[0]:
-            return f"`scope` {scope!r} is not an IPv6 route's (universe, always)"
-        if scope not in _ROUTE_SCOPE_NAMES and not _number_word(scope, ROUTE_SCOPES, 1, 254):
-            return (
-                f"`scope` {scope!r} is not a route scope (universe, site, link, host, or a number below 254)"
-            )
-    if (
-        protocol is not None
-        and protocol not in _ROUTE_PROTOCOL_NAMES
-        and not _number_word(protocol, ROUTE_PROTOCOLS)
-    ):
-        return f"`protocol` {protocol!r} is not a route protocol (iproute2's name, or a number without one)"
-    return None
 
 
 def make_counters(

@@ -44,26 +44,27 @@ def route_tables_note(result: Diff) -> str | None:
     ``routes compared in IPv4's main table and IPv6's main and local tables only: ...``
     (None: every table either side holds was compared).
     """
-    from ..differ import common_route_tables, route_coverage
+    from ..coverage import route_coverage
+    from ..differ import common_route_tables
 
     if result.routes is None:
         return None
     common = common_route_tables(result.old, result.new)
-    sides = [(snap, *route_coverage(snap)) for snap in (result.old, result.new)]
+    sides = [(snap, route_coverage(snap.header.sources)) for snap in (result.old, result.new)]
     parts = []
     for family, label in (("inet", "IPv4"), ("inet6", "IPv6")):
         tables = common[family]
-        if tables is None or all(held[family] == tables for _, held, _ in sides):
+        if tables is None or all(held.tables(family) == tables for _, held in sides):
             continue
         names = [_TABLE_NAMES[t] for t in sorted(tables) if t in _TABLE_NAMES]
         parts.append(f"{label}'s {' and '.join(names)} table{'s' if len(names) > 1 else ''}")
     if not parts:
         return None
     reasons = []
-    for snap, held, main_tables_only in sides:
-        if held["inet"] is None:
+    for snap, held in sides:
+        if held.inet is None:
             continue
-        if main_tables_only:
+        if held.older:
             reasons.append(f"{snap.origin}'s come from /proc, main tables only (an older file)")
         else:
             reasons.append(
