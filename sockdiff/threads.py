@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Maker", "SocketMakers"]
@@ -61,10 +62,17 @@ class SocketMakers:
         self._threads: weakref.WeakKeyDictionary[threading.Thread, object] = weakref.WeakKeyDictionary()
         # socket object -> its maker: weak, so that a socket object collected takes its entry along
         self._sockets: weakref.WeakKeyDictionary[Any, Maker] = weakref.WeakKeyDictionary()
+        # socket object -> the inode its fd held when first seen: a reused fd number is not it
+        self._inodes: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
-    def start(self) -> None:
-        """Listen to the interpreter's audit events (once a process: a hook stays for good)."""
-        self._list_threads()  # what runs already started before any label
+    def start(self, label: object = None) -> None:
+        """Listen to the interpreter's audit events (once a process: a hook stays for good).
+
+        The threads running already, and those that appear until the next :meth:`enter`,
+        started under ``label``.
+        """
+        self._label = label
+        self._list_threads()
         self._on = True
         if not self._hooked:
             self._hooked = True
@@ -83,6 +91,7 @@ class SocketMakers:
     def enter(self, label: object) -> None:
         """Make ``label`` current; threads that appeared since the last call started under the old one."""
         self._list_threads()
+        self._note_inodes()
         self._label = label
 
     def _list_threads(self) -> None:
@@ -101,19 +110,39 @@ class SocketMakers:
             with contextlib.suppress(TypeError):
                 self._sockets[sock] = Maker(thread, starter)
 
-    def made(self, fds: Iterable[int]) -> dict[int, Maker]:
-        """The makers of the socket objects that hold ``fds`` now (unknown fds are left out)."""
-        wanted = set(fds)
+    def made(self, fds: Mapping[int, int]) -> dict[int, Maker]:
+        """The makers of the sockets ``fds`` maps (inode -> fd), by the socket objects that hold them now.
+
+        A socket object is matched by its fd and by the inode it was first seen holding
+        (at a label's change, or here): one whose descriptor was closed under it
+        (``os.close(sock.fileno())``) still says that number, which a later socket may
+        have been given.
+        """
+        wanted = {fd: inode for inode, fd in fds.items()}
         if not wanted:
             return {}
+        self._note_inodes()
         with self._lock:
-            known = list(self._sockets.items())
+            known = [(sock, maker, self._inodes.get(sock)) for sock, maker in self._sockets.items()]
         found: dict[int, Maker] = {}
-        for sock, maker in known:
+        for sock, maker, first in known:
             try:
                 fd = sock.fileno()
             except (OSError, AttributeError):
                 continue
-            if fd in wanted:
-                found[fd] = maker
+            inode = wanted.get(fd)
+            if inode is not None and inode == first:
+                found[inode] = maker
         return found
+
+    def _note_inodes(self) -> None:
+        """Note the inode of each socket object seen for the first time since the last call."""
+        with self._lock:
+            new = [sock for sock in self._sockets if sock not in self._inodes]
+        for sock in new:
+            try:
+                inode = os.fstat(sock.fileno()).st_ino
+            except (OSError, AttributeError, ValueError):
+                continue  # closed already (fileno() is -1), or not a socket object
+            with self._lock:
+                self._inodes.setdefault(sock, inode)
