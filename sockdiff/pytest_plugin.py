@@ -15,8 +15,10 @@ and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
 opened while a wider-scoped fixture was set up belong to that fixture and are
 checked when pytest finalizes it. Each process of the tree, and each thread of
 the pytest process (:mod:`sockdiff.threads`, from Python's audit events), belongs
-to the test or fixture running when it appeared: a socket it opens after that
-one ended is reported for it, not for the test running then. A socket is checked
+to the test or fixture running when it appeared (or, before the first test, to
+the session, checked at its end): a socket it opens after that one ended is
+reported for it, filtered by its own ``sockdiff_ignore`` marks, not for the test
+running then. A socket is checked
 where it lives (:func:`sockdiff.netns.socket_netns`), whichever namespace its
 holder is in now.
 
