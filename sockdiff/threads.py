@@ -12,10 +12,12 @@ test or fixture running when the thread appeared. ``threading.Thread.start()``
 returns only once the new thread is running and listed by ``threading.enumerate()``,
 so every thread started while a label was current is listed when the label is
 left: :meth:`enter` gives the threads listed for the first time the label it
-leaves. Python 3.11 raises no audit event when a thread starts
-(``_thread.start_new_thread`` is audited from 3.12), so a thread started by
-another thread belongs to the label current when it appeared, not to its
-parent's.
+leaves. A thread started by another thread than the home one takes its parent's
+starter: Python 3.11 raises no audit event when a thread starts
+(``_thread.start_new_thread`` is audited from 3.12), so, while listening,
+``threading.Thread.start`` is wrapped (one comparison more for a thread the home
+thread starts). A thread started through ``_thread`` directly still belongs to
+the label current when it appeared.
 
 Cost: an audit hook runs on every audited event of the interpreter (``open``,
 ``import``, ``sys._getframe``...); this one compares the event's name and
@@ -58,6 +60,8 @@ class SocketMakers:
         self._label: object = None
         self._on = False
         self._hooked = False
+        self._original_start: Any = None
+        self._wrapped_start: Any = None
         self._lock = threading.Lock()
         self._threads: weakref.WeakKeyDictionary[threading.Thread, object] = weakref.WeakKeyDictionary()
         # socket object -> its maker: weak, so that a socket object collected takes its entry along
@@ -74,6 +78,16 @@ class SocketMakers:
         self._label = label
         self._list_threads()
         self._on = True
+        if self._original_start is None:
+            self._original_start = original = threading.Thread.start
+            home, inherit = self._home, self._inherit
+
+            def start(thread: threading.Thread) -> None:
+                if threading.get_ident() != home:
+                    inherit(thread)
+                original(thread)
+
+            threading.Thread.start = self._wrapped_start = start  # type: ignore[method-assign,assignment]
         if not self._hooked:
             self._hooked = True
             record = self._record
@@ -87,6 +101,17 @@ class SocketMakers:
 
     def stop(self) -> None:
         self._on = False
+        # Put back, unless someone wrapped it in turn since (theirs would call ours: left so).
+        if self._original_start is not None and threading.Thread.start is self._wrapped_start:
+            threading.Thread.start = self._original_start  # type: ignore[method-assign]
+            self._original_start = self._wrapped_start = None
+
+    def _inherit(self, thread: threading.Thread) -> None:
+        """``thread``, being started by the current thread (not the home one), gets its starter."""
+        parent = threading.current_thread()
+        with self._lock:
+            starter = self._threads.setdefault(parent, self._label)
+            self._threads.setdefault(thread, starter)
 
     def enter(self, label: object) -> None:
         """Make ``label`` current; threads that appeared since the last call started under the old one."""

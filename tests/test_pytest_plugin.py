@@ -815,6 +815,28 @@ def test_lets_them_listen():
         assert done.wait(60)
 
 
+def start_one_when_told(go, done):
+    go.wait()
+    # A thread started by a thread: its starter's, not the test's running now.
+    threading.Thread(target=listen_when_told, args=(GO_NOW, done, "127.0.0.1"), name="grandchild").start()
+
+
+GO_NOW = threading.Event()
+GO_NOW.set()
+
+
+def test_starts_a_thread_that_starts_one():
+    go, done = threading.Event(), threading.Event()
+    threading.Thread(target=start_one_when_told, args=(go, done), name="parent", daemon=True).start()
+    LATE["grandchild"] = go, done
+
+
+def test_tells_it_to():
+    go, done = LATE["grandchild"]
+    go.set()
+    assert done.wait(60)
+
+
 def test_a_thread_makes_a_socket_and_ends():
     thread = threading.Thread(target=lambda: STALE.append(socket.socket()), name="stale-maker")
     thread.start()
@@ -880,7 +902,7 @@ def test_blame_holds_for_threads_names_markers_and_fds(blame: pytest.Pytester, n
     result = run(blame, netns, "--sockdiff-strict")
     no_forged_command(result, "error")
     assert "#\\x23[warning]forged-by-thread" in result.stdout.str()
-    result.assert_outcomes(passed=10, errors=2)
+    result.assert_outcomes(passed=12, errors=2)
     assert errors(result) == [
         "test_blame.py::test_forged_thread_name",
         "test_blame.py::test_listens_on_a_reused_fd",
@@ -891,6 +913,7 @@ def test_blame_holds_for_threads_names_markers_and_fds(blame: pytest.Pytester, n
         "test_blame.py::test_forged_thread_name",
         "test_blame.py::test_listens_on_a_reused_fd",
         "test_blame.py::test_starts_a_thread_for_the_fixture",
+        "test_blame.py::test_starts_a_thread_that_starts_one",
         "the session (started before the first test)",
     ]
     listener = r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
@@ -900,6 +923,8 @@ def test_blame_holds_for_threads_names_markers_and_fds(blame: pytest.Pytester, n
     assert re.fullmatch(listener + r"  \(thread '#\\x23\[warning\]forged-by-thread'\)", forged)
     (late,) = found["test_blame.py::test_starts_a_thread_for_the_fixture"]
     assert re.fullmatch(listener + r"  \(thread 'for-the-fixture'\)  \(opened after it ended\)", late)
+    (grandchild,) = found["test_blame.py::test_starts_a_thread_that_starts_one"]
+    assert re.fullmatch(listener + r"  \(thread 'grandchild'\)  \(opened after it ended\)", grandchild)
     (reused,) = found["test_blame.py::test_listens_on_a_reused_fd"]
     assert re.fullmatch(listener, reused)
 
@@ -907,7 +932,7 @@ def test_blame_holds_for_threads_names_markers_and_fds(blame: pytest.Pytester, n
 def test_report_mode_warnings_forge_no_command(blame: pytest.Pytester, netns: str) -> None:
     """The leak warning, shown in pytest's warnings summary, escapes the thread's name too."""
     result = run(blame, netns, "--sockdiff", "-k", "forged_thread_name")
-    result.assert_outcomes(passed=1, deselected=9, warnings=1)
+    result.assert_outcomes(passed=1, deselected=11, warnings=1)
     no_forged_command(result, "warning")
     result.stdout.fnmatch_lines(
         ["*SockdiffLeakWarning: left 1 socket open: tcp LISTEN*#\\x23[[]warning]forged*"]
