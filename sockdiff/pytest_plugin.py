@@ -15,8 +15,10 @@ and filtered by ``sockdiff_ignore`` and the ``sockdiff_ignore`` marker. Inodes
 opened while a wider-scoped fixture was set up belong to that fixture and are
 checked when pytest finalizes it. Each process of the tree, and each thread of
 the pytest process (:mod:`sockdiff.threads`, from Python's audit events), belongs
-to the test or fixture running when it appeared: a socket it opens after that
-one ended is reported for it, not for the test running then. A socket is checked
+to the test or fixture running when it appeared (or, before the first test, to
+the session, checked at its end): a socket it opens after that one ended is
+reported for it, filtered by its own ``sockdiff_ignore`` marks, not for the test
+running then. A socket is checked
 where it lives (:func:`sockdiff.netns.socket_netns`), whichever namespace its
 holder is in now.
 
@@ -33,6 +35,7 @@ import gc
 import os
 import secrets
 import socket
+import sys
 import sysconfig
 import time
 import tracemalloc
@@ -70,6 +73,18 @@ _LEAK_KINDS = frozenset({"any", "new", "listening"})
 # such a holder holds a socket the test left: time enough for a busy machine to run it.
 _GRACE_SECONDS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 _TRACE_FRAMES = 32
+
+
+class _Session:
+    """Who started what appeared before the first test (a thread or a child a conftest started)."""
+
+    def __repr__(self) -> str:
+        return "<the session>"
+
+
+#: The starter of what appeared before the first test: no test's, checked at the session's end.
+_SESSION = _Session()
+_SESSION_LABEL = "the session (started before the first test)"
 
 
 class SockdiffLeakWarning(UserWarning):
@@ -179,12 +194,16 @@ class LeakHunter:
         self._setting_up: pytest.Item | None = None
         # Who started each process of the tree: the test (nodeid) or fixture (FixtureDef) that ran
         # when it appeared, or None. A socket a process opens after its starter ended is the starter's.
-        self._window: object = None
+        self._window: object = _SESSION
         # Which thread made each of our socket objects (those made outside the main thread), and
         # the test or fixture that ran when that thread appeared: a thread's sockets are its starter's.
         self._makers = SocketMakers()
         self._checked = 0  # tests checked (here, or by the workers whose reports came here)
         self._origin: dict[int, object] = {}
+        # Each starter's sockdiff_ignore expressions (None: not checked), to filter its late sockets.
+        self._expressions: dict[object, tuple[str, ...] | None] = {_SESSION: ()}
+        self._places[_SESSION] = (_SESSION_LABEL, "", 0)
+        self._session_inodes: set[int] = set()  # opened by what the session started, checked at its end
         self._members: frozenset[int] = frozenset()
         self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last test
         self.leaks: list[dict[str, Any]] = []
@@ -201,7 +220,7 @@ class LeakHunter:
             os.environ[TOKEN_VARIABLE] = token
             become_subreaper()
             self._tree = ProcessTree(marker=f"{TOKEN_VARIABLE}={token}")
-            self._makers.start()
+            self._makers.start(self._window)
         members = self._tree.members()
         if members is not self._members:  # the same set object while no process was created
             origin, tree = self._origin, self._tree
@@ -228,8 +247,9 @@ class LeakHunter:
         # Traced from here on: collection (the import of every test module) is slow enough
         # under tracemalloc without it. One read of the sockets first, untraced: what it
         # imports (pyroute2, and what pyroute2 imports on first use) takes ten seconds and more.
-        from . import differ, render  # noqa: F401
+        from . import differ  # noqa: F401
         from .acquire import take
+        from .formats import leaks  # noqa: F401
 
         take(processes=False, sections=("sockets",))
         tracemalloc.start(_TRACE_FRAMES)
@@ -239,7 +259,10 @@ class LeakHunter:
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
         from .errors import SockdiffError
 
+        if self._tree is None:  # what runs already, threads and children, is the session's
+            self._holders()
         message: str | None = None
+        expressions: tuple[str, ...] | None = None
         try:  # now, so that a mistake shows whether or not the test leaks
             expressions = _marker_expressions(item)
             if expressions is not None:
@@ -252,6 +275,7 @@ class LeakHunter:
             item.stash[_BEFORE] = frozenset(self._holders())
         path, line, _ = item.location
         self._places[item.nodeid] = (item.nodeid, path, (line or 0) + 1)
+        self._expressions[item.nodeid] = None if expressions is None else self.ignore_lines + expressions
         self._enter(item.nodeid)
         # A fixture is also finalized in the setup of the next test (the next parameter of a
         # parametrized one): its leak then goes with that test's report.
@@ -293,14 +317,9 @@ class LeakHunter:
         holders = self._holders()
         self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
-        # What a live fixture's processes and threads opened is its own (a session server's
-        # connections): checked when pytest finalizes it, and not waited for here.
-        starters = self._starters({inode: holders[inode] for inode in opened})
-        opened -= {inode for inode, starter in starters.items() if self._keep_for_fixture(starter, inode)}
         if not opened:
             return
-        ignore = self._ignore_for(self.ignore_lines + expressions)  # compiled at setup
-        own = self._sort_out(self._leaked(opened, holders, ignore), item.nodeid, item)
+        own = self._sort_out(opened, holders, item.nodeid, item)
         if not own:
             return
         lines = self._lines(own)
@@ -308,36 +327,51 @@ class LeakHunter:
         record = {"owner": item.nodeid, "kind": "test", "sockets": lines, "file": path, "line": lineno}
         self._found(item, record)
         count = f"{len(lines)} socket{'s' if len(lines) > 1 else ''}"
+        # Each line is escaped (formats/leaks.py): a name can neither end it nor open a CI command.
         if fail:
             pytest.fail("sockdiff: left {} open:\n  {}".format(count, "\n  ".join(lines)), pytrace=False)
         if not self.strict:  # shown at the test, not here
             warning = SockdiffLeakWarning(f"left {count} open: {'; '.join(lines)}")
             warnings.warn_explicit(warning, SockdiffLeakWarning, str(self.config.rootpath / path), lineno)
 
-    def _sort_out(self, sockets: Iterable[Socket], owner: object, item: pytest.Item | None) -> list[Socket]:
-        """The sockets that are ``owner``'s; the others go to whoever started their processes.
+    def _sort_out(
+        self, inodes: Iterable[int], holders: Owners, owner: object, item: pytest.Item | None
+    ) -> tuple[Socket, ...]:
+        """The leaked sockets among ``inodes`` that are ``owner``'s; the others go to whoever
+        started their processes or threads, each filtered by its starter's own ignores.
 
         A process or a thread started by an earlier test, or by a fixture, that opens a
         socket only later (a daemon slow to start, a server thread, a pool that grows)
-        leaks for its starter: a live fixture keeps it as its own, an ended test or
-        fixture is reported for it, late.
+        leaks for its starter: a live fixture keeps it as its own, and so does the
+        session what it started before the first test; an ended test or fixture is
+        reported for it, late, unless its ``sockdiff_ignore`` markers leave it out.
         """
-        own: list[Socket] = []
-        late: dict[object, list[Socket]] = {}
-        sockets = tuple(sockets)
-        starters = self._starters({sock.inode: sock.processes for sock in sockets})
-        for sock in sockets:
-            starter = starters[sock.inode]
+        inodes = tuple(inodes)
+        starters = self._starters({inode: holders[inode] for inode in inodes})
+        own: set[int] = set()
+        late: dict[object, set[int]] = {}
+        for inode in inodes:
+            starter = starters[inode]
             if starter is None or starter == owner:
-                own.append(sock)
-            elif not self._keep_for_fixture(starter, sock.inode):
-                late.setdefault(starter, []).append(sock)
+                own.add(inode)
+            elif not self._keep_for_fixture(starter, inode):
+                late.setdefault(starter, set()).add(inode)
         for starter, found in late.items():
-            label, path, line = self._places[starter]
-            kind = "test" if isinstance(starter, str) else "fixture"
-            lines = [f"{text}  (opened after it ended)" for text in self._lines(found)]
-            self._found(item, {"owner": label, "kind": kind, "sockets": lines, "file": path, "line": line})
-        return own
+            expressions = self._expressions.get(starter, ())
+            if expressions is None:  # @pytest.mark.sockdiff_ignore(): not checked
+                continue
+            sockets = self._leaked(found, holders, self._ignore_for(expressions))
+            if sockets:
+                label, path, line = self._places[starter]
+                kind = "test" if isinstance(starter, str) else "fixture"
+                lines = [f"{text}  (opened after it ended)" for text in self._lines(sockets)]
+                self._found(
+                    item, {"owner": label, "kind": kind, "sockets": lines, "file": path, "line": line}
+                )
+        if not own or item is None:  # at the session's end: what the main thread opened is no test's
+            return ()
+        expressions = self._expressions.get(owner, ())
+        return () if expressions is None else self._leaked(own, holders, self._ignore_for(expressions))
 
     def _found(self, item: pytest.Item | None, record: dict[str, Any]) -> None:
         """Send a leak with ``item``'s teardown report (or keep it, when no test is being torn down)."""
@@ -373,18 +407,39 @@ class LeakHunter:
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, Any, Any]:
+        from .errors import SockdiffError
+
         if fixturedef.scope == "function":
             return (yield)
         before = self._holders().keys()
         place = self._places[fixturedef] = _fixture_place(fixturedef, self.config.rootpath)
+        message: str | None = None
+        try:
+            expressions = self._expressions[fixturedef] = _module_expressions(fixturedef, self.ignore_lines)
+            if expressions is not None:
+                self._ignore_for(expressions)
+        except SockdiffError as err:
+            message = f"sockdiff_ignore mark of {place[0]}'s module: {err}"
+        if message is not None:  # raised outside the handler, so no chained traceback is shown
+            pytest.fail(message, pytrace=False)
         window = self._window
         self._enter(fixturedef)
         try:
             return (yield)
         finally:
             # Fixtures it requested were set up inside this one and kept their own sockets.
-            opened = self._holders().keys() - before - self._fixtures_opened
+            holders = self._holders()
+            opened = holders.keys() - before - self._fixtures_opened
             self._enter(window)
+            # Only what it (its code, its threads and children) opened: what an earlier test's
+            # thread or child opened meanwhile is left to the test being set up, which gives it
+            # to its starter; a live wider fixture's, or the session's, is kept by them.
+            starters = self._starters({inode: holders[inode] for inode in opened})
+            opened = {
+                inode
+                for inode, starter in starters.items()
+                if starter is None or starter is fixturedef or self._keep_for_fixture(starter, inode)
+            } - self._fixtures_opened
             self._fixtures_opened |= opened
             self._held[fixturedef] = _Held(*place, frozenset(opened))
 
@@ -405,7 +460,10 @@ class LeakHunter:
         if not still_open:
             return
         self._fixtures_opened |= still_open
-        lines = self._lines(self._leaked(still_open, holders, self._ignore_for(self.ignore_lines)))
+        expressions = self._expressions.pop(fixturedef, self.ignore_lines)
+        if expressions is None:  # its module says: do not check
+            return
+        lines = self._lines(self._leaked(still_open, holders, self._ignore_for(expressions)))
         if lines:
             record = {
                 "owner": held.label,
@@ -460,6 +518,10 @@ class LeakHunter:
 
     def _keep_for_fixture(self, starter: object, inode: int) -> bool:
         """Give ``inode`` to fixture ``starter`` if it is live (checked when pytest finalizes it)."""
+        if starter is _SESSION:
+            self._session_inodes.add(inode)
+            self._fixtures_opened.add(inode)
+            return True
         if starter is None or starter not in self._held:
             return False
         held = self._held[starter]
@@ -475,27 +537,13 @@ class LeakHunter:
             for inode, processes in held.items()
             if processes and all(process.pid == pid for process in processes)
         }
-        made = self._makers.made(fds.values())
-        return {inode: made[fd] for inode, fd in fds.items() if fd in made}
+        return self._makers.made(fds)
 
     def _lines(self, sockets: Iterable[Socket]) -> list[str]:
-        """Each socket in ss's notation; the thread that made it, when not the main one.
-
-        Escaped whole, once, here: a line goes into the teardown error, the
-        warning and the summary alike, and a thread's name or a file's path is as
-        untrusted as a socket's (none may break a line nor open a CI command).
-        """
-        from .formats.notation import escape
-
+        """Each socket in ss's notation, escaped; the thread that made it, when not the main one."""
         sockets = tuple(sockets)
         makers = self._made({sock.inode: sock.processes for sock in sockets})
-        return [
-            escape(
-                line if sock.inode not in makers else f"{line}  (thread {makers[sock.inode].name!r})",
-                backslash=False,
-            )
-            for sock, line in zip(sockets, _lines(sockets), strict=True)
-        ]
+        return _lines(sockets, {inode: maker.name for inode, maker in makers.items()})
 
     def _counted(
         self, inodes: set[int], holders: Owners, ignore: Callable[[Socket], bool] | None
@@ -533,8 +581,14 @@ class LeakHunter:
             holders = self._holders()
             opened = holders.keys() - self._last_seen - self._fixtures_opened
             reported = len(self.leaks)
-            if opened:
-                self._sort_out(self._leaked(opened, holders, self._ignore_for(self.ignore_lines)), None, None)
+            if opened:  # what the main thread opened between tests is no test's
+                self._sort_out(opened, holders, None, None)
+            session_open = self._session_inodes & holders.keys()
+            if session_open:
+                sockets = self._leaked(session_open, holders, self._ignore_for(self.ignore_lines))
+                if sockets:
+                    record = {"owner": _SESSION_LABEL, "kind": "fixture", "sockets": self._lines(sockets)}
+                    self._found(None, {**record, "file": "", "line": 0})
             # On an xdist worker, these came with no report: the controller learns them this way.
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:
@@ -553,30 +607,17 @@ class LeakHunter:
         self.leaks.extend(getattr(node, "workeroutput", {}).get(REPORT_ATTRIBUTE, ()))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.leaks:  # one line, so that a quiet run still shows the plugin ran
-            what = "socket" if self.every_socket else "listening socket"
-            terminalreporter.write_line(
-                f"sockdiff: {_count(self._checked, 'test')} checked, no test or fixture left a {what} open"
-            )
-            return
-        write = terminalreporter.write_line
-        terminalreporter.write_sep("=", "sockdiff: sockets left open")
-        from .render import escape
+        from .formats.leaks import clean_line, leak_summary
 
-        for record in self.leaks:
-            # Test ids and file names, as any name, must neither break a line nor open a CI command.
-            write(escape(record["owner"], backslash=False))
-            for line in record["sockets"]:
-                write(f"    {escape(line, backslash=False)}")
-        tests = sum(1 for record in self.leaks if record["kind"] == "test")
-        fixtures = len(self.leaks) - tests
-        total = sum(len(record["sockets"]) for record in self.leaks)
-        write(
-            f"{_count(tests, 'test')} and {_count(fixtures, 'fixture')} left {_count(total, 'socket')} open"
-        )
+        if not self.leaks:  # one line, so that a quiet run still shows the plugin ran
+            terminalreporter.write_line(clean_line(self._checked, self.every_socket))
+            return
+        terminalreporter.write_sep("=", "sockdiff: sockets left open")
+        for line in leak_summary((r["kind"], r["owner"], r["sockets"]) for r in self.leaks):
+            terminalreporter.write_line(line)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in _annotations(self.leaks, "error" if self.strict else "warning"):
-                write(line)
+                terminalreporter.write_line(line)
 
 
 def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
@@ -633,8 +674,7 @@ def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:
             level,
             title,
             "\n".join([record["owner"], *record["sockets"]]),
-            file=record["file"],
-            line=record["line"],
+            **({"file": record["file"], "line": record["line"]} if record["file"] else {}),
         )
         for record in records[:SHOWN]
     ]
@@ -644,10 +684,6 @@ def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:
         )
         lines.append(command("notice", title, more))
     return lines
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
@@ -667,6 +703,28 @@ def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
     return tuple(expressions)
 
 
+def _module_expressions(fixturedef: pytest.FixtureDef[Any], ini: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The ignores of a fixture: the ini's, and the ``sockdiff_ignore`` marks of the module that
+    defines it (``pytestmark``); None: that module is not checked."""
+    from .errors import UsageError
+
+    module = sys.modules.get(getattr(fixturedef.func, "__module__", None) or "")
+    marks = getattr(module, "pytestmark", [])
+    expressions = list(ini)
+    for found in marks if isinstance(marks, list) else [marks]:
+        mark = found.mark if isinstance(found, pytest.MarkDecorator) else found
+        if not isinstance(mark, pytest.Mark) or mark.name != "sockdiff_ignore":
+            continue
+        if mark.kwargs:
+            raise UsageError(
+                f"takes filter expressions as arguments, not keywords ({', '.join(sorted(mark.kwargs))})"
+            )
+        if not mark.args:
+            return None
+        expressions.extend(str(arg) for arg in mark.args)
+    return tuple(expressions)
+
+
 def _fixture_place(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> tuple[str, str, int]:
     """A fixture's label for the summary, and its file and line."""
     code = getattr(fixturedef.func, "__code__", None)
@@ -676,19 +734,17 @@ def _fixture_place(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> tuple[
     return f"{fixturedef.scope} fixture {fixturedef.argname!r} ({shown}:{line})", shown, line
 
 
-def _lines(sockets: Iterable[Socket]) -> list[str]:
-    """Each socket in ss's notation, with where this process created it when tracemalloc knows."""
-    from .render import socket_line
+def _lines(sockets: Iterable[Socket], threads: Mapping[int, str]) -> list[str]:
+    """Each socket in ss's notation, escaped, with where this process created it when tracemalloc
+    knows, and the name of the thread (``threads``: inode -> name) that made it."""
+    from .formats.leaks import leak_line
 
     sockets = tuple(sockets)
     origins = _origins({p.fd for sock in sockets for p in sock.processes if p.pid == os.getpid()})
     lines = []
     for sock in sockets:
-        line = socket_line(sock)
         created = [origins[p.fd] for p in sock.processes if p.pid == os.getpid() and p.fd in origins]
-        if created:
-            line += f"  created at {created[0]}"
-        lines.append(line)
+        lines.append(leak_line(sock, created[0] if created else None, threads.get(sock.inode)))
     return lines
 
 

@@ -580,7 +580,8 @@ def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
     assert encoded[-1] == b"" and [msgspec.json.decode(raw, type=Socket) for raw in encoded[:-1]] == sockets
     for raw in encoded:
         _no_command(raw.decode())
-    for line in _lines(sockets):
+    # The names as the threads' that made the sockets, too: any string a test may choose.
+    for line in _lines(sockets, {sock.inode: name for sock, name in zip(sockets, names, strict=True)}):
         _no_command(line)
         _no_command(f"    {escape(line, backslash=False)}")
     for name in names:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from netns import netns_exec_argv
+from runner_commands import parse
 from test_proctree import DAEMON
 
 from sockdiff.pytest_plugin import TOKEN_VARIABLE
@@ -722,3 +723,217 @@ def test_a_clean_run_says_so_in_one_line(suite: pytest.Pytester, netns: str) -> 
         assert [line for line in result.outlines if "sockdiff" in line] == [
             "sockdiff: 2 tests checked, no test or fixture left a listening socket open"
         ]
+
+
+BLAME_CONFTEST = """
+import socket
+import threading
+
+HELD = []
+SESSION_GO = threading.Event()
+SESSION_DONE = threading.Event()
+
+
+def listen_when_told():
+    SESSION_GO.wait()
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    SESSION_DONE.set()
+    threading.Event().wait()  # runs on, holding it
+
+
+# Started at import, before any test: what it opens is the session's.
+threading.Thread(target=listen_when_told, name="from-conftest", daemon=True).start()
+"""
+
+BLAME = """
+import os
+import socket
+import threading
+
+import pytest
+
+import conftest
+
+HELD = []
+LATE = {}
+STALE = []
+
+
+def listen_when_told(go, done, host):
+    go.wait()
+    HELD.append(socket.create_server((host, 0)))
+    done.set()
+    threading.Event().wait()  # runs on, holding it
+
+
+def later(host, name):
+    go, done = threading.Event(), threading.Event()
+    threading.Thread(target=listen_when_told, args=(go, done, host), name=name, daemon=True).start()
+    return go, done
+
+
+def test_forged_thread_name():
+    go, done = later("127.0.0.1", "##[warning]forged-by-thread")
+    go.set()
+    assert done.wait(60)
+
+
+def test_session_thread_listens():
+    conftest.SESSION_GO.set()
+    assert conftest.SESSION_DONE.wait(60)
+
+
+def test_starts_a_thread_for_the_fixture():
+    LATE["fixture"] = later("127.0.0.1", "for-the-fixture")
+
+
+@pytest.fixture(scope="module")
+def slow():
+    go, done = LATE["fixture"]
+    go.set()  # an earlier test's thread listens while this fixture is set up
+    assert done.wait(60)
+
+
+def test_uses_the_slow_fixture(slow):
+    pass
+
+
+@pytest.mark.sockdiff_ignore()
+def test_unchecked_starts_a_thread():
+    LATE["unchecked"] = later("127.0.0.1", "unchecked")
+
+
+@pytest.mark.sockdiff_ignore("src 127.0.0.5")
+def test_marked_starts_a_thread():
+    LATE["marked"] = later("127.0.0.5", "marked")
+
+
+def test_lets_them_listen():
+    for name in ("unchecked", "marked"):
+        go, done = LATE[name]
+        go.set()
+        assert done.wait(60)
+
+
+def start_one_when_told(go, done):
+    go.wait()
+    # A thread started by a thread: its starter's, not the test's running now.
+    threading.Thread(target=listen_when_told, args=(GO_NOW, done, "127.0.0.1"), name="grandchild").start()
+
+
+GO_NOW = threading.Event()
+GO_NOW.set()
+
+
+def test_starts_a_thread_that_starts_one():
+    go, done = threading.Event(), threading.Event()
+    threading.Thread(target=start_one_when_told, args=(go, done), name="parent", daemon=True).start()
+    LATE["grandchild"] = go, done
+
+
+def test_tells_it_to():
+    go, done = LATE["grandchild"]
+    go.set()
+    assert done.wait(60)
+
+
+def test_a_thread_makes_a_socket_and_ends():
+    thread = threading.Thread(target=lambda: STALE.append(socket.socket()), name="stale-maker")
+    thread.start()
+    thread.join()
+
+
+def test_listens_on_a_reused_fd():
+    server = socket.create_server(("127.0.0.1", 0))
+    fd = STALE[0].fileno()
+    os.close(fd)  # the thread's socket object still says this number
+    os.dup2(server.fileno(), fd)
+    HELD.append(socket.socket(fileno=fd))  # made by the main thread, in this test
+    server.close()
+"""
+
+MARKED_MODULE = """
+import socket
+
+import pytest
+
+pytestmark = pytest.mark.sockdiff_ignore("src 127.0.0.6")
+HELD = []
+
+
+@pytest.fixture(scope="module")
+def ignored_server():
+    HELD.append(socket.create_server(("127.0.0.6", 0)))
+
+
+def test_uses_it(ignored_server):
+    pass
+"""
+
+
+@pytest.fixture
+def blame(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
+    pytester.makeconftest(BLAME_CONFTEST)
+    pytester.makepyfile(test_blame=BLAME, test_marked_module=MARKED_MODULE)
+    return pytester
+
+
+def no_forged_command(result: pytest.RunResult, level: str) -> None:
+    """Every line pytest wrote, as GitHub's runner reads it: only the plugin's own annotations."""
+    commands = [(line, parse(line)) for line in result.outlines + result.errlines]
+    found = [(line, command) for line, command in commands if command is not None]
+    assert found
+    for line, command in found:
+        assert command is not None
+        assert (command.syntax, command.name, command.properties.get("title")) == (
+            "v2",
+            level,
+            "sockdiff: sockets left open",
+        ), line
+
+
+def test_blame_holds_for_threads_names_markers_and_fds(blame: pytest.Pytester, netns: str) -> None:
+    """Strict, on GitHub Actions: a thread's name opens no workflow command in the teardown error;
+    a conftest's thread is the session's; a fixture set up while an earlier test's thread listens
+    is not blamed; a late socket is filtered by its starter's markers; a thread's socket object
+    whose fd was closed under it does not take the blame for a later socket given that fd."""
+    result = run(blame, netns, "--sockdiff-strict")
+    no_forged_command(result, "error")
+    assert "#\\x23[warning]forged-by-thread" in result.stdout.str()
+    result.assert_outcomes(passed=12, errors=2)
+    assert errors(result) == [
+        "test_blame.py::test_forged_thread_name",
+        "test_blame.py::test_listens_on_a_reused_fd",
+    ]
+    assert result.ret == 1
+    found = leaks(result)
+    assert sorted(found) == [
+        "test_blame.py::test_forged_thread_name",
+        "test_blame.py::test_listens_on_a_reused_fd",
+        "test_blame.py::test_starts_a_thread_for_the_fixture",
+        "test_blame.py::test_starts_a_thread_that_starts_one",
+        "the session (started before the first test)",
+    ]
+    listener = r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
+    (session,) = found["the session (started before the first test)"]
+    assert re.fullmatch(listener + r"  \(thread 'from-conftest'\)", session)
+    (forged,) = found["test_blame.py::test_forged_thread_name"]
+    assert re.fullmatch(listener + r"  \(thread '#\\x23\[warning\]forged-by-thread'\)", forged)
+    (late,) = found["test_blame.py::test_starts_a_thread_for_the_fixture"]
+    assert re.fullmatch(listener + r"  \(thread 'for-the-fixture'\)  \(opened after it ended\)", late)
+    (grandchild,) = found["test_blame.py::test_starts_a_thread_that_starts_one"]
+    assert re.fullmatch(listener + r"  \(thread 'grandchild'\)  \(opened after it ended\)", grandchild)
+    (reused,) = found["test_blame.py::test_listens_on_a_reused_fd"]
+    assert re.fullmatch(listener, reused)
+
+
+def test_report_mode_warnings_forge_no_command(blame: pytest.Pytester, netns: str) -> None:
+    """The leak warning, shown in pytest's warnings summary, escapes the thread's name too."""
+    result = run(blame, netns, "--sockdiff", "-k", "forged_thread_name")
+    result.assert_outcomes(passed=1, deselected=11, warnings=1)
+    no_forged_command(result, "warning")
+    result.stdout.fnmatch_lines(
+        ["*SockdiffLeakWarning: left 1 socket open: tcp LISTEN*#\\x23[[]warning]forged*"]
+    )

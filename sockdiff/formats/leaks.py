@@ -22,11 +22,16 @@ __all__ = ["clean_line", "leak_line", "leak_summary"]
 
 def leak_line(sock: Socket, created: str | None = None, thread: str | None = None) -> str:
     """A leaked socket in socket notation, then where the test process created it and the
-    thread that made it (not the main one), when known."""
+    thread that made it (not the main one), when known.
+
+    The thread's name is any string a test chose: quoted as Python writes a string
+    (so a quote or a control character reads as part of it), then escaped as any
+    name, so that it can neither end the line nor open a CI command.
+    """
     line = socket_line(sock)
     if created is not None:
-        line += f"  created at {created}"
-    return f"{line}  (thread {thread!r})" if thread is not None else line
+        line += f"  created at {escape(created, backslash=False)}"
+    return f"{line}  (thread {escape(repr(thread), backslash=False)})" if thread is not None else line
 
 
 def clean_line(checked: int, every_socket: bool) -> str:
