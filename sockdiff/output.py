@@ -486,6 +486,37 @@ def check_standard_output(read: Inputs) -> None:
         raise WriteError(f"standard output is {found}, an input of this command: refusing to write into it")
 
 
+def names_standard_output(path: str) -> bool:
+    """Whether ``path`` is where standard output goes, so that a write to it would mix with it.
+
+    ``-`` and a path naming descriptor 1 (``/dev/stdout``, ``/proc/self/fd/1``,
+    ``/dev/fd/1``) always are; another of our descriptors, or a file, is when
+    it is the same file (device and inode) as descriptor 1: the same pipe, or
+    the regular file a shell redirection opened (``> out.json``). A terminal
+    named by its path is not: what is written there is shown, not lost.
+    """
+    if path == "-":
+        return True
+    try:
+        out = os.fstat(1)
+    except OSError:
+        return False
+    same = (out.st_dev, out.st_ino)
+    with _resolved(path) as place:
+        try:
+            if place.own_fd is not None:
+                if place.own_fd == 1:
+                    return True
+                status = os.fstat(place.own_fd)
+                return (status.st_dev, status.st_ino) == same and not stat.S_ISCHR(out.st_mode)
+            if place.status is None or not stat.S_ISREG(out.st_mode):
+                return False
+            status = os.stat(place.name, dir_fd=place.directory) if place.magic else place.status
+        except OSError:
+            return False  # the write itself says what is wrong
+        return (status.st_dev, status.st_ino) == same
+
+
 def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | None = None) -> None:
     """Write ``data`` (bytes, or pieces of them) to ``path`` by the rules in this module's docstring.
 

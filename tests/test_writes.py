@@ -546,6 +546,41 @@ def test_standard_output_onto_an_input_is_refused(pair: tuple[Path, Path]) -> No
     assert old.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("reports", "redirected"),
+    [
+        (["json=out"], True),  # > out: the report replaced the inode standard output wrote to
+        (["text=out"], True),  # the appended text report, overwritten by standard output at offset 0
+        (["json=/dev/stdout"], False),  # two JSON documents on one stream
+        (["json=/proc/self/fd/1"], True),
+        (["json=/dev/fd/1"], False),
+        (["json=-", "json=-"], False),
+        (["json=link"], True),  # the same file through a link
+    ],
+)
+def test_a_report_onto_standard_output_is_refused(
+    pair: tuple[Path, Path], tmp_path: Path, reports: list[str], redirected: bool
+) -> None:
+    """``compare a b --report json=out.json > out.json``: one of the two outputs was lost or mixed
+    with the other. Standard output is --format's; a report naming it is refused before either is written."""
+    tmp_path = tmp_path / "here"
+    tmp_path.mkdir()
+    out = tmp_path / "out"
+    out.write_bytes(b"before\n")
+    (tmp_path / "link").symlink_to("out")
+    argv = [str(pair[0]), str(pair[1]), "-f", "markdown"]
+    for report in reports:
+        argv += ["--report", report]
+    command, env = sockdiff_command("compare", *argv)
+    with out.open("wb") if redirected else contextlib.nullcontext(subprocess.PIPE) as stdout:
+        result = subprocess.run(
+            command, env=env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT
+        )
+    assert "is standard output" in one_line_error(result)
+    assert not result.stdout and out.read_bytes() == (b"" if redirected else b"before\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "out"]
+
+
 @pytest.mark.parametrize("second", ["./{}", "link", "{}"])
 def test_one_file_named_twice_by_report_is_refused(
     pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: str
