@@ -97,6 +97,8 @@ _MAX_FD = (1 << 31) - 1
 _OWN_FD = re.compile(
     rf"^/(?:proc/(?:self|thread-self|{os.getpid()}|{os.getpid()}/task/\d+)/fd|dev/fd)/(\d+)$"
 )
+# A magic link under /proc: a descriptor, or a process's working or root directory.
+_MAGIC = re.compile(r"^/proc/[^/]+(?:/task/[^/]+)?/(?:fd/[^/]+|cwd|root)$")
 _STREAM_NAMES = {0: "standard input", 1: "standard output", 2: "standard error"}
 
 # Standard descriptors that were closed when the CLI started (``>&-``): they are
@@ -307,6 +309,24 @@ def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place
                 status = os.fstat(child)
                 if stat.S_ISLNK(status.st_mode):
                     _refuse_planted(path, entry, status, parent, "symlink")
+                    if entry.startswith("/proc/") and (must_be_directory or not last):
+                        magic = _MAGIC.match(entry)
+                        if magic is not None:
+                            # A descriptor (cwd, root) names no path: the kernel goes to what it
+                            # holds, and so does this walk; a trailing / or a name after it wants
+                            # a directory there (ENOTDIR, as the kernel says).
+                            held = os.open(part, os.O_PATH | os.O_CLOEXEC, dir_fd=directory)
+                            os.close(child)
+                            child, status = held, os.fstat(held)
+                            if not stat.S_ISDIR(status.st_mode):
+                                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                            if last:
+                                place = _Place(entry, child, ".", status, status)
+                                child = -1
+                                return place
+                            os.close(directory)
+                            directory, parent, prefix, child = child, status, entry, -1
+                            continue
                     if last and entry.startswith("/proc/"):
                         own = _OWN_FD.match(entry)
                         if own is not None:
