@@ -66,13 +66,16 @@ __all__ = [
     "Data",
     "Inputs",
     "OutputClosed",
+    "Planted",
     "Target",
     "check_standard_output",
     "check_stdin",
     "check_target",
     "guard_standard_streams",
     "inputs",
+    "names_standard_output",
     "open_directory",
+    "open_trusted",
     "standard_output",
     "trusted_directory",
     "write_all",
@@ -195,9 +198,19 @@ def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
     return not parent.st_mode & stat.S_ISVTX or status.st_uid == parent.st_uid
 
 
+class Planted(WriteError):
+    """A link (or file) on the path that another user owns, and so could have planted: ``entry``, ``uid``."""
+
+    def __init__(self, message: str, entry: str, uid: int) -> None:
+        super().__init__(message)
+        self.entry = entry
+        self.uid = uid
+
+
 def _refuse_planted(path: str, entry: str, status: os.stat_result, parent: os.stat_result, what: str) -> None:
     if not _trusted(status, parent):
-        raise WriteError(f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns")
+        message = f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns"
+        raise Planted(message, entry, status.st_uid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +430,31 @@ def open_directory(path: str, create: int | None = None) -> int:
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         # Whatever directory has the name now (never a link): the caller checks this descriptor.
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(place.name, flags, dir_fd=place.directory)
+    finally:
+        if place.directory >= 0:
+            os.close(place.directory)
+
+
+def open_trusted(path: str) -> int:
+    """A descriptor (O_RDONLY, O_NONBLOCK) of the file ``path`` leads to, walked as a write is.
+
+    For a file that changes what sockdiff does (a config): every symlink on the
+    way, at the end or in a directory part, however many, is judged by its
+    owner (:class:`Planted` when another user's), and the entry reached is
+    opened with O_NOFOLLOW in the directory held, so a link swapped in since is
+    not followed (ELOOP). The caller judges the file by fstat of what was
+    opened. Anything else that fails is the :class:`OSError`.
+    """
+    place = _walk(path)
+    try:
+        if place.own_fd is not None:
+            return os.dup(place.own_fd)
+        if place.status is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        if not place.magic:  # a magic link was judged by its owner above; it is the file it holds
+            flags |= os.O_NOFOLLOW
         return os.open(place.name, flags, dir_fd=place.directory)
     finally:
         if place.directory >= 0:
