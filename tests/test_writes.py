@@ -25,6 +25,7 @@ from unprivileged import NOBODY
 
 from sockdiff import WriteError, save
 from sockdiff.cli import main
+from sockdiff.config import load_defaults
 from sockdiff.output import write_file
 from sockdiff.snapshots import dumps
 from sockdiff.store import keep
@@ -142,6 +143,45 @@ def test_a_directory_swapped_for_a_link_never_redirects_the_write(
         swapper.communicate(timeout=TIMEOUT)
     # Both outcomes happened: the race was run, not missed.
     assert outcomes[0] and outcomes[2], outcomes
+
+
+def test_a_config_behind_a_swapped_directory_is_never_applied(shared_tmp: Path) -> None:
+    """Root's ``.sockdiff.toml`` links into nobody's ``out``, which nobody keeps exchanging with
+    nobody's link to root's directory (holding a config root trusts): the link hop is nobody's, so
+    the config is skipped whichever name is there as the walk passes, never applied in between."""
+    victim = shared_tmp / "victim"
+    victim.mkdir()
+    (victim / "cfg.toml").write_text('ignore = ["proto tcp"]\n')
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    project = shared_tmp / "proj"
+    project.mkdir()
+    (project / ".sockdiff.toml").symlink_to(theirs / "out" / "cfg.toml")
+    python = os.path.realpath(sys.executable)  # the base interpreter: nobody cannot read the venv
+    swapper = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", "-c", _SWAPPER,
+         str(theirs), str(victim)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n", swapper.stderr
+        reasons: set[str] = set()
+        for tries in range(_RUNS * 50):  # until both names were met, or a scheduler that never swapped
+            defaults = load_defaults(project)
+            assert defaults.ignore is None and defaults.origin is None, "nobody's hop led to root's config"
+            (warning,) = defaults.warnings
+            missing = "No such file" in warning
+            reasons.add("link" if "the link" in warning else "missing" if missing else warning)
+            if len(reasons) == 2 and tries >= _RUNS:
+                break
+        assert swapper.poll() is None, swapper.communicate()  # it swapped all along
+    finally:
+        swapper.kill()
+        swapper.communicate(timeout=TIMEOUT)
+    assert reasons == {"link", "missing"}, reasons  # both names were met: the race was run, not missed
 
 
 @pytest.fixture
