@@ -432,12 +432,15 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
-    from .output import OutputClosed, Target, check_standard_output, check_target
+    from .output import OutputClosed, Target, check_standard_output, check_target, names_standard_output
 
     read = _read_files(result)
     check_standard_output(read)
     named: dict[Target, str] = {}
     for _, path in extra:
+        if names_standard_output(path):
+            # Two documents on one stream, or one replacing the other: --format owns standard output.
+            _fail(f"--report {path}: that is standard output, where the --format report goes")
         target = check_target(path, read)  # every report checked before any is written
         if target is not None:
             if target in named:

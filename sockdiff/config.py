@@ -3,9 +3,11 @@
 A config changes what compare counts and ignores, so, as git does with a
 repository another user owns (safe.directory), one is read only when it is
 owned by the user running sockdiff (or by root) and no one else may write to
-it; a symlink to it must be owned by the user or root too (a link's own mode
-is always 0777 and says nothing: as fs.protected_symlinks judges a link in a
-sticky directory, what counts is who made it). Another's config is skipped
+it; every symlink on the way to it (each hop of a chain, and one in a directory
+part) must be owned by the user or root too (a link's own mode is always 0777
+and says nothing: as fs.protected_symlinks judges a link in a sticky
+directory, what counts is who made it). The path is walked once, as
+:mod:`sockdiff.output` walks a write, and the file judged is the one opened. Another's config is skipped
 with a warning naming it, and is never parsed: root in a directory someone
 else owns gets sockdiff's own defaults, never that person's, and pays nothing
 for a file made to be slow or deep. A config that cannot be read at all (a
@@ -83,14 +85,6 @@ def _may_hold_settings(source: Any) -> bool:
     return len(head) > _PEEK_LIMIT or _MAY_HOLD.search(head) is not None
 
 
-def _link_owner(info: os.stat_result) -> str | None:
-    """Why a symlink another user made is not to be followed; None when the user or root made it."""
-    me = os.geteuid()
-    if info.st_uid not in (me, 0):
-        return f"the link is owned by uid {info.st_uid}, not by you (uid {me}) or root"
-    return None
-
-
 def _read(path: Path, peek: bool = False) -> dict[str, Any]:
     """The TOML document at ``path``; :class:`_Skipped` when it may not or cannot be read.
 
@@ -98,15 +92,21 @@ def _read(path: Path, peek: bool = False) -> dict[str, Any]:
     search of its first bytes, not parsed), so that one with no
     ``[tool.sockdiff]`` (most projects') is passed over without a word.
     """
+    from .output import Planted, open_trusted
+
     try:
-        link = os.lstat(path)
-        if stat.S_ISLNK(link.st_mode):
-            why = _link_owner(link)
-            if why is not None:
-                raise _Skipped(f"{path}: skipped: {why}")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        # Every link on the way, however many, judged by its owner; the file opened is the one reached.
+        fd = open_trusted(str(path))
+    except Planted as planted:
+        me = os.geteuid()
+        where = "" if planted.entry == str(path) else f" ({planted.entry})"
+        raise _Skipped(
+            f"{path}: skipped: the link{where} is owned by uid {planted.uid}, not by you (uid {me}) or root"
+        ) from None
     except OSError as err:
         raise _Skipped(f"{path}: skipped: cannot read it: {err.strerror}") from err
+    except ValueError as err:  # a NUL in the path
+        raise _Skipped(f"{path}: skipped: cannot read it: a NUL character in the name") from err
     try:
         # Checked on what was opened, so nothing swapped in since is read instead.
         info = os.fstat(fd)

@@ -66,13 +66,16 @@ __all__ = [
     "Data",
     "Inputs",
     "OutputClosed",
+    "Planted",
     "Target",
     "check_standard_output",
     "check_stdin",
     "check_target",
     "guard_standard_streams",
     "inputs",
+    "names_standard_output",
     "open_directory",
+    "open_trusted",
     "standard_output",
     "trusted_directory",
     "write_all",
@@ -97,6 +100,8 @@ _MAX_FD = (1 << 31) - 1
 _OWN_FD = re.compile(
     rf"^/(?:proc/(?:self|thread-self|{os.getpid()}|{os.getpid()}/task/\d+)/fd|dev/fd)/(\d+)$"
 )
+# A magic link under /proc: a descriptor, or a process's working or root directory.
+_MAGIC = re.compile(r"^/proc/[^/]+(?:/task/[^/]+)?/(?:fd/[^/]+|cwd|root)$")
 _STREAM_NAMES = {0: "standard input", 1: "standard output", 2: "standard error"}
 
 # Standard descriptors that were closed when the CLI started (``>&-``): they are
@@ -193,9 +198,19 @@ def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
     return not parent.st_mode & stat.S_ISVTX or status.st_uid == parent.st_uid
 
 
+class Planted(WriteError):
+    """A link (or file) on the path that another user owns, and so could have planted: ``entry``, ``uid``."""
+
+    def __init__(self, message: str, entry: str, uid: int) -> None:
+        super().__init__(message)
+        self.entry = entry
+        self.uid = uid
+
+
 def _refuse_planted(path: str, entry: str, status: os.stat_result, parent: os.stat_result, what: str) -> None:
     if not _trusted(status, parent):
-        raise WriteError(f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns")
+        message = f"{path}: refusing to use {entry}, a {what} that uid {status.st_uid} owns"
+        raise Planted(message, entry, status.st_uid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +322,24 @@ def _walk(path: str, partial: bool = False, create: int | None = None) -> _Place
                 status = os.fstat(child)
                 if stat.S_ISLNK(status.st_mode):
                     _refuse_planted(path, entry, status, parent, "symlink")
+                    if entry.startswith("/proc/") and (must_be_directory or not last):
+                        magic = _MAGIC.match(entry)
+                        if magic is not None:
+                            # A descriptor (cwd, root) names no path: the kernel goes to what it
+                            # holds, and so does this walk; a trailing / or a name after it wants
+                            # a directory there (ENOTDIR, as the kernel says).
+                            held = os.open(part, os.O_PATH | os.O_CLOEXEC, dir_fd=directory)
+                            os.close(child)
+                            child, status = held, os.fstat(held)
+                            if not stat.S_ISDIR(status.st_mode):
+                                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                            if last:
+                                place = _Place(entry, child, ".", status, status)
+                                child = -1
+                                return place
+                            os.close(directory)
+                            directory, parent, prefix, child = child, status, entry, -1
+                            continue
                     if last and entry.startswith("/proc/"):
                         own = _OWN_FD.match(entry)
                         if own is not None:
@@ -403,6 +436,31 @@ def open_directory(path: str, create: int | None = None) -> int:
             os.close(place.directory)
 
 
+def open_trusted(path: str) -> int:
+    """A descriptor (O_RDONLY, O_NONBLOCK) of the file ``path`` leads to, walked as a write is.
+
+    For a file that changes what sockdiff does (a config): every symlink on the
+    way, at the end or in a directory part, however many, is judged by its
+    owner (:class:`Planted` when another user's), and the entry reached is
+    opened with O_NOFOLLOW in the directory held, so a link swapped in since is
+    not followed (ELOOP). The caller judges the file by fstat of what was
+    opened. Anything else that fails is the :class:`OSError`.
+    """
+    place = _walk(path)
+    try:
+        if place.own_fd is not None:
+            return os.dup(place.own_fd)
+        if place.status is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+        if not place.magic:  # a magic link was judged by its owner above; it is the file it holds
+            flags |= os.O_NOFOLLOW
+        return os.open(place.name, flags, dir_fd=place.directory)
+    finally:
+        if place.directory >= 0:
+            os.close(place.directory)
+
+
 def inputs(paths: Iterable[str]) -> Inputs:
     """The files a command reads (``-``: standard input), as :func:`write_file` compares them.
 
@@ -484,6 +542,37 @@ def check_standard_output(read: Inputs) -> None:
     found = read.get((status.st_dev, status.st_ino)) if stat.S_ISREG(status.st_mode) else None
     if found is not None and 1 not in _closed_at_start:
         raise WriteError(f"standard output is {found}, an input of this command: refusing to write into it")
+
+
+def names_standard_output(path: str) -> bool:
+    """Whether ``path`` is where standard output goes, so that a write to it would mix with it.
+
+    ``-`` and a path naming descriptor 1 (``/dev/stdout``, ``/proc/self/fd/1``,
+    ``/dev/fd/1``) always are; another of our descriptors, or a file, is when
+    it is the same file (device and inode) as descriptor 1: the same pipe, or
+    the regular file a shell redirection opened (``> out.json``). A terminal
+    named by its path is not: what is written there is shown, not lost.
+    """
+    if path == "-":
+        return True
+    try:
+        out = os.fstat(1)
+    except OSError:
+        return False
+    same = (out.st_dev, out.st_ino)
+    with _resolved(path) as place:
+        try:
+            if place.own_fd is not None:
+                if place.own_fd == 1:
+                    return True
+                status = os.fstat(place.own_fd)
+                return (status.st_dev, status.st_ino) == same and not stat.S_ISCHR(out.st_mode)
+            if place.status is None or not stat.S_ISREG(out.st_mode):
+                return False
+            status = os.stat(place.name, dir_fd=place.directory) if place.magic else place.status
+        except OSError:
+            return False  # the write itself says what is wrong
+        return (status.st_dev, status.st_ino) == same
 
 
 def write_file(path: str, data: Data, *, append: bool = False, read: Inputs | None = None) -> None:

@@ -265,6 +265,38 @@ def test_a_config_through_a_symlink_is_judged_by_who_made_the_link(files: tuple[
     assert done.returncode == 1 and f"{theirs}: skipped: the link is owned by uid {NOBODY}" in done.stderr
 
 
+@pytest.mark.parametrize("through", ["second link", "directory link"])
+def test_a_config_reached_through_another_users_link_anywhere_on_the_way_is_skipped(
+    files: tuple[Path, Path], through: str
+) -> None:
+    """Root's ``.sockdiff.toml`` -> nobody's link -> root's config: only the first link was judged, and
+    root's ignore applied through nobody's hop (which nobody may point anywhere). Every hop is judged."""
+    a, b = files
+    target = a.parent / "root-cfg.toml"
+    target.write_text(CONFIG)
+    theirs = a.parent / "nbd"
+    theirs.mkdir()
+    project = a.parent / "proj"
+    project.mkdir()
+    config = project / ".sockdiff.toml"
+    if through == "second link":
+        hop = theirs / "hop"
+        hop.symlink_to(target)
+        config.symlink_to(hop)
+    else:  # root's link into a directory through nobody's link to root's directory
+        hop = theirs / "dir"
+        hop.symlink_to(a.parent)
+        config.symlink_to(hop / target.name)
+    os.chown(theirs, NOBODY, NOBODY)
+    os.chown(hop, NOBODY, NOBODY, follow_symlinks=False)
+    done = sockdiff("compare", str(a), str(b), cwd=project)
+    assert done.returncode == 1, done.stderr  # root-cfg.toml's ignore does not apply
+    assert f"{config}: skipped: the link ({hop}) is owned by uid {NOBODY}" in done.stderr, done.stderr
+    os.chown(hop, 0, 0, follow_symlinks=False)  # the same chain, every link root's: it applies
+    done = sockdiff("compare", str(a), str(b), cwd=project)
+    assert done.returncode == 0 and f"note: ignore and fail_on from {config}" in done.stderr, done.stderr
+
+
 def test_a_malformed_config_of_ones_own_is_still_an_error(tmp_path: Path) -> None:
     (tmp_path / ".sockdiff.toml").write_text("ignore = [\n")
     with pytest.raises(BadConfig, match="not valid TOML"):

@@ -157,6 +157,58 @@ def test_a_descriptor_number_past_any_int_is_one_error() -> None:
             save(sample(), path)
 
 
+# Each path: what the kernel says to open(O_WRONLY), then what save says, one line each.
+_KERNEL_AND_SAVE = """
+import os, sys, sockdiff
+snapshot = sockdiff.load(sys.argv[1])
+for path in sys.argv[2:]:
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        print("kernel: opened", file=sys.stderr)
+    except OSError as err:
+        print("kernel:", err.strerror, file=sys.stderr)
+    try:
+        sockdiff.save(snapshot, path)
+        print("save: written", file=sys.stderr)
+    except sockdiff.WriteError as err:
+        print("save:", str(err).rpartition(": ")[2], file=sys.stderr)
+"""
+
+
+def test_a_trailing_slash_after_our_descriptor_is_not_a_directory(tmp_path: Path) -> None:
+    """``-o /dev/stdout/`` wrote the snapshot to standard output, and ``/proc/self/fd/1/.`` said "No
+    such file or directory": a descriptor of a file is no directory, as the kernel says (ENOTDIR)."""
+    small = tmp_path / "small.json"
+    save(sample(), str(small))
+    out = tmp_path / "out"
+    paths = ["/dev/stdout/", "/proc/self/fd/1/", "/dev/fd/1/", "/proc/self/fd/1/.", "/dev/fd/1/x"]
+    with out.open("wb") as stdout:
+        result = subprocess.run(
+            [sys.executable, "-c", _KERNEL_AND_SAVE, small, *paths],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, check=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    lines = result.stderr.splitlines()
+    assert lines == ["kernel: Not a directory", "save: Not a directory"] * len(paths)
+    assert out.read_bytes() == b""
+
+
+def test_a_process_directory_under_proc_is_the_directory_it_holds(tmp_path: Path) -> None:
+    """``/proc/self/cwd/x.json`` is written in the working directory (the link's text is not walked),
+    and ``/proc/self/cwd/`` is a directory, as the kernel says."""
+    small = tmp_path / "small.json"
+    save(sample(), str(small))
+    paths = ["/proc/self/cwd/x.json", "/proc/self/cwd/"]
+    (tmp_path / "x.json").write_bytes(b"old")
+    result = subprocess.run(
+        [sys.executable, "-c", _KERNEL_AND_SAVE, small, *paths],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, check=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.stderr.splitlines() == [
+        "kernel: opened", "save: written", "kernel: Is a directory", "save: Is a directory"
+    ]  # fmt: skip
+    assert (tmp_path / "x.json").read_bytes() == dumps(sample())
+
+
 def test_a_link_of_ours_or_roots_is_followed(sticky: Path, tmp_path: Path) -> None:
     target = tmp_path / "real.json"
     ours = sticky / "ours.json"

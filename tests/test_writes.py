@@ -25,6 +25,7 @@ from unprivileged import NOBODY
 
 from sockdiff import WriteError, save
 from sockdiff.cli import main
+from sockdiff.config import load_defaults
 from sockdiff.output import write_file
 from sockdiff.snapshots import dumps
 from sockdiff.store import keep
@@ -142,6 +143,45 @@ def test_a_directory_swapped_for_a_link_never_redirects_the_write(
         swapper.communicate(timeout=TIMEOUT)
     # Both outcomes happened: the race was run, not missed.
     assert outcomes[0] and outcomes[2], outcomes
+
+
+def test_a_config_behind_a_swapped_directory_is_never_applied(shared_tmp: Path) -> None:
+    """Root's ``.sockdiff.toml`` links into nobody's ``out``, which nobody keeps exchanging with
+    nobody's link to root's directory (holding a config root trusts): the link hop is nobody's, so
+    the config is skipped whichever name is there as the walk passes, never applied in between."""
+    victim = shared_tmp / "victim"
+    victim.mkdir()
+    (victim / "cfg.toml").write_text('ignore = ["proto tcp"]\n')
+    theirs = shared_tmp / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    project = shared_tmp / "proj"
+    project.mkdir()
+    (project / ".sockdiff.toml").symlink_to(theirs / "out" / "cfg.toml")
+    python = os.path.realpath(sys.executable)  # the base interpreter: nobody cannot read the venv
+    swapper = subprocess.Popen(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", "-c", _SWAPPER,
+         str(theirs), str(victim)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n", swapper.stderr
+        reasons: set[str] = set()
+        for tries in range(_RUNS * 50):  # until both names were met, or a scheduler that never swapped
+            defaults = load_defaults(project)
+            assert defaults.ignore is None and defaults.origin is None, "nobody's hop led to root's config"
+            (warning,) = defaults.warnings
+            missing = "No such file" in warning
+            reasons.add("link" if "the link" in warning else "missing" if missing else warning)
+            if len(reasons) == 2 and tries >= _RUNS:
+                break
+        assert swapper.poll() is None, swapper.communicate()  # it swapped all along
+    finally:
+        swapper.kill()
+        swapper.communicate(timeout=TIMEOUT)
+    assert reasons == {"link", "missing"}, reasons  # both names were met: the race was run, not missed
 
 
 @pytest.fixture
@@ -544,6 +584,41 @@ def test_standard_output_onto_an_input_is_refused(pair: tuple[Path, Path]) -> No
         )
     assert "an input of this command" in one_line_error(result)
     assert old.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("reports", "redirected"),
+    [
+        (["json=out"], True),  # > out: the report replaced the inode standard output wrote to
+        (["text=out"], True),  # the appended text report, overwritten by standard output at offset 0
+        (["json=/dev/stdout"], False),  # two JSON documents on one stream
+        (["json=/proc/self/fd/1"], True),
+        (["json=/dev/fd/1"], False),
+        (["json=-", "json=-"], False),
+        (["json=link"], True),  # the same file through a link
+    ],
+)
+def test_a_report_onto_standard_output_is_refused(
+    pair: tuple[Path, Path], tmp_path: Path, reports: list[str], redirected: bool
+) -> None:
+    """``compare a b --report json=out.json > out.json``: one of the two outputs was lost or mixed
+    with the other. Standard output is --format's; a report naming it is refused before either is written."""
+    tmp_path = tmp_path / "here"
+    tmp_path.mkdir()
+    out = tmp_path / "out"
+    out.write_bytes(b"before\n")
+    (tmp_path / "link").symlink_to("out")
+    argv = [str(pair[0]), str(pair[1]), "-f", "markdown"]
+    for report in reports:
+        argv += ["--report", report]
+    command, env = sockdiff_command("compare", *argv)
+    with out.open("wb") if redirected else contextlib.nullcontext(subprocess.PIPE) as stdout:
+        result = subprocess.run(
+            command, env=env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT
+        )
+    assert "is standard output" in one_line_error(result)
+    assert not result.stdout and out.read_bytes() == (b"" if redirected else b"before\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "out"]
 
 
 @pytest.mark.parametrize("second", ["./{}", "link", "{}"])
