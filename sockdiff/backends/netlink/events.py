@@ -33,7 +33,7 @@ from ... import netns as netns_module
 from ...errors import BackendUnavailable
 from ...model import Socket
 from . import sockets as netlink
-from .framing import DumpFailed, messages, open_socket
+from .framing import NETLINK_ROUTE, NETLINK_SOCK_DIAG, DumpFailed, messages, open_socket
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -46,7 +46,6 @@ __all__ = [
     "decode_destroyed",
 ]
 
-NETLINK_ROUTE = 0
 
 # include/uapi/linux/sock_diag.h, enum sknetlink_groups: what ss -E joins.
 SKNLGRP_INET_TCP_DESTROY = 1
@@ -162,7 +161,7 @@ class Listener:
                 # A netlink socket belongs to the namespace of the thread that made it.
                 for proto, groups in DESTROY_GROUPS.items():
                     if proto in protos:
-                        self._add(_open(netlink.NETLINK_SOCK_DIAG, groups, buffer_size), proto)
+                        self._add(_open(NETLINK_SOCK_DIAG, groups, buffer_size), proto)
                 if routes:
                     self._add(_open(NETLINK_ROUTE, ROUTE_GROUPS, buffer_size), "route")
         except OSError as err:

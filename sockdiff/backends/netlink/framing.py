@@ -15,9 +15,13 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 
+from ...errors import BackendUnavailable
+
 __all__ = [
     "ATTEMPTS",
     "HEADER_SIZE",
+    "NETLINK_ROUTE",
+    "NETLINK_SOCK_DIAG",
     "NLMSG_DONE",
     "NLMSG_ERROR",
     "NLM_F_DUMP",
@@ -30,6 +34,7 @@ __all__ = [
     "align",
     "attributes",
     "messages",
+    "open_dump_socket",
     "open_socket",
     "receive",
 ]
@@ -69,6 +74,21 @@ def align(length: int) -> int:
     (8, 8)
     """
     return (length + 3) & ~3
+
+
+# Netlink protocols (include/uapi/linux/netlink.h), named as an error names them.
+NETLINK_ROUTE = 0
+NETLINK_SOCK_DIAG = 4
+_PROTOCOL_NAMES = {NETLINK_ROUTE: "NETLINK_ROUTE", NETLINK_SOCK_DIAG: "NETLINK_SOCK_DIAG"}
+
+
+def open_dump_socket(protocol: int) -> socket.socket:
+    """:func:`open_socket` for dumps; :class:`BackendUnavailable` where this kernel has none to give."""
+    try:
+        return open_socket(protocol)
+    except OSError as err:
+        name = _PROTOCOL_NAMES.get(protocol, f"netlink protocol {protocol}")
+        raise BackendUnavailable(f"cannot open a {name} socket: {err.strerror}") from err
 
 
 def open_socket(

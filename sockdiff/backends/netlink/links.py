@@ -39,6 +39,7 @@ from ..netnames import (
 )
 from .framing import (
     ATTEMPTS,
+    NETLINK_ROUTE,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     Dump,
@@ -46,8 +47,8 @@ from .framing import (
     Messages,
     align,
     attributes,
+    open_dump_socket,
 )
-from .framing import open_socket as open_netlink_socket
 
 __all__ = [
     "Link",
@@ -64,7 +65,6 @@ __all__ = [
 ]
 
 
-NETLINK_ROUTE = 0
 RTM_GETLINK = 18
 RTM_GETADDR = 22
 RTM_GETROUTE = 26
@@ -364,10 +364,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
 
 def open_socket() -> socket.socket:
     """A NETLINK_ROUTE socket in the calling thread's network namespace."""
-    try:
-        return open_netlink_socket(NETLINK_ROUTE)
-    except OSError as err:
-        raise BackendUnavailable(f"cannot open a NETLINK_ROUTE socket: {err.strerror}") from err
+    return open_dump_socket(NETLINK_ROUTE)
 
 
 T = TypeVar("T")

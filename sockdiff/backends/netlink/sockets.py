@@ -35,15 +35,14 @@ from ...model import (
 from ..netnames import interface_name
 from .framing import (
     ATTEMPTS,
+    NETLINK_SOCK_DIAG,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     Dump,
     DumpFailed,
     Messages,
     attributes,
-)
-from .framing import (
-    open_socket as open_netlink_socket,
+    open_dump_socket,
 )
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "read_protocol",
 ]
 
-NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 
 IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "raw": socket.IPPROTO_RAW}
@@ -128,10 +126,7 @@ def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
 
 def open_socket() -> socket.socket:
     """A NETLINK_SOCK_DIAG socket in the calling thread's network namespace."""
-    try:
-        return open_netlink_socket(NETLINK_SOCK_DIAG)
-    except OSError as err:
-        raise BackendUnavailable(f"cannot open a NETLINK_SOCK_DIAG socket: {err.strerror}") from err
+    return open_dump_socket(NETLINK_SOCK_DIAG)
 
 
 def inet_request(family: int, proto: str, seq: int) -> bytes:
