@@ -688,34 +688,32 @@ def _annotations(records: list[dict[str, Any]], level: str) -> list[str]:
 
 def _marker_expressions(item: pytest.Item) -> tuple[str, ...] | None:
     """The expressions of the ``sockdiff_ignore`` markers on ``item``; None: do not check it."""
-    from .errors import UsageError
-
-    expressions: list[str] = []
-    for marker in item.iter_markers("sockdiff_ignore"):
-        if marker.kwargs:
-            # A keyword would otherwise read as "no expressions": the test left unchecked.
-            raise UsageError(
-                f"takes filter expressions as arguments, not keywords ({', '.join(sorted(marker.kwargs))})"
-            )
-        if not marker.args:
-            return None
-        expressions.extend(str(arg) for arg in marker.args)
-    return tuple(expressions)
+    return _ignore_expressions(item.iter_markers("sockdiff_ignore"))
 
 
 def _module_expressions(fixturedef: pytest.FixtureDef[Any], ini: tuple[str, ...]) -> tuple[str, ...] | None:
     """The ignores of a fixture: the ini's, and the ``sockdiff_ignore`` marks of the module that
     defines it (``pytestmark``); None: that module is not checked."""
-    from .errors import UsageError
-
     module = sys.modules.get(getattr(fixturedef.func, "__module__", None) or "")
     marks = getattr(module, "pytestmark", [])
-    expressions = list(ini)
-    for found in marks if isinstance(marks, list) else [marks]:
-        mark = found.mark if isinstance(found, pytest.MarkDecorator) else found
-        if not isinstance(mark, pytest.Mark) or mark.name != "sockdiff_ignore":
-            continue
+    found = [
+        m.mark if isinstance(m, pytest.MarkDecorator) else m
+        for m in (marks if isinstance(marks, list) else [marks])
+    ]
+    expressions = _ignore_expressions(
+        m for m in found if isinstance(m, pytest.Mark) and m.name == "sockdiff_ignore"
+    )
+    return None if expressions is None else (*ini, *expressions)
+
+
+def _ignore_expressions(marks: Iterable[pytest.Mark]) -> tuple[str, ...] | None:
+    """The filter expressions of ``sockdiff_ignore`` marks; None where one has no argument (do not check)."""
+    from .errors import UsageError
+
+    expressions: list[str] = []
+    for mark in marks:
         if mark.kwargs:
+            # A keyword would otherwise read as "no expressions": the test left unchecked.
             raise UsageError(
                 f"takes filter expressions as arguments, not keywords ({', '.join(sorted(mark.kwargs))})"
             )
