@@ -33,6 +33,7 @@ __all__ = [
     "parse_unix",
     "read_counters",
     "read_file",
+    "read_optional",
     "read_protocol",
 ]
 
@@ -69,6 +70,16 @@ def read_file(path: str) -> bytes:
     """
     with open(path, "rb", buffering=0) as file:
         return file.readall()
+
+
+def read_optional(path: str) -> bytes:
+    """A /proc file's text; empty when the file does not exist (no IPv6 in this kernel)."""
+    try:
+        return read_file(path)
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        raise BackendUnavailable(f"cannot read {path}: {err.strerror}") from err
 
 
 def _ipv4(word: bytes) -> str:
