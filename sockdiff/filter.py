@@ -772,7 +772,7 @@ def compile_verdict(text: str) -> Verdict:
     where the record leaves a value the expression reads unknown.
 
     Unknown is no processes (``process``, ``pid``), no uid, or no device
-    (``dev``): a snapshot taken with ``--no-processes``, or read from /proc,
+    (``dev``): a snapshot taken without processes, or read from /proc,
     cannot say. ``not`` keeps unknown unknown; ``and`` is False when any side
     is, ``or`` True when any side is (Kleene's logic). This is how a comparison
     narrows a snapshot to a scope it was not taken in: null never narrows.
@@ -813,7 +813,7 @@ def compile_filter_for(text: str, processes: bool) -> Predicate:
 def compile_filters(texts: Sequence[str]) -> Predicate | None:
     """One predicate that holds when any of the expressions does; None for none.
 
-    This is how a list of ``--ignore`` expressions is applied.
+    This is how a list of ``ignore`` expressions is applied.
     """
     tests = [compile_filter(text) for text in texts]
     if not tests:
@@ -828,7 +828,7 @@ def as_predicate(
 ) -> Predicate | None:
     """What the library takes for ``ignore`` and ``only``: a filter expression, a
     predicate over sockets (a compiled filter), or a list of either, which holds
-    when any does (as ``--ignore`` given twice); None or an empty list for none.
+    when any does (as :func:`compile_filters` joins them); None or an empty list for none.
 
     A malformed expression raises :class:`~sockdiff.errors.BadFilter`; anything
     else, :class:`~sockdiff.errors.UsageError` naming ``what``.

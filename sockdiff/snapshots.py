@@ -120,8 +120,15 @@ class Snapshot:
     version: int = field(default=VERSION, compare=False)  # the file's format version
 
     def why_not_taken(self) -> str:
-        """Why a section is None: the snapshot was taken without it, or predates sections."""
-        return "a version 1 file, from before sections" if self.version == 1 else "taken with --sections"
+        """Why a section is None: the file predates sections, or the snapshot was taken with the others only.
+
+        >>> Snapshot(None, (), None, ()).why_not_taken()
+        'taken with sockets and routes only'
+        """
+        if self.version == 1:
+            return "a version 1 file, from before sections"
+        taken = [name for name in ("sockets", "interfaces", "routes") if getattr(self, name) is not None]
+        return f"taken with {' and '.join(taken)} only" if taken else "taken with no section"
 
     def meta(self) -> dict[str, Any]:
         """Everything but the sections, as it stands in a file written now."""

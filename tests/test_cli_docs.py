@@ -40,7 +40,8 @@ def test_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["show", "--bogus"], "No such option"),
         (["show", "sport", "="], "bad filter"),
-        (["compare", "--fail-on", "sometimes", "live", "live"], "'sometimes'"),
+        (["compare", "--fail-on", "sometimes", "live", "live"], "unknown --fail-on kind 'sometimes'"),
+        (["compare", "--fields", "colour", "live", "live"], "unknown field 'colour' for --fields"),
         (["snapshot", "--backend", "carrier-pigeon", "-o", "-"], "unknown backend"),
         (["show", "--format", "xml"], "unknown format"),
         (["snapshot", "--netns", "sockdiff-no-such-ns", "-o", "-"], "no network namespace"),

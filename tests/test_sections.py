@@ -320,8 +320,8 @@ def test_compare_notes_the_sections_one_side_did_not_take(tmp_path: Path) -> Non
     result = sockdiff("compare", str(only_interfaces), str(only_sockets))
     assert (result.returncode, result.stdout) == (0, "0 new, 0 closed, 0 changed\n")
     assert result.stderr == (
-        f"sockdiff: note: not compared: sockets ({only_interfaces} has none: taken with --sections),"
-        f" interfaces ({only_sockets} has none: taken with --sections)\n"
+        f"sockdiff: note: not compared: sockets ({only_interfaces} has none: taken with interfaces only),"
+        f" interfaces ({only_sockets} has none: taken with sockets only)\n"
     )
     # Sections both took, or both left out, need no note.
     assert sockdiff("compare", str(only_sockets), str(only_sockets)).stderr == ""
