@@ -587,9 +587,9 @@ def watch(
 
     Ctrl-C ends it with a summary line on stderr (exit 0).
     """
-    from .comparison import watch as watch_sockets
     from .config import load_defaults
     from .formats import WATCH_FORMATS, event_format, parse_format
+    from .watching import watch as watch_sockets
 
     if math.isnan(interval):  # compares with neither bound, so the range lets it through
         _fail("--interval must be a number of seconds, not nan")
