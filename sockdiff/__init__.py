@@ -39,7 +39,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     **{name: ("errors", name) for name in _errors.__all__},  # the whole family
     **{
         name: ("model", name)
-        for name in ("Endpoint", "Inet", "Interface", "Process", "Route", "Socket", "UnixName", "UnixPeer")
+        for name in ("Endpoint", "inet", "Interface", "Process", "Route", "Socket", "unix_name", "unix_peer")
     },
 }
 
@@ -65,13 +65,13 @@ if _typing.TYPE_CHECKING:  # what the lazy lookup below returns, for type checke
     from .formats import ReportOptions as ReportOptions
     from .formats import report as report
     from .model import Endpoint as Endpoint
-    from .model import Inet as Inet
     from .model import Interface as Interface
     from .model import Process as Process
     from .model import Route as Route
     from .model import Socket as Socket
-    from .model import UnixName as UnixName
-    from .model import UnixPeer as UnixPeer
+    from .model import inet as inet
+    from .model import unix_name as unix_name
+    from .model import unix_peer as unix_peer
     from .snapshots import Snapshot as Snapshot
     from .snapshots import load as load
     from .snapshots import save as save

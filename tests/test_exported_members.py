@@ -32,7 +32,7 @@ def test_all_is_exactly_the_public_names() -> None:
 
 
 def test_type_checkers_see_the_names_the_lookup_serves() -> None:
-    """``__init__``'s imports for type checkers bind exactly ``__all__``, each from the module it is served from."""
+    """The imports for type checkers bind exactly ``__all__``, each from the module it is served from."""
     tree = ast.parse(Path(sockdiff.__file__).read_text())
     block = next(
         node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
@@ -85,8 +85,8 @@ def test_compare_takes_snapshots_and_report_renders_them() -> None:
         "inet",
         "stream",
         "LISTEN",
-        sockdiff.Inet("127.0.0.1", 8080),
-        sockdiff.Inet("0.0.0.0", 0),
+        sockdiff.inet("127.0.0.1", 8080),
+        sockdiff.inet("0.0.0.0", 0),
         5,
         0,
         0,
