@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -243,12 +243,6 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     processes: tuple[Process, ...]
     interface: DeviceName | None = None
     v6only: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as it stands in a snapshot file."""
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        result["processes"] = list(result["processes"])
-        return result
 
 
 NO_PROCESSES: tuple[Process, ...] = ()
