@@ -166,7 +166,7 @@ class _Probe(msgspec.Struct):
 
 
 # Records encoded at a time: the file is written a batch at a time, so the encoded
-# text of 100k sockets (~22 MB, twice while it was split into lines) is never
+# text of 100k sockets (~22 MB, and as much again to split it into lines) is never
 # held whole beside the records.
 _BATCH = 2048
 

@@ -283,7 +283,7 @@ def test_an_older_proc_snapshot_says_it_holds_ipv6s_main_table_only(network: str
     assert sockdiff("snapshot", "-o", str(path), "--backend", "proc", netns=network).returncode == 0
     document = json.loads(path.read_text())
     assert document["sources"]["routes"] == "proc (IPv4 main table only)"
-    # As sockdiff wrote it before it read every IPv6 table of ipv6_route.
+    # An older file: what sockdiff wrote before it read every IPv6 table of ipv6_route.
     document["sources"]["routes"] = "proc (main table)"
     document["routes"] = [r for r in document["routes"] if r["table"] == 254]
     path.write_text(json.dumps(document))
