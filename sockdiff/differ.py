@@ -428,10 +428,10 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters (a list of names, or a comma list as ``--fields``
+    interfaces' counters (a list of names, or a comma list as :func:`parse_fields`
     takes); an unknown name raises :class:`~sockdiff.errors.UsageError`.
     ``ignore`` and ``only`` each take a filter expression
-    (as ``--ignore`` and ``--only``), a predicate such as
+    (:mod:`sockdiff.filter`'s language), a predicate such as
     :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
     holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """
