@@ -10,7 +10,7 @@ and reading them back checks every field's type on the way.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -37,10 +37,13 @@ __all__ = [
     "Counters",
     "Endpoint",
     "Interface",
+    "Leak",
     "Nexthop",
     "Process",
     "Route",
     "Socket",
+    "decode_leaks",
+    "encode_leaks",
     "escape_name",
     "inet",
     "make_socket",
@@ -246,6 +249,46 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
 
 
 NO_PROCESSES: tuple[Process, ...] = ()
+
+
+class Leak(msgspec.Struct, frozen=True, gc=False):
+    """A socket a watched process tree left open (:mod:`sockdiff.leaks`), and whom it is blamed on.
+
+    ``socket``: the socket, its holders in ``socket.processes``. ``owner``: the window
+    (a test's id, a fixture's label, a command) that left it, of ``kind`` test,
+    fixture or command, defined at ``file``:``line`` when known (``file`` empty
+    otherwise). ``late``: opened by a process or thread the owner started, after the
+    owner ended. ``created``: where the watching process created it (``path:line``,
+    when tracemalloc knew); ``thread``: the name of the thread of the watching process
+    that made it, when not the main one. ``appeared``: seconds after watching began
+    that the socket was first seen, when the watcher polled.
+    """
+
+    socket: Socket
+    owner: str
+    kind: Literal["test", "fixture", "command"]
+    file: str = ""
+    line: int = 0
+    late: bool = False
+    created: str | None = None
+    thread: str | None = None
+    appeared: float | None = None
+
+
+_LEAKS_ENCODER = msgspec.json.Encoder()
+_LEAKS_DECODER = msgspec.json.Decoder(tuple[tuple[Leak, ...], ...])
+
+
+def encode_leaks(groups: Sequence[Sequence[Leak]]) -> str:
+    """Groups of leaks as JSON text: what carries them between processes (pytest-xdist's
+    workers, a teardown report)."""
+    return _LEAKS_ENCODER.encode(groups).decode()
+
+
+def decode_leaks(text: str | bytes) -> tuple[tuple[Leak, ...], ...]:
+    """The groups of leaks :func:`encode_leaks` wrote."""
+    return _LEAKS_DECODER.decode(text)
+
 
 # The flags fib_flag_trans (net/ipv4/fib_trie.c) writes in /proc/net/route.
 RTF_UP, RTF_GATEWAY, RTF_HOST, RTF_REJECT = 0x1, 0x2, 0x4, 0x200

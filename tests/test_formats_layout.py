@@ -30,10 +30,10 @@ from sockdiff.formats import (
     event_format,
     listing_format,
 )
-from sockdiff.formats.leaks import clean_line, leak_line, leak_summary
+from sockdiff.formats.leaks import clean_line, leak_summary
 from sockdiff.formats.netstat import netstat_routes, select_interfaces, select_routes
 from sockdiff.formats.ss import sockets_summary
-from sockdiff.model import Counters, Interface, Nexthop, Route
+from sockdiff.model import Counters, Interface, Leak, Nexthop, Route
 from sockdiff.snapshots import Snapshot, dumps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,14 +238,11 @@ def test_watch_event_bytes_are_unchanged(choice: EventChoice, colour: bool, name
 
 def test_plugin_summary_lines() -> None:
     """The summary the pytest plugin writes, from formats/ (README's example, names escaped)."""
+    fixture = "session fixture 'srv' (conftest.py:8)"
     lines = leak_summary(
         [
-            ("test", "t.py::test_a\n", [leak_line(LISTENER, "t.py:13")]),
-            (
-                "fixture",
-                "session fixture 'srv' (conftest.py:8)",
-                [leak_line(UNIX), leak_line(CLOSED, thread="w")],
-            ),
+            [Leak(LISTENER, "t.py::test_a\n", "test", created="t.py:13")],
+            [Leak(UNIX, fixture, "fixture"), Leak(CLOSED, fixture, "fixture", thread="w")],
         ]
     )
     assert lines == [

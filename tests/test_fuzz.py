@@ -32,7 +32,7 @@ from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.netlink.framing import Dump, DumpFailed
 from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import TCP_STATES, Process, Socket, escape_name
+from sockdiff.model import TCP_STATES, Leak, Process, Socket, escape_name
 from sockdiff.snapshots import Snapshot, dumps, loads
 from sockdiff.validation import record_problem
 
@@ -562,9 +562,9 @@ def test_names_through_every_report_format(names: list[str], fail_on: tuple[str,
 def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
     """show's table keeps a name in its column; jsonl reads back; the plugin's summary opens no command."""
     from sockdiff.formats.jsonl import record_lines
+    from sockdiff.formats.leaks import leak_line
     from sockdiff.formats.notation import escape, unix_name
     from sockdiff.formats.ss import socket_table
-    from sockdiff.pytest_plugin import _lines
 
     sockets = [_unix_record(name, 10 + n, name) for n, name in enumerate(names)]
     rows = socket_table(sockets, processes=True).splitlines()
@@ -581,7 +581,8 @@ def test_names_in_show_table_jsonl_and_plugin_lines(names: list[str]) -> None:
     for raw in encoded:
         _no_command(raw.decode())
     # The names as the threads' that made the sockets, too: any string a test may choose.
-    for line in _lines(sockets, {sock.inode: name for sock, name in zip(sockets, names, strict=True)}):
+    for sock, name in zip(sockets, names, strict=True):
+        line = leak_line(Leak(sock, name, "test", thread=name, late=True))
         _no_command(line)
         _no_command(f"    {escape(line, backslash=False)}")
     for name in names:

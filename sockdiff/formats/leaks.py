@@ -1,37 +1,52 @@
-"""The pytest plugin's leak report: a leaked socket's line, and the terminal summary's lines.
+"""The leak report: a leaked socket's line, the pytest plugin's summary, its CI annotations.
 
 ``pytest --sockdiff`` ends in a ``sockdiff: sockets left open`` section: each
 test or fixture that leaked (its id escaped as any name: test ids and file
 names must neither break a line nor open a CI command), its sockets indented
 under it in socket notation, then how many tests and fixtures left how many
-sockets open.
+sockets open. Every function takes :class:`~sockdiff.model.Leak` records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .notation import escape, socket_line
 
 if TYPE_CHECKING:
-    from ..model import Socket
+    from ..model import Leak
 
-__all__ = ["clean_line", "leak_line", "leak_summary"]
+__all__ = ["by_owner", "clean_line", "leak_annotations", "leak_line", "leak_summary"]
+
+_TITLE = "sockdiff: sockets left open"
 
 
-def leak_line(sock: Socket, created: str | None = None, thread: str | None = None) -> str:
+def leak_line(leak: Leak) -> str:
     """A leaked socket in socket notation, then where the test process created it and the
-    thread that made it (not the main one), when known.
+    thread that made it (not the main one), when known, and whether it was opened late.
 
     The thread's name is any string a test chose: quoted as Python writes a string
     (so a quote or a control character reads as part of it), then escaped as any
     name, so that it can neither end the line nor open a CI command.
     """
-    line = socket_line(sock)
-    if created is not None:
-        line += f"  created at {escape(created, backslash=False)}"
-    return f"{line}  (thread {escape(repr(thread), backslash=False)})" if thread is not None else line
+    line = socket_line(leak.socket)
+    if leak.created is not None:
+        line += f"  created at {escape(leak.created, backslash=False)}"
+    if leak.thread is not None:
+        line += f"  (thread {escape(repr(leak.thread), backslash=False)})"
+    return f"{line}  (opened after it ended)" if leak.late else line
+
+
+def by_owner(leaks: Iterable[Leak]) -> list[tuple[Leak, ...]]:
+    """``leaks`` (as one check found them) in runs of one owner each, in order."""
+    runs: list[list[Leak]] = []
+    for leak in leaks:
+        if runs and (runs[-1][0].owner, runs[-1][0].kind) == (leak.owner, leak.kind):
+            runs[-1].append(leak)
+        else:
+            runs.append([leak])
+    return [tuple(run) for run in runs]
 
 
 def clean_line(checked: int, every_socket: bool) -> str:
@@ -44,23 +59,34 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def leak_summary(leaks: Iterable[tuple[Literal["test", "fixture"], str, Sequence[str]]]) -> list[str]:
-    """The summary's lines for ``leaks``: (kind, owner, the leaked sockets' lines) each, in order.
-
-    >>> print("\\n".join(leak_summary([("test", "t.py::test_a", ["tcp LISTEN 0.0.0.0:80 0.0.0.0:*"])])))
-    t.py::test_a
-        tcp LISTEN 0.0.0.0:80 0.0.0.0:*
-    1 test and 0 fixtures left 1 socket open
-    """
+def leak_summary(groups: Iterable[Sequence[Leak]]) -> list[str]:
+    """The summary's lines for ``groups`` (what one test or fixture left, as one check found
+    it, each): each owner, its sockets' lines under it, then the count."""
     lines = []
     tests = fixtures = total = 0
-    for kind, owner, sockets in leaks:
-        lines.append(escape(owner, backslash=False))
-        lines += [f"    {escape(line, backslash=False)}" for line in sockets]
-        tests += kind == "test"
-        fixtures += kind == "fixture"
-        total += len(sockets)
+    for group in groups:
+        lines.append(escape(group[0].owner, backslash=False))
+        lines += [f"    {escape(leak_line(leak), backslash=False)}" for leak in group]
+        tests += group[0].kind == "test"
+        fixtures += group[0].kind == "fixture"
+        total += len(group)
     lines.append(
         f"{_count(tests, 'test')} and {_count(fixtures, 'fixture')} left {_count(total, 'socket')} open"
     )
+    return lines
+
+
+def leak_annotations(groups: Sequence[Sequence[Leak]], level: str) -> list[str]:
+    """GitHub Actions workflow commands: an annotation at each leaking test or fixture."""
+    from .github import SHOWN, command
+
+    lines = []
+    for group in groups[:SHOWN]:
+        first = group[0]
+        where: dict[str, str | int] = {"file": first.file, "line": first.line} if first.file else {}
+        message = "\n".join([first.owner, *(leak_line(leak) for leak in group)])
+        lines.append(command(level, _TITLE, message, **where))
+    if len(groups) > SHOWN:
+        more = f"{len(groups) - SHOWN} more tests or fixtures left sockets open: the sockdiff section has all"
+        lines.append(command("notice", _TITLE, more))
     return lines

@@ -1,0 +1,68 @@
+"""The leak engine as a library (sockdiff.leaks): windows marked by hand, typed leaks back.
+
+The engine makes its process a subreaper and marks the environment, so it runs in
+a child process, in a namespace of its own; the pytest plugin's tests
+(test_pytest_plugin.py) cover it through pytest's hooks.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from netns import run_in_netns
+
+from sockdiff import UsageError
+from sockdiff.leaks import parse_leak_kinds
+from sockdiff.model import Leak, decode_leaks, encode_leaks
+
+ENGINE = """
+import socket, subprocess, sys, time
+from sockdiff.leaks import LeakEngine, Window
+from sockdiff.model import encode_leaks
+
+engine = LeakEngine("listening", ["sport = :7003"], session=Window("the command", "command"))
+engine.start()
+early = subprocess.Popen([sys.executable, "-c", sys.argv[1]])  # the session's: listens on 7002 later
+engine.begin("w", Window("window w", "test", "w.py", 3), ())
+kept = socket.create_server(("127.0.0.1", 7001))
+ignored = socket.create_server(("127.0.0.1", 7003))
+closed = socket.create_server(("127.0.0.1", 7004))
+closed.close()
+engine.poll()
+in_window = engine.end("w")
+while True:  # the session's child listens after the window ended
+    found = engine.finish()
+    if found:
+        break
+    time.sleep(0.05)
+print(encode_leaks([in_window, found]))
+print(early.pid)
+early.kill()
+"""
+LATE = "import socket, time; time.sleep(0.3); s = socket.create_server(('127.0.0.1', 7002)); time.sleep(60)"
+
+
+def test_windows_give_typed_leaks(netns: str) -> None:
+    done = run_in_netns(netns, [sys.executable, "-c", ENGINE, LATE], check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    (in_window, found), child = decode_leaks(lines[0]), int(lines[1])
+    (leak,) = in_window
+    assert (leak.owner, leak.kind, leak.file, leak.line, leak.late) == ("window w", "test", "w.py", 3, False)
+    assert (leak.socket.state, leak.socket.local.port) == ("LISTEN", 7001)
+    assert leak.appeared is not None and leak.appeared >= 0  # poll() saw it
+    (late,) = found
+    assert (late.owner, late.kind, late.socket.local.port) == ("the command", "command", 7002)
+    assert [p.pid for p in late.socket.processes] == [child]
+
+
+def test_leak_kinds_and_the_encoder() -> None:
+    assert parse_leak_kinds("listening") is False
+    assert parse_leak_kinds("new, listening") is True
+    with pytest.raises(UsageError, match="closed cannot describe a socket left open"):
+        parse_leak_kinds("closed")
+    with pytest.raises(UsageError):
+        parse_leak_kinds("nonsense")
+    assert decode_leaks(encode_leaks([[], []])) == ((), ())
+    assert Leak.__struct_config__.frozen
