@@ -25,7 +25,7 @@ from .model import PROTOS, Socket
 if TYPE_CHECKING:
     from .config import Defaults
     from .differ import Diff
-    from .formats import Format, ListingChoice
+    from .formats import DiffChoice, ListingChoice
     from .output import Inputs
 
 app = typer.Typer(
@@ -45,6 +45,14 @@ Netns = Annotated[
         "-N",
         help="Read live sources in this network namespace: a name under /run/netns, or a path"
         " such as /proc/PID/ns/net.",
+    ),
+]
+Reports = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--report",
+        metavar="FORMAT=PATH",
+        help="Also write the report in FORMAT to PATH (repeatable), e.g. junit=sockdiff.xml.",
     ),
 ]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
@@ -404,14 +412,7 @@ def compare(
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="text, json, junit, github or markdown.")
     ] = "text",
-    reports: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--report",
-            metavar="FORMAT=PATH",
-            help="Also write the report in FORMAT to PATH (repeatable), e.g. junit=sockdiff.xml.",
-        ),
-    ] = None,
+    reports: Reports = None,
     netns: Netns = None,
 ) -> None:
     """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
@@ -434,33 +435,14 @@ def compare(
         only=compile_filters(only or []),
     )
     _until_exit(result)
-    from .output import OutputClosed, Target, check_standard_output, check_target, names_standard_output
+    from .output import OutputClosed, check_standard_output
 
     read = _read_files(result)
     check_standard_output(read)
-    named: dict[Target, str] = {}
-    for _, path in extra:
-        if names_standard_output(path):
-            # Two documents on one stream, or one replacing the other: --format owns standard output.
-            _fail(f"--report {path}: that is standard output, where the --format report goes")
-        target = check_target(path, read)  # every report checked before any is written
-        if target is not None:
-            if target in named:
-                _fail(f"--report names one file twice: {named[target]} and {path}")
-            named[target] = path
-    unwritten = False
-    for extra_format, path in extra:
-        # A report that cannot be written is one line; the other reports and standard output are
-        # still written, and the exit code is 2: a CI step never reads a report lost as a pass.
-        text = report(result, extra_format, ReportOptions(fail_on=kinds))
-        try:
-            _write_text(path, text, append=extra_format.lines, read=read)
-        except OutputClosed:
-            _diagnostic(f"sockdiff: {path}: cannot write: no process is reading it any more")
-            unwritten = True
-        except WriteError as err:
-            _diagnostic(f"sockdiff: {err}")
-            unwritten = True
+    _check_reports(extra, read, "where the --format report goes")
+    unwritten = _write_reports(
+        extra, lambda extra_format: report(result, extra_format, ReportOptions(fail_on=kinds)), read
+    )
     try:
         sys.stdout.write(report(result, chosen, ReportOptions(fail_on=kinds, colour=_colour())))
         sys.stdout.flush()  # the notes follow only a report that was written whole: an error is one line
@@ -486,6 +468,45 @@ def compare(
         raise typer.Exit(1)
 
 
+def _check_reports(extra: Sequence[tuple[DiffChoice, str]], read: Inputs, stdout_is: str) -> None:
+    """Refuse, before any is written, a --report on standard output, on an input, or twice on a file."""
+    from .output import Target, check_target, names_standard_output
+
+    named: dict[Target, str] = {}
+    for _, path in extra:
+        if names_standard_output(path):
+            # Two documents on one stream, or one replacing the other.
+            _fail(f"--report {path}: that is standard output, {stdout_is}")
+        target = check_target(path, read)
+        if target is not None:
+            if target in named:
+                _fail(f"--report names one file twice: {named[target]} and {path}")
+            named[target] = path
+
+
+def _write_reports(
+    extra: Sequence[tuple[DiffChoice, str]], render: Callable[[DiffChoice], str], read: Inputs
+) -> bool:
+    """Write each --report (``render``: its text in a format); whether one could not be written.
+
+    A report that cannot be written is one line; the others (and standard output) are still
+    written, and the exit code is 2: a CI step never reads a report lost as a pass.
+    """
+    from .output import OutputClosed
+
+    unwritten = False
+    for extra_format, path in extra:
+        try:
+            _write_text(path, render(extra_format), append=extra_format.lines, read=read)
+        except OutputClosed:
+            _diagnostic(f"sockdiff: {path}: cannot write: no process is reading it any more")
+            unwritten = True
+        except WriteError as err:
+            _diagnostic(f"sockdiff: {err}")
+            unwritten = True
+    return unwritten
+
+
 def _write_text(path: str, text: str, *, append: bool = False, read: Inputs | None = None) -> None:
     from .output import write_file
 
@@ -501,7 +522,7 @@ def _read_files(result: Diff) -> Inputs:
     return inputs("-" if origin == "<stdin>" else origin for origin in origins)
 
 
-def _report_target(text: str) -> tuple[Format, str]:
+def _report_target(text: str) -> tuple[DiffChoice, str]:
     """``--report FORMAT=PATH``."""
     from .formats import COMPARE_FORMATS, parse_format
 
@@ -636,6 +657,76 @@ def watch(
     finally:
         watcher.close()
     print(f"sockdiff: {watcher.summary()}", file=sys.stderr)
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_command(
+    command: Annotated[list[str], typer.Argument(help="The command to run and its arguments (after --).")],
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on", help="The sockets left open that count: listening (default), or new (all)."
+        ),
+    ] = "listening",
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Never report sockets this matches (repeatable)."),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="text, json, junit, github or markdown (written on stderr)."),
+    ] = "text",
+    reports: Reports = None,
+    kill: Annotated[
+        bool, typer.Option("--kill", help="Then stop what the command left running (SIGTERM, then SIGKILL).")
+    ] = False,
+    timeline: Annotated[
+        bool,
+        typer.Option("--timeline", help="Say when each leaked socket appeared, after the command's start."),
+    ] = False,
+) -> None:
+    """Run CMD; report the sockets its process tree opened and still holds (exit 1 when any count)."""
+    import shlex
+
+    from .differ import parse_fail_on
+    from .formats import COMPARE_FORMATS, RunOptions, parse_format, run_format
+    from .formats.leaks import holder_text
+    from .leaks import LeakEngine, Window, parse_leak_kinds
+    from .output import inputs
+    from .running import KILL_GRACE_SECONDS, kill_leftovers, run_tree
+
+    chosen: DiffChoice = parse_format(output_format, COMPARE_FORMATS)
+    extra = [_report_target(text) for text in reports or []]
+    try:
+        parse_leak_kinds(fail_on)
+    except UsageError as err:
+        _fail(f"--fail-on: {err}")
+    try:
+        engine = LeakEngine(fail_on, ignore or (), session=Window(shlex.join(command), "command"))
+    except SockdiffError as err:
+        _fail(f"--ignore: {err}")
+    read = inputs(())
+    _check_reports(extra, read, "which the command writes to")
+    result = run_tree(command, engine, parse_fail_on(fail_on, "--fail-on"))
+    unwritten = _write_reports(
+        extra, lambda extra_format: run_format(extra_format).render(result, RunOptions(timeline)), read
+    )
+    # On stderr: CMD's standard output is CMD's alone.
+    colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(run_format(chosen).render(result, RunOptions(timeline, colour)))
+        sys.stderr.flush()
+    if kill and result.left_running:
+        termed, killed = kill_leftovers(engine)
+        for holder in result.left_running:
+            if holder.pid in termed:
+                how = "SIGKILL" if holder.pid in killed else "SIGTERM"
+                if how == "SIGKILL":
+                    how += f" after {KILL_GRACE_SECONDS:g}s"
+                _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how})")
+    if unwritten:
+        raise typer.Exit(2)
+    raise typer.Exit(result.exit_code or (1 if result.leaks else 0))
 
 
 @app.command("list")

@@ -184,6 +184,10 @@ class LeakEngine:
             tracemalloc.stop()
             self._tracing = False
 
+    def members(self) -> frozenset[int]:
+        """The pids of the tree now (some may have ended since they were seen)."""
+        return frozenset() if self._tree is None else self._tree.members()
+
     def poll(self) -> None:
         """Note when each inode the tree holds now was first seen (``Leak.appeared``)."""
         if self._tree is None:
@@ -437,11 +441,15 @@ class LeakEngine:
 
     def _leaks(self, sockets: Iterable[Socket], window: Window, *, late: bool = False) -> tuple[Leak, ...]:
         """``sockets`` as leaks of ``window``, with where and by which thread this process made each."""
-        from .model import Leak
+        from .model import Holder, Leak
+        from .processes import holder
 
         sockets = tuple(sockets)
         if not sockets:
             return ()
+        described: dict[int, Holder | None] = {}
+        for pid in sorted({p.pid for sock in sockets for p in sock.processes}):
+            described[pid] = holder(pid)
         threads = {
             inode: maker.name
             for inode, maker in self._made({sock.inode: sock.processes for sock in sockets}).items()
@@ -462,6 +470,11 @@ class LeakEngine:
                     created=created[0] if created else None,
                     thread=threads.get(sock.inode),
                     appeared=self._first_seen.get(sock.inode),
+                    holders=tuple(
+                        described_pid
+                        for pid in sorted({p.pid for p in sock.processes})
+                        if (described_pid := described[pid]) is not None
+                    ),
                 )
             )
         return tuple(found)

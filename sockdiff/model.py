@@ -36,11 +36,13 @@ __all__ = [
     "UNNUMBERED_TABLE",
     "Counters",
     "Endpoint",
+    "Holder",
     "Interface",
     "Leak",
     "Nexthop",
     "Process",
     "Route",
+    "RunReport",
     "Socket",
     "decode_leaks",
     "encode_leaks",
@@ -251,6 +253,16 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
 NO_PROCESSES: tuple[Process, ...] = ()
 
 
+class Holder(msgspec.Struct, frozen=True, gc=False):
+    """A process holding a leaked socket: its pid, its command line (each argument escaped
+    as any name), and how long it had run, in seconds, when the leak was found (None:
+    it could not be read)."""
+
+    pid: Pid
+    command: tuple[str, ...]
+    seconds: float | None
+
+
 class Leak(msgspec.Struct, frozen=True, gc=False):
     """A socket a watched process tree left open (:mod:`sockdiff.leaks`), and whom it is blamed on.
 
@@ -261,7 +273,8 @@ class Leak(msgspec.Struct, frozen=True, gc=False):
     owner ended. ``created``: where the watching process created it (``path:line``,
     when tracemalloc knew); ``thread``: the name of the thread of the watching process
     that made it, when not the main one. ``appeared``: seconds after watching began
-    that the socket was first seen, when the watcher polled.
+    that the socket was first seen, when the watcher polled. ``holders``: the command
+    line and age of each process holding it.
     """
 
     socket: Socket
@@ -273,6 +286,25 @@ class Leak(msgspec.Struct, frozen=True, gc=False):
     created: str | None = None
     thread: str | None = None
     appeared: float | None = None
+    holders: tuple[Holder, ...] = ()
+
+
+class RunReport(msgspec.Struct, frozen=True, gc=False):
+    """What ``sockdiff run -- CMD`` found: the command, how it ended, what its tree left open.
+
+    ``exit_code``: CMD's (128 + N when signal N ended it); ``started_at``: when it
+    started (UTC, ISO 8601), ``seconds``: how long it ran; ``fail_on``: the kinds
+    counted; ``leaks``: the sockets counted that the tree still held; ``left_running``:
+    the processes of the tree still running when CMD exited.
+    """
+
+    command: tuple[str, ...]
+    exit_code: int
+    started_at: str
+    seconds: float
+    fail_on: tuple[str, ...]
+    leaks: tuple[Leak, ...]
+    left_running: tuple[Holder, ...]
 
 
 _LEAKS_ENCODER = msgspec.json.Encoder()

@@ -7,9 +7,9 @@ import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from .model import Process, escape_name
+from .model import Holder, Process, escape_name
 
-__all__ = ["OwnerTracker", "Owners", "OwnersHidden", "owners_among", "scan_owners"]
+__all__ = ["OwnerTracker", "Owners", "OwnersHidden", "holder", "owners_among", "scan_owners"]
 
 Owners = dict[int, tuple[Process, ...]]
 
@@ -86,6 +86,34 @@ def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
             stacklevel=2,
         )
     return found
+
+
+def holder(pid: int, proc_root: str = "/proc") -> Holder | None:
+    """Process ``pid``'s command line (each argument escaped as any name; a kernel thread's
+    or a zombie's is empty) and how long it has run; None: it is gone.
+
+    Its age is its start time (``/proc/PID/stat``'s 22nd field, in clock ticks since boot)
+    against ``/proc/uptime``.
+    """
+    try:
+        with open(f"{proc_root}/{pid}/cmdline", "rb") as cmdline:
+            raw = cmdline.read()
+        with open(f"{proc_root}/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        with open(f"{proc_root}/uptime", "rb") as uptime:
+            now = float(uptime.read().split()[0])
+    except OSError:
+        return None
+    args = raw.split(b"\0") if raw else []
+    if args and not args[-1]:  # each argument ends in a NUL (unless the process rewrote them)
+        args.pop()
+    command = tuple(escape_name(arg) for arg in args)
+    try:
+        # Fields counted from the state (the 3rd): the start time is the 22nd.
+        seconds: float | None = max(0.0, now - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (IndexError, ValueError):
+        seconds = None
+    return Holder(pid, command, seconds)
 
 
 class OwnersHidden(UserWarning):

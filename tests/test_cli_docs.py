@@ -17,7 +17,7 @@ import pytest
 import sockdiff
 from sockdiff.cli import app, main
 
-COMMANDS = ["snapshot", "show", "compare", "watch", "list"]
+COMMANDS = ["snapshot", "show", "compare", "watch", "run", "list"]
 
 
 def test_every_command_is_registered_with_help() -> None:

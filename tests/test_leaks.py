@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from cli import TIMEOUT
 from netns import run_in_netns
 
 from sockdiff import UsageError
@@ -17,13 +18,14 @@ from sockdiff.leaks import parse_leak_kinds
 from sockdiff.model import Leak, decode_leaks, encode_leaks
 
 ENGINE = """
-import socket, subprocess, sys, time
+import socket, subprocess, sys
 from sockdiff.leaks import LeakEngine, Window
 from sockdiff.model import encode_leaks
 
 engine = LeakEngine("listening", ["sport = :7003"], session=Window("the command", "command"))
 engine.start()
-early = subprocess.Popen([sys.executable, "-c", sys.argv[1]])  # the session's: listens on 7002 later
+# The session's: listens on 7002 once told, after the window ended.
+early = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 engine.begin("w", Window("window w", "test", "w.py", 3), ())
 kept = socket.create_server(("127.0.0.1", 7001))
 ignored = socket.create_server(("127.0.0.1", 7003))
@@ -31,20 +33,22 @@ closed = socket.create_server(("127.0.0.1", 7004))
 closed.close()
 engine.poll()
 in_window = engine.end("w")
-while True:  # the session's child listens after the window ended
-    found = engine.finish()
-    if found:
-        break
-    time.sleep(0.05)
+early.stdin.write(b"go\\n")
+early.stdin.flush()
+assert early.stdout.readline() == b"listening\\n"
+found = engine.finish()
 print(encode_leaks([in_window, found]))
 print(early.pid)
 early.kill()
 """
-LATE = "import socket, time; time.sleep(0.3); s = socket.create_server(('127.0.0.1', 7002)); time.sleep(60)"
+LATE = (
+    "import socket, sys; sys.stdin.readline(); s = socket.create_server(('127.0.0.1', 7002));"
+    " print('listening', flush=True); sys.stdin.readline()"
+)
 
 
 def test_windows_give_typed_leaks(netns: str) -> None:
-    done = run_in_netns(netns, [sys.executable, "-c", ENGINE, LATE], check=False)
+    done = run_in_netns(netns, [sys.executable, "-c", ENGINE, LATE], check=False, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     (in_window, found), child = decode_leaks(lines[0]), int(lines[1])

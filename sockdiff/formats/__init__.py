@@ -1,10 +1,11 @@
 """Output formats: every rendering sockdiff writes, one module a format.
 
-Three kinds of document, one interface each (:mod:`.base`): a diff (compare's
-reports), a listing of records (show) and a stream of events (watch). Each
-command offers the formats of its kind (:data:`COMPARE_FORMATS`,
-:data:`SHOW_FORMATS`, :data:`WATCH_FORMATS`, typed as such) and gets its
-writer from :func:`diff_format`, :func:`listing_format` or :func:`event_format`,
+Four kinds of document, one interface each (:mod:`.base`): a diff (compare's
+reports), a listing of records (show), a stream of events (watch) and what a
+command's tree left open (run, in compare's formats). Each command offers the
+formats of its kind (:data:`COMPARE_FORMATS`, :data:`SHOW_FORMATS`,
+:data:`WATCH_FORMATS`, typed as such) and gets its writer from
+:func:`diff_format`, :func:`listing_format`, :func:`event_format` or :func:`run_format`,
 each a match over its choices ending in ``assert_never``: a new format is a new
 module and one member (pip-audit's ``_format/`` is the model). The notation
 every text output shares is :mod:`.notation`; ss's and netstat's layouts are
@@ -17,7 +18,16 @@ import enum
 from typing import TYPE_CHECKING, Literal, TypeVar, assert_never
 
 from ..errors import UsageError
-from .base import DiffFormat, EventFormat, ListingFormat, ListingOptions, ReportOptions, Section
+from .base import (
+    DiffFormat,
+    EventFormat,
+    ListingFormat,
+    ListingOptions,
+    ReportOptions,
+    RunFormat,
+    RunOptions,
+    Section,
+)
 
 if TYPE_CHECKING:
     from ..differ import Diff
@@ -35,12 +45,15 @@ __all__ = [
     "ListingFormat",
     "ListingOptions",
     "ReportOptions",
+    "RunFormat",
+    "RunOptions",
     "Section",
     "diff_format",
     "event_format",
     "listing_format",
     "parse_format",
     "report",
+    "run_format",
 ]
 
 
@@ -112,6 +125,33 @@ def diff_format(choice: DiffChoice) -> DiffFormat:
             from .markdown import MarkdownFormat
 
             return MarkdownFormat()
+        case _:
+            assert_never(choice)
+
+
+def run_format(choice: DiffChoice) -> RunFormat:
+    """The writer of ``sockdiff run``'s report in ``choice`` (compare's formats)."""
+    match choice:
+        case Format.TEXT:
+            from .text import TextRun
+
+            return TextRun()
+        case Format.JSON:
+            from .json import JsonRun
+
+            return JsonRun()
+        case Format.JUNIT:
+            from .junit import JunitRun
+
+            return JunitRun()
+        case Format.GITHUB:
+            from .github import GithubRun
+
+            return GithubRun()
+        case Format.MARKDOWN:
+            from .markdown import MarkdownRun
+
+            return MarkdownRun()
         case _:
             assert_never(choice)
 

@@ -1,8 +1,9 @@
 """What each kind of document sockdiff writes implements, and the options each takes.
 
-Three kinds, one interface each: a diff (compare's reports, :class:`DiffFormat`),
+Four kinds, one interface each: a diff (compare's reports, :class:`DiffFormat`),
 a listing of records (show's table, json and jsonl, :class:`ListingFormat`),
-and a stream of events (watch's lines and jsonl, :class:`EventFormat`). A
+a stream of events (watch's lines and jsonl, :class:`EventFormat`), and what a
+command's process tree left open (``sockdiff run``'s reports, :class:`RunFormat`). A
 format module implements the kinds it can write; a command offers the formats
 of its kind, so no format is ever asked for a document it cannot write.
 """
@@ -16,10 +17,19 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
     from ..differ import Diff
-    from ..model import Socket
+    from ..model import RunReport, Socket
     from ..snapshots import Snapshot
 
-__all__ = ["DiffFormat", "EventFormat", "ListingFormat", "ListingOptions", "ReportOptions", "Section"]
+__all__ = [
+    "DiffFormat",
+    "EventFormat",
+    "ListingFormat",
+    "ListingOptions",
+    "ReportOptions",
+    "RunFormat",
+    "RunOptions",
+    "Section",
+]
 
 Section = Literal["sockets", "interfaces", "routes"]
 
@@ -84,3 +94,20 @@ class EventFormat(abc.ABC):
     @abc.abstractmethod
     def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
         """A poll's differences (None: none read), and the sockets that opened and closed before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to write ``sockdiff run``'s report: ``timeline``, when each leaked socket appeared
+    (json always has it); ``colour``: ANSI colours in text."""
+
+    timeline: bool = False
+    colour: bool = False
+
+
+class RunFormat(abc.ABC):
+    """Renders a :class:`~sockdiff.model.RunReport` as one document."""
+
+    @abc.abstractmethod
+    def render(self, report: RunReport, options: RunOptions) -> str:
+        """The whole report, ending in a newline."""

@@ -1,4 +1,5 @@
-"""``json``: SPEC.md's diff document, version 2, and show's listing as a snapshot file."""
+"""``json``: SPEC.md's diff document, version 2, show's listing as a snapshot file, and
+``sockdiff run``'s report (``sockdiff.run``, version 1: the run's record whole)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ from typing import TYPE_CHECKING, Any, TextIO
 import msgspec
 
 from ..differ import counter_deltas
-from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, Section
+from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, RunFormat, RunOptions, Section
 
 if TYPE_CHECKING:
     from ..differ import Change, Diff, SectionDiff
+    from ..model import RunReport
     from ..snapshots import Snapshot
 
-__all__ = ["FORMAT", "VERSION", "JsonFormat", "JsonListing", "document", "inert"]
+__all__ = ["FORMAT", "RUN_FORMAT", "VERSION", "JsonFormat", "JsonListing", "JsonRun", "document", "inert"]
 
 FORMAT = "sockdiff.diff"
 VERSION = 2
+RUN_FORMAT = "sockdiff.run"
+RUN_VERSION = 1
 NOTE_PERSISTENT = "live against live: only differences seen in two consecutive reads"
 
 
@@ -111,3 +115,12 @@ class JsonListing(ListingFormat):
 
         out.flush()
         out.buffer.write(inert(dumps(listing)))
+
+
+class JsonRun(RunFormat):
+    """The run's record whole (every leak with when it appeared), after its format and version."""
+
+    def render(self, report: RunReport, options: RunOptions) -> str:
+        del options  # the document holds the timeline always
+        doc = {"format": RUN_FORMAT, "version": RUN_VERSION, **msgspec.structs.asdict(report)}
+        return inert(msgspec.json.encode(doc)).decode() + "\n"

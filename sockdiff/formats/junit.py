@@ -12,13 +12,14 @@ import re
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
-from .base import DiffFormat, ReportOptions
-from .items import items
+from .base import DiffFormat, ReportOptions, RunFormat, RunOptions
+from .items import Item, items
 
 if TYPE_CHECKING:
     from ..differ import Diff
+    from ..model import RunReport
 
-__all__ = ["JunitFormat", "xml_text"]
+__all__ = ["JunitFormat", "JunitRun", "suites", "xml_text"]
 
 # Characters XML 1.0 cannot hold at all, even as references.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -35,39 +36,51 @@ def xml_text(text: str) -> str:
 
 class JunitFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
-        found = list(items(result, options.fail_on))
-        failures = sum(item.counted for item in found)
-        tests = max(len(found), 1)
-        # Jenkins' junit-10.xsd allows "skipped" on <testsuite> only; "time" is
-        # required by some readers on every element, and no case takes any.
-        counts = {"tests": str(tests), "failures": str(failures), "errors": "0", "time": "0"}
-        suites = ElementTree.Element("testsuites", {"name": "sockdiff", **counts})
-        suite = ElementTree.SubElement(
-            suites,
-            "testsuite",
-            {"name": "sockdiff", **counts, "skipped": "0", "timestamp": result.new.header.taken_at},
+        return suites(list(items(result, options.fail_on)), result.new.header.taken_at, "no differences")
+
+
+class JunitRun(RunFormat):
+    """``sockdiff run``: one failing test case a leaked socket, naming its processes."""
+
+    def render(self, report: RunReport, options: RunOptions) -> str:
+        from .leaks import run_items
+
+        return suites(list(run_items(report, options.timeline)), report.started_at, "no sockets left open")
+
+
+def suites(found: list[Item], timestamp: str, nothing: str) -> str:
+    """The document: a test case an item (failing when counted); one passing case ``nothing``
+    when there is none, so that a report always shows that the check ran."""
+    failures = sum(item.counted for item in found)
+    tests = max(len(found), 1)
+    # Jenkins' junit-10.xsd allows "skipped" on <testsuite> only; "time" is
+    # required by some readers on every element, and no case takes any.
+    counts = {"tests": str(tests), "failures": str(failures), "errors": "0", "time": "0"}
+    root = ElementTree.Element("testsuites", {"name": "sockdiff", **counts})
+    suite = ElementTree.SubElement(
+        root, "testsuite", {"name": "sockdiff", **counts, "skipped": "0", "timestamp": timestamp}
+    )
+    for item in found:
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"sockdiff.{item.section}",
+                "name": xml_text(f"{item.kind} {item.subject}"),
+                "time": "0",
+            },
         )
-        for item in found:
-            case = ElementTree.SubElement(
-                suite,
-                "testcase",
-                {
-                    "classname": f"sockdiff.{item.section}",
-                    "name": xml_text(f"{item.kind} {item.subject}"),
-                    "time": "0",
-                },
+        if item.counted:
+            failure = ElementTree.SubElement(
+                case, "failure", {"message": xml_text(item.line), "type": item.kind}
             )
-            if item.counted:
-                failure = ElementTree.SubElement(
-                    case, "failure", {"message": xml_text(item.line), "type": item.kind}
-                )
-                failure.text = xml_text(item.line)
-            else:
-                ElementTree.SubElement(case, "system-out").text = xml_text(item.line)
-        if not found:
-            ElementTree.SubElement(
-                suite, "testcase", {"classname": "sockdiff.sockets", "name": "no differences", "time": "0"}
-            )
-        ElementTree.indent(suites)
-        body = ElementTree.tostring(suites, encoding="unicode")
-        return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+            failure.text = xml_text(item.line)
+        else:
+            ElementTree.SubElement(case, "system-out").text = xml_text(item.line)
+    if not found:
+        ElementTree.SubElement(
+            suite, "testcase", {"classname": "sockdiff.sockets", "name": nothing, "time": "0"}
+        )
+    ElementTree.indent(root)
+    body = ElementTree.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'

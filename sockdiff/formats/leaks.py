@@ -5,19 +5,34 @@ test or fixture that leaked (its id escaped as any name: test ids and file
 names must neither break a line nor open a CI command), its sockets indented
 under it in socket notation, then how many tests and fixtures left how many
 sockets open. Every function takes :class:`~sockdiff.model.Leak` records.
+
+``sockdiff run``'s reports (in compare's formats, each module its own) walk
+:func:`run_items`: one item a leaked socket, naming each process holding it,
+its age and command line, and (``timeline``) when the socket appeared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import shlex
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from .items import Item
 from .notation import escape, socket_line
 
 if TYPE_CHECKING:
-    from ..model import Leak
+    from ..model import Holder, Leak, RunReport
 
-__all__ = ["by_owner", "clean_line", "leak_annotations", "leak_line", "leak_summary"]
+__all__ = [
+    "by_owner",
+    "clean_line",
+    "holder_text",
+    "leak_annotations",
+    "leak_line",
+    "leak_summary",
+    "run_items",
+    "run_summary",
+]
 
 _TITLE = "sockdiff: sockets left open"
 
@@ -90,3 +105,36 @@ def leak_annotations(groups: Sequence[Sequence[Leak]], level: str) -> list[str]:
         more = f"{len(groups) - SHOWN} more tests or fixtures left sockets open: the sockdiff section has all"
         lines.append(command("notice", _TITLE, more))
     return lines
+
+
+def holder_text(holder: Holder) -> str:
+    """``pid 812 up 3.4s: python3 -m http.server 8000``: a process, its age and its command line.
+
+    Each argument is a name (escaped already, backslashes doubled), quoted as a shell
+    would where it holds a space or a quote, so that the words stay apart.
+    """
+    text = f"pid {holder.pid}"
+    if holder.seconds is not None:
+        text += f" up {holder.seconds:.1f}s"
+    if holder.command:
+        text += f": {escape(shlex.join(holder.command), backslash=False)}"
+    return text
+
+
+def run_items(report: RunReport, timeline: bool) -> Iterator[Item]:
+    """One counted item a leaked socket: ``+ SOCKET  pid N up Ts: COMMAND[; appeared at +Ts]``."""
+    for leak in report.leaks:
+        parts = [holder_text(holder) for holder in leak.holders]
+        if timeline and leak.appeared is not None:
+            parts.append(f"appeared {leak.appeared:.2f}s after the start")
+        yield Item("sockets", "leaked", "+", socket_line(leak.socket), "; ".join(parts), True)
+
+
+def run_summary(report: RunReport) -> str:
+    """``sockdiff run: 2 listening sockets left open by the command's processes (exit 0)``."""
+    what = "socket" if {"any", "new"} & set(report.fail_on) else "listening socket"
+    command = escape(shlex.join(report.command), backslash=False)
+    if not report.leaks:
+        return f"sockdiff run: {command} (exit {report.exit_code}) left no {what} open"
+    count = _count(len(report.leaks), what)
+    return f"sockdiff run: {count} left open by {command} (exit {report.exit_code})"

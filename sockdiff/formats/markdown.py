@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import DiffFormat, ReportOptions
-from .items import items
+from .base import DiffFormat, ReportOptions, RunFormat, RunOptions
+from .items import Item, items
 from .notation import summary_line
 
 if TYPE_CHECKING:
     from ..differ import Diff
+    from ..model import RunReport
 
-__all__ = ["MarkdownFormat", "code"]
+__all__ = ["MarkdownFormat", "MarkdownRun", "code", "table"]
 
 _BACKTICKS = re.compile("`+")
 
@@ -36,9 +37,29 @@ class MarkdownFormat(DiffFormat):
         if not found:
             lines.append("No differences.")
             return "\n".join(lines) + "\n"
-        lines += ["| | What | Difference | Detail | Counted |", "| --- | --- | --- | --- | --- |"]
-        for item in found:
-            detail = code(item.detail) if item.detail else ""
-            counted = "**yes**" if item.counted else "no"
-            lines.append(f"| {item.sign} | {item.section} | {code(item.subject)} | {detail} | {counted} |")
+        return "\n".join(lines + table(found)) + "\n"
+
+
+class MarkdownRun(RunFormat):
+    """``sockdiff run``: the summary as a heading, the leaked sockets' table, what still runs."""
+
+    def render(self, report: RunReport, options: RunOptions) -> str:
+        from .leaks import holder_text, run_items, run_summary
+
+        found = list(run_items(report, options.timeline))
+        lines = [f"### {run_summary(report)}", ""]
+        lines += table(found) if found else ["No sockets left open."]
+        if report.left_running:
+            lines += ["", "Still running:", ""]
+            lines += [f"- {code(holder_text(holder))}" for holder in report.left_running]
         return "\n".join(lines) + "\n"
+
+
+def table(found: list[Item]) -> list[str]:
+    """The items as a table's lines: sign, section, subject, detail, whether counted."""
+    lines = ["| | What | Difference | Detail | Counted |", "| --- | --- | --- | --- | --- |"]
+    for item in found:
+        detail = code(item.detail) if item.detail else ""
+        counted = "**yes**" if item.counted else "no"
+        lines.append(f"| {item.sign} | {item.section} | {code(item.subject)} | {detail} | {counted} |")
+    return lines

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from .base import DiffFormat, EventFormat, ReportOptions
+from .base import DiffFormat, EventFormat, ReportOptions, RunFormat, RunOptions
 from .items import Item, items, short_lived_items
 from .notation import summary_line
 
 if TYPE_CHECKING:
     from ..differ import Diff
-    from ..model import Socket
+    from ..model import RunReport, Socket
 
-__all__ = ["COUNTED", "TextEvents", "TextFormat", "item_line"]
+__all__ = ["COUNTED", "TextEvents", "TextFormat", "TextRun", "item_line"]
 
 _COLOURS = {"+": "\033[32m", "-": "\033[31m", "~": "\033[33m"}
 _RESET = "\033[0m"
@@ -61,3 +61,15 @@ class TextEvents(EventFormat):
             out.write(f"{time} {item_line(item, self.colour)}\n")
         for item in short_lived_items(short_lived):
             out.write(f"{time} {item_line(item, self.colour)}\n")
+
+
+class TextRun(RunFormat):
+    """``sockdiff run``: a line a leaked socket, the processes the tree left running, a summary."""
+
+    def render(self, report: RunReport, options: RunOptions) -> str:
+        from .leaks import holder_text, run_items, run_summary
+
+        lines = [item_line(item, options.colour) for item in run_items(report, options.timeline)]
+        lines += [f"still running: {holder_text(holder)}" for holder in report.left_running]
+        lines.append(run_summary(report))
+        return "\n".join(lines) + "\n"
