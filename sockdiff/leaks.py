@@ -27,8 +27,10 @@ imports it in every run, switched on or not.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gc
 import os
+import re
 import secrets
 import socket
 import sysconfig
@@ -42,12 +44,20 @@ from .errors import UsageError
 from .threads import SocketMakers
 
 if TYPE_CHECKING:
-    from .model import Leak, Process, Socket
+    from .model import Leak, PortHolder, Process, Socket
     from .processes import Owners
     from .proctree import ProcessTree
     from .threads import Maker
 
-__all__ = ["LEAK_KINDS", "TOKEN_VARIABLE", "LeakEngine", "Window", "parse_leak_kinds"]
+__all__ = [
+    "LEAK_KINDS",
+    "TOKEN_VARIABLE",
+    "LeakEngine",
+    "Window",
+    "address_in_use",
+    "parse_leak_kinds",
+    "port_holders",
+]
 
 #: The environment entry that marks the processes a watching process started.
 TOKEN_VARIABLE = "SOCKDIFF_PYTEST_TOKEN"
@@ -138,6 +148,7 @@ class LeakEngine:
         self._members: frozenset[int] = frozenset()
         self._last_seen: frozenset[int] = frozenset()  # the tree's inodes after the last window
         self._first_seen: dict[int, float] = {}  # inode -> when poll() first saw it
+        self._opened_in: dict[int, Window] = {}  # inode -> the window that opened it, as last seen
         self._started = 0.0
 
     @property
@@ -253,6 +264,7 @@ class LeakEngine:
         holders = self._holders()
         self._last_seen = frozenset(holders)
         opened = holders.keys() - before - self._fixtures_opened
+        self._opened_in.update(dict.fromkeys(opened, self._places[key]))
         if not opened:
             return ()
         late, own = self._sort_out(opened, holders, key)
@@ -325,6 +337,7 @@ class LeakEngine:
             if starter is None or starter is key or self._keep_for_wider(starter, inode)
         } - self._fixtures_opened
         self._fixtures_opened |= mine
+        self._opened_in.update(dict.fromkeys(mine, self._places[key]))
         self._held[key] = _Held(self._places[key], frozenset(mine))
 
     def release(self, key: Hashable, during: Hashable = None) -> tuple[Leak, ...]:
@@ -379,6 +392,13 @@ class LeakEngine:
             sockets = self._leaked(session_open, holders, self.compile(self.ignore_lines))
             found += self._leaks(sockets, self._places[_SESSION])
         return tuple(found)
+
+    # Who holds a port
+
+    def port_holders(self, port: int) -> tuple[PortHolder, ...]:
+        """The sockets bound to ``port`` in this process's namespace now, each with its processes
+        and the window that opened it, when one of this engine's windows did."""
+        return port_holders(port, self._opened_in)
 
     # What leaked
 
@@ -503,6 +523,68 @@ class LeakEngine:
             ignore=ignore,
         ).opened
         return opened if self.every_socket else tuple(sock for sock in opened if is_listening(sock))
+
+
+# The names a bind's address goes by in the frames that fail with EADDRINUSE (the standard
+# library's socket.create_server and socketserver, asyncio's create_server, most code).
+_ADDRESS_NAMES = ("address", "addr", "server_address", "sa", "sockaddr", "host_port")
+_MESSAGE_PORT = re.compile(r"address \(.*?, (\d+)[,)]")
+
+
+def address_in_use(error: BaseException) -> tuple[OSError, int | None] | None:
+    """The EADDRINUSE error in ``error``'s chain (causes, contexts, exception groups), and the port
+    it wanted when its message or the failing frames say; None: no such error."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.EADDRINUSE:
+            return current, _wanted_port(current)
+        if isinstance(current, BaseExceptionGroup):
+            pending += current.exceptions
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return None
+
+
+def _wanted_port(error: OSError) -> int | None:
+    found = _MESSAGE_PORT.search(str(error))
+    if found is not None:
+        return int(found[1])
+    frames = []
+    traceback = error.__traceback__
+    while traceback is not None:
+        frames.append(traceback.tb_frame)
+        traceback = traceback.tb_next
+    for frame in reversed(frames):  # the innermost first: the bind that failed
+        names = frame.f_locals
+        for name in _ADDRESS_NAMES:
+            value = names.get(name)
+            if isinstance(value, tuple) and len(value) >= 2 and isinstance(value[1], int):
+                return value[1]
+        port = names.get("port")
+        if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+            return port
+    return None
+
+
+def port_holders(port: int, opened_in: Mapping[int, Window] | None = None) -> tuple[PortHolder, ...]:
+    """The sockets bound to ``port`` (TCP, UDP, raw) in this process's namespace now, each with
+    its holders' command lines and ages, and (``opened_in``: inode -> window) who opened it."""
+    from .acquire import take
+    from .model import PortHolder
+    from .processes import holder
+
+    found = []
+    for sock in take(sections=("sockets",), protos=("tcp", "udp")).sockets or ():
+        if sock.local.port == port:
+            pids = sorted({p.pid for p in sock.processes})
+            described = tuple(h for h in map(holder, pids) if h is not None)
+            window = (opened_in or {}).get(sock.inode)
+            found.append(PortHolder(sock, described, None if window is None else window.label))
+    return tuple(found)
 
 
 def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:

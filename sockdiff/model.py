@@ -40,6 +40,7 @@ __all__ = [
     "Interface",
     "Leak",
     "Nexthop",
+    "PortHolder",
     "Process",
     "Route",
     "RunReport",
@@ -287,6 +288,15 @@ class Leak(msgspec.Struct, frozen=True, gc=False):
     thread: str | None = None
     appeared: float | None = None
     holders: tuple[Holder, ...] = ()
+
+
+class PortHolder(msgspec.Struct, frozen=True, gc=False):
+    """A socket bound to a port another bind wanted (EADDRINUSE): its processes, and
+    ``opened_by``, the test or fixture that opened it when the pytest plugin saw it."""
+
+    socket: Socket
+    holders: tuple[Holder, ...]
+    opened_by: str | None
 
 
 class RunReport(msgspec.Struct, frozen=True, gc=False):

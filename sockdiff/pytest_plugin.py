@@ -202,11 +202,13 @@ class LeakHunter:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
-        self, item: pytest.Item
+        self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         from .model import encode_leaks
 
         report = yield
+        if report.failed and call.excinfo is not None:
+            self._address_in_use(report, call.excinfo.value)
         if report.when == "teardown" and _FOUND in item.stash:
             found = item.stash[_FOUND]
             setattr(report, REPORT_ATTRIBUTE, encode_leaks(found))
@@ -215,6 +217,17 @@ class LeakHunter:
             setattr(report, CHECKED_ATTRIBUTE, True)
             del item.stash[_CHECKED]
         return report
+
+    def _address_in_use(self, report: pytest.TestReport, error: BaseException) -> None:
+        """A test that failed with EADDRINUSE: a section saying who holds that port now."""
+        from .formats.leaks import port_section
+        from .leaks import address_in_use
+
+        found = address_in_use(error)
+        if found is not None:
+            port = found[1]
+            holders = () if port is None else self.engine.port_holders(port)
+            report.sections.append((f"sockdiff: who holds port {port}", port_section(port, holders)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .model import decode_leaks

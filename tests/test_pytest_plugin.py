@@ -937,3 +937,58 @@ def test_report_mode_warnings_forge_no_command(blame: pytest.Pytester, netns: st
     result.stdout.fnmatch_lines(
         ["*SockdiffLeakWarning: left 1 socket open: tcp LISTEN*#\\x23[[]warning]forged*"]
     )
+
+
+ADDRESS_IN_USE = """
+import socket
+import pytest
+
+HELD = []
+
+
+@pytest.fixture(scope="module")
+def server():
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_leaves_one():
+    HELD.append(socket.create_server(("127.0.0.1", 0)))
+    with open("port", "w") as out:
+        out.write(str(HELD[0].getsockname()[1]))
+
+
+def test_binds_it_again():
+    socket.create_server(("127.0.0.1", int(open("port").read())))
+
+
+def test_a_plain_bind_under_another_error(server):
+    port = server
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise RuntimeError("could not start the app") from err
+
+
+def test_another_failure():
+    assert False
+"""
+
+
+def test_address_in_use_names_who_holds_the_port(pytester: pytest.Pytester, netns: str) -> None:
+    """A test failing with EADDRINUSE anywhere in its chain gets a section: who holds the port now."""
+    pytester.makepyfile(test_ports=ADDRESS_IN_USE)
+    result = run(pytester, netns, "--sockdiff")
+    result.assert_outcomes(passed=1, failed=3)
+    port = (pytester.path / "port").read_text()
+    text = "\n".join(result.outlines)
+    sections = re.findall(r"-+ sockdiff: who holds port (\d+) -+\n(.*?)\n(.*?)\n", text)
+    assert len(sections) == 2, text  # the plain failure has none
+    (leaked,) = [s for s in sections if s[0] == port]
+    assert leaked[1] == f"port {port} is held now by:"
+    assert f"127.0.0.1:{port} " in leaked[2] and "opened by test_ports.py::test_leaves_one" in leaked[2]
+    assert re.search(r"users:\(\(\"python[^\"]*\",pid=\d+,fd=\d+\)\)  pid \d+ up [\d.]+s: ", leaked[2])
+    (fixture,) = [s for s in sections if s[0] != port]
+    assert "opened by module fixture 'server' (test_ports.py:7)" in fixture[2]

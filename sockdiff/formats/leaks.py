@@ -21,7 +21,7 @@ from .items import Item
 from .notation import escape, socket_line
 
 if TYPE_CHECKING:
-    from ..model import Holder, Leak, RunReport
+    from ..model import Holder, Leak, PortHolder, RunReport
 
 __all__ = [
     "by_owner",
@@ -30,6 +30,7 @@ __all__ = [
     "leak_annotations",
     "leak_line",
     "leak_summary",
+    "port_section",
     "run_items",
     "run_summary",
 ]
@@ -138,3 +139,19 @@ def run_summary(report: RunReport) -> str:
         return f"sockdiff run: {command} (exit {report.exit_code}) left no {what} open"
     count = _count(len(report.leaks), what)
     return f"sockdiff run: {count} left open by {command} (exit {report.exit_code})"
+
+
+def port_section(port: int | None, found: Sequence[PortHolder]) -> str:
+    """The pytest plugin's section on a test that failed with EADDRINUSE: who holds that port now."""
+    if port is None:
+        return "the port the failing bind wanted is not known (neither its error nor its frames say)\n"
+    if not found:
+        return f"no socket holds port {port} in this network namespace now (freed since, or elsewhere)\n"
+    lines = [f"port {port} is held now by:"]
+    for held in found:
+        parts = [holder_text(holder) for holder in held.holders]
+        if held.opened_by is not None:
+            parts.append(f"opened by {escape(held.opened_by, backslash=False)}")
+        detail = "; ".join(parts)
+        lines.append(f"    {socket_line(held.socket)}" + (f"  {detail}" if detail else ""))
+    return "\n".join(lines) + "\n"
