@@ -7,7 +7,8 @@ subtracts, and ``compare`` of two snapshots taken a little apart. In the empty
 namespace it also times the interpreter alone and ``sockdiff --version``, so the
 report can say where the start-up goes; at the largest size, the CPU share of
 ``watch -i 1`` on an idle namespace; and, where ``plugin_overhead.py`` exists,
-the pytest plugin's cost per test. It keeps raw runs; report.py judges them.
+the pytest plugin's cost per test, and what ``sockdiff run`` adds to a command
+(``run_overhead.py``). It keeps raw runs; report.py judges them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CHURN_CLOSE = 0.01
 CHURN_OPEN = 0.005
 #: Where the pytest plugin's own benchmark lives, if it does.
 PLUGIN_OVERHEAD = Path(__file__).resolve().parent / "plugin_overhead.py"
+#: Where sockdiff run's own benchmark lives.
+RUN_OVERHEAD = Path(__file__).resolve().parent / "run_overhead.py"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,6 +160,7 @@ class Bench:
         self.stages: list[Stage] = []
         self.watch: Watch | None = None
         self.plugin: PluginOverhead | None = None
+        self.run_cost: PluginOverhead | None = None
         self.gnu_time = find_gnu_time()
         # Time sockdiff the way an installed copy runs: from compiled bytecode. Where
         # PYTHONDONTWRITEBYTECODE is set and the package has no __pycache__ (an editable
@@ -200,7 +204,8 @@ class Bench:
             log(f"opened sockets up to {size} in {time.perf_counter() - start:.1f} s")
             self.stages.append(self.measure(size))
         self.watch = self.measure_watch(self.stages[-1].tcp)
-        self.plugin = self.measure_plugin()
+        self.plugin = self.measure_own(PLUGIN_OVERHEAD)
+        self.run_cost = self.measure_own(RUN_OVERHEAD)
 
     def measure(self, size: int) -> Stage:
         census = self.ns.census()
@@ -307,15 +312,16 @@ class Bench:
         log(f"  {usage.share:.1%} of a core ({usage.cpu:.2f} CPU-s in {usage.wall:.1f} s)")
         return Watch(tcp, usage)
 
-    def measure_plugin(self) -> PluginOverhead:
-        """The pytest plugin's own benchmark, run as it is, its JSON kept whole."""
-        if not PLUGIN_OVERHEAD.exists():
-            return PluginOverhead(None, f"not measured: {PLUGIN_OVERHEAD.name} is not there")
-        out = self.tmp / "plugin_overhead.json"
-        log(f"running {PLUGIN_OVERHEAD.name}")
+    def measure_own(self, script: Path) -> PluginOverhead:
+        """A feature's own benchmark (the pytest plugin's, sockdiff run's), run as it is, its JSON
+        kept whole."""
+        if not script.exists():
+            return PluginOverhead(None, f"not measured: {script.name} is not there")
+        out = self.tmp / f"{script.stem}.json"
+        log(f"running {script.name}")
         try:
             done = subprocess.run(
-                [self.python, str(PLUGIN_OVERHEAD), "--json", str(out)],
+                [self.python, str(script), "--json", str(out)],
                 capture_output=True,
                 text=True,
                 timeout=self.args.timeout,
@@ -323,12 +329,12 @@ class Bench:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
-            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: {err}")
+            return PluginOverhead(None, f"{script.name}: {err}")
         tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or "no message"
         if done.returncode not in (0, 1):  # 1: its own goal missed, which its JSON says
-            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name}: exit status {done.returncode}: {tail}")
+            return PluginOverhead(None, f"{script.name}: exit status {done.returncode}: {tail}")
         try:
             result = json.loads(out.read_text())
         except (OSError, ValueError) as err:
-            return PluginOverhead(None, f"{PLUGIN_OVERHEAD.name} wrote no JSON ({err}): {tail}")
+            return PluginOverhead(None, f"{script.name} wrote no JSON ({err}): {tail}")
         return PluginOverhead(result if isinstance(result, dict) else {"result": result})

@@ -66,6 +66,7 @@ class Results:
     breakdown_columns: list[str]
     watch: Watch | None
     plugin: PluginOverhead | None
+    run: PluginOverhead | None
     stages: list[Stage]
 
     @property
@@ -308,6 +309,7 @@ def evaluate(bench: Bench, env: dict[str, Any]) -> Results:
         breakdown_columns=columns,
         watch=bench.watch,
         plugin=bench.plugin,
+        run=bench.run_cost,
         stages=bench.stages,
     )
 
@@ -337,13 +339,12 @@ def _limit(goal: Goal) -> str:
     return f"<= {fmt(goal.limit, goal.unit).removesuffix(' of a core')}"
 
 
-def _plugin_line(plugin: PluginOverhead | None) -> str:
-    if plugin is None:
-        return "pytest plugin overhead: not measured."
-    if plugin.result is None:
-        return f"pytest plugin overhead: {plugin.error}."
-    summary = plugin.result.get("summary", plugin.result)
-    return f"pytest plugin overhead (`benchmarks/plugin_overhead.py`): {summary}"
+def _own_line(what: str, measured: PluginOverhead | None) -> str:
+    if measured is None:
+        return f"{what}: not measured."
+    if measured.result is None:
+        return f"{what}: {measured.error}."
+    return f"{what}: {measured.result.get('summary', measured.result)}"
 
 
 def readme_section(results: Results) -> str:
@@ -384,7 +385,8 @@ def readme_section(results: Results) -> str:
             f"\nGrowth {size_label(sized[0].target)} -> {size_label(sized[-1].target)}, per socket, "
             f"start-up excluded (1.0 is linear): {low:.2f}-{high:.2f} for sockdiff's commands."
         )
-    out.append("\n" + _plugin_line(results.plugin))
+    out.append("\n" + _own_line("pytest plugin overhead (`benchmarks/plugin_overhead.py`)", results.plugin))
+    out.append("\n" + _own_line("sockdiff run overhead (`benchmarks/run_overhead.py`)", results.run))
     return "\n".join(out) + "\n"
 
 
@@ -469,6 +471,7 @@ def json_document(results: Results) -> dict[str, Any]:
         "growth": results.growth,
         "watch": None if results.watch is None else dataclasses.asdict(results.watch),
         "plugin_overhead": None if results.plugin is None else dataclasses.asdict(results.plugin),
+        "run_overhead": None if results.run is None else dataclasses.asdict(results.run),
         "all_pass": results.all_ok,
         "stages": [
             {
