@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -322,3 +323,54 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == 2, (argv, result.stderr)
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("sockdiff: ")
+
+
+# Counts each SIGINT delivered: the C-level handler writes a byte to the wakeup fd for every
+# delivery, where two close together would run the Python handler once.
+COUNT_INTS = """
+import os, signal, sys, time
+read, write = os.pipe()
+os.set_blocking(read, False)
+os.set_blocking(write, False)
+signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+print("ready", flush=True)
+deadline = time.monotonic() + 2
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+count = os.read(read, 100).count(signal.SIGINT)
+print(f"got {count}", file=sys.stderr, flush=True)
+sys.exit(10 + count)
+"""
+
+
+def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path) -> None:
+    """Ctrl-C at a terminal signals the whole foreground group: sockdiff does not send it again."""
+    command, env = sockdiff_command("run", "--", sys.executable, "-c", COUNT_INTS)
+    master, slave = pty.openpty()
+    try:
+        with (
+            (tmp_path / "stderr").open("w") as stderr,
+            subprocess.Popen(
+                # setsid --ctty: a session of its own, the pty on stdin its controlling terminal.
+                ["setsid", "--ctty", *netns_exec_argv(netns, command)],
+                stdin=slave,
+                stdout=slave,
+                stderr=stderr,
+                env=env,
+            ) as process,
+        ):
+            os.close(slave)
+            slave = -1
+            seen = b""
+            while b"ready" not in seen:
+                seen += os.read(master, 1024)
+            os.write(master, b"\x03")  # the terminal's interrupt character: SIGINT to the foreground group
+            process.wait(timeout=TIMEOUT)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    err = (tmp_path / "stderr").read_text()
+    assert "got 1\n" in err, err
+    assert process.returncode == 11
