@@ -314,3 +314,36 @@ def test_formats_import_no_module_that_reads_the_kernel() -> None:
     )
     assert "sockdiff.formats.notation" in loaded
     assert not loaded & set(KERNEL_MODULES)
+
+
+def test_run_reports() -> None:
+    """sockdiff run's report in each of compare's formats: one item a leaked socket, names escaped."""
+    from sockdiff.formats import Format, RunOptions, run_format
+    from sockdiff.model import Holder, RunReport
+
+    hostile = Holder(4888, ("python3", "-c", "x\n::error::forged"), 12.34)
+    leak = Leak(LISTENER, "sh suite.sh", "command", appeared=1.5, holders=(hostile,))
+    report = RunReport(
+        ("sh", "suite.sh"), 0, "2026-12-04T17:00:00.000Z", 3.2, ("listening",), (leak,), (hostile,)
+    )
+    text = run_format(Format.TEXT).render(report, RunOptions(timeline=True))
+    assert text.splitlines() == [
+        '+ tcp LISTEN 127.0.0.1:8080 0.0.0.0:* users:(("python3",pid=4888,fd=3))'
+        "  pid 4888 up 12.3s: python3 -c 'x\\n::error::forged'; appeared 1.50s after the start",
+        "still running: pid 4888 up 12.3s: python3 -c 'x\\n::error::forged'",
+        "sockdiff run: 1 listening socket left open by sh suite.sh (exit 0)",
+    ]
+    assert "appeared" not in run_format(Format.TEXT).render(report, RunOptions())
+    github = run_format(Format.GITHUB).render(report, RunOptions())
+    assert [line.split(" ", 1)[0] for line in github.splitlines()[:2]] == ["::error", "::notice"]
+    assert not any(line.startswith("::") for line in github.splitlines()[2:])
+    junit = run_format(Format.JUNIT).render(report, RunOptions())
+    assert 'tests="1" failures="1"' in junit and "forged" in junit
+    assert "| + | sockets |" in run_format(Format.MARKDOWN).render(report, RunOptions())
+    document = json.loads(run_format(Format.JSON).render(report, RunOptions()))
+    assert document["format"] == "sockdiff.run" and document["leaks"][0]["appeared"] == 1.5
+    clean = msgspec.structs.replace(report, leaks=(), left_running=())
+    assert run_format(Format.TEXT).render(clean, RunOptions()) == (
+        "sockdiff run: sh suite.sh (exit 0) left no listening socket open\n"
+    )
+    assert 'name="no sockets left open"' in run_format(Format.JUNIT).render(clean, RunOptions())
