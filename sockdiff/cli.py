@@ -153,7 +153,9 @@ def show(
             ),
         ),
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, jsonl or prometheus (every state unless -l).")
+    ] = "table",
     tcp: Tcp = False,
     udp: Udp = False,
     raw: Raw = False,
@@ -219,7 +221,7 @@ def show(
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
-        _fail("--summary is a table: it does not go with --format json or jsonl")
+        _fail("--summary is a table: it does not go with --format json, jsonl or prometheus")
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
     if backend is not None:
@@ -261,7 +263,9 @@ def show(
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
     families = [f for f, wanted in zip(("inet", "inet6", "unix"), (ipv4, ipv6, unix), strict=True) if wanted]
     kinds = ss_kinds(protos, families)
-    states = None if "state" in keywords else ss_view(listening, everything)
+    # Prometheus's metrics count sockets in every state (its listeners are the listening ones).
+    whole = chosen is Format.PROMETHEUS and not listening
+    states = None if "state" in keywords or whole else ss_view(listening, everything)
     chosen_sockets = [
         s
         for s in snap.sockets
@@ -400,8 +404,16 @@ def compare(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="text, json, junit, github or markdown.")
+        str, typer.Option("--format", "-f", help="text, json, junit, github, markdown or prometheus.")
     ] = "text",
+    role: Annotated[
+        bool,
+        typer.Option(
+            "--role",
+            help="Compare what a role exposes: listeners by protocol, address class (loopback,"
+            " wildcard, specific), port and program; no pids, inodes, ephemeral ports or connections.",
+        ),
+    ] = False,
     reports: Annotated[
         list[str] | None,
         typer.Option(
@@ -420,6 +432,8 @@ def compare(
     from .formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 
     chosen = parse_format(output_format, COMPARE_FORMATS)
+    if role and fields is not None:
+        _fail("--role compares listeners by program name: it takes no --fields")
     extra = [_report_target(text) for text in reports or []]
     defaults = _defaults(load_defaults(), ignore is None, not fail_on)
     kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
@@ -430,6 +444,7 @@ def compare(
         fields=parse_fields(fields),
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
+        role=role,
     )
     _until_exit(result)
     from .output import OutputClosed, Target, check_standard_output, check_target, names_standard_output
@@ -609,6 +624,8 @@ def watch(
     try:
         for report in watcher:
             if report.baseline is not None:
+                # Each jsonl line says which host and boot it comes from, as the first read did.
+                events = event_format(chosen, _colour(), report.baseline.header.identity())
                 if watcher.deaf is not None:
                     print(
                         f"sockdiff: warning: {watcher.deaf}: sockets that open and close between"

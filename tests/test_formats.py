@@ -68,6 +68,9 @@ def test_json_is_version_2_with_each_key_once() -> None:
     assert top == [
         "format",
         "version",
+        "host",
+        "machine_id",
+        "boot_id",
         "snapshots",
         "summary",
         "new",
@@ -265,9 +268,10 @@ def test_markdown_without_differences() -> None:
 
 
 def test_format_names() -> None:
-    assert [f.value for f in COMPARE_FORMATS] == ["text", "json", "junit", "github", "markdown"]
+    assert [f.value for f in COMPARE_FORMATS] == ["text", "json", "junit", "github", "markdown", "prometheus"]
     with pytest.raises(
-        UsageError, match=r"unknown format 'xml' \(choose from text, json, junit, github, markdown\)"
+        UsageError,
+        match=r"unknown format 'xml' \(choose from text, json, junit, github, markdown, prometheus\)",
     ):
         parse_format("xml", COMPARE_FORMATS)
     with pytest.raises(UsageError, match="cannot be written as table"):

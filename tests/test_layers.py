@@ -36,6 +36,7 @@ PURE = (
     "sockdiff.ssview",
     "sockdiff.snapshots",
     "sockdiff.differ",
+    "sockdiff.roles",
     "sockdiff.filter",
     "sockdiff.errors",
     "sockdiff.formats",

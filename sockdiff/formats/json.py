@@ -56,6 +56,10 @@ def inert(data: bytes) -> bytes:
 def document(result: Diff) -> dict[str, Any]:
     """The diff document as a mapping of records (msgspec encodes them as they are).
 
+    ``host``, ``machine_id`` and ``boot_id`` are the new side's (the host checked
+    against a baseline; null where its snapshot does not say): documents from
+    many hosts merge by them.
+
     A section either side did not take is null, in ``summary`` too. A change of
     interface counters also carries ``deltas`` (new minus old, per counter).
     """
@@ -66,6 +70,7 @@ def document(result: Diff) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
+        **result.new.header.identity(),
         "snapshots": {"old": result.old.meta(), "new": result.new.meta()},
         "summary": summary,
         "new": result.opened if sockets else None,
