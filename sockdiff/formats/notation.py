@@ -31,6 +31,7 @@ __all__ = [
     "process_owner",
     "process_text",
     "record_detail",
+    "record_netns",
     "route_line",
     "socket_line",
     "socket_where",
@@ -144,6 +145,16 @@ def escape(text: str, backslash: bool = True, starts_line: bool = True) -> str:
         if leading is not None:
             return text[: leading.end() - 1] + "\\x3a" + text[leading.end() :]
     return text
+
+
+def record_netns(sock: Socket) -> str | None:
+    """The network namespace a socket's record names (its inode, as text), None where it names none.
+
+    Records of a snapshot that read one namespace carry none; the one place that
+    reads the field, for every output that names a socket's namespace.
+    """
+    value = getattr(sock, "netns", None)
+    return None if value is None else str(value)
 
 
 def netid(sock: Socket) -> str:

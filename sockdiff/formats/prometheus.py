@@ -26,7 +26,7 @@ from .._version import __version__
 from ..errors import UsageError
 from ..ssview import is_listening
 from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, Section
-from .notation import escape
+from .notation import escape, record_netns
 
 if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
@@ -52,13 +52,9 @@ def label_value(text: str) -> str:
 
 
 def netns_label(sock: Socket) -> str:
-    """The ``netns`` label of a socket: its record's ``netns`` (the namespace's
-    inode, where a snapshot read every namespace), "" where the record has none.
-
-    The one place the label is made: records of one namespace leave it null.
-    """
-    value = getattr(sock, "netns", None)
-    return "" if value is None else str(value)
+    """The ``netns`` label of a socket: its record's namespace
+    (:func:`~sockdiff.formats.notation.record_netns`), "" where it names none."""
+    return record_netns(sock) or ""
 
 
 def _listener(sock: Socket) -> Labels:
@@ -117,7 +113,9 @@ def _snapshot_families(snapshot: Snapshot) -> Iterator[str]:
     )
 
 
-def _section_counts(section: str, found: SectionDiff[Interface] | SectionDiff[Route] | None) -> list[tuple[Labels, int]]:
+def _section_counts(
+    section: str, found: SectionDiff[Interface] | SectionDiff[Route] | None
+) -> list[tuple[Labels, int]]:
     if found is None:
         return []
     return [((("section", section), ("kind", kind)), count) for kind, count in found.summary.items()]
