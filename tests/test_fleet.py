@@ -256,7 +256,7 @@ def test_jsonl_events_and_json_documents_carry_the_host() -> None:
     assert len(lines) == 7
     for line in lines:
         event = json.loads(line)
-        assert list(event)[:4] == ["time", "host", "machine_id", "boot_id"]
+        assert list(event)[:6] == ["time", "section", "kind", "host", "machine_id", "boot_id"]
         assert {k: event[k] for k in IDENTITY} == IDENTITY
     header = msgspec.structs.replace(HEADER, **IDENTITY)
     document = json.loads(report(diff(OLD, _snapshot(NEW.sockets or (), header)), Format.JSON))

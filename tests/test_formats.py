@@ -68,9 +68,6 @@ def test_json_is_version_2_with_each_key_once() -> None:
     assert top == [
         "format",
         "version",
-        "host",
-        "machine_id",
-        "boot_id",
         "snapshots",
         "summary",
         "new",
@@ -78,6 +75,9 @@ def test_json_is_version_2_with_each_key_once() -> None:
         "changed",
         "interfaces",
         "routes",
+        "host",
+        "machine_id",
+        "boot_id",
     ]
     assert all(len(keys) == len(set(keys)) for keys in members)
     assert document["format"] == "sockdiff.diff" and document["version"] == 2
@@ -308,7 +308,7 @@ def test_json_sections_and_their_summary() -> None:
     )
     result = diff(old, new, fields=parse_fields("+counters"))
     document = json.loads(report(result, Format.JSON))
-    assert list(document)[-2:] == ["interfaces", "routes"]
+    assert list(document)[-5:] == ["interfaces", "routes", "host", "machine_id", "boot_id"]
     assert document["summary"] == {
         "new": 0,
         "closed": 0,

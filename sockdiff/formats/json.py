@@ -70,7 +70,6 @@ def document(result: Diff) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        **result.new.header.identity(),
         "snapshots": {"old": result.old.meta(), "new": result.new.meta()},
         "summary": summary,
         "new": result.opened if sockets else None,
@@ -78,6 +77,7 @@ def document(result: Diff) -> dict[str, Any]:
         "changed": [_change(c) for c in result.changed] if sockets else None,
         "interfaces": _section(result.interfaces),
         "routes": _section(result.routes),
+        **result.new.header.identity(),
     }
     if result.persistent_only:
         doc["note"] = NOTE_PERSISTENT

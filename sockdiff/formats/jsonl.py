@@ -32,8 +32,8 @@ def record_lines(records: Iterable[msgspec.Struct]) -> Iterator[bytes]:
 def event_line(
     time: str, section: str, kind: str, identity: Mapping[str, str | None] | None = None, **members: Any
 ) -> bytes:
-    """A watch event: ``{"time", [host, machine_id, boot_id,] "section", "kind", ...members}`` on one line."""
-    head: dict[str, Any] = {"time": time, **(identity or {}), "section": section, "kind": kind}
+    """A watch event: ``{"time", "section", "kind", [host, machine_id, boot_id,] ...members}`` on one line."""
+    head: dict[str, Any] = {"time": time, "section": section, "kind": kind, **(identity or {})}
     return inert(_encode({**head, **members})) + b"\n"
 
 
@@ -53,7 +53,7 @@ class JsonlEvents(EventFormat):
     and ``changed`` (``old``, ``new``, ``fields``); interfaces and routes:
     ``added``, ``removed`` and ``changed``; an overrun is section ``watch``.
     With an ``identity`` (``host``, ``machine_id``, ``boot_id``: see
-    :meth:`~sockdiff.snapshots.Header.identity`), each line carries it after ``time``.
+    :meth:`~sockdiff.snapshots.Header.identity`), each line carries it after ``kind``.
     """
 
     def __init__(self, identity: Mapping[str, str | None] | None = None) -> None:
