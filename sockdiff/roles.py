@@ -52,7 +52,8 @@ def address_class(address: str) -> str:
 
 def _role_key(sock: Socket) -> tuple[str, str, str, str, int, str | None]:
     port = sock.local.port if isinstance(sock.local.port, int) else 0
-    return (sock.proto, sock.family, sock.type, address_class(sock.local.address or ""), port, sock.interface)
+    address = sock.local.address if isinstance(sock.local.address, str) else ""
+    return (sock.proto, sock.family, sock.type, address_class(address), port, sock.interface)
 
 
 def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] = EPHEMERAL_PORTS) -> Snapshot:

@@ -60,9 +60,9 @@ def netns_label(sock: Socket) -> str:
 def _listener(sock: Socket) -> Labels:
     """A listening socket's labels: the address as ss names it, the device it is bound to after ``%``."""
     if sock.proto == "unix":
-        address, port = sock.local.path or "", ""
+        address, port = (sock.local.path if isinstance(sock.local.path, str) else ""), ""
     else:
-        address = sock.local.address or ""
+        address = sock.local.address if isinstance(sock.local.address, str) else ""
         if sock.interface is not None:
             address = f"{address}%{sock.interface}"
         port = str(sock.local.port)
