@@ -1,4 +1,6 @@
-"""The Ansible collection against three "hosts" that are network namespaces.
+"""Fleet features on live namespaces: compare --role and show --format prometheus through
+the command line, and the Ansible collection against three "hosts" that are namespaces.
+
 
 Each host is a local connection whose Python runs through ``ip netns exec``, with
 its own listeners and its own snapshot store. One play keeps a baseline (and a
@@ -21,21 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns import netns_exec_argv, private_netns, require_netns
+from cli import sockdiff
+from netns import netns_exec_argv, private_netns, require_netns, run_in_netns
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
     "ansible-playbook"
 )
 
-# Listens on each port given (TCP, all addresses), says so, and waits for its standard input to close.
+# Listens on each ADDRESS:PORT given (TCP), says so, and waits for its standard input to close.
 LISTENER = """
 import socket, sys
 held = []
-for port in sys.argv[1:]:
+for spec in sys.argv[1:]:
+    address, port = spec.rsplit(":", 1)
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(port)))
+    s.bind((address, int(port)))
     s.listen()
     held.append(s)
 print("ready", flush=True)
@@ -65,8 +69,9 @@ PLAY_COMPARE = """
 """
 
 
-def _listen(stack: ExitStack, namespace: str, *ports: int) -> subprocess.Popen[str]:
-    argv = netns_exec_argv(namespace, [sys.executable, "-c", LISTENER, *map(str, ports)])
+def _listen(stack: ExitStack, namespace: str, *listeners: str) -> subprocess.Popen[str]:
+    """A process in ``namespace`` listening on each ``ADDRESS:PORT``, until ``stack`` closes."""
+    argv = netns_exec_argv(namespace, [sys.executable, "-c", LISTENER, *listeners])
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdin is not None and process.stdout is not None
     stack.callback(process.wait, 10)
@@ -109,6 +114,43 @@ def _play(tmp_path: Path, inventory: Path, text: str) -> tuple[dict[str, dict[st
     return recap, {path.name: json.loads(path.read_text()) for path in tree.iterdir()}
 
 
+def _stop(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait(10)
+
+
+def test_role_compare_and_prometheus_through_the_command_line(tmp_path: Path, netns: str) -> None:
+    """A listener restarted by another process is no difference to its role; a new one on loopback is."""
+    base = tmp_path / "base.json"
+    with ExitStack() as stack:
+        first = _listen(stack, netns, "0.0.0.0:7001")
+        assert sockdiff("snapshot", "-N", netns, "-o", str(base)).returncode == 0
+        _stop(first)
+        _listen(stack, netns, "0.0.0.0:7001", "127.0.0.1:7002")
+        whole = sockdiff("compare", str(base), "--fail-on", "changed")
+        assert whole.returncode == 1, whole.stderr  # other pid, other inode
+        role = sockdiff("compare", str(base), "--role", "--fail-on", "changed")
+        assert role.returncode == 0 and role.stdout.splitlines()[-1] == "1 new, 0 closed, 0 changed", role
+        metrics = tmp_path / "sockdiff.prom"
+        found = sockdiff("compare", str(base), "--role", "--report", f"prometheus={metrics}", "-f", "json")
+        assert found.returncode == 1, found.stderr
+        assert json.loads(found.stdout)["new"][0]["local"] == {"address": "loopback", "port": 7002}
+        series = [line for line in metrics.read_text().splitlines() if not line.startswith("#")]
+        unexpected = [line for line in series if line.startswith("sockdiff_unexpected_listening")]
+        assert unexpected == [
+            'sockdiff_unexpected_listening{proto="tcp",family="inet",address="loopback",port="7002",'
+            f'process="{Path(sys.executable).name[:15]}",netns=""}} 1'
+        ]
+        shown = sockdiff("show", "-N", netns, "--format", "prometheus")
+        oracle = run_in_netns(netns, ["ss", "-Hltn"]).stdout.split()
+        listening = [line for line in shown.stdout.splitlines() if line.startswith("sockdiff_listening{")]
+        assert sorted(re.findall(r'address="([^"]*)",port="(\d+)"', "\n".join(listening))) == sorted(
+            tuple(word.rsplit(":", 1)) for word in oracle if word.count(":") == 1 and not word.endswith(":*")
+        )
+        assert len(listening) == 2
+
+
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Three namespaces, host name -> namespace."""
@@ -146,7 +188,7 @@ def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
         )
     )
     with ExitStack() as stack:
-        served = {host: _listen(stack, namespace, 7001) for host, namespace in hosts.items()}
+        served = {host: _listen(stack, namespace, "0.0.0.0:7001") for host, namespace in hosts.items()}
         stats, kept = _play(tmp_path, inventory, PLAY_SNAPSHOT)
         assert {host: (s["changed"], s["failed"]) for host, s in stats.items()} == {
             host: (2, 0) for host in hosts
@@ -158,7 +200,7 @@ def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
             assert [(f["proto"], f["address"], f["port"]) for f in facts] == [("tcp", "0.0.0.0", 7001)]
             assert [p["name"] for p in facts[0]["processes"]] == [Path(sys.executable).name[:15]]
         # h1 opens a listener, h3 closes its one; h2 stays as it was.
-        _listen(stack, hosts["h1"], 7002)
+        _listen(stack, hosts["h1"], "0.0.0.0:7002")
         assert served["h3"].stdin is not None
         served["h3"].stdin.close()
         served["h3"].wait(10)
