@@ -46,27 +46,32 @@ print("ready", flush=True)
 sys.stdin.read()
 """
 
-PLAY_SNAPSHOT = """
+# Every host, no fact gathering (it would run modules the hosts do not need).
+PLAY = """
 - hosts: all
   gather_facts: false
   tasks:
+"""
+PLAY_SNAPSHOT = (
+    PLAY
+    + """\
     - name: a dry run stores nothing
       sockdiff.sockdiff.sockdiff: {state: snapshot, name: dry, home: "{{ store }}"}
       check_mode: true
     - name: keep the baseline
       sockdiff.sockdiff.sockdiff: {state: snapshot, name: base, home: "{{ store }}"}
 """
-
-PLAY_COMPARE = """
-- hosts: all
-  gather_facts: false
-  tasks:
+)
+PLAY_COMPARE = (
+    PLAY
+    + """\
     - name: what changed since the baseline
       sockdiff.sockdiff.sockdiff: {state: compare, baseline: base, home: "{{ store }}"}
     - name: new listeners fail a host
       sockdiff.sockdiff.sockdiff: {state: compare, baseline: base, home: "{{ store }}", fail_on: [listening]}
       ignore_errors: true
 """
+)
 
 
 def _listen(stack: ExitStack, namespace: str, *listeners: str) -> subprocess.Popen[str]:
