@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 import socket as _socket
 from collections.abc import Mapping, Sequence
 
@@ -20,7 +21,36 @@ from .errors import UsageError
 from .model import PROTOS, Process
 from .snapshots import Header, Scope, Snapshot
 
-__all__ = ["BackendFallback", "take"]
+__all__ = ["BackendFallback", "host_identity", "take"]
+
+MACHINE_ID = "/etc/machine-id"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def _first_line(path: str, pattern: str) -> str | None:
+    """The first line of ``path`` when it matches ``pattern``; None when unreadable or not."""
+    try:
+        with open(path, "rb") as handle:
+            line = handle.read(256).split(b"\n", 1)[0].strip().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return line if re.fullmatch(pattern, line) else None
+
+
+def host_identity(
+    proc_root: str = "/proc", machine_id: str = MACHINE_ID
+) -> tuple[str, str | None, str | None]:
+    """This host's name, machine id and boot id (None: unreadable, or not in its form).
+
+    The machine id is systemd's (machine-id(5)): the same across boots; the boot
+    id the kernel's, new at each boot. The UTS namespace gives the name.
+    """
+    boot_path = BOOT_ID.replace("/proc", proc_root, 1)
+    return (
+        _socket.gethostname(),
+        _first_line(machine_id, r"[0-9a-f]{32}"),
+        _first_line(boot_path, r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    )
 
 
 def take(
@@ -73,7 +103,7 @@ def take(
         with netns_module.entered(netns):
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             found = backends.read(backend, wanted, scope.protos, owners, net_dir)
-            host = _socket.gethostname()
+            host, machine_id, boot_id = host_identity(proc_root)
     sockets = found.sockets
     if sockets is not None and verdict is not None:
         # Three-valued, as a comparison narrows: a socket the filter cannot judge here
@@ -89,6 +119,8 @@ def take(
         sources=found.sources,
         scope=scope,
         tool_version=__version__,
+        machine_id=machine_id,
+        boot_id=boot_id,
     )
     return Snapshot(
         header,

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, TypeVar
 
 import typer
 
@@ -25,8 +25,11 @@ from .model import PROTOS, Socket
 if TYPE_CHECKING:
     from .config import Defaults
     from .differ import Diff
-    from .formats import DiffChoice, ListingChoice
+    from .formats import Format, ListingChoice, RunChoice
     from .output import Inputs
+
+#: A command's choice of format (compare's, run's) for its --report options.
+Choice = TypeVar("Choice", bound="Format")
 
 app = typer.Typer(
     name="sockdiff",
@@ -163,7 +166,9 @@ def show(
             ),
         ),
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, jsonl or prometheus (every state unless -l).")
+    ] = "table",
     tcp: Tcp = False,
     udp: Udp = False,
     raw: Raw = False,
@@ -229,7 +234,7 @@ def show(
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
-        _fail("--summary is a table: it does not go with --format json or jsonl")
+        _fail("--summary is a table: it does not go with --format json, jsonl or prometheus")
     words = list(words or [])
     source = words.pop(0) if words and is_source(words[0]) else "live"
     if backend is not None:
@@ -271,7 +276,9 @@ def show(
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
     families = [f for f, wanted in zip(("inet", "inet6", "unix"), (ipv4, ipv6, unix), strict=True) if wanted]
     kinds = ss_kinds(protos, families)
-    states = None if "state" in keywords else ss_view(listening, everything)
+    # Prometheus's metrics count sockets in every state (its listeners are the listening ones).
+    whole = chosen is Format.PROMETHEUS and not listening
+    states = None if "state" in keywords or whole else ss_view(listening, everything)
     chosen_sockets = [
         s
         for s in snap.sockets
@@ -410,8 +417,16 @@ def compare(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="text, json, junit, github or markdown.")
+        str, typer.Option("--format", "-f", help="text, json, junit, github, markdown or prometheus.")
     ] = "text",
+    role: Annotated[
+        bool,
+        typer.Option(
+            "--role",
+            help="Compare what a role exposes: listeners by protocol, address class (loopback,"
+            " wildcard, specific), port and program; no pids, inodes, ephemeral ports or connections.",
+        ),
+    ] = False,
     reports: Reports = None,
     netns: Netns = None,
 ) -> None:
@@ -423,7 +438,9 @@ def compare(
     from .formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 
     chosen = parse_format(output_format, COMPARE_FORMATS)
-    extra = [_report_target(text) for text in reports or []]
+    if role and fields is not None:
+        _fail("--role compares listeners by program name: it takes no --fields")
+    extra = [_report_target(text, COMPARE_FORMATS) for text in reports or []]
     defaults = _defaults(load_defaults(), ignore is None, not fail_on)
     kinds = parse_fail_on(fail_on, "--fail-on") if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
@@ -433,6 +450,7 @@ def compare(
         fields=parse_fields(fields, "--fields"),
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
+        role=role,
     )
     _until_exit(result)
     from .output import OutputClosed, check_standard_output
@@ -468,7 +486,7 @@ def compare(
         raise typer.Exit(1)
 
 
-def _check_reports(extra: Sequence[tuple[DiffChoice, str]], read: Inputs, stdout_is: str) -> None:
+def _check_reports(extra: Sequence[tuple[Format, str]], read: Inputs, stdout_is: str) -> None:
     """Refuse, before any is written, a --report on standard output, on an input, or twice on a file."""
     from .output import Target, check_target, names_standard_output
 
@@ -485,7 +503,7 @@ def _check_reports(extra: Sequence[tuple[DiffChoice, str]], read: Inputs, stdout
 
 
 def _write_reports(
-    extra: Sequence[tuple[DiffChoice, str]], render: Callable[[DiffChoice], str], read: Inputs
+    extra: Sequence[tuple[Choice, str]], render: Callable[[Choice], str], read: Inputs
 ) -> bool:
     """Write each --report (``render``: its text in a format); whether one could not be written.
 
@@ -522,14 +540,14 @@ def _read_files(result: Diff) -> Inputs:
     return inputs("-" if origin == "<stdin>" else origin for origin in origins)
 
 
-def _report_target(text: str) -> tuple[DiffChoice, str]:
-    """``--report FORMAT=PATH``."""
-    from .formats import COMPARE_FORMATS, parse_format
+def _report_target(text: str, formats: tuple[Choice, ...]) -> tuple[Choice, str]:
+    """``--report FORMAT=PATH``, FORMAT one of ``formats``."""
+    from .formats import parse_format
 
     name, equals, path = text.partition("=")
     if not equals or not path:
         _fail(f"--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not {text!r}")
-    return parse_format(name, COMPARE_FORMATS), path
+    return parse_format(name, formats), path
 
 
 def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defaults:
@@ -632,6 +650,8 @@ def watch(
     try:
         for report in watcher:
             if report.baseline is not None:
+                # Each jsonl line says which host and boot it comes from, as the first read did.
+                events = event_format(chosen, _colour(), report.baseline.header.identity())
                 if watcher.deaf is not None:
                     print(
                         f"sockdiff: warning: {watcher.deaf}: sockets that open and close between"
@@ -689,14 +709,14 @@ def run_command(
     import shlex
 
     from .differ import parse_fail_on
-    from .formats import COMPARE_FORMATS, RunOptions, parse_format, run_format
+    from .formats import RUN_FORMATS, RunOptions, parse_format, run_format
     from .formats.leaks import holder_text
     from .leaks import LeakEngine, Window, parse_leak_kinds
     from .output import inputs
     from .running import KILL_GRACE_SECONDS, kill_leftovers, run_tree
 
-    chosen: DiffChoice = parse_format(output_format, COMPARE_FORMATS)
-    extra = [_report_target(text) for text in reports or []]
+    chosen: RunChoice = parse_format(output_format, RUN_FORMATS)
+    extra = [_report_target(text, RUN_FORMATS) for text in reports or []]
     try:
         parse_leak_kinds(fail_on)
     except UsageError as err:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from . import store
 from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
 from .errors import UsageError
+from .roles import ROLE_FIELDS, role_view
 from .snapshots import Snapshot
 from .sources import LIVE, open_source
 
@@ -23,6 +24,7 @@ def compare(
     fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
+    role: bool = False,
 ) -> Diff:
     """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
 
@@ -38,11 +40,15 @@ def compare(
     live meets live the pair is read twice and only differences seen both times
     are reported (the way unhide-tcp re-probes before it reports); the result
     says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
+
+    ``role``: compare what each side exposes as a role (:func:`~sockdiff.roles.role_view`
+    on both: listeners by protocol, address class, port and program names), so
+    one golden snapshot checks every host of a role; ``fields`` are then the role's.
     """
     # With no old side: the newest stored snapshot, listed and read in the store held once.
     old = _source(old, "old") if old is not None else store.newest_snapshot()
     new = _source(new, "new") if new is not None else "live"
-    fields = as_fields(fields)
+    fields = ROLE_FIELDS if role else as_fields(fields)
     if old == "-" and new == "-":
         raise UsageError("standard input can be read once: give '-' for one side only")
 
@@ -61,6 +67,8 @@ def compare(
         else:
             before = read(old, None)
             after = read(new, before)
+        if role:
+            before, after = role_view(before), role_view(after)
         return diff(before, after, fields=fields, ignore=ignore, only=only)
 
     first = once()

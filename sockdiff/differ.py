@@ -56,7 +56,19 @@ __all__ = [
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
 # Socket fields, then ``counters``: the interfaces' traffic counters.
-COMPARABLE_FIELDS = ("state", "processes", "inode", "uid", "recv_q", "send_q", "remote", "counters")
+# ``programs``: the owners' names only (pids aside), what a role comparison
+# (sockdiff.roles) compares; ``all`` leaves it out, as ``processes`` holds it.
+COMPARABLE_FIELDS = (
+    "state",
+    "processes",
+    "inode",
+    "uid",
+    "recv_q",
+    "send_q",
+    "remote",
+    "counters",
+    "programs",
+)
 FAIL_ON = ("any", "new", "closed", "changed", "listening", "interfaces", "routes")
 # What makes an interface or a route changed (SPEC.md); counters only when asked.
 INTERFACE_FIELDS = ("flags", "operstate", "mtu", "mac", "index", "addresses")
@@ -187,7 +199,7 @@ def parse_fields(text: str | None, what: str = "fields") -> tuple[str, ...]:
     chosen: list[str] = []
     for item in (part.strip() for part in text.split(",")):
         if item == "all":
-            chosen.extend(COMPARABLE_FIELDS)
+            chosen.extend(name for name in COMPARABLE_FIELDS if name != "programs")
             continue
         name = item.removeprefix("+")
         if name not in COMPARABLE_FIELDS:
@@ -241,11 +253,19 @@ def _owners(sock: Socket) -> frozenset[tuple[int, str]]:
     return frozenset((p.pid, p.name) for p in sock.processes)
 
 
+def _programs(sock: Socket) -> frozenset[str]:
+    return frozenset(p.name for p in sock.processes)
+
+
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
     found = []
     for name in fields:
         if name == "processes":
             if old.processes and new.processes and _owners(old) != _owners(new):
+                found.append(name)
+            continue
+        if name == "programs":
+            if old.processes and new.processes and _programs(old) != _programs(new):
                 found.append(name)
             continue
         # inode 0 (TIME_WAIT, request sockets) is no inode at all.

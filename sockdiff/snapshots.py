@@ -79,6 +79,18 @@ Timestamp = Annotated[
     ),
 ]
 Text = Annotated[str, msgspec.Meta(max_length=4096, description="a text of at most 4096 characters")]
+# The host's identity beside its name (what merges many hosts' lines): systemd's
+# machine-id (32 lower-case hex digits) and the kernel's boot_id (a UUID).
+MachineId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z", description="a machine id of 32 hexadecimal digits")
+]
+BootId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z",
+        description="a boot id such as 0b5f3c2e-8d0a-4c1e-9a57-3f2d1c0b9a87",
+    ),
+]
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -91,11 +103,14 @@ class Scope(msgspec.Struct, frozen=True):
 EVERYTHING = Scope(PROTOS, None)
 
 
-class Header(msgspec.Struct, frozen=True, kw_only=True):
+class Header(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Everything in a snapshot file but its sections: when, where, how, and what it covers.
 
     ``backend`` is the backend used (``auto`` resolved); ``sources`` where each
     protocol and section came from (see :mod:`sockdiff.backends`).
+    ``machine_id`` (/etc/machine-id) and ``boot_id`` (the kernel's) say which
+    host and which boot beside ``host``: None where unreadable, and in files
+    written before them (a file leaves a None out, so those files keep their bytes).
     """
 
     taken_at: Timestamp
@@ -106,6 +121,12 @@ class Header(msgspec.Struct, frozen=True, kw_only=True):
     sources: dict[Text, Text]
     scope: Scope
     tool_version: Text
+    machine_id: MachineId | None = None
+    boot_id: BootId | None = None
+
+    def identity(self) -> dict[str, str | None]:
+        """``host``, ``machine_id`` and ``boot_id``: what tells one host's lines from another's."""
+        return {"host": self.host, "machine_id": self.machine_id, "boot_id": self.boot_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +154,7 @@ class Snapshot:
     def meta(self) -> dict[str, Any]:
         """Everything but the sections, as it stands in a file written now."""
         header: dict[str, Any] = msgspec.to_builtins(self.header)
-        return {"format": FORMAT, "version": VERSION, **header}
+        return {"format": FORMAT, "version": VERSION, **header, **self.header.identity()}
 
 
 _HEADER_FIELDS = tuple(f.name for f in msgspec.structs.fields(Header))

@@ -786,7 +786,8 @@ def test_watch_reports_a_listener_opened_while_it_runs(zoo: ZooClient, tmp_path:
     )
     events = [json.loads(line) for line in out.splitlines()]
     assert events, f"no listener reported among {len(opened)} opened"
-    assert all(list(event) == ["time", "section", "kind", "socket"] for event in events), out
+    shape = ["time", "section", "kind", "host", "machine_id", "boot_id", "socket"]
+    assert all(list(event) == shape for event in events), out
     assert all((event["section"], event["kind"]) == ("sockets", "new") for event in events), out
     assert len({event["time"] for event in events}) <= count
     by_inode = {record["inode"]: index for index, record in enumerate(opened)}

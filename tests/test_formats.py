@@ -75,6 +75,9 @@ def test_json_is_version_2_with_each_key_once() -> None:
         "changed",
         "interfaces",
         "routes",
+        "host",
+        "machine_id",
+        "boot_id",
     ]
     assert all(len(keys) == len(set(keys)) for keys in members)
     assert document["format"] == "sockdiff.diff" and document["version"] == 2
@@ -265,9 +268,10 @@ def test_markdown_without_differences() -> None:
 
 
 def test_format_names() -> None:
-    assert [f.value for f in COMPARE_FORMATS] == ["text", "json", "junit", "github", "markdown"]
+    assert [f.value for f in COMPARE_FORMATS] == ["text", "json", "junit", "github", "markdown", "prometheus"]
     with pytest.raises(
-        UsageError, match=r"unknown format 'xml' \(choose from text, json, junit, github, markdown\)"
+        UsageError,
+        match=r"unknown format 'xml' \(choose from text, json, junit, github, markdown, prometheus\)",
     ):
         parse_format("xml", COMPARE_FORMATS)
     with pytest.raises(UsageError, match="cannot be written as table"):
@@ -304,7 +308,7 @@ def test_json_sections_and_their_summary() -> None:
     )
     result = diff(old, new, fields=parse_fields("+counters"))
     document = json.loads(report(result, Format.JSON))
-    assert list(document)[-2:] == ["interfaces", "routes"]
+    assert list(document)[-5:] == ["interfaces", "routes", "host", "machine_id", "boot_id"]
     assert document["summary"] == {
         "new": 0,
         "closed": 0,

@@ -37,6 +37,7 @@ PURE = (
     "sockdiff.ssview",
     "sockdiff.snapshots",
     "sockdiff.differ",
+    "sockdiff.roles",
     "sockdiff.filter",
     "sockdiff.errors",
     "sockdiff.formats",

@@ -15,6 +15,7 @@ every text output shares is :mod:`.notation`; ss's and netstat's layouts are
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, TypeVar, assert_never
 
 from ..errors import UsageError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPARE_FORMATS",
+    "RUN_FORMATS",
     "SHOW_FORMATS",
     "WATCH_FORMATS",
     "DiffChoice",
@@ -45,6 +47,7 @@ __all__ = [
     "ListingFormat",
     "ListingOptions",
     "ReportOptions",
+    "RunChoice",
     "RunFormat",
     "RunOptions",
     "Section",
@@ -67,6 +70,7 @@ class Format(enum.Enum):
     JUNIT = "junit"
     GITHUB = "github"
     MARKDOWN = "markdown"
+    PROMETHEUS = "prometheus"
 
     @property
     def lines(self) -> bool:
@@ -75,21 +79,25 @@ class Format(enum.Enum):
         A report in lines (text, a table, JSON lines, GitHub's commands,
         markdown) written onto an existing file is added to it, as ``>>``
         would: a CI step summary or a log is written by others too. JSON and
-        JUnit XML are documents, whole or nothing: a file of them is replaced.
+        JUnit XML are documents, whole or nothing: a file of them is replaced,
+        and so is Prometheus's text (node_exporter's textfile collector reads it whole).
         """
         match self:
             case Format.TEXT | Format.TABLE | Format.JSONL | Format.GITHUB | Format.MARKDOWN:
                 return True
-            case Format.JSON | Format.JUNIT:
+            case Format.JSON | Format.JUNIT | Format.PROMETHEUS:
                 return False
             case _:
                 assert_never(self)
 
 
 # The formats of each kind of document, as types: a command holds a choice of its kind only.
-DiffChoice = Literal[Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN]
-ListingChoice = Literal[Format.TABLE, Format.JSON, Format.JSONL]
+DiffChoice = Literal[
+    Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN, Format.PROMETHEUS
+]
+ListingChoice = Literal[Format.TABLE, Format.JSON, Format.JSONL, Format.PROMETHEUS]
 EventChoice = Literal[Format.TEXT, Format.JSONL]
+RunChoice = Literal[Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN]
 
 COMPARE_FORMATS: tuple[DiffChoice, ...] = (
     Format.TEXT,
@@ -97,9 +105,11 @@ COMPARE_FORMATS: tuple[DiffChoice, ...] = (
     Format.JUNIT,
     Format.GITHUB,
     Format.MARKDOWN,
+    Format.PROMETHEUS,
 )
-SHOW_FORMATS: tuple[ListingChoice, ...] = (Format.TABLE, Format.JSON, Format.JSONL)
+SHOW_FORMATS: tuple[ListingChoice, ...] = (Format.TABLE, Format.JSON, Format.JSONL, Format.PROMETHEUS)
 WATCH_FORMATS: tuple[EventChoice, ...] = (Format.TEXT, Format.JSONL)
+RUN_FORMATS: tuple[RunChoice, ...] = (Format.TEXT, Format.JSON, Format.JUNIT, Format.GITHUB, Format.MARKDOWN)
 
 
 def diff_format(choice: DiffChoice) -> DiffFormat:
@@ -125,11 +135,15 @@ def diff_format(choice: DiffChoice) -> DiffFormat:
             from .markdown import MarkdownFormat
 
             return MarkdownFormat()
+        case Format.PROMETHEUS:
+            from .prometheus import PrometheusFormat
+
+            return PrometheusFormat()
         case _:
             assert_never(choice)
 
 
-def run_format(choice: DiffChoice) -> RunFormat:
+def run_format(choice: RunChoice) -> RunFormat:
     """The writer of ``sockdiff run``'s report in ``choice`` (compare's formats)."""
     match choice:
         case Format.TEXT:
@@ -171,12 +185,19 @@ def listing_format(choice: ListingChoice) -> ListingFormat:
             from .jsonl import JsonlListing
 
             return JsonlListing()
+        case Format.PROMETHEUS:
+            from .prometheus import PrometheusListing
+
+            return PrometheusListing()
         case _:
             assert_never(choice)
 
 
-def event_format(choice: EventChoice, colour: bool = False) -> EventFormat:
-    """The writer of watch's events in ``choice`` (``colour``: ANSI colours in text)."""
+def event_format(
+    choice: EventChoice, colour: bool = False, identity: Mapping[str, str | None] | None = None
+) -> EventFormat:
+    """The writer of watch's events in ``choice`` (``colour``: ANSI colours in text; ``identity``:
+    the host's, which each jsonl line carries)."""
     match choice:
         case Format.TEXT:
             from .text import TextEvents
@@ -185,7 +206,7 @@ def event_format(choice: EventChoice, colour: bool = False) -> EventFormat:
         case Format.JSONL:
             from .jsonl import JsonlEvents
 
-            return JsonlEvents()
+            return JsonlEvents(identity)
         case _:
             assert_never(choice)
 
@@ -207,7 +228,7 @@ def parse_format(text: str, offered: tuple[F, ...]) -> F:
 
 def _diff_choice(chosen: Format) -> DiffChoice:
     match chosen:
-        case Format.TEXT | Format.JSON | Format.JUNIT | Format.GITHUB | Format.MARKDOWN:
+        case Format.TEXT | Format.JSON | Format.JUNIT | Format.GITHUB | Format.MARKDOWN | Format.PROMETHEUS:
             return chosen
         case Format.TABLE | Format.JSONL:
             raise UsageError(
@@ -220,7 +241,7 @@ def _diff_choice(chosen: Format) -> DiffChoice:
 def report(
     result: Diff, output_format: Format | str = Format.TEXT, options: ReportOptions | None = None
 ) -> str:
-    """``result`` as a report in ``output_format`` (text, json, junit, github, markdown).
+    """``result`` as a report in ``output_format`` (text, json, junit, github, markdown, prometheus).
 
     A ``result`` that is no :class:`~sockdiff.differ.Diff`, or ``options`` that
     are no :class:`ReportOptions`, raise :class:`~sockdiff.errors.UsageError`.

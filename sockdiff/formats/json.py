@@ -60,6 +60,10 @@ def inert(data: bytes) -> bytes:
 def document(result: Diff) -> dict[str, Any]:
     """The diff document as a mapping of records (msgspec encodes them as they are).
 
+    ``host``, ``machine_id`` and ``boot_id`` are the new side's (the host checked
+    against a baseline; null where its snapshot does not say): documents from
+    many hosts merge by them.
+
     A section either side did not take is null, in ``summary`` too. A change of
     interface counters also carries ``deltas`` (new minus old, per counter).
     """
@@ -77,6 +81,7 @@ def document(result: Diff) -> dict[str, Any]:
         "changed": [_change(c) for c in result.changed] if sockets else None,
         "interfaces": _section(result.interfaces),
         "routes": _section(result.routes),
+        **result.new.header.identity(),
     }
     if result.persistent_only:
         doc["note"] = NOTE_PERSISTENT

@@ -5,7 +5,7 @@ Each line is :func:`~sockdiff.formats.json.inert`: no name in it opens a CI comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
@@ -29,9 +29,12 @@ def record_lines(records: Iterable[msgspec.Struct]) -> Iterator[bytes]:
         yield inert(_encode(record)) + b"\n"
 
 
-def event_line(time: str, section: str, kind: str, **members: Any) -> bytes:
-    """A watch event: ``{"time", "section", "kind", ...members}`` on one line."""
-    return inert(_encode({"time": time, "section": section, "kind": kind, **members})) + b"\n"
+def event_line(
+    time: str, section: str, kind: str, identity: Mapping[str, str | None] | None = None, **members: Any
+) -> bytes:
+    """A watch event: ``{"time", "section", "kind", [host, machine_id, boot_id,] ...members}`` on one line."""
+    head: dict[str, Any] = {"time": time, "section": section, "kind": kind, **(identity or {})}
+    return inert(_encode({**head, **members})) + b"\n"
 
 
 class JsonlListing(ListingFormat):
@@ -49,40 +52,52 @@ class JsonlEvents(EventFormat):
     Sockets: ``new``, ``closed`` (``short_lived``: whether a poll ever saw it)
     and ``changed`` (``old``, ``new``, ``fields``); interfaces and routes:
     ``added``, ``removed`` and ``changed``; an overrun is section ``watch``.
+    With an ``identity`` (``host``, ``machine_id``, ``boot_id``: see
+    :meth:`~sockdiff.snapshots.Header.identity`), each line carries it after ``kind``.
     """
+
+    def __init__(self, identity: Mapping[str, str | None] | None = None) -> None:
+        self._identity = identity
 
     def overrun(self, out: TextIO, time: str, lost: str) -> None:
         out.flush()
-        out.buffer.write(event_line(time, "watch", "overrun", lost=lost))
+        out.buffer.write(event_line(time, "watch", "overrun", self._identity, lost=lost))
 
     def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
         out.flush()
         out.buffer.writelines(self._lines(time, found, short_lived))
 
     def _lines(self, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> Iterator[bytes]:
+        who = self._identity
         if found is not None:
             for sock in found.opened:
-                yield event_line(time, "sockets", "new", socket=sock)
+                yield event_line(time, "sockets", "new", who, socket=sock)
             for sock in found.closed:
-                yield event_line(time, "sockets", "closed", socket=sock, short_lived=False)
+                yield event_line(time, "sockets", "closed", who, socket=sock, short_lived=False)
         for sock in short_lived:
-            yield event_line(time, "sockets", "closed", socket=sock, short_lived=True)
+            yield event_line(time, "sockets", "closed", who, socket=sock, short_lived=True)
         if found is not None:
             for change in found.changed:
                 yield event_line(
-                    time, "sockets", "changed", old=change.old, new=change.new, fields=change.fields
+                    time, "sockets", "changed", who, old=change.old, new=change.new, fields=change.fields
                 )
-            yield from _section_events(time, "interfaces", "interface", found.interfaces)
-            yield from _section_events(time, "routes", "route", found.routes)
+            yield from _section_events(time, "interfaces", "interface", found.interfaces, who)
+            yield from _section_events(time, "routes", "route", found.routes, who)
 
 
-def _section_events(time: str, section: str, noun: str, found: SectionDiff[Any] | None) -> Iterator[bytes]:
+def _section_events(
+    time: str,
+    section: str,
+    noun: str,
+    found: SectionDiff[Any] | None,
+    who: Mapping[str, str | None] | None,
+) -> Iterator[bytes]:
     """One section's differences: ``added`` and ``removed`` records, ``changed`` pairs."""
     if found is None:
         return
     for record in found.added:
-        yield event_line(time, section, "added", **{noun: record})
+        yield event_line(time, section, "added", who, **{noun: record})
     for record in found.removed:
-        yield event_line(time, section, "removed", **{noun: record})
+        yield event_line(time, section, "removed", who, **{noun: record})
     for change in found.changed:
-        yield event_line(time, section, "changed", old=change.old, new=change.new, fields=change.fields)
+        yield event_line(time, section, "changed", who, old=change.old, new=change.new, fields=change.fields)

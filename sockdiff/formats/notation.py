@@ -31,6 +31,7 @@ __all__ = [
     "process_owner",
     "process_text",
     "record_detail",
+    "record_netns",
     "route_line",
     "socket_line",
     "socket_where",
@@ -111,7 +112,7 @@ _OLD_COMMAND_ESCAPED = "#\\1\\\\x23\\2["
 _LEADING_COMMAND = re.compile(r"[ \x80-\U0010ffff]*:(?=[^\x00-\x7f]*:)")
 
 
-def escape(text: str, backslash: bool = True) -> str:
+def escape(text: str, backslash: bool = True, starts_line: bool = True) -> str:
     r"""``text`` with every character that is not plainly visible escaped, one line, no CI command.
 
     ``\n``, ``\t``, ``\r``, else ``\xNN`` (``\uNNNN``, ``\UNNNNNNNN`` beyond
@@ -120,7 +121,8 @@ def escape(text: str, backslash: bool = True) -> str:
     record's names, which carry their backslashes doubled already (SPEC.md):
     escaping is then idempotent, and applying it twice does no harm. ``##[``
     and a leading ``::``, which GitHub's runner would read as a workflow
-    command, are written ``#\x23[`` and ``\x3a:``.
+    command, are written ``#\x23[`` and ``\x3a:``; ``starts_line=False`` for text
+    that is never the start of a line (a quoted value), where ``::`` stays.
 
     >>> print(escape("evil\n+ tcp\\x"))
     evil\n+ tcp\\x
@@ -138,11 +140,21 @@ def escape(text: str, backslash: bool = True) -> str:
         text = text.translate(_ESCAPES_AND_BACKSLASH if backslash else _ESCAPES)
     if "#" in text and "[" in text:
         text = _OLD_COMMAND.sub(_OLD_COMMAND_ESCAPED, text)
-    if ":" in text:
+    if starts_line and ":" in text:
         leading = _LEADING_COMMAND.match(text)
         if leading is not None:
             return text[: leading.end() - 1] + "\\x3a" + text[leading.end() :]
     return text
+
+
+def record_netns(sock: Socket) -> str | None:
+    """The network namespace a socket's record names (its inode, as text), None where it names none.
+
+    Records of a snapshot that read one namespace carry none; the one place that
+    reads the field, for every output that names a socket's namespace.
+    """
+    value = getattr(sock, "netns", None)
+    return None if value is None else str(value)
 
 
 def netid(sock: Socket) -> str:
@@ -315,8 +327,8 @@ def change_detail(old: Socket, new: Socket, fields: Sequence[str]) -> str:
     """``state: LISTEN → CLOSE; inode: 10 → 12`` for the fields that changed."""
     parts = []
     for name in fields:
-        if name == "processes":
-            parts.append(f"processes: {_processes_detail(old, new)}")
+        if name in ("processes", "programs"):
+            parts.append(f"{name}: {_processes_detail(old, new)}")
         else:
             parts.append(f"{name}: {_value_text(old, name)} → {_value_text(new, name)}")
     return "; ".join(parts)
