@@ -10,7 +10,7 @@ from . import store
 from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
 from .errors import UsageError
 from .snapshots import Snapshot
-from .sources import LIVE, open_source
+from .sources import LIVE, TextOptions, open_source
 from .watching import watch
 
 __all__ = ["compare", "watch"]
@@ -24,6 +24,7 @@ def compare(
     fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
+    text_options: TextOptions = TextOptions(),
 ) -> Diff:
     """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
 
@@ -38,7 +39,8 @@ def compare(
     instant, so on a busy host they differ by what happened in between. When
     live meets live the pair is read twice and only differences seen both times
     are reported (the way unhide-tcp re-probes before it reports); the result
-    says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
+    says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes;
+    ``text_options``, how a saved ss or netstat listing is read.
     """
     # With no old side: the newest stored snapshot, listed and read in the store held once.
     old = _source(old, "old") if old is not None else store.newest_snapshot()
@@ -51,7 +53,7 @@ def compare(
         if isinstance(source, Snapshot):
             return source
         if facing is None or not _is_live(source):
-            return open_source(source, netns=netns)
+            return open_source(source, netns=netns, text_options=text_options)
         return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
 
     def once() -> Diff:

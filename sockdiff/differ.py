@@ -52,6 +52,7 @@ __all__ = [
     "identity",
     "parse_fail_on",
     "parse_fields",
+    "same_process_name",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -230,11 +231,51 @@ def _owners(sock: Socket) -> frozenset[tuple[int, str]]:
     return frozenset((p.pid, p.name) for p in sock.processes)
 
 
+# How long a process name can be when it may have been cut: the kernel's comm
+# (TASK_COMM_LEN 16, with its NUL), and net-tools netstat's "PID/name" column
+# (PROGNAME_WIDTH 20, with its NUL).
+COMM_LENGTH = 15
+NETSTAT_PROGRAM_LENGTH = 19
+
+
+def same_process_name(pid: int, one: str, other: str) -> bool:
+    """Whether two names of process ``pid`` name it alike, one perhaps cut short.
+
+    A name as long as comm, or as long as netstat's column leaves it, may have
+    been cut: it matches any name it begins.
+
+    >>> same_process_name(1, "systemd-resolve", "systemd-resolved"), same_process_name(1, "ssh", "sshd")
+    (True, False)
+    """
+    if one == other:
+        return True
+    short, long = sorted((one, other), key=len)
+    return long.startswith(short) and (
+        len(short) == COMM_LENGTH or len(str(pid)) + 1 + len(short) == NETSTAT_PROGRAM_LENGTH
+    )
+
+
+def _same_owners(old: Socket, new: Socket) -> bool:
+    """The same set of owning (pid, name), a name that may have been cut matching its whole."""
+    olds, news = _owners(old), _owners(new)
+    if olds == news:
+        return True
+    if len(olds) != len(news):
+        return False
+    left = sorted(news - olds)
+    for pid, name in sorted(olds - news):
+        match = next((i for i, (p, n) in enumerate(left) if p == pid and same_process_name(pid, name, n)), None)
+        if match is None:
+            return False
+        left.pop(match)
+    return True
+
+
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
     found = []
     for name in fields:
         if name == "processes":
-            if old.processes and new.processes and _owners(old) != _owners(new):
+            if old.processes and new.processes and not _same_owners(old, new):
                 found.append(name)
             continue
         # inode 0 (TIME_WAIT, request sockets) is no inode at all.
