@@ -51,11 +51,13 @@ Netns = Annotated[
 InputFormat = Annotated[
     str | None,
     typer.Option(
-        "--input-format", help="Read '-' as a listing saved by this tool: ss or netstat (files say by their header)."
+        "--input-format",
+        help="Read '-' as a listing saved by this tool: ss or netstat (files say by their header).",
     ),
 ]
 Lenient = Annotated[
-    bool, typer.Option("--lenient", help="Skip the lines of a saved ss or netstat listing that cannot be read.")
+    bool,
+    typer.Option("--lenient", help="Skip the lines of a saved ss or netstat listing that cannot be read."),
 ]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
 Udp = Annotated[bool, typer.Option("--udp", "-u", help="UDP sockets.")]
@@ -120,7 +122,8 @@ def snapshot(
     source: Annotated[
         str | None,
         typer.Option(
-            "--from", help="Convert this source (a saved ss or netstat listing, a file, a stored name) instead."
+            "--from",
+            help="Convert this source (a saved ss or netstat listing, a file, a stored name) instead.",
         ),
     ] = None,
     input_format: InputFormat = None,

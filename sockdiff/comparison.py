@@ -10,7 +10,7 @@ from . import store
 from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
 from .errors import UsageError
 from .snapshots import Snapshot
-from .sources import LIVE, TextOptions, open_source
+from .sources import LIVE, PLAIN_TEXT, TextOptions, open_source
 from .watching import watch
 
 __all__ = ["compare", "watch"]
@@ -24,7 +24,7 @@ def compare(
     fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
-    text_options: TextOptions = TextOptions(),
+    text_options: TextOptions = PLAIN_TEXT,
 ) -> Diff:
     """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
 

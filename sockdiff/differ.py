@@ -264,7 +264,9 @@ def _same_owners(old: Socket, new: Socket) -> bool:
         return False
     left = sorted(news - olds)
     for pid, name in sorted(olds - news):
-        match = next((i for i, (p, n) in enumerate(left) if p == pid and same_process_name(pid, name, n)), None)
+        match = next(
+            (i for i, (p, n) in enumerate(left) if p == pid and same_process_name(pid, name, n)), None
+        )
         if match is None:
             return False
         left.pop(match)

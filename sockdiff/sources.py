@@ -23,7 +23,7 @@ from .errors import BadSnapshot, UsageError
 from .filter import starts_filter
 from .snapshots import MAX_SIZE, Snapshot, loads
 
-__all__ = ["LIVE", "TextOptions", "is_source", "open_source"]
+__all__ = ["LIVE", "PLAIN_TEXT", "TextOptions", "is_source", "open_source"]
 
 # live, and live:B for each backend the registry knows.
 LIVE = ("live", *(f"live:{backend}" for backend in BACKENDS))
@@ -37,6 +37,9 @@ class TextOptions:
 
     input_format: str | None = None
     lenient: bool = False
+
+
+PLAIN_TEXT = TextOptions()
 
 
 def _read(name: str) -> tuple[bytes, datetime.datetime]:
@@ -65,7 +68,7 @@ def _load(name: str, tool: str | None, text: TextOptions) -> Snapshot:
     origin = "<stdin>" if name == "-" else name
     if tool is None and name == "-":
         tool = text.input_format
-    if tool is None and data[:2] != b"\x1f\x8b" and not data.lstrip()[:1] == b"{":
+    if tool is None and data[:2] != b"\x1f\x8b" and data.lstrip()[:1] != b"{":
         tool = detect(data[:65536].decode("utf-8", "surrogateescape"))
     if tool is None:
         return loads(data, origin)
@@ -108,7 +111,7 @@ def open_source(
     processes: bool = True,
     sections: Sequence[str] | None = None,
     like: Snapshot | None = None,
-    text_options: TextOptions = TextOptions(),
+    text_options: TextOptions = PLAIN_TEXT,
 ) -> Snapshot:
     """The snapshot a source names; live sources are read now (in ``netns`` if given).
 

@@ -39,6 +39,7 @@ PURE = (
     "sockdiff.filter",
     "sockdiff.errors",
     "sockdiff.formats",
+    "sockdiff.saved",
 )
 
 

@@ -68,7 +68,8 @@ def read_listing(
     listing = reader(text, lenient, origin)
     if listing.skipped:
         warnings.warn(
-            SavedListingNote(f"{origin}: {listing.skipped} unreadable line(s) skipped (--lenient)"), stacklevel=2
+            SavedListingNote(f"{origin}: {listing.skipped} unreadable line(s) skipped (--lenient)"),
+            stacklevel=2,
         )
     if listing.host_names:
         count = len(listing.host_names)
@@ -91,7 +92,11 @@ def read_listing(
         scope=Scope(protos, listing.filter),
         tool_version=__version__,
     )
-    sockets = tuple(listing.sockets) if listing.socket_blocks or not (listing.interfaces or listing.routes) else None
+    sockets = (
+        tuple(listing.sockets)
+        if listing.socket_blocks or not (listing.interfaces or listing.routes)
+        else None
+    )
     interfaces = None if listing.interfaces is None else tuple(listing.interfaces)
     routes = None if listing.routes is None else tuple(listing.routes)
     return Snapshot(header, sockets, interfaces, routes, origin=origin)

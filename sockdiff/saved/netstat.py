@@ -43,7 +43,11 @@ _STATE_WORDS = frozenset(TCP_STATES.values()) | {"UNKNOWN"}
 _UNIX_STATE_WORDS = frozenset({"FREE", "LISTENING", "CONNECTING", "CONNECTED", "DISCONNECTING", "UNKNOWN"})
 _UNIX_TYPES = {"STREAM": "stream", "DGRAM": "dgram", "SEQPACKET": "seqpacket", "RAW": "raw"}
 # The titles' parentheses: which states the block shows (-a, none, -l).
-_SCOPES = {"servers and established": None, "w/o servers": "state connected", "only servers": "state listening"}
+_SCOPES = {
+    "servers and established": None,
+    "w/o servers": "state connected",
+    "only servers": "state listening",
+}
 # PROGNAME_WIDTH (net-tools netstat.c): "PID/name" cut to 19 characters, padded to 20.
 _PROGRAM_WIDTH = 20
 _TIMER = re.compile(r"\s+(?:off|on|keepalive|timewait|probe|unkn-\d+)\s+\([^)]*\)\s*$")
@@ -56,8 +60,10 @@ _UNIX_ROW = re.compile(
 def looks_like(first: str) -> bool:
     """Whether a listing's first line is netstat's: a block title, or a row.
 
-    >>> looks_like("Active Internet connections (only servers)"), looks_like("tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN")
-    (True, True)
+    >>> looks_like("Active Internet connections (only servers)")
+    True
+    >>> looks_like("tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN")
+    True
     """
     if first.startswith(_TITLES):
         return True
@@ -162,7 +168,9 @@ def _inet_row(listing: Listing, line: str, block: _Block) -> None:
             state = word
             at += 1
         elif proto == "tcp":
-            raise Unreadable(f"{word!r} is not a TCP state", words[at].start() + 1 if len(words) > at else len(line))
+            raise Unreadable(
+                f"{word!r} is not a TCP state", words[at].start() + 1 if len(words) > at else len(line)
+            )
     uid = inode = None
     for name in ("User", "Inode"):
         if name in columns:
@@ -181,6 +189,8 @@ def _inet_row(listing: Listing, line: str, block: _Block) -> None:
         processes = _program(body[start : start + _PROGRAM_WIDTH])
     local_host, local_port = _split_endpoint(words[3].group())
     peer_host, peer_port = _split_endpoint(words[4].group())
+    if ":" in local_host:
+        family = "inet6"  # net-tools 1.60 calls an IPv6 socket tcp, not tcp6
     listing.add(
         proto,
         family,
@@ -211,7 +221,7 @@ def _unix_row(listing: Listing, line: str, block: _Block) -> None:
     processes: tuple[Process, ...] = ()
     if "PID/Program name" in columns:
         processes = _program(rest[:_PROGRAM_WIDTH])
-        rest = rest[_PROGRAM_WIDTH + 1 :] if len(rest) > _PROGRAM_WIDTH else ""
+        rest = rest[_PROGRAM_WIDTH:].lstrip(" ")
     path = rest.strip()
     sock_type = _UNIX_TYPES.get(row["type"], "unknown")
     listing.add(

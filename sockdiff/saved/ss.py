@@ -40,7 +40,12 @@ _INET_STATES = {
     "CLOSING": "CLOSING",
     "UNKNOWN": "UNKNOWN",
 }
-_UNIX_STATES = {"ESTAB": "CONNECTED", "SYN-SENT": "CONNECTING", "LISTEN": "LISTENING", "UNCONN": "UNCONNECTED"}
+_UNIX_STATES = {
+    "ESTAB": "CONNECTED",
+    "SYN-SENT": "CONNECTING",
+    "LISTEN": "LISTENING",
+    "UNCONN": "UNCONNECTED",
+}
 _TCP_ONLY = frozenset(_INET_STATES) - {"ESTAB", "UNCONN", "UNKNOWN"}
 _UNIX_TYPES = {"u_str": "stream", "u_dgr": "dgram", "u_seq": "seqpacket"}
 _INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
@@ -71,7 +76,9 @@ def looks_like(first: str) -> bool:
     if len(words) >= 2 and words[0] in ("Netid", "State") and "Recv-Q" in words:
         return True
     if len(words) >= 5 and words[0] in _NETIDS:
-        return words[1] in _INET_STATES or words[1].isdigit() and words[2].isdigit() and not words[3].isdigit()
+        return words[1] in _INET_STATES or (
+            words[1].isdigit() and words[2].isdigit() and not words[3].isdigit()
+        )
     return len(words) >= 4 and words[0] in _INET_STATES and words[1].isdigit() and words[2].isdigit()
 
 
@@ -101,7 +108,9 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             listing.socket_blocks = True
             continue
         if columns is None:  # -H: the first row shows which columns there are
-            columns = _Columns(words[0] in _NETIDS, (words[1] if words[0] in _NETIDS else words[0]) in _INET_STATES)
+            columns = _Columns(
+                words[0] in _NETIDS, (words[1] if words[0] in _NETIDS else words[0]) in _INET_STATES
+            )
             listing.socket_blocks = True
         try:
             rows.append(_split(number, line, columns))
@@ -195,7 +204,7 @@ def _processes(extra: str) -> tuple[tuple[Process, ...], str]:
     while True:
         entry = _USER.match(extra, at)
         if entry is None:
-            raise Unreadable("users:(...) does not list (\"name\",pid=N,fd=N) entries", at + 1)
+            raise Unreadable('users:(...) does not list ("name",pid=N,fd=N) entries', at + 1)
         raw = entry["name"].encode("utf-8", "surrogateescape")
         owners.append(check_owner(process(escape_name(raw), entry["pid"], entry["fd"])))
         at = entry.end()
@@ -208,9 +217,7 @@ def _extras(extra: str) -> dict[str, int]:
     return {m["key"]: int(m["value"]) for m in _EXTRA.finditer(extra)}
 
 
-def _unix_row(
-    listing: Listing, netid: str, state: str | None, queues: tuple[int, int], after: str
-) -> None:
+def _unix_row(listing: Listing, netid: str, state: str | None, queues: tuple[int, int], after: str) -> None:
     tail = _UNIX_TAIL.match(after)
     if tail is None:
         raise Unreadable("a UNIX row holds: path, inode, peer, peer inode")
