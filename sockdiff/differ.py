@@ -273,6 +273,26 @@ def _same_owners(old: Socket, new: Socket) -> bool:
     return True
 
 
+# Sources that name one owner of a socket several processes hold: netstat -p
+# shows the first process it finds holding the inode.
+ONE_OWNER_SHOWN = frozenset({"netstat-text"})
+
+
+def _one_owner_shown(changed: list[Change[Socket]], old_shows_one: bool) -> list[Change[Socket]]:
+    """``changed`` less the owners' changes where the one owner shown is among the other side's."""
+    kept = []
+    for change in changed:
+        shown, whole = (change.old, change.new) if old_shows_one else (change.new, change.old)
+        names = change.fields
+        if "processes" in names and len(shown.processes) == 1:
+            one = shown.processes[0]
+            if any(p.pid == one.pid and same_process_name(p.pid, p.name, one.name) for p in whole.processes):
+                names = tuple(name for name in names if name != "processes")
+        if names:
+            kept.append(Change(change.old, change.new, names))
+    return kept
+
+
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
     found = []
     for name in fields:
@@ -487,6 +507,8 @@ def diff(
         new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
     socket_fields = tuple(name for name in fields if name != "counters")
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
+    if old.header.backend in ONE_OWNER_SHOWN or new.header.backend in ONE_OWNER_SHOWN:
+        changed = _one_owner_shown(changed, old.header.backend in ONE_OWNER_SHOWN)
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):

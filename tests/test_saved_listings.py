@@ -19,7 +19,7 @@ from cli import one_line_error, sockdiff, sockdiff_command
 from netns import run_in_netns
 from zoo import ZooClient
 
-from sockdiff import Snapshot, Socket, diff, snapshot
+from sockdiff import Snapshot, diff, snapshot
 from sockdiff.differ import same_process_name
 from sockdiff.errors import BadSnapshot
 from sockdiff.saved import SavedListingNote, detect, read_listing
@@ -41,10 +41,6 @@ def _spaced(path: object) -> bool:
     return isinstance(path, str) and " " in path
 
 
-def _one_of_owners(saved: Socket, live: Socket) -> bool:
-    return len(saved.processes) == 1 and saved.processes[0].pid in {p.pid for p in live.processes}
-
-
 def test_listings_of_the_zoo_match_the_live_system(zoo: ZooClient, netns: str) -> None:
     for tool, flag_sets in (("ss", SS_FLAGS), ("netstat", NETSTAT_FLAGS)):
         for flags in flag_sets:
@@ -62,11 +58,7 @@ def test_listings_of_the_zoo_match_the_live_system(zoo: ZooClient, netns: str) -
                     for s in closed
                     if not (s.proto == "unix" and s.inode in {o.inode for o in found.opened})
                 ]
-            changed = list(found.changed)
-            if tool == "netstat":
-                # netstat names one owner of a socket several processes hold (left undone: see README).
-                changed = [c for c in changed if not _one_of_owners(c.old, c.new)]
-            assert (opened, closed, changed) == ([], [], []), (tool, flags, text)
+            assert (opened, closed, list(found.changed)) == ([], [], []), (tool, flags, text)
             assert saved.sockets, (tool, flags)
             assert saved.header.backend == f"{tool}-text"
 
