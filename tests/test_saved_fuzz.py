@@ -52,6 +52,11 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def _mapped(address: str, family: str) -> str:
+    """An IPv4 address in an IPv6 socket's row is the mapped address."""
+    return address if ":" in address or family == "inet" else f"::ffff:{address}"
+
+
 def _family(local: str, peer: str) -> str:
     return "inet6" if ":" in local or ":" in peer else "inet"
 
@@ -70,12 +75,11 @@ def test_ss_rows_read_back_exactly(rows: list[Any]) -> None:
     assert snap.sockets is not None and len(snap.sockets) == len(rows)
     for sock, (state, local, lport, peer, pport, owners, inode) in zip(snap.sockets, rows, strict=True):
         family = _family(local, peer)
-        mapped = lambda a: a if ":" in a or family == "inet" else f"::ffff:{a}"
         assert sock.state == SS_STATES[state]
-        assert ipaddress.ip_address(sock.local.address) == ipaddress.ip_address(mapped(local))
+        assert ipaddress.ip_address(sock.local.address) == ipaddress.ip_address(_mapped(local, family))
         assert (sock.local.port, sock.remote.port if sock.remote else None) == (lport, pport)
         assert ipaddress.ip_address(sock.remote.address if sock.remote else "") == ipaddress.ip_address(
-            mapped(peer)
+            _mapped(peer, family)
         )
         assert sock.inode == inode
         assert {(p.name, p.pid, p.fd) for p in sock.processes} == set(owners)
