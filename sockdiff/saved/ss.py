@@ -69,7 +69,7 @@ _TOKEN = re.compile(r"\S+")
 def looks_like(first: str) -> bool:
     """Whether a listing's first line is ss's: its header, or (``-H``) a row.
 
-    >>> looks_like("State  Recv-Q Send-Q Local Address:Port Peer Address:Port"), looks_like("tcp 0 0 a b")
+    >>> looks_like("State  Recv-Q Send-Q Local Address:Port Peer Address:Port"), looks_like("Proto Recv-Q")
     (True, False)
     """
     words = first.split()
