@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import warnings
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -114,3 +115,29 @@ def test_damaged_listings_read_or_fail_with_a_place(
             continue
         # Whatever was read is a snapshot the file reader takes back.
         assert loads(dumps(snap), "again").sockets == snap.sockets
+
+
+SAMPLES = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "saved").glob("*.txt"))
+
+
+@given(st.sampled_from(SAMPLES), EDITS)
+def test_damaged_samples_read_or_fail_with_a_place(sample: Path, edits: list[tuple[int, int, int]]) -> None:
+    data = damaged(sample.read_bytes(), edits)
+    try:
+        snap = _read(data.decode("utf-8", "surrogateescape"))
+    except BadSnapshot as err:
+        assert ": line " in str(err) or "neither a sockdiff snapshot" in str(err)
+        return
+    assert loads(dumps(snap), "again").sockets == snap.sockets
+
+
+@given(st.text(max_size=300), st.sampled_from(["ss", "netstat"]), st.booleans())
+def test_any_text_reads_or_fails_in_sockdiffs_words(text: str, tool: str, lenient: bool) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SavedListingNote)
+            snap = read_listing(text, "any.txt", WHEN, tool, lenient)
+    except BadSnapshot as err:
+        assert str(err).startswith("any.txt: line ")
+        return
+    assert loads(dumps(snap), "again").sockets == snap.sockets

@@ -17,12 +17,19 @@ import msgspec
 
 from ..errors import BadSnapshot
 from ..model import NO_PROCESSES, Endpoint, Interface, Process, Route, Socket, make_socket
-from ..validation import is_host_name
+from ..validation import (
+    device_name_problem,
+    is_host_name,
+    process_name_problem,
+    record_problem,
+    unix_name_problem,
+)
 
 __all__ = [
     "Listing",
     "Unreadable",
     "address_of",
+    "is_number",
     "lines_of",
     "port_of",
     "process",
@@ -79,11 +86,31 @@ class Listing:
         if processes and not inode:
             # A listing without inodes (ss without -e) still names the owners.
             sock = msgspec.structs.replace(sock, processes=processes)
+        problem = _problem(sock)
+        if problem is not None:
+            raise Unreadable(problem)
         self.sockets.append(sock)
         self.protos.add(proto)
         for end in (local, remote):
             if end is not None and isinstance(end.address, str) and is_host_name(end.address):
                 self.host_names.add(end.address)
+
+
+def _problem(sock: Socket) -> str | None:
+    """What the snapshot reader would refuse in a record built from text, or None."""
+    problem = record_problem(sock)
+    if problem is None and sock.interface is not None:
+        problem = device_name_problem(sock.interface)
+    if problem is None and sock.proto == "unix" and isinstance(sock.local.path, str):
+        problem = unix_name_problem(sock.local.path)
+    for owner in sock.processes:
+        problem = problem or process_name_problem(owner.name)
+    return problem
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a decimal number as the tools print them (ASCII digits only, not ``¹``)."""
+    return text.isascii() and text.isdigit()
 
 
 def lines_of(text: str) -> Iterator[tuple[int, str]]:
@@ -130,7 +157,7 @@ def port_of(text: str, proto: str) -> int:
     """
     if text == "*":
         return 0
-    if text.isdigit() and text.isascii():
+    if is_number(text):
         port = int(text)
         if port <= 0xFFFF:
             return port
@@ -145,7 +172,7 @@ def port_of(text: str, proto: str) -> int:
 
 def uid_of(text: str) -> int | None:
     """A user column: a number, or a name from the users database (None: not found there)."""
-    if text.isdigit() and text.isascii():
+    if is_number(text):
         uid = int(text)
         if uid <= 0xFFFF_FFFF:
             return uid

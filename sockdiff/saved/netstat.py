@@ -23,7 +23,17 @@ from __future__ import annotations
 import re
 
 from ..model import TCP_STATES, Endpoint, Inet, Process, UnixName, escape_name
-from .common import Listing, Unreadable, address_of, check_owner, lines_of, port_of, process, uid_of
+from .common import (
+    Listing,
+    Unreadable,
+    address_of,
+    check_owner,
+    is_number,
+    lines_of,
+    port_of,
+    process,
+    uid_of,
+)
 
 __all__ = ["looks_like", "read"]
 
@@ -50,10 +60,10 @@ _SCOPES = {
 }
 # PROGNAME_WIDTH (net-tools netstat.c): "PID/name" cut to 19 characters, padded to 20.
 _PROGRAM_WIDTH = 20
-_TIMER = re.compile(r"\s+(?:off|on|keepalive|timewait|probe|unkn-\d+)\s+\([^)]*\)\s*$")
+_TIMER = re.compile(r"\s+(?:off|on|keepalive|timewait|probe|unkn-[0-9]+)\s+\([^)]*\)\s*$")
 _UNIX_ROW = re.compile(
-    r"unix\s+(?P<refcnt>\d+)\s+\[(?P<flags>[^\]]*)\]\s+(?P<type>\S+)\s+"
-    r"(?:(?P<state>[A-Z]+)\s+)?(?P<inode>\d+)(?P<rest>(?:\s.*)?)$"
+    r"unix\s+(?P<refcnt>[0-9]+)\s+\[(?P<flags>[^\]]*)\]\s+(?P<type>\S+)\s+"
+    r"(?:(?P<state>[A-Z]+)\s+)?(?P<inode>[0-9]+)(?P<rest>(?:\s.*)?)$"
 )
 
 
@@ -68,7 +78,7 @@ def looks_like(first: str) -> bool:
     if first.startswith(_TITLES):
         return True
     words = first.split()
-    return len(words) >= 5 and words[0] in _PROTOS and words[1].isdigit() and words[2].isdigit()
+    return len(words) >= 5 and words[0] in _PROTOS and is_number(words[1]) and is_number(words[2])
 
 
 class _Block:
@@ -132,7 +142,7 @@ def _program(field: str) -> tuple[Process, ...]:
     if field in ("", "-"):
         return ()
     pid, slash, name = field.partition("/")
-    if not slash or not pid.isdigit():
+    if not slash or not is_number(pid):
         raise Unreadable(f"{field!r} is not PID/Program name")
     return (check_owner(process(escape_name(name.encode("utf-8", "surrogateescape")), pid, None)),)
 
@@ -155,13 +165,13 @@ def _inet_row(listing: Listing, line: str, block: _Block) -> None:
     if kind not in _PROTOS:
         raise Unreadable(f"{kind!r} is not a protocol netstat shows", 1)
     proto, family = _PROTOS[kind]
-    if not (words[1].group().isdigit() and words[2].group().isdigit()):
+    if not (is_number(words[1].group()) and is_number(words[2].group())):
         raise Unreadable("Recv-Q and Send-Q are not numbers", words[1].start() + 1)
     at = 5
     state = "CLOSE"
     if "State" in columns:
         word = words[at].group() if len(words) > at else ""
-        if proto == "raw" and word.isdigit():
+        if proto == "raw" and is_number(word):
             state = TCP_STATES.get(int(word), "UNKNOWN")
             at += 1
         elif word in _STATE_WORDS:
@@ -178,7 +188,7 @@ def _inet_row(listing: Listing, line: str, block: _Block) -> None:
                 raise Unreadable(f"the line ends before its {name} column", len(line) + 1)
             if name == "User":
                 uid = uid_of(words[at].group())
-            elif words[at].group().isdigit():
+            elif is_number(words[at].group()):
                 inode = int(words[at].group())
             else:
                 raise Unreadable(f"inode {words[at].group()!r} is not a number", words[at].start() + 1)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from ..model import Endpoint, Inet, Process, UnixName, UnixPeer, escape_name
-from .common import Listing, Unreadable, address_of, check_owner, lines_of, port_of, process
+from .common import Listing, Unreadable, address_of, check_owner, is_number, lines_of, port_of, process
 
 __all__ = ["looks_like", "read"]
 
@@ -57,12 +57,12 @@ _NETIDS = frozenset(_UNIX_TYPES) | frozenset(_INET_TYPES) | _OTHER_NETIDS
 # The listening states: what ss -l shows (and what a listing without a State column, ss -l's, holds).
 _LISTENING = frozenset({"LISTEN", "UNCONN"})
 
-_UNIX_TAIL = re.compile(r"(?P<path>.*?)\s+(?P<inode>\d+)\s+(?P<peer>\S+)\s+(?P<peer_inode>\d+)(?=\s|$)")
+_UNIX_TAIL = re.compile(r"(?P<path>.*?)\s+(?P<inode>[0-9]+)\s+(?P<peer>\S+)\s+(?P<peer_inode>[0-9]+)(?=\s|$)")
 _USERS = re.compile(r"users:\(")
 _USER = re.compile(
-    r'\("(?P<name>.*?)",(?:pid=)?(?P<pid>\d+),(?:proc_ctx=[^,]*,)?(?:fd=)?(?P<fd>\d+)\)(?P<end>,(?=\()|\))'
+    r'\("(?P<name>.*?)",(?:pid=)?(?P<pid>[0-9]+),(?:proc_ctx=[^,]*,)?(?:fd=)?(?P<fd>[0-9]+)\)(?P<end>,(?=\()|\))'
 )
-_EXTRA = re.compile(r"(?:^|\s)(?P<key>ino|uid|v6only):(?P<value>\d+)(?=\s|$)")
+_EXTRA = re.compile(r"(?:^|\s)(?P<key>ino|uid|v6only):(?P<value>[0-9]+)(?=\s|$)")
 _TOKEN = re.compile(r"\S+")
 
 
@@ -77,9 +77,9 @@ def looks_like(first: str) -> bool:
         return True
     if len(words) >= 5 and words[0] in _NETIDS:
         return words[1] in _INET_STATES or (
-            words[1].isdigit() and words[2].isdigit() and not words[3].isdigit()
+            is_number(words[1]) and is_number(words[2]) and not is_number(words[3])
         )
-    return len(words) >= 4 and words[0] in _INET_STATES and words[1].isdigit() and words[2].isdigit()
+    return len(words) >= 4 and words[0] in _INET_STATES and is_number(words[1]) and is_number(words[2])
 
 
 class _Columns:
@@ -108,9 +108,9 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             listing.socket_blocks = True
             continue
         if columns is None:  # -H: the first row shows which columns there are
-            columns = _Columns(
-                words[0] in _NETIDS, (words[1] if words[0] in _NETIDS else words[0]) in _INET_STATES
-            )
+            has_netid = words[0] in _NETIDS
+            first_state = words[1] if has_netid and len(words) > 1 else words[0]
+            columns = _Columns(has_netid, first_state in _INET_STATES)
             listing.socket_blocks = True
         try:
             rows.append(_split(number, line, columns))
@@ -184,7 +184,7 @@ def _row(listing: Listing, rest: str, netid: str, state: str | None, old_style: 
     if netid in _OTHER_NETIDS:
         return
     tokens = list(_TOKEN.finditer(rest))
-    recv_q, send_q = (int(t.group()) if t.group().isdigit() else None for t in tokens[:2])
+    recv_q, send_q = (int(t.group()) if is_number(t.group()) else None for t in tokens[:2])
     if recv_q is None or send_q is None:
         raise Unreadable("Recv-Q and Send-Q are not numbers", tokens[0].start() + 1)
     after = rest[tokens[1].end() :].lstrip()
@@ -254,7 +254,7 @@ def _endpoint(text: str) -> tuple[str, str, str | None]:
         host, _, dev = host.partition("%")
         if host.startswith("[") and not host.endswith("]"):  # [fe80::1%eth0]
             host, dev = host + "]", dev.rstrip("]")
-    return host, port, dev
+    return host, port, None if dev is None else escape_name(dev.encode("utf-8", "surrogateescape"))
 
 
 def _family(host: str, old_style: bool) -> str:
