@@ -120,7 +120,9 @@ def test_host_names_are_kept_and_counted() -> None:
 
 def test_unreadable_line_names_file_line_and_column() -> None:
     text = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port\nESTAB 0 0 1.2.3.4:22 5.6.7.8:x?y\n"
-    with pytest.raises(BadSnapshot, match=r"^b.txt: line 2, column 1: cannot read this line: "):
+    with pytest.raises(
+        BadSnapshot, match=r"^b.txt: line 2, column 22: cannot read this line: 'x\?y' is neither"
+    ):
         read_listing(text, "b.txt", WHEN)
     with pytest.warns(SavedListingNote, match="1 unreadable line"):
         assert read_listing(text, "b.txt", WHEN, lenient=True).sockets == ()
@@ -155,3 +157,35 @@ def test_cli_sources(tmp_path: Path, zoo: ZooClient, netns: str) -> None:
     refused = sockdiff("show", str(bad), cwd=tmp_path, home=home)
     assert refused.returncode == 2
     assert one_line_error(refused).startswith(f"sockdiff: {bad}: line 2, column ")
+
+
+def test_a_restarted_daemon_is_one_change_not_a_new_socket() -> None:
+    """The Wazuh case: netstat -tulpn before and after sshd restarted under a new PID."""
+    title = (
+        "Active Internet connections (only servers)\n"
+        "Proto Recv-Q Send-Q Local Address Foreign Address State PID/Program name\n"
+    )
+    before = read_listing(title + "tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN 612/sshd\n", "monday.txt", WHEN)
+    after = read_listing(title + "tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN 1702/sshd\n", "tuesday.txt", WHEN)
+    found = diff(before, after)
+    assert (found.opened, found.closed) == ((), ())
+    assert [change.fields for change in found.changed] == [("processes",)]
+    quiet = diff(before, after, fields="state")
+    assert (quiet.opened, quiet.closed, quiet.changed) == ((), (), ())
+
+
+def test_lenient_skips_and_counts_on_stderr(tmp_path: Path) -> None:
+    listing = tmp_path / "saved.txt"
+    listing.write_text(
+        "Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+        "tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n"
+        "tcp LISTEN zero 128 0.0.0.0:23 0.0.0.0:*\n"
+    )
+    strict = sockdiff("show", str(listing), "-l", cwd=tmp_path, home=tmp_path)
+    assert (
+        one_line_error(strict)
+        == f"sockdiff: {listing}: line 3, column 12: cannot read this line: Recv-Q and Send-Q are not numbers"
+    )
+    lenient = sockdiff("show", str(listing), "-l", "--lenient", cwd=tmp_path, home=tmp_path)
+    assert lenient.returncode == 0 and ":22 " in lenient.stdout and ":23 " not in lenient.stdout
+    assert lenient.stderr == f"sockdiff: warning: {listing}: 1 unreadable line(s) skipped (--lenient)\n"

@@ -98,7 +98,7 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     # ss before 2017 wrote the IPv4 wildcard as * and IPv6 addresses bare: no bracket, no 0.0.0.0.
     old_style = not re.search(r"\[|\b0\.0\.0\.0[%:]", text)
     columns: _Columns | None = None
-    rows: list[tuple[int, str, str | None, str | None]] = []
+    rows: list[tuple[int, tuple[int, str], str | None, str | None]] = []
     for number, line in lines_of(text):
         if not line.strip() or line[:1].isspace():
             continue  # blank, or -i / -m's continuation of the row above
@@ -117,17 +117,18 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)
     implied = _implied_protocol(rows)
-    for number, line, netid, state in rows:
+    for number, (offset, rest), netid, state in rows:
         try:
-            _row(listing, line, netid or implied, state, old_style)
+            _row(listing, rest, netid or implied, state, old_style)
         except Unreadable as err:
+            err.column += offset  # from the rest of the line to the line
             fail(listing, origin, number, err, lenient)
     listing.filter = _states_filter({state for _, _, _, state in rows}, columns)
     return listing
 
 
-def _split(number: int, line: str, columns: _Columns) -> tuple[int, str, str | None, str | None]:
-    """(line number, the rest of the line after Netid and State, netid, state word)."""
+def _split(number: int, line: str, columns: _Columns) -> tuple[int, tuple[int, str], str | None, str | None]:
+    """(line number, (where it starts, the rest of the line after Netid and State), netid, state word)."""
     tokens = list(_TOKEN.finditer(line))
     netid = state = None
     at = 0
@@ -145,10 +146,10 @@ def _split(number: int, line: str, columns: _Columns) -> tuple[int, str, str | N
         at += 1
     if len(tokens) <= at + 1:
         raise Unreadable("the line ends before its Recv-Q and Send-Q columns", len(line) + 1)
-    return number, line[tokens[at].start() :], netid, state
+    return number, (tokens[at].start(), line[tokens[at].start() :]), netid, state
 
 
-def _implied_protocol(rows: list[tuple[int, str, str | None, str | None]]) -> str:
+def _implied_protocol(rows: list[tuple[int, tuple[int, str], str | None, str | None]]) -> str:
     """The protocol of a listing without a Netid column (ss -t, -u or -w: one protocol).
 
     A TCP-only state says TCP; an unconnected socket (UNCONN) says UDP (ss -t shows
@@ -188,10 +189,14 @@ def _row(listing: Listing, rest: str, netid: str, state: str | None, old_style: 
     if recv_q is None or send_q is None:
         raise Unreadable("Recv-Q and Send-Q are not numbers", tokens[0].start() + 1)
     after = rest[tokens[1].end() :].lstrip()
-    if netid in _UNIX_TYPES:
-        _unix_row(listing, netid, state, (recv_q, send_q), after)
-    else:
-        _inet_row(listing, netid, state, (recv_q, send_q), after, old_style)
+    try:
+        if netid in _UNIX_TYPES:
+            _unix_row(listing, netid, state, (recv_q, send_q), after)
+        else:
+            _inet_row(listing, netid, state, (recv_q, send_q), after, old_style)
+    except Unreadable as err:
+        err.column += len(rest) - len(after)  # from the address columns to the rest of the line
+        raise
 
 
 def _processes(extra: str) -> tuple[tuple[Process, ...], str]:
@@ -272,15 +277,17 @@ def _inet_row(
     after: str,
     old_style: bool,
 ) -> None:
-    tokens = after.split(maxsplit=2)
+    tokens = list(_TOKEN.finditer(after))
     if len(tokens) < 2:
         raise Unreadable("an inet row holds a local and a peer address:port")
-    local_host, local_port, dev = _endpoint(tokens[0])
-    peer_host, peer_port, _ = _endpoint(tokens[1])
+    local_host, local_port, dev = _endpoint(tokens[0].group())
+    peer_host, peer_port, _ = _endpoint(tokens[1].group())
     family = _family(local_host, old_style)
     if local_host != "*" and peer_host not in ("*",) and _family(peer_host, old_style) != family:
         family = "inet6" if "inet6" in (family, _family(peer_host, old_style)) else family
-    processes, extra = _processes(tokens[2] if len(tokens) > 2 else "")
+    local = _inet(local_host, local_port, proto, family, tokens[0].start())
+    peer = _inet(peer_host, peer_port, proto, family, tokens[1].start())
+    processes, extra = _processes(after[tokens[1].end() :])
     found = _extras(extra)
     extended = "ino" in found
     v6only: bool | None = None
@@ -295,8 +302,8 @@ def _inet_row(
         family,
         _INET_TYPES[proto],
         _INET_STATES.get(state, "UNKNOWN"),
-        _inet(local_host, local_port, proto, family),
-        _inet(peer_host, peer_port, proto, family),
+        local,
+        peer,
         found.get("ino", 0),
         found.get("uid", 0) if extended else None,
         queues,
@@ -306,5 +313,10 @@ def _inet_row(
     )
 
 
-def _inet(host: str, port: str, proto: str, family: str) -> Endpoint:
-    return Inet(address_of(host, family), port_of(port, proto))
+def _inet(host: str, port: str, proto: str, family: str, column: int) -> Endpoint:
+    """The endpoint written at ``column`` (0-based) of the address columns."""
+    try:
+        return Inet(address_of(host, family), port_of(port, proto))
+    except Unreadable as err:
+        err.column = column + 1
+        raise
