@@ -189,3 +189,11 @@ def test_lenient_skips_and_counts_on_stderr(tmp_path: Path) -> None:
     lenient = sockdiff("show", str(listing), "-l", "--lenient", cwd=tmp_path, home=tmp_path)
     assert lenient.returncode == 0 and ":22 " in lenient.stdout and ":23 " not in lenient.stdout
     assert lenient.stderr == f"sockdiff: warning: {listing}: 1 unreadable line(s) skipped (--lenient)\n"
+
+
+def test_interface_and_route_tables_are_refused_by_name() -> None:
+    for title in ("Kernel Interface table", "Kernel IP routing table"):
+        with pytest.raises(
+            BadSnapshot, match=r"^i.txt: line 1, column 1: .*netstat -i and -r tables are not read"
+        ):
+            read_listing(f"{title}\nIface MTU RX-OK\n", "i.txt", WHEN, lenient=True)

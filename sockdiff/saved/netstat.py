@@ -27,6 +27,7 @@ from .common import (
     Listing,
     Unreadable,
     address_of,
+    bad_listing,
     check_owner,
     is_number,
     lines_of,
@@ -38,6 +39,8 @@ from .common import (
 __all__ = ["looks_like", "read"]
 
 _TITLES = ("Active Internet connections", "Active UNIX domain sockets")
+# netstat -i's and -r's titles: tables this reader does not take (see the README).
+_TABLE_TITLES = ("Kernel Interface table", "Kernel IP routing table", "Kernel IPv6 routing table")
 _PROTOS = {
     "tcp": ("tcp", "inet"),
     "tcp6": ("tcp", "inet6"),
@@ -75,7 +78,7 @@ def looks_like(first: str) -> bool:
     >>> looks_like("tcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN")
     True
     """
-    if first.startswith(_TITLES):
+    if first.startswith(_TITLES + _TABLE_TITLES):
         return True
     words = first.split()
     return len(words) >= 5 and words[0] in _PROTOS and is_number(words[1]) and is_number(words[2])
@@ -99,6 +102,11 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     for number, line in lines_of(text):
         if not line.strip():
             continue
+        if line.startswith(_TABLE_TITLES):
+            # Not a socket table; a skipped title would read its rows as sockets.
+            raise bad_listing(
+                origin, number, 1, "netstat -i and -r tables are not read yet (socket listings are)"
+            )
         if line.startswith(_TITLES):
             kind = "inet" if line.startswith(_TITLES[0]) else "unix"
             title = line.partition("(")[2].rpartition(")")[0]
