@@ -92,11 +92,5 @@ def read_listing(
         scope=Scope(protos, listing.filter),
         tool_version=__version__,
     )
-    sockets = (
-        tuple(listing.sockets)
-        if listing.socket_blocks or not (listing.interfaces or listing.routes)
-        else None
-    )
-    interfaces = None if listing.interfaces is None else tuple(listing.interfaces)
-    routes = None if listing.routes is None else tuple(listing.routes)
-    return Snapshot(header, sockets, interfaces, routes, origin=origin)
+    # netstat -i and -r tables are not read (see netstat.py): those sections were not taken.
+    return Snapshot(header, tuple(listing.sockets), None, None, origin=origin)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ..errors import BadSnapshot
-from ..model import NO_PROCESSES, Endpoint, Interface, Process, Route, Socket, make_socket
+from ..model import Endpoint, Process, Socket, make_socket
 from ..validation import (
     device_name_problem,
     is_host_name,
@@ -55,10 +55,7 @@ class Listing:
 
     tool: str
     sockets: list[Socket] = field(default_factory=list)
-    interfaces: list[Interface] | None = None
-    routes: list[Route] | None = None
     protos: set[str] = field(default_factory=set)
-    socket_blocks: bool = False  # a socket table (its header, or rows) was seen
     filter: str | None = None  # the states the listing was limited to, as a filter expression
     host_names: set[str] = field(default_factory=set)
     skipped: int = 0
@@ -196,9 +193,6 @@ def check_owner(owner: Process) -> Process:
     if not 1 <= owner.pid <= 4_194_304 or not 0 <= owner.fd <= 0x7FFF_FFFF:
         raise Unreadable(f"pid {owner.pid} or fd {owner.fd} is out of range")
     return owner
-
-
-NOTHING: tuple[Process, ...] = NO_PROCESSES
 
 
 def bad_listing(origin: str, number: int, column: int, reason: str) -> BadSnapshot:

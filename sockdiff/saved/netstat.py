@@ -112,13 +112,11 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             title = line.partition("(")[2].rpartition(")")[0]
             block = _Block(kind, _SCOPES.get(title))
             scopes.add(block.scope)
-            listing.socket_blocks = True
             continue
         if line.startswith("Proto "):
             if block is None:  # a header without its title: servers and established
                 block = _Block("unix" if "RefCnt" in line else "inet", None)
                 scopes.add(None)
-                listing.socket_blocks = True
             block.columns = _header_columns(line)
             continue
         if line.startswith(("(Not all processes", " will not be shown", "(No info could be read")):
@@ -127,7 +125,6 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             if block is None:  # rows without a title or header
                 block = _Block("unix" if line.startswith("unix") else "inet", None)
                 scopes.add(None)
-                listing.socket_blocks = True
             if block.kind == "unix" or line.startswith("unix "):
                 _unix_row(listing, line, block)
             else:

@@ -105,13 +105,11 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
         words = line.split()
         if words[0] in ("Netid", "State") and "Recv-Q" in words:
             columns = _Columns(words[0] == "Netid", "State" in words)
-            listing.socket_blocks = True
             continue
         if columns is None:  # -H: the first row shows which columns there are
             has_netid = words[0] in _NETIDS
             first_state = words[1] if has_netid and len(words) > 1 else words[0]
             columns = _Columns(has_netid, first_state in _INET_STATES)
-            listing.socket_blocks = True
         try:
             rows.append(_split(number, line, columns))
         except Unreadable as err:
