@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .differ import Diff
     from .formats import Format, ListingChoice, RunChoice
     from .output import Inputs
+    from .sources import TextOptions
 
 #: A command's choice of format (compare's, run's) for its --report options.
 Choice = TypeVar("Choice", bound="Format")
@@ -57,6 +58,17 @@ Reports = Annotated[
         metavar="FORMAT=PATH",
         help="Also write the report in FORMAT to PATH (repeatable), e.g. junit=sockdiff.xml.",
     ),
+]
+InputFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format",
+        help="Read '-' as a listing saved by this tool: ss or netstat (files say by their header).",
+    ),
+]
+Lenient = Annotated[
+    bool,
+    typer.Option("--lenient", help="Skip the lines of a saved ss or netstat listing that cannot be read."),
 ]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
 Udp = Annotated[bool, typer.Option("--udp", "-u", help="UDP sockets.")]
@@ -118,10 +130,20 @@ def snapshot(
     udp: Udp = False,
     raw: Raw = False,
     unix: Unix = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Convert this source (a saved ss or netstat listing, a file, a stored name) instead.",
+        ),
+    ] = None,
+    input_format: InputFormat = None,
+    lenient: Lenient = False,
 ) -> None:
     """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
     from .acquire import take
     from .snapshots import save
+    from .sources import TextOptions, open_source
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
@@ -134,14 +156,21 @@ def snapshot(
         if name is not None:
             store.check_name(name)  # before the snapshot is taken, not after
         held = store.opened(create=True)  # a store that cannot be made is said before the work
-    taken = take(
-        backend=backend,
-        netns=netns,
-        processes=not no_processes,
-        protos=_protos(tcp, udp, raw, unix),
-        where=" ".join(filter_words or []) or None,
-        sections=None if sections is None else _sections(sections),
-    )
+    if source is not None:
+        if filter_words or sections is not None or tcp or udp or raw or unix or backend != "auto":
+            _fail("--from converts a source whole: it takes no filter, --sections, protocol or --backend")
+        taken = open_source(
+            source, netns=netns, processes=not no_processes, text_options=TextOptions(input_format, lenient)
+        )
+    else:
+        taken = take(
+            backend=backend,
+            netns=netns,
+            processes=not no_processes,
+            protos=_protos(tcp, udp, raw, unix),
+            where=" ".join(filter_words or []) or None,
+            sections=None if sections is None else _sections(sections),
+        )
     _until_exit(taken)
     if output is not None:
         save(taken, output)
@@ -218,6 +247,8 @@ def show(
         ),
     ] = None,
     netns: Netns = None,
+    input_format: InputFormat = None,
+    lenient: Lenient = False,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
 
@@ -229,8 +260,10 @@ def show(
     from .filter import filter_keywords
     from .formats import SHOW_FORMATS, Format, ListingOptions, listing_format, parse_format
     from .formats.ss import sockets_summary
-    from .sources import LIVE, is_source, open_source
+    from .sources import LIVE, TextOptions, is_source, open_source
     from .ssview import ss_kinds, ss_view
+
+    text_options = TextOptions(input_format, lenient)
 
     chosen = parse_format(output_format, SHOW_FORMATS)
     if summary and chosen is not Format.TABLE:
@@ -257,7 +290,9 @@ def show(
             _fail(f"{' '.join(given)} {'does' if len(given) == 1 else 'do'} not go with {mode}")
         route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
         section: Literal["interfaces", "routes"] = "interfaces" if interfaces else "routes"
-        _show_network(source, netns, chosen, section, route_families, table, everything, header=not no_header)
+        _show_network(
+            source, netns, chosen, section, route_families, table, everything, not no_header, text_options
+        )
         return
     if table is not None:
         _fail("--table chooses routing tables: it goes with --route")
@@ -266,7 +301,9 @@ def show(
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
     # ss -s's counters, read before the sockets so that none of ours is among them.
     kernel = _kernel_counters(netns) if summary and source in LIVE else None
-    snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
+    snap = open_source(
+        source, netns=netns, processes=want_processes, sections=("sockets",), text_options=text_options
+    )
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     if summary:
@@ -345,6 +382,7 @@ def _show_network(
     table: str | None,
     everything: bool,
     header: bool,
+    text_options: TextOptions,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
     from .coverage import route_coverage
@@ -354,7 +392,7 @@ def _show_network(
     from .sources import open_source
 
     wanted_table = None if table is None else parse_table(table)
-    snap = open_source(source, netns=netns, processes=False, sections=(section,))
+    snap = open_source(source, netns=netns, processes=False, sections=(section,), text_options=text_options)
     if section == "interfaces":
         if snap.interfaces is None:
             _fail(f"{source}: this snapshot has no interfaces section ({snap.why_not_taken()})")
@@ -429,6 +467,8 @@ def compare(
     ] = False,
     reports: Reports = None,
     netns: Netns = None,
+    input_format: InputFormat = None,
+    lenient: Lenient = False,
 ) -> None:
     """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
     from .comparison import compare as compare_sources
@@ -436,6 +476,7 @@ def compare(
     from .differ import parse_fail_on, parse_fields
     from .filter import compile_filters
     from .formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
+    from .sources import TextOptions
 
     chosen = parse_format(output_format, COMPARE_FORMATS)
     if role and fields is not None:
@@ -451,6 +492,7 @@ def compare(
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
         role=role,
+        text_options=TextOptions(input_format, lenient),
     )
     _until_exit(result)
     from .output import OutputClosed, check_standard_output

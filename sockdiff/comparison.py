@@ -11,7 +11,7 @@ from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
 from .errors import UsageError
 from .roles import ROLE_FIELDS, role_view
 from .snapshots import Snapshot
-from .sources import LIVE, open_source
+from .sources import LIVE, PLAIN_TEXT, TextOptions, open_source
 
 __all__ = ["compare"]
 
@@ -25,6 +25,7 @@ def compare(
     ignore: Filters = None,
     only: Filters = None,
     role: bool = False,
+    text_options: TextOptions = PLAIN_TEXT,
 ) -> Diff:
     """Compare two sources (or snapshots); OLD defaults to the newest stored snapshot, NEW to live.
 
@@ -39,7 +40,8 @@ def compare(
     instant, so on a busy host they differ by what happened in between. When
     live meets live the pair is read twice and only differences seen both times
     are reported (the way unhide-tcp re-probes before it reports); the result
-    says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes.
+    says so. ``ignore`` and ``only`` take what :func:`~sockdiff.differ.diff` takes;
+    ``text_options``, how a saved ss or netstat listing is read.
 
     ``role``: compare what each side exposes as a role (:func:`~sockdiff.roles.role_view`
     on both: listeners by protocol, address class, port and program names), so
@@ -56,7 +58,7 @@ def compare(
         if isinstance(source, Snapshot):
             return source
         if facing is None or not _is_live(source):
-            return open_source(source, netns=netns)
+            return open_source(source, netns=netns, text_options=text_options)
         return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
 
     def once() -> Diff:

@@ -32,7 +32,8 @@ __all__ = [
 # The sections of a snapshot, in file order.
 SECTIONS = ("sockets", "interfaces", "routes")
 # What a snapshot says it was read with: auto resolved.
-BackendName = Literal["netlink", "proc"]
+# A saved listing (sockdiff.saved) names the tool whose text it was.
+BackendName = Literal["netlink", "proc", "ss-text", "netstat-text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ ROUTE_SOURCES: dict[str, RouteCoverage] = {
     coverage.source: coverage for coverage in (EVERY_TABLE, PROC_ROUTES, PROC_MAIN_TABLES)
 }
 # Every value ``sources`` may hold.
-SOURCE_NAMES = frozenset({"netlink", "proc", *ROUTE_SOURCES})
+SOURCE_NAMES = frozenset({"netlink", "proc", "ss-text", "netstat-text", *ROUTE_SOURCES})
 
 
 def route_coverage(sources: Mapping[str, str]) -> RouteCoverage:

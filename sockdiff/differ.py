@@ -52,6 +52,7 @@ __all__ = [
     "identity",
     "parse_fail_on",
     "parse_fields",
+    "same_process_name",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -257,11 +258,73 @@ def _programs(sock: Socket) -> frozenset[str]:
     return frozenset(p.name for p in sock.processes)
 
 
+# How long a process name can be when it may have been cut: the kernel's comm
+# (TASK_COMM_LEN 16, with its NUL), and net-tools netstat's "PID/name" column
+# (PROGNAME_WIDTH 20, with its NUL).
+COMM_LENGTH = 15
+NETSTAT_PROGRAM_LENGTH = 19
+
+
+def same_process_name(pid: int, one: str, other: str) -> bool:
+    """Whether two names of process ``pid`` name it alike, one perhaps cut short.
+
+    A name as long as comm, or as long as netstat's column leaves it, may have
+    been cut: it matches any name it begins.
+
+    >>> same_process_name(1, "systemd-resolve", "systemd-resolved"), same_process_name(1, "ssh", "sshd")
+    (True, False)
+    """
+    if one == other:
+        return True
+    short, long = sorted((one, other), key=len)
+    return long.startswith(short) and (
+        len(short) == COMM_LENGTH or len(str(pid)) + 1 + len(short) == NETSTAT_PROGRAM_LENGTH
+    )
+
+
+def _same_owners(old: Socket, new: Socket) -> bool:
+    """The same set of owning (pid, name), a name that may have been cut matching its whole."""
+    olds, news = _owners(old), _owners(new)
+    if olds == news:
+        return True
+    if len(olds) != len(news):
+        return False
+    left = sorted(news - olds)
+    for pid, name in sorted(olds - news):
+        match = next(
+            (i for i, (p, n) in enumerate(left) if p == pid and same_process_name(pid, name, n)), None
+        )
+        if match is None:
+            return False
+        left.pop(match)
+    return True
+
+
+# Sources that name one owner of a socket several processes hold: netstat -p
+# shows the first process it finds holding the inode.
+ONE_OWNER_SHOWN = frozenset({"netstat-text"})
+
+
+def _one_owner_shown(changed: list[Change[Socket]], old_shows_one: bool) -> list[Change[Socket]]:
+    """``changed`` less the owners' changes where the one owner shown is among the other side's."""
+    kept = []
+    for change in changed:
+        shown, whole = (change.old, change.new) if old_shows_one else (change.new, change.old)
+        names = change.fields
+        if "processes" in names and len(shown.processes) == 1:
+            one = shown.processes[0]
+            if any(p.pid == one.pid and same_process_name(p.pid, p.name, one.name) for p in whole.processes):
+                names = tuple(name for name in names if name != "processes")
+        if names:
+            kept.append(Change(change.old, change.new, names))
+    return kept
+
+
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
     found = []
     for name in fields:
         if name == "processes":
-            if old.processes and new.processes and _owners(old) != _owners(new):
+            if old.processes and new.processes and not _same_owners(old, new):
                 found.append(name)
             continue
         if name == "programs":
@@ -475,6 +538,8 @@ def diff(
         new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
     socket_fields = tuple(name for name in fields if name != "counters")
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
+    if old.header.backend in ONE_OWNER_SHOWN or new.header.backend in ONE_OWNER_SHOWN:
+        changed = _one_owner_shown(changed, old.header.backend in ONE_OWNER_SHOWN)
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):

@@ -143,7 +143,8 @@ Weight = Annotated[int, msgspec.Meta(ge=1, le=256, description="a next hop weigh
 # escaped bytes make it longer than IFNAMSIZ), a name from a kernel table
 # (flags, operstate, route type, protocol and scope, or a number where unnamed),
 # a CIDR, a link-layer address as ip link prints it.
-AddressText = Annotated[str, msgspec.Meta(max_length=45, description="an address")]
+# 253: a host name a saved listing kept as written (validation.is_host_name).
+AddressText = Annotated[str, msgspec.Meta(max_length=253, description="an address")]
 NameText = Annotated[str, msgspec.Meta(max_length=4096, description="a name of at most 4096 characters")]
 # dev_valid_name (net/core/dev.c) on the name's bytes: 1 to IFNAMSIZ-1 (15) of
 # them, not "." or "..", and none of '/', ':' or what the kernel's isspace holds

@@ -9,21 +9,72 @@ name and cannot be read, the error says so and gives the stored one's path.
 
 from __future__ import annotations
 
+import datetime
 import os
 import stat
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from . import store
 from .acquire import take
 from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
 from .filter import starts_filter
-from .snapshots import Snapshot, load
+from .snapshots import MAX_SIZE, Snapshot, loads
 
-__all__ = ["LIVE", "is_source", "open_source"]
+__all__ = ["LIVE", "PLAIN_TEXT", "TextOptions", "is_source", "open_source"]
 
 # live, and live:B for each backend the registry knows.
 LIVE = ("live", *(f"live:{backend}" for backend in BACKENDS))
+# ss:PATH and netstat:PATH name a saved listing of that tool.
+_TOOL_PREFIXES = ("ss:", "netstat:")
+
+
+@dataclass(frozen=True, slots=True)
+class TextOptions:
+    """How a saved ss or netstat listing is read: ``input_format`` for ``-``, ``lenient`` skips bad lines."""
+
+    input_format: str | None = None
+    lenient: bool = False
+
+
+PLAIN_TEXT = TextOptions()
+
+
+def _read(name: str) -> tuple[bytes, datetime.datetime]:
+    """A file's bytes (``-``: standard input), bounded, and when it was last written."""
+    if name == "-":
+        from .output import check_stdin
+
+        check_stdin()
+        return sys.stdin.buffer.read(MAX_SIZE + 1), datetime.datetime.now(datetime.UTC)
+    if "\0" in name:  # no file has such a name; open() would raise ValueError
+        raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
+    try:
+        with open(name, "rb") as source:
+            mtime = os.fstat(source.fileno()).st_mtime
+            data = source.read(MAX_SIZE + 1)
+    except OSError as err:
+        raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
+    return data, datetime.datetime.fromtimestamp(mtime, datetime.UTC)
+
+
+def _load(name: str, tool: str | None, text: TextOptions) -> Snapshot:
+    """A snapshot file, or a saved listing (``tool``, else ``--input-format`` for ``-``, else its header)."""
+    from .saved import detect, read_listing
+
+    data, mtime = _read(name)
+    origin = "<stdin>" if name == "-" else name
+    if tool is None and name == "-":
+        tool = text.input_format
+    if tool is None and data[:2] != b"\x1f\x8b" and data.lstrip()[:1] != b"{":
+        tool = detect(data[:65536].decode("utf-8", "surrogateescape"))
+    if tool is None:
+        return loads(data, origin)
+    if len(data) > MAX_SIZE:
+        raise BadSnapshot(f"{origin}: a listing larger than {MAX_SIZE >> 20} MiB")
+    return read_listing(data.decode("utf-8", "surrogateescape"), origin, mtime, tool, text.lenient)
 
 
 def _is_file(text: str) -> bool:
@@ -43,7 +94,7 @@ def is_source(text: str) -> bool:
     counts even when no such file exists, so the error names the missing file
     rather than a filter keyword; so does ``live:`` followed by anything.
     """
-    if text in LIVE or text == "-" or text.startswith("live:"):
+    if text in LIVE or text == "-" or text.startswith(("live:", *_TOOL_PREFIXES)):
         return True
     if starts_filter(text):
         return False  # a file by such a name is written ./state; the store keeps no such name
@@ -60,6 +111,7 @@ def open_source(
     processes: bool = True,
     sections: Sequence[str] | None = None,
     like: Snapshot | None = None,
+    text_options: TextOptions = PLAIN_TEXT,
 ) -> Snapshot:
     """The snapshot a source names; live sources are read now (in ``netns`` if given).
 
@@ -86,14 +138,14 @@ def open_source(
             f"unknown live backend {text.partition(':')[2]!r} (sources: live, live:netlink, live:proc)"
         )
     if text == "-":
-        from .output import check_stdin
-
-        check_stdin()
-        return load(text)
+        return _load(text, None, text_options)
+    tool, colon, path = text.partition(":")
+    if colon and f"{tool}:" in _TOOL_PREFIXES and not _is_file(text):
+        return _load(path, tool, text_options)
     stored = store.find(text)
     if _is_file(text):
         try:
-            return load(text)
+            return _load(text, None, text_options)
         except BadSnapshot as err:
             if stored is None:
                 raise

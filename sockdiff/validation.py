@@ -11,6 +11,7 @@ sockdiff's words, or None.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
@@ -39,6 +40,7 @@ __all__ = [
     "device_name_problem",
     "device_names",
     "interface_problem",
+    "is_host_name",
     "process_name_problem",
     "record_problem",
     "route_problem",
@@ -118,7 +120,7 @@ def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
         chosen = [s for s in sockets if s.family == family]
         distinct = {s.local.address for s in chosen}
         distinct.update([s.remote.address for s in chosen if s.remote is not None])
-        bad = {text for text in distinct if not _is_address(number, text)}
+        bad = {text for text in distinct if not _is_address(number, text) and not is_host_name(text)}
         if not bad:
             continue
         for index, sock in enumerate(sockets):
@@ -129,6 +131,20 @@ def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
                         f"`{side}.address` {end.address!r} is not an {family} address in canonical form",
                     )
     return None
+
+
+# A host name as ss -r or netstat without -n wrote it: letters, digits, '-', '_'
+# and dots, at least one letter and no ':', so never an address of either family.
+_HOST_NAME = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+
+
+def is_host_name(text: object) -> bool:
+    """Whether ``text`` is a host name a saved listing kept for an address it could not map back.
+
+    >>> is_host_name("db1.example.com"), is_host_name("10.0.0.1"), is_host_name("::1")
+    (True, False, False)
+    """
+    return isinstance(text, str) and len(text) <= 253 and _HOST_NAME.fullmatch(text) is not None
 
 
 def _is_address(family: int, text: object) -> bool:

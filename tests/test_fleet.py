@@ -19,7 +19,7 @@ import pytest
 from made import HEADER
 from prometheus_client.parser import text_string_to_metric_families
 
-from sockdiff import Inet, Process, Socket, UnixName, UnixPeer
+from sockdiff import Process, Socket, inet, unix_name, unix_peer
 from sockdiff.acquire import host_identity
 from sockdiff.cli import main
 from sockdiff.differ import diff
@@ -37,7 +37,7 @@ HOSTILE_NAMES = (
     "back\\\\slash\\xff\\xfe",  # a record's text for b"back\\slash\xff\xfe"
     "tab\there\x1b[31m\u2028",
 )
-ANY = Inet("0.0.0.0", 0)
+ANY = inet("0.0.0.0", 0)
 
 
 def _listener(port: int, name: str, address: str = "0.0.0.0", pid: int = 10, inode: int = 0) -> Socket:
@@ -46,7 +46,7 @@ def _listener(port: int, name: str, address: str = "0.0.0.0", pid: int = 10, ino
         "inet",
         "stream",
         "LISTEN",
-        Inet(address, port),
+        inet(address, port),
         ANY,
         inode or port,
         0,
@@ -70,8 +70,8 @@ NEW = _snapshot(
             "inet",
             "stream",
             "ESTABLISHED",
-            Inet("10.0.0.1", 22),
-            Inet("10.0.0.9", 50000),
+            inet("10.0.0.1", 22),
+            inet("10.0.0.9", 50000),
             5,
             0,
             0,
@@ -79,7 +79,7 @@ NEW = _snapshot(
             (),
         ),
         Socket(
-            "unix", "unix", "stream", "LISTENING", UnixName('/run/a"b\n.sock'), UnixPeer(0), 7, 0, 0, 0, ()
+            "unix", "unix", "stream", "LISTENING", unix_name('/run/a"b\n.sock'), unix_peer(0), 7, 0, 0, 0, ()
         ),
     )
 )
@@ -201,8 +201,8 @@ def test_role_view_keeps_what_a_role_exposes() -> None:
                 "inet",
                 "stream",
                 "ESTABLISHED",
-                Inet("10.0.0.5", 22),
-                Inet("10.0.0.9", 50000),
+                inet("10.0.0.5", 22),
+                inet("10.0.0.9", 50000),
                 9,
                 0,
                 0,

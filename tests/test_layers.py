@@ -41,6 +41,7 @@ PURE = (
     "sockdiff.filter",
     "sockdiff.errors",
     "sockdiff.formats",
+    "sockdiff.saved",
 )
 
 

@@ -1,0 +1,96 @@
+"""Saved ``ss`` and ``netstat`` listings as sources: foreign text in, one snapshot out.
+
+One reader per tool (:mod:`.ss`, :mod:`.netstat`), each pure over text and
+building its records through :func:`sockdiff.model.make_socket`, as the
+backends do. :func:`read_listing` picks the reader (by the listing's first
+line, or as told), and makes the snapshot: ``backend`` ``ss-text`` or
+``netstat-text``, taken at the file's mtime, its scope what the listing
+covered (the protocols it shows, the states it was limited to). What the text
+cannot hold is null (or 0 for an inode, which is never compared as a change).
+"""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+from .._version import __version__
+from ..coverage import BackendName
+from ..errors import BadSnapshot, UsageError
+from ..model import PROTOS
+from ..snapshots import Header, Scope, Snapshot
+from . import netstat, ss
+from .common import Listing, Unreadable, bad_listing
+
+__all__ = ["INPUT_FORMATS", "SavedListingNote", "detect", "fail", "read_listing"]
+
+INPUT_FORMATS = ("ss", "netstat")
+_BACKENDS: dict[str, BackendName] = {"ss": "ss-text", "netstat": "netstat-text"}
+
+
+class SavedListingNote(UserWarning):
+    """Something a saved listing could not say exactly (host names, lines skipped)."""
+
+
+def detect(text: str) -> str | None:
+    """``ss`` or ``netstat`` by a listing's first line that is not blank; None: neither."""
+    for line in text.split("\n", 50)[:50]:
+        if line.strip():
+            if netstat.looks_like(line):
+                return "netstat"
+            if ss.looks_like(line):
+                return "ss"
+            return None
+    return None
+
+
+def fail(listing: Listing, origin: str, number: int, err: Unreadable, lenient: bool) -> None:
+    """An unreadable line: one error naming file, line and column, or (``lenient``) counted."""
+    if not lenient:
+        raise bad_listing(origin, number, err.column, err.reason)
+    listing.skipped += 1
+
+
+def read_listing(
+    text: str, origin: str, taken_at: datetime.datetime, tool: str | None = None, lenient: bool = False
+) -> Snapshot:
+    """The snapshot a saved listing holds; ``tool`` (``ss``/``netstat``) when its first line does not say."""
+    if tool is None:
+        tool = detect(text)
+        if tool is None:
+            raise BadSnapshot(
+                f"{origin}: neither a sockdiff snapshot nor a listing saved by ss or netstat"
+                " (name it ss:PATH or netstat:PATH if it is one)"
+            )
+    elif tool not in INPUT_FORMATS:
+        raise UsageError(f"unknown input format {tool!r} (choose from {', '.join(INPUT_FORMATS)})")
+    reader = ss.read if tool == "ss" else netstat.read
+    listing = reader(text, lenient, origin)
+    if listing.skipped:
+        warnings.warn(
+            SavedListingNote(f"{origin}: {listing.skipped} unreadable line(s) skipped (--lenient)"),
+            stacklevel=2,
+        )
+    if listing.host_names:
+        count = len(listing.host_names)
+        warnings.warn(
+            SavedListingNote(
+                f"{origin}: {count} address{' was' if count == 1 else 'es were'} saved as host"
+                f" name{'' if count == 1 else 's'}; take `-n` next time"
+            ),
+            stacklevel=2,
+        )
+    backend = _BACKENDS[tool]
+    protos = tuple(p for p in PROTOS if p in listing.protos)
+    header = Header(
+        taken_at=taken_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        host="",
+        kernel="",
+        backend=backend,
+        netns=None,
+        sources={proto: backend for proto in protos},
+        scope=Scope(protos, listing.filter),
+        tool_version=__version__,
+    )
+    # netstat -i and -r tables are not read (see netstat.py): those sections were not taken.
+    return Snapshot(header, tuple(listing.sockets), None, None, origin=origin)
