@@ -26,6 +26,7 @@ KERNEL = (
     "sockdiff.proctree",
     "sockdiff.netns",
     "sockdiff.acquire",
+    "sockdiff.namespaces",
 )
 KERNEL_THIRD_PARTY = ("pyroute2",)
 # Pure: over records and bytes only.
