@@ -25,9 +25,9 @@ from netns import private_netns, require_netns
 
 from sockdiff import acquire
 from sockdiff.differ import diff
+from sockdiff.errors import BadSnapshot
 from sockdiff.model import Container, Namespace, namespace_label, netns_of
 from sockdiff.namespaces import container_of_cgroup, docker_name, mount_points
-from sockdiff.errors import BadSnapshot
 from sockdiff.snapshots import Snapshot, dumps, loads
 
 
