@@ -47,6 +47,14 @@ Netns = Annotated[
         " such as /proc/PID/ns/net.",
     ),
 ]
+AllNetns = Annotated[
+    bool,
+    typer.Option(
+        "--all-netns",
+        help="Read live sources in every network namespace of the host (containers, pods, ip netns),"
+        " each record labelled with its namespace.",
+    ),
+]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
 Udp = Annotated[bool, typer.Option("--udp", "-u", help="UDP sockets.")]
 Raw = Annotated[bool, typer.Option("--raw", "-w", help="Raw sockets.")]
@@ -96,6 +104,7 @@ def snapshot(
     ] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
     netns: Netns = None,
+    all_netns: AllNetns = False,
     no_processes: Annotated[
         bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
     ] = False,
@@ -130,6 +139,7 @@ def snapshot(
         protos=_protos(tcp, udp, raw, unix),
         where=" ".join(filter_words or []) or None,
         sections=None if sections is None else _sections(sections),
+        all_netns=all_netns,
     )
     _until_exit(taken)
     if output is not None:
@@ -413,6 +423,7 @@ def compare(
         ),
     ] = None,
     netns: Netns = None,
+    all_netns: AllNetns = False,
 ) -> None:
     """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
     from .comparison import compare as compare_sources
@@ -429,6 +440,7 @@ def compare(
         old,
         new,
         netns=netns,
+        all_netns=all_netns,
         fields=parse_fields(fields, "--fields"),
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),

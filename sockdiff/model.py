@@ -46,7 +46,9 @@ __all__ = [
     "escape_name",
     "inet",
     "make_socket",
+    "namespace_description",
     "namespace_label",
+    "namespace_labels",
     "namespace_pairing",
     "netns_of",
     "nexthop_order",
@@ -577,3 +579,21 @@ def namespace_pairing(namespace: Namespace) -> tuple[str, ...]:
     if container is not None:
         return ("container", container.runtime, container.name or container.id)
     return ("inode", str(namespace.inode))
+
+
+def namespace_description(namespace: Namespace) -> str:
+    """What a namespace is, beside its label: ``docker 3f2a9c1b0d4e``, or ``net:[INODE]``.
+
+    >>> namespace_description(Namespace(7, ("web",), (), None))
+    'net:[7]'
+    """
+    container = namespace.container
+    if container is None:
+        return f"net:[{namespace.inode}]"
+    return f"{container.runtime} {container.id[:12]}"
+
+
+def namespace_labels(namespaces: tuple[Namespace, ...] | None) -> dict[int, str]:
+    """Inode -> :func:`namespace_label` of each namespace (empty for a one-namespace snapshot);
+    a record's label is ``namespace_labels(snapshot.namespaces).get(netns_of(record))``."""
+    return {namespace.inode: namespace_label(namespace) for namespace in namespaces or ()}
