@@ -215,6 +215,7 @@ def show(
         ),
     ] = None,
     netns: Netns = None,
+    all_netns: AllNetns = False,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
 
@@ -254,7 +255,9 @@ def show(
             _fail(f"{' '.join(given)} {'does' if len(given) == 1 else 'do'} not go with {mode}")
         route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
         section: Literal["interfaces", "routes"] = "interfaces" if interfaces else "routes"
-        _show_network(source, netns, chosen, section, route_families, table, everything, header=not no_header)
+        _show_network(
+            source, netns, chosen, section, route_families, table, everything, not no_header, all_netns
+        )
         return
     if table is not None:
         _fail("--table chooses routing tables: it goes with --route")
@@ -263,7 +266,9 @@ def show(
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
     # ss -s's counters, read before the sockets so that none of ours is among them.
     kernel = _kernel_counters(netns) if summary and source in LIVE else None
-    snap = open_source(source, netns=netns, processes=want_processes, sections=("sockets",))
+    snap = open_source(
+        source, netns=netns, processes=want_processes, sections=("sockets",), all_netns=all_netns
+    )
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
     if summary:
@@ -340,6 +345,7 @@ def _show_network(
     table: str | None,
     everything: bool,
     header: bool,
+    all_netns: bool = False,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
     from .coverage import route_coverage
@@ -349,7 +355,7 @@ def _show_network(
     from .sources import open_source
 
     wanted_table = None if table is None else parse_table(table)
-    snap = open_source(source, netns=netns, processes=False, sections=(section,))
+    snap = open_source(source, netns=netns, processes=False, sections=(section,), all_netns=all_netns)
     if section == "interfaces":
         if snap.interfaces is None:
             _fail(f"{source}: this snapshot has no interfaces section ({snap.why_not_taken()})")
