@@ -271,6 +271,10 @@ def show(
     )
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
+    if where is not None and snap.namespaces is not None and "netns" in keywords:
+        from .filter import compile_filter
+
+        where = compile_filter(" ".join(words), snap.namespaces)  # netns LABEL: among these namespaces
     if summary:
         print(sockets_summary(snap.sockets, kernel))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):

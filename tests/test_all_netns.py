@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli import sockdiff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from netns import private_netns, require_netns
@@ -319,3 +320,30 @@ def test_labels() -> None:
     assert namespace_label(Namespace(5, (), (), Container("docker", HEX, "web", None))) == "web"
     assert namespace_label(Namespace(5, (), (), docker)) == f"docker:{HEX[:12]}"
     assert namespace_label(Namespace(5, (), (), None)) == "net:[5]"
+
+
+def test_cli_show_and_compare_name_namespaces(host: Host, tmp_path: Path) -> None:
+    blue = next(iter(host.names))
+    port = host.ports[host.names[blue]]
+    shown = sockdiff("show", "--all-netns", "-t", "-l", "netns", blue, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("Netns ")
+    assert [line.split()[0] for line in lines[1:]] == [blue]
+    assert f":{port}" in lines[1]
+    by_id = sockdiff("show", "--all-netns", "-t", "-l", "netns", host.kube_id[:8], cwd=tmp_path)
+    assert [line.split()[0] for line in by_id.stdout.splitlines()[1:]] == [f"containerd:{host.kube_id[:12]}"]
+    before = tmp_path / "before.json"
+    taken = sockdiff("snapshot", "--all-netns", "--sections", "sockets", "-o", str(before), cwd=tmp_path)
+    assert taken.returncode == 0, taken.stderr
+    with private_netns() as fresh:
+        fresh_inode = _inode(f"/run/netns/{fresh}")
+        listener, _ = _start(["ip", "netns", "exec", fresh, sys.executable, "-c", LISTENER, str(port)])
+        try:
+            result = sockdiff("compare", str(before), "live", "--fail-on", "listening", cwd=tmp_path)
+        finally:
+            _stop(listener)
+    assert result.returncode == 1, result.stderr
+    appeared = [line for line in result.stdout.splitlines() if line.startswith(f"+ netns {fresh} ")]
+    assert appeared == [f"+ netns {fresh} (net:[{fresh_inode}])  1 socket  [counted]"]
+    assert not [line for line in result.stdout.splitlines() if f":{port} " in line and line.startswith("+ [")]
