@@ -13,15 +13,16 @@ import platform
 import re
 import socket as _socket
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import msgspec
 
 from ._perf import gc_paused
 from ._version import __version__
 from .backends import BackendFallback, check_backend, sections_of
-from .errors import UsageError
-from .model import PROTOS, Process
+from .errors import SockdiffError, UsageError
+from .model import PROTOS, Interface, Namespace, Process, Route, Socket
 from .snapshots import Header, Scope, Snapshot
-
-__all__ = ["BackendFallback", "host_identity", "take"]
 
 MACHINE_ID = "/etc/machine-id"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -53,6 +54,16 @@ def host_identity(
     )
 
 
+if TYPE_CHECKING:
+    from .backends import Reading
+    from .namespaces import Found
+
+Owners = Mapping[int, tuple[Process, ...]]
+_R = TypeVar("_R", Socket, Interface, Route)
+
+__all__ = ["BackendFallback", "host_identity", "take"]
+
+
 def take(
     backend: str = "auto",
     netns: str | None = None,
@@ -62,6 +73,7 @@ def take(
     sections: Sequence[str] | None = None,
     proc_root: str = "/proc",
     owners: Mapping[int, tuple[Process, ...]] | None = None,
+    all_netns: bool = False,
 ) -> Snapshot:
     """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
@@ -75,12 +87,16 @@ def take(
     With ``auto``, a system where netlink is unavailable is read from /proc,
     with a :class:`BackendFallback` warning. ``owners`` (socket inode ->
     processes) attributes the sockets instead of a scan of /proc (``watch``
-    keeps such a map up to date).
+    keeps such a map up to date). ``all_netns`` reads every network namespace
+    of the host (:mod:`sockdiff.namespaces`) instead of one: each record carries
+    its namespace's inode, and the snapshot lists the namespaces.
     """
     from . import backends
     from . import netns as netns_module
     from .processes import scan_owners
 
+    if all_netns and netns is not None:
+        raise UsageError("--netns and --all-netns exclude each other: one namespace, or every one")
     if where is not None and not isinstance(where, str):
         raise UsageError(f"where: expected a filter expression, not {type(where).__name__}")
     wanted = sections_of(backend) if sections is None else tuple(sections)
@@ -97,13 +113,24 @@ def take(
         verdict = compile_verdict(where)
     net_dir = f"{proc_root}/thread-self/net"
     # 100k records and their parts, none in a cycle: the collector would only walk them.
+    namespaces: tuple[Namespace, ...] | None = None
     with gc_paused():
+        held: dict[int, str] | None = {} if all_netns else None
         if owners is None:
-            owners = scan_owners(proc_root) if processes and "sockets" in wanted else {}
-        with netns_module.entered(netns):
+            owners = scan_owners(proc_root, held) if processes and "sockets" in wanted else {}
+            if not (processes and "sockets" in wanted):
+                held = None
+        else:
+            held = None
+        if all_netns:
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            found = backends.read(backend, wanted, scope.protos, owners, net_dir)
             host, machine_id, boot_id = host_identity(proc_root)
+            found, namespaces = _read_every_namespace(backend, wanted, scope.protos, owners, proc_root, held)
+        else:
+            with netns_module.entered(netns):
+                taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                found = backends.read(backend, wanted, scope.protos, owners, net_dir)
+                host, machine_id, boot_id = host_identity(proc_root)
     sockets = found.sockets
     if sockets is not None and verdict is not None:
         # Three-valued, as a comparison narrows: a socket the filter cannot judge here
@@ -128,4 +155,86 @@ def take(
         None if found.interfaces is None else tuple(found.interfaces),
         None if found.routes is None else tuple(found.routes),
         origin=f"live:{found.backend}",
+        namespaces=namespaces,
     )
+
+
+def _tagged(records: list[_R] | None, inode: int) -> list[_R] | None:
+    if records is None:
+        return None
+    replace = msgspec.structs.replace
+    return [replace(record, netns=inode) for record in records]
+
+
+def _read_one(
+    entry: Found,
+    home: bool,
+    backend: str,
+    wanted: Sequence[str],
+    protos: Sequence[str],
+    owners: Owners,
+    proc_root: str,
+) -> Reading:
+    """One namespace's sections. The proc backend reads /proc/PID/net of a process
+    inside, without entering; interfaces (read through ioctls on a socket, which
+    belongs to the namespace of the thread that made it) and a namespace no
+    process lives in are read from inside. netlink always reads from inside."""
+    from . import backends
+    from .netns import entered
+
+    inside = f"{proc_root}/thread-self/net"
+    outside = [s for s in wanted if s != "interfaces"] if backend == "proc" and not home else []
+    reading: Reading | None = None
+    for pid in entry.pids[:1] if outside else ():
+        try:
+            reading = backends.read("proc", outside, protos, owners, f"{proc_root}/{pid}/net")
+        except (OSError, SockdiffError):
+            reading = None  # exited since: read it from inside instead
+    rest = [s for s in wanted if reading is None or s not in outside]
+    if not rest:
+        assert reading is not None
+        return reading
+    with entered(None if home else entry.path):
+        more = backends.read(backend, rest, protos, owners, inside)
+    if reading is None:
+        return more
+    reading.sources.update(more.sources)
+    reading.interfaces = more.interfaces
+    return reading
+
+
+def _read_every_namespace(
+    backend: str,
+    wanted: Sequence[str],
+    protos: Sequence[str],
+    owners: Owners,
+    proc_root: str,
+    held: dict[int, str] | None,
+) -> tuple[Reading, tuple[Namespace, ...]]:
+    """Every namespace's sections in one reading, each record tagged with its namespace."""
+    from .backends import Reading
+    from .errors import NetnsError
+    from .namespaces import discover
+
+    entries = discover(proc_root, held)
+    total: Reading | None = None
+    described: list[Namespace] = []
+    for index, entry in enumerate(entries):
+        try:
+            reading = _read_one(entry, index == 0, backend, wanted, protos, owners, proc_root)
+        except NetnsError:
+            if index == 0:
+                raise
+            continue  # gone since it was found (a container stopped): nothing to read
+        described.append(entry.describe(proc_root))
+        if total is None:
+            total = Reading(reading.backend, dict(reading.sources))
+            total.sockets = None if reading.sockets is None else []
+            total.interfaces = None if reading.interfaces is None else []
+            total.routes = None if reading.routes is None else []
+        for name in ("sockets", "interfaces", "routes"):
+            records = _tagged(getattr(reading, name), entry.inode)
+            if records is not None:
+                getattr(total, name).extend(records)
+    assert total is not None  # our own namespace is always read
+    return total, tuple(described)

@@ -70,6 +70,14 @@ Lenient = Annotated[
     bool,
     typer.Option("--lenient", help="Skip the lines of a saved ss or netstat listing that cannot be read."),
 ]
+AllNetns = Annotated[
+    bool,
+    typer.Option(
+        "--all-netns",
+        help="Read live sources in every network namespace of the host (containers, pods, ip netns),"
+        " each record labelled with its namespace.",
+    ),
+]
 Tcp = Annotated[bool, typer.Option("--tcp", "-t", help="TCP sockets.")]
 Udp = Annotated[bool, typer.Option("--udp", "-u", help="UDP sockets.")]
 Raw = Annotated[bool, typer.Option("--raw", "-w", help="Raw sockets.")]
@@ -119,6 +127,7 @@ def snapshot(
     ] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
     netns: Netns = None,
+    all_netns: AllNetns = False,
     no_processes: Annotated[
         bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
     ] = False,
@@ -170,6 +179,7 @@ def snapshot(
             protos=_protos(tcp, udp, raw, unix),
             where=" ".join(filter_words or []) or None,
             sections=None if sections is None else _sections(sections),
+            all_netns=all_netns,
         )
     _until_exit(taken)
     if output is not None:
@@ -249,6 +259,7 @@ def show(
     netns: Netns = None,
     input_format: InputFormat = None,
     lenient: Lenient = False,
+    all_netns: AllNetns = False,
 ) -> None:
     """List sockets, ss-like: connected ones by default, -l listening, -a all.
 
@@ -291,7 +302,16 @@ def show(
         route_families = {"inet", "inet6"} if ipv4 == ipv6 else {"inet" if ipv4 else "inet6"}
         section: Literal["interfaces", "routes"] = "interfaces" if interfaces else "routes"
         _show_network(
-            source, netns, chosen, section, route_families, table, everything, not no_header, text_options
+            source,
+            netns,
+            chosen,
+            section,
+            route_families,
+            table,
+            everything,
+            not no_header,
+            text_options,
+            all_netns,
         )
         return
     if table is not None:
@@ -302,10 +322,19 @@ def show(
     # ss -s's counters, read before the sockets so that none of ours is among them.
     kernel = _kernel_counters(netns) if summary and source in LIVE else None
     snap = open_source(
-        source, netns=netns, processes=want_processes, sections=("sockets",), text_options=text_options
+        source,
+        netns=netns,
+        processes=want_processes,
+        sections=("sockets",),
+        text_options=text_options,
+        all_netns=all_netns,
     )
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
+    if where is not None and snap.namespaces is not None and "netns" in keywords:
+        from .filter import compile_filter
+
+        where = compile_filter(" ".join(words), snap.namespaces)  # netns LABEL: among these namespaces
     if summary:
         print(sockets_summary(snap.sockets, kernel))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
@@ -383,6 +412,7 @@ def _show_network(
     everything: bool,
     header: bool,
     text_options: TextOptions,
+    all_netns: bool = False,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
     from .coverage import route_coverage
@@ -392,7 +422,14 @@ def _show_network(
     from .sources import open_source
 
     wanted_table = None if table is None else parse_table(table)
-    snap = open_source(source, netns=netns, processes=False, sections=(section,), text_options=text_options)
+    snap = open_source(
+        source,
+        netns=netns,
+        processes=False,
+        sections=(section,),
+        text_options=text_options,
+        all_netns=all_netns,
+    )
     if section == "interfaces":
         if snap.interfaces is None:
             _fail(f"{source}: this snapshot has no interfaces section ({snap.why_not_taken()})")
@@ -469,6 +506,7 @@ def compare(
     netns: Netns = None,
     input_format: InputFormat = None,
     lenient: Lenient = False,
+    all_netns: AllNetns = False,
 ) -> None:
     """Report new, closed and changed sockets between two sources (exit 1 when --fail-on counts any)."""
     from .comparison import compare as compare_sources
@@ -488,6 +526,7 @@ def compare(
         old,
         new,
         netns=netns,
+        all_netns=all_netns,
         fields=parse_fields(fields, "--fields"),
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),

@@ -21,6 +21,7 @@ def compare(
     new: str | os.PathLike[str] | bytes | Snapshot | None = None,
     *,
     netns: str | None = None,
+    all_netns: bool = False,
     fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
@@ -31,7 +32,8 @@ def compare(
 
     Only what both sides covered is compared (see :func:`sockdiff.differ.diff`). A
     live side facing a snapshot is read within that snapshot's scope and sections,
-    and in its network namespace unless ``netns`` names another.
+    and in its network namespace unless ``netns`` names another (every namespace
+    when the snapshot holds every one, or with ``all_netns``).
 
     Each side is a :class:`Snapshot` or a source: a file, ``-``, a stored name,
     ``live`` or ``live:BACKEND`` (a path may be :class:`os.PathLike` or bytes,
@@ -58,7 +60,9 @@ def compare(
         if isinstance(source, Snapshot):
             return source
         if facing is None or not _is_live(source):
-            return open_source(source, netns=netns, text_options=text_options)
+            return open_source(source, netns=netns, text_options=text_options, all_netns=all_netns)
+        if all_netns or facing.namespaces is not None:
+            return open_source(source, like=facing, all_netns=True)
         return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
 
     def once() -> Diff:

@@ -19,6 +19,12 @@ side cannot know (no processes, no device): such a socket is compared with the
 other side's socket in scope, so an open socket is never called closed.
 Interfaces are matched by name, routes by (family, table, type, destination,
 metric, dev); interface counters only when asked, and then as deltas.
+
+In snapshots of every namespace, each record is matched within its namespace,
+and namespaces pair by label (:func:`~sockdiff.model.namespace_pairing`: the
+``ip netns`` name, else the container, else the inode), not by inode, which a
+restarted container does not keep. A namespace on one side only is in
+:attr:`Diff.namespaces`; its records are still new or closed, each.
 """
 
 from __future__ import annotations
@@ -32,7 +38,18 @@ from typing import Any, Generic, TypeVar
 from ._perf import gc_paused
 from .coverage import route_coverage
 from .errors import UsageError
-from .model import COUNTER_NAMES, PROTOS, UNNUMBERED_TABLE, Endpoint, Interface, Route, Socket
+from .model import (
+    COUNTER_NAMES,
+    PROTOS,
+    UNNUMBERED_TABLE,
+    Endpoint,
+    Interface,
+    Namespace,
+    Route,
+    Socket,
+    namespace_pairing,
+    netns_of,
+)
 from .snapshots import Scope, Snapshot
 from .ssview import is_listening
 
@@ -45,6 +62,7 @@ __all__ = [
     "Change",
     "Diff",
     "Filters",
+    "NamespaceDiff",
     "SectionDiff",
     "common_scope",
     "counter_deltas",
@@ -124,6 +142,47 @@ class SectionDiff(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceDiff:
+    """Namespaces on one side only (each sorted by inode), paired by label, not inode."""
+
+    appeared: tuple[Namespace, ...]
+    gone: tuple[Namespace, ...]
+
+    def __len__(self) -> int:
+        return len(self.appeared) + len(self.gone)
+
+
+# Where a record lives, for matching: its namespace's pairing label (None: one namespace).
+Places = dict[int, Hashable]
+
+
+def _places(snapshot: Snapshot) -> Places:
+    return {ns.inode: namespace_pairing(ns) for ns in snapshot.namespaces or ()}
+
+
+def _placed(key: Callable[[R], Hashable], places: Places | None) -> Callable[[R], Hashable]:
+    """``key`` within the record's namespace, when the snapshot has several."""
+    if places is None:
+        return key
+
+    def placed(record: R) -> Hashable:
+        return (places.get(netns_of(record) or 0), key(record))
+
+    return placed
+
+
+def _diff_namespaces(old: Snapshot, new: Snapshot) -> NamespaceDiff | None:
+    if old.namespaces is None or new.namespaces is None:
+        return None
+    old_labels = {namespace_pairing(ns) for ns in old.namespaces}
+    new_labels = {namespace_pairing(ns) for ns in new.namespaces}
+    return NamespaceDiff(
+        tuple(ns for ns in new.namespaces if namespace_pairing(ns) not in old_labels),
+        tuple(ns for ns in old.namespaces if namespace_pairing(ns) not in new_labels),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Diff:
     """The differences between ``old`` and ``new``, in a stable order.
 
@@ -141,6 +200,8 @@ class Diff:
     routes: SectionDiff[Route] | None = None
     scope: Scope | None = None
     persistent_only: bool = field(default=False)
+    # Snapshots of every namespace: those on one side only (None: either side read one).
+    namespaces: NamespaceDiff | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -537,7 +598,10 @@ def diff(
         old_sockets = (*old_in, *_facing(old_unknown, [*new_in, *new_unknown]))
         new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
     socket_fields = tuple(name for name in fields if name != "counters")
-    opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields)
+    namespaced = old.namespaces is not None or new.namespaces is not None
+    old_places = _places(old) if namespaced else None
+    new_places = _places(new) if namespaced else None
+    opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields, old_places, new_places)
     if old.header.backend in ONE_OWNER_SHOWN or new.header.backend in ONE_OWNER_SHOWN:
         changed = _one_owner_shown(changed, old.header.backend in ONE_OWNER_SHOWN)
 
@@ -560,9 +624,20 @@ def diff(
         tuple(opened),
         tuple(closed),
         tuple(changed),
-        interfaces=_diff_section(old.interfaces, new.interfaces, _INTERFACE_KEY, interface_fields),
-        routes=_diff_section(*_common_routes(old, new), _ROUTE_KEY, ROUTE_FIELDS, _pair_untyped_routes),
+        interfaces=_diff_section(
+            old.interfaces,
+            new.interfaces,
+            (_placed(_INTERFACE_KEY, old_places), _placed(_INTERFACE_KEY, new_places)),
+            interface_fields,
+        ),
+        routes=_diff_section(
+            *_common_routes(old, new),
+            (_placed(_ROUTE_KEY, old_places), _placed(_ROUTE_KEY, new_places)),
+            ROUTE_FIELDS,
+            None if namespaced else _pair_untyped_routes,
+        ),
         scope=scope,
+        namespaces=_diff_namespaces(old, new),
     )
 
 
@@ -603,12 +678,23 @@ def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | No
 
 
 def _diff_sockets(
-    old_sockets: Sequence[Socket], new_sockets: Sequence[Socket], fields: Sequence[str]
+    old_sockets: Sequence[Socket],
+    new_sockets: Sequence[Socket],
+    fields: Sequence[str],
+    old_places: Places | None = None,
+    new_places: Places | None = None,
 ) -> tuple[list[Socket], list[Socket], list[Change[Socket]]]:
-    """Opened, closed and changed sockets, unsorted."""
+    """Opened, closed and changed sockets, unsorted; with ``*_places``, each within its namespace."""
     with gc_paused():
         old_keys = _identities(old_sockets)
         new_keys = _identities(new_sockets)
+        if old_places is not None and new_places is not None:
+            old_keys = [
+                (old_places.get(netns_of(s) or 0), k) for s, k in zip(old_sockets, old_keys, strict=True)
+            ]
+            new_keys = [
+                (new_places.get(netns_of(s) or 0), k) for s, k in zip(new_sockets, new_keys, strict=True)
+            ]
         old_map = dict(zip(old_keys, old_sockets, strict=True))
         new_map = dict(zip(new_keys, new_sockets, strict=True))
         pairs: Pairs = []
@@ -681,16 +767,23 @@ def _record_fields(
 
 
 def _match(
-    olds: Sequence[R], news: Sequence[R], key: Callable[[R], Hashable]
+    olds: Sequence[R],
+    news: Sequence[R],
+    key: Callable[[R], Hashable],
+    new_key: Callable[[R], Hashable] | None = None,
 ) -> tuple[list[tuple[R, R]], list[R], list[R]]:
-    """Pairs of records with one key (in order, where several share it), and the rest of each side."""
+    """Pairs of records with one key (in order, where several share it), and the rest of each side.
+
+    ``new_key`` keys the new side where it differs (records of namespaces paired by label).
+    """
     old_groups: dict[Hashable, list[R]] = {}
     for record in olds:
         old_groups.setdefault(key(record), []).append(record)
     pairs: list[tuple[R, R]] = []
     came: list[R] = []
+    keyed = key if new_key is None else new_key
     for record in news:
-        group = old_groups.get(key(record))
+        group = old_groups.get(keyed(record))
         if group:
             pairs.append((group.pop(0), record))
         else:
@@ -705,7 +798,7 @@ Rematch = Callable[[list[R], list[R]], tuple[list[tuple[R, R]], list[R], list[R]
 def _diff_section(
     olds: tuple[R, ...] | None,
     news: tuple[R, ...] | None,
-    key: Callable[[R], Hashable],
+    keys: tuple[Callable[[R], Hashable], Callable[[R], Hashable]],
     fields: Sequence[str],
     rematch: Rematch[R] | None = None,
 ) -> SectionDiff[R] | None:
@@ -716,7 +809,7 @@ def _diff_section(
     """
     if olds is None or news is None:
         return None
-    pairs, removed, added = _match(olds, news, key)
+    pairs, removed, added = _match(olds, news, *keys)
     if rematch is not None and removed and added:
         more, removed, added = rematch(removed, added)
         pairs += more
@@ -770,20 +863,32 @@ def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
 
 def persistent(first: Diff, second: Diff) -> Diff:
     """The differences of ``second`` that ``first`` saw too (live against live)."""
-    opened = {identity(s) for s in first.opened}
-    closed = {identity(s) for s in first.closed}
-    changed = {(identity(c.new), c.fields) for c in first.changed}
+
+    def placed(sock: Socket) -> Hashable:
+        return (netns_of(sock), identity(sock))
+
+    opened = {placed(s) for s in first.opened}
+    closed = {placed(s) for s in first.closed}
+    changed = {(placed(c.new), c.fields) for c in first.changed}
     return Diff(
         second.old,
         second.new,
-        tuple(s for s in second.opened if identity(s) in opened),
-        tuple(s for s in second.closed if identity(s) in closed),
-        tuple(c for c in second.changed if (identity(c.new), c.fields) in changed),
-        interfaces=_both_times(first.interfaces, second.interfaces, _INTERFACE_KEY),
-        routes=_both_times(first.routes, second.routes, _ROUTE_KEY),
+        tuple(s for s in second.opened if placed(s) in opened),
+        tuple(s for s in second.closed if placed(s) in closed),
+        tuple(c for c in second.changed if (placed(c.new), c.fields) in changed),
+        interfaces=_both_times(first.interfaces, second.interfaces, _in_namespace(_INTERFACE_KEY)),
+        routes=_both_times(first.routes, second.routes, _in_namespace(_ROUTE_KEY)),
         scope=second.scope,
         persistent_only=True,
+        namespaces=second.namespaces,
     )
+
+
+def _in_namespace(key: Callable[[R], Hashable]) -> Callable[[R], Hashable]:
+    def keyed(record: R) -> Hashable:
+        return (netns_of(record), key(record))
+
+    return keyed
 
 
 def _both_times(

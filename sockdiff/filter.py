@@ -13,7 +13,7 @@ Grammar (keywords and combinators are case-insensitive)::
                | ("src" | "dst") [eq] HOST
                | ("pid" | "uid") [op] NUMBER
                | states
-               | ("dev" | "proto" | "family" | "process" | "path") [eq] VALUE
+               | ("dev" | "proto" | "family" | "process" | "path" | "netns") [eq] VALUE
     states    := ("state" | "exclude") [eq] STATE { ("state" | "exclude") [eq] STATE }
     op        := eq | "<" | ">" | "<=" | ">=" | "lt" | "gt" | "le" | "ge"
     eq        := "=" | "==" | "eq" | "!=" | "ne"          # no operator means "="
@@ -101,7 +101,10 @@ from sockdiff.model import (
     UNIX_DIAG_STATES,
     UNIX_SS_STATES,
     Endpoint,
+    Namespace,
     Socket,
+    namespace_label,
+    netns_of,
 )
 from sockdiff.ssview import CONNECTED_STATES
 
@@ -154,7 +157,7 @@ _OR = frozenset({"or", "||", "|"})
 _NOT = frozenset({"not", "!"})
 _STATE_KEYWORDS = frozenset({"state", "exclude", "excl"})
 _KEYWORDS = frozenset(
-    {"sport", "dport", "src", "dst", "dev", "proto", "family", "process", "pid", "uid", "path"}
+    {"sport", "dport", "src", "dst", "dev", "proto", "family", "process", "pid", "uid", "path", "netns"}
 ) | _STATE_KEYWORDS  # fmt: skip
 
 _CHOICES = {"proto": PROTOS, "family": FAMILIES}
@@ -501,8 +504,9 @@ MAX_DEPTH = 64
 class _Parser:
     """Recursive descent over the tokens, building closures as it goes."""
 
-    def __init__(self, text: str, verdicts: bool = False) -> None:
+    def __init__(self, text: str, verdicts: bool = False, namespaces: Sequence[Namespace] = ()) -> None:
         self.tokens = _tokenize(text)
+        self.namespaces = namespaces
         # Verdicts: a condition on a value the record leaves unknown is None, and
         # not/and/or carry it (compile_verdict); otherwise it is False.
         self.verdicts = verdicts
@@ -646,12 +650,43 @@ class _Parser:
                 test = self.process_condition(value.text)
             case "dev":
                 test = self.device_condition(self.parse_value("a device name").text)
+            case "netns":
+                test = self.netns_condition(self.parse_value("a namespace").text)
             case _:
                 value = self.parse_value("a path")
                 test = self.path_condition(value.text)
         if self.verdicts and name in _UNKNOWN_WHEN:
             test = _unless_unknown(test, _UNKNOWN_WHEN[name])
         return self.negate(test) if op == "!=" else test
+
+    def netns_condition(self, value: str) -> Predicate:
+        """``netns LABEL``: a namespace's name, container name, container id prefix
+        (``runtime:ID`` too), label, or inode; names resolve among ``namespaces``
+        at compile time, so the test is one set lookup."""
+        inodes = {int(value)} if value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS else set()
+        for namespace in self.namespaces:
+            container = namespace.container
+            if (
+                value in namespace.names
+                or value in (namespace_label(namespace), f"net:[{namespace.inode}]")
+                or (
+                    container is not None
+                    and (
+                        value == container.name
+                        or container.id.startswith(value)
+                        or (
+                            value.startswith(f"{container.runtime}:")
+                            and container.id.startswith(value.partition(":")[2])
+                        )
+                    )
+                )
+            ):
+                inodes.add(namespace.inode)
+
+        def netns_test(sock: Socket) -> bool:
+            return netns_of(sock) in inodes
+
+        return netns_test
 
     def bad_value(self, what: str, token: _Token, hint: str = "") -> BadFilter:
         return BadFilter(f"bad filter: bad {what} {token.show()} at column {token.column}{hint}")
@@ -748,8 +783,11 @@ class _Parser:
         return test
 
 
-def compile_filter(text: str) -> Predicate:
+def compile_filter(text: str, namespaces: Sequence[Namespace] = ()) -> Predicate:
     """Compile a filter expression into a predicate over socket records.
+
+    ``netns LABEL`` resolves names among ``namespaces`` (a snapshot's); without
+    them, only an inode matches.
 
     Raises :class:`~sockdiff.errors.BadFilter`, naming the offending token and its
     column, when the expression is malformed.
@@ -764,7 +802,7 @@ def compile_filter(text: str) -> Predicate:
     """
     if not isinstance(text, str):
         raise UsageError(f"text: expected a filter expression, not {type(text).__name__}")
-    return cast(Predicate, _Parser(text).parse())
+    return cast(Predicate, _Parser(text, namespaces=namespaces).parse())
 
 
 def compile_verdict(text: str) -> Verdict:

@@ -34,11 +34,13 @@ __all__ = [
     "UNIX_DIAG_STATES",
     "UNIX_SS_STATES",
     "UNNUMBERED_TABLE",
+    "Container",
     "Counters",
     "Endpoint",
     "Holder",
     "Interface",
     "Leak",
+    "Namespace",
     "Nexthop",
     "PortHolder",
     "Process",
@@ -50,6 +52,11 @@ __all__ = [
     "escape_name",
     "inet",
     "make_socket",
+    "namespace_description",
+    "namespace_label",
+    "namespace_labels",
+    "namespace_pairing",
+    "netns_of",
     "nexthop_order",
     "unescape_name",
     "unix_name",
@@ -180,6 +187,10 @@ LinkAddress = Annotated[
 ]
 
 
+# A record's namespace in a snapshot of every namespace; UNSET (left out) otherwise.
+NetnsInode = Inode | msgspec.UnsetType
+
+
 class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """One end of a socket, in the shape of the snapshot file.
 
@@ -250,6 +261,10 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     processes: tuple[Process, ...]
     interface: DeviceName | None = None
     v6only: bool | None = None
+    # The inode of the network namespace the socket lives in, in a snapshot of
+    # every namespace (``--all-netns``); left out of the file (UNSET) otherwise,
+    # so a one-namespace snapshot keeps its bytes. Part of identity.
+    netns: NetnsInode = msgspec.UNSET
 
 
 NO_PROCESSES: tuple[Process, ...] = ()
@@ -473,6 +488,7 @@ class Interface(msgspec.Struct, frozen=True, gc=False):
     mac: LinkAddress | None
     addresses: tuple[CidrText, ...]
     counters: Counters | None
+    netns: NetnsInode = msgspec.UNSET  # as Socket.netns
 
 
 class Nexthop(msgspec.Struct, frozen=True, gc=False):
@@ -576,3 +592,94 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     # not show when it is IPv6's), H a /32, ! (0x200) unreachable or prohibit;
     # what /proc knows of a route it cannot type. None for IPv6, and in older files.
     flags: U32 | None = None
+    netns: NetnsInode = msgspec.UNSET  # as Socket.netns
+
+
+# The runtimes a container's cgroup path names (see sockdiff.namespaces).
+RuntimeName = Literal["docker", "containerd", "crio", "podman", "nspawn", "lxc"]
+ContainerText = Annotated[str, msgspec.Meta(max_length=256, description="a text of at most 256 characters")]
+
+
+class Container(msgspec.Struct, frozen=True, gc=False):
+    """The container a namespace's processes run in, as its runtime named their cgroup.
+
+    ``id``: the runtime's id (64 hex for Docker, containerd, CRI-O and Podman;
+    the machine or container name for systemd-nspawn and LXC); ``name``: the
+    name the runtime keeps on disk (Docker's config.v2.json), None where unknown;
+    ``pod``: a Kubernetes pod's UID, None outside Kubernetes.
+    """
+
+    runtime: RuntimeName
+    id: ContainerText
+    name: ContainerText | None
+    pod: ContainerText | None
+
+
+class Namespace(msgspec.Struct, frozen=True, gc=False):
+    """One network namespace of a snapshot of every namespace.
+
+    ``names``: its ``ip netns`` names, sorted; ``pids``: up to 8 processes that
+    live in it, sorted; ``container``: None where no runtime's cgroup pattern matches.
+    """
+
+    inode: Inode
+    names: tuple[NameText, ...]
+    pids: tuple[Pid, ...]
+    container: Container | None
+
+
+def netns_of(record: Socket | Interface | Route) -> int | None:
+    """The inode of a record's namespace; None in a snapshot of one namespace."""
+    netns = record.netns
+    return None if netns is msgspec.UNSET else netns
+
+
+def namespace_label(namespace: Namespace) -> str:
+    """A namespace as people name it: its ``ip netns`` name, else its container's name,
+    else ``runtime:id[:12]``, else ``net:[INODE]``.
+
+    >>> namespace_label(Namespace(4026532241, (), (), Container("docker", "3f2a9c1b0d4e77", None, None)))
+    'docker:3f2a9c1b0d4e'
+    >>> namespace_label(Namespace(4026532241, (), (), None))
+    'net:[4026532241]'
+    """
+    if namespace.names:
+        return namespace.names[0]
+    container = namespace.container
+    if container is not None:
+        return container.name if container.name else f"{container.runtime}:{container.id[:12]}"
+    return f"net:[{namespace.inode}]"
+
+
+def namespace_pairing(namespace: Namespace) -> tuple[str, ...]:
+    """What pairs a namespace with the other snapshot's: its ``ip netns`` name, else its
+    container (runtime and name, else runtime and id), else its inode, which a
+    restarted container does not keep.
+
+    >>> namespace_pairing(Namespace(7, (), (), Container("docker", "3f2a", "web", None)))
+    ('container', 'docker', 'web')
+    """
+    if namespace.names:
+        return ("name", namespace.names[0])
+    container = namespace.container
+    if container is not None:
+        return ("container", container.runtime, container.name or container.id)
+    return ("inode", str(namespace.inode))
+
+
+def namespace_description(namespace: Namespace) -> str:
+    """What a namespace is, beside its label: ``docker 3f2a9c1b0d4e``, or ``net:[INODE]``.
+
+    >>> namespace_description(Namespace(7, ("web",), (), None))
+    'net:[7]'
+    """
+    container = namespace.container
+    if container is None:
+        return f"net:[{namespace.inode}]"
+    return f"{container.runtime} {container.id[:12]}"
+
+
+def namespace_labels(namespaces: tuple[Namespace, ...] | None) -> dict[int, str]:
+    """Inode -> :func:`namespace_label` of each namespace (empty for a one-namespace snapshot);
+    a record's label is ``namespace_labels(snapshot.namespaces).get(netns_of(record))``."""
+    return {namespace.inode: namespace_label(namespace) for namespace in namespaces or ()}

@@ -14,16 +14,21 @@ __all__ = ["OwnerTracker", "Owners", "OwnersHidden", "holder", "owners_among", "
 Owners = dict[int, tuple[Process, ...]]
 
 _SOCKET_PREFIX = "socket:["
+_NETNS_PREFIX = "net:["
 
 
-def scan_owners(proc_root: str = "/proc") -> Owners:
+def scan_owners(proc_root: str = "/proc", held_netns: dict[int, str] | None = None) -> Owners:
     """Map every socket inode to the processes holding it, as ``ss -p`` does.
 
     A socket held through several descriptors, or by several processes, lists
     each ``(pid, name, fd)``, sorted. The name is the process's ``comm``.
     Inodes are global, so this works the same for a socket in any namespace.
+    ``held_netns``, when given, gains each network namespace held open by a
+    descriptor (inode -> that descriptor's path), from the same scan
+    (:func:`sockdiff.namespaces.discover` takes it).
     """
-    return _scan(proc_root, (entry for entry in os.listdir(proc_root) if entry.isdigit()))
+    entries = (entry for entry in os.listdir(proc_root) if entry.isdigit())
+    return _scan(proc_root, entries, held_netns)
 
 
 def owners_among(pids: Iterable[int], proc_root: str = "/proc") -> Owners:
@@ -34,7 +39,7 @@ def owners_among(pids: Iterable[int], proc_root: str = "/proc") -> Owners:
     return _scan(proc_root, (str(pid) for pid in pids))
 
 
-def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
+def _scan(proc_root: str, entries: Iterable[str], held_netns: dict[int, str] | None = None) -> Owners:
     found: Owners = {}
     shared: dict[int, list[Process]] = {}  # sockets with several holders, sorted at the end
     hidden = False  # a process whose descriptors we may not read
@@ -71,6 +76,8 @@ def _scan(proc_root: str, entries: Iterable[str]) -> Owners:
                         shared[inode].append(process)
                     else:
                         shared[inode] = [*holders, process]
+                elif held_netns is not None and target.startswith(_NETNS_PREFIX):
+                    held_netns.setdefault(int(target[5:-1]), f"{proc_root}/{entry}/fd/{fd}")
         except OSError:
             continue
         finally:

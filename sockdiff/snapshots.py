@@ -30,7 +30,7 @@ import msgspec
 from ._perf import gc_paused
 from .coverage import SECTIONS, SOURCE_NAMES, BackendName
 from .errors import BadSnapshot, UsageError, WriteError
-from .model import PROTOS, Interface, ProtoName, Route, Socket
+from .model import PROTOS, Interface, Namespace, ProtoName, Route, Socket, netns_of
 from .validation import (
     address_problem,
     device_name_problem,
@@ -139,6 +139,8 @@ class Snapshot:
     routes: tuple[Route, ...] | None = None
     origin: str = field(default="live", compare=False)  # file, store name or live:B
     version: int = field(default=VERSION, compare=False)  # the file's format version
+    # Every namespace read, in a snapshot of every one (--all-netns); None: one namespace.
+    namespaces: tuple[Namespace, ...] | None = None
 
     def why_not_taken(self) -> str:
         """Why a section is None: the file predates sections, or the snapshot was taken with the others only.
@@ -168,6 +170,7 @@ class _Document(Header, frozen=True, kw_only=True):
     sockets: tuple[Socket, ...] | None
     interfaces: tuple[Interface, ...] | None
     routes: tuple[Route, ...] | None
+    namespaces: tuple[Namespace, ...] | None = None
 
 
 class _DocumentV1(Header, frozen=True, kw_only=True):
@@ -222,6 +225,10 @@ def encode(snapshot: Snapshot) -> Iterator[Buffer]:
     header = msgspec.json.encode(snapshot.header)
     yield b'{"format":"%s","version":%d,' % (FORMAT.encode(), VERSION)
     yield memoryview(header)[1:-1]
+    if snapshot.namespaces is not None:
+        # Left out of a one-namespace snapshot, whose bytes stay as they were.
+        yield b",\n"
+        yield from _section("namespaces", snapshot.namespaces)
     sections = (
         ("sockets", snapshot.sockets),
         ("interfaces", snapshot.interfaces),
@@ -393,18 +400,56 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
                 raise bad(f"{problem}, at $.sockets[{index}].processes[{number}].name")
     # A namespace holds one device of a name (routes may repeat: `ip route append`).
     if not isinstance(document, _DocumentV1):
-        named: set[str] = set()
+        named: set[tuple[int | None, str]] = set()
         for index, interface in enumerate(document.interfaces or ()):
-            if interface.name in named:
+            key = (netns_of(interface), interface.name)
+            if key in named:
                 raise bad(f"interface {interface.name!r} is listed twice, at $.interfaces[{index}].name")
-            named.add(interface.name)
+            named.add(key)
     found = address_problem(document.sockets or ())
     if found is not None:
         raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
     if isinstance(document, _DocumentV1):
         return Snapshot(header, document.sockets, origin=origin, version=1)
-    return Snapshot(header, document.sockets, document.interfaces, document.routes, origin=origin)
+    problem = _namespace_problem(document)
+    if problem is not None:
+        raise bad(problem)
+    return Snapshot(
+        header,
+        document.sockets,
+        document.interfaces,
+        document.routes,
+        origin=origin,
+        namespaces=document.namespaces,
+    )
+
+
+def _namespace_problem(document: _Document) -> str | None:
+    """Each namespace listed once, and every record's ``netns`` one listed (none without the list)."""
+    listed: set[int] = set()
+    for index, namespace in enumerate(document.namespaces or ()):
+        if namespace.inode in listed:
+            return f"namespace {namespace.inode} is listed twice, at $.namespaces[{index}].inode"
+        listed.add(namespace.inode)
+    sections: tuple[tuple[str, Sequence[Socket | Interface | Route] | None], ...] = (
+        ("sockets", document.sockets),
+        ("interfaces", document.interfaces),
+        ("routes", document.routes),
+    )
+    for section, records in sections:
+        for index, record in enumerate(records or ()):
+            inode = netns_of(record)
+            if inode is None:
+                if document.namespaces is not None:
+                    return (
+                        f"a record without `netns` in a snapshot of every namespace, at $.{section}[{index}]"
+                    )
+            elif inode not in listed:
+                return (
+                    f"`netns` {inode} is no namespace listed in `namespaces`, at $.{section}[{index}].netns"
+                )
+    return None
 
 
 def _header_problem(header: Header) -> str | None:

@@ -112,17 +112,21 @@ def open_source(
     sections: Sequence[str] | None = None,
     like: Snapshot | None = None,
     text_options: TextOptions = PLAIN_TEXT,
+    all_netns: bool = False,
 ) -> Snapshot:
     """The snapshot a source names; live sources are read now (in ``netns`` if given).
 
     ``sections`` narrows what a live source reads (default: every section);
     ``like`` reads a live source within the scope and sections of that snapshot,
-    the way one would compare with it.
+    the way one would compare with it (every namespace when it holds every one);
+    ``all_netns`` reads every namespace.
     """
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
         if like is None:
-            return take(backend=backend, netns=netns, processes=processes, sections=sections)
+            return take(
+                backend=backend, netns=netns, processes=processes, sections=sections, all_netns=all_netns
+            )
         # Unfiltered: the comparison narrows it to the other side's filter, where a
         # value this backend cannot know (a device, read from /proc) keeps a socket in.
         readable = sections_of(backend)
@@ -132,6 +136,7 @@ def open_source(
             processes=processes,
             protos=like.header.scope.protos,
             sections=[name for name in readable if getattr(like, name) is not None],
+            all_netns=all_netns or like.namespaces is not None,
         )
     if text.startswith("live:"):
         raise UsageError(

@@ -27,6 +27,7 @@ KERNEL = (
     "sockdiff.netns",
     "sockdiff.acquire",
     "sockdiff.leaks",
+    "sockdiff.namespaces",
 )
 KERNEL_THIRD_PARTY = ("pyroute2",)
 # Pure: over records and bytes only.

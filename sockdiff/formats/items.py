@@ -10,7 +10,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .notation import change_detail, interface_line, record_detail, route_line, socket_line, socket_where
+from ..model import namespace_description, namespace_labels, netns_of
+from .notation import (
+    change_detail,
+    escape,
+    interface_line,
+    record_detail,
+    route_line,
+    socket_line,
+    socket_where,
+)
 
 if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
@@ -43,23 +52,50 @@ class Item:
 
 
 def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
-    """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed)."""
+    """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed).
+
+    Between snapshots of every namespace, a namespace on one side only comes
+    first, one item with its sockets counted under it (``+ netns web (docker
+    3f2a9c1b0d4e)  3 sockets``), and every other difference names its
+    namespace first (``[web] tcp ...``).
+    """
     counts = result.counter(fail_on)
+    labels = {**namespace_labels(result.old.namespaces), **namespace_labels(result.new.namespaces)}
+    whole: set[int] = set()
+    if result.namespaces is not None:
+        for sign, kind, namespaces, socks in (
+            ("+", "appeared", result.namespaces.appeared, result.opened),
+            ("-", "gone", result.namespaces.gone, result.closed),
+        ):
+            for namespace in namespaces:
+                whole.add(namespace.inode)
+                inside = [s for s in socks if netns_of(s) == namespace.inode]
+                counted = any(counts("new" if sign == "+" else "closed", s) for s in inside)
+                subject = f"netns {escape(labels[namespace.inode])} ({namespace_description(namespace)})"
+                detail = f"{len(inside)} socket{'' if len(inside) == 1 else 's'}"
+                yield Item("namespaces", kind, sign, subject, detail, counted)
+
+    def where(record: Socket | Interface | Route, text: str) -> str:
+        inode = netns_of(record)
+        return text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'))}] {text}"
+
     for sock in result.opened:
-        yield Item("sockets", "new", "+", socket_line(sock), "", counts("new", sock))
+        if netns_of(sock) not in whole or netns_of(sock) is None:
+            yield Item("sockets", "new", "+", where(sock, socket_line(sock)), "", counts("new", sock))
     for sock in result.closed:
-        yield Item("sockets", "closed", "-", socket_line(sock), "", counts("closed", sock))
+        if netns_of(sock) not in whole or netns_of(sock) is None:
+            yield Item("sockets", "closed", "-", where(sock, socket_line(sock)), "", counts("closed", sock))
     for change in result.changed:
         yield Item(
             "sockets",
             "changed",
             "~",
-            socket_where(change.new),
+            where(change.new, socket_where(change.new)),
             change_detail(change.old, change.new, change.fields),
             counts("changed", change.new),
         )
-    yield from _section_items("interfaces", result.interfaces, interface_line, counts)
-    yield from _section_items("routes", result.routes, route_line, counts)
+    yield from _section_items("interfaces", result.interfaces, lambda r: where(r, interface_line(r)), counts)
+    yield from _section_items("routes", result.routes, lambda r: where(r, route_line(r)), counts)
 
 
 def short_lived_items(sockets: Iterable[Socket]) -> Iterator[Item]:

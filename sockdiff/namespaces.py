@@ -1,0 +1,252 @@
+"""Every network namespace on the host, found by what holds it, and described.
+
+A namespace lives while something holds it: a process living in it
+(``/proc/PID/ns/net``, and each thread's, ``/proc/PID/task/TID/ns/net``, since
+a thread may ``setns`` alone), a mount of its nsfs file (``ip netns`` under
+/run/netns, Docker's /var/run/docker/netns), or an open descriptor
+(``/proc/PID/fd/N`` -> ``net:[INODE]``). :func:`discover` finds each once, by
+inode, the host's included, with a way to read it: a pid inside (the proc
+backend reads /proc/PID/net, no ``setns``) and a path that opens it.
+
+The container comes from the cgroup path of the processes inside, with the
+patterns the runtimes write (:func:`container_of_cgroup`), and its name from
+what the runtime keeps on disk (:func:`docker_name`). Both parsers are pure
+and take untrusted text: a process chooses its cgroup's name, a container its
+config; neither can make them raise or forge a field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .model import Container, Namespace
+
+__all__ = [
+    "MAX_PIDS",
+    "Found",
+    "container_of_cgroup",
+    "discover",
+    "docker_name",
+    "held_open",
+    "mount_points",
+]
+
+# A namespace lists at most this many of the processes inside.
+MAX_PIDS = 8
+
+_HEX64 = r"[0-9a-f]{64}"
+# Each runtime's cgroup leaf (systemd driver first, cgroupfs driver after), as
+# it names the container; the first that matches the path's deepest part wins.
+_SCOPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("docker", re.compile(rf"docker-({_HEX64})\.scope")),
+    ("containerd", re.compile(rf"cri-containerd-({_HEX64})\.scope")),
+    ("crio", re.compile(rf"crio-({_HEX64})\.scope")),
+    ("podman", re.compile(rf"libpod-({_HEX64})\.scope")),
+    ("nspawn", re.compile(r"machine-([A-Za-z0-9_.\\-]{1,200})\.scope")),
+    ("lxc", re.compile(r"lxc\.payload\.([A-Za-z0-9_.\-]{1,200})")),
+    ("docker", re.compile(rf"({_HEX64})")),  # cgroupfs driver: /docker/<id>, /kubepods/.../<id>
+)
+# kubepods-besteffort-pod<uid>.slice (systemd: '_' for the UID's '-'), or /kubepods/besteffort/pod<uid>.
+_POD = re.compile(
+    r"(?:^|[-/])pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$"
+)
+
+
+def container_of_cgroup(text: str) -> Container | None:
+    """The container a ``/proc/PID/cgroup`` file places its process in, None when none.
+
+    cgroup v2 writes one line ``0::PATH``; v1 one per hierarchy (the first
+    that names a container is taken).
+
+    >>> container_of_cgroup("0::/system.slice/docker-" + "3f" * 32 + ".scope\\n").runtime
+    'docker'
+    >>> c = container_of_cgroup("0::/kubepods.slice/kubepods-pod1b2c3d4e_0000_1111_2222_333344445555.slice/"
+    ...                         "cri-containerd-" + "ab" * 32 + ".scope")
+    >>> c.runtime, c.pod
+    ('containerd', '1b2c3d4e-0000-1111-2222-333344445555')
+    >>> container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope") is None
+    True
+    """
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        parts = [part for part in path.split("/") if part]
+        for depth in range(len(parts) - 1, -1, -1):
+            for runtime, pattern in _SCOPES:
+                found = pattern.fullmatch(parts[depth])
+                if found is None:
+                    continue
+                ident = found.group(1)
+                pod = None
+                for outer in parts[:depth]:
+                    kube = _POD.search(outer)
+                    if kube is not None:
+                        pod = kube.group(1).replace("_", "-")
+                # The cgroupfs driver under kubepods names a bare id: a CRI's container.
+                kind = "containerd" if runtime == "docker" and pod is not None else runtime
+                return Container(kind, ident, None, pod)  # type: ignore[arg-type]
+    return None
+
+
+def docker_name(config: bytes) -> str | None:
+    """The container's name from Docker's ``config.v2.json`` ("Name", without its
+    leading "/"), None when the file holds none we can trust.
+
+    >>> docker_name(b'{"ID": "x", "Name": "/web"}')
+    'web'
+    >>> docker_name(b'{"Name": 5}') is None, docker_name(b"not json") is None
+    (True, True)
+    """
+    try:
+        document = json.loads(config)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    name = document.get("Name")
+    if not isinstance(name, str):
+        return None
+    name = name.lstrip("/")
+    # Docker's names: [a-zA-Z0-9][a-zA-Z0-9_.-]+; anything else is not one it wrote.
+    return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}", name) else None
+
+
+def _unescape_mount(text: str) -> str:
+    r"""A mountinfo path: space, tab, newline and backslash are written ``\NNN`` in octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def mount_points(mountinfo: str) -> Iterator[tuple[int, str]]:
+    """(inode, mount point) of each nsfs mount of a network namespace in ``mountinfo``.
+
+    Field 4 is the root within the filesystem (``net:[INODE]`` for nsfs),
+    field 5 the mount point; the filesystem type follows the " - ".
+
+    >>> list(mount_points("611 29 0:4 net:[4026532241] /run/netns/blue rw - nsfs nsfs rw\\n"))
+    [(4026532241, '/run/netns/blue')]
+    """
+    for line in mountinfo.splitlines():
+        fields, sep, tail = line.partition(" - ")
+        parts = fields.split(" ")
+        if not sep or len(parts) < 5 or not tail.startswith("nsfs "):
+            continue
+        found = re.fullmatch(r"net:\[([0-9]{1,19})\]", parts[3])
+        if found is not None:
+            yield int(found.group(1)), _unescape_mount(parts[4])
+
+
+@dataclass(slots=True)
+class Found:
+    """A namespace found: its inode, what opens it, who lives in it, its names."""
+
+    inode: int
+    path: str  # a file that opens it: /proc/PID/ns/net, a mount point, /proc/PID/fd/N
+    pids: list[int] = field(default_factory=list)  # processes whose main thread lives in it
+    names: list[str] = field(default_factory=list)
+
+    def describe(self, proc_root: str = "/proc", docker_root: str = "/var/lib/docker") -> Namespace:
+        """The snapshot's record of this namespace."""
+        container = None
+        for pid in self.pids:
+            try:
+                with open(f"{proc_root}/{pid}/cgroup", encoding="utf-8", errors="replace") as file:
+                    container = container_of_cgroup(file.read(65536))
+            except OSError:
+                continue  # gone since: another process inside may say
+            if container is not None:
+                break
+        if container is not None and container.runtime == "docker":
+            try:
+                with open(f"{docker_root}/containers/{container.id}/config.v2.json", "rb") as file:
+                    name = docker_name(file.read(1 << 20))
+            except OSError:
+                name = None  # not root, not this runtime's layout, or gone
+            if name is not None:
+                container = Container(container.runtime, container.id, name, container.pod)
+        return Namespace(
+            self.inode, tuple(sorted(self.names)), tuple(sorted(self.pids)[:MAX_PIDS]), container
+        )
+
+
+def _netns_inode(path: str) -> int | None:
+    """The inode of the namespace link at ``path`` (``net:[N]``), None when gone or not one."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    if target.startswith("net:[") and target.endswith("]"):
+        try:
+            return int(target[5:-1])
+        except ValueError:
+            return None
+    return None
+
+
+def held_open(proc_root: str = "/proc") -> dict[int, str]:
+    """Each network namespace some process holds a descriptor of: inode -> that descriptor's path."""
+    held: dict[int, str] = {}
+    for pid in os.listdir(proc_root):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"{proc_root}/{pid}/fd")
+        except OSError:
+            continue  # exited, or not ours to read
+        for fd in fds:
+            inode = _netns_inode(f"{proc_root}/{pid}/fd/{fd}")
+            if inode is not None:
+                held.setdefault(inode, f"{proc_root}/{pid}/fd/{fd}")
+    return held
+
+
+def discover(
+    proc_root: str = "/proc", held: dict[int, str] | None = None, netns_dir: str = "/run/netns"
+) -> list[Found]:
+    """Every network namespace of the host, each once, ours first, then by inode.
+
+    ``held``: the namespaces held by descriptors, as :func:`held_open` (or a scan
+    of owners, :func:`sockdiff.processes.scan_owners`) finds them; None: look here.
+    Processes and threads exiting while we look are skipped: what they held is
+    either held by something else too, or gone.
+    """
+    found: dict[int, Found] = {}
+    own = _netns_inode(f"{proc_root}/thread-self/ns/net")
+    if own is not None:
+        found[own] = Found(own, f"{proc_root}/thread-self/ns/net")
+    try:
+        pids = [int(name) for name in os.listdir(proc_root) if name.isdigit()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        inode = _netns_inode(f"{proc_root}/{pid}/ns/net")
+        if inode is None:
+            continue
+        entry = found.setdefault(inode, Found(inode, f"{proc_root}/{pid}/ns/net"))
+        entry.pids.append(pid)
+        try:
+            tids = os.listdir(f"{proc_root}/{pid}/task")
+        except OSError:
+            tids = []
+        if len(tids) > 1:
+            for tid in tids:
+                thread = _netns_inode(f"{proc_root}/{pid}/task/{tid}/ns/net")
+                if thread is not None and thread not in found:
+                    found[thread] = Found(thread, f"{proc_root}/{pid}/task/{tid}/ns/net")
+    try:
+        with open(f"{proc_root}/self/mountinfo", encoding="utf-8", errors="surrogateescape") as file:
+            mounts = list(mount_points(file.read()))
+    except OSError:
+        mounts = []
+    for inode, point in mounts:
+        entry = found.setdefault(inode, Found(inode, point))
+        directory, _, name = point.rpartition("/")
+        if directory == netns_dir.rstrip("/") and name and name not in entry.names:
+            entry.names.append(name)
+    for inode, path in (held_open(proc_root) if held is None else held).items():
+        if inode not in found:
+            found[inode] = Found(inode, path)
+    ordered = sorted(found.values(), key=lambda entry: (entry.inode != own, entry.inode))
+    return ordered
