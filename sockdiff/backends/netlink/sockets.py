@@ -1,11 +1,12 @@
 """The netlink backend: NETLINK_SOCK_DIAG dumps (inet_diag, unix_diag).
 
 pyroute2 builds the requests (its ``inet_diag_req`` and ``unix_diag_req``
-messages); the replies are decoded here with precompiled :mod:`struct` formats
-straight from the receive buffer, since building pyroute2's generic message
-objects costs ~100 us a socket and a busy host has 100k of them. Decoding our own
-bytes also keeps what pyroute2 loses: it reads UNIX_DIAG_NAME as a C string, so an
-abstract name (leading NUL) would look like a relative path.
+messages, declared by :func:`sockdiff._pyroute2.diag_requests`); the replies
+are decoded here with precompiled :mod:`struct` formats straight from the
+receive buffer, since building pyroute2's generic message objects costs ~100 us
+a socket and a busy host has 100k of them. Decoding our own bytes also keeps
+what pyroute2 loses: it reads UNIX_DIAG_NAME as a C string, so an abstract name
+(leading NUL) would look like a relative path.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def open_socket() -> socket.socket:
 
 def inet_request(family: int, proto: str, seq: int) -> bytes:
     """A dump request for every inet socket of one family and protocol."""
-    request = pyroute2.module("netlink.diag").inet_diag_req()
+    request = pyroute2.diag_requests()[0]()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
@@ -147,7 +148,7 @@ def inet_request(family: int, proto: str, seq: int) -> bytes:
 
 def unix_request(seq: int) -> bytes:
     """A dump request for every UNIX socket, with names, peers, queues and owners."""
-    request = pyroute2.module("netlink.diag").unix_diag_req()
+    request = pyroute2.diag_requests()[1]()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
