@@ -50,8 +50,10 @@ def compare(
     def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:
         if isinstance(source, Snapshot):
             return source
-        if facing is None or not _is_live(source):
+        if facing is None:
             return open_source(source, netns=netns)
+        if not _is_live(source):
+            return open_source(source, netns=netns, like=facing)  # sharing its unchanged records
         return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
 
     def once() -> Diff:

@@ -65,7 +65,8 @@ def open_source(
 
     ``sections`` narrows what a live source reads (default: every section);
     ``like`` reads a live source within the scope and sections of that snapshot,
-    the way one would compare with it.
+    the way one would compare with it, and a file sharing that snapshot's
+    unchanged records (:func:`~sockdiff.snapshots.loads`).
     """
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
@@ -89,11 +90,11 @@ def open_source(
         from .output import check_stdin
 
         check_stdin()
-        return load(text)
+        return load(text, like=like)
     stored = store.find(text)
     if _is_file(text):
         try:
-            return load(text)
+            return load(text, like=like)
         except BadSnapshot as err:
             if stored is None:
                 raise
@@ -101,7 +102,7 @@ def open_source(
                 f"{err} (the file {text} shadows the stored snapshot {text!r}: to read that, give {stored})"
             ) from err
     if stored is not None:
-        found = store.load(text)  # read through the store held and checked, not by its path again
+        found = store.load(text, like)  # read through the store held and checked, not by its path again
         if found is not None:
             return found
     if os.path.isdir(text):
