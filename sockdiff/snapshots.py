@@ -437,16 +437,26 @@ def _sharing(
             theirs = msgspec.json.decode(other, type=_RawSockets).sockets or ()
             if len(theirs) != len(others):
                 return None
-            known = {bytes(raw): sock for raw, sock in zip(theirs, others, strict=True)}
+            # Each of their records is taken once at most: a record written twice is
+            # two records here too (the differ tells records apart by object).
+            known: dict[bytes, Socket] = {}
+            again: dict[bytes, list[Socket]] = {}  # records written more than once: the later ones
+            for raw, sock in zip(theirs, others, strict=True):
+                key = bytes(raw)
+                if known.setdefault(key, sock) is not sock:
+                    again.setdefault(key, []).append(sock)
             decode = msgspec.json.Decoder(Socket).decode
             sockets: list[Socket] = []
             fresh: list[Socket] = []
             for raw in document.sockets:
-                sock = known.get(bytes(raw))
-                if sock is None:
-                    sock = decode(raw)
-                    fresh.append(sock)
-                sockets.append(sock)
+                key = bytes(raw)
+                found = known.pop(key, None)
+                if found is None:
+                    found = decode(raw)
+                    fresh.append(found)
+                elif again.get(key):
+                    known[key] = again[key].pop()
+                sockets.append(found)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
     if _header_problem(document) is not None or _records_problem(document, fresh) is not None:

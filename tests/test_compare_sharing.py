@@ -82,8 +82,9 @@ def test_the_same_snapshot_or_the_same_error_with_or_without_like(data: st.DataO
     assert sharing == alone
     if isinstance(sharing, Snapshot):
         assert sharing.sockets is not None and A_LOADED.sockets is not None
-        # Records left as they were are the first file's objects.
+        # Records left as they were are the first file's objects, each taken once.
         assert {id(s) for s in sharing.sockets} & {id(s) for s in A_LOADED.sockets}
+        assert len({id(s) for s in sharing.sockets}) == len(sharing.sockets)
 
 
 def test_identical_records_share_one_for_one() -> None:
@@ -98,6 +99,17 @@ def test_identical_records_share_one_for_one() -> None:
         shared = diff(old_loaded, new_loaded)
         assert (shared.opened, shared.closed, shared.changed) == (alone.opened, alone.closed, alone.changed)
         assert len(shared.opened) + len(shared.closed) == 1
+
+
+def test_a_file_of_repeated_records_against_itself_differs_in_nothing() -> None:
+    """Each record written forty times: each of the forty is one of the first file's records."""
+    assert A.sockets is not None
+    data = dumps(dataclasses.replace(A, sockets=A.sockets * 40))
+    old = loads(data, "a")
+    new = loads(data, "b", like=old)
+    assert new.sockets is not None and len({id(s) for s in new.sockets}) == len(new.sockets)
+    result = diff(old, new, fields=["state", "processes", "inode", "uid", "recv_q", "send_q", "remote"])
+    assert (result.opened, result.closed, result.changed) == ((), (), ())
 
 
 def _time_wait(port: int, send_q: int) -> Socket:
