@@ -119,6 +119,8 @@ def snapshot(
     if output is None:
         from . import store
 
+        if name == "":
+            _fail("the snapshot name is empty (leave --name out to name it by time)")
         if name is not None:
             store.check_name(name)  # before the snapshot is taken, not after
         held = store.opened(create=True)  # a store that cannot be made is said before the work
@@ -423,12 +425,12 @@ def compare(
     chosen = parse_format(output_format, COMPARE_FORMATS)
     extra = [_report_target(text) for text in reports or []]
     defaults = _defaults(load_defaults(), ignore is None, not fail_on)
-    kinds = parse_fail_on(fail_on) if fail_on else defaults.fail_on or ("any",)
+    kinds = parse_fail_on(fail_on, "--fail-on") if fail_on else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
         new,
         netns=netns,
-        fields=parse_fields(fields),
+        fields=parse_fields(fields, "--fields"),
         ignore=_ignored(ignore, defaults),
         only=compile_filters(only or []),
     )
@@ -586,9 +588,9 @@ def watch(
 
     Ctrl-C ends it with a summary line on stderr (exit 0).
     """
-    from .comparison import watch as watch_sockets
     from .config import load_defaults
     from .formats import WATCH_FORMATS, event_format, parse_format
+    from .watching import watch as watch_sockets
 
     if math.isnan(interval):  # compares with neither bound, so the range lets it through
         _fail("--interval must be a number of seconds, not nan")

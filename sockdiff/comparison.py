@@ -1,4 +1,4 @@
-"""Comparing sources: a file or stored snapshot against live, live against live; watch (in .watching)."""
+"""Comparing sources: a file or stored snapshot against live, live against live (watch: .watching)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
 from .errors import UsageError
 from .snapshots import Snapshot
 from .sources import LIVE, open_source
-from .watching import watch
 
-__all__ = ["compare", "watch"]
+__all__ = ["compare"]
 
 
 def compare(

@@ -140,7 +140,7 @@ class Diff:
         return self.scope is not None and (self.scope.filter is not None or self.scope.protos != PROTOS)
 
     def counter(self, fail_on: Iterable[str]) -> Callable[[str, Socket | Interface | Route], bool]:
-        """Whether ``--fail-on`` counts one difference: ``counts(kind, record)``.
+        """Whether ``fail_on`` counts one difference: ``counts(kind, record)``.
 
         ``kind`` is new, closed or changed for a socket (``listening`` counts new
         sockets that wait for peers, :func:`~sockdiff.ssview.is_listening`), and
@@ -158,7 +158,7 @@ class Diff:
         return counts
 
     def counted(self, fail_on: Iterable[str]) -> int:
-        """How many differences ``--fail-on`` counts (see :data:`FAIL_ON`)."""
+        """How many differences ``fail_on`` counts (see :data:`FAIL_ON`)."""
         counts = self.counter(fail_on)
         total = (
             sum(counts("new", s) for s in self.opened)
@@ -176,8 +176,12 @@ class Diff:
         return total
 
 
-def parse_fields(text: str | None, what: str = "--fields") -> tuple[str, ...]:
-    """``--fields``: a comma list replacing the default, ``+NAME`` adding to it, or ``all``."""
+def parse_fields(text: str | None, what: str = "fields") -> tuple[str, ...]:
+    """``fields`` as text: a comma list replacing the default, ``+NAME`` adding to it, or ``all``.
+
+    An unknown name raises :class:`~sockdiff.errors.UsageError` naming ``what``
+    (the command line passes its option's name).
+    """
     if not text:
         return DEFAULT_FIELDS
     chosen: list[str] = []
@@ -196,7 +200,7 @@ def parse_fields(text: str | None, what: str = "--fields") -> tuple[str, ...]:
 
 
 def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ...]:
-    """What the library takes for ``fields``: a comma list as ``--fields`` takes it,
+    """What the library takes for ``fields``: a comma list as :func:`parse_fields` takes it,
     or a list of field names; anything else, or a name that is no field, raises
     :class:`~sockdiff.errors.UsageError` naming ``what``.
 
@@ -217,12 +221,19 @@ def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ..
     return tuple(dict.fromkeys(value))
 
 
-def parse_fail_on(text: str) -> tuple[str, ...]:
-    """``--fail-on``: a comma list of any, new, closed, changed, listening, interfaces, routes."""
+def parse_fail_on(text: str, what: str = "fail_on") -> tuple[str, ...]:
+    """``fail_on`` as text: a comma list of any, new, closed, changed, listening, interfaces, routes.
+
+    An unknown kind raises :class:`~sockdiff.errors.UsageError` naming ``what``
+    (the command line passes its option's name).
+
+    >>> parse_fail_on("new, routes"), parse_fail_on("")
+    (('new', 'routes'), ('any',))
+    """
     kinds = tuple(item.strip() for item in text.split(",") if item.strip())
     for kind in kinds:
         if kind not in FAIL_ON:
-            raise UsageError(f"unknown --fail-on kind {kind!r} (choose from {', '.join(FAIL_ON)})")
+            raise UsageError(f"unknown {what} kind {kind!r} (choose from {', '.join(FAIL_ON)})")
     return kinds or ("any",)
 
 
@@ -417,10 +428,10 @@ def diff(
     ``ignore`` drops every socket difference involving a socket it matches
     (either side of a change); ``only`` keeps just those involving one it
     matches. ``fields`` names the socket fields compared, and ``counters`` the
-    interfaces' counters (a list of names, or a comma list as ``--fields``
+    interfaces' counters (a list of names, or a comma list as :func:`parse_fields`
     takes); an unknown name raises :class:`~sockdiff.errors.UsageError`.
     ``ignore`` and ``only`` each take a filter expression
-    (as ``--ignore`` and ``--only``), a predicate such as
+    (:mod:`sockdiff.filter`'s language), a predicate such as
     :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
     holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
     """

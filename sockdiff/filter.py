@@ -754,9 +754,9 @@ def compile_filter(text: str) -> Predicate:
     Raises :class:`~sockdiff.errors.BadFilter`, naming the offending token and its
     column, when the expression is malformed.
 
-    >>> from sockdiff.model import Inet
-    >>> listener = Socket("tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22),
-    ...                   Inet("0.0.0.0", 0), 7, 0, 0, 128, ())
+    >>> from sockdiff.model import inet
+    >>> listener = Socket("tcp", "inet", "stream", "LISTEN", inet("0.0.0.0", 22),
+    ...                   inet("0.0.0.0", 0), 7, 0, 0, 128, ())
     >>> compile_filter("sport = :22 and state listening")(listener)
     True
     >>> compile_filter("src 10.0.0.0/8 or dport > :1024")(listener)
@@ -772,14 +772,14 @@ def compile_verdict(text: str) -> Verdict:
     where the record leaves a value the expression reads unknown.
 
     Unknown is no processes (``process``, ``pid``), no uid, or no device
-    (``dev``): a snapshot taken with ``--no-processes``, or read from /proc,
+    (``dev``): a snapshot taken without processes, or read from /proc,
     cannot say. ``not`` keeps unknown unknown; ``and`` is False when any side
     is, ``or`` True when any side is (Kleene's logic). This is how a comparison
     narrows a snapshot to a scope it was not taken in: null never narrows.
 
-    >>> from sockdiff.model import Inet
-    >>> unowned = Socket("tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 80),
-    ...                  Inet("0.0.0.0", 0), 7, 0, 0, 128, ())
+    >>> from sockdiff.model import inet
+    >>> unowned = Socket("tcp", "inet", "stream", "LISTEN", inet("0.0.0.0", 80),
+    ...                  inet("0.0.0.0", 0), 7, 0, 0, 128, ())
     >>> [compile_verdict(text)(unowned) for text in ("process nginx", "not process nginx",
     ...  "process nginx or sport = :80", "process nginx and sport = :22")]
     [None, None, True, False]
@@ -813,7 +813,7 @@ def compile_filter_for(text: str, processes: bool) -> Predicate:
 def compile_filters(texts: Sequence[str]) -> Predicate | None:
     """One predicate that holds when any of the expressions does; None for none.
 
-    This is how a list of ``--ignore`` expressions is applied.
+    This is how a list of ``ignore`` expressions is applied.
     """
     tests = [compile_filter(text) for text in texts]
     if not tests:
@@ -828,13 +828,13 @@ def as_predicate(
 ) -> Predicate | None:
     """What the library takes for ``ignore`` and ``only``: a filter expression, a
     predicate over sockets (a compiled filter), or a list of either, which holds
-    when any does (as ``--ignore`` given twice); None or an empty list for none.
+    when any does (as :func:`compile_filters` joins them); None or an empty list for none.
 
     A malformed expression raises :class:`~sockdiff.errors.BadFilter`; anything
     else, :class:`~sockdiff.errors.UsageError` naming ``what``.
 
-    >>> from sockdiff.model import UnixName
-    >>> unix = Socket("unix", "unix", "stream", "LISTENING", UnixName("/run/a"), None, 9, 0, 0, 0, ())
+    >>> from sockdiff.model import unix_name
+    >>> unix = Socket("unix", "unix", "stream", "LISTENING", unix_name("/run/a"), None, 9, 0, 0, 0, ())
     >>> as_predicate("proto unix")(unix), as_predicate(["proto tcp", lambda s: s.inode == 9])(unix)
     (True, True)
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -36,18 +36,18 @@ __all__ = [
     "UNNUMBERED_TABLE",
     "Counters",
     "Endpoint",
-    "Inet",
     "Interface",
     "Nexthop",
     "Process",
     "Route",
     "Socket",
-    "UnixName",
-    "UnixPeer",
     "escape_name",
+    "inet",
     "make_socket",
     "nexthop_order",
     "unescape_name",
+    "unix_name",
+    "unix_peer",
 ]
 
 PROTOS: tuple[ProtoName, ...] = ("tcp", "udp", "raw", "unix")
@@ -191,17 +191,17 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, repr_omit_defaul
     peer_inode: Inode | msgspec.UnsetType = msgspec.UNSET
 
 
-def Inet(address: str, port: int) -> Endpoint:
+def inet(address: str, port: int) -> Endpoint:
     """An IP endpoint; for raw sockets ``port`` is the protocol number."""
     return Endpoint(address, port)
 
 
-def UnixName(path: str | None) -> Endpoint:
+def unix_name(path: str | None) -> Endpoint:
     """A UNIX socket's name: a path, ``@name`` when abstract, None when unnamed."""
     return Endpoint(path=path)
 
 
-def UnixPeer(peer_inode: int) -> Endpoint:
+def unix_peer(peer_inode: int) -> Endpoint:
     """The inode of a UNIX socket's peer, 0 when it has none."""
     return Endpoint(peer_inode=peer_inode)
 
@@ -243,12 +243,6 @@ class Socket(msgspec.Struct, frozen=True, gc=False):
     processes: tuple[Process, ...]
     interface: DeviceName | None = None
     v6only: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as it stands in a snapshot file."""
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        result["processes"] = list(result["processes"])
-        return result
 
 
 NO_PROCESSES: tuple[Process, ...] = ()

@@ -123,8 +123,15 @@ class Snapshot:
     file_bytes: bytes | bytearray | None = field(default=None, compare=False, repr=False)
 
     def why_not_taken(self) -> str:
-        """Why a section is None: the snapshot was taken without it, or predates sections."""
-        return "a version 1 file, from before sections" if self.version == 1 else "taken with --sections"
+        """Why a section is None: the file predates sections, or the snapshot was taken with the others only.
+
+        >>> Snapshot(None, (), None, ()).why_not_taken()
+        'taken with sockets and routes only'
+        """
+        if self.version == 1:
+            return "a version 1 file, from before sections"
+        taken = [name for name in ("sockets", "interfaces", "routes") if getattr(self, name) is not None]
+        return f"taken with {' and '.join(taken)} only" if taken else "taken with no section"
 
     def meta(self) -> dict[str, Any]:
         """Everything but the sections, as it stands in a file written now."""
@@ -174,7 +181,7 @@ class _Probe(msgspec.Struct):
 
 
 # Records encoded at a time: the file is written a batch at a time, so the encoded
-# text of 100k sockets (~22 MB, twice while it was split into lines) is never
+# text of 100k sockets (~22 MB, and as much again to split it into lines) is never
 # held whole beside the records.
 _BATCH = 2048
 

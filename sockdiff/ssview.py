@@ -1,7 +1,7 @@
 """ss's view rules: which sockets ``ss`` lists for its flags, and which it counts as listening.
 
 ``show`` and the filter language use them (``-l``, ``-a``, ``-t -4``, the
-state word ``connected``); the differ's ``--fail-on listening`` too.
+state word ``connected``); the differ's ``listening`` kind of ``fail_on`` too.
 """
 
 from __future__ import annotations

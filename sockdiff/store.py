@@ -7,7 +7,7 @@ may write to it, since a planted file would be taken for a baseline. It is
 held open once (:class:`Store`) and that descriptor is what is checked, listed,
 read and written in: never the path again. A name
 taken by time is claimed atomically (:func:`sockdiff.output.write_new`), so
-concurrent snapshots never overwrite each other; a name given with ``--name``
+concurrent snapshots never overwrite each other; a name given
 replaces the snapshot of that name. Names are plain words: no ``/`` (a name
 cannot leave the store), no suffix, and none of the source words ``live``,
 ``live:...`` and ``-``.
@@ -96,7 +96,7 @@ class StoredSnapshot:
 def check_name(name: str) -> None:
     """Refuse a name that is not a plain word the store can keep and a source can name."""
     if not name:
-        raise UsageError("the snapshot name is empty (leave --name out to name it by time)")
+        raise UsageError("the snapshot name is empty (give no name to name it by time)")
     if name in _SOURCE_WORDS or name.startswith("live:"):
         raise UsageError(f"{name!r} is a source word (live, live:BACKEND, -): choose another snapshot name")
     from .filter import starts_filter

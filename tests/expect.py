@@ -43,7 +43,7 @@ def differences(
     knows the bound device and IPV6_V6ONLY (inet_diag does, /proc does not, and
     says null); by default, as it knows UNIX peers.
     """
-    got = sock.to_dict()
+    got: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(sock))  # as a snapshot file holds it
     name = record.get("name", record["inode"])
     problems = [
         f"{name}: {key} {got[key]!r} != {record[key]!r}"

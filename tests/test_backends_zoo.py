@@ -27,7 +27,8 @@ BACKENDS = ["netlink", "proc"]
 
 
 def as_record(sock: Socket) -> dict[str, Any]:
-    return sock.to_dict()
+    record: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(sock))  # as a snapshot file holds it
+    return record
 
 
 def check_contract(sock: Socket) -> None:

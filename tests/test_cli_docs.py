@@ -76,7 +76,8 @@ def test_the_console_script_turns_the_collector_back_on() -> None:
     [
         (["show", "--bogus"], "No such option"),
         (["show", "sport", "="], "bad filter"),
-        (["compare", "--fail-on", "sometimes", "live", "live"], "'sometimes'"),
+        (["compare", "--fail-on", "sometimes", "live", "live"], "unknown --fail-on kind 'sometimes'"),
+        (["compare", "--fields", "colour", "live", "live"], "unknown field 'colour' for --fields"),
         (["snapshot", "--backend", "carrier-pigeon", "-o", "-"], "unknown backend"),
         (["show", "--format", "xml"], "unknown format"),
         (["snapshot", "--netns", "sockdiff-no-such-ns", "-o", "-"], "no network namespace"),

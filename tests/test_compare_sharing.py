@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_snapshot_file import sample
 
-from sockdiff import BadSnapshot, Inet, Snapshot, Socket, diff, save
+from sockdiff import BadSnapshot, Snapshot, Socket, diff, inet, save
 from sockdiff.snapshots import dumps, loads
 
 A = sample()
@@ -118,8 +118,8 @@ def _time_wait(port: int, send_q: int) -> Socket:
         "inet",
         "stream",
         "TIME_WAIT",
-        Inet("10.0.0.1", 80),
-        Inet("10.0.0.2", port),
+        inet("10.0.0.1", 80),
+        inet("10.0.0.2", port),
         0,
         0,
         0,

@@ -7,14 +7,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from sockdiff import BadConfig, BadFilter, Inet, Socket
+from sockdiff import BadConfig, BadFilter, Socket, inet
 from sockdiff.cli import main
 from sockdiff.config import load_defaults
 from sockdiff.filter import MAX_DEPTH, compile_filter
 from sockdiff.formats.notation import local_text
 
 LISTENER = Socket(
-    "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 22), Inet("0.0.0.0", 0), 7, 0, 0, 128, ()
+    "tcp", "inet", "stream", "LISTEN", inet("0.0.0.0", 22), inet("0.0.0.0", 0), 7, 0, 0, 128, ()
 )
 
 
@@ -86,6 +86,6 @@ def test_watch_intervals_out_of_range(capsys: pytest.CaptureFixture[str], interv
 @pytest.mark.parametrize("address", ["1.2.3.4\x00", "not-an-ip", "::1\x00x", ""])
 def test_resolving_an_address_that_is_not_one_shows_it_as_it_is(address: str) -> None:
     """show -r of a damaged file: no lookup of a NUL (ValueError) nor of a host name."""
-    sock = msgspec.structs.replace(LISTENER, local=Inet(address, 80))
+    sock = msgspec.structs.replace(LISTENER, local=inet(address, 80))
     shown = local_text(sock, resolve=True)
     assert "\x00" not in shown and address.replace("\x00", "\\x00") in shown

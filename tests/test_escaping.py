@@ -99,7 +99,8 @@ def test_every_text_report_keeps_a_difference_on_one_line() -> None:
 
     from test_snapshot_file import sample
 
-    from sockdiff import Process, UnixName, diff, report
+    from sockdiff import Process, diff, report
+    from sockdiff import unix_name as unix_endpoint
     from sockdiff.formats.items import items
     from sockdiff.formats.text import item_line
 
@@ -110,7 +111,9 @@ def test_every_text_report_keeps_a_difference_on_one_line() -> None:
         for s in before.sockets
     ]
     forged.append(
-        msgspec.structs.replace(before.sockets[-1], local=UnixName("/tmp/x\n+ tcp LISTEN *:22"), inode=99)
+        msgspec.structs.replace(
+            before.sockets[-1], local=unix_endpoint("/tmp/x\n+ tcp LISTEN *:22"), inode=99
+        )
     )
     result = diff(before, dataclasses.replace(before, sockets=tuple(forged)))
     lines = [item_line(item) for item in items(result, ("any",))]
@@ -216,7 +219,7 @@ def test_escape_leaves_no_command(name: str) -> None:
 
 def test_interface_and_route_lines_escape_once() -> None:
     """A record's names carry their backslashes doubled: compare shows them as show -i does."""
-    from sockdiff import Inet, Interface, Route, Socket
+    from sockdiff import Interface, Route, Socket, inet
     from sockdiff.formats.netstat import interface_table
     from sockdiff.formats.notation import interface_line, local_text, route_line
 
@@ -225,7 +228,7 @@ def test_interface_and_route_lines_escape_once() -> None:
     assert interface_table([link], header=False).startswith("bad\\xff ")
     route = Route("inet", 254, "unicast", "10.0.0.0/24", None, "bad\\xff", 0, None, None)
     assert " dev bad\\xff " in route_line(route)
-    bound = Socket("udp", "inet", "dgram", "CLOSE", Inet("0.0.0.0", 53), Inet("0.0.0.0", 0), 9, 0, 0, 0, ())
+    bound = Socket("udp", "inet", "dgram", "CLOSE", inet("0.0.0.0", 53), inet("0.0.0.0", 0), 9, 0, 0, 0, ())
     bound = msgspec.structs.replace(bound, interface="bad\\xff")
     assert local_text(bound) == "0.0.0.0%bad\\xff:53"  # a socket's bound device, as ss -l shows it
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 from test_differ import snap
 
@@ -27,6 +29,26 @@ def test_all_is_exactly_the_public_names() -> None:
         assert value is not None, name
         if callable(value):
             assert value.__doc__, f"sockdiff.{name} has no docstring"
+
+
+def test_type_checkers_see_the_names_the_lookup_serves() -> None:
+    """The imports for type checkers bind exactly ``__all__``, each from the module it is served from."""
+    tree = ast.parse(Path(sockdiff.__file__).read_text())
+    block = next(
+        node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    )
+    imported: dict[str, str] = {}  # bound name -> module
+    for node in block.body:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+            for target in node.targets:
+                assert isinstance(target, ast.Name)
+                imported[target.id] = imported.pop(node.value.id)
+    served = {name: f"{module}.{attribute}" for name, (module, attribute) in sockdiff._EXPORTS.items()}
+    assert imported == {name: served[name] for name in served if name != "__version__"}
+    assert set(sockdiff.__all__) == set(served)
 
 
 def test_errors_are_one_family() -> None:
@@ -63,8 +85,8 @@ def test_compare_takes_snapshots_and_report_renders_them() -> None:
         "inet",
         "stream",
         "LISTEN",
-        sockdiff.Inet("127.0.0.1", 8080),
-        sockdiff.Inet("0.0.0.0", 0),
+        sockdiff.inet("127.0.0.1", 8080),
+        sockdiff.inet("0.0.0.0", 0),
         5,
         0,
         0,

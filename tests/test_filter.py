@@ -10,7 +10,8 @@ import pytest
 import sockdiff.filter
 from sockdiff.errors import BadFilter, UsageError
 from sockdiff.filter import compile_filter, compile_filters, filter_keywords
-from sockdiff.model import FamilyName, Inet, Process, ProtoName, Socket, TypeName, UnixName, UnixPeer
+from sockdiff.model import FamilyName, Process, ProtoName, Socket, TypeName, unix_name, unix_peer
+from sockdiff.model import inet as inet_endpoint
 
 INET_STATES = [
     "ESTABLISHED",
@@ -47,8 +48,8 @@ def inet(
         family,
         "dgram" if proto == "udp" else "raw" if proto == "raw" else "stream",
         state,
-        Inet(*local),
-        None if remote is None else Inet(*remote),
+        inet_endpoint(*local),
+        None if remote is None else inet_endpoint(*remote),
         4242,
         uid,
         0,
@@ -65,7 +66,9 @@ def unix(
     uid: int | None = 0,
     processes: tuple[Process, ...] = (),
 ) -> Socket:
-    return Socket("unix", "unix", sock_type, state, UnixName(path), UnixPeer(77), 4343, uid, 0, 0, processes)
+    return Socket(
+        "unix", "unix", sock_type, state, unix_name(path), unix_peer(77), 4343, uid, 0, 0, processes
+    )
 
 
 def matches(expression: str, sock: Socket) -> bool:

@@ -17,13 +17,13 @@ from junitparser import Failure, JUnitXml
 from lxml import etree
 from test_differ import snap, tcp, unix
 
-from sockdiff import Inet, Process, Socket, UnixName, UnixPeer, UsageError, save
+from sockdiff import Process, Socket, UsageError, inet, save, unix_name, unix_peer
 from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
 from sockdiff.snapshots import Scope
 
-PEER = Inet("127.0.0.1", 5000)
+PEER = inet("127.0.0.1", 5000)
 
 
 def sample() -> Diff:
@@ -45,8 +45,8 @@ def named(name: str) -> Socket:
         "unix",
         "stream",
         "LISTENING",
-        UnixName(name),
-        UnixPeer(0),
+        unix_name(name),
+        unix_peer(0),
         40,
         0,
         0,
@@ -112,8 +112,8 @@ def test_text_marks_what_fail_on_counted() -> None:
 
 
 def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
-    old = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(7), 3, 0, 0, 0, ()))
-    new = snap(Socket("unix", "unix", "stream", "CONNECTED", UnixName("/s"), UnixPeer(8), 3, 0, 0, 0, ()))
+    old = snap(Socket("unix", "unix", "stream", "CONNECTED", unix_name("/s"), unix_peer(7), 3, 0, 0, 0, ()))
+    new = snap(Socket("unix", "unix", "stream", "CONNECTED", unix_name("/s"), unix_peer(8), 3, 0, 0, 0, ()))
     line = report(diff(old, new, fields=["remote"]), "text").splitlines()[0]
     assert line.endswith("remote: * 7 → * 8"), line
     assert "Endpoint" not in line and "peer_inode" not in line

@@ -19,7 +19,7 @@ import pytest
 from made import HEADER
 
 import sockdiff.formats
-from sockdiff import Inet, Process, Socket, UnixName, UnixPeer
+from sockdiff import Process, Socket, inet, unix_name, unix_peer
 from sockdiff.differ import diff
 from sockdiff.formats import (
     EventChoice,
@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED: dict[str, str] = json.loads((ROOT / "fixtures" / "formats" / "outputs.json").read_text())
 STAMP = "2026-12-01T11:54:51.451Z"
 
-ANY = Inet("0.0.0.0", 0)
+ANY = inet("0.0.0.0", 0)
 LISTENER = Socket(
     "tcp",
     "inet",
     "stream",
     "LISTEN",
-    Inet("127.0.0.1", 8080),
+    inet("127.0.0.1", 8080),
     ANY,
     41,
     1000,
@@ -59,8 +59,8 @@ V6 = Socket(
     "inet6",
     "dgram",
     "UNCONN",
-    Inet("::", 5353),
-    Inet("::", 0),
+    inet("::", 5353),
+    inet("::", 0),
     42,
     0,
     0,
@@ -69,15 +69,15 @@ V6 = Socket(
     v6only=True,
 )
 CONN = Socket(
-    "tcp", "inet", "stream", "ESTABLISHED", Inet("10.0.0.2", 22), Inet("10.0.0.9", 50000), 43, 0, 0, 36, ()
+    "tcp", "inet", "stream", "ESTABLISHED", inet("10.0.0.2", 22), inet("10.0.0.9", 50000), 43, 0, 0, 36, ()
 )
 UNIX = Socket(
     "unix",
     "unix",
     "stream",
     "LISTENING",
-    UnixName("/run/a b.sock"),
-    UnixPeer(0),
+    unix_name("/run/a b.sock"),
+    unix_peer(0),
     44,
     0,
     0,
@@ -89,7 +89,7 @@ CLOSED = Socket(
     "inet",
     "stream",
     "LISTEN",
-    Inet("0.0.0.0", 6379),
+    inet("0.0.0.0", 6379),
     ANY,
     45,
     0,
@@ -98,7 +98,7 @@ CLOSED = Socket(
     (Process(901, "redis-server", 6),),
 )
 SHORT = Socket(
-    "tcp", "inet", "stream", "CLOSE", Inet("127.0.0.1", 54282), Inet("127.0.0.1", 7000), 0, 0, None, None, ()
+    "tcp", "inet", "stream", "CLOSE", inet("127.0.0.1", 54282), inet("127.0.0.1", 7000), 0, 0, None, None, ()
 )
 LO = Interface(
     "lo",
@@ -266,9 +266,11 @@ KERNEL_MODULES = (
     "sockdiff.backends.netlink.framing",
     "sockdiff.backends.netlink.sockets",
     "sockdiff.backends.netlink.links",
+    "sockdiff.backends.netlink.routes",
     "sockdiff.backends.netlink.events",
     "sockdiff.backends.proc.sockets",
     "sockdiff.backends.proc.links",
+    "sockdiff.backends.proc.routes",
     "sockdiff.processes",
     "sockdiff.proctree",
     "sockdiff.netns",

@@ -461,13 +461,13 @@ MEANT = {"error", "warning", "notice"}
 
 
 def _unix_record(name: str, inode: int, owner: str) -> Socket:
-    from sockdiff.model import UnixName, UnixPeer, escape_name
+    from sockdiff.model import escape_name, unix_name, unix_peer
 
     path = escape_name(b"\0" + name.encode()) if inode % 2 else escape_name(b"/" + name.encode())
     # A process name is kept as /proc shows it, its backslashes doubled (processes.py).
     process = Process(inode, owner.replace("\\", "\\\\"), 3)
     return Socket(
-        "unix", "unix", "stream", "LISTENING", UnixName(path), UnixPeer(0), inode, 0, 0, 0, (process,)
+        "unix", "unix", "stream", "LISTENING", unix_name(path), unix_peer(0), inode, 0, 0, 0, (process,)
     )
 
 

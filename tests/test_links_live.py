@@ -22,7 +22,9 @@ from linkzoo import ODD_NAME_TEXT, build_network, interfaces_from_ip, ip_json, k
 from netns import netns_exec_argv, private_netns
 
 from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.netlink import routes as rtnetlink_routes
 from sockdiff.backends.proc import links as procnet
+from sockdiff.backends.proc import routes as procnet_routes
 from sockdiff.model import (
     COUNTER_NAMES,
     RT_TABLE_LOCAL,
@@ -86,7 +88,7 @@ def test_netlink_interfaces_are_ip_links(network: str) -> None:
 
 def test_netlink_routes_are_ip_routes(network: str) -> None:
     with entered(network):
-        routes = rtnetlink.read_routes()
+        routes = rtnetlink_routes.read_routes()
     shown = routes_from_ip(ip_json(network, "-d", "-4", "route", "show", "table", "all"), "inet")
     shown += routes_from_ip(ip_json(network, "-d", "-6", "route", "show", "table", "all"), "inet6")
     assert sorted(routes, key=route_key) == sorted(shown, key=route_key)
@@ -146,8 +148,8 @@ def test_proc_backend_in_a_thread_entered_namespace(network: str) -> None:
         before = rtnetlink.read_interfaces()
         interfaces = procnet.read_interfaces()
         after = rtnetlink.read_interfaces()
-        netlink_routes = rtnetlink.read_routes()
-        proc_routes = procnet.read_routes()
+        netlink_routes = rtnetlink_routes.read_routes()
+        proc_routes = procnet_routes.read_routes()
     compare_backends(interfaces, before, after)
     assert {i.operstate for i in interfaces} == {None}
     assert by_name(interfaces)["va"].mac == by_name(before)["va"].mac
@@ -157,10 +159,12 @@ def test_proc_backend_in_a_thread_entered_namespace(network: str) -> None:
 _BOTH = """
 import sys, msgspec
 from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.netlink import routes as rtnetlink_routes
 from sockdiff.backends.proc import links as procnet
+from sockdiff.backends.proc import routes as procnet_routes
 sys.stdout.buffer.write(msgspec.json.encode(
     [rtnetlink.read_interfaces(), procnet.read_interfaces(), rtnetlink.read_interfaces(),
-     rtnetlink.read_routes(), procnet.read_routes()]))
+     rtnetlink_routes.read_routes(), procnet_routes.read_routes()]))
 """
 
 
@@ -279,7 +283,7 @@ def test_an_older_proc_snapshot_says_it_holds_ipv6s_main_table_only(network: str
     assert sockdiff("snapshot", "-o", str(path), "--backend", "proc", netns=network).returncode == 0
     document = json.loads(path.read_text())
     assert document["sources"]["routes"] == "proc (IPv4 main table only)"
-    # As sockdiff wrote it before it read every IPv6 table of ipv6_route.
+    # An older file: what sockdiff wrote before it read every IPv6 table of ipv6_route.
     document["sources"]["routes"] = "proc (main table)"
     document["routes"] = [r for r in document["routes"] if r["table"] == 254]
     path.write_text(json.dumps(document))

@@ -17,8 +17,10 @@ from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_
 
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.netlink import routes as rtnetlink_routes
 from sockdiff.backends.netnames import interface_name
 from sockdiff.backends.proc import links as procnet
+from sockdiff.backends.proc import routes as procnet_routes
 from sockdiff.model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Route
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"
@@ -51,7 +53,7 @@ def netlink_interfaces() -> list[Interface]:
 
 def netlink_routes() -> list[Route]:
     names = {link.index: link.name for link in rtnetlink.decode_links(recorded("links"))}
-    return rtnetlink.decode_routes(recorded("routes4"), names) + rtnetlink.decode_routes(
+    return rtnetlink_routes.decode_routes(recorded("routes4"), names) + rtnetlink_routes.decode_routes(
         recorded("routes6"), names
     )
 
@@ -84,7 +86,7 @@ def test_if_inet6_holds_the_ipv6_addresses() -> None:
 
 
 def test_proc_routes_are_ipv4_main_and_every_ipv6_table_with_what_proc_knows() -> None:
-    routes = procnet.routes_from(proc_file("route"), proc_file("fib_trie"), proc_file("ipv6_route"))
+    routes = procnet_routes.routes_from(proc_file("route"), proc_file("fib_trie"), proc_file("ipv6_route"))
     netlink = netlink_routes()
     # /proc/net/route: the main table; ipv6_route: every table, only main and local told by number.
     seen = [r for r in netlink if r.family == "inet" and r.table == 254]
@@ -104,29 +106,31 @@ def test_proc_routes_are_ipv4_main_and_every_ipv6_table_with_what_proc_knows() -
 
 
 def test_ipv6_tables_split_where_defaults_and_null_entries_end_them() -> None:
-    def row(text: str, metric: int, flags: int = procnet.RTF_UP) -> procnet.Ipv6RouteRow:
+    def row(text: str, metric: int, flags: int = procnet_routes.RTF_UP) -> procnet_routes.Ipv6RouteRow:
         net, _, length = text.partition("/")
-        return procnet.Ipv6RouteRow(
+        return procnet_routes.Ipv6RouteRow(
             socket.inet_pton(socket.AF_INET6, net), int(length), None, metric, flags, b"va"
         )
 
-    null = row("::/0", 0xFFFFFFFF, procnet.RTF_REJECT | procnet.RTF_NONEXTHOP)
+    null = row("::/0", 0xFFFFFFFF, procnet_routes.RTF_REJECT | procnet_routes.RTF_NONEXTHOP)
     # table 7 holds only a default route; main two default routes; local nothing.
     rows = [row("::/0", 2048), row("fd01::/64", 1024), row("::/0", 100), row("::/0", 1024), null]
-    assert procnet.ipv6_main_table(rows) == rows[1:4]
+    assert procnet_routes.ipv6_main_table(rows) == rows[1:4]
     # Two tables of default routes only, told apart by the metric falling back.
     rows = [row("::/0", 2048), row("::/0", 100), null]
-    assert procnet.ipv6_main_table(rows) == rows[1:2]
+    assert procnet_routes.ipv6_main_table(rows) == rows[1:2]
 
 
 def test_fib_trie_is_read_only_for_tables_it_can_be_read_quickly(tmp_path: Path) -> None:
     """Past FIB_TRIE_MAX_ROUTES IPv4 routes, fib_trie (quadratic to read) is left alone: types unknown."""
-    small = procnet.read_routes(str(FIXTURES / "proc"))
+    small = procnet_routes.read_routes(str(FIXTURES / "proc"))
     assert all(r.type is not None and r.scope is not None for r in small if r.family == "inet")
     header, first = proc_file("route").split(b"\n")[:2]
-    (tmp_path / "route").write_bytes(header + b"\n" + (first + b"\n") * (procnet.FIB_TRIE_MAX_ROUTES + 1))
+    (tmp_path / "route").write_bytes(
+        header + b"\n" + (first + b"\n") * (procnet_routes.FIB_TRIE_MAX_ROUTES + 1)
+    )
     for name in ("fib_trie", "ipv6_route"):
         (tmp_path / name).write_bytes(proc_file(name))
-    big = [r for r in procnet.read_routes(str(tmp_path)) if r.family == "inet"]
-    assert len(big) == procnet.FIB_TRIE_MAX_ROUTES + 1
+    big = [r for r in procnet_routes.read_routes(str(tmp_path)) if r.family == "inet"]
+    assert len(big) == procnet_routes.FIB_TRIE_MAX_ROUTES + 1
     assert {(r.type, r.scope) for r in big} == {(None, None)}

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from sockdiff.backends.netlink import events, framing
-from sockdiff.backends.netlink import links as rtnetlink
+from sockdiff.backends.netlink import routes as rtnetlink_routes
 
 RTM_NEWROUTE = 24
 
@@ -21,11 +21,11 @@ def _route_message(attribute: bytes) -> bytes:
 
 
 def test_an_attribute_past_its_message_fails_an_rtnetlink_dump() -> None:
-    whole = _route_message(struct.pack("=HHI", 8, rtnetlink.RTA_OIF, 1))
-    assert len(rtnetlink.decode_routes(framing.Dump([(whole, len(whole))]), {})) == 1
-    past = _route_message(struct.pack("=HHI", 12, rtnetlink.RTA_OIF, 1))  # says 12, holds 8
+    whole = _route_message(struct.pack("=HHI", 8, rtnetlink_routes.RTA_OIF, 1))
+    assert len(rtnetlink_routes.decode_routes(framing.Dump([(whole, len(whole))]), {})) == 1
+    past = _route_message(struct.pack("=HHI", 12, rtnetlink_routes.RTA_OIF, 1))  # says 12, holds 8
     with pytest.raises(framing.DumpFailed):
-        rtnetlink.decode_routes(framing.Dump([(past, len(past))]), {})
+        rtnetlink_routes.decode_routes(framing.Dump([(past, len(past))]), {})
 
 
 def test_a_message_past_its_datagram_fails_the_event_listener_too() -> None:

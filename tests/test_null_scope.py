@@ -20,7 +20,7 @@ from cli import sockdiff
 from netns import netns_exec_argv
 
 from sockdiff.filter import compile_verdict
-from sockdiff.model import Inet, Process, Socket
+from sockdiff.model import Process, Socket, inet
 from sockdiff.netns import entered
 
 
@@ -82,15 +82,15 @@ def test_a_device_filter_against_proc(netns: str, tmp_path: Path) -> None:
 
 def test_unknown_stays_unknown_under_not() -> None:
     unowned = Socket(
-        "tcp", "inet", "stream", "LISTEN", Inet("0.0.0.0", 80), Inet("0.0.0.0", 0), 7, None, 0, 0, ()
+        "tcp", "inet", "stream", "LISTEN", inet("0.0.0.0", 80), inet("0.0.0.0", 0), 7, None, 0, 0, ()
     )
     owned = Socket(
         "tcp",
         "inet",
         "stream",
         "LISTEN",
-        Inet("0.0.0.0", 80),
-        Inet("0.0.0.0", 0),
+        inet("0.0.0.0", 80),
+        inet("0.0.0.0", 0),
         7,
         0,
         0,

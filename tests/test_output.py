@@ -38,7 +38,7 @@ def run_with(argv: list[str], **streams: int) -> subprocess.CompletedProcess[byt
 
 
 def test_a_device_is_written_through_never_replaced(tmp_path: Path) -> None:
-    """``-o /dev/null`` as root once replaced the machine's /dev/null with a file (here: a copy of it)."""
+    """``-o /dev/null`` as root writes to the device, never replaces it with a file (here: a copy of it)."""
     null = tmp_path / "null"
     os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     save(sample(), str(null))

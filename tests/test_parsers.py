@@ -21,7 +21,7 @@ from expect import differences, locate
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import Endpoint, Inet, Process, Socket
+from sockdiff.model import Endpoint, Process, Socket, inet
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
 EXPECTED: list[dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text())
@@ -153,12 +153,12 @@ def test_repeated_sockets_are_dropped() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (b"0100007F:0016", Inet("127.0.0.1", 22)),
-        (b"00000000000000000000000001000000:01BB", Inet("::1", 443)),
-        (b"0000000000000000FFFF00000100007F:1F90", Inet("::ffff:127.0.0.1", 8080)),
-        (b"000080FE00000000000000000100000A:0035", Inet("fe80::a00:1", 53)),
-        (b"000080FE000000000000000001000000:0035", Inet("fe80::1", 53)),
-        (b"00000000000000000000000000000000:0000", Inet("::", 0)),
+        (b"0100007F:0016", inet("127.0.0.1", 22)),
+        (b"00000000000000000000000001000000:01BB", inet("::1", 443)),
+        (b"0000000000000000FFFF00000100007F:1F90", inet("::ffff:127.0.0.1", 8080)),
+        (b"000080FE00000000000000000100000A:0035", inet("fe80::a00:1", 53)),
+        (b"000080FE000000000000000001000000:0035", inet("fe80::1", 53)),
+        (b"00000000000000000000000000000000:0000", inet("::", 0)),
     ],
 )
 def test_decode_address(text: bytes, expected: Endpoint) -> None:

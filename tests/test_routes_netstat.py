@@ -14,7 +14,7 @@ import pytest
 from cli import one_line_error, sockdiff
 from netns import netns_exec_argv
 
-from sockdiff.backends.proc import links as procnet
+from sockdiff.backends.proc import routes as procnet_routes
 
 
 def ip(netns: str, *commands: str) -> None:
@@ -117,7 +117,7 @@ def test_an_ipv4_route_via_an_ipv6_gateway_is_netstats_from_both_backends(netns:
 def test_reject_routes_past_fib_tries_limit_are_netstats(netns: str, tmp_path: Path) -> None:
     """Past FIB_TRIE_MAX_ROUTES /proc cannot type a route, but its flags still say reject."""
     veth(netns)
-    count = procnet.FIB_TRIE_MAX_ROUTES + 50
+    count = procnet_routes.FIB_TRIE_MAX_ROUTES + 50
     routes = [f"route add 11.{i >> 8 & 0xFF}.{i & 0xFF}.0/24 via 10.9.0.2" for i in range(count)]
     ip(netns, *routes, "route add unreachable 13.0.0.0/8", "route add prohibit 14.0.0.1/32")
     expected = netstat(netns, "-rn")

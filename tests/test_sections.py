@@ -12,7 +12,7 @@ import pytest
 from cli import sockdiff
 from made import HEADER
 
-from sockdiff import Inet, Snapshot, Socket, save
+from sockdiff import Snapshot, Socket, inet, save
 from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields
 from sockdiff.errors import BadSnapshot
 from sockdiff.formats import report
@@ -21,7 +21,7 @@ from sockdiff.model import Counters, Interface, Nexthop, Route
 from sockdiff.snapshots import EVERYTHING, Scope, load
 
 LISTENER = Socket(
-    "tcp", "inet", "stream", "LISTEN", Inet("127.0.0.1", 80), Inet("0.0.0.0", 0), 7, 0, 0, 0, ()
+    "tcp", "inet", "stream", "LISTEN", inet("127.0.0.1", 80), inet("0.0.0.0", 0), 7, 0, 0, 0, ()
 )
 
 
@@ -205,8 +205,8 @@ def test_fail_on_counts_sections() -> None:
 
 def test_scope_narrows_sockets_of_both_sides() -> None:
     """One side covered TCP on port 80: the other's UDP sockets and other TCP ports are not compared."""
-    udp = Socket("udp", "inet", "dgram", "CLOSE", Inet("127.0.0.1", 53), Inet("0.0.0.0", 0), 8, 0, 0, 0, ())
-    other = msgspec.structs.replace(LISTENER, local=Inet("127.0.0.1", 81), inode=9)
+    udp = Socket("udp", "inet", "dgram", "CLOSE", inet("127.0.0.1", 53), inet("0.0.0.0", 0), 8, 0, 0, 0, ())
+    other = msgspec.structs.replace(LISTENER, local=inet("127.0.0.1", 81), inode=9)
     narrow = msgspec.structs.replace(HEADER, scope=Scope(("tcp", "unix"), "sport = :80"))
     old = Snapshot(narrow, (LISTENER,), (), ())
     new = Snapshot(HEADER, (LISTENER, udp, other), (), ())
@@ -320,8 +320,8 @@ def test_compare_notes_the_sections_one_side_did_not_take(tmp_path: Path) -> Non
     result = sockdiff("compare", str(only_interfaces), str(only_sockets))
     assert (result.returncode, result.stdout) == (0, "0 new, 0 closed, 0 changed\n")
     assert result.stderr == (
-        f"sockdiff: note: not compared: sockets ({only_interfaces} has none: taken with --sections),"
-        f" interfaces ({only_sockets} has none: taken with --sections)\n"
+        f"sockdiff: note: not compared: sockets ({only_interfaces} has none: taken with interfaces only),"
+        f" interfaces ({only_sockets} has none: taken with sockets only)\n"
     )
     # Sections both took, or both left out, need no note.
     assert sockdiff("compare", str(only_sockets), str(only_sockets)).stderr == ""

@@ -17,16 +17,16 @@ from cli import one_line_error, sockdiff
 
 from sockdiff import (
     BadSnapshot,
-    Inet,
     Process,
     Snapshot,
     Socket,
-    UnixName,
-    UnixPeer,
     WriteError,
     __version__,
+    inet,
     load,
     save,
+    unix_name,
+    unix_peer,
 )
 from sockdiff.model import Counters, Interface, Route
 from sockdiff.snapshots import EVERYTHING, Header, Scope, dumps, loads
@@ -39,8 +39,8 @@ def sample() -> Snapshot:
             "inet",
             "stream",
             "LISTEN",
-            Inet("127.0.0.1", 80),
-            Inet("0.0.0.0", 0),
+            inet("127.0.0.1", 80),
+            inet("0.0.0.0", 0),
             11,
             0,
             0,
@@ -52,8 +52,8 @@ def sample() -> Snapshot:
             "inet6",
             "stream",
             "TIME_WAIT",
-            Inet("::ffff:127.0.0.1", 80),
-            Inet("::ffff:127.0.0.1", 5000),
+            inet("::ffff:127.0.0.1", 80),
+            inet("::ffff:127.0.0.1", 5000),
             0,
             0,
             0,
@@ -61,10 +61,20 @@ def sample() -> Snapshot:
             (),
         ),
         Socket(
-            "unix", "unix", "stream", "LISTENING", UnixName("/run/a b.sock"), UnixPeer(0), 12, None, 0, 5, ()
+            "unix",
+            "unix",
+            "stream",
+            "LISTENING",
+            unix_name("/run/a b.sock"),
+            unix_peer(0),
+            12,
+            None,
+            0,
+            5,
+            (),
         ),
-        Socket("unix", "unix", "dgram", "UNCONNECTED", UnixName("@x\\xff"), None, 13, None, None, None, ()),
-        Socket("unix", "unix", "dgram", "UNCONNECTED", UnixName(None), None, 14, None, None, None, ()),
+        Socket("unix", "unix", "dgram", "UNCONNECTED", unix_name("@x\\xff"), None, 13, None, None, None, ()),
+        Socket("unix", "unix", "dgram", "UNCONNECTED", unix_name(None), None, 14, None, None, None, ()),
     )
     interfaces = (
         Interface(

@@ -195,7 +195,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("spelling", ["same", "symlink", "dotted", "hardlink", "stdin"])
 def test_a_report_never_lands_on_an_input(pair: tuple[Path, Path], tmp_path: Path, spelling: str) -> None:
-    """``compare b.json a.json --report json=b.json`` replaced the baseline with a diff: now one
+    """``compare b.json a.json --report json=b.json`` would replace the baseline with a diff: it is one
     line, exit 2, before any report is written (the one asked first too), the input as it was."""
     old, new = pair
     target = str(old)
@@ -625,7 +625,7 @@ def test_a_report_onto_standard_output_is_refused(
 def test_one_file_named_twice_by_report_is_refused(
     pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second: str
 ) -> None:
-    """``--report json=x.json --report junit=./x.json``: the second replaced the first."""
+    """``--report json=x.json --report junit=./x.json``: refused, where the second would replace the first."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "link").symlink_to("x.json")
     result = sockdiff(

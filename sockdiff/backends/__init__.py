@@ -100,9 +100,9 @@ def _netlink_interfaces(net_dir: str) -> list[Interface]:
 
 
 def _netlink_routes(net_dir: str) -> list[Route]:
-    from .netlink import links
+    from .netlink import routes
 
-    return links.read_routes()
+    return routes.read_routes()
 
 
 def _proc_interfaces(net_dir: str) -> list[Interface]:
@@ -112,9 +112,9 @@ def _proc_interfaces(net_dir: str) -> list[Interface]:
 
 
 def _proc_routes(net_dir: str) -> list[Route]:
-    from .proc import links
+    from .proc import routes
 
-    return links.read_routes(net_dir)
+    return routes.read_routes(net_dir)
 
 
 # (backend, section) -> the reader and what ``sources`` calls it. rtnetlink

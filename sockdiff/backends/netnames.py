@@ -1,8 +1,9 @@
 """The kernel's numbers for interfaces and routes, and the one place their records are built.
 
-Both interface and route backends (:mod:`.rtnetlink`, :mod:`.procnet`) name
-flags, states, types, scopes and protocols from these tables, and format
-hardware addresses and prefixes here, so the two agree value for value.
+Both backends' interface and route readers (:mod:`.netlink.links`,
+:mod:`.netlink.routes`, :mod:`.proc.links`, :mod:`.proc.routes`) name flags,
+states, types, scopes and protocols from these tables, and format hardware
+addresses and prefixes here, so the two agree value for value.
 """
 
 from __future__ import annotations

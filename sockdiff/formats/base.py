@@ -28,7 +28,7 @@ Section = Literal["sockets", "interfaces", "routes"]
 class ReportOptions:
     """How to write a report.
 
-    ``fail_on``: the kinds ``--fail-on`` counts (a counted difference is a JUnit
+    ``fail_on``: the kinds of difference counted (a counted difference is a JUnit
     failure, a GitHub error; the others are passing cases and warnings).
     ``colour``: ANSI colours in text (only ever on a terminal).
     """

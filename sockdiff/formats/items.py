@@ -1,7 +1,7 @@
 """The differences of a diff as a flat list of items, in report order.
 
 Every line-oriented format (text, JUnit, GitHub, markdown) walks this one list,
-so they agree on order, wording and on which differences ``--fail-on`` counts.
+so they agree on order, wording and on which differences ``fail_on`` counts.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Item:
 
     ``section``: sockets, interfaces or routes. ``kind``: new, closed or changed
     (sockets), added, removed or changed (interfaces, routes). ``counted``:
-    whether ``--fail-on`` counts it.
+    whether ``fail_on`` counts it.
     """
 
     section: str

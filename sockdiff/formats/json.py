@@ -98,7 +98,7 @@ def _section(section: SectionDiff[Any] | None) -> dict[str, Any] | None:
 
 class JsonFormat(DiffFormat):
     def render(self, result: Diff, options: ReportOptions) -> str:
-        del options  # the document holds every difference; --fail-on only sets the exit code
+        del options  # the document holds every difference; fail_on only sets the exit code
         return inert(msgspec.json.encode(document(result))).decode() + "\n"
 
 

@@ -2,7 +2,7 @@
 
 ``<testsuites>`` holds one ``<testsuite name="sockdiff">``; each difference is a
 ``<testcase classname="sockdiff.SECTION">`` that carries a ``<failure>`` when
-``--fail-on`` counts it. With no difference there is one passing test case, so
+``fail_on`` counts it. With no difference there is one passing test case, so
 a report always shows that the check ran.
 """
 

@@ -341,7 +341,7 @@ def interface_line(interface: Interface) -> str:
     return escape(" ".join(parts), backslash=False)  # a record's name: its backslashes are doubled
 
 
-# A line names main and local (253, RT_TABLE_DEFAULT, stays a number, as it always was here).
+# A line names main and local; any other table, 253 (RT_TABLE_DEFAULT) too, stays a number.
 _TABLE_NAMES = {RT_TABLE_MAIN: "main", RT_TABLE_LOCAL: "local"}
 
 

@@ -1,6 +1,6 @@
 """``text``: one line a difference (``+`` new, ``-`` closed, ``~`` changed), then a summary; watch's lines.
 
-When ``--fail-on`` counts some kinds only, a difference it counts ends in
+When ``fail_on`` counts some kinds only, a difference it counts ends in
 ``  [counted]``, as the other formats tell a failure from a warning. The mark
 follows the line's last column, which always ends in a socket's own text (an
 inode, a port, an owner's closing parenthesis, a value), so no name can forge

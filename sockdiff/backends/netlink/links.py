@@ -1,6 +1,6 @@
-"""Interfaces and routes from rtnetlink: RTM_GETLINK, RTM_GETADDR and RTM_GETROUTE dumps.
+"""Interfaces from rtnetlink: RTM_GETLINK and RTM_GETADDR dumps.
 
-pyroute2 builds the requests (its ``rtgenmsg``, ``ifaddrmsg`` and ``rtmsg``,
+pyroute2 builds the requests (its ``rtgenmsg`` and ``ifaddrmsg``,
 imported without pyroute2's package ``__init__``: see :mod:`sockdiff._pyroute2`);
 the replies are decoded here with :mod:`struct`, as the sock_diag backend does,
 reading only the attributes the records hold: pyroute2's message objects parse
@@ -15,7 +15,6 @@ thread: :mod:`sockdiff.netns`).
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import socket
@@ -25,17 +24,13 @@ from socket import AF_INET, AF_INET6
 from typing import TypeVar
 
 from ...errors import BackendUnavailable
-from ...model import Counters, Interface, Nexthop, Route
+from ...model import Counters, Interface
 from ..netnames import (
     OPERSTATES,
-    ROUTE_TYPES,
     hardware_address,
     interface_name,
     make_counters,
     make_interface,
-    make_route,
-    protocol_name,
-    scope_name,
 )
 from .framing import (
     ATTEMPTS,
@@ -45,7 +40,6 @@ from .framing import (
     Dump,
     DumpFailed,
     Messages,
-    align,
     attributes,
     open_dump_socket,
 )
@@ -54,21 +48,18 @@ __all__ = [
     "Link",
     "address_request",
     "build_interfaces",
+    "build_request",
     "decode_addresses",
     "decode_links",
-    "decode_routes",
+    "dump",
     "link_request",
     "open_socket",
     "read_interfaces",
-    "read_routes",
-    "route_request",
 ]
 
 
 RTM_GETLINK = 18
 RTM_GETADDR = 22
-RTM_GETROUTE = 26
-RTM_F_CLONED = 0x200
 
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -77,34 +68,20 @@ IFLA_OPERSTATE = 16
 IFLA_STATS64 = 23
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
-RTA_DST = 1
-RTA_OIF = 4
-RTA_GATEWAY = 5
-RTA_PRIORITY = 6
-RTA_METRICS = 8
-RTA_MULTIPATH = 9
-RTA_TABLE = 15
-RTA_VIA = 18
-RTAX_WINDOW = 3
-RTAX_RTT = 4
-RTAX_ADVMSS = 8
 
 _LINK = struct.Struct("=16xBxHiII")  # nlmsghdr + struct ifinfomsg
 _ADDR = struct.Struct("=16xBBBBi")  # nlmsghdr + struct ifaddrmsg
-_ROUTE = struct.Struct("=16xBBBBBBBBI")  # nlmsghdr + struct rtmsg
-_NEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop
 _U32 = struct.Struct("=I")
-_U16 = struct.Struct("=H")
 # The head of struct rtnl_link_stats64: rx/tx packets, bytes, errors, dropped,
 # multicast, collisions, six rx error kinds (length, over, crc, frame, fifo,
 # missed), then tx aborted, carrier and fifo errors.
 _STATS64 = struct.Struct("=19Q")
 _LINK_SIZE = 32
 _ADDR_SIZE = 24
-_ROUTE_SIZE = 28
 
 
-def _request(module: str, message: str, fields: Mapping[str, int], kind: int, seq: int) -> bytes:
+def build_request(module: str, message: str, fields: Mapping[str, int], kind: int, seq: int) -> bytes:
+    """A dump request of ``kind``: pyroute2's ``message`` from ``module`` with ``fields`` set."""
     from ..._pyroute2 import module as pyroute2_module
 
     request = getattr(pyroute2_module(module), message)()
@@ -124,23 +101,12 @@ def link_request(seq: int) -> bytes:
     (rtnl_dump_ifinfo), not a struct ifinfomsg: pyroute2's ifinfmsg module imports
     a plugin for every link kind (3-14 ms), its rtgenmsg next to nothing.
     """
-    return _request("netlink.rtnl.rtgenmsg", "rtgenmsg", {"family": 0}, RTM_GETLINK, seq)
+    return build_request("netlink.rtnl.rtgenmsg", "rtgenmsg", {"family": 0}, RTM_GETLINK, seq)
 
 
 def address_request(family: int, seq: int) -> bytes:
     """A dump request for every address of one family."""
-    return _request("netlink.rtnl.ifaddrmsg", "ifaddrmsg", {"family": family}, RTM_GETADDR, seq)
-
-
-def route_request(family: int, seq: int) -> bytes:
-    """A dump request for the routes of every table of one family.
-
-    Without RTM_F_CLONED in the request the kernel leaves IPv6's cached routes
-    (route exceptions: PMTU, redirects) out, as ``ip route`` does and as
-    /proc/net/ipv6_route always does, so both backends report the routing tables
-    only.
-    """
-    return _request("netlink.rtnl.rtmsg", "rtmsg", {"family": family}, RTM_GETROUTE, seq)
+    return build_request("netlink.rtnl.ifaddrmsg", "ifaddrmsg", {"family": family}, RTM_GETADDR, seq)
 
 
 def _counters(buffer: bytes | bytearray, start: int, end: int) -> Counters | None:
@@ -252,116 +218,6 @@ def decode_addresses(messages: Messages) -> dict[int, list[str]]:
     return found
 
 
-def _gateway(family: int, buffer: bytes | bytearray, kind: int, start: int, stop: int) -> str | None:
-    if kind == RTA_GATEWAY:
-        return socket.inet_ntop(family, bytes(buffer[start:stop]))
-    # RTA_VIA: a gateway of another family (an IPv4 route through an IPv6 neighbour).
-    via_family = _U16.unpack_from(buffer, start)[0]
-    return socket.inet_ntop(via_family, bytes(buffer[start + 2 : stop]))
-
-
-def _nexthops(
-    family: int, buffer: bytes | bytearray, start: int, end: int
-) -> list[tuple[int, str | None, int]]:
-    """(ifindex, gateway, weight) of each struct rtnexthop in RTA_MULTIPATH."""
-    hops = []
-    while start + _NEXTHOP.size <= end:
-        length, _flags, weight_less_one, ifindex = _NEXTHOP.unpack_from(buffer, start)
-        if length < _NEXTHOP.size or start + length > end:
-            raise DumpFailed(errno.EBADMSG)  # a next hop past its attribute
-        gateway = None
-        for kind, payload, stop in attributes(buffer, start + _NEXTHOP.size, start + length):
-            if kind in (RTA_GATEWAY, RTA_VIA):
-                gateway = _gateway(family, buffer, kind, payload, stop)
-        hops.append((ifindex, gateway, weight_less_one + 1))
-        start += align(length)
-    return hops
-
-
-def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
-    """The routes in RTM_NEWROUTE replies, in the kernel's order.
-
-    ``names`` maps interface indexes to names. The table is RTA_TABLE (rtm_table
-    holds only 8 bits); a route without RTA_PRIORITY has metric 0, as ip shows
-    it. An IPv4 multipath route is one record: its first next hop (all that
-    /proc/net/route shows of it) as gateway and dev, every hop in ``nexthops``.
-    IPv6 gets one record a next hop, as the kernel keeps them as separate routes
-    (so does /proc/net/ipv6_route). Cached routes
-    (RTM_F_CLONED) are left out.
-    """
-    routes = []
-    unpack_route = _ROUTE.unpack_from
-    unpack_u32 = _U32.unpack_from
-    # Few distinct gateways: each written out once (a router holds ~1M routes).
-    gateways: dict[bytes, str] = {}
-    for buffer, offset, end in messages:
-        family, dst_len, _src_len, _tos, table, protocol, scope, kind, flags = unpack_route(buffer, offset)
-        if family not in (AF_INET, AF_INET6) or flags & RTM_F_CLONED:
-            continue
-        destination = bytes(16 if family == AF_INET6 else 4)
-        gateway = None
-        oif = metric = advmss = window = rtt = 0
-        hops: list[tuple[int, str | None, int]] = []
-        for attr, payload, stop in attributes(buffer, offset + _ROUTE_SIZE, end):
-            if attr == RTA_DST:
-                destination = bytes(buffer[payload:stop])
-            elif attr == RTA_OIF:
-                oif = unpack_u32(buffer, payload)[0]
-            elif attr == RTA_GATEWAY:
-                packed = bytes(buffer[payload:stop])
-                gateway = gateways.get(packed)
-                if gateway is None:
-                    gateway = gateways[packed] = socket.inet_ntop(family, packed)
-            elif attr == RTA_VIA:
-                gateway = _gateway(family, buffer, attr, payload, stop)
-            elif attr == RTA_PRIORITY:
-                metric = unpack_u32(buffer, payload)[0]
-            elif attr == RTA_TABLE:
-                table = unpack_u32(buffer, payload)[0]
-            elif attr == RTA_MULTIPATH:
-                hops = _nexthops(family, buffer, payload, stop)
-            elif attr == RTA_METRICS:
-                for metric_kind, value_start, _ in attributes(buffer, payload, stop):
-                    if metric_kind == RTAX_ADVMSS:
-                        advmss = unpack_u32(buffer, value_start)[0]
-                    elif metric_kind == RTAX_WINDOW:
-                        window = unpack_u32(buffer, value_start)[0]
-                    elif metric_kind == RTAX_RTT:
-                        rtt = unpack_u32(buffer, value_start)[0]
-        nexthops = None
-        if not hops:
-            hops = [(oif, gateway, 1)]
-        elif family == AF_INET:
-            nexthops = tuple(
-                Nexthop(via, names.get(index) if index else None, weight) for index, via, weight in hops
-            )
-            hops = hops[:1]
-        type_name = ROUTE_TYPES[kind] if kind < len(ROUTE_TYPES) else str(kind)
-        protocol_text = protocol_name(protocol)
-        scope_text = scope_name(scope)
-        for ifindex, hop_gateway, _weight in hops:
-            routes.append(
-                make_route(
-                    family,
-                    table,
-                    type_name,
-                    destination,
-                    dst_len,
-                    hop_gateway,
-                    names.get(ifindex) if ifindex else None,
-                    metric,
-                    protocol_text,
-                    scope_text,
-                    # As /proc/net/route and netstat -rn show them (fib_route_seq_show).
-                    advmss + 40 if advmss else 0,
-                    window,
-                    rtt >> 3,
-                    nexthops,
-                )
-            )
-    return routes
-
-
 def open_socket() -> socket.socket:
     """A NETLINK_ROUTE socket in the calling thread's network namespace."""
     return open_dump_socket(NETLINK_ROUTE)
@@ -370,25 +226,21 @@ def open_socket() -> socket.socket:
 T = TypeVar("T")
 
 
-def _dump(
+def dump(
     sock: socket.socket, what: str, request: Callable[[int], bytes], decode: Callable[[Messages], T]
 ) -> T:
     """One dump, decoded; redone while the kernel flags it NLM_F_DUMP_INTR (then kept as is)."""
     for attempt in range(1, ATTEMPTS + 1):
-        dump = Dump.request(sock, request(attempt))
+        replies = Dump.request(sock, request(attempt))
         try:
-            result = decode(dump)
+            result = decode(replies)
         except DumpFailed as failure:
             raise BackendUnavailable(
                 f"rtnetlink dump of {what} failed: {os.strerror(failure.code)}"
             ) from failure
-        if not dump.interrupted:
+        if not replies.interrupted:
             break
     return result
-
-
-def _names(sock: socket.socket) -> dict[int, str]:
-    return {link.index: link.name for link in _dump(sock, "links", link_request, decode_links)}
 
 
 def build_interfaces(links: Iterable[Link], addresses: Mapping[int, Iterable[str]]) -> list[Interface]:
@@ -411,25 +263,10 @@ def build_interfaces(links: Iterable[Link], addresses: Mapping[int, Iterable[str
 def read_interfaces() -> list[Interface]:
     """Every interface of the calling thread's namespace, with its addresses and counters."""
     with open_socket() as sock:
-        links = _dump(sock, "links", link_request, decode_links)
+        links = dump(sock, "links", link_request, decode_links)
         addresses: dict[int, list[str]] = {}
         for family in (AF_INET, AF_INET6):
-            found = _dump(sock, "addresses", functools.partial(address_request, family), decode_addresses)
+            found = dump(sock, "addresses", functools.partial(address_request, family), decode_addresses)
             for index, texts in found.items():
                 addresses.setdefault(index, []).extend(texts)
     return build_interfaces(links, addresses)
-
-
-def read_routes() -> list[Route]:
-    """Every route of every table of the calling thread's namespace, IPv4 then IPv6."""
-    with open_socket() as sock:
-        names = _names(sock)
-        routes: list[Route] = []
-        for family in (AF_INET, AF_INET6):
-            routes += _dump(
-                sock,
-                "routes",
-                functools.partial(route_request, family),
-                functools.partial(decode_routes, names=names),
-            )
-    return routes
