@@ -10,7 +10,7 @@ It fills a private network namespace with real loopback TCP connections held by
 worker processes, times each sockdiff command against the tool it stands in for
 (runs alternate, A B A B ..., and the medians are quoted), in the empty namespace
 and at every size of ``--sizes``, times ``compare`` of two snapshots and the CPU
-``watch -i 1`` uses, and judges issue 11's goals. The report goes to stdout as
+``watch -i 1`` uses, and judges issue 21's goals. The report goes to stdout as
 markdown; ``--json`` writes the same as JSON, ``--readme`` puts the goal table
 into README.md.
 

@@ -59,8 +59,11 @@ def compare(
     def read(source: str | Snapshot, facing: Snapshot | None) -> Snapshot:
         if isinstance(source, Snapshot):
             return source
-        if facing is None or not _is_live(source):
+        if facing is None:
             return open_source(source, netns=netns, text_options=text_options, all_netns=all_netns)
+        if not _is_live(source):
+            # sharing its unchanged records
+            return open_source(source, netns=netns, like=facing, text_options=text_options)
         if all_netns or facing.namespaces is not None:
             return open_source(source, like=facing, all_netns=True)
         return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)

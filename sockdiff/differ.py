@@ -684,8 +684,17 @@ def _diff_sockets(
     old_places: Places | None = None,
     new_places: Places | None = None,
 ) -> tuple[list[Socket], list[Socket], list[Change[Socket]]]:
-    """Opened, closed and changed sockets, unsorted; with ``*_places``, each within its namespace."""
+    """Opened, closed and changed sockets, unsorted; with ``*_places``, each within its namespace.
+
+    A record object on both sides (a file read sharing the other's unchanged
+    records: :func:`~sockdiff.snapshots.loads`) is unchanged, and is left out
+    before any pairing, once for each time it stands on both sides. So where
+    several sockets share an identity (inode-0 TIME-WAIT sockets), those whose
+    records stand on both sides count as unchanged, even where pairing them in
+    order would have paired them crosswise and called both changed.
+    """
     with gc_paused():
+        old_sockets, new_sockets = _unshared(old_sockets, new_sockets)
         old_keys = _identities(old_sockets)
         new_keys = _identities(new_sockets)
         if old_places is not None and new_places is not None:
@@ -735,6 +744,32 @@ def _diff_sockets(
             if names:
                 changed.append(Change(before, after, names))
     return opened, closed, changed
+
+
+def _unshared(olds: Sequence[Socket], news: Sequence[Socket]) -> tuple[Sequence[Socket], Sequence[Socket]]:
+    """Both sides without the record objects they share (one for one: a record twice
+    on one side and once on the other is left once on the first)."""
+    old_ids = set(map(id, olds))
+    new_ids = set(map(id, news))
+    common = old_ids & new_ids
+    if not common:
+        return olds, news
+    if len(old_ids) == len(olds) and len(new_ids) == len(news):  # each record once a side
+        return [s for s in olds if id(s) not in common], [s for s in news if id(s) not in common]
+    # Some record stands more than once on a side: as many times as it stands on both.
+    shared = Counter(id(s) for s in olds if id(s) in common) & Counter(id(s) for s in news if id(s) in common)
+    return _dropped(olds, shared.copy()), _dropped(news, shared)
+
+
+def _dropped(socks: Sequence[Socket], counts: Counter[int]) -> list[Socket]:
+    """``socks`` without the first ``counts[id(sock)]`` of each (``counts`` is used up)."""
+    rest = []
+    for sock in socks:
+        if counts[id(sock)] > 0:
+            counts[id(sock)] -= 1
+        else:
+            rest.append(sock)
+    return rest
 
 
 _INTERFACE_KEY: Callable[[Interface], Hashable] = operator.attrgetter("name")

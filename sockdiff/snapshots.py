@@ -141,6 +141,9 @@ class Snapshot:
     version: int = field(default=VERSION, compare=False)  # the file's format version
     # Every namespace read, in a snapshot of every one (--all-netns); None: one namespace.
     namespaces: tuple[Namespace, ...] | None = None
+    # The (decompressed) bytes :func:`loads` read it from, None when taken live:
+    # loads(like=) finds the records another file shares with this one in them.
+    file_bytes: bytes | bytearray | None = field(default=None, compare=False, repr=False)
 
     def why_not_taken(self) -> str:
         """Why a section is None: the file predates sections, or the snapshot was taken with the others only.
@@ -180,6 +183,18 @@ class _DocumentV1(Header, frozen=True, kw_only=True):
     version: Literal[1]
     scope: Scope = EVERYTHING
     sockets: tuple[Socket, ...]
+
+
+class _RawDocument(_Document, frozen=True, kw_only=True):
+    """A version 2 file with each socket record left as its JSON bytes (see :func:`_sharing`)."""
+
+    sockets: tuple[msgspec.Raw, ...] | None  # type: ignore[assignment]
+
+
+class _RawSockets(msgspec.Struct):
+    """Just the socket records of a file, each as its JSON bytes."""
+
+    sockets: tuple[msgspec.Raw, ...] | None = None
 
 
 class _Probe(msgspec.Struct):
@@ -304,13 +319,20 @@ def _route_problem(route: Route) -> str | None:
     return route_problem(route) or route_word_problem(route)
 
 
-def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapshot:
+def loads(
+    data: bytes | bytearray, origin: str, limit: int = MAX_SIZE, *, like: Snapshot | None = None
+) -> Snapshot:
     """Parse a snapshot file's bytes (gzip or not); ``origin`` names it in errors.
 
     msgspec checks every field of every record while it reads, so a record
     missing a field or holding the wrong type is refused with its place (e.g.
     ``$.sockets[4].inode``); then each record's endpoints and state must fit its
     family and protocol. More than ``limit`` bytes, compressed or not, is refused.
+
+    ``like``: a snapshot read from a file that this one will be compared with.
+    A socket record written byte for byte as one of its records is then that
+    record object, checked already (the differ takes a record on both sides for
+    unchanged without looking further); the result is the same snapshot.
     """
 
     def bad(reason: str) -> BadSnapshot:
@@ -327,6 +349,11 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
             raise bad("broken gzip data") from None
     if not data or data.isspace():  # isspace stops at the first other byte; strip would copy
         raise bad("empty file")
+
+    if like is not None and like.file_bytes is not None and like.sockets:
+        shared = _sharing(data, origin, like.file_bytes, like.sockets)
+        if shared is not None:
+            return shared
 
     def check_probe(probe: _Probe) -> None:
         if probe.format is None:
@@ -368,50 +395,12 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
     problem = _header_problem(document)
     if problem is not None:
         raise bad(problem)
-    checks: tuple[tuple[str, Sequence[Any] | None, Callable[[Any], str | None]], ...] = (
-        ("sockets", document.sockets, record_problem),
-        ("interfaces", None if isinstance(document, _DocumentV1) else document.interfaces, interface_problem),
-        ("routes", None if isinstance(document, _DocumentV1) else document.routes, _route_problem),
-    )
-    for section, records, check in checks:
-        for index, record in enumerate(records or ()):
-            problem = check(record)
-            if problem is not None:
-                raise bad(f"{problem}, at $.{section}[{index}]")
-    # Every device name the kernel allows, and no other (most sockets are bound to none).
-    for section, records, _ in checks:
-        for index, record in enumerate(records or ()):
-            if section == "sockets" and record.interface is None:
-                continue
-            for place, name in device_names(record):
-                problem = device_name_problem(name)
-                if problem is not None:
-                    raise bad(f"{problem}, at $.{section}[{index}]{place}")
-    # UNIX names and process names as sockdiff writes them (escape_name), and no other.
-    for index, sock in enumerate(document.sockets or ()):
-        path = sock.local.path
-        if isinstance(path, str):
-            problem = unix_name_problem(path)
-            if problem is not None:
-                raise bad(f"{problem}, at $.sockets[{index}].local.path")
-        for number, process in enumerate(sock.processes):
-            problem = process_name_problem(process.name)
-            if problem is not None:
-                raise bad(f"{problem}, at $.sockets[{index}].processes[{number}].name")
-    # A namespace holds one device of a name (routes may repeat: `ip route append`).
-    if not isinstance(document, _DocumentV1):
-        named: set[tuple[int | None, str]] = set()
-        for index, interface in enumerate(document.interfaces or ()):
-            key = (netns_of(interface), interface.name)
-            if key in named:
-                raise bad(f"interface {interface.name!r} is listed twice, at $.interfaces[{index}].name")
-            named.add(key)
-    found = address_problem(document.sockets or ())
-    if found is not None:
-        raise bad(f"{found[1]}, at $.sockets[{found[0]}]")
+    problem = _records_problem(document, document.sockets or ())
+    if problem is not None:
+        raise bad(problem)
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
     if isinstance(document, _DocumentV1):
-        return Snapshot(header, document.sockets, origin=origin, version=1)
+        return Snapshot(header, document.sockets, origin=origin, version=1, file_bytes=data)
     problem = _namespace_problem(document)
     if problem is not None:
         raise bad(problem)
@@ -422,7 +411,57 @@ def loads(data: bytes | bytearray, origin: str, limit: int = MAX_SIZE) -> Snapsh
         document.routes,
         origin=origin,
         namespaces=document.namespaces,
+        file_bytes=data,
     )
+
+
+def _records_problem(
+    document: _Document | _DocumentV1 | _RawDocument, sockets: Sequence[Socket]
+) -> str | None:
+    """What the records of ``document`` (its socket records: ``sockets``) hold that types cannot
+    say and sockdiff never writes, with its place; None when nothing."""
+    checks: tuple[tuple[str, Sequence[Any] | None, Callable[[Any], str | None]], ...] = (
+        ("sockets", sockets, record_problem),
+        ("interfaces", None if isinstance(document, _DocumentV1) else document.interfaces, interface_problem),
+        ("routes", None if isinstance(document, _DocumentV1) else document.routes, _route_problem),
+    )
+    for section, records, check in checks:
+        for index, record in enumerate(records or ()):
+            problem = check(record)
+            if problem is not None:
+                return f"{problem}, at $.{section}[{index}]"
+    # Every device name the kernel allows, and no other (most sockets are bound to none).
+    for section, records, _ in checks:
+        for index, record in enumerate(records or ()):
+            if section == "sockets" and record.interface is None:
+                continue
+            for place, name in device_names(record):
+                problem = device_name_problem(name)
+                if problem is not None:
+                    return f"{problem}, at $.{section}[{index}]{place}"
+    # UNIX names and process names as sockdiff writes them (escape_name), and no other.
+    for index, sock in enumerate(sockets):
+        path = sock.local.path
+        if isinstance(path, str):
+            problem = unix_name_problem(path)
+            if problem is not None:
+                return f"{problem}, at $.sockets[{index}].local.path"
+        for number, process in enumerate(sock.processes):
+            problem = process_name_problem(process.name)
+            if problem is not None:
+                return f"{problem}, at $.sockets[{index}].processes[{number}].name"
+    # A namespace holds one device of a name (routes may repeat: `ip route append`).
+    if not isinstance(document, _DocumentV1):
+        named: set[tuple[int | None, str]] = set()
+        for index, interface in enumerate(document.interfaces or ()):
+            key = (netns_of(interface), interface.name)
+            if key in named:
+                return f"interface {interface.name!r} is listed twice, at $.interfaces[{index}].name"
+            named.add(key)
+    found = address_problem(sockets)
+    if found is not None:
+        return f"{found[1]}, at $.sockets[{found[0]}]"
+    return None
 
 
 def _namespace_problem(document: _Document) -> str | None:
@@ -450,6 +489,56 @@ def _namespace_problem(document: _Document) -> str | None:
                     f"`netns` {inode} is no namespace listed in `namespaces`, at $.{section}[{index}].netns"
                 )
     return None
+
+
+def _sharing(
+    data: bytes | bytearray, origin: str, other: bytes | bytearray, others: Sequence[Socket]
+) -> Snapshot | None:
+    """:func:`loads` of a version 2 file, each socket record that ``other`` (a file
+    whose records are ``others``, in order) holds byte for byte taken from there.
+
+    The records of its own are decoded and checked one by one. None at the first
+    thing that is not so (any failure, any finding of the checks): :func:`loads`
+    then reads the file whole, and says what is wrong as it says it of any file.
+    """
+    try:
+        with gc_paused():
+            document = msgspec.json.decode(data, type=_RawDocument)
+            if document.sockets is None:
+                return None
+            theirs = msgspec.json.decode(other, type=_RawSockets).sockets or ()
+            if len(theirs) != len(others):
+                return None
+            # Each of their records is taken once at most: a record written twice is
+            # two records here too (the differ tells records apart by object).
+            known: dict[bytes, Socket] = {}
+            again: dict[bytes, list[Socket]] = {}  # records written more than once: the later ones
+            for raw, sock in zip(theirs, others, strict=True):
+                key = bytes(raw)
+                if known.setdefault(key, sock) is not sock:
+                    again.setdefault(key, []).append(sock)
+            decode = msgspec.json.Decoder(Socket).decode
+            sockets: list[Socket] = []
+            fresh: list[Socket] = []
+            for raw in document.sockets:
+                key = bytes(raw)
+                found = known.pop(key, None)
+                if found is None:
+                    found = decode(raw)
+                    fresh.append(found)
+                elif again.get(key):
+                    known[key] = again[key].pop()
+                sockets.append(found)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    if _header_problem(document) is not None or _records_problem(document, fresh) is not None:
+        return None
+    header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
+    if document.namespaces is not None:
+        return None  # a snapshot of every namespace is read whole
+    return Snapshot(
+        header, tuple(sockets), document.interfaces, document.routes, origin=origin, file_bytes=data
+    )
 
 
 def _header_problem(header: Header) -> str | None:
@@ -604,11 +693,17 @@ def _read_bounded(source: Any, limit: int) -> bytes:
     return data
 
 
-def load(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], limit: int = MAX_SIZE) -> Snapshot:
+def load(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    limit: int = MAX_SIZE,
+    *,
+    like: Snapshot | None = None,
+) -> Snapshot:
     """Read a snapshot file (``-``: standard input).
 
     ``path`` is what :func:`open` takes (text, bytes or :class:`os.PathLike`);
-    anything else raises :class:`~sockdiff.errors.UsageError`.
+    anything else raises :class:`~sockdiff.errors.UsageError`. ``like``: as
+    :func:`loads` takes it.
     """
     if not isinstance(path, str | bytes | os.PathLike):
         kind = type(path).__name__
@@ -616,7 +711,7 @@ def load(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], limit: int =
     given = os.fspath(path)
     name = given if isinstance(given, str) else os.fsdecode(given)
     if name == "-":
-        return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit)
+        return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit, like=like)
     if "\0" in name:  # no file has such a name; open() would raise ValueError
         raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
     try:
@@ -624,4 +719,4 @@ def load(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], limit: int =
             data = _read_bounded(source, limit)
     except OSError as err:
         raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
-    return loads(data, name, limit)
+    return loads(data, name, limit, like=like)

@@ -60,7 +60,7 @@ def _read(name: str) -> tuple[bytes, datetime.datetime]:
     return data, datetime.datetime.fromtimestamp(mtime, datetime.UTC)
 
 
-def _load(name: str, tool: str | None, text: TextOptions) -> Snapshot:
+def _load(name: str, tool: str | None, text: TextOptions, like: Snapshot | None = None) -> Snapshot:
     """A snapshot file, or a saved listing (``tool``, else ``--input-format`` for ``-``, else its header)."""
     from .saved import detect, read_listing
 
@@ -71,7 +71,7 @@ def _load(name: str, tool: str | None, text: TextOptions) -> Snapshot:
     if tool is None and data[:2] != b"\x1f\x8b" and data.lstrip()[:1] != b"{":
         tool = detect(data[:65536].decode("utf-8", "surrogateescape"))
     if tool is None:
-        return loads(data, origin)
+        return loads(data, origin, like=like)
     if len(data) > MAX_SIZE:
         raise BadSnapshot(f"{origin}: a listing larger than {MAX_SIZE >> 20} MiB")
     return read_listing(data.decode("utf-8", "surrogateescape"), origin, mtime, tool, text.lenient)
@@ -118,8 +118,9 @@ def open_source(
 
     ``sections`` narrows what a live source reads (default: every section);
     ``like`` reads a live source within the scope and sections of that snapshot,
-    the way one would compare with it (every namespace when it holds every one);
-    ``all_netns`` reads every namespace.
+    the way one would compare with it (every namespace when it holds every one),
+    and a file sharing that snapshot's unchanged records
+    (:func:`~sockdiff.snapshots.loads`); ``all_netns`` reads every namespace.
     """
     if text in LIVE:
         backend = text.partition(":")[2] or "auto"
@@ -143,14 +144,14 @@ def open_source(
             f"unknown live backend {text.partition(':')[2]!r} (sources: live, live:netlink, live:proc)"
         )
     if text == "-":
-        return _load(text, None, text_options)
+        return _load(text, None, text_options, like)
     tool, colon, path = text.partition(":")
     if colon and f"{tool}:" in _TOOL_PREFIXES and not _is_file(text):
-        return _load(path, tool, text_options)
+        return _load(path, tool, text_options, like)
     stored = store.find(text)
     if _is_file(text):
         try:
-            return _load(text, None, text_options)
+            return _load(text, None, text_options, like)
         except BadSnapshot as err:
             if stored is None:
                 raise
@@ -158,7 +159,7 @@ def open_source(
                 f"{err} (the file {text} shadows the stored snapshot {text!r}: to read that, give {stored})"
             ) from err
     if stored is not None:
-        found = store.load(text)  # read through the store held and checked, not by its path again
+        found = store.load(text, like)  # read through the store held and checked, not by its path again
         if found is not None:
             return found
     if os.path.isdir(text):

@@ -219,8 +219,11 @@ class Store:
         found = _TAKEN_AT.search(head)
         return found[1].decode("utf-8", "backslashreplace") if found else None
 
-    def load(self, name: str) -> Snapshot | None:
-        """The stored snapshot ``name``, read through the store held; None when there is none."""
+    def load(self, name: str, like: Snapshot | None = None) -> Snapshot | None:
+        """The stored snapshot ``name``, read through the store held; None when there is none.
+
+        ``like``: as :func:`~sockdiff.snapshots.loads` takes it.
+        """
         from .snapshots import MAX_SIZE, loads
 
         file = f"{name}{SUFFIX}"
@@ -238,7 +241,7 @@ class Store:
                 data = source.read(MAX_SIZE + 1)
             except OSError as err:
                 raise BadSnapshot(f"{where}: cannot read: {err.strerror}") from err
-        return loads(data, str(where), MAX_SIZE)
+        return loads(data, str(where), MAX_SIZE, like=like)
 
 
 def _hold(create: bool) -> Store | None:
@@ -336,13 +339,16 @@ def find(name: str) -> Path | None:
         return held.path / f"{name}{SUFFIX}"
 
 
-def load(name: str) -> Snapshot | None:
-    """The stored snapshot ``name``, read through the store held open (checked on its descriptor)."""
+def load(name: str, like: Snapshot | None = None) -> Snapshot | None:
+    """The stored snapshot ``name``, read through the store held open (checked on its descriptor).
+
+    ``like``: as :func:`~sockdiff.snapshots.loads` takes it.
+    """
     held = _held_with(name)
     if held is None:
         return None
     with held:
-        return held.load(name)
+        return held.load(name, like)
 
 
 def newest_snapshot() -> Snapshot:

@@ -36,6 +36,7 @@ from .backends.netlink.events import (
     Listener,
     SectionChanged,
 )
+from .backends.netlink.sockets import Reuse, reusing
 from .differ import Diff, diff, identity
 from .errors import BackendUnavailable
 from .model import PROTOS, Socket
@@ -172,6 +173,8 @@ class Watch:
         self.deaf: str | None = None
         self._listener: Listener | None = None
         self._owners = OwnerTracker() if processes else None
+        # Each poll's sock_diag records, for the next poll to take again where unchanged.
+        self._reuse = Reuse()
 
     def _wanted(self, sock: Socket) -> bool:
         if self.ignore is not None and self.ignore(sock):
@@ -180,13 +183,14 @@ class Watch:
 
     def _take(self, sections: Sequence[str]) -> Snapshot:
         tracker = self._owners
-        taken = take(
-            backend=self.backend,
-            netns=self.netns,
-            protos=self.protos,
-            sections=sections,
-            owners=tracker.owners if tracker is not None else {},
-        )
+        with reusing(self._reuse):
+            taken = take(
+                backend=self.backend,
+                netns=self.netns,
+                protos=self.protos,
+                sections=sections,
+                owners=tracker.owners if tracker is not None else {},
+            )
         # Resolved once: a fallback from netlink to /proc is warned about once, not every poll.
         self.backend = taken.header.backend
         sockets = taken.sockets or ()

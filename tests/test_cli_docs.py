@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import gc
 import importlib
 import os
 import pkgutil
@@ -15,7 +16,7 @@ import cli
 import pytest
 
 import sockdiff
-from sockdiff.cli import app, main
+from sockdiff.cli import _invoked, app, main
 
 COMMANDS = ["snapshot", "show", "compare", "watch", "run", "list"]
 
@@ -33,6 +34,41 @@ def test_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert f"Usage: sockdiff {command}" in out
     assert len(out.splitlines()) > 3
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_invoked_command_alone_reads_as_in_the_whole_app(command: str) -> None:
+    """main() builds only the command named (sockdiff.cli._invoked): same help, same callback."""
+    import typer.testing
+
+    narrowed = _invoked([command, "--help"])
+    assert narrowed.registered_commands == [
+        c for c in app.registered_commands if (c.name or getattr(c.callback, "__name__", "")) == command
+    ]
+    assert len(narrowed.registered_commands) == 1 and narrowed.registered_callback is app.registered_callback
+    runner = typer.testing.CliRunner()
+    try:
+        whole, alone = (runner.invoke(a, [command, "--help"], prog_name="sockdiff") for a in (app, narrowed))
+    finally:
+        gc.enable()  # the app's callback turned it off, and main(), which turns it back on, is not run
+    assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+    assert len(app.registered_commands) == len(COMMANDS)  # the app itself untouched
+    for args in ([], ["--help"], ["--version"], ["shwo"]):
+        assert _invoked(args) is app
+
+
+def test_the_console_script_turns_the_collector_back_on() -> None:
+    """sockdiff._start imports the CLI with gc off, and hands watch a collector that is on."""
+    code = (
+        "import gc, sockdiff.cli as cli\n"
+        "cli.run = lambda: print(gc.isenabled(), 'pyroute2' in __import__('sys').modules)\n"
+        "from sockdiff._start import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "False"]
 
 
 @pytest.mark.parametrize(

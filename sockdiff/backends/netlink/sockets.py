@@ -1,11 +1,12 @@
 """The netlink backend: NETLINK_SOCK_DIAG dumps (inet_diag, unix_diag).
 
 pyroute2 builds the requests (its ``inet_diag_req`` and ``unix_diag_req``
-messages); the replies are decoded here with precompiled :mod:`struct` formats
-straight from the receive buffer, since building pyroute2's generic message
-objects costs ~100 us a socket and a busy host has 100k of them. Decoding our own
-bytes also keeps what pyroute2 loses: it reads UNIX_DIAG_NAME as a C string, so an
-abstract name (leading NUL) would look like a relative path.
+messages, declared by :func:`sockdiff._pyroute2.diag_requests`); the replies
+are decoded here with precompiled :mod:`struct` formats straight from the
+receive buffer, since building pyroute2's generic message objects costs ~100 us
+a socket and a busy host has 100k of them. Decoding our own bytes also keeps
+what pyroute2 loses: it reads UNIX_DIAG_NAME as a C string, so an abstract name
+(leading NUL) would look like a relative path.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
 from ... import _pyroute2 as pyroute2
 from ...errors import BackendUnavailable
 from ...model import (
     INET_TYPES,
+    NO_PROCESSES,
     SOCK_TYPES,
     TCP_STATES,
     UNIX_DIAG_STATES,
@@ -48,10 +52,12 @@ from .framing import (
 __all__ = [
     "InterfaceNames",
     "NoHandler",
+    "Reuse",
     "decode_inet",
     "decode_unix",
     "open_socket",
     "read_protocol",
+    "reusing",
 ]
 
 SOCK_DIAG_BY_FAMILY = 20
@@ -116,6 +122,35 @@ class InterfaceNames(dict[int, str]):
         return name
 
 
+class Reuse:
+    """The records of one read by socket cookie, for the next read to take again.
+
+    A watch reads every socket each poll, and most are as they were: a record
+    whose message (less its header and timers) is as the last read's, with the
+    same owners and device names, is that read's record object (the differ then
+    takes it for unchanged at a glance). Used through :func:`reusing`.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[object, Socket]] = {}  # cookie -> (message, record)
+        self.now: dict[int, tuple[object, Socket]] = {}
+
+
+_REUSE: ContextVar[Reuse | None] = ContextVar("sockdiff_reuse", default=None)
+
+
+@contextmanager
+def reusing(reuse: Reuse) -> Iterator[None]:
+    """The decoders, in the body (one read), take again the records of ``reuse``'s last read."""
+    if reuse.now:
+        reuse.last, reuse.now = reuse.now, {}
+    token = _REUSE.set(reuse)
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+
+
 def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
     """INET_DIAG_SKV6ONLY among a message's attributes, None when absent."""
     for attr_type, payload, stop in attributes(buffer, position, end):
@@ -131,7 +166,7 @@ def open_socket() -> socket.socket:
 
 def inet_request(family: int, proto: str, seq: int) -> bytes:
     """A dump request for every inet socket of one family and protocol."""
-    request = pyroute2.module("netlink.diag").inet_diag_req()
+    request = pyroute2.diag_requests()[0]()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
@@ -147,7 +182,7 @@ def inet_request(family: int, proto: str, seq: int) -> bytes:
 
 def unix_request(seq: int) -> bytes:
     """A dump request for every UNIX socket, with names, peers, queues and owners."""
-    request = pyroute2.module("netlink.diag").unix_diag_req()
+    request = pyroute2.diag_requests()[1]()
     request["header"]["type"] = SOCK_DIAG_BY_FAMILY
     request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
     request["header"]["sequence_number"] = seq
@@ -178,16 +213,29 @@ def decode_inet(
     addresses: dict[bytes, str] = {}
     unpack = _INET_MSG.unpack_from
     unpack_attr = _ATTR.unpack_from
+    reuse = _REUSE.get()
+    last = reuse.last if reuse is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _INET_ATTRS:
             raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
-        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = unpack(
-            buffer, offset
-        )
+        message = unpack(buffer, offset)  # every field but the timers
+        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = message
         if cookie in seen:
             continue
         seen.add(cookie)
+        if reuse is not None:
+            before = last.get(cookie)
+            if (
+                before is not None
+                and before[0] == message
+                and (family == AF_INET or state not in _V6ONLY_STATES)  # v6only is in the attributes
+                and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
+                and (not index or before[1].interface == names[index])  # a device renamed since
+            ):
+                reuse.now[cookie] = before
+                sockets.append(before[1])
+                continue
         v6only = None
         if family == AF_INET:
             family_name = "inet"
@@ -227,6 +275,8 @@ def decode_inet(
                 v6only,
             )
         )
+        if reuse is not None:
+            reuse.now[cookie] = (message, sockets[-1])
     return sockets
 
 
@@ -245,6 +295,8 @@ def decode_unix(
     unix_states = UNIX_DIAG_STATES
     unpack_u32 = _U32.unpack_from
     unpack_pair = _U32_PAIR.unpack_from
+    reuse = _REUSE.get()
+    last = reuse.last if reuse is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _UNIX_MSG.size:
@@ -253,6 +305,18 @@ def decode_unix(
         if cookie in seen:
             continue
         seen.add(cookie)
+        message = None
+        if reuse is not None:
+            message = bytes(buffer[offset + 16 : end])  # no timers in unix_diag
+            before = last.get(cookie)
+            if (
+                before is not None
+                and before[0] == message
+                and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
+            ):
+                reuse.now[cookie] = before
+                sockets.append(before[1])
+                continue
         name = None
         peer = 0
         uid = recv_q = send_q = None
@@ -282,6 +346,8 @@ def decode_unix(
                 owners,
             )
         )
+        if reuse is not None:
+            reuse.now[cookie] = (message, sockets[-1])
     return sockets
 
 
