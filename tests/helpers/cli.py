@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from netns import netns_exec_argv
+from tests.helpers.netns import netns_exec_argv
 
-__all__ = ["TIMEOUT", "one_line_error", "sockdiff", "sockdiff_command"]
+__all__ = ["TIMEOUT", "one_line_error", "small_disk", "sockdiff", "sockdiff_command"]
 
 TIMEOUT = 60.0
 # Settings of the caller's shell that would change what sockdiff prints or where it stores.
@@ -47,3 +47,14 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("sockdiff: ") and "Traceback" not in result.stderr, result.stderr
     return result.stderr.strip()
+
+
+def small_disk(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (sh) with ``$DISK`` a fresh 8 KiB tmpfs, in a private mount namespace."""
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'DISK=$(mktemp -d) && mount -t tmpfs -o size=8k sockdiff-test "$DISK" && ' + script],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )  # fmt: skip

@@ -10,8 +10,8 @@ still running in it. Tests that need namespaces call :func:`require_netns` (the
 ``netns`` fixture and the ``netns`` marker do it for them): it skips them where
 namespaces are unavailable, except on CI (``CI=true``), where it fails them.
 
-The tests import this module as ``netns`` (``tests/conftest.py`` puts this
-directory on ``sys.path``), and so does the benchmark (``benchmarks/population.py``);
+The tests import this module as ``tests.helpers.netns``, and so do the benchmark
+(``benchmarks/population.py``) and ``fixtures/capture*.py``;
 only :func:`require_netns` needs pytest, and imports it when called.
 """
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from netns import run_in_netns
+from tests.helpers.netns import run_in_netns
 
 # ss's state names -> SPEC.md's.
 _SS_INET_STATES = {

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A zoo of real sockets, opened in the current network namespace, for tests.
 
-Run it inside a private namespace (see ``tests/netns.py``)::
+Run it inside a private namespace (see ``tests/helpers/netns.py``)::
 
-    ip netns exec NS /path/to/python tests/zoo.py --dir TMPDIR
+    ip netns exec NS /path/to/python tests/helpers/zoo.py --dir TMPDIR
 
 It opens the sockets listed in :data:`ZOO_NAMES` on loopback (127.0.0.1, ::1;
 the dual-stack listener on ``::``), waits until /proc/net shows every one of

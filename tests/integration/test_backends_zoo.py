@@ -13,15 +13,15 @@ from typing import Any
 
 import msgspec
 import pytest
-from expect import differences, locate
-from netns import run_in_netns
-from ss_oracle import find_rows, ss_rows
-from zoo import ZooClient
 
 from sockdiff import Snapshot, Socket, diff, snapshot
 from sockdiff.differ import identity, parse_fields
 from sockdiff.formats import report
 from sockdiff.netns import entered
+from tests.helpers.expect import differences, locate
+from tests.helpers.netns import run_in_netns
+from tests.helpers.ss_oracle import find_rows, ss_rows
+from tests.helpers.zoo import ZooClient
 
 BACKENDS = ["netlink", "proc"]
 

@@ -11,11 +11,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-import cli
 import pytest
 
 import sockdiff
 from sockdiff.cli import app, main
+from tests.helpers import cli
 
 COMMANDS = ["snapshot", "show", "compare", "watch", "list"]
 
@@ -82,7 +82,7 @@ def test_output_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, argv: 
 
 def test_readme_quick_start_is_what_ci_runs() -> None:
     """The README's two commands, and .ci/run installing the same extra and running the same tests."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     quick_start = readme[readme.index("## Quick start") : readme.index("## Everyday use")]
     blocks = [block.split("\n", 1)[1].strip() for block in quick_start.split("```")[1::2]]
@@ -97,7 +97,7 @@ def test_readme_quick_start_is_what_ci_runs() -> None:
 
 def test_the_oldest_dependencies_ci_pins_are_the_lower_bounds() -> None:
     """.ci/oldest.txt pins exactly the lower bound of every dependency, runtime and test."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     bounds = {}
     for requirement in [*project["dependencies"], *project["optional-dependencies"]["test"]]:

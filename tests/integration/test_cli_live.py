@@ -12,13 +12,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from cli import sockdiff
-from netns import run_in_netns
-from zoo import ZooClient
 
 from sockdiff import load, snapshot
 from sockdiff.formats.notation import unix_name
 from sockdiff.netns import entered
+from tests.helpers.cli import sockdiff
+from tests.helpers.netns import run_in_netns
+from tests.helpers.zoo import ZooClient
 
 
 @pytest.mark.parametrize("backend", ["netlink", "proc"])

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli import TIMEOUT, one_line_error, sockdiff
-from zoo import ZooClient, start_zoo
+
+from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff
+from tests.helpers.zoo import ZooClient, start_zoo
 
 Record = dict[str, Any]
 Manifest = dict[str, Record]

@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
-from netns import netns_exec_argv
 
 from sockdiff.errors import BadSnapshot
 from sockdiff.model import escape_name
 from sockdiff.netns import entered
 from sockdiff.snapshots import loads
 from sockdiff.validation import device_name_problem
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.netns import netns_exec_argv
 
 # Names ip accepts and the kernel keeps: a control character, NEL (C2 85) and
 # LINE SEPARATOR (E2 80 A8), which Unicode calls whitespace and the kernel does
@@ -154,7 +154,7 @@ def test_snapshot_of_odd_names_reads_back(netns: str, tmp_path: Path, backend: s
     ],
 )
 def test_each_rule_is_named_for_its_member(old: bytes, new: bytes, words: str) -> None:
-    from test_snapshot_file import GOOD
+    from tests.helpers.made import GOOD
 
     assert old in GOOD
     with pytest.raises(BadSnapshot, match=words.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
@@ -163,7 +163,7 @@ def test_each_rule_is_named_for_its_member(old: bytes, new: bytes, words: str) -
 
 def test_a_name_the_kernel_allows_is_read_from_a_file(tmp_path: Path) -> None:
     """What the kernel allows but Unicode calls space is read; a file holding one shows."""
-    from test_snapshot_file import GOOD
+    from tests.helpers.made import GOOD
 
     for name in ("a\x1fb", "nel\x85x", "ls\u2028x", "a\\\\b"):
         text = GOOD.replace(b'"name":"lo"', b'"name":' + json.dumps(name).encode(), 1)

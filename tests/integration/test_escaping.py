@@ -11,11 +11,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from cli import TIMEOUT, sockdiff
-from netns import netns_exec_argv
-from runner_commands import parse
 
 from sockdiff.formats.notation import escape, unix_name
+from tests.helpers.cli import TIMEOUT, sockdiff
+from tests.helpers.netns import netns_exec_argv
+from tests.helpers.runner_commands import parse
 
 pytest_plugins = ("pytester",)
 
@@ -97,12 +97,11 @@ def test_every_text_report_keeps_a_difference_on_one_line() -> None:
     """compare's text and markdown and watch's lines (formats.items), from records named to forge."""
     import dataclasses
 
-    from test_snapshot_file import sample
-
     from sockdiff import Process, diff, report
     from sockdiff import unix_name as unix_endpoint
     from sockdiff.formats.items import items
     from sockdiff.formats.text import item_line
+    from tests.helpers.made import sample
 
     before = sample()
     assert before.sockets is not None

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli import TIMEOUT, one_line_error, sockdiff
-from unprivileged import NOBODY, as_nobody, readable_copy
+
+from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff
+from tests.helpers.unprivileged import NOBODY, as_nobody, readable_copy
 
 HIDDEN = (
     "sockdiff: warning: not every process could be read: sockets of other users' processes"

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
-from test_snapshot_file import GOOD
-from unprivileged import NOBODY, as_nobody, readable_copy
 
 import sockdiff as library
 from sockdiff.config import load_defaults
 from sockdiff.errors import BadConfig, BadSnapshot, NetnsError, SockdiffError, WriteError
 from sockdiff.snapshots import loads
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.made import GOOD
+from tests.helpers.unprivileged import NOBODY, as_nobody, readable_copy
 
 DIGITS = "9" * 5000
 TRUNCATED = b'{"format":"sockdiff.snapshot","version":2,"x":' + b"9" * 6000
@@ -61,7 +61,7 @@ def test_a_truncated_file_with_a_huge_number(tmp_path: Path) -> None:
 def test_a_truncated_file_on_stdin(tmp_path: Path) -> None:
     import subprocess
 
-    from cli import sockdiff_command
+    from tests.helpers.cli import sockdiff_command
 
     command, env = sockdiff_command("show", "-")
     done = subprocess.run(command, input=TRUNCATED, capture_output=True, env=env, timeout=60)
@@ -72,7 +72,7 @@ def test_standard_input_is_one_side_only() -> None:
     """``compare - -`` would read stdin twice (the second time empty): refused before reading."""
     import subprocess
 
-    from cli import sockdiff_command
+    from tests.helpers.cli import sockdiff_command
 
     command, env = sockdiff_command("compare", "-", "-")
     done = subprocess.run(command, input=GOOD, capture_output=True, env=env, timeout=60)

@@ -1,6 +1,6 @@
 """Both interface and route backends against ``ip -j`` and each other, in a private namespace.
 
-The network is tests/linkzoo.py's: a veth pair into a second namespace, IPv4
+The network is tests/helpers/linkzoo.py's: a veth pair into a second namespace, IPv4
 and IPv6 addresses (one secondary), an MTU change, a tun device, routes via a
 gateway, blackhole/unreachable/throw routes, routes in table 100, IPv6 routes.
 Counters move whenever the kernel sends something (IPv6 multicast reports),
@@ -17,9 +17,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from cli import one_line_error, sockdiff
-from linkzoo import ODD_NAME_TEXT, build_network, interfaces_from_ip, ip_json, known_equal, routes_from_ip
-from netns import netns_exec_argv, private_netns
 
 from sockdiff.backends.netlink import links as rtnetlink
 from sockdiff.backends.netlink import routes as rtnetlink_routes
@@ -37,6 +34,16 @@ from sockdiff.model import (
 )
 from sockdiff.netns import entered
 from sockdiff.snapshots import load
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.linkzoo import (
+    ODD_NAME_TEXT,
+    build_network,
+    interfaces_from_ip,
+    ip_json,
+    known_equal,
+    routes_from_ip,
+)
+from tests.helpers.netns import netns_exec_argv, private_netns
 
 
 @pytest.fixture(scope="module")

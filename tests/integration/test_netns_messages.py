@@ -7,9 +7,9 @@ import shutil
 import warnings
 
 import pytest
-from unprivileged import as_nobody, readable_copy
 
 from sockdiff.cli import main
+from tests.helpers.unprivileged import as_nobody, readable_copy
 
 
 def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

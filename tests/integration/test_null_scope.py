@@ -16,12 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli import sockdiff
-from netns import netns_exec_argv
-
 from sockdiff.filter import compile_verdict
 from sockdiff.model import Process, Socket, inet
 from sockdiff.netns import entered
+from tests.helpers.cli import sockdiff
+from tests.helpers.netns import netns_exec_argv
 
 
 def _listeners(netns: str, ports: tuple[int, ...], device: bytes | None = None) -> list[socket.socket]:
@@ -158,7 +157,7 @@ def test_a_snapshot_filter_its_backend_cannot_judge(netns: str, tmp_path: Path) 
 def test_a_process_filter_as_a_user_who_cannot_read_the_owner(netns: str, tmp_path: Path) -> None:
     """nobody's ``snapshot 'process NAME'`` of root's listener: the owner it could not read is
     unknown, not "not NAME", so root's compare of that file with live calls nothing closed or new."""
-    from unprivileged import NOBODY, readable_copy
+    from tests.helpers.unprivileged import NOBODY, readable_copy
 
     name = Path("/proc/self/comm").read_text().strip()
     place = Path(tempfile.mkdtemp(prefix="sockdiff-nobody-out-"))

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli import TIMEOUT, one_line_error, sockdiff_command
-from test_snapshot_file import sample
 
 from sockdiff import WriteError, load, save
 from sockdiff.snapshots import dumps
+from tests.helpers.cli import TIMEOUT, one_line_error, small_disk, sockdiff_command
+from tests.helpers.made import sample
 
 NOBODY = 65534
 
@@ -231,17 +231,6 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 def test_an_unwritable_target_is_a_write_error(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match=r"cannot write: No such file or directory"):
         save(sample(), str(tmp_path / "missing" / "snap.json"))
-
-
-def small_disk(script: str) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` (sh) with ``$DISK`` a fresh 8 KiB tmpfs, in a private mount namespace."""
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         'DISK=$(mktemp -d) && mount -t tmpfs -o size=8k sockdiff-test "$DISK" && ' + script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,9 @@ import os
 import socket
 from pathlib import Path
 
-from unprivileged import as_nobody, readable_copy
-
 from sockdiff.model import Process
 from sockdiff.processes import scan_owners
+from tests.helpers.unprivileged import as_nobody, readable_copy
 
 
 def test_processes_that_vanish_mid_scan_are_skipped(tmp_path: Path) -> None:

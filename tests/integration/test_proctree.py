@@ -9,19 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sockdiff.proctree import ProcessTree
-
-# Forks twice and detaches (the classic daemon), listens, prints its pid, then waits.
-DAEMON = """
-import os, socket, sys, time
-if os.fork():
-    os._exit(0)
-os.setsid()
-if os.fork():
-    os._exit(0)
-server = socket.create_server(("127.0.0.1", 0))
-print(os.getpid(), os.fstat(server.fileno()).st_ino, flush=True)
-time.sleep(600)
-"""
+from tests.helpers.daemon import DAEMON
 
 
 def fake_process(proc: Path, pid: int, parent: int, environ: bytes = b"PATH=/bin\0") -> None:

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from netns import netns_exec_argv
-from runner_commands import parse
-from test_proctree import DAEMON
 
 from sockdiff.pytest_plugin import TOKEN_VARIABLE
+from tests.helpers.daemon import DAEMON
+from tests.helpers.netns import netns_exec_argv
+from tests.helpers.runner_commands import parse
 
 pytest_plugins = ("pytester",)
 

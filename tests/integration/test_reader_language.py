@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
-from netns import netns_exec_argv
-from test_snapshot_file import GOOD
 
 from sockdiff.errors import BadSnapshot
 from sockdiff.model import escape_name
 from sockdiff.snapshots import loads
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.made import GOOD
+from tests.helpers.netns import netns_exec_argv
 
 # Process names (comm: 15 bytes at most) and UNIX names the kernel keeps: a backslash, a
 # quote, a byte that is not UTF-8, NEL; an abstract name with an inner NUL, one of 107 bytes.

@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
-from netns import netns_exec_argv
 
 from sockdiff.backends.proc import routes as procnet_routes
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.netns import netns_exec_argv
 
 
 def ip(netns: str, *commands: str) -> None:

@@ -9,11 +9,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
-from netns import run_in_netns
 
 from sockdiff import load
 from sockdiff.netns import entered
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.netns import run_in_netns
 
 
 class Opener:

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns import run_in_netns
-from ss_oracle import table_texts
 
 from sockdiff.cli import main
 from sockdiff.netns import entered
+from tests.helpers.netns import run_in_netns
+from tests.helpers.ss_oracle import table_texts
 
 _SS_KINDS = "-tuwx"  # what sockdiff reads; ss would add netlink and packet sockets
 

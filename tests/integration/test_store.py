@@ -10,12 +10,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from cli import TIMEOUT, sockdiff_command
-from test_snapshot_file import sample
 
 from sockdiff import StoreError, load, save
 from sockdiff.cli import main
 from sockdiff.store import entries, keep
+from tests.helpers.cli import TIMEOUT, sockdiff_command
+from tests.helpers.made import sample
 
 NOBODY = 65534
 

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli import sockdiff
-from netns import run_in_netns
 
 from sockdiff.formats.ss import sockets_summary
 from sockdiff.netns import entered
+from tests.helpers.cli import sockdiff
+from tests.helpers.netns import run_in_netns
 
 _TCP_LINE = re.compile(r"TCP: +(\d+) \(estab (\d+), closed (\d+), orphaned (\d+), timewait (\d+)\)")
 _TIME_WAITS = 3

@@ -18,10 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from netns import run_in_netns
-
 from sockdiff import snapshot
 from sockdiff.netns import entered
+from tests.helpers.netns import run_in_netns
 
 NAME = b"\0sockdiff-test-connecting"
 

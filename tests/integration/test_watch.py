@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from cli import TIMEOUT
-from netns import netns_exec_argv, run_in_netns
+
+from tests.helpers.cli import TIMEOUT
+from tests.helpers.netns import netns_exec_argv, run_in_netns
 
 # Opens a listener, connects to it, sends a byte each way, closes all three;
 # prints the ports. With --keep PORT, first opens a listener on PORT kept open until stdin closes.

@@ -19,9 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli import TIMEOUT, one_line_error, sockdiff, sockdiff_command
-from test_snapshot_file import sample
-from unprivileged import NOBODY
 
 from sockdiff import WriteError, save
 from sockdiff.cli import main
@@ -29,6 +26,9 @@ from sockdiff.config import load_defaults
 from sockdiff.output import write_file
 from sockdiff.snapshots import dumps
 from sockdiff.store import keep
+from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff, sockdiff_command
+from tests.helpers.made import sample
+from tests.helpers.unprivileged import NOBODY
 
 # Run as nobody: swap a directory of theirs with their link to a directory of root's, as fast as it can.
 _SWAPPER = r"""
@@ -499,7 +499,7 @@ def test_a_report_that_cannot_be_written_is_an_error_and_the_rest_is_written(
 def test_a_full_disk_leaves_no_torn_report_in_a_shared_file(tmp_path: Path) -> None:
     """A text report appended to a log on a full disk stopped mid-line; the error was one line but
     the torn tail stayed in the log. Now the log goes back to what it held."""
-    from test_output import small_disk
+    from tests.helpers.cli import small_disk
 
     big, empty = tmp_path / "big.json", tmp_path / "empty.json"
     sockets = sample().sockets

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import netns as netns_helpers
 import pytest
-from netns import private_netns
-from ss_oracle import find_rows, parse_ss, ss_rows
-from zoo import ZOO_NAMES, ZooClient, start_zoo
+
+from tests.helpers import netns as netns_helpers
+from tests.helpers.netns import private_netns
+from tests.helpers.ss_oracle import find_rows, parse_ss, ss_rows
+from tests.helpers.zoo import ZOO_NAMES, ZooClient, start_zoo
 
 
 def check_against_ss(client: ZooClient) -> None:

@@ -6,10 +6,10 @@ import gc
 from pathlib import Path
 
 import pytest
-from test_snapshot_file import sample
 
 from sockdiff import save
 from sockdiff.cli import main
+from tests.helpers.made import sample
 
 
 def test_main_turns_the_collector_back_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 import pytest
-from made import HEADER
 
-from sockdiff import Endpoint, Process, Snapshot, Socket, UsageError, inet, unix_name, unix_peer
+from sockdiff import Socket, UsageError, inet
 from sockdiff.differ import diff, parse_fail_on, parse_fields, persistent
 from sockdiff.filter import compile_filters
-from sockdiff.model import TypeName
-
-ANY = inet("0.0.0.0", 0)
-
-
-def tcp(
-    port: int,
-    state: str = "LISTEN",
-    inode: int = 1,
-    pids: Sequence[int] = (1,),
-    remote: Endpoint = ANY,
-    recv_q: int | None = 0,
-) -> Socket:
-    procs = tuple(Process(pid, f"p{pid}", 3) for pid in pids)
-    return Socket("tcp", "inet", "stream", state, inet("127.0.0.1", port), remote, inode, 0, recv_q, 0, procs)
-
-
-def unix(path: str | None, inode: int, state: str = "LISTENING", kind: TypeName = "stream") -> Socket:
-    return Socket("unix", "unix", kind, state, unix_name(path), unix_peer(0), inode, 0, 0, 0, ())
-
-
-def snap(*sockets: Socket) -> Snapshot:
-    return Snapshot(HEADER, tuple(sockets))
+from tests.helpers.made import snap, tcp, unix
 
 
 def test_identical_snapshots_have_no_differences() -> None:

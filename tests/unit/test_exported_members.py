@@ -8,9 +8,8 @@ import sys
 import types
 from pathlib import Path
 
-from test_differ import snap
-
 import sockdiff
+from tests.helpers.made import snap
 
 
 def test_all_is_exactly_the_public_names() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
 from pathlib import Path
@@ -11,17 +10,17 @@ from xml.etree import ElementTree
 
 import msgspec
 import pytest
-import test_sections as sections
-from cli import one_line_error, sockdiff
 from junitparser import Failure, JUnitXml
 from lxml import etree
-from test_differ import snap, tcp, unix
 
 from sockdiff import Process, Socket, UsageError, inet, save, unix_name, unix_peer
 from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
 from sockdiff.snapshots import Scope
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.junit import jenkins_schema, valid_for_jenkins
+from tests.helpers.made import counters, eth, route, sections_snap, snap, tcp, unix
 
 PEER = inet("127.0.0.1", 5000)
 
@@ -117,20 +116,6 @@ def test_changed_remote_is_in_socket_notation_not_a_repr() -> None:
     line = report(diff(old, new, fields=["remote"]), "text").splitlines()[0]
     assert line.endswith("remote: * 7 → * 8"), line
     assert "Endpoint" not in line and "peer_inode" not in line
-
-
-JENKINS_SCHEMA = Path(__file__).parent / "schemas" / "junit-10.xsd"  # see schemas/README.md
-
-
-@functools.cache
-def jenkins_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(JENKINS_SCHEMA)))
-
-
-def valid_for_jenkins(text: str) -> None:
-    """``text`` is a JUnit document that Jenkins' xUnit plugin accepts (its junit-10.xsd)."""
-    schema = jenkins_schema()
-    assert schema.validate(etree.fromstring(text.encode())), schema.error_log
 
 
 def junit(result: Diff, fail_on: tuple[str, ...]) -> ElementTree.Element:
@@ -297,10 +282,10 @@ def test_compare_writes_reports_beside_its_output(tmp_path: Path) -> None:
 
 
 def test_json_sections_and_their_summary() -> None:
-    old = sections.snap((sections.eth("eth0"), sections.eth("eth1")), (sections.route("10.1.0.0/24"),))
-    new = sections.snap(
-        (sections.eth("eth0", mtu=1400, counters=sections.counters(rx_packets=15)),),
-        (sections.route("10.1.0.0/24", gateway="10.0.0.253"), sections.route("10.2.0.0/24")),
+    old = sections_snap((eth("eth0"), eth("eth1")), (route("10.1.0.0/24"),))
+    new = sections_snap(
+        (eth("eth0", mtu=1400, counters=counters(rx_packets=15)),),
+        (route("10.1.0.0/24", gateway="10.0.0.253"), route("10.2.0.0/24")),
     )
     result = diff(old, new, fields=parse_fields("+counters"))
     document = json.loads(report(result, Format.JSON))
@@ -323,15 +308,15 @@ def test_json_sections_and_their_summary() -> None:
 
 
 def test_json_section_not_taken_is_null() -> None:
-    result = diff(sections.snap(None, None), sections.snap((sections.eth(),), ()))
+    result = diff(sections_snap(None, None), sections_snap((eth(),), ()))
     document = json.loads(report(result, Format.JSON))
     assert document["interfaces"] is None and document["routes"] is None
     assert document["summary"]["interfaces"] is None and document["summary"]["routes"] is None
 
 
 def test_every_format_covers_the_sections() -> None:
-    old = sections.snap((sections.eth("eth0"),), ())
-    new = sections.snap((sections.eth("eth0", operstate="DOWN"),), (sections.route(),))
+    old = sections_snap((eth("eth0"),), ())
+    new = sections_snap((eth("eth0", operstate="DOWN"),), (route(),))
     result = diff(old, new)
     options = ReportOptions(fail_on=("routes",))
     cases = junit(result, ("routes",)).findall("testsuite/testcase")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from made import HEADER
 
 import sockdiff.formats
 from sockdiff import Process, Socket, inet, unix_name, unix_peer
@@ -35,8 +34,9 @@ from sockdiff.formats.netstat import netstat_routes, select_interfaces, select_r
 from sockdiff.formats.ss import sockets_summary
 from sockdiff.model import Counters, Interface, Nexthop, Route
 from sockdiff.snapshots import Snapshot, dumps
+from tests.helpers.made import HEADER
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED: dict[str, str] = json.loads((ROOT / "fixtures" / "formats" / "outputs.json").read_text())
 STAMP = "2026-12-01T11:54:51.451Z"
 

@@ -349,7 +349,7 @@ def test_netlink_unix_damaged(messages: list[Any], edits: list[tuple[int, int, i
 
 
 def generated_snapshot(sockets: list[Socket]) -> Snapshot:
-    from test_snapshot_file import sample
+    from tests.helpers.made import sample
 
     return dataclasses.replace(sample(), sockets=tuple(sockets))
 
@@ -473,10 +473,8 @@ def _unix_record(name: str, inode: int, owner: str) -> Socket:
 
 def _named_diff(names: list[str]) -> Any:
     """A diff whose every difference carries a generated name: new and changed sockets, links, routes."""
-    from test_differ import snap
-    from test_sections import eth, route
-
     from sockdiff.differ import diff
+    from tests.helpers.made import eth, route, snap
 
     old_sockets = [_unix_record(names[0], 1, "old")]
     new_sockets = [_unix_record(names[0], 1, names[-1])]  # its owner changed
@@ -492,7 +490,7 @@ def _named_diff(names: list[str]) -> Any:
 
 
 def _no_command(line: str) -> None:
-    from runner_commands import parse
+    from tests.helpers.runner_commands import parse
 
     assert parse(line) is None, line
 
@@ -501,13 +499,13 @@ def _no_command(line: str) -> None:
 def test_names_through_every_report_format(names: list[str], fail_on: tuple[str, ...]) -> None:
     """Each report of a diff full of hostile names, read by a real parser of its format."""
     from markdown_it import MarkdownIt
-    from runner_commands import parse
-    from test_formats import valid_for_jenkins
 
     from sockdiff.formats import ReportOptions, report
     from sockdiff.formats.items import items
     from sockdiff.formats.junit import xml_text
     from sockdiff.formats.text import COUNTED
+    from tests.helpers.junit import valid_for_jenkins
+    from tests.helpers.runner_commands import parse
 
     result = _named_diff(names)
     options = ReportOptions(fail_on=fail_on)
@@ -601,7 +599,7 @@ JSON = st.recursive(
 @given(JSON, st.sampled_from(["sockets", "taken_at", "version", "scope", "sources", "interfaces"]))
 def test_snapshot_members_of_any_shape(value: Any, member: str) -> None:
     """Any JSON value in place of a member: refused in words, or read as a snapshot."""
-    from test_snapshot_file import sample
+    from tests.helpers.made import sample
 
     document = json.loads(dumps(sample()))
     document[member] = value

@@ -1,6 +1,6 @@
 """The interface and route parsers and the rtnetlink decoder, on captured fixtures.
 
-``fixtures/capture_links.py`` recorded them from tests/linkzoo.py's network:
+``fixtures/capture_links.py`` recorded them from tests/helpers/linkzoo.py's network:
 the /proc/net files, the kernel's rtnetlink replies, and ``ip -j``'s account of
 the same moment, which the decoded records are held against.
 """
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import links as rtnetlink
@@ -22,8 +21,9 @@ from sockdiff.backends.netnames import interface_name
 from sockdiff.backends.proc import links as procnet
 from sockdiff.backends.proc import routes as procnet_routes
 from sockdiff.model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Route
+from tests.helpers.linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "links"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "links"
 
 
 def recorded(name: str) -> framing.Dump:

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from expect import differences, locate
 
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import Endpoint, Process, Socket, inet
+from tests.helpers.expect import differences, locate
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoo"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
 EXPECTED: list[dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text())
 # The parsers attach whatever owners they are given by inode: each socket gets a
 # marker naming its own inode, so a record with the wrong owners shows.

@@ -9,47 +9,17 @@ from typing import Any
 
 import msgspec
 import pytest
-from cli import sockdiff
-from made import HEADER
 
 from sockdiff import Snapshot, Socket, inet, save
 from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields
 from sockdiff.errors import BadSnapshot
 from sockdiff.formats import report
 from sockdiff.formats.notation import summary_line
-from sockdiff.model import Counters, Interface, Nexthop, Route
+from sockdiff.model import Nexthop
 from sockdiff.snapshots import EVERYTHING, Scope, load
-
-LISTENER = Socket(
-    "tcp", "inet", "stream", "LISTEN", inet("127.0.0.1", 80), inet("0.0.0.0", 0), 7, 0, 0, 0, ()
-)
-
-
-def counters(rx_packets: int = 10, tx_packets: int = 10) -> Counters:
-    return Counters(rx_packets, 0, 0, 0, tx_packets, 0, 0, 0, 100 * rx_packets, 100 * tx_packets)
-
-
-def eth(name: str = "eth0", **changes: object) -> Interface:
-    record = Interface(
-        name,
-        2,
-        ("BROADCAST", "MULTICAST", "RUNNING", "UP"),
-        "UP",
-        1500,
-        "02:00:00:00:00:01",
-        ("10.0.0.1/24", "fe80::1/64"),
-        counters(),
-    )
-    return msgspec.structs.replace(record, **changes)
-
-
-def route(destination: str = "10.1.0.0/24", **changes: object) -> Route:
-    record = Route("inet", 254, "unicast", destination, "10.0.0.254", "eth0", 0, "static", "universe")
-    return msgspec.structs.replace(record, **changes)
-
-
-def snap(interfaces: tuple[Interface, ...] | None = (), routes: tuple[Route, ...] | None = ()) -> Snapshot:
-    return Snapshot(HEADER, (LISTENER,), interfaces, routes)
+from tests.helpers.cli import sockdiff
+from tests.helpers.made import HEADER, LISTENER, counters, eth, route
+from tests.helpers.made import sections_snap as snap
 
 
 def diff_lines(result: Diff) -> list[str]:

@@ -2,7 +2,7 @@
 
 ``fixtures/snapshots/pinned.json`` was written by the code before the split
 (snapshots.py both taking and encoding, the differ decoding ``sources`` through
-the backends): ``python tests/test_snapshot_bytes.py`` writes it again from the
+the backends): ``python tests/unit/test_snapshot_bytes.py`` writes it again from the
 records below. Every section, both /proc route coverage words, escaped names.
 """
 
@@ -21,7 +21,7 @@ from sockdiff.formats.notes import route_tables_note
 from sockdiff.model import Counters, Endpoint, Interface, Nexthop, Process, Route, Socket
 from sockdiff.snapshots import Header, Scope, Snapshot, load, save
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "snapshots" / "pinned.json"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "snapshots" / "pinned.json"
 ROUTES_WORDS = ("netlink", "proc (IPv4 main table only)", "proc (main table)")
 
 

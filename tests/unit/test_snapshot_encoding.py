@@ -9,10 +9,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from test_snapshot_file import sample
 
 from sockdiff import Snapshot, save
 from sockdiff.snapshots import dumps, encode, gzipped
+from tests.helpers.made import sample
 
 
 def many() -> Snapshot:

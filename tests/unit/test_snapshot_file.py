@@ -13,105 +13,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli import one_line_error, sockdiff
 
 from sockdiff import (
     BadSnapshot,
-    Process,
-    Snapshot,
-    Socket,
     WriteError,
     __version__,
-    inet,
     load,
     save,
-    unix_name,
-    unix_peer,
 )
-from sockdiff.model import Counters, Interface, Route
-from sockdiff.snapshots import EVERYTHING, Header, Scope, dumps, loads
-
-
-def sample() -> Snapshot:
-    sockets = (
-        Socket(
-            "tcp",
-            "inet",
-            "stream",
-            "LISTEN",
-            inet("127.0.0.1", 80),
-            inet("0.0.0.0", 0),
-            11,
-            0,
-            0,
-            128,
-            (Process(10, "srv", 3), Process(11, "srv", 3)),
-        ),
-        Socket(
-            "tcp",
-            "inet6",
-            "stream",
-            "TIME_WAIT",
-            inet("::ffff:127.0.0.1", 80),
-            inet("::ffff:127.0.0.1", 5000),
-            0,
-            0,
-            0,
-            0,
-            (),
-        ),
-        Socket(
-            "unix",
-            "unix",
-            "stream",
-            "LISTENING",
-            unix_name("/run/a b.sock"),
-            unix_peer(0),
-            12,
-            None,
-            0,
-            5,
-            (),
-        ),
-        Socket("unix", "unix", "dgram", "UNCONNECTED", unix_name("@x\\xff"), None, 13, None, None, None, ()),
-        Socket("unix", "unix", "dgram", "UNCONNECTED", unix_name(None), None, 14, None, None, None, ()),
-    )
-    interfaces = (
-        Interface(
-            "lo",
-            1,
-            ("LOOPBACK", "RUNNING", "UP"),
-            "UNKNOWN",
-            65536,
-            "00:00:00:00:00:00",
-            ("127.0.0.1/8", "::1/128"),
-            Counters(10, 0, 0, 0, 10, 0, 0, 0, 840, 840),
-        ),
-        Interface("tun0", 5, ("MULTICAST", "NOARP", "POINTOPOINT", "UP"), "DOWN", 1500, None, (), None),
-    )
-    routes = (
-        Route("inet", 254, "unicast", "0.0.0.0/0", "10.0.0.1", "eth0", 100, "dhcp", "universe"),
-        Route("inet", 100, "blackhole", "10.9.0.0/16", None, None, 0, "static", None),
-        Route("inet6", 254, "unicast", "fe80::/64", None, "eth0", 256, "kernel", "universe"),
-    )
-    header = Header(
-        taken_at="2026-11-25T10:00:00Z",
-        host="web1",
-        kernel="6.1.0",
-        backend="netlink",
-        netns=None,
-        sources={
-            "tcp": "netlink",
-            "udp": "netlink",
-            "raw": "proc",
-            "unix": "netlink",
-            "interfaces": "netlink",
-            "routes": "netlink",
-        },
-        scope=Scope(("tcp", "udp", "raw", "unix"), None),
-        tool_version=__version__,
-    )
-    return Snapshot(header, sockets, interfaces, routes)
+from sockdiff.snapshots import EVERYTHING, dumps, loads
+from tests.helpers.cli import one_line_error, sockdiff
+from tests.helpers.made import GOOD, sample
 
 
 @pytest.mark.parametrize("name", ["snap.json", "snap.json.gz"])
@@ -214,9 +126,6 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]
-
-
-GOOD = dumps(sample())
 
 
 @pytest.mark.parametrize(
