@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import sockdiff
+import sockdiff.errors
 from tests.helpers.made import snap
 
 
@@ -51,8 +52,20 @@ def test_type_checkers_see_the_names_the_lookup_serves() -> None:
 
 
 def test_errors_are_one_family() -> None:
-    for name in ("BackendUnavailable", "BadFilter", "BadSnapshot", "NetnsError", "UsageError"):
-        assert issubclass(getattr(sockdiff, name), sockdiff.SockdiffError), name
+    """Every exception class sockdiff/errors.py defines is a SockdiffError, listed and exported."""
+    defined = {
+        name
+        for name, value in vars(sockdiff.errors).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == "sockdiff.errors"
+    }
+    assert "SockdiffError" in defined and len(defined) > 1, defined
+    assert defined == set(sockdiff.errors.__all__), defined ^ set(sockdiff.errors.__all__)
+    for name in sorted(defined):
+        error = getattr(sockdiff.errors, name)
+        assert issubclass(error, sockdiff.SockdiffError), name
+        assert getattr(sockdiff, name) is error, name
 
 
 def test_unknown_name_is_an_attribute_error() -> None:
