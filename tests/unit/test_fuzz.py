@@ -34,7 +34,7 @@ from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
 from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import TCP_STATES, Process, Socket, escape_name
 from sockdiff.snapshots import Snapshot, dumps, loads
-from sockdiff.validation import record_problem
+from tests.helpers.records import read_back_sockets
 
 for _name, _examples in (("ci", 200), ("thorough", 10_000)):
     settings.register_profile(
@@ -55,25 +55,6 @@ IPV6 = st.one_of(
     IPV4.map(lambda v4: b"\0" * 12 + v4),  # IPv4-compatible, printed differently by some
 )
 OWNERS = {7: (Process(1, "init", 3),)}
-
-
-def check_record(sock: Socket) -> None:
-    """What every record a reader returns must be, whatever it was given."""
-    assert record_problem(sock) is None, (record_problem(sock), sock)
-    assert 0 <= sock.inode < 2**64
-    for number in (sock.uid, sock.recv_q, sock.send_q):
-        assert number is None or 0 <= number < 2**32
-    if sock.proto != "unix":
-        for end in (sock.local, sock.remote):
-            assert end is not None and isinstance(end.address, str) and isinstance(end.port, int)
-            assert 0 <= end.port <= 65535
-            address = ipaddress.ip_address(end.address)  # parses, and is in the family's form
-            assert address.version == (4 if sock.family == "inet" else 6)
-            family = socket.AF_INET if sock.family == "inet" else socket.AF_INET6
-            assert socket.inet_ntop(family, address.packed) == end.address
-    else:
-        assert isinstance(sock.local.path, str | None)
-        assert "\0" not in (sock.local.path or "")
 
 
 def damaged(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
@@ -154,7 +135,7 @@ def test_proc_inet_rows_parse_exactly(rows: list[Any], v6: bool, proto: str) -> 
     assert len(sockets) == len(by_inode)
     family = socket.AF_INET6 if v6 else socket.AF_INET
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
         packed, sport, dport, state, tx, rx, uid = by_inode[sock.inode]
         packed = fit(packed, v6)
         assert sock.local.address == socket.inet_ntop(family, packed)
@@ -172,7 +153,7 @@ def test_proc_inet_damaged(rows: list[Any], v6: bool, edits: list[tuple[int, int
     except SockdiffError:
         return
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 @pytest.mark.parametrize(
@@ -210,7 +191,7 @@ def unix_file(rows: list[tuple[int, int, int, int, bytes | None]]) -> bytes:
 def test_proc_unix_rows_parse(rows: list[Any]) -> None:
     sockets = procfs.parse_unix(unix_file(rows), OWNERS)
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
     # A name holding a newline followed by what looks like a row cannot be told
     # apart from a row; short of that, every row is read back.
     assume(all(name is None or b"\n" not in name for *_, name in rows))
@@ -224,7 +205,7 @@ def test_proc_unix_damaged(rows: list[Any], edits: list[tuple[int, int, int]]) -
     except SockdiffError:
         return
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 # -- netlink sock_diag replies -------------------------------------------------
@@ -278,7 +259,7 @@ def test_netlink_inet_messages_decode_exactly(messages: list[Any]) -> None:
     for sock, ((family, src, dst), state, sport, dport, numbers) in zip(
         sockets, firsts.values(), strict=True
     ):
-        check_record(sock)
+        read_back_sockets([sock])
         local = sock.local.address
         assert isinstance(local, str) and local == socket.inet_ntop(family, src)
         assert ipaddress.ip_address(local).packed == src
@@ -293,7 +274,7 @@ def decode_damaged(data: bytes, decode: Any) -> None:
     except (SockdiffError, DumpFailed):
         return
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 @given(st.lists(INET_MESSAGE, min_size=1, max_size=3), EDITS)
@@ -336,7 +317,7 @@ def test_netlink_unix_messages_decode(messages: list[Any]) -> None:
     sockets = decode_unix(Dump([(data, len(data))]), OWNERS, set())
     assert len(sockets) == len({message[3] for message in messages})
     for sock in sockets:
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 @given(st.lists(UNIX_MESSAGE, min_size=1, max_size=3), EDITS)
@@ -408,7 +389,7 @@ def test_snapshot_documents_damaged(
         assert str(err).startswith("x: ") and "\n" not in str(err)
         return
     for sock in loaded.sockets or ():
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 # Names as a hostile local user makes them (a UNIX path, a process's own name, a
@@ -608,7 +589,7 @@ def test_snapshot_members_of_any_shape(value: Any, member: str) -> None:
     except BadSnapshot:
         return
     for sock in loaded.sockets or ():
-        check_record(sock)
+        read_back_sockets([sock])
 
 
 def test_examples_per_profile() -> None:
