@@ -88,11 +88,11 @@ def test_readme_quick_start_is_what_ci_runs() -> None:
     blocks = [block.split("\n", 1)[1].strip() for block in quick_start.split("```")[1::2]]
     assert blocks == [
         "pip install . && sockdiff snapshot && sockdiff compare",
-        "pip install '.[test]' && python -m pytest",
+        "pip install '.[test]' && python -m pytest -n 4",
     ]
     ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
     assert 'python -m pip install -q "${constraints[@]}" ".[test]"' in ci
-    assert "python -m pytest" in ci and "for deps in newest oldest; do" in ci
+    assert "python -m pytest -n 4" in ci and "for deps in newest oldest; do" in ci
 
 
 def test_the_oldest_dependencies_ci_pins_are_the_lower_bounds() -> None:
