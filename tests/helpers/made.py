@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import msgspec
 
 from sockdiff import Endpoint, Process, Snapshot, Socket, __version__, inet, unix_name, unix_peer
+from sockdiff.differ import Diff, diff
 from sockdiff.model import Counters, Interface, Route, TypeName
 from sockdiff.snapshots import EVERYTHING, Header, Scope, dumps
 
@@ -21,10 +22,13 @@ __all__ = [
     "GOOD",
     "HEADER",
     "LISTENER",
+    "PEER",
+    "VERSION_1",
     "counters",
     "eth",
     "route",
     "sample",
+    "sample_diff",
     "sections_snap",
     "snap",
     "tcp",
@@ -184,3 +188,33 @@ def sample() -> Snapshot:
 
 # ``sample()`` as its file holds it.
 GOOD = dumps(sample())
+
+
+PEER = inet("127.0.0.1", 5000)
+
+
+def sample_diff() -> Diff:
+    """One new listener (counted by listening), one new connection, one closed, one changed."""
+    old = snap(tcp(80, inode=5), tcp(81, "ESTABLISHED", 7, remote=PEER), tcp(443, inode=11))
+    new = snap(
+        tcp(81, "CLOSE_WAIT", 7, remote=PEER),
+        tcp(82, inode=9),
+        tcp(6000, "ESTABLISHED", 12, remote=PEER),
+        tcp(443, inode=11),
+    )
+    return diff(old, new)
+
+
+# A version 1 file (before interfaces and routes), as sockdiff 0.1 wrote one.
+VERSION_1 = b"""{"format":"sockdiff.snapshot","version":1,"taken_at":"2026-11-20T09:00:00Z","host":"web1",\
+"kernel":"6.1.0","backend":"netlink","netns":null,\
+"sources":{"tcp":"netlink","udp":"netlink","raw":"proc","unix":"netlink"},"tool_version":"0.1.0","sockets":[
+{"proto":"tcp","family":"inet","type":"stream","state":"LISTEN","local":{"address":"127.0.0.1","port":80},\
+"remote":{"address":"0.0.0.0","port":0},"inode":11,"uid":0,"recv_q":0,"send_q":128,\
+"processes":[{"pid":10,"name":"srv","fd":3}]},
+{"proto":"udp","family":"inet6","type":"dgram","state":"CLOSE","local":{"address":"::","port":53},\
+"remote":{"address":"::","port":0},"inode":12,"uid":101,"recv_q":0,"send_q":0,"processes":[]},
+{"proto":"unix","family":"unix","type":"stream","state":"LISTENING","local":{"path":"/run/a.sock"},\
+"remote":{"peer_inode":0},"inode":13,"uid":null,"recv_q":0,"send_q":5,"processes":[]}
+]}
+"""

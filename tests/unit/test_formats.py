@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
 from xml.etree import ElementTree
 
-import msgspec
 import pytest
 from junitparser import Failure, JUnitXml
 from lxml import etree
 
-from sockdiff import Process, Socket, UsageError, inet, save, unix_name, unix_peer
+from sockdiff import Process, Socket, UsageError, unix_name, unix_peer
 from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
-from sockdiff.snapshots import Scope
-from tests.helpers.cli import one_line_error, sockdiff
 from tests.helpers.junit import jenkins_schema, valid_for_jenkins
 from tests.helpers.made import counters, eth, route, sections_snap, snap, tcp, unix
-
-PEER = inet("127.0.0.1", 5000)
-
-
-def sample() -> Diff:
-    """One new listener (counted by listening), one new connection, one closed, one changed."""
-    old = snap(tcp(80, inode=5), tcp(81, "ESTABLISHED", 7, remote=PEER), tcp(443, inode=11))
-    new = snap(
-        tcp(81, "CLOSE_WAIT", 7, remote=PEER),
-        tcp(82, inode=9),
-        tcp(6000, "ESTABLISHED", 12, remote=PEER),
-        tcp(443, inode=11),
-    )
-    return diff(old, new)
+from tests.helpers.made import sample_diff as sample
 
 
 def named(name: str) -> Socket:
@@ -259,28 +242,6 @@ def test_format_names() -> None:
         report(sample(), Format.TABLE)
 
 
-def test_compare_writes_reports_beside_its_output(tmp_path: Path) -> None:
-    old, new = tmp_path / "old.json", tmp_path / "new.json"
-    result = sample()
-    save(result.old, str(old))
-    save(result.new, str(new))
-    xml, md = tmp_path / "sockdiff.xml", tmp_path / "summary.md"
-    ran = sockdiff(
-        "compare", str(old), str(new), "--format", "github", "--fail-on", "listening",
-        "--report", f"junit={xml}", "--report", f"markdown={md}",
-    )  # fmt: skip
-    assert ran.returncode == 1, ran
-    assert ran.stdout == report(result, Format.GITHUB, ReportOptions(fail_on=("listening",)))
-    assert xml.read_text() == report(result, Format.JUNIT, ReportOptions(fail_on=("listening",)))
-    assert md.read_text() == report(result, Format.MARKDOWN, ReportOptions(fail_on=("listening",)))
-    assert one_line_error(sockdiff("compare", str(old), str(new), "--report", "junit")).endswith(
-        "--report takes FORMAT=PATH, e.g. junit=sockdiff.xml, not 'junit'"
-    )
-    assert "unknown format 'xml'" in one_line_error(
-        sockdiff("compare", str(old), str(new), "--format", "xml")
-    )
-
-
 def test_json_sections_and_their_summary() -> None:
     old = sections_snap((eth("eth0"), eth("eth1")), (route("10.1.0.0/24"),))
     new = sections_snap(
@@ -333,16 +294,3 @@ def test_every_format_covers_the_sections() -> None:
     assert [cells(row)[1] for row in rows] == ["interfaces", "routes"]
     text = report(result, Format.TEXT, options).splitlines()
     assert text[0].startswith("~ interface eth0 ") and text[1].startswith("+ route 10.1.0.0/24 ")
-
-
-def test_a_failed_report_is_the_only_line_on_stderr(tmp_path: Path) -> None:
-    """The note that compare narrowed its scope follows a report written whole, never an error."""
-    result = sample()
-    old, new = tmp_path / "old.json", tmp_path / "new.json"
-    narrow = msgspec.structs.replace(result.old.header, scope=Scope(("tcp",), None))
-    save(dataclasses.replace(result.old, header=narrow), str(old))
-    save(result.new, str(new))
-    ran = sockdiff("compare", str(old), str(new), "--report", f"junit={tmp_path}")
-    assert one_line_error(ran) == f"sockdiff: {tmp_path}: cannot write: Is a directory"
-    ran = sockdiff("compare", str(old), str(new))
-    assert ran.returncode == 1 and ran.stderr.startswith("sockdiff: note: ") and ran.stderr.count("\n") == 1

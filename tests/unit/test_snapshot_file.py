@@ -22,8 +22,7 @@ from sockdiff import (
     save,
 )
 from sockdiff.snapshots import EVERYTHING, dumps, loads
-from tests.helpers.cli import one_line_error, sockdiff
-from tests.helpers.made import GOOD, sample
+from tests.helpers.made import GOOD, VERSION_1, sample
 
 
 @pytest.mark.parametrize("name", ["snap.json", "snap.json.gz"])
@@ -199,43 +198,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load(str(tmp_path / "nothere.json"))
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b'{"format": "other"}'])
-def test_cli_bad_source_is_one_line_exit_2(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "bad.json"
-    path.write_bytes(content)
-    result = sockdiff("compare", str(path), str(path))
-    assert str(path) in one_line_error(result) and result.stdout == ""
-
-
-def test_loads_from_stdin_and_stdout(tmp_path: Path) -> None:
-    path = tmp_path / "snap.json"
-    path.write_bytes(GOOD)
-    result = subprocess.run(
-        [sys.executable, "-m", "sockdiff", "compare", "-", str(path)],
-        input=GOOD,
-        capture_output=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().strip() == "0 new, 0 closed, 0 changed"
-    assert loads(GOOD, "x") == sample()
-
-
 # A file written by sockdiff 0.1 (format version 1), byte for byte.
-VERSION_1 = b"""{"format":"sockdiff.snapshot","version":1,"taken_at":"2026-11-20T09:00:00Z","host":"web1",\
-"kernel":"6.1.0","backend":"netlink","netns":null,\
-"sources":{"tcp":"netlink","udp":"netlink","raw":"proc","unix":"netlink"},"tool_version":"0.1.0","sockets":[
-{"proto":"tcp","family":"inet","type":"stream","state":"LISTEN","local":{"address":"127.0.0.1","port":80},\
-"remote":{"address":"0.0.0.0","port":0},"inode":11,"uid":0,"recv_q":0,"send_q":128,\
-"processes":[{"pid":10,"name":"srv","fd":3}]},
-{"proto":"udp","family":"inet6","type":"dgram","state":"CLOSE","local":{"address":"::","port":53},\
-"remote":{"address":"::","port":0},"inode":12,"uid":101,"recv_q":0,"send_q":0,"processes":[]},
-{"proto":"unix","family":"unix","type":"stream","state":"LISTENING","local":{"path":"/run/a.sock"},\
-"remote":{"peer_inode":0},"inode":13,"uid":null,"recv_q":0,"send_q":5,"processes":[]}
-]}
-"""
-
-
 def test_version_1_files_still_load(tmp_path: Path) -> None:
     """Sockets only: interfaces and routes not taken, the scope every protocol; saved again as version 2."""
     old = loads(VERSION_1, "v1.json")
@@ -256,17 +219,6 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
     # A version 1 file missing what version 1 required is still refused, in its own terms.
     with pytest.raises(BadSnapshot, match=r"v1\.json: not a sockdiff snapshot: .*inode"):
         loads(VERSION_1.replace(b'"inode":12,', b""), "v1.json")
-
-
-def test_a_version_1_file_predates_sections(tmp_path: Path) -> None:
-    """show -i or --route on a version 1 file says it is one, not that it was taken with --sections."""
-    path = tmp_path / "v1.json"
-    path.write_bytes(VERSION_1)
-    for flag, section in (("-i", "interfaces"), ("--route", "routes")):
-        assert one_line_error(sockdiff("show", str(path), flag)) == (
-            f"sockdiff: {path}: this snapshot has no {section} section"
-            " (a version 1 file, from before sections)"
-        )
 
 
 def test_version_2_needs_every_section_member() -> None:
