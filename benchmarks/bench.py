@@ -16,7 +16,7 @@ into README.md.
 
 This file only parses the options and runs the jobs, each in its own module:
 ``worker.py`` (the socket-holding process), ``population.py`` (the namespace full
-of workers, through ``tests/netns.py``), ``runner.py`` (one timed run),
+of workers, through ``tests/helpers/netns.py``), ``runner.py`` (one timed run),
 ``measure.py`` (what is run, when, how often), ``report.py`` (the goals judged
 once, then rendered) and ``machine.py`` (the machine's description).
 

@@ -34,11 +34,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
-if _TESTS not in sys.path:  # the namespace helper lives with the tests
-    sys.path.append(_TESTS)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # the namespace helper lives with the tests, as tests.helpers.netns
+    sys.path.append(_ROOT)
 
-from netns import BENCH_PREFIX, netns_exec_argv, private_netns  # noqa: E402
+from tests.helpers.netns import BENCH_PREFIX, netns_exec_argv, private_netns  # noqa: E402
 
 #: Holds sockets in the namespace: listeners, and connections with both ends open.
 HOLDER = """

@@ -22,11 +22,11 @@ from typing import Any
 from runner import BenchError, log, run_checked
 from worker import LISTENERS_PER_WORKER
 
-_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
-if _TESTS not in sys.path:  # the namespace helper lives with the tests, which import it as `netns`
-    sys.path.append(_TESTS)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # the namespace helper lives with the tests, as tests.helpers.netns
+    sys.path.append(_ROOT)
 
-from netns import (  # noqa: E402
+from tests.helpers.netns import (  # noqa: E402
     BENCH_PREFIX,
     NetnsError,
     create_netns,

@@ -7,34 +7,28 @@ Fixtures
     afterwards with anything still running in it. ``module_netns`` is the same
     for a whole test module.
 ``zoo``
-    A :class:`zoo.ZooClient`: ``tests/zoo.py`` running inside the test's
+    A :class:`tests.helpers.zoo.ZooClient`: ``tests/helpers/zoo.py`` running inside the test's
     ``netns`` with the interpreter running pytest. ``zoo.manifest`` is the
     zoo's current manifest (``zoo.sockets``: NAME -> record; ``zoo.pid``,
     ``zoo.child_pid``, ``zoo.netns``), ``zoo.command({...})`` sends one command
     and returns its JSON answer, ``zoo.check({...})`` the same but raising
-    :class:`zoo.ZooError` unless the answer is ``ok``. See ``tests/zoo.py`` for
+    :class:`tests.helpers.zoo.ZooError` unless the answer is ``ok``. See ``tests/helpers/zoo.py`` for
     the socket names, the record fields and the commands. The zoo's whole
     process tree is killed afterwards.
 
 Tests that use either fixture get the ``netns`` marker, and every test with
 that marker skips where namespaces are unavailable (not root, no ``ip``) --
-but fails when ``CI=true``: see :func:`netns.require_netns`.
+but fails when ``CI=true``: see :func:`tests.helpers.netns.require_netns`.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # so that any import mode finds the helpers beside this file
-    sys.path.insert(0, _HERE)
-
-from netns import delete_netns, our_netns, private_netns, require_netns  # noqa: E402
-from zoo import ZooClient, start_zoo  # noqa: E402
+from tests.helpers.netns import delete_netns, our_netns, private_netns, require_netns
+from tests.helpers.zoo import ZooClient, start_zoo
 
 _NETNS_FIXTURES = frozenset({"netns", "module_netns", "zoo"})
 
@@ -88,6 +82,6 @@ def module_netns() -> Iterator[str]:
 
 @pytest.fixture
 def zoo(netns: str) -> Iterator[ZooClient]:
-    """The socket zoo (``tests/zoo.py``) running in the test's own ``netns``."""
+    """The socket zoo (``tests/helpers/zoo.py``) running in the test's own ``netns``."""
     with start_zoo(netns) as client:
         yield client

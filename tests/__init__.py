@@ -1,0 +1,1 @@
+"""sockdiff's tests: unit/ (pure), integration/ (the kernel, namespaces, subprocesses), helpers/."""

@@ -1,0 +1,1 @@
+"""What the tests share, imported as ``from tests.helpers.NAME import ...`` (see tests/README.md)."""

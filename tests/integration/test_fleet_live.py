@@ -1,0 +1,233 @@
+"""Fleet features on live namespaces: compare --role and show --format prometheus through
+the command line, and the Ansible collection against three "hosts" that are namespaces.
+
+
+Each host is a local connection whose Python runs through ``ip netns exec``, with
+its own listeners and its own snapshot store. One play keeps a baseline (and a
+check-mode snapshot that must store nothing); then listeners change on two
+hosts, and the next play reports exactly those two as changed, the one with a
+new listener failed under ``fail_on: listening``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cli import sockdiff
+from tests.helpers.netns import netns_exec_argv, private_netns, require_netns, run_in_netns
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
+    "ansible-playbook"
+)
+
+# Listens on each ADDRESS:PORT given (TCP), says so, and waits for its standard input to close.
+LISTENER = """
+import socket, sys
+held = []
+for spec in sys.argv[1:]:
+    address, port = spec.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, int(port)))
+    s.listen()
+    held.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+# Every host, no fact gathering (it would run modules the hosts do not need).
+PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+"""
+PLAY_SNAPSHOT = (
+    PLAY
+    + """\
+    - name: a dry run stores nothing
+      sockdiff.sockdiff.sockdiff: {state: snapshot, name: dry, home: "{{ store }}"}
+      check_mode: true
+    - name: keep the baseline
+      sockdiff.sockdiff.sockdiff: {state: snapshot, name: base, home: "{{ store }}"}
+"""
+)
+PLAY_COMPARE = (
+    PLAY
+    + """\
+    - name: what changed since the baseline
+      sockdiff.sockdiff.sockdiff: {state: compare, baseline: base, home: "{{ store }}"}
+    - name: new listeners fail a host
+      sockdiff.sockdiff.sockdiff: {state: compare, baseline: base, home: "{{ store }}", fail_on: [listening]}
+      ignore_errors: true
+"""
+)
+
+
+def _listen(stack: ExitStack, namespace: str, *listeners: str) -> subprocess.Popen[str]:
+    """A process in ``namespace`` listening on each ``ADDRESS:PORT``, until ``stack`` closes."""
+    argv = netns_exec_argv(namespace, [sys.executable, "-c", LISTENER, *listeners])
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdin is not None and process.stdout is not None
+    stack.callback(process.wait, 10)
+    stack.callback(process.stdout.close)
+    stack.callback(process.stdin.close)
+    assert process.stdout.readline() == "ready\n"
+    return process
+
+
+# ansible-playbook's recap: one line a host, its counts.
+RECAP = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.MULTILINE)
+
+
+def _play(tmp_path: Path, inventory: Path, text: str) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+    """Run a play: each host's recap counts, and its last task's result (the ``tree`` callback's)."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(text)
+    tree = tmp_path / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT),
+        "ANSIBLE_CALLBACKS_ENABLED": "tree",
+        "ANSIBLE_CALLBACK_TREE_DIR": str(tree),
+        "ANSIBLE_HOME": str(tmp_path / "ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible" / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible" / "remote"),
+        "ANSIBLE_FORKS": "3",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    assert PLAYBOOK is not None
+    done = subprocess.run(
+        [PLAYBOOK, "-i", str(inventory), str(playbook)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    recap = {
+        host: {key: int(value) for key, value in (pair.split("=") for pair in counts.split())}
+        for host, counts in RECAP.findall(done.stdout)
+    }
+    return recap, {path.name: json.loads(path.read_text()) for path in tree.iterdir()}
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait(10)
+
+
+def test_role_compare_and_prometheus_through_the_command_line(tmp_path: Path, netns: str) -> None:
+    """A listener restarted by another process is no difference to its role; a new one on loopback is."""
+    base = tmp_path / "base.json"
+    with ExitStack() as stack:
+        first = _listen(stack, netns, "0.0.0.0:7001")
+        assert sockdiff("snapshot", "-N", netns, "-o", str(base)).returncode == 0
+        _stop(first)
+        _listen(stack, netns, "0.0.0.0:7001", "127.0.0.1:7002")
+        whole = sockdiff("compare", str(base), "--fail-on", "changed")
+        assert whole.returncode == 1, whole.stderr  # other pid, other inode
+        role = sockdiff("compare", str(base), "--role", "--fail-on", "changed")
+        assert role.returncode == 0 and role.stdout.splitlines()[-1] == "1 new, 0 closed, 0 changed", role
+        metrics = tmp_path / "sockdiff.prom"
+        found = sockdiff("compare", str(base), "--role", "--report", f"prometheus={metrics}", "-f", "json")
+        assert found.returncode == 1, found.stderr
+        assert json.loads(found.stdout)["new"][0]["local"] == {"address": "loopback", "port": 7002}
+        series = [line for line in metrics.read_text().splitlines() if not line.startswith("#")]
+        unexpected = [line for line in series if line.startswith("sockdiff_unexpected_listening")]
+        assert unexpected == [
+            'sockdiff_unexpected_listening{proto="tcp",family="inet",address="loopback",port="7002",'
+            f'process="{Path(sys.executable).name[:15]}",netns=""}} 1'
+        ]
+        shown = sockdiff("show", "-N", netns, "--format", "prometheus")
+        oracle = run_in_netns(netns, ["ss", "-Hltn"]).stdout.split()
+        listening = [line for line in shown.stdout.splitlines() if line.startswith("sockdiff_listening{")]
+        assert sorted(re.findall(r'address="([^"]*)",port="(\d+)"', "\n".join(listening))) == sorted(
+            tuple(word.rsplit(":", 1)) for word in oracle if word.count(":") == 1 and not word.endswith(":*")
+        )
+        assert len(listening) == 2
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Three namespaces, host name -> namespace."""
+    require_netns()
+    with ExitStack() as stack:
+        yield {f"h{i}": stack.enter_context(private_netns()) for i in (1, 2, 3)}
+
+
+@pytest.mark.skipif(PLAYBOOK is None, reason="ansible-core is not installed")
+def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
+    tmp_path: Path, hosts: dict[str, str]
+) -> None:
+    # The interpreter each host's modules run with: this Python, in the host's namespace.
+    interpreters = {}
+    for host, namespace in hosts.items():
+        wrapper = tmp_path / f"python-{host}"
+        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(netns_exec_argv(namespace, [sys.executable]))} "$@"\n')
+        wrapper.chmod(0o755)
+        interpreters[host] = str(wrapper)
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        host: {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": interpreters[host],
+                            "store": str(tmp_path / f"store-{host}"),
+                        }
+                        for host in hosts
+                    }
+                }
+            }
+        )
+    )
+    with ExitStack() as stack:
+        served = {host: _listen(stack, namespace, "0.0.0.0:7001") for host, namespace in hosts.items()}
+        stats, kept = _play(tmp_path, inventory, PLAY_SNAPSHOT)
+        assert {host: (s["changed"], s["failed"]) for host, s in stats.items()} == {
+            host: (2, 0) for host in hosts
+        }
+        for host in hosts:
+            # Each host's baseline in its own store, and the dry run's nowhere.
+            assert sorted(p.name for p in (tmp_path / f"store-{host}").iterdir()) == ["base.json"]
+            facts = kept[host]["ansible_facts"]["sockdiff_listening"]
+            assert [(f["proto"], f["address"], f["port"]) for f in facts] == [("tcp", "0.0.0.0", 7001)]
+            assert [p["name"] for p in facts[0]["processes"]] == [Path(sys.executable).name[:15]]
+        # h1 opens a listener, h3 closes its one; h2 stays as it was.
+        _listen(stack, hosts["h1"], "0.0.0.0:7002")
+        assert served["h3"].stdin is not None
+        served["h3"].stdin.close()
+        served["h3"].wait(10)
+        stats, compared = _play(tmp_path, inventory, PLAY_COMPARE)
+    # Both tasks changed h1 and h3; the second failed h1 alone (a new listener), and the play went on.
+    assert {host: (s["changed"], s["ignored"]) for host, s in stats.items()} == {
+        "h1": (2, 1),
+        "h2": (0, 0),
+        "h3": (2, 0),
+    }
+    # What fail_on counted: h1's new listener; h3's closed one is no new listener.
+    assert [compared[host]["counted"] for host in ("h1", "h2", "h3")] == [1, 0, 0]
+    assert "fail_on" in compared["h1"]["msg"]
+    ports = {
+        host: (
+            [s["local"]["port"] for s in compared[host]["differences"]["new"]],
+            [s["local"]["port"] for s in compared[host]["differences"]["closed"]],
+        )
+        for host in hosts
+    }
+    assert ports == {"h1": ([7002], []), "h2": ([], []), "h3": ([], [7001])}
+    assert all(
+        compared[host]["differences"]["machine_id"] for host in hosts if Path("/etc/machine-id").exists()
+    )

@@ -1,0 +1,377 @@
+"""``sockdiff run -- CMD`` around real test runners: a shell script, unittest, ``node --test``.
+
+Each leaky suite leaves three listeners: one its own process opened and handed to
+a process it started (which keeps it after the suite ends: "in-process"; a shell
+cannot listen, so its suite has none), one a child listening on, and one a
+double-forked daemon's (``setsid``). ss, in the same namespace, is the oracle of
+who listens where. sockdiff's report goes to stderr (CMD's stdout stays CMD's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cli import TIMEOUT, sockdiff, sockdiff_command
+from tests.helpers.netns import netns_exec_argv, run_in_netns
+
+# A listener on 127.0.0.1, any port: writes "PORT PID" to READY once it listens, then waits.
+# "daemon": forks, setsid, forks again first (the classic double fork).
+LISTENER = """\
+import os, socket, sys, time
+mode, ready = sys.argv[1], sys.argv[2]
+if mode == "daemon":
+    if os.fork():
+        sys.exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+server = socket.create_server(("127.0.0.1", 0))
+with open(ready + ".tmp", "w") as out:
+    out.write(f"{server.getsockname()[1]} {os.getpid()}")
+os.rename(ready + ".tmp", ready)
+time.sleep(120)
+"""
+
+SHELL_SUITE = """\
+#!/bin/sh
+# test_child: a server started and never stopped; test_daemon: one that detached
+"$PY" "$DIR/listener.py" child "$DIR/child.ready" &
+"$PY" "$DIR/listener.py" daemon "$DIR/daemon.ready"
+for f in child daemon; do
+    while [ ! -e "$DIR/$f.ready" ]; do sleep 0.02; done
+done
+echo "2 tests passed"
+exit "${EXIT:-0}"
+"""
+
+UNITTEST_SUITE = """\
+import os, socket, subprocess, sys, time, unittest
+
+DIR = os.environ["DIR"]
+
+
+def wait(name):
+    while not os.path.exists(os.path.join(DIR, name)):
+        time.sleep(0.02)
+
+
+class Leaky(unittest.TestCase):
+    def test_in_process(self):
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+        helper = subprocess.Popen(sleeper, pass_fds=[server.fileno()])
+        with open(os.path.join(DIR, "inproc.ready"), "w") as out:
+            out.write(f"{port} {helper.pid}")
+        server.close()  # this process's copy: the helper's stays
+
+    def test_child(self):
+        listener = os.path.join(DIR, "listener.py")
+        subprocess.Popen([sys.executable, listener, "child", os.path.join(DIR, "child.ready")])
+        wait("child.ready")
+
+    def test_daemon(self):
+        listener = os.path.join(DIR, "listener.py")
+        subprocess.run([sys.executable, listener, "daemon", os.path.join(DIR, "daemon.ready")], check=True)
+        wait("daemon.ready")
+
+
+if __name__ == "__main__":
+    unittest.main()
+"""
+
+NODE_SUITE = """\
+const { test } = require("node:test");
+const net = require("node:net");
+const fs = require("node:fs");
+const path = require("node:path");
+const { spawn } = require("node:child_process");
+const DIR = process.env.DIR;
+const SERVE = `const s = require("net").createServer().listen(0, "127.0.0.1", () => {
+  require("fs").writeFileSync(process.argv[1] + ".tmp", s.address().port + " " + process.pid);
+  require("fs").renameSync(process.argv[1] + ".tmp", process.argv[1]); });`;
+
+async function ready(name) {
+  while (!fs.existsSync(path.join(DIR, name))) await new Promise((r) => setTimeout(r, 20));
+}
+
+test("in process", async () => {
+  const server = net.createServer();
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const helper = spawn("sleep", ["120"], { stdio: ["ignore", "ignore", "ignore", server._handle.fd] });
+  helper.unref();
+  fs.writeFileSync(path.join(DIR, "inproc.ready"), server.address().port + " " + helper.pid);
+  server.unref();
+});
+
+test("child", async () => {
+  spawn(process.execPath, ["-e", SERVE, path.join(DIR, "child.ready")], { stdio: "ignore" }).unref();
+  await ready("child.ready");
+});
+
+test("daemon", async () => {
+  spawn("setsid", ["-f", process.execPath, "-e", SERVE, path.join(DIR, "daemon.ready")], { stdio: "ignore" });
+  await ready("daemon.ready");
+});
+"""
+
+CLEAN_PY = """\
+import socket, subprocess, sys, unittest
+
+
+class Clean(unittest.TestCase):
+    def test_server(self):
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            with socket.create_connection(server.getsockname()):
+                pass
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
+"""
+
+
+def _suite(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "listener.py").write_text(LISTENER)
+    return {"DIR": str(tmp_path), "PY": sys.executable}
+
+
+def _run(netns: str, tmp_path: Path, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``sockdiff run ARGV`` in ``netns``; its streams are files, which the leftovers may hold open
+    (a pipe would not end while they run)."""
+    command, base = sockdiff_command("run", *argv)
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run(
+            netns_exec_argv(netns, command),
+            stdout=stdout,
+            stderr=stderr,
+            timeout=TIMEOUT,
+            cwd=tmp_path,
+            env={**base, **env},
+            check=False,
+        )
+    return subprocess.CompletedProcess(done.args, done.returncode, out.read_text(), err.read_text())
+
+
+def _report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The json report: the last line of stderr (CMD's own stderr comes before it)."""
+    document: dict[str, Any] = json.loads(result.stderr.splitlines()[-1])
+    assert document["format"] == "sockdiff.run"
+    return document
+
+
+def _listeners(netns: str) -> dict[int, set[int]]:
+    """ss's word: listening TCP port -> the pids holding it."""
+    out = run_in_netns(netns, ["ss", "-Htlnp"]).stdout
+    found: dict[int, set[int]] = {}
+    for line in out.splitlines():
+        words = line.split()
+        port = int(words[3].rsplit(":", 1)[1])
+        found[port] = {int(part.split("=")[1]) for part in line.split(",") if part.startswith("pid=")}
+    return found
+
+
+def _ready(tmp_path: Path, names: tuple[str, ...]) -> dict[int, int]:
+    """port -> pid, as each leak wrote them."""
+    pairs = ((tmp_path / f"{name}.ready").read_text().split() for name in names)
+    return {int(port): int(pid) for port, pid in pairs}
+
+
+def _check_leaks(
+    netns: str, tmp_path: Path, result: subprocess.CompletedProcess[str], names: tuple[str, ...]
+) -> None:
+    assert result.returncode == 1, result.stderr
+    document = _report(result)
+    expected = _ready(tmp_path, names)
+    reported = {leak["socket"]["local"]["port"]: leak for leak in document["leaks"]}
+    assert reported.keys() == expected.keys()
+    listening = _listeners(netns)
+    for port, leak in reported.items():
+        pids = {holder["pid"] for holder in leak["holders"]}
+        assert pids == {expected[port]} == listening[port]  # ss agrees: that process holds it
+        (holder,) = leak["holders"]
+        assert holder["command"] and holder["seconds"] is not None and holder["seconds"] >= 0
+        assert leak["appeared"] is not None and 0 <= leak["appeared"] <= document["seconds"] + 0.5
+        assert leak["socket"]["state"] == "LISTEN" and leak["kind"] == "command"
+    still = {holder["pid"] for holder in document["left_running"]}
+    assert set(expected.values()) <= still
+
+
+def test_a_shell_suite(netns: str, tmp_path: Path) -> None:
+    env = _suite(tmp_path)
+    (tmp_path / "suite.sh").write_text(SHELL_SUITE)
+    result = _run(netns, tmp_path, "--format", "json", "--", "sh", "suite.sh", env=env)
+    assert result.stdout == "2 tests passed\n"  # CMD's output, untouched
+    _check_leaks(netns, tmp_path, result, ("child", "daemon"))
+
+
+def test_a_unittest_suite_and_kill(netns: str, tmp_path: Path) -> None:
+    env = _suite(tmp_path)
+    (tmp_path / "test_leaky.py").write_text(UNITTEST_SUITE)
+    result = _run(netns, tmp_path, "--format", "json", "--", sys.executable, "-m", "unittest", "-q", env=env)
+    _check_leaks(netns, tmp_path, result, ("inproc", "child", "daemon"))
+    assert "OK" in result.stderr  # unittest's own verdict passed through
+    # --kill, in text: each leak named with its process, then each process stopped.
+    for name in ("inproc", "child", "daemon"):
+        (tmp_path / f"{name}.ready").unlink()
+    result = _run(
+        netns, tmp_path, "--kill", "--timeline", "--", sys.executable, "-m", "unittest", "-q", env=env
+    )
+    assert result.returncode == 1, result.stderr
+    ports = _ready(tmp_path, ("inproc", "child", "daemon"))
+    lines = result.stderr.splitlines()
+    for port, pid in ports.items():
+        (line,) = [line for line in lines if line.startswith("+ tcp LISTEN") and f":{port} " in line]
+        assert f"pid={pid}," in line and f"pid {pid} up " in line and "s after the start" in line
+        assert any(line.startswith(f"sockdiff run: stopped pid {pid} ") for line in lines)
+    assert "sockdiff run: 3 listening sockets left open by " in result.stderr
+    assert not set(_listeners(netns)) & set(ports)
+
+
+def test_a_node_suite(netns: str, tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:  # not on every CI machine: the shell and unittest suites still run
+        pytest.skip("node is not installed")
+    env = _suite(tmp_path)
+    (tmp_path / "leaky.test.js").write_text(NODE_SUITE)
+    result = _run(netns, tmp_path, "--format", "json", "--", node, "--test", "leaky.test.js", env=env)
+    _check_leaks(netns, tmp_path, result, ("inproc", "child", "daemon"))
+    assert "# pass 3" in result.stdout
+
+
+def test_a_clean_suite_reports_nothing(netns: str, tmp_path: Path) -> None:
+    (tmp_path / "test_clean.py").write_text(CLEAN_PY)
+    result = _run(netns, tmp_path, "--format", "json", "--", sys.executable, "-m", "unittest", "-q", env={})
+    assert result.returncode == 0, result.stderr
+    document = _report(result)
+    assert document["leaks"] == [] and document["left_running"] == [] and document["exit_code"] == 0
+    result = _run(netns, tmp_path, "--", sys.executable, "-m", "unittest", "-q", env={})
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[-1].endswith("(exit 0) left no listening socket open")
+
+
+def test_the_commands_exit_code_wins(netns: str, tmp_path: Path) -> None:
+    env = _suite(tmp_path)
+    (tmp_path / "suite.sh").write_text(SHELL_SUITE)
+    result = _run(netns, tmp_path, "--", "sh", "suite.sh", env={**env, "EXIT": "3"})
+    assert result.returncode == 3
+    assert "sockdiff run: 2 listening sockets left open by sh suite.sh (exit 3)" in result.stderr
+    result = _run(netns, tmp_path, "--fail-on", "new", "--", "sh", "-c", "exit 0", env={})
+    assert result.returncode == 0, result.stderr
+
+
+TRAPS = """\
+trap 'echo "CMD got $1" >&2; exit 7' "$1"
+echo ready
+while :; do sleep 0.05; done
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_reach_the_command_first(netns: str, tmp_path: Path, sig: signal.Signals) -> None:
+    (tmp_path / "traps.sh").write_text(TRAPS)
+    command, env = sockdiff_command("run", "--", "sh", "traps.sh", sig.name[3:])
+    with subprocess.Popen(
+        netns_exec_argv(netns, command),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        _signal_sockdiff(netns, process.pid, sig)
+        _, err = process.communicate(timeout=TIMEOUT)
+    lines = err.splitlines()
+    # CMD had it first (its line), then sockdiff reported, and exited with CMD's code.
+    assert lines[0] == f"CMD got {sig.name[3:]}", err
+    assert lines[-1].startswith("sockdiff run: sh traps.sh") and "(exit 7)" in lines[-1]
+    assert process.returncode == 7
+
+
+def _signal_sockdiff(netns: str, ip_pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the sockdiff process (``ip netns exec`` execs it: the same pid)."""
+    deadline = time.monotonic() + TIMEOUT
+    while b"sockdiff" not in Path(f"/proc/{ip_pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(ip_pid, sig)
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    for argv in (
+        ("run", "--fail-on", "closed", "--", "true"),
+        ("run", "--ignore", "sport = :nope", "--", "true"),
+        ("run", "--", "/nonexistent/command"),
+        ("run", "--format", "table", "--", "true"),
+        ("run", "--report", "json=-", "--", "true"),
+    ):
+        result = sockdiff(*argv, cwd=tmp_path)
+        assert result.returncode == 2, (argv, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("sockdiff: ")
+
+
+# Counts each SIGINT delivered: the C-level handler writes a byte to the wakeup fd for every
+# delivery, where two close together would run the Python handler once.
+COUNT_INTS = """
+import os, signal, sys, time
+read, write = os.pipe()
+os.set_blocking(read, False)
+os.set_blocking(write, False)
+signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+print("ready", flush=True)
+deadline = time.monotonic() + 2
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+count = os.read(read, 100).count(signal.SIGINT)
+print(f"got {count}", file=sys.stderr, flush=True)
+sys.exit(10 + count)
+"""
+
+
+def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path) -> None:
+    """Ctrl-C at a terminal signals the whole foreground group: sockdiff does not send it again."""
+    command, env = sockdiff_command("run", "--", sys.executable, "-c", COUNT_INTS)
+    master, slave = pty.openpty()
+    try:
+        with (
+            (tmp_path / "stderr").open("w") as stderr,
+            subprocess.Popen(
+                # setsid --ctty: a session of its own, the pty on stdin its controlling terminal.
+                ["setsid", "--ctty", *netns_exec_argv(netns, command)],
+                stdin=slave,
+                stdout=slave,
+                stderr=stderr,
+                env=env,
+            ) as process,
+        ):
+            os.close(slave)
+            slave = -1
+            seen = b""
+            while b"ready" not in seen:
+                seen += os.read(master, 1024)
+            os.write(master, b"\x03")  # the terminal's interrupt character: SIGINT to the foreground group
+            process.wait(timeout=TIMEOUT)
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    err = (tmp_path / "stderr").read_text()
+    assert "got 1\n" in err, err
+    assert process.returncode == 11

@@ -1,0 +1,1 @@
+"""Tests that need nothing of the machine: parsers on captured bytes, differ, formats, filter, codec."""
