@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..model import namespace_labels
 from ..ssview import is_listening
 from .notation import record_netns
 
@@ -26,6 +27,7 @@ def listening_facts(snapshot: Snapshot) -> list[dict[str, Any]]:
     the snapshot was read in (None: the reader's own).
     """
     found: list[dict[str, Any]] = []
+    labels = namespace_labels(snapshot.namespaces)
     for sock in snapshot.sockets or ():
         if not is_listening(sock):
             continue
@@ -38,7 +40,7 @@ def listening_facts(snapshot: Snapshot) -> list[dict[str, Any]]:
                 "port": None if unix else sock.local.port,
                 "path": sock.local.path if unix else None,
                 "interface": sock.interface,
-                "netns": record_netns(sock) or snapshot.header.netns,
+                "netns": record_netns(sock, labels) or snapshot.header.netns,
                 "uid": sock.uid,
                 "processes": [{"pid": p.pid, "name": p.name, "fd": p.fd} for p in sock.processes],
             }

@@ -12,10 +12,20 @@ import functools
 import ipaddress
 import re
 import socket as _socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..model import RT_TABLE_LOCAL, RT_TABLE_MAIN, Endpoint, Interface, Nexthop, Process, Route, Socket
+from ..model import (
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    Endpoint,
+    Interface,
+    Nexthop,
+    Process,
+    Route,
+    Socket,
+    netns_of,
+)
 
 if TYPE_CHECKING:
     from ..differ import Change, Diff
@@ -147,14 +157,18 @@ def escape(text: str, backslash: bool = True, starts_line: bool = True) -> str:
     return text
 
 
-def record_netns(sock: Socket) -> str | None:
-    """The network namespace a socket's record names (its inode, as text), None where it names none.
+def record_netns(sock: Socket, labels: Mapping[int, str] | None = None) -> str | None:
+    """The network namespace a socket's record names, None where it names none.
 
-    Records of a snapshot that read one namespace carry none; the one place that
+    Records of a snapshot that read one namespace carry none. ``labels`` (inode ->
+    label, :func:`~sockdiff.model.namespace_labels`) names it as people do; without
+    them, or for a namespace they miss, it is ``net:[INODE]``. The one place that
     reads the field, for every output that names a socket's namespace.
     """
-    value = getattr(sock, "netns", None)
-    return None if value is None else str(value)
+    inode = netns_of(sock)
+    if inode is None:
+        return None
+    return (labels or {}).get(inode, f"net:[{inode}]")
 
 
 def netid(sock: Socket) -> str:

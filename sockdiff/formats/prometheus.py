@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from .._version import __version__
 from ..errors import UsageError
+from ..model import namespace_labels
 from ..ssview import is_listening
 from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, Section
 from .notation import escape, record_netns
@@ -51,13 +52,13 @@ def label_value(text: str) -> str:
     return shown.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def netns_label(sock: Socket) -> str:
-    """The ``netns`` label of a socket: its record's namespace
+def netns_label(sock: Socket, labels: Mapping[int, str]) -> str:
+    """The ``netns`` label of a socket: its namespace's label
     (:func:`~sockdiff.formats.notation.record_netns`), "" where it names none."""
-    return record_netns(sock) or ""
+    return record_netns(sock, labels) or ""
 
 
-def _listener(sock: Socket) -> Labels:
+def _listener(sock: Socket, labels: Mapping[int, str]) -> Labels:
     """A listening socket's labels: the address as ss names it, the device it is bound to after ``%``."""
     if sock.proto == "unix":
         address, port = (sock.local.path if isinstance(sock.local.path, str) else ""), ""
@@ -67,7 +68,7 @@ def _listener(sock: Socket) -> Labels:
             address = f"{address}%{sock.interface}"
         port = str(sock.local.port)
     programs = ",".join(sorted({p.name for p in sock.processes}))
-    values = (sock.proto, sock.family, address, port, programs, netns_label(sock))
+    values = (sock.proto, sock.family, address, port, programs, netns_label(sock, labels))
     return tuple(zip(LISTENER_LABELS, values, strict=True))
 
 
@@ -84,9 +85,11 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[Labels, int]]) ->
         yield _sample(name, labels, value)
 
 
-def _listeners(name: str, help_text: str, sockets: Sequence[Socket]) -> Iterator[str]:
+def _listeners(
+    name: str, help_text: str, sockets: Sequence[Socket], labels: Mapping[int, str]
+) -> Iterator[str]:
     """Listeners one a series; sockets alike in every label (SO_REUSEPORT twins) count together."""
-    counted = Counter(_listener(s) for s in sockets if is_listening(s))
+    counted = Counter(_listener(s, labels) for s in sockets if is_listening(s))
     yield from _family(name, help_text, counted.items())
 
 
@@ -98,10 +101,16 @@ def _epoch(taken_at: str) -> int:
 def _snapshot_families(snapshot: Snapshot) -> Iterator[str]:
     """A snapshot's listeners, its socket counts, when it was taken, and which sockdiff wrote this."""
     sockets = snapshot.sockets or ()
+    labels = namespace_labels(snapshot.namespaces)
     yield from _listeners(
-        "sockdiff_listening", "A socket waiting for peers (ss -l), by address, port and program.", sockets
+        "sockdiff_listening",
+        "A socket waiting for peers (ss -l), by address, port and program.",
+        sockets,
+        labels,
     )
-    counts = Counter((("proto", s.proto), ("state", s.state), ("netns", netns_label(s))) for s in sockets)
+    counts = Counter(
+        (("proto", s.proto), ("state", s.state), ("netns", netns_label(s, labels))) for s in sockets
+    )
     yield from _family("sockdiff_sockets", "Sockets by protocol and state.", counts.items())
     yield from _family(
         "sockdiff_snapshot_timestamp_seconds",
@@ -137,10 +146,17 @@ class PrometheusFormat(DiffFormat):
         lines += _family(
             "sockdiff_differences", "Differences from the baseline, by section and kind.", differences
         )
+        old_labels = namespace_labels(result.old.namespaces)
+        new_labels = namespace_labels(result.new.namespaces)
         lines += _listeners(
-            "sockdiff_unexpected_listening", "A listener the baseline does not have.", result.opened
+            "sockdiff_unexpected_listening",
+            "A listener the baseline does not have.",
+            result.opened,
+            new_labels,
         )
-        lines += _listeners("sockdiff_missing_listening", "A listener the baseline had, gone.", result.closed)
+        lines += _listeners(
+            "sockdiff_missing_listening", "A listener the baseline had, gone.", result.closed, old_labels
+        )
         return "".join(lines)
 
 
