@@ -27,11 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
-if _TESTS not in sys.path:
-    sys.path.append(_TESTS)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # the namespace helper lives with the tests, as tests.helpers.netns
+    sys.path.append(_ROOT)
 
-from netns import BENCH_PREFIX, create_netns, delete_netns  # noqa: E402
+from tests.helpers.netns import BENCH_PREFIX, create_netns, delete_netns  # noqa: E402
 
 _CLONE_NEWNET = 0x40000000
 

@@ -27,12 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
-if _TESTS not in sys.path:  # the namespace helper lives with the tests
-    sys.path.append(_TESTS)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # the namespace helper lives with the tests, as tests.helpers.netns
+    sys.path.append(_ROOT)
 
-from netns import BENCH_PREFIX, netns_exec_argv, private_netns  # noqa: E402
 from plugin_overhead import emit, log  # noqa: E402
+
+from tests.helpers.netns import BENCH_PREFIX, netns_exec_argv, private_netns  # noqa: E402
 
 #: Opens and closes CONNECTIONS loopback connections, and starts PROCESSES processes (/bin/true).
 WORKLOAD = """
