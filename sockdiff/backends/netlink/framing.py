@@ -28,6 +28,7 @@ __all__ = [
     "NLM_F_DUMP_INTR",
     "NLM_F_REQUEST",
     "RECV_SIZE",
+    "U32",
     "Dump",
     "DumpFailed",
     "Messages",
@@ -57,6 +58,7 @@ HEADER_SIZE = 16
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _ERRNO = struct.Struct("=i")
 _ATTR = struct.Struct("=HH")  # struct nlattr
+U32 = struct.Struct("=I")  # a u32 attribute's payload, in host order
 
 
 class DumpFailed(Exception):

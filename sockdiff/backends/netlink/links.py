@@ -37,6 +37,7 @@ from .framing import (
     NETLINK_ROUTE,
     NLM_F_DUMP,
     NLM_F_REQUEST,
+    U32,
     Dump,
     DumpFailed,
     Messages,
@@ -71,7 +72,6 @@ IFA_LOCAL = 2
 
 _LINK = struct.Struct("=16xBxHiII")  # nlmsghdr + struct ifinfomsg
 _ADDR = struct.Struct("=16xBBBBi")  # nlmsghdr + struct ifaddrmsg
-_U32 = struct.Struct("=I")
 # The head of struct rtnl_link_stats64: rx/tx packets, bytes, errors, dropped,
 # multicast, collisions, six rx error kinds (length, over, crc, frame, fifo,
 # missed), then tx aborted, carrier and fifo errors.
@@ -183,7 +183,7 @@ def decode_links(messages: Messages) -> list[Link]:
             if kind == IFLA_IFNAME:
                 name = interface_name(bytes(buffer[start:stop]))
             elif kind == IFLA_MTU:
-                mtu = _U32.unpack_from(buffer, start)[0]
+                mtu = U32.unpack_from(buffer, start)[0]
             elif kind == IFLA_OPERSTATE:
                 number = buffer[start]
                 operstate = OPERSTATES[number] if number < len(OPERSTATES) else str(number)

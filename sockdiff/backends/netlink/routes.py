@@ -17,7 +17,7 @@ from socket import AF_INET, AF_INET6
 
 from ...model import Nexthop, Route
 from ..netnames import ROUTE_TYPES, make_route, protocol_name, scope_name
-from .framing import DumpFailed, Messages, align, attributes
+from .framing import U32, DumpFailed, Messages, align, attributes
 from .links import build_request, decode_links, dump, link_request, open_socket
 
 __all__ = [
@@ -43,7 +43,6 @@ RTAX_ADVMSS = 8
 
 _ROUTE = struct.Struct("=16xBBBBBBBBI")  # nlmsghdr + struct rtmsg
 _NEXTHOP = struct.Struct("=HBBi")  # struct rtnexthop
-_U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
 _ROUTE_SIZE = 28
 
@@ -98,7 +97,7 @@ def decode_routes(messages: Messages, names: Mapping[int, str]) -> list[Route]:
     """
     routes = []
     unpack_route = _ROUTE.unpack_from
-    unpack_u32 = _U32.unpack_from
+    unpack_u32 = U32.unpack_from
     # Few distinct gateways: each written out once (a router holds ~1M routes).
     gateways: dict[bytes, str] = {}
     for buffer, offset, end in messages:

@@ -42,6 +42,7 @@ from .framing import (
     NETLINK_SOCK_DIAG,
     NLM_F_DUMP,
     NLM_F_REQUEST,
+    U32,
     Dump,
     DumpFailed,
     Messages,
@@ -98,7 +99,6 @@ _UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 4, UNIX_DIAG_RQLEN: 8, UNIX_DIAG_UID: 4}
 _PORTS = array.array("H", range(65536))
 if sys.byteorder == "little":
     _PORTS.byteswap()
-_U32 = struct.Struct("=I")
 _U32_PAIR = struct.Struct("=II")
 
 
@@ -293,7 +293,7 @@ def decode_unix(
     unpack = _UNIX_MSG.unpack_from
     least = _UNIX_ATTR_SIZES
     unix_states = UNIX_DIAG_STATES
-    unpack_u32 = _U32.unpack_from
+    unpack_u32 = U32.unpack_from
     unpack_pair = _U32_PAIR.unpack_from
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
