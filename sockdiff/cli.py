@@ -500,7 +500,7 @@ def compare(
         typer.Option(
             "--role",
             help="Compare what a role exposes: listeners by protocol, address class (loopback,"
-            " wildcard, specific), port and program; no pids, inodes, ephemeral ports or connections.",
+            " wildcard, specific), port and program; no pids, inodes, connections or UDP client ports.",
         ),
     ] = False,
     reports: Reports = None,

@@ -6,8 +6,11 @@ and raw sockets waiting unconnected) as its protocol, family, address class
 (``loopback``, ``wildcard`` or ``specific``), port and the device it is bound to,
 with the names of the programs holding it; pids, descriptors, inodes, queues,
 owners' uids, connections, UNIX sockets (their names often carry a pid or a
-random part) and listeners on an ephemeral port (a client's unconnected UDP
-socket) are left out. Listeners alike in all of that become one.
+random part) and UDP sockets on an ephemeral port (a client's unconnected
+socket, which ss -l lists) are left out. A TCP listener is kept on any port:
+one on a port the kernel handed out is still a door open on the host (`--ignore
+'sport ge :32768'` leaves such ones out where a role's servers pick random
+ports). Listeners alike in all of that become one.
 
 Both sides of a role comparison go through it; the differ then compares the
 views as it compares any snapshots, owners by program name (the ``programs``
@@ -61,7 +64,7 @@ def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] = EPHEMERAL_PORTS) 
 
     Each record keeps one owner a program name, the first (lowest pid) that
     holds such a listener, so a report still says which process it was.
-    ``ephemeral`` is the range of ports left out (inclusive). Interfaces and
+    ``ephemeral`` is the range of UDP ports left out (inclusive). Interfaces and
     routes are kept as they are.
     """
     if snapshot.sockets is None:
@@ -72,7 +75,7 @@ def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] = EPHEMERAL_PORTS) 
         if sock.proto == "unix" or not is_listening(sock):
             continue
         key = _role_key(sock)
-        if sock.proto != "raw" and low <= key[4] <= high:
+        if sock.proto == "udp" and low <= key[4] <= high:
             continue
         names = owners.setdefault(key, {})
         for process in sorted(sock.processes):

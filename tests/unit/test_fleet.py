@@ -40,12 +40,14 @@ HOSTILE_NAMES = (
 ANY = inet("0.0.0.0", 0)
 
 
-def _listener(port: int, name: str, address: str = "0.0.0.0", pid: int = 10, inode: int = 0) -> Socket:
+def _listener(
+    port: int, name: str, address: str = "0.0.0.0", pid: int = 10, inode: int = 0, proto: str = "tcp"
+) -> Socket:
     return Socket(
-        "tcp",
+        proto,  # type: ignore[arg-type]
         "inet",
-        "stream",
-        "LISTEN",
+        "stream" if proto == "tcp" else "dgram",
+        "LISTEN" if proto == "tcp" else "CLOSE",
         inet(address, port),
         ANY,
         inode or port,
@@ -195,7 +197,7 @@ def test_role_view_keeps_what_a_role_exposes() -> None:
             _listener(80, "nginx", "10.0.0.5", pid=200),
             _listener(80, "nginx", "10.0.1.5", pid=201),  # a second specific address: one role listener
             _listener(5432, "postgres", "127.0.0.1", pid=300),
-            _listener(40000, "rpc.statd", pid=400),  # an ephemeral port
+            _listener(40000, "rpc.statd", pid=400, proto="udp"),  # a UDP socket on an ephemeral port
             Socket(
                 "tcp",
                 "inet",
@@ -216,7 +218,7 @@ def test_role_view_keeps_what_a_role_exposes() -> None:
             _listener(22, "sshd", pid=900, inode=77),
             _listener(80, "nginx", "192.168.7.7", pid=901),
             _listener(5432, "postgres", "127.0.0.2", pid=902),
-            _listener(41234, "rpc.statd", pid=903),
+            _listener(41234, "rpc.statd", pid=903, proto="udp"),
         )
     )
     assert not diff(role_view(web1), role_view(web2), fields="programs").opened
@@ -283,3 +285,11 @@ def test_identity_that_is_not_in_its_form_is_none(tmp_path: Path) -> None:
     forged.write_text('x"}\n')
     assert host_identity(machine_id=str(forged))[1] is None
     assert host_identity(machine_id=str(tmp_path / "absent"))[1] is None
+
+
+def test_role_view_keeps_a_tcp_listener_on_an_ephemeral_port() -> None:
+    """A TCP listener on a port the kernel could hand out is still a listener the role lacks."""
+    golden = _snapshot((_listener(22, "sshd"),))
+    host = _snapshot((_listener(22, "sshd", pid=7), _listener(45678, "backdoor", "127.0.0.1", pid=8)))
+    result = diff(role_view(golden), role_view(host), fields="programs")
+    assert [(s.local.address, s.local.port) for s in result.opened] == [("loopback", 45678)]
