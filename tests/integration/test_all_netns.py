@@ -174,12 +174,13 @@ def host() -> Iterator[Host]:
 def _listeners(snapshot: Snapshot, host: Host) -> set[tuple[int, int]]:
     """(namespace inode, port) of our listeners the snapshot holds."""
     assert snapshot.sockets is not None
-    return {
-        (inode, s.local.port)
-        for s in snapshot.sockets
-        if s.proto == "tcp" and s.state == "LISTEN" and (inode := netns_of(s)) in host.ports
-        if host.ports[inode] == s.local.port
-    }
+    found: set[tuple[int, int]] = set()
+    for s in snapshot.sockets:
+        inode, port = netns_of(s), s.local.port
+        ours = inode is not None and isinstance(port, int) and host.ports.get(inode) == port
+        if s.proto == "tcp" and s.state == "LISTEN" and ours:
+            found.add((inode, port))  # type: ignore[arg-type]
+    return found
 
 
 @pytest.mark.parametrize("backend", ["netlink", "proc"])
