@@ -501,11 +501,15 @@ def _sharing(
     thing that is not so (any failure, any finding of the checks): :func:`loads`
     then reads the file whole, and says what is wrong as it says it of any file.
     """
+    # The socket records are taken raw, unchecked: a second "sockets" member (the
+    # whole read checks every one it meets) is left to the whole read.
+    if data.count(b'"sockets":') != 1:
+        return None
     try:
         with gc_paused():
             document = msgspec.json.decode(data, type=_RawDocument)
-            if document.sockets is None:
-                return None
+            if document.sockets is None or document.namespaces is not None:
+                return None  # a snapshot of every namespace is read whole
             theirs = msgspec.json.decode(other, type=_RawSockets).sockets or ()
             if len(theirs) != len(others):
                 return None
@@ -533,9 +537,11 @@ def _sharing(
         return None
     if _header_problem(document) is not None or _records_problem(document, fresh) is not None:
         return None
+    # No namespaces listed: no record may name one (records taken from ``other`` too).
+    records = (sockets, document.interfaces or (), document.routes or ())
+    if any(netns_of(record) is not None for section in records for record in section):
+        return None
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
-    if document.namespaces is not None:
-        return None  # a snapshot of every namespace is read whole
     return Snapshot(
         header, tuple(sockets), document.interfaces, document.routes, origin=origin, file_bytes=data
     )
