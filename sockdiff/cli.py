@@ -797,6 +797,8 @@ def run_command(
     from .output import inputs
     from .running import KILL_GRACE_SECONDS, kill_leftovers, run_tree
 
+    if sys.stderr is None:  # started with stderr closed (2>&-): the report is lost, --kill still runs
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the process's life
     chosen: RunChoice = parse_format(output_format, RUN_FORMATS)
     extra = [_report_target(text, RUN_FORMATS) for text in reports or []]
     try:

@@ -69,6 +69,8 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         began = time.monotonic()
         try:
+            if not argv[0]:
+                raise UsageError("cannot run '': a command has a name")
             child = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setsigmask=previous)
         except OSError as err:
             raise UsageError(f"cannot run {argv[0]!r}: {err.strerror or err}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shlex
 import shutil
 import signal
 import subprocess
@@ -317,6 +318,7 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         ("run", "--fail-on", "closed", "--", "true"),
         ("run", "--ignore", "sport = :nope", "--", "true"),
         ("run", "--", "/nonexistent/command"),
+        ("run", "--", ""),
         ("run", "--format", "table", "--", "true"),
         ("run", "--report", "json=-", "--", "true"),
     ):
@@ -375,3 +377,14 @@ def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path)
     err = (tmp_path / "stderr").read_text()
     assert "got 1\n" in err, err
     assert process.returncode == 11
+
+
+def test_kill_runs_with_stderr_closed(netns: str, tmp_path: Path) -> None:
+    """Started with stderr closed (2>&-): the report has nowhere to go, but what was left is still stopped."""
+    server = "import socket, time; s = socket.create_server(('127.0.0.1', 40064)); time.sleep(30)"
+    script = f"{shlex.quote(sys.executable)} -c {shlex.quote(server)} & sleep 0.5"
+    command, env = sockdiff_command("run", "--kill", "--", "sh", "-c", script)
+    argv = netns_exec_argv(netns, ["sh", "-c", 'exec "$@" 2>&-', "sh", *command])
+    result = subprocess.run(argv, env=env, cwd=tmp_path, timeout=TIMEOUT, check=False)
+    assert result.returncode == 1
+    assert 40064 not in _listeners(netns)
