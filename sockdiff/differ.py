@@ -35,6 +35,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from ._perf import gc_paused
 from .coverage import route_coverage
 from .errors import UsageError
@@ -71,6 +73,7 @@ __all__ = [
     "parse_fail_on",
     "parse_fields",
     "same_process_name",
+    "taken_again",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -894,6 +897,22 @@ def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
             record.dev or "",
         )
     return _sort_key(record)  # sections hold no sockets; this keeps the key total
+
+
+def taken_again(old: Snapshot, new: Snapshot) -> bool:
+    """Whether ``new`` holds what ``old`` holds, taken again: the same header but the
+    time it was taken, the same sections, and no difference a comparison with the
+    default fields would report (interface counters aside), no namespace on one
+    side only. What tells an unchanged baseline from one worth writing again.
+    """
+    same_header = msgspec.structs.replace(old.header, taken_at=new.header.taken_at) == new.header
+    sections = ("sockets", "interfaces", "routes")
+    if not same_header or (old.namespaces is None) != (new.namespaces is None):
+        return False
+    if any((getattr(old, name) is None) != (getattr(new, name) is None) for name in sections):
+        return False
+    found = diff(old, new)
+    return found.counted(("any",)) == 0 and not found.namespaces
 
 
 def persistent(first: Diff, second: Diff) -> Diff:

@@ -165,34 +165,30 @@ def hosts(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield {f"h{i}": stack.enter_context(private_netns()) for i in (1, 2, 3)}
 
 
-@pytest.mark.skipif(PLAYBOOK is None, reason="ansible-core is not installed")
-def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
-    tmp_path: Path, hosts: dict[str, str]
-) -> None:
-    # The interpreter each host's modules run with: this Python, in the host's namespace.
-    interpreters = {}
+def _inventory(tmp_path: Path, hosts: dict[str, str], **more: dict[str, Any]) -> Path:
+    """Each host a local connection whose Python runs in its namespace, with its own store
+    (``more``: further variables, host -> mapping)."""
+    found = {}
     for host, namespace in hosts.items():
         wrapper = tmp_path / f"python-{host}"
         wrapper.write_text(f'#!/bin/sh\nexec {" ".join(netns_exec_argv(namespace, [sys.executable]))} "$@"\n')
         wrapper.chmod(0o755)
-        interpreters[host] = str(wrapper)
+        found[host] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": str(wrapper),
+            "store": str(tmp_path / f"store-{host}"),
+            **more.get(host, {}),
+        }
     inventory = tmp_path / "hosts.json"
-    inventory.write_text(
-        json.dumps(
-            {
-                "all": {
-                    "hosts": {
-                        host: {
-                            "ansible_connection": "local",
-                            "ansible_python_interpreter": interpreters[host],
-                            "store": str(tmp_path / f"store-{host}"),
-                        }
-                        for host in hosts
-                    }
-                }
-            }
-        )
-    )
+    inventory.write_text(json.dumps({"all": {"hosts": found}}))
+    return inventory
+
+
+@pytest.mark.skipif(PLAYBOOK is None, reason="ansible-core is not installed")
+def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
+    tmp_path: Path, hosts: dict[str, str]
+) -> None:
+    inventory = _inventory(tmp_path, hosts)
     with ExitStack() as stack:
         served = {host: _listen(stack, namespace, "0.0.0.0:7001") for host, namespace in hosts.items()}
         stats, kept = _play(tmp_path, inventory, PLAY_SNAPSHOT)
@@ -231,3 +227,52 @@ def test_a_play_reports_exactly_the_hosts_whose_listeners_changed(
     assert all(
         compared[host]["differences"]["machine_id"] for host in hosts if Path("/etc/machine-id").exists()
     )
+
+
+# Each host's results, written by the host itself (the tree callback keeps one task's only).
+PLAY_OPTIONS = (
+    PLAY
+    + """\
+    - sockdiff.sockdiff.sockdiff: {state: snapshot, name: base, home: "{{ store }}"}
+      register: first
+    - sockdiff.sockdiff.sockdiff: {state: snapshot, name: base, home: "{{ store }}"}
+      register: again
+    - sockdiff.sockdiff.sockdiff: {state: compare, baseline: "{{ baseline }}", home: "{{ store }}"}
+      register: compared
+      ignore_errors: true
+    - sockdiff.sockdiff.sockdiff: {state: snapshot, name: every, all_netns: true, home: "{{ store }}"}
+      check_mode: true
+      register: every
+      when: inventory_hostname == "h1"
+    - ansible.builtin.copy:
+        content: "{{ {'first': first, 'again': again, 'compared': compared, 'every': every} | to_json }}"
+        dest: "{{ store }}.results.json"
+"""
+)
+
+
+@pytest.mark.skipif(PLAYBOOK is None, reason="ansible-core is not installed")
+def test_the_module_keeps_an_unchanged_baseline_refuses_no_baseline_and_reads_every_namespace(
+    tmp_path: Path, hosts: dict[str, str]
+) -> None:
+    baselines = {"h1": "live", "h2": "nosuch", "h3": "base"}
+    inventory = _inventory(tmp_path, hosts, **{host: {"baseline": name} for host, name in baselines.items()})
+    with ExitStack() as stack:
+        for namespace in hosts.values():
+            _listen(stack, namespace, "0.0.0.0:7001")
+        _play(tmp_path, inventory, PLAY_OPTIONS)
+    results = {host: json.loads((tmp_path / f"store-{host}.results.json").read_text()) for host in hosts}
+    for host, found in results.items():
+        # The second snapshot finds the baseline as it was: not changed, and the file left alone.
+        assert (found["first"]["changed"], found["again"]["changed"]) == (True, False), host
+        assert found["again"]["path"] == found["first"]["path"]
+    # live (the host against itself) and a name stored nowhere fail, each in one clear message.
+    for host in ("h1", "h2"):
+        refused = results[host]["compared"]
+        assert refused["failed"] and f"baseline {baselines[host]!r}" in refused["msg"], refused
+        assert "Traceback" not in refused.get("module_stderr", "")
+    assert not results["h3"]["compared"].get("failed") and results["h3"]["compared"]["counted"] == 0
+    # all_netns: every host's listener, each in its namespace, and nothing stored in check mode.
+    facts = results["h1"]["every"]["ansible_facts"]["sockdiff_listening"]
+    assert set(hosts.values()) <= {f["netns"] for f in facts if f["port"] == 7001}
+    assert sorted(p.name for p in (tmp_path / "store-h1").iterdir()) == ["base.json"]

@@ -25,7 +25,9 @@ options:
     description: The name to store the snapshot under (C(state=snapshot)).
     type: str
   baseline:
-    description: A stored snapshot's name or a snapshot file (C(state=compare)).
+    description:
+      - A stored snapshot's name or a snapshot file (C(state=compare)); anything else fails
+        (C(live) too: a host compared with itself says nothing).
     type: str
   fail_on:
     description:
@@ -40,6 +42,10 @@ options:
   netns:
     description: Read this network namespace (a name under /run/netns, or a path).
     type: str
+  all_netns:
+    description: Read every network namespace of the host, as C(sockdiff --all-netns).
+    type: bool
+    default: false
   home:
     description: The snapshot store's directory (C($SOCKDIFF_HOME)); default the user's.
     type: path
@@ -51,6 +57,10 @@ attributes:
   check_mode:
     support: full
     details: A snapshot is taken but not stored; a comparison only reads.
+notes:
+  - C(state=snapshot) is C(changed) only when the snapshot differs from the one stored under
+    that name (apart from the time it was taken, and interface counters); an unchanged
+    baseline is left as it is.
 """
 
 EXAMPLES = r"""
@@ -68,9 +78,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: Where the snapshot was stored (C(state=snapshot), not in check mode).
+  description: Where the snapshot is stored (C(state=snapshot), not in check mode).
   type: str
-  returned: when stored
+  returned: when stored, or left as it was
 differences:
   description: The comparison as C(sockdiff compare --format json) writes it.
   type: dict
@@ -96,10 +106,12 @@ def main() -> None:
             "fail_on": {"type": "list", "elements": "str"},
             "role": {"type": "bool", "default": False},
             "netns": {"type": "str"},
+            "all_netns": {"type": "bool", "default": False},
             "home": {"type": "path"},
             "backend": {"type": "str", "default": "auto"},
         },
         required_if=[("state", "snapshot", ["name"]), ("state", "compare", ["baseline"])],
+        mutually_exclusive=[("netns", "all_netns")],
         supports_check_mode=True,
     )
     params = module.params
@@ -110,23 +122,39 @@ def main() -> None:
 
         import sockdiff
         from sockdiff import store
-        from sockdiff.differ import parse_fail_on
+        from sockdiff.differ import parse_fail_on, taken_again
         from sockdiff.formats.facts import listening_facts
         from sockdiff.formats.json import document
+        from sockdiff.sources import LIVE
     except ImportError as err:
         module.fail_json(msg=f"sockdiff is not installed for this host's Python: {err}")
     result: dict[str, Any] = {}
     try:
         if params["state"] == "snapshot":
             store.check_name(params["name"])
-            taken = sockdiff.snapshot(backend=params["backend"], netns=params["netns"])
-            if not module.check_mode:
+            taken = sockdiff.snapshot(
+                backend=params["backend"], netns=params["netns"], all_netns=params["all_netns"]
+            )
+            stored = store.load(params["name"])
+            changed = stored is None or not taken_again(stored, taken)
+            if changed and not module.check_mode:
                 result["path"] = str(store.keep(taken, params["name"]))
+            elif stored is not None and not changed:
+                result["path"] = str(store.find(params["name"]))
             facts = listening_facts(taken)
-            module.exit_json(changed=True, ansible_facts={"sockdiff_listening": facts}, **result)
+            module.exit_json(changed=changed, ansible_facts={"sockdiff_listening": facts}, **result)
+        baseline = params["baseline"]
+        if baseline in LIVE or baseline == "-":
+            module.fail_json(msg=f"baseline {baseline!r} is no baseline: name a stored snapshot or a file")
+        if not (store.find(baseline) or os.path.isfile(baseline)):
+            module.fail_json(
+                msg=f"baseline {baseline!r}: no snapshot stored under that name, and no such file"
+            )
         fail_on = parse_fail_on(",".join(params["fail_on"])) if params["fail_on"] else None
         live = f"live:{params['backend']}" if params["backend"] != "auto" else "live"
-        compared = sockdiff.compare(params["baseline"], live, netns=params["netns"], role=params["role"])
+        compared = sockdiff.compare(
+            baseline, live, netns=params["netns"], all_netns=params["all_netns"], role=params["role"]
+        )
     except sockdiff.SockdiffError as err:
         module.fail_json(msg=str(err))
     differences = msgspec.to_builtins(document(compared))
