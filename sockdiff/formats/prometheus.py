@@ -4,7 +4,13 @@ What is true now, for alerts across a fleet: one ``sockdiff_listening`` series a
 listening socket (listeners only, never connections: the series stay bounded),
 ``sockdiff_sockets`` counts by protocol and state, and from a comparison
 ``sockdiff_differences`` and one ``sockdiff_unexpected_listening`` (or
-``sockdiff_missing_listening``) series a listener the baseline lacks (or had).
+``sockdiff_missing_listening``) series a listener the baseline lacks (or had):
+a new one, or one whose programs are others than the baseline's (another program
+took the port). Every listener series is 1: sockets alike in every label
+(SO_REUSEPORT twins) are one listener, so ``== 1`` and ``> 0`` both find each,
+and a series' labels never carry a pid or an inode (the series stay bounded).
+The address is as ss writes it: an IPv6 wildcard that takes IPv4 too is ``*``,
+one that is IPv6-only (IPV6_V6ONLY) ``::``.
 Every family has HELP and TYPE (all are gauges), even when it has no sample, so
 an alert on its absence means what it says; no sample carries a timestamp (the
 collector refuses them). OpenMetrics readers take this format too.
@@ -30,7 +36,7 @@ from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, Sect
 from .notation import escape, record_netns
 
 if TYPE_CHECKING:
-    from ..differ import Diff, SectionDiff
+    from ..differ import Change, Diff, SectionDiff
     from ..model import Interface, Route, Socket
     from ..snapshots import Snapshot
 
@@ -88,9 +94,21 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[Labels, int]]) ->
 def _listeners(
     name: str, help_text: str, sockets: Sequence[Socket], labels: Mapping[int, str]
 ) -> Iterator[str]:
-    """Listeners one a series; sockets alike in every label (SO_REUSEPORT twins) count together."""
-    counted = Counter(_listener(s, labels) for s in sockets if is_listening(s))
-    yield from _family(name, help_text, counted.items())
+    """Listeners one a series, each 1; sockets alike in every label (SO_REUSEPORT twins) are one."""
+    found = {_listener(s, labels) for s in sockets if is_listening(s)}
+    yield from _family(name, help_text, ((listener, 1) for listener in found))
+
+
+def _taken_over(changed: Sequence[Change[Socket]], side: str) -> list[Socket]:
+    """The ``side`` (old or new) of each change whose programs are others on each side:
+    a port another program took is a listener the baseline lacks (and one it had)."""
+    return [
+        getattr(change, side)
+        for change in changed
+        if change.old.processes
+        and change.new.processes
+        and {p.name for p in change.old.processes} != {p.name for p in change.new.processes}
+    ]
 
 
 def _epoch(taken_at: str) -> int:
@@ -151,11 +169,14 @@ class PrometheusFormat(DiffFormat):
         lines += _listeners(
             "sockdiff_unexpected_listening",
             "A listener the baseline does not have.",
-            result.opened,
+            [*result.opened, *_taken_over(result.changed, "new")],
             new_labels,
         )
         lines += _listeners(
-            "sockdiff_missing_listening", "A listener the baseline had, gone.", result.closed, old_labels
+            "sockdiff_missing_listening",
+            "A listener the baseline had, gone.",
+            [*result.closed, *_taken_over(result.changed, "old")],
+            old_labels,
         )
         return "".join(lines)
 

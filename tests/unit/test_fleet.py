@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sockdiff import Process, Socket, inet, unix_name, unix_peer
 from sockdiff.acquire import host_identity
 from sockdiff.cli import main
+from sockdiff.comparison import compare
 from sockdiff.differ import diff
 from sockdiff.formats import Format, ListingOptions, event_format, listing_format, report
 from sockdiff.formats.notation import escape
@@ -156,7 +157,8 @@ def test_no_name_starts_a_line_or_a_series() -> None:
 
 
 def test_reuseport_twins_are_one_series() -> None:
-    """Listeners alike in every label (SO_REUSEPORT) are one series counting them: no duplicate series."""
+    """Listeners alike in every label (SO_REUSEPORT) are one series, 1 as every listener: no duplicate
+    series, and the README's rule (``== 1``) finds them."""
     twins = _snapshot((_listener(80, "nginx", inode=1), _listener(80, "nginx", inode=2)))
     out = io.StringIO()
     listing_format(Format.PROMETHEUS).write(out, twins, "sockets", ListingOptions())
@@ -170,9 +172,12 @@ def test_reuseport_twins_are_one_series() -> None:
                 "process": "nginx",
                 "netns": "",
             },
-            2,
+            1,
         )
     ]
+    golden = _snapshot((_listener(22, "sshd"),))
+    found = _families(report(diff(golden, twins), Format.PROMETHEUS))["sockdiff_unexpected_listening"]
+    assert [(labels["port"], value) for labels, value in found] == [("80", 1)]
     with pytest.raises(Exception, match="prometheus lists sockets"):
         listing_format(Format.PROMETHEUS).write(out, twins, "routes", ListingOptions())
 
@@ -293,3 +298,23 @@ def test_role_view_keeps_a_tcp_listener_on_an_ephemeral_port() -> None:
     host = _snapshot((_listener(22, "sshd", pid=7), _listener(45678, "backdoor", "127.0.0.1", pid=8)))
     result = diff(role_view(golden), role_view(host), fields="programs")
     assert [(s.local.address, s.local.port) for s in result.opened] == [("loopback", 45678)]
+
+
+def test_a_program_taking_over_a_port_is_unexpected_and_missing() -> None:
+    """Same port, another program: a listener the baseline lacks by program name (and one it had)."""
+    golden = _snapshot((_listener(80, "nginx"),))
+    host = _snapshot((_listener(80, "evil", pid=66),))
+    result = compare(golden, host, role=True)
+    families = _families(report(result, Format.PROMETHEUS))
+    assert [
+        (labels["port"], labels["process"], value)
+        for labels, value in families["sockdiff_unexpected_listening"]
+    ] == [("80", "evil", 1)]
+    assert [(labels["port"], labels["process"]) for labels, _ in families["sockdiff_missing_listening"]] == [
+        ("80", "nginx")
+    ]
+    # The same program restarted (another pid) is neither.
+    restarted = _families(
+        report(compare(golden, _snapshot((_listener(80, "nginx", pid=99),))), Format.PROMETHEUS)
+    )
+    assert restarted["sockdiff_unexpected_listening"] == restarted["sockdiff_missing_listening"] == []
