@@ -26,6 +26,7 @@ from .snapshots import Header, Scope, Snapshot
 
 MACHINE_ID = "/etc/machine-id"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+LOCAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
 def _first_line(path: str, pattern: str) -> str | None:
@@ -54,6 +55,16 @@ def host_identity(
     )
 
 
+def local_ports(proc_root: str = "/proc") -> tuple[int, int] | None:
+    """The current network namespace's ip_local_port_range: the ports the kernel hands
+    out to sockets bound to port 0 (None: unreadable)."""
+    found = _first_line(LOCAL_PORT_RANGE.replace("/proc", proc_root, 1), r"[0-9]{1,5}\s+[0-9]{1,5}")
+    if found is None:
+        return None
+    low, high = (int(word) for word in found.split())
+    return (low, high) if low <= high <= 0xFFFF else None
+
+
 if TYPE_CHECKING:
     from .backends import Reading
     from .namespaces import Found
@@ -61,7 +72,7 @@ if TYPE_CHECKING:
 Owners = Mapping[int, tuple[Process, ...]]
 _R = TypeVar("_R", Socket, Interface, Route)
 
-__all__ = ["BackendFallback", "host_identity", "take"]
+__all__ = ["BackendFallback", "host_identity", "local_ports", "take"]
 
 
 def take(
@@ -125,12 +136,14 @@ def take(
         if all_netns:
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             host, machine_id, boot_id = host_identity(proc_root)
+            ports = local_ports(proc_root)
             found, namespaces = _read_every_namespace(backend, wanted, scope.protos, owners, proc_root, held)
         else:
             with netns_module.entered(netns):
                 taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 found = backends.read(backend, wanted, scope.protos, owners, net_dir)
                 host, machine_id, boot_id = host_identity(proc_root)
+                ports = local_ports(proc_root)  # the namespace entered's
     sockets = found.sockets
     if sockets is not None and verdict is not None:
         # Three-valued, as a comparison narrows: a socket the filter cannot judge here
@@ -148,6 +161,7 @@ def take(
         tool_version=__version__,
         machine_id=machine_id,
         boot_id=boot_id,
+        local_ports=ports,
     )
     return Snapshot(
         header,

@@ -552,8 +552,10 @@ def compare(
         raise typer.Exit(2 if unwritten else 1 if result.counted(kinds) else 0) from None
     if unwritten:
         raise typer.Exit(2)  # the notes follow only reports written whole: the errors are the lines
-    from .formats.notes import route_tables_note, scope_note, sections_note
+    from .formats.notes import ROLE_NOTE, route_tables_note, scope_note, sections_note
 
+    if result.role:
+        print(f"sockdiff: note: {ROLE_NOTE}", file=sys.stderr)
     if result.narrowed and result.scope is not None:
         print(f"sockdiff: note: {scope_note(result.scope)}", file=sys.stderr)
     for note in (sections_note(result), route_tables_note(result)):

@@ -48,6 +48,8 @@ def compare(
     ``role``: compare what each side exposes as a role (:func:`~sockdiff.roles.role_view`
     on both: listeners by protocol, address class, port and program names), so
     one golden snapshot checks every host of a role; ``fields`` are then the role's.
+    Interfaces and routes are then not compared; the result's ``old`` and ``new``
+    are the sides whole (a report's counts and listings describe the host).
     """
     # With no old side: the newest stored snapshot, listed and read in the store held once.
     old = _source(old, "old") if old is not None else store.newest_snapshot()
@@ -76,9 +78,11 @@ def compare(
         else:
             before = read(old, None)
             after = read(new, before)
-        if role:
-            before, after = role_view(before), role_view(after)
-        return diff(before, after, fields=fields, ignore=ignore, only=only)
+        if not role:
+            return diff(before, after, fields=fields, ignore=ignore, only=only)
+        # Only the comparison is role-shaped: the sides stay whole, for counts and facts.
+        found = diff(role_view(before), role_view(after), fields=fields, ignore=ignore, only=only)
+        return dataclasses.replace(found, old=before, new=after, role=True)
 
     first = once()
     if not (_is_live(old) and _is_live(new)):

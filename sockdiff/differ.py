@@ -192,6 +192,9 @@ class Diff:
     ``opened``, ``closed`` and ``changed`` are the sockets (within ``scope``, the
     scope both sides covered; None when either side took no sockets);
     ``interfaces`` and ``routes`` are None when either side did not take them.
+    ``role``: a role comparison (:mod:`sockdiff.roles`): the sockets are the sides'
+    role views (listeners only), interfaces and routes not compared, while ``old``
+    and ``new`` are the snapshots whole.
     """
 
     old: Snapshot
@@ -205,6 +208,7 @@ class Diff:
     persistent_only: bool = field(default=False)
     # Snapshots of every namespace: those on one side only (None: either side read one).
     namespaces: NamespaceDiff | None = None
+    role: bool = False
 
     @property
     def summary(self) -> dict[str, int]:
@@ -935,6 +939,7 @@ def persistent(first: Diff, second: Diff) -> Diff:
         scope=second.scope,
         persistent_only=True,
         namespaces=second.namespaces,
+        role=second.role,
     )
 
 

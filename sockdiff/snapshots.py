@@ -30,7 +30,7 @@ import msgspec
 from ._perf import gc_paused
 from .coverage import SECTIONS, SOURCE_NAMES, BackendName
 from .errors import BadSnapshot, UsageError, WriteError
-from .model import PROTOS, Interface, Namespace, ProtoName, Route, Socket, netns_of
+from .model import PROTOS, Interface, Namespace, Port, ProtoName, Route, Socket, netns_of
 from .validation import (
     address_problem,
     device_name_problem,
@@ -111,6 +111,9 @@ class Header(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ``machine_id`` (/etc/machine-id) and ``boot_id`` (the kernel's) say which
     host and which boot beside ``host``: None where unreadable, and in files
     written before them (a file leaves a None out, so those files keep their bytes).
+    ``local_ports``: the namespace's net.ipv4.ip_local_port_range when it was read
+    (the first and last port the kernel hands out; the reader's namespace under
+    --all-netns), None where unreadable and in files written before it.
     """
 
     taken_at: Timestamp
@@ -123,6 +126,7 @@ class Header(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tool_version: Text
     machine_id: MachineId | None = None
     boot_id: BootId | None = None
+    local_ports: tuple[Port, Port] | None = None
 
     def identity(self) -> dict[str, str | None]:
         """``host``, ``machine_id`` and ``boot_id``: what tells one host's lines from another's."""

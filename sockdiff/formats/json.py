@@ -10,6 +10,7 @@ import msgspec
 
 from ..differ import counter_deltas
 from .base import DiffFormat, ListingFormat, ListingOptions, ReportOptions, RunFormat, RunOptions, Section
+from .notes import ROLE_NOTE
 
 if TYPE_CHECKING:
     from ..differ import Change, Diff, SectionDiff
@@ -83,8 +84,11 @@ def document(result: Diff) -> dict[str, Any]:
         "routes": _section(result.routes),
         **result.new.header.identity(),
     }
-    if result.persistent_only:
-        doc["note"] = NOTE_PERSISTENT
+    notes = [NOTE_PERSISTENT] if result.persistent_only else []
+    if result.role:
+        notes.append(ROLE_NOTE)
+    if notes:
+        doc["note"] = "; ".join(notes)
     return doc
 
 

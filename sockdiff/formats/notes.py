@@ -11,7 +11,13 @@ if TYPE_CHECKING:
     from ..differ import Diff
     from ..snapshots import Scope
 
-__all__ = ["route_tables_note", "scope_note", "sections_note"]
+__all__ = ["ROLE_NOTE", "route_tables_note", "scope_note", "sections_note"]
+
+# What a role comparison (compare --role) compared, and what it left out.
+ROLE_NOTE = (
+    "compared as a role: listeners only (interfaces, routes, connections, UNIX sockets"
+    " and UDP sockets on ephemeral ports not compared)"
+)
 
 
 def scope_note(scope: Scope) -> str:

@@ -70,6 +70,8 @@ def _listener(sock: Socket, labels: Mapping[int, str]) -> Labels:
         address, port = (sock.local.path if isinstance(sock.local.path, str) else ""), ""
     else:
         address = sock.local.address if isinstance(sock.local.address, str) else ""
+        if sock.family == "inet6" and address == "::" and not sock.v6only:
+            address = "*"  # takes IPv4 too, as ss writes it; [::] IPv6-only stays ::
         if sock.interface is not None:
             address = f"{address}%{sock.interface}"
         port = str(sock.local.port)

@@ -129,9 +129,12 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def test_role_compare_and_prometheus_through_the_command_line(tmp_path: Path, netns: str) -> None:
     """A listener restarted by another process is no difference to its role; a new one on loopback is."""
     base = tmp_path / "base.json"
+    # The namespace's own ephemeral range, recorded in the snapshot (the role view's UDP client ports).
+    run_in_netns(netns, ["sh", "-c", "echo 20000 20100 > /proc/sys/net/ipv4/ip_local_port_range"])
     with ExitStack() as stack:
         first = _listen(stack, netns, "0.0.0.0:7001")
         assert sockdiff("snapshot", "-N", netns, "-o", str(base)).returncode == 0
+        assert json.loads(base.read_text())["local_ports"] == [20000, 20100]
         _stop(first)
         _listen(stack, netns, "0.0.0.0:7001", "127.0.0.1:7002")
         whole = sockdiff("compare", str(base), "--fail-on", "changed")

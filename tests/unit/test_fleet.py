@@ -22,12 +22,14 @@ from sockdiff import Process, Socket, inet, unix_name, unix_peer
 from sockdiff.acquire import host_identity
 from sockdiff.cli import main
 from sockdiff.comparison import compare
-from sockdiff.differ import diff
+from sockdiff.differ import diff, taken_again
 from sockdiff.formats import Format, ListingOptions, event_format, listing_format, report
+from sockdiff.formats.facts import listening_facts
 from sockdiff.formats.notation import escape
+from sockdiff.model import Namespace
 from sockdiff.roles import role_view
 from sockdiff.snapshots import Header, Snapshot, dumps, loads
-from tests.helpers.made import HEADER
+from tests.helpers.made import HEADER, counters, eth, route
 
 # The exposition format's names (prometheus/docs, "Metric names and labels").
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -300,6 +302,12 @@ def test_role_view_keeps_a_tcp_listener_on_an_ephemeral_port() -> None:
     assert [(s.local.address, s.local.port) for s in result.opened] == [("loopback", 45678)]
 
 
+def _v6(port: int, name: str, v6only: bool | None, pid: int = 10) -> Socket:
+    return msgspec.structs.replace(
+        _listener(port, name, pid=pid), family="inet6", local=inet("::", port), v6only=v6only
+    )
+
+
 def test_a_program_taking_over_a_port_is_unexpected_and_missing() -> None:
     """Same port, another program: a listener the baseline lacks by program name (and one it had)."""
     golden = _snapshot((_listener(80, "nginx"),))
@@ -318,3 +326,100 @@ def test_a_program_taking_over_a_port_is_unexpected_and_missing() -> None:
         report(compare(golden, _snapshot((_listener(80, "nginx", pid=99),))), Format.PROMETHEUS)
     )
     assert restarted["sockdiff_unexpected_listening"] == restarted["sockdiff_missing_listening"] == []
+
+
+def test_dual_stack_and_v6only_wildcards_stay_apart() -> None:
+    """ss's ``*:80`` (IPv4 too) and ``[::]:80`` (IPV6_V6ONLY) are other doors: other role keys and labels."""
+    golden = _snapshot((_v6(80, "nginx", v6only=False),))
+    host = _snapshot((_v6(80, "nginx", v6only=True),))
+    result = compare(golden, host, role=True)
+    assert [s.local.address for s in result.opened] == ["wildcard-v6only"]
+    assert [s.local.address for s in result.closed] == ["wildcard"]
+    families = _families(report(result, Format.PROMETHEUS))
+    assert [labels["address"] for labels, _ in families["sockdiff_unexpected_listening"]] == [
+        "wildcard-v6only"
+    ]
+    assert [labels["address"] for labels, _ in families["sockdiff_missing_listening"]] == ["wildcard"]
+    both = _snapshot((_v6(80, "a", v6only=False), _v6(81, "b", v6only=True), _v6(82, "c", v6only=None)))
+    listening = _families(report(diff(both, both), Format.PROMETHEUS))["sockdiff_listening"]
+    assert sorted((labels["port"], labels["address"]) for labels, _ in listening) == [
+        ("80", "*"),
+        ("81", "::"),
+        ("82", "*"),  # unknown (read from /proc): as ss writes it
+    ]
+
+
+def _in(sock: Socket, inode: int) -> Socket:
+    return msgspec.structs.replace(sock, netns=inode)
+
+
+def test_role_keys_keep_the_namespace() -> None:
+    """compare --role --all-netns: a listener in another namespace is another listener, labelled by it."""
+    namespaces = (Namespace(11, ("front",), (), None), Namespace(12, ("back",), (), None))
+
+    def every(*sockets: Socket) -> Snapshot:
+        return Snapshot(HEADER, sockets, None, None, namespaces=namespaces)
+
+    golden = every(_in(_listener(80, "nginx"), 11))
+    host = every(_in(_listener(80, "nginx", pid=5), 11), _in(_listener(80, "nginx", pid=6), 12))
+    assert len(role_view(host).sockets or ()) == 2
+    result = compare(golden, host, role=True)
+    assert [(s.local.port, s.netns) for s in result.opened] == [(80, 12)]
+    unexpected = _families(report(result, Format.PROMETHEUS))["sockdiff_unexpected_listening"]
+    assert [labels["netns"] for labels, _ in unexpected] == ["back"]
+
+
+def test_role_compares_listeners_only_and_reports_the_host_whole(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Interfaces and routes are one machine's, not a role's; counts and listings stay the host's."""
+    connection = Socket(
+        "tcp", "inet", "stream", "ESTABLISHED", inet("10.0.0.5", 22), inet("10.0.0.9", 50000), 9, 0, 0, 0, ()
+    )
+    golden = Snapshot(HEADER, (_listener(22, "sshd", "10.0.0.1"),), (eth("eth0"),), (route("10.1.0.0/24"),))
+    host = Snapshot(
+        HEADER,
+        (_listener(22, "sshd", "10.0.0.5", pid=7), connection),
+        (eth("ens3", index=3),),
+        (route("192.168.0.0/16", dev="ens3"),),
+    )
+    result = compare(golden, host, role=True)
+    assert (result.interfaces, result.routes) == (None, None)
+    assert result.counted(("any",)) == 0 and result.role
+    assert result.new is host and result.old is golden
+    families = _families(report(result, Format.PROMETHEUS))
+    assert {(labels["state"], value) for labels, value in families["sockdiff_sockets"]} == {
+        ("LISTEN", 1),
+        ("ESTABLISHED", 1),
+    }
+    assert [labels["address"] for labels, _ in families["sockdiff_listening"]] == ["10.0.0.5"]
+    assert all(labels["section"] == "sockets" for labels, _ in families["sockdiff_differences"])
+    document = json.loads(report(result, Format.JSON))
+    assert document["summary"]["interfaces"] is None and "as a role" in document["note"]
+    assert listening_facts(result.new)[0]["address"] == "10.0.0.5"
+    old, new = tmp_path / "golden.json", tmp_path / "host.json"
+    old.write_bytes(dumps(golden))
+    new.write_bytes(dumps(host))
+    assert main(["compare", str(old), str(new), "--role"]) == 0
+    assert "compared as a role: listeners only" in capsys.readouterr().err
+
+
+def test_udp_ephemeral_ports_are_the_snapshots_own() -> None:
+    """A UDP socket is a client's when its port is in the snapshot's recorded range, else Linux's default."""
+    sockets = (_listener(20050, "client", proto="udp"), _listener(40000, "dns", proto="udp"))
+    narrow = _snapshot(sockets, msgspec.structs.replace(HEADER, local_ports=(20000, 20100)))
+    assert [s.local.port for s in role_view(narrow).sockets or ()] == [40000]
+    assert [s.local.port for s in role_view(_snapshot(sockets)).sockets or ()] == [20050]
+    assert loads(dumps(narrow), "f").header.local_ports == (20000, 20100)
+    assert b"local_ports" not in dumps(_snapshot(sockets))  # files before it keep their bytes
+
+
+def test_a_snapshot_taken_again_is_one_the_store_need_not_write() -> None:
+    """The Ansible module's idempotence: only the time and interface counters may differ."""
+    stored = Snapshot(HEADER, (_listener(22, "sshd"),), (eth(),), ())
+    later = msgspec.structs.replace(HEADER, taken_at="2026-11-25T10:05:00Z")
+    assert taken_again(stored, Snapshot(later, stored.sockets, (eth(counters=counters(99, 99)),), ()))
+    assert not taken_again(stored, Snapshot(later, (_listener(22, "sshd", pid=11),), stored.interfaces, ()))
+    assert not taken_again(stored, Snapshot(later, stored.sockets, None, ()))  # fewer sections
+    other_range = msgspec.structs.replace(later, local_ports=(20000, 20100))
+    assert not taken_again(stored, Snapshot(other_range, stored.sockets, stored.interfaces, ()))
