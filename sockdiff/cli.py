@@ -499,8 +499,9 @@ def compare(
         bool,
         typer.Option(
             "--role",
-            help="Compare what a role exposes: listeners by protocol, address class (loopback,"
-            " wildcard, specific), port and program; no pids, inodes, connections or UDP client ports.",
+            help="Compare what a role exposes, listeners only: by protocol, address class (loopback,"
+            " wildcard, specific), port, namespace and program; no pids, inodes, connections, UDP"
+            " client ports, interfaces or routes.",
         ),
     ] = False,
     reports: Reports = None,
