@@ -37,7 +37,7 @@ from .backends.netlink.events import (
     SectionChanged,
 )
 from .backends.netlink.sockets import Reuse, reusing
-from .differ import Diff, diff, identity
+from .differ import Diff, diff, identity, renamed_links
 from .errors import BackendUnavailable
 from .model import PROTOS, Socket
 from .processes import OwnerTracker
@@ -281,7 +281,8 @@ class Watch:
             due = poll_now or time.monotonic() >= deadline
             if sections is not None and (changed or (due and not heard) or poll_now):
                 current_sections = self._take(self.sections)
-                result = diff(sections, current_sections)
+                # A device renamed is the same link (by index), not one removed and one added.
+                result = renamed_links(diff(sections, current_sections))
                 self._count(result)
                 yield Report(_now(), diff=result)
                 sections = current_sections

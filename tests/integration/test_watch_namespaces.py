@@ -92,3 +92,24 @@ def test_destroy_event_device_named_in_the_watched_namespace(netns: str) -> None
     assert [s.interface for s in closed] == ["w2br0"], seen
     assert short == [], short
     assert watcher.counts["closed"] == 1 and watcher.counts["short_lived"] == 0, watcher.counts
+
+
+def test_renamed_device_is_one_change(netns: str) -> None:
+    """A device renamed while watched is the same link (its index) with a new name: one change."""
+    ip(netns, "link", "add", "w2old", "type", "veth", "peer", "name", "w2peer")
+    watcher = watch(3600, netns=netns, sections=("interfaces", "routes"), processes=False)
+    reports = iter(watcher)
+    seen: list[Report] = []
+    try:
+        assert next(reports).baseline is not None
+        ip(netns, "link", "set", "w2old", "name", "w2new")
+        # rtnetlink says so: read at once, an hour before the next poll.
+        report = until(reports, seen, lambda r: r.diff is not None and r.diff.interfaces)
+    finally:
+        watcher.close()
+    assert report.diff is not None and report.diff.interfaces is not None
+    interfaces = report.diff.interfaces
+    assert (interfaces.added, interfaces.removed) == ((), ()), interfaces
+    [change] = interfaces.changed
+    assert (change.old.name, change.new.name, change.fields[0]) == ("w2old", "w2new", "name"), change
+    assert watcher.counts["interfaces"] == 1, watcher.counts
