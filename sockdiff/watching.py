@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -46,6 +47,7 @@ from .snapshots import Snapshot
 __all__ = ["Report", "Watch", "watch"]
 
 Predicate = Callable[[Socket], bool]
+_INODE: Callable[[Socket], int] = operator.attrgetter("inode")
 # Seconds to wait for more rtnetlink messages after one, and at most in all.
 _SETTLE = 0.05
 _SETTLE_MAX = 0.5
@@ -173,6 +175,7 @@ class Watch:
         self.deaf: str | None = None
         self._listener: Listener | None = None
         self._owners = OwnerTracker() if processes else None
+        self._inodes: set[int] = set()  # the sockets of the last read, by inode
         # Each poll's sock_diag records, for the next poll to take again where unchanged.
         self._reuse = Reuse()
 
@@ -196,9 +199,14 @@ class Watch:
         sockets = taken.sockets or ()
         if tracker is None or taken.sockets is None:
             return taken
-        # Owners read after the sockets, and only as far as the sockets changed:
-        # records whose holders the update changed are made again.
-        changed = tracker.update({s.inode for s in sockets})
+        # Owners read after the sockets, and only as far as the sockets changed: the
+        # tracker hears which came and went (set operations here, no loop over every
+        # socket there); records whose holders the update changed are made again.
+        now = set(map(_INODE, sockets))
+        now.discard(0)
+        last = self._inodes
+        self._inodes = now
+        changed = tracker.follow(now - last, last - now)
         if not changed:
             return taken
         owners = tracker.owners
