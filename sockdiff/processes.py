@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import Holder, Process, escape_name
 
@@ -148,6 +148,7 @@ class _Held:
     name: str
     numbers: set[str]  # every open descriptor
     sockets: dict[str, int]  # descriptor -> socket inode
+    netns: dict[str, int] = field(default_factory=dict)  # descriptor -> network namespace inode
 
 
 class OwnerTracker:
@@ -198,6 +199,18 @@ class OwnerTracker:
         #: Processes looked at and descriptors read (readlink) over all updates, for tests and benchmarks.
         self.processes_read = 0
         self.descriptors_read = 0
+
+    @property
+    def held_netns(self) -> dict[int, str]:
+        """Each network namespace a descriptor held as processes were last read: inode -> that
+        descriptor's path, as :func:`scan_owners` gives it (a descriptor opened since, by a
+        process not read again, is not in it)."""
+        found: dict[int, str] = {}
+        root = self.proc_root
+        for pid, held in self._held.items():
+            for fd, inode in held.netns.items():
+                found.setdefault(inode, f"{root}/{pid}/fd/{fd}")
+        return found
 
     def _set(self, inode: int, holders: tuple[Process, ...]) -> None:
         owners = self.owners
@@ -257,9 +270,11 @@ class OwnerTracker:
         try:
             numbers = set(os.listdir(fd_dir))
             sockets: dict[str, int]
+            netns: dict[str, int]
             if everything or old is None:
                 to_read = numbers
                 sockets = {}
+                netns = {}
             else:
                 # New descriptors, and those whose socket has closed since (the number may be reused).
                 seen = self._seen
@@ -269,6 +284,7 @@ class OwnerTracker:
                 sockets = dict(old.sockets)
                 for fd in (old.sockets.keys() - numbers) | to_read:
                     sockets.pop(fd, None)
+                netns = {fd: inode for fd, inode in old.netns.items() if fd in numbers and fd not in to_read}
             for fd in to_read:
                 try:
                     target = os.readlink(fd, dir_fd=fd_dir)
@@ -276,13 +292,15 @@ class OwnerTracker:
                     continue  # closed since listdir
                 if target.startswith(_SOCKET_PREFIX):
                     sockets[fd] = int(target[8:-1])
+                elif target.startswith(_NETNS_PREFIX):
+                    netns[fd] = int(target[5:-1])
             self.descriptors_read += len(to_read)
         except OSError:
             self._replace(pid, None)
             return
         finally:
             os.close(fd_dir)
-        self._replace(pid, _Held(name, numbers, sockets))
+        self._replace(pid, _Held(name, numbers, sockets, netns))
 
     def update(self, inodes: Collection[int]) -> set[int]:
         """Bring :attr:`owners` up to date for the sockets ``inodes``, every one that exists now

@@ -6,15 +6,22 @@ between two reports, so what a poll saw and what happened after it are known.
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sockdiff.formats import WATCH_FORMATS, event_format, parse_format
+from sockdiff.formats.notation import socket_line
 from sockdiff.model import Socket
 from sockdiff.watching import Report, Watch, watch
-from tests.helpers.cli import TIMEOUT
-from tests.helpers.netns import netns_exec_argv
+from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff
+from tests.helpers.netns import netns_exec_argv, private_netns
+from tests.integration.test_watch import CONNECT
 
 # A TCP listener bound to device argv[1] (SO_BINDTODEVICE), kept until stdin closes; prints its port.
 BOUND_LISTENER = """
@@ -113,3 +120,145 @@ def test_renamed_device_is_one_change(netns: str) -> None:
     [change] = interfaces.changed
     assert (change.old.name, change.new.name, change.fields[0]) == ("w2old", "w2new", "name"), change
     assert watcher.counts["interfaces"] == 1, watcher.counts
+
+
+# A TCP listener on 127.0.0.1, kept until stdin closes; prints its port.
+LISTENER = """
+import socket, sys
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+print(sock.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def moved(kind: str, inode: int) -> Callable[[Report], bool]:
+    """Whether a report's diff has namespace ``inode`` among those that ``kind`` (appeared, gone)."""
+
+    def found(report: Report) -> bool:
+        spaces = report.diff.namespaces if report.diff is not None else None
+        return spaces is not None and any(space.inode == inode for space in getattr(spaces, kind))
+
+    return found
+
+
+def rendered(report: Report, output: str) -> list[str]:
+    """``report`` as watch's ``output`` format writes it (text lines less their time; jsonl objects)."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
+    event_format(parse_format(output, WATCH_FORMATS)).poll(
+        out, "T", report.diff, report.short_lived, report.namespaces
+    )
+    out.flush()
+    buffer = out.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return [line.removeprefix("T ") for line in buffer.getvalue().decode().splitlines()]
+
+
+def about(label: str, lines: list[str]) -> list[str]:
+    """The lines about namespace ``label``: text ``[label]`` or ``netns label``, jsonl ``"label"``."""
+    marks = (f"[{label}]", f"netns {label} ", f'"{label}"')
+    return [line for line in lines if any(mark in line for mark in marks)]
+
+
+def test_all_netns_labels_every_namespace_and_follows_those_that_come_and_go(netns: str) -> None:
+    """watch --all-netns: a namespace made after the first read is one line when a poll finds it;
+    its sockets' destroy events are heard from then on (a connection no poll saw comes out
+    short-lived, labelled); a listener opened in it is reported with its label (text ``[label]``,
+    jsonl ``netns``); and when it is deleted, one line again, its listener counted under it.
+    ``netns`` (made before the watch) is watched from the first read."""
+    watcher = watch(0.05, all_netns=True, protos=("tcp",), sections=("sockets",))
+    reports = iter(watcher)
+    seen: list[Report] = []
+    try:
+        baseline = next(reports).baseline
+        assert baseline is not None and baseline.namespaces is not None
+        assert netns in {name for space in baseline.namespaces for name in space.names}
+        with running(netns, LISTENER) as (_, line):
+            port = int(line)
+            report = until(reports, seen, lambda r: r.diff is not None and on_port(port, r.diff.opened))
+            assert report.diff is not None
+            [sock] = on_port(port, report.diff.opened)
+            assert sock.netns == os.stat(f"/run/netns/{netns}").st_ino
+            assert about(netns, rendered(report, "text")) == [f"+ [{netns}] {socket_line(sock)}"]
+
+        with private_netns() as second:
+            inode = os.stat(f"/run/netns/{second}").st_ino
+
+            report = until(reports, seen, moved("appeared", inode))
+            assert about(second, rendered(report, "text")) == [f"+ netns {second} (net:[{inode}])  0 sockets"]
+            [line] = [json.loads(line) for line in about(second, rendered(report, "jsonl"))]
+            assert (line["section"], line["kind"], line["netns"], line["sockets"]) == (
+                "namespaces",
+                "appeared",
+                second,
+                0,
+            )
+            assert line["namespace"]["inode"] == inode
+            # Between two polls (watch waits for us): heard only through its destroy events.
+            ports = json.loads(
+                subprocess.run(
+                    netns_exec_argv(second, [sys.executable, "-c", CONNECT]),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=TIMEOUT,
+                ).stdout
+            )
+            short: list[Socket] = []
+            for _ in range(200):
+                report = next(reports)
+                seen.append(report)
+                short += (s for s in report.short_lived if s.local.port in ports.values())
+                if len(short) >= 3:
+                    break
+            assert {s.netns for s in short} == {inode}, short
+            assert {(s.local.port, s.remote.port if s.remote else 0) for s in short} == {
+                (ports["server"], 0),
+                (ports["server"], ports["client"]),
+                (ports["client"], ports["server"]),
+            }
+            alone = Report("T", short_lived=tuple(short), namespaces=report.namespaces)
+            labelled = about(second, rendered(alone, "text"))
+            assert len(labelled) == 3, labelled
+            assert all(text.startswith(f"- [{second}] tcp CLOSE") for text in labelled), labelled
+
+            holder = subprocess.Popen(
+                netns_exec_argv(second, [sys.executable, "-c", LISTENER]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert holder.stdout is not None
+            kept = int(holder.stdout.readline())
+            report = until(reports, seen, lambda r: r.diff is not None and on_port(kept, r.diff.opened))
+            lines = [json.loads(line) for line in about(second, rendered(report, "jsonl"))]
+            [line] = [line for line in lines if line["socket"]["local"]["port"] == kept]
+            assert (line["kind"], line["netns"]) == ("new", second), lines
+        # Deleted with the listener still open in it (the namespace's processes are killed).
+        holder.wait(TIMEOUT)
+        for stream in (holder.stdin, holder.stdout):
+            if stream is not None:
+                stream.close()
+
+        report = until(reports, seen, moved("gone", inode))
+        # Its listener, and the TIME_WAIT end of the connection if it still lingers.
+        [line] = about(second, rendered(report, "text"))
+        assert re.fullmatch(rf"- netns {second} \(net:\[{inode}\]\)  [12] sockets?", line), line
+    finally:
+        watcher.close()
+    assert watcher.counts["namespaces"] >= 2
+    assert "namespaces: " in watcher.summary()
+
+
+def test_all_netns_on_the_command_line(netns: str) -> None:
+    """``watch --all-netns``: polls every namespace and counts those that come and go; with
+    ``--netns``, one clear line and exit 2, before anything is opened."""
+    done = sockdiff("watch", "--all-netns", "-i", "0.05", "--count", "2", "--sections", "sockets,interfaces")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done
+    summary = done.stderr.splitlines()[-1]
+    assert re.fullmatch(
+        r"sockdiff: 2 polls, \d+ differences? \(.*; interfaces: \d+; namespaces: \d+\)", summary
+    )
+    refused = sockdiff("watch", "--all-netns", "--netns", netns, "--count", "1")
+    assert "exclude each other" in one_line_error(refused)

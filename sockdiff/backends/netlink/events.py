@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ... import netns as netns_module
-from ...errors import BackendUnavailable, SockdiffError
+from ...errors import BackendUnavailable, NetnsError, SockdiffError
 from ...model import Socket
 from . import sockets as netlink
 from .framing import NETLINK_ROUTE, NETLINK_SOCK_DIAG, DumpFailed, messages, open_socket
@@ -83,6 +83,7 @@ _RTM_SECTIONS = {
     25: ("routes",),  # RTM_DELROUTE
 }
 
+_HERE = "/proc/thread-self/ns/net"
 #: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
 DEFAULT_BUFFER = 1 << 20
 _RECV_SIZE = 64 * 1024
@@ -139,50 +140,48 @@ def decode_destroyed(
 
 
 class _DevicesIn(dict[int, str]):
-    """Interface index -> name in the namespace ``fd`` opens, looked up from inside on first use.
+    """Interface index -> name in the namespace of the socket ``sock``, looked up from inside
+    on first use.
 
     A destroy event names its socket's device by index, which means something
-    only in the namespace the socket lived in, not in ours.
+    only in the namespace the socket lived in, not in ours. The event socket
+    says which namespace it belongs to (SIOCGSKNS), so none is held open
+    between events: a descriptor of a namespace would keep it alive, and in
+    sight, after it was deleted.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         super().__init__()
-        self._fd = fd
+        self._sock = sock
 
     def __missing__(self, index: int) -> str:
-        try:
-            with netns_module.entered(f"/proc/self/fd/{self._fd}"):
-                name = netlink.InterfaceNames()[index]
-        except SockdiffError:  # the namespace is gone: no device to name
-            name = f"if{index}"
+        name = f"if{index}"  # the namespace cannot be entered: no device to name
+        fileno = self._sock.fileno()
+        namespace = netns_module.socket_netns(os.getpid(), fileno, os.fstat(fileno).st_ino)
+        if namespace is not None:
+            try:
+                with netns_module.entered(f"/proc/self/fd/{namespace}"):
+                    name = netlink.InterfaceNames()[index]
+            except SockdiffError:
+                pass
+            finally:
+                os.close(namespace)
         self[index] = name
         return name
 
 
 @dataclass(slots=True)
 class _Source:
-    """One event socket: what it hears (a protocol, or "route"), and in which namespace."""
+    """One event socket: what it hears (a protocol, or "route"), and in which namespace
+    (``netns``: the inode its records carry; None: a one-namespace watch's, untagged)."""
 
     sock: socket.socket
     what: str
-    place: _Place
-
-
-@dataclass(slots=True)
-class _Place:
-    """A namespace listened to: ``inode``, which its records carry (None: a one-namespace
-    watch's, untagged), and a descriptor that opens it (None: ours)."""
-
-    inode: int | None
-    fd: int | None
+    netns: int | None
+    elsewhere: bool  # in another namespace than ours: its devices are named from inside
 
     def devices(self) -> Mapping[int, str]:
-        return netlink.InterfaceNames() if self.fd is None else _DevicesIn(self.fd)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        return _DevicesIn(self.sock) if self.elsewhere else netlink.InterfaceNames()
 
 
 def _open(protocol: int, groups: Sequence[int], buffer_size: int) -> socket.socket:
@@ -212,7 +211,7 @@ class Listener:
         inode: int | None = None,
     ) -> None:
         self._sources: dict[int, _Source] = {}  # fd -> its source
-        self._places: dict[int | None, _Place] = {}  # inode -> the namespace's place
+        self._inodes: set[int | None] = set()  # the namespaces listened to (None: a one-namespace watch's)
         self._wanted = tuple(protos)
         self._routes = routes
         self._buffer_size = buffer_size
@@ -226,30 +225,31 @@ class Listener:
 
     def _open_in(self, netns: str | None, inode: int | None) -> None:
         """Open the event sockets in ``netns``; on failure, none stays open there."""
-        place = _Place(inode, None)
         try:
             with netns_module.entered(netns):
-                if netns is not None:
-                    # Held open, to name its devices later, once its name or process is gone.
-                    place.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                if netns is not None and inode is not None and os.stat(_HERE).st_ino != inode:
+                    # /proc/PID/ns/net of a pid that exited and was handed out again.
+                    raise NetnsError(f"{netns} is no longer network namespace {inode}")
                 # A netlink socket belongs to the namespace of the thread that made it.
                 for proto, groups in DESTROY_GROUPS.items():
                     if proto in self._wanted:
-                        self._add(_open(NETLINK_SOCK_DIAG, groups, self._buffer_size), proto, place)
+                        sock = _open(NETLINK_SOCK_DIAG, groups, self._buffer_size)
+                        self._add(_Source(sock, proto, inode, netns is not None))
                 if self._routes:
-                    self._add(_open(NETLINK_ROUTE, ROUTE_GROUPS, self._buffer_size), "route", place)
+                    sock = _open(NETLINK_ROUTE, ROUTE_GROUPS, self._buffer_size)
+                    self._add(_Source(sock, "route", inode, netns is not None))
         except OSError as err:
-            self.leave(inode, place)
+            self.leave(inode)
             raise BackendUnavailable(f"cannot listen to kernel events: {err.strerror}") from err
         except BaseException:
-            self.leave(inode, place)
+            self.leave(inode)
             raise
-        self._places[inode] = place
+        self._inodes.add(inode)
 
     def join(self, path: str, inode: int) -> bool:
         """Listen in the namespace at ``path`` too, its records tagged ``inode``; False when
         it cannot be entered (gone since it was found): the rest goes on listening."""
-        if inode in self._places:
+        if inode in self._inodes:
             return True
         try:
             self._open_in(path, inode)
@@ -257,26 +257,23 @@ class Listener:
             return False
         return True
 
-    def leave(self, inode: int | None, place: _Place | None = None) -> None:
+    def leave(self, inode: int | None) -> None:
         """Stop listening in namespace ``inode`` (gone)."""
-        place = self._places.pop(inode, None) if place is None else place
-        if place is None:
-            return
+        self._inodes.discard(inode)
         for fd, source in list(self._sources.items()):
-            if source.place is place:
+            if source.netns == inode:
                 self._poller.unregister(fd)
                 source.sock.close()
                 del self._sources[fd]
-        place.close()
 
     @property
     def namespaces(self) -> frozenset[int]:
         """The inodes of the namespaces listened to (tagged ones only)."""
-        return frozenset(inode for inode in self._places if inode is not None)
+        return frozenset(inode for inode in self._inodes if inode is not None)
 
-    def _add(self, sock: socket.socket, what: str, place: _Place) -> None:
-        self._sources[sock.fileno()] = _Source(sock, what, place)
-        self._poller.register(sock.fileno(), select.POLLIN)
+    def _add(self, source: _Source) -> None:
+        self._sources[source.sock.fileno()] = source
+        self._poller.register(source.sock.fileno(), select.POLLIN)
 
     @property
     def routes(self) -> bool:
@@ -305,7 +302,7 @@ class Listener:
 
     def _drain(self, source: _Source, events: list[Event]) -> None:
         buffer = self._buffer
-        sock, what, place = source.sock, source.what, source.place
+        sock, what = source.sock, source.what
         changed: set[str] = set()
         devices: Mapping[int, str] | None = None
         while True:
@@ -324,12 +321,12 @@ class Listener:
                         changed.update(_RTM_SECTIONS.get(kind, ()))
                     continue
                 if devices is None:
-                    devices = place.devices()
+                    devices = source.devices()
                 freed = decode_destroyed(buffer, size, what, devices)
             except DumpFailed as failure:  # a datagram that does not parse: what it held is lost
                 raise BackendUnavailable(f"kernel events: {os.strerror(failure.code)}") from failure
-            if place.inode is not None:
-                freed = [msgspec.structs.replace(sock, netns=place.inode) for sock in freed]
+            if source.netns is not None:
+                freed = [msgspec.structs.replace(freed_sock, netns=source.netns) for freed_sock in freed]
             events += (Destroyed(sock) for sock in freed)
         if changed:
             events.append(SectionChanged(frozenset(changed)))
@@ -338,9 +335,7 @@ class Listener:
         for source in self._sources.values():
             source.sock.close()
         self._sources = {}
-        for place in self._places.values():
-            place.close()
-        self._places = {}
+        self._inodes = set()
 
     def __enter__(self) -> Listener:
         return self
