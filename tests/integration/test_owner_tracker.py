@@ -160,3 +160,20 @@ def test_tracker_sees_a_forked_holder_let_go_of_shared_sockets(holder: Holder) -
     assert {i: tracker.owners.get(i) for i in holder.inodes} == {i: full.get(i) for i in holder.inodes}
     assert {p.pid for i in holder.inodes for p in tracker.owners[i]} == {holder.process.pid}, child
     assert changed == holder.inodes
+
+
+def test_tracker_names_the_namespaces_descriptors_hold(netns: str) -> None:
+    """A network namespace held open by a descriptor (ours only: a fresh one) is in
+    :attr:`OwnerTracker.held_netns`, as a full scan finds it, with a path that opens it."""
+    held = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        tracker = OwnerTracker()
+        tracker.update(set())
+        inode = os.fstat(held).st_ino
+        assert inode in tracker.held_netns
+        found: dict[int, str] = {}
+        scan_owners(held_netns=found)
+        assert inode in found
+        assert os.stat(tracker.held_netns[inode]).st_ino == inode
+    finally:
+        os.close(held)
