@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from sockdiff.processes import OwnerTracker, scan_owners
+from tests.helpers.netns import netns_exec_argv
 
 # Holds UDP sockets and answers one line a command: "open" opens one, "swap"
 # closes the newest and opens another in its place (the number of descriptors
@@ -165,7 +167,17 @@ def test_tracker_sees_a_forked_holder_let_go_of_shared_sockets(holder: Holder) -
 def test_tracker_names_the_namespaces_descriptors_hold(netns: str) -> None:
     """A network namespace held open by a descriptor (ours only: a fresh one) is in
     :attr:`OwnerTracker.held_netns`, as a full scan finds it, with a path that opens it."""
-    held = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    # Opened through a process inside (a descriptor of the mount under /run/netns reads as that path).
+    inside = subprocess.Popen(netns_exec_argv(netns, ["sleep", "60"]))
+    try:
+        for _ in range(1000):  # until ip netns exec has entered it and become sleep
+            if os.readlink(f"/proc/{inside.pid}/exe").endswith("/sleep"):
+                break
+            time.sleep(0.01)
+        held = os.open(f"/proc/{inside.pid}/ns/net", os.O_RDONLY)
+    finally:
+        inside.kill()
+        inside.wait()
     try:
         tracker = OwnerTracker()
         tracker.update(set())
