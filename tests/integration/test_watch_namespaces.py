@@ -187,14 +187,14 @@ def test_all_netns_labels_every_namespace_and_follows_those_that_come_and_go(net
 
             report = until(reports, seen, moved("appeared", inode))
             assert about(second, rendered(report, "text")) == [f"+ netns {second} (net:[{inode}])  0 sockets"]
-            [line] = [json.loads(line) for line in about(second, rendered(report, "jsonl"))]
-            assert (line["section"], line["kind"], line["netns"], line["sockets"]) == (
+            [event] = [json.loads(text) for text in about(second, rendered(report, "jsonl"))]
+            assert (event["section"], event["kind"], event["netns"], event["sockets"]) == (
                 "namespaces",
                 "appeared",
                 second,
                 0,
             )
-            assert line["namespace"]["inode"] == inode
+            assert event["namespace"]["inode"] == inode
             # Between two polls (watch waits for us): heard only through its destroy events.
             ports = json.loads(
                 subprocess.run(
@@ -232,9 +232,9 @@ def test_all_netns_labels_every_namespace_and_follows_those_that_come_and_go(net
             assert holder.stdout is not None
             kept = int(holder.stdout.readline())
             report = until(reports, seen, lambda r: r.diff is not None and on_port(kept, r.diff.opened))
-            lines = [json.loads(line) for line in about(second, rendered(report, "jsonl"))]
-            [line] = [line for line in lines if line["socket"]["local"]["port"] == kept]
-            assert (line["kind"], line["netns"]) == ("new", second), lines
+            events = [json.loads(text) for text in about(second, rendered(report, "jsonl"))]
+            [event] = [event for event in events if event["socket"]["local"]["port"] == kept]
+            assert (event["kind"], event["netns"]) == ("new", second), events
         # Deleted with the listener still open in it (the namespace's processes are killed).
         holder.wait(TIMEOUT)
         for stream in (holder.stdin, holder.stdout):
