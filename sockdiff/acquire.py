@@ -72,7 +72,13 @@ if TYPE_CHECKING:
 Owners = Mapping[int, tuple[Process, ...]]
 _R = TypeVar("_R", Socket, Interface, Route)
 
-__all__ = ["BackendFallback", "host_identity", "local_ports", "take"]
+__all__ = ["BackendFallback", "check_namespaces", "host_identity", "local_ports", "take"]
+
+
+def check_namespaces(netns: str | None, all_netns: bool) -> None:
+    """Refuse a named namespace together with every one."""
+    if all_netns and netns is not None:
+        raise UsageError("--netns and --all-netns exclude each other: one namespace, or every one")
 
 
 def take(
@@ -85,6 +91,7 @@ def take(
     proc_root: str = "/proc",
     owners: Mapping[int, tuple[Process, ...]] | None = None,
     all_netns: bool = False,
+    held_netns: Mapping[int, str] | None = None,
 ) -> Snapshot:
     """Read the live system through ``backend``: sockets of ``protos``, interfaces, routes.
 
@@ -100,14 +107,16 @@ def take(
     processes) attributes the sockets instead of a scan of /proc (``watch``
     keeps such a map up to date). ``all_netns`` reads every network namespace
     of the host (:mod:`sockdiff.namespaces`) instead of one: each record carries
-    its namespace's inode, and the snapshot lists the namespaces.
+    its namespace's inode, and the snapshot lists the namespaces. ``held_netns``,
+    with ``owners``: the namespaces descriptors hold (inode -> a path that opens
+    it; :attr:`~sockdiff.processes.OwnerTracker.held_netns`), so that no scan of
+    every descriptor looks for them (None: one does).
     """
     from . import backends
     from . import netns as netns_module
     from .processes import scan_owners
 
-    if all_netns and netns is not None:
-        raise UsageError("--netns and --all-netns exclude each other: one namespace, or every one")
+    check_namespaces(netns, all_netns)
     if where is not None and not isinstance(where, str):
         raise UsageError(f"where: expected a filter expression, not {type(where).__name__}")
     wanted = sections_of(backend) if sections is None else tuple(sections)
@@ -132,7 +141,7 @@ def take(
             if not (processes and "sockets" in wanted):
                 held = None
         else:
-            held = None
+            held = None if held_netns is None else dict(held_netns)
         if all_netns:
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             host, machine_id, boot_id = host_identity(proc_root)

@@ -684,6 +684,7 @@ def watch(
     output_format: Annotated[str, typer.Option("--format", "-f", help="text or jsonl.")] = "text",
     backend: Annotated[str, typer.Option("--backend", "-b", help="netlink, proc or auto.")] = "auto",
     netns: Netns = None,
+    all_netns: AllNetns = False,
     no_processes: Annotated[
         bool, typer.Option("--no-processes", help="Skip attributing sockets to processes.")
     ] = False,
@@ -723,6 +724,7 @@ def watch(
         count,
         backend=backend,
         netns=netns,
+        all_netns=all_netns,
         protos=_protos(tcp, udp, raw, unix),
         where=" ".join(filter_words or []) or None,
         ignore=_ignored(ignore, _defaults(load_defaults(), ignore is None, False)),
@@ -755,7 +757,7 @@ def watch(
                     flush=True,
                 )
                 events.overrun(out, stamp, report.overrun)
-            events.poll(out, stamp, report.diff, report.short_lived)
+            events.poll(out, stamp, report.diff, report.short_lived, report.namespaces)
             out.flush()
     except KeyboardInterrupt:
         pass  # the way to stop watching: the summary follows

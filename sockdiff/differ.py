@@ -29,9 +29,10 @@ restarted container does not keep. A namespace on one side only is in
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,6 +73,7 @@ __all__ = [
     "identity",
     "parse_fail_on",
     "parse_fields",
+    "renamed_links",
     "same_process_name",
     "taken_again",
 ]
@@ -962,4 +964,70 @@ def _both_times(
         tuple(r for r in second.added if key(r) in added),
         tuple(r for r in second.removed if key(r) in removed),
         tuple(c for c in second.changed if (key(c.new), c.fields) in changed),
+    )
+
+
+def renamed_links(result: Diff) -> Diff:
+    """``result`` with each device renamed between its two reads (the same index in the same
+    namespace, removed under one name and added under another) as one link that changed
+    (``name``, and any other field), and each route that moved with it only by its device
+    name as a route that changed (``dev``), instead of each removed and added.
+
+    For ``watch``, whose two reads are moments apart: between snapshots of two boots an
+    index names no particular link, so :func:`diff` never pairs by it.
+    """
+    interfaces = result.interfaces
+    if not interfaces or not interfaces.removed or not interfaces.added:
+        return result
+    gone = {(netns_of(i), i.index): i for i in interfaces.removed if i.index is not None}
+    renames: dict[tuple[int | None, str], str] = {}  # (namespace, old name) -> new name
+    paired: set[int] = set()  # ids of the removed records paired
+    link_changes = list(interfaces.changed)
+    added = []
+    for record in interfaces.added:
+        old = gone.get((netns_of(record), record.index)) if record.index is not None else None
+        if old is None or id(old) in paired:
+            added.append(record)
+            continue
+        paired.add(id(old))
+        renames[(netns_of(old), old.name)] = record.name
+        link_changes.append(Change(old, record, ("name", *_record_fields(old, record, INTERFACE_FIELDS))))
+    if not renames:
+        return result
+    order = _section_sort_key
+    renamed = SectionDiff(
+        tuple(added),
+        tuple(i for i in interfaces.removed if id(i) not in paired),
+        tuple(sorted(link_changes, key=lambda c: order(c.new))),
+    )
+    return dataclasses.replace(result, interfaces=renamed, routes=_moved_routes(result.routes, renames))
+
+
+def _moved_routes(
+    routes: SectionDiff[Route] | None, renames: Mapping[tuple[int | None, str], str]
+) -> SectionDiff[Route] | None:
+    """The routes of ``routes`` removed and added again only under a renamed device's new name, paired."""
+    if not routes or not routes.removed or not routes.added:
+        return routes
+    moved: dict[Route, list[Route]] = {}  # the route under its device's new name -> the removed ones
+    for route in routes.removed:
+        new_dev = renames.get((netns_of(route), route.dev)) if route.dev is not None else None
+        if new_dev is not None:
+            moved.setdefault(msgspec.structs.replace(route, dev=new_dev), []).append(route)
+    if not moved:
+        return routes
+    pairs: list[Change[Route]] = []
+    added = []
+    for route in routes.added:
+        olds = moved.get(route)
+        if olds:
+            pairs.append(Change(olds.pop(0), route, ("dev",)))
+        else:
+            added.append(route)
+    paired = {id(change.old) for change in pairs}
+    order = _section_sort_key
+    return SectionDiff(
+        tuple(added),
+        tuple(r for r in routes.removed if id(r) not in paired),
+        tuple(sorted([*routes.changed, *pairs], key=lambda c: order(c.new))),
     )

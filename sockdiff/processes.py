@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import Holder, Process, escape_name
 
@@ -148,6 +148,7 @@ class _Held:
     name: str
     numbers: set[str]  # every open descriptor
     sockets: dict[str, int]  # descriptor -> socket inode
+    netns: dict[str, int] = field(default_factory=dict)  # descriptor -> network namespace inode
 
 
 class OwnerTracker:
@@ -170,6 +171,13 @@ class OwnerTracker:
       process once, and a socket still unowned (held by the kernel, or by a
       process we may not read) is not looked for again.
 
+    - for each socket several processes hold (a pre-fork server's listener, which
+      each worker inherits), looks at each holder's descriptor again (one
+      readlink): a holder that closed its copy, or put another file on its
+      number, is read again, so a worker that lets go of the socket and lives
+      on stops being named as it goes. Forks are the common case; what one costs
+      a poll is a readlink for each holder of each shared socket.
+
     What it cannot see cheaply, and so misses until that process is read again:
     an existing socket passed to another process (SCM_RIGHTS) or dup'ed onto a
     descriptor number the process already had open, a process's new name after
@@ -184,12 +192,25 @@ class OwnerTracker:
         self._held: dict[int, _Held] = {}
         self._seen: set[int] = set()  # the inodes of the last update
         self._unowned: set[int] = set()  # inodes a full pass found no holder for
+        self._shared: set[int] = set()  # inodes more than one descriptor holds
         self._lately: dict[int, int] = {}  # pid -> the last update it was found holding a new socket
         self._before: dict[int, tuple[Process, ...]] = {}  # entries this update changed, as they were
         self._updates = 0
         #: Processes looked at and descriptors read (readlink) over all updates, for tests and benchmarks.
         self.processes_read = 0
         self.descriptors_read = 0
+
+    @property
+    def held_netns(self) -> dict[int, str]:
+        """Each network namespace a descriptor held as processes were last read: inode -> that
+        descriptor's path, as :func:`scan_owners` gives it (a descriptor opened since, by a
+        process not read again, is not in it)."""
+        found: dict[int, str] = {}
+        root = self.proc_root
+        for pid, held in self._held.items():
+            for fd, inode in held.netns.items():
+                found.setdefault(inode, f"{root}/{pid}/fd/{fd}")
+        return found
 
     def _set(self, inode: int, holders: tuple[Process, ...]) -> None:
         owners = self.owners
@@ -198,6 +219,10 @@ class OwnerTracker:
             owners[inode] = holders
         else:
             owners.pop(inode, None)
+        if len(holders) > 1:
+            self._shared.add(inode)
+        else:
+            self._shared.discard(inode)
 
     def _replace(self, pid: int, new: _Held | None) -> None:
         """Record what ``pid`` holds now (None: it is gone), changing only the entries that differ."""
@@ -224,8 +249,9 @@ class OwnerTracker:
             holders = owners.get(inode, ())
             self._set(inode, tuple(sorted((*holders, process))) if holders else (process,))
 
-    def _read(self, pid: int, everything: bool) -> None:
-        """Look at ``pid`` again: every descriptor, or only those that may have changed."""
+    def _read(self, pid: int, everything: bool, also: Collection[str] = ()) -> None:
+        """Look at ``pid`` again: every descriptor, or only those that may have changed
+        and those named in ``also``."""
         root = self.proc_root
         old = self._held.get(pid)
         everything = everything or old is None
@@ -244,17 +270,21 @@ class OwnerTracker:
         try:
             numbers = set(os.listdir(fd_dir))
             sockets: dict[str, int]
+            netns: dict[str, int]
             if everything or old is None:
                 to_read = numbers
                 sockets = {}
+                netns = {}
             else:
                 # New descriptors, and those whose socket has closed since (the number may be reused).
                 seen = self._seen
                 to_read = numbers - old.numbers
                 to_read.update(fd for fd, inode in old.sockets.items() if inode not in seen and fd in numbers)
+                to_read.update(fd for fd in also if fd in numbers)
                 sockets = dict(old.sockets)
                 for fd in (old.sockets.keys() - numbers) | to_read:
                     sockets.pop(fd, None)
+                netns = {fd: inode for fd, inode in old.netns.items() if fd in numbers and fd not in to_read}
             for fd in to_read:
                 try:
                     target = os.readlink(fd, dir_fd=fd_dir)
@@ -262,19 +292,30 @@ class OwnerTracker:
                     continue  # closed since listdir
                 if target.startswith(_SOCKET_PREFIX):
                     sockets[fd] = int(target[8:-1])
+                elif target.startswith(_NETNS_PREFIX):
+                    netns[fd] = int(target[5:-1])
             self.descriptors_read += len(to_read)
         except OSError:
             self._replace(pid, None)
             return
         finally:
             os.close(fd_dir)
-        self._replace(pid, _Held(name, numbers, sockets))
+        self._replace(pid, _Held(name, numbers, sockets, netns))
 
     def update(self, inodes: Collection[int]) -> set[int]:
-        """Bring :attr:`owners` up to date for the sockets ``inodes`` (0s are ignored).
+        """Bring :attr:`owners` up to date for the sockets ``inodes``, every one that exists now
+        (0s are ignored): :meth:`follow` with what came and went since the last update."""
+        now = set(inodes)
+        now.discard(0)
+        return self.follow(now - self._seen, self._seen - now)
 
-        Returns those of ``inodes`` whose holders changed (holders of other
-        sockets may change too, unread). The first update reads every process.
+    def follow(self, came: Collection[int], went: Collection[int]) -> set[int]:
+        """Bring :attr:`owners` up to date after the sockets ``came`` opened and ``went`` closed
+        (inodes; 0s are ignored) since the last update: what ``watch`` knows without a look at
+        every socket.
+
+        Returns the inodes of sockets that exist now whose holders changed (holders of
+        closed sockets may change too, unread). The first update reads every process.
         """
         self._updates += 1
         self._before = {}
@@ -283,12 +324,16 @@ class OwnerTracker:
         first = not held
         for pid in [pid for pid in held if pid not in pids]:
             self._replace(pid, None)  # exited: nothing to read
-        fresh = [inode for inode in inodes if inode and inode not in self._seen]
-        self._seen = set(inodes)
+        seen = self._seen
+        seen.difference_update(went)
+        fresh = [inode for inode in came if inode and inode not in seen]
+        seen.update(fresh)
         looked = {pid for pid in pids if pid not in held}
         for pid in looked:
             self._read(pid, everything=True)
         owners = self.owners
+        if not first:
+            looked |= self._check_shared(looked)
         if fresh and not first:
             suspects = {p.pid for inode in fresh for p in owners.get(inode, ())}
             root = self.proc_root
@@ -307,11 +352,32 @@ class OwnerTracker:
             for process in owners.get(inode, ()):
                 self._lately[process.pid] = self._updates
         if first:
-            self._unowned = {inode for inode in self._seen if inode and inode not in owners}
+            self._unowned = {inode for inode in seen if inode not in owners}
         else:
-            self._unowned &= self._seen
-        now = self._seen
-        return {inode for inode, old in self._before.items() if inode in now and owners.get(inode, ()) != old}
+            self._unowned.difference_update(went)
+        before = self._before
+        return {inode for inode, old in before.items() if inode in seen and owners.get(inode, ()) != old}
+
+    def _check_shared(self, looked: Collection[int]) -> set[int]:
+        """Each holder of a socket several descriptors hold, looked at again (one readlink):
+        the processes (not in ``looked``, read already) that no longer hold it there are read
+        again, that descriptor included. Returns the pids read."""
+        root = self.proc_root
+        stale: dict[int, set[str]] = {}
+        for inode in list(self._shared):
+            expected = f"{_SOCKET_PREFIX}{inode}]"
+            for process in self.owners.get(inode, ()):
+                if process.pid in looked:
+                    continue
+                try:
+                    target = os.readlink(f"{root}/{process.pid}/fd/{process.fd}")
+                except OSError:
+                    target = ""  # closed, or the process exited
+                if target != expected:
+                    stale.setdefault(process.pid, set()).add(str(process.fd))
+        for pid, fds in stale.items():
+            self._read(pid, everything=False, also=fds)
+        return set(stale)
 
     def _find(self, missing: set[int], others: list[int]) -> None:
         """Look at ``others``, likeliest holders first, until no inode of ``missing`` is unowned.

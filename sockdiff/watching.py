@@ -14,12 +14,21 @@ previous poll (its event may come late), or one the poll has just read (it was
 destroyed during the dump, and the next poll reports it). A short-lived socket
 that shares its identity with one of those (the same four-tuple reused within
 two polls) is taken for it: the event carries no inode to tell them apart.
+
+Watching every namespace (``all_netns``), each poll reads every namespace
+(:func:`~sockdiff.acquire.take`), and events are heard from each: one listener
+socket per namespace and group, opened from inside it (setns on this thread),
+for the namespaces found at the first read and for each one a poll finds
+since; one that goes is let go. Every record, and every destroyed socket,
+carries its namespace, which is part of its identity here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import operator
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .acquire import take
+from .acquire import check_namespaces, take
 from .backends.netlink.events import (
     DEFAULT_BUFFER,
     DESTROY_GROUPS,
@@ -37,15 +46,23 @@ from .backends.netlink.events import (
     SectionChanged,
 )
 from .backends.netlink.sockets import Reuse, reusing
-from .differ import Diff, diff, identity
+from .differ import Diff, diff, identity, renamed_links
 from .errors import BackendUnavailable
-from .model import PROTOS, Socket
+from .model import PROTOS, Namespace, Socket, netns_of
 from .processes import OwnerTracker
 from .snapshots import Snapshot
 
 __all__ = ["Report", "Watch", "watch"]
 
 Predicate = Callable[[Socket], bool]
+_INODE: Callable[[Socket], int] = operator.attrgetter("inode")
+
+
+def _key(sock: Socket) -> Hashable:
+    """A socket's identity within its namespace: what a destroy event is matched by."""
+    return (netns_of(sock), identity(sock))
+
+
 # Seconds to wait for more rtnetlink messages after one, and at most in all.
 _SETTLE = 0.05
 _SETTLE_MAX = 0.5
@@ -62,7 +79,8 @@ class Report:
     First the ``baseline``, the first read. Then a poll's ``diff`` with the
     ``short_lived`` sockets destroyed since the previous poll that no poll saw;
     or an ``overrun``: events lost to a full receive buffer (what was lost),
-    after which a poll follows at once.
+    after which a poll follows at once. ``namespaces``: watching every
+    namespace, those of the last read (they label short-lived sockets).
     """
 
     time: str
@@ -70,6 +88,7 @@ class Report:
     diff: Diff | None = None
     short_lived: tuple[Socket, ...] = ()
     overrun: str | None = None
+    namespaces: tuple[Namespace, ...] | None = None
 
 
 class _Claims:
@@ -93,14 +112,14 @@ class _Claims:
         """
         if self._seen is None:
             sockets = self._last.sockets or () if self._last is not None else ()
-            self._seen = Counter(identity(s) for s in sockets if s.proto in DESTROY_GROUPS)
-        key = identity(sock)
+            self._seen = Counter(_key(s) for s in sockets if s.proto in DESTROY_GROUPS)
+        key = _key(sock)
         return self._seen[key] == 0 and self._late[key] == 0
 
     def short_lived(self, result: Diff, destroyed: Sequence[Socket]) -> list[Socket]:
         """The ``destroyed`` sockets that neither this poll nor the previous one reports."""
-        reported: Counter[Hashable] = Counter(identity(s) for s in result.closed)
-        reported.update(identity(c.old) for c in result.changed)
+        reported: Counter[Hashable] = Counter(_key(s) for s in result.closed)
+        reported.update(_key(c.old) for c in result.changed)
         if not destroyed:
             self._late = reported
             return []
@@ -108,13 +127,13 @@ class _Claims:
         # the next poll reports them closed. Only ports that events name are looked at.
         ports = {s.local.port for s in destroyed}
         just_read: Counter[Hashable] = Counter(
-            identity(s)
+            _key(s)
             for s in result.new.sockets or ()
             if s.local.port in ports and s.proto in DESTROY_GROUPS and s.state != "TIME_WAIT"
         )
         found = []
         for sock in destroyed:
-            key = identity(sock)
+            key = _key(sock)
             for pool in (reported, just_read, self._late):
                 if pool[key] > 0:
                     pool[key] -= 1
@@ -138,6 +157,7 @@ class Watch:
         *,
         backend: str,
         netns: str | None,
+        all_netns: bool,
         protos: Sequence[str],
         where: str | None,
         ignore: Predicate | None,
@@ -149,10 +169,12 @@ class Watch:
         from .backends import check_backend
 
         check_backend(backend, sections)
+        check_namespaces(netns, all_netns)
         self.interval = interval
         self.count = count
         self.backend = backend
         self.netns = netns
+        self.all_netns = all_netns
         self.protos = tuple(protos)
         self.where: Predicate | None = None
         if where is not None:
@@ -167,12 +189,23 @@ class Watch:
         #: The sections besides sockets watched: interfaces, routes.
         self.sections = tuple(name for name in ("interfaces", "routes") if name in sections)
         self.polls = 0
-        self.counts = {"new": 0, "closed": 0, "changed": 0, "short_lived": 0, "interfaces": 0, "routes": 0}
+        self.counts = {
+            "new": 0,
+            "closed": 0,
+            "changed": 0,
+            "short_lived": 0,
+            "interfaces": 0,
+            "routes": 0,
+            "namespaces": 0,
+        }
         self.overruns = 0
         #: Why no kernel events are heard, when they are not (None: they are, or were not asked for).
         self.deaf: str | None = None
         self._listener: Listener | None = None
         self._owners = OwnerTracker() if processes else None
+        self._inodes: set[int] = set()  # the sockets of the last read, by inode
+        self._namespaces: tuple[Namespace, ...] | None = None  # those of the last read (all_netns)
+        self._held_netns: dict[int, str] = {}  # namespaces descriptors hold: inode -> path
         # Each poll's sock_diag records, for the next poll to take again where unchanged.
         self._reuse = Reuse()
 
@@ -183,6 +216,9 @@ class Watch:
 
     def _take(self, sections: Sequence[str]) -> Snapshot:
         tracker = self._owners
+        # Namespaces held only by a descriptor: as the owner tracker last saw them; until it has
+        # read the processes once, and without it, the read looks through every descriptor.
+        held = tracker.held_netns if tracker is not None and tracker.processes_read else None
         with reusing(self._reuse):
             taken = take(
                 backend=self.backend,
@@ -190,15 +226,27 @@ class Watch:
                 protos=self.protos,
                 sections=sections,
                 owners=tracker.owners if tracker is not None else {},
+                all_netns=self.all_netns,
+                held_netns=held if self.all_netns else None,
             )
         # Resolved once: a fallback from netlink to /proc is warned about once, not every poll.
         self.backend = taken.header.backend
+        if taken.namespaces is not None and ("sockets" in sections or not self.sockets):
+            # Namespaces followed by the sockets' reads (by the sections' without them).
+            self._namespaces = taken.namespaces
+            self._held_netns = held if held is not None else {}
+            self._follow_namespaces(taken.namespaces)
         sockets = taken.sockets or ()
         if tracker is None or taken.sockets is None:
             return taken
-        # Owners read after the sockets, and only as far as the sockets changed:
-        # records whose holders the update changed are made again.
-        changed = tracker.update({s.inode for s in sockets})
+        # Owners read after the sockets, and only as far as the sockets changed: the
+        # tracker hears which came and went (set operations here, no loop over every
+        # socket there); records whose holders the update changed are made again.
+        now = set(map(_INODE, sockets))
+        now.discard(0)
+        last = self._inodes
+        self._inodes = now
+        changed = tracker.follow(now - last, last - now)
         if not changed:
             return taken
         owners = tracker.owners
@@ -209,6 +257,25 @@ class Watch:
                 replace(s, processes=owners.get(s.inode, ())) if s.inode in changed else s for s in sockets
             ),
         )
+
+    def _follow_namespaces(self, namespaces: tuple[Namespace, ...]) -> None:
+        """Listen in each namespace of a read, and no more in those gone."""
+        listener = self._listener
+        if listener is None:
+            return
+        now = {namespace.inode: namespace for namespace in namespaces}
+        for inode in listener.namespaces - now.keys():
+            listener.leave(inode)
+        for inode, namespace in now.items():
+            if inode in listener.namespaces:
+                continue
+            # Ways in: its ip netns names, a process inside, a descriptor that holds it.
+            ways = [*namespace.names, *(f"/proc/{pid}/ns/net" for pid in namespace.pids)]
+            if inode in self._held_netns:
+                ways.append(self._held_netns[inode])
+            for way in ways:
+                if listener.join(way, inode):
+                    break
 
     def _narrowed(self, result: Diff) -> Diff:
         """The diff less what ``where`` and ``ignore`` leave out (both sides of a change)."""
@@ -226,8 +293,12 @@ class Watch:
         heard = [p for p in self.protos if p in DESTROY_GROUPS] if self.sockets else []
         if not self.events or not (heard or self.sections):
             return None
+        # Watching every namespace, ours is one of them: its events carry its inode.
+        own = os.stat("/proc/thread-self/ns/net").st_ino if self.all_netns else None
         try:
-            return Listener(heard, routes=bool(self.sections), netns=self.netns, buffer_size=self.buffer_size)
+            return Listener(
+                heard, routes=bool(self.sections), netns=self.netns, buffer_size=self.buffer_size, inode=own
+            )
         except BackendUnavailable as err:
             self.deaf = str(err)
             return None
@@ -243,8 +314,9 @@ class Watch:
     def _run(self, listener: Listener | None) -> Iterator[Report]:
         claims = _Claims()
         # Interfaces and routes are read again when rtnetlink says they changed;
-        # with no one to say so, at every poll.
-        heard = listener is not None and listener.routes
+        # with no one to say so, at every poll. Watching every namespace without
+        # sockets, the sections' reads are what finds namespaces: at every poll too.
+        heard = listener is not None and listener.routes and not (self.all_netns and not self.sockets)
         previous = self._take(("sockets",)) if self.sockets else None
         sections = self._take(self.sections) if self.sections else None
         baseline = previous or sections
@@ -269,7 +341,7 @@ class Watch:
                             # Opened and closed since the last poll: said now, as it happens.
                             if self._wanted(sock):
                                 self._count_short_lived()
-                                yield Report(_now(), short_lived=(sock,))
+                                yield Report(_now(), short_lived=(sock,), namespaces=self._namespaces)
                             continue
                         destroyed.append(sock)
                     elif isinstance(event, SectionChanged):
@@ -280,10 +352,8 @@ class Watch:
                         yield Report(_now(), overrun=event.source)
             due = poll_now or time.monotonic() >= deadline
             if sections is not None and (changed or (due and not heard) or poll_now):
-                current_sections = self._take(self.sections)
-                result = diff(sections, current_sections)
-                self._count(result)
-                yield Report(_now(), diff=result)
+                current_sections, report = self._sections(sections)
+                yield report
                 sections = current_sections
             if not due:
                 continue
@@ -305,9 +375,23 @@ class Watch:
             destroyed = []
             result = self._narrowed(result)
             self._count(result, short)
-            yield Report(stamp, diff=result, short_lived=tuple(short))
+            yield Report(stamp, diff=result, short_lived=tuple(short), namespaces=self._namespaces)
             previous = current
             claims.polled(current)
+            if result.namespaces and sections is not None:
+                # Namespaces came or went: their interfaces and routes now, not at their next event.
+                sections, report = self._sections(sections)
+                yield report
+
+    def _sections(self, sections: Snapshot) -> tuple[Snapshot, Report]:
+        """Interfaces and routes read again, and what changed since ``sections``."""
+        current = self._take(self.sections)
+        # A device renamed is the same link (by index), not one removed and one added.
+        result = renamed_links(diff(sections, current))
+        if self.sockets and result.namespaces is not None:
+            result = dataclasses.replace(result, namespaces=None)  # the sockets' polls say it
+        self._count(result)
+        return current, Report(_now(), diff=result, namespaces=self._namespaces)
 
     @staticmethod
     def _events(listener: Listener, deadline: float) -> list[Event]:
@@ -335,6 +419,7 @@ class Watch:
         counts["short_lived"] += len(short)
         counts["interfaces"] += len(result.interfaces or ())
         counts["routes"] += len(result.routes or ())
+        counts["namespaces"] += len(result.namespaces or ())
 
     def close(self) -> None:
         """Stop listening (the iteration ends with it)."""
@@ -344,9 +429,13 @@ class Watch:
 
     def summary(self) -> str:
         """E.g. ``3 polls, 4 differences (1 new, 2 closed of which 1 short-lived, 0 changed; interfaces: 1;
-        routes: 0)``: every difference counted, each section apart."""
+        routes: 0)``: every difference counted, each section apart (and, watching every
+        namespace, the namespaces that came or went)."""
         counts = self.counts
-        total = sum(counts[kind] for kind in ("new", "closed", "changed", "interfaces", "routes"))
+        kinds = ["new", "closed", "changed", "interfaces", "routes"]
+        if self.all_netns:
+            kinds.append("namespaces")
+        total = sum(counts[kind] for kind in kinds)
         parts = []
         if self.sockets:
             parts.append(
@@ -354,6 +443,8 @@ class Watch:
                 f" short-lived, {counts['changed']} changed"
             )
         parts += (f"{name}: {counts[name]}" for name in self.sections)
+        if self.all_netns:
+            parts.append(f"namespaces: {counts['namespaces']}")
         text = f"{_plural(self.polls, 'poll')}, {_plural(total, 'difference')} ({'; '.join(parts)})"
         if self.overruns:
             text += f"; events lost {_plural(self.overruns, 'time')}"
@@ -370,6 +461,7 @@ def watch(
     *,
     backend: str = "auto",
     netns: str | None = None,
+    all_netns: bool = False,
     protos: Sequence[str] = PROTOS,
     where: str | None = None,
     ignore: Predicate | None = None,
@@ -389,13 +481,17 @@ def watch(
     rtnetlink's link, address and route messages, on which interfaces and
     routes are read again and compared at once; each event socket has a
     receive buffer of ``buffer_size`` bytes. Where events cannot be heard,
-    :attr:`Watch.deaf` says why, and polls read every section.
+    :attr:`Watch.deaf` says why, and polls read every section. ``all_netns``
+    watches every network namespace of the host instead of one (``netns``: a
+    named one instead of ours): each record carries its namespace, events are
+    heard from each, and namespaces that come or go are in the polls' diffs.
     """
     return Watch(
         interval,
         count,
         backend=backend,
         netns=netns,
+        all_netns=all_netns,
         protos=protos,
         where=where,
         ignore=ignore,

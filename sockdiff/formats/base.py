@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
     from ..differ import Diff
-    from ..model import RunReport, Socket
+    from ..model import Namespace, RunReport, Socket
     from ..snapshots import Snapshot
+
+    #: Watching every namespace, those of the last read (they label short-lived sockets).
+    Spaces = tuple[Namespace, ...] | None
 
 __all__ = [
     "DiffFormat",
@@ -92,8 +95,12 @@ class EventFormat(abc.ABC):
         """Events were lost to a full receive buffer (``lost`` says which)."""
 
     @abc.abstractmethod
-    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
-        """A poll's differences (None: none read), and the sockets that opened and closed before it."""
+    def poll(
+        self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket], spaces: Spaces = None
+    ) -> None:
+        """A poll's differences (None: none read), and the sockets that opened and closed before it;
+        ``spaces``: in a watch of every namespace, those of the last read, which label the
+        short-lived sockets."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ so they agree on order, wording and on which differences ``fail_on`` counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
     from ..model import Interface, Route, Socket
 
-__all__ = ["Item", "items", "short_lived_items"]
+__all__ = ["Item", "items", "placed", "short_lived_items"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +76,7 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
                 yield Item("namespaces", kind, sign, subject, detail, counted)
 
     def where(record: Socket | Interface | Route, text: str) -> str:
-        inode = netns_of(record)
-        return text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'))}] {text}"
+        return placed(record, labels, text)
 
     for sock in result.opened:
         if netns_of(sock) not in whole or netns_of(sock) is None:
@@ -98,10 +97,19 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     yield from _section_items("routes", result.routes, lambda r: where(r, route_line(r)), counts)
 
 
-def short_lived_items(sockets: Iterable[Socket]) -> Iterator[Item]:
-    """Sockets that opened and closed between two polls (watch): closed, ``short-lived``."""
+def placed(record: Socket | Interface | Route, labels: Mapping[int, str], text: str) -> str:
+    """``text`` about ``record``, led by its namespace's label in brackets when it has one
+    (``labels``: inode -> label; an inode not there is written ``net:[INODE]``)."""
+    inode = netns_of(record)
+    return text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'))}] {text}"
+
+
+def short_lived_items(sockets: Iterable[Socket], labels: Mapping[int, str] | None = None) -> Iterator[Item]:
+    """Sockets that opened and closed between two polls (watch): closed, ``short-lived``;
+    in a watch of every namespace, each led by its namespace's label (``labels``: inode -> label)."""
     for sock in sockets:
-        yield Item("sockets", "closed", "-", socket_line(sock), "short-lived", True)
+        subject = placed(sock, labels or {}, socket_line(sock))
+        yield Item("sockets", "closed", "-", subject, "short-lived", True)
 
 
 R = TypeVar("R", "Interface", "Route")

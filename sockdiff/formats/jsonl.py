@@ -5,18 +5,20 @@ Each line is :func:`~sockdiff.formats.json.inert`: no name in it opens a CI comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
+from ..model import namespace_labels, netns_of
 from .base import EventFormat, ListingFormat, ListingOptions, Section
 from .json import inert
 
 if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
-    from ..model import Socket
+    from ..model import Interface, Route, Socket
     from ..snapshots import Snapshot
+    from .base import Spaces
 
 __all__ = ["JsonlEvents", "JsonlListing", "event_line", "record_lines"]
 
@@ -52,6 +54,10 @@ class JsonlEvents(EventFormat):
     Sockets: ``new``, ``closed`` (``short_lived``: whether a poll ever saw it)
     and ``changed`` (``old``, ``new``, ``fields``); interfaces and routes:
     ``added``, ``removed`` and ``changed``; an overrun is section ``watch``.
+    Watching every namespace, each line about a record carries ``netns`` (its
+    namespace's label) after the identity, and a namespace that appeared or went
+    is one line of section ``namespaces`` (``netns``, ``namespace``, ``sockets``:
+    how many of its sockets came or went with it, which have no line of their own).
     With an ``identity`` (``host``, ``machine_id``, ``boot_id``: see
     :meth:`~sockdiff.snapshots.Header.identity`), each line carries it after ``kind``.
     """
@@ -63,26 +69,64 @@ class JsonlEvents(EventFormat):
         out.flush()
         out.buffer.write(event_line(time, "watch", "overrun", self._identity, lost=lost))
 
-    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
+    def poll(
+        self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket], spaces: Spaces = None
+    ) -> None:
         out.flush()
-        out.buffer.writelines(self._lines(time, found, short_lived))
+        out.buffer.writelines(self._lines(time, found, short_lived, spaces))
 
-    def _lines(self, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> Iterator[bytes]:
+    def _lines(
+        self, time: str, found: Diff | None, short_lived: Sequence[Socket], namespaces: Spaces
+    ) -> Iterator[bytes]:
         who = self._identity
+        labels = namespace_labels(namespaces)
+        whole: set[int] = set()  # namespaces that appeared or went: one line each, for their sockets too
+        if found is not None:
+            labels.update(namespace_labels(found.old.namespaces))
+            labels.update(namespace_labels(found.new.namespaces))
+            if found.namespaces is not None:
+                for kind, spaces, socks in (
+                    ("appeared", found.namespaces.appeared, found.opened),
+                    ("gone", found.namespaces.gone, found.closed),
+                ):
+                    for space in spaces:
+                        whole.add(space.inode)
+                        inside = sum(1 for s in socks if netns_of(s) == space.inode)
+                        label = labels[space.inode]
+                        yield event_line(
+                            time, "namespaces", kind, who, netns=label, namespace=space, sockets=inside
+                        )
+
+        def at(record: Socket | Interface | Route) -> dict[str, str]:
+            """``{"netns": label}`` for a record of a watch of every namespace, else nothing."""
+            inode = netns_of(record)
+            return {} if inode is None else {"netns": labels.get(inode, f"net:[{inode}]")}
+
         if found is not None:
             for sock in found.opened:
-                yield event_line(time, "sockets", "new", who, socket=sock)
+                if netns_of(sock) not in whole:
+                    yield event_line(time, "sockets", "new", who, **at(sock), socket=sock)
             for sock in found.closed:
-                yield event_line(time, "sockets", "closed", who, socket=sock, short_lived=False)
+                if netns_of(sock) not in whole:
+                    yield event_line(
+                        time, "sockets", "closed", who, **at(sock), socket=sock, short_lived=False
+                    )
         for sock in short_lived:
-            yield event_line(time, "sockets", "closed", who, socket=sock, short_lived=True)
+            yield event_line(time, "sockets", "closed", who, **at(sock), socket=sock, short_lived=True)
         if found is not None:
             for change in found.changed:
                 yield event_line(
-                    time, "sockets", "changed", who, old=change.old, new=change.new, fields=change.fields
+                    time,
+                    "sockets",
+                    "changed",
+                    who,
+                    **at(change.new),
+                    old=change.old,
+                    new=change.new,
+                    fields=change.fields,
                 )
-            yield from _section_events(time, "interfaces", "interface", found.interfaces, who)
-            yield from _section_events(time, "routes", "route", found.routes, who)
+            yield from _section_events(time, "interfaces", "interface", found.interfaces, who, at)
+            yield from _section_events(time, "routes", "route", found.routes, who, at)
 
 
 def _section_events(
@@ -91,13 +135,16 @@ def _section_events(
     noun: str,
     found: SectionDiff[Any] | None,
     who: Mapping[str, str | None] | None,
+    at: Callable[[Any], dict[str, str]],
 ) -> Iterator[bytes]:
-    """One section's differences: ``added`` and ``removed`` records, ``changed`` pairs."""
+    """One section's differences: ``added`` and ``removed`` records, ``changed`` pairs
+    (``at``: a record's namespace member, if any)."""
     if found is None:
         return
     for record in found.added:
-        yield event_line(time, section, "added", who, **{noun: record})
+        yield event_line(time, section, "added", who, **at(record), **{noun: record})
     for record in found.removed:
-        yield event_line(time, section, "removed", who, **{noun: record})
+        yield event_line(time, section, "removed", who, **at(record), **{noun: record})
     for change in found.changed:
-        yield event_line(time, section, "changed", who, old=change.old, new=change.new, fields=change.fields)
+        members = {"old": change.old, "new": change.new, "fields": change.fields}
+        yield event_line(time, section, "changed", who, **at(change.new), **members)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from ..model import namespace_labels
 from .base import DiffFormat, EventFormat, ReportOptions, RunFormat, RunOptions
 from .items import Item, items, short_lived_items
 from .notation import summary_line
@@ -19,6 +20,7 @@ from .notation import summary_line
 if TYPE_CHECKING:
     from ..differ import Diff
     from ..model import RunReport, Socket
+    from .base import Spaces
 
 __all__ = ["COUNTED", "TextEvents", "TextFormat", "TextRun", "item_line"]
 
@@ -47,7 +49,9 @@ class TextEvents(EventFormat):
     """watch's lines: each difference as compare's text writes it, after the time it was seen.
 
     Sockets that opened and closed between two polls follow a poll's
-    differences, closed and ``short-lived``.
+    differences, closed and ``short-lived``. Watching every namespace, each
+    line leads with its namespace's label (``[web] + tcp ...``), and a namespace
+    that appears or goes is one line (``+ netns web (docker 3f2a9c1b0d4e)  3 sockets``).
     """
 
     def __init__(self, colour: bool = False) -> None:
@@ -56,10 +60,12 @@ class TextEvents(EventFormat):
     def overrun(self, out: TextIO, time: str, lost: str) -> None:
         del out, time, lost  # a diagnostic, which watch writes on stderr: no line of the report
 
-    def poll(self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket]) -> None:
+    def poll(
+        self, out: TextIO, time: str, found: Diff | None, short_lived: Sequence[Socket], spaces: Spaces = None
+    ) -> None:
         for item in items(found, ("any",)) if found is not None else ():
             out.write(f"{time} {item_line(item, self.colour)}\n")
-        for item in short_lived_items(short_lived):
+        for item in short_lived_items(short_lived, namespace_labels(spaces)):
             out.write(f"{time} {item_line(item, self.colour)}\n")
 
 

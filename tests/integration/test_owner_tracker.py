@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from sockdiff.processes import OwnerTracker, scan_owners
+from tests.helpers.netns import netns_exec_argv
 
 # Holds UDP sockets and answers one line a command: "open" opens one, "swap"
 # closes the newest and opens another in its place (the number of descriptors
-# stays), "rename NAME" renames it, "fork" starts a child that holds them all too (its pid), "reap" ends it.
+# stays), "rename NAME" renames it, "fork" starts a child that holds them all too (its pid), "release"
+# makes the child put /dev/null on each of their numbers (it lets go of them and lives on), "reap" ends it.
 # Every answer lists the inodes held.
 HOLDER = """
 import os, signal, socket, sys
@@ -32,10 +35,23 @@ for line in sys.stdin:
         held.pop().close()
         held.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     elif command == "fork":
+        ack_r, ack_w = os.pipe()
         child = os.fork()
         if child == 0:
-            signal.pause()
-            os._exit(0)
+            def release(*_):
+                null = os.open("/dev/null", os.O_RDONLY)
+                for sock in held:
+                    os.dup2(null, sock.fileno())
+                os.close(null)
+                os.write(ack_w, b"!")
+            signal.signal(signal.SIGUSR1, release)
+            os.write(ack_w, b"!")
+            while True:
+                signal.pause()
+        os.read(ack_r, 1)
+    elif command == "release":
+        os.kill(child, signal.SIGUSR1)
+        os.read(ack_r, 1)
     elif command.startswith("rename "):  # as exec or prctl(PR_SET_NAME) would
         with open("/proc/self/comm", "w") as comm:
             comm.write(command[7:])
@@ -128,3 +144,48 @@ def test_tracker_remembers_sockets_no_process_holds() -> None:
     reads = tracker.processes_read
     assert tracker.update(unheld) == set()
     assert tracker.processes_read - reads < len([e for e in os.listdir("/proc") if e.isdigit()]) / 2
+
+
+def test_tracker_sees_a_forked_holder_let_go_of_shared_sockets(holder: Holder) -> None:
+    """A pre-fork server's worker closes its copy of the listener and lives on: it is no longer
+    named, though no socket came or went and its number of descriptors stayed."""
+    tracker = OwnerTracker()
+    tracker.update(holder.do("open"))
+    tracker.update(holder.do("fork"))
+    check(tracker, holder)
+    child = holder.child
+    changed = tracker.follow((), ())  # what watch says when no socket came or went
+    assert changed == set()
+    holder.do("release")
+    changed = tracker.follow((), ())
+    full = scan_owners()
+    assert {i: tracker.owners.get(i) for i in holder.inodes} == {i: full.get(i) for i in holder.inodes}
+    assert {p.pid for i in holder.inodes for p in tracker.owners[i]} == {holder.process.pid}, child
+    assert changed == holder.inodes
+
+
+def test_tracker_names_the_namespaces_descriptors_hold(netns: str) -> None:
+    """A network namespace held open by a descriptor (ours only: a fresh one) is in
+    :attr:`OwnerTracker.held_netns`, as a full scan finds it, with a path that opens it."""
+    # Opened through a process inside (a descriptor of the mount under /run/netns reads as that path).
+    inside = subprocess.Popen(netns_exec_argv(netns, ["sleep", "60"]))
+    try:
+        for _ in range(1000):  # until ip netns exec has entered it and become sleep
+            if os.readlink(f"/proc/{inside.pid}/exe").endswith("/sleep"):
+                break
+            time.sleep(0.01)
+        held = os.open(f"/proc/{inside.pid}/ns/net", os.O_RDONLY)
+    finally:
+        inside.kill()
+        inside.wait()
+    try:
+        tracker = OwnerTracker()
+        tracker.update(set())
+        inode = os.fstat(held).st_ino
+        assert inode in tracker.held_netns
+        found: dict[int, str] = {}
+        scan_owners(held_netns=found)
+        assert inode in found
+        assert os.stat(tracker.held_netns[inode]).st_ino == inode
+    finally:
+        os.close(held)

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from sockdiff import Snapshot, Socket, inet, save
-from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields
+from sockdiff.differ import Diff, diff, parse_fail_on, parse_fields, renamed_links
 from sockdiff.errors import BadSnapshot
 from sockdiff.formats import report
 from sockdiff.formats.notation import summary_line
@@ -262,3 +262,40 @@ def test_older_files_without_next_hops_load(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace(',"nexthops":null', ""))
     assert "nexthops" not in path.read_text()
     assert load(str(path)).routes == (route(),)
+
+
+def test_renamed_link_is_one_change_with_its_routes() -> None:
+    """A device renamed between two reads (same index): one link changed, its routes changed
+    by device only; an index that stays removed or added elsewhere stays so."""
+    old = snap(
+        (eth("eth0"), eth("lan0", index=5), eth("gone0", index=7)),
+        (route(), route("10.2.0.0/24", gateway=None, dev="lan0"), route("10.3.0.0/24", dev="lan0")),
+    )
+    new = snap(
+        (eth("eth0"), eth("wan0", index=5, mtu=9000), eth("new0", index=8)),
+        (route(), route("10.2.0.0/24", gateway=None, dev="wan0"), route("10.4.0.0/24", dev="wan0")),
+    )
+    plain = diff(old, new)
+    assert plain.interfaces is not None and len(plain.interfaces.added) == 2  # diff alone: by name
+    result = renamed_links(plain)
+    assert result.interfaces is not None and result.routes is not None
+    assert [i.name for i in result.interfaces.added] == ["new0"]
+    assert [i.name for i in result.interfaces.removed] == ["gone0"]
+    [link] = result.interfaces.changed
+    assert (link.old.name, link.new.name, link.fields) == ("lan0", "wan0", ("name", "mtu"))
+    [moved] = result.routes.changed
+    assert (moved.old.dev, moved.new.dev, moved.new.destination, moved.fields) == (
+        "lan0",
+        "wan0",
+        "10.2.0.0/24",
+        ("dev",),
+    )
+    assert [r.destination for r in result.routes.removed] == ["10.3.0.0/24"]
+    assert [r.destination for r in result.routes.added] == ["10.4.0.0/24"]
+    lines = diff_lines(result)
+    assert [line for line in lines if line.startswith("~")] == [
+        "~ interface wan0 <BROADCAST,MULTICAST,RUNNING,UP> UP mtu 9000 link 02:00:00:00:00:01"
+        " 10.0.0.1/24 fe80::1/64  name: lan0 → wan0; mtu: 1500 → 9000",
+        "~ route 10.2.0.0/24 dev wan0 table main proto static scope universe metric 0  dev: lan0 → wan0",
+    ], lines
+    assert renamed_links(diff(old, old)) == diff(old, old)

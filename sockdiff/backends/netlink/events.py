@@ -24,13 +24,13 @@ import errno
 import os
 import select
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from ... import netns as netns_module
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, NetnsError, SockdiffError
 from ...model import Socket
 from . import sockets as netlink
 from .framing import NETLINK_ROUTE, NETLINK_SOCK_DIAG, DumpFailed, messages, open_socket
@@ -83,6 +83,7 @@ _RTM_SECTIONS = {
     25: ("routes",),  # RTM_DELROUTE
 }
 
+_HERE = "/proc/thread-self/ns/net"
 #: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
 DEFAULT_BUFFER = 1 << 20
 _RECV_SIZE = 64 * 1024
@@ -112,13 +113,17 @@ class Overrun:
 Event = Destroyed | SectionChanged | Overrun
 
 
-def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[Socket]:
+def decode_destroyed(
+    buffer: bytes | bytearray, size: int, proto: str, interfaces: Mapping[int, str] | None = None
+) -> list[Socket]:
     """The sockets in one datagram of a ``proto`` destroy group.
 
     The kernel leaves the uid and inode zero for a socket being freed: the
     uid becomes unknown (None), the inode stays 0 (no inode, as for TIME_WAIT).
     Its queues, read while it is torn down, mean nothing (a UDP socket's send
-    queue reads -1): unknown too.
+    queue reads -1): unknown too. ``interfaces`` names the devices the sockets
+    are bound to: those of the namespace the event comes from (default: the
+    calling thread's).
     """
     found = netlink.decode_inet(
         (
@@ -129,8 +134,54 @@ def decode_destroyed(buffer: bytes | bytearray, size: int, proto: str) -> list[S
         proto,
         {},
         set(),
+        interfaces,
     )
     return [msgspec.structs.replace(sock, uid=None, recv_q=None, send_q=None) for sock in found]
+
+
+class _DevicesIn(dict[int, str]):
+    """Interface index -> name in the namespace of the socket ``sock``, looked up from inside
+    on first use.
+
+    A destroy event names its socket's device by index, which means something
+    only in the namespace the socket lived in, not in ours. The event socket
+    says which namespace it belongs to (SIOCGSKNS), so none is held open
+    between events: a descriptor of a namespace would keep it alive, and in
+    sight, after it was deleted.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def __missing__(self, index: int) -> str:
+        name = f"if{index}"  # the namespace cannot be entered: no device to name
+        fileno = self._sock.fileno()
+        namespace = netns_module.socket_netns(os.getpid(), fileno, os.fstat(fileno).st_ino)
+        if namespace is not None:
+            try:
+                with netns_module.entered(f"/proc/self/fd/{namespace}"):
+                    name = netlink.InterfaceNames()[index]
+            except SockdiffError:
+                pass
+            finally:
+                os.close(namespace)
+        self[index] = name
+        return name
+
+
+@dataclass(slots=True)
+class _Source:
+    """One event socket: what it hears (a protocol, or "route"), and in which namespace
+    (``netns``: the inode its records carry; None: a one-namespace watch's, untagged)."""
+
+    sock: socket.socket
+    what: str
+    netns: int | None
+    elsewhere: bool  # in another namespace than ours: its devices are named from inside
+
+    def devices(self) -> Mapping[int, str]:
+        return _DevicesIn(self.sock) if self.elsewhere else netlink.InterfaceNames()
 
 
 def _open(protocol: int, groups: Sequence[int], buffer_size: int) -> socket.socket:
@@ -139,12 +190,15 @@ def _open(protocol: int, groups: Sequence[int], buffer_size: int) -> socket.sock
 
 
 class Listener:
-    """Event sockets in one network namespace, read together.
+    """Event sockets in one network namespace or several, read together.
 
     ``protos``: the protocols whose destroyed sockets are wanted (tcp and udp
     have destroy groups; the others are ignored). ``routes``: also listen to
-    rtnetlink's link, address and route groups. ``buffer_size``: each socket's
-    receive buffer (SO_RCVBUF), in bytes.
+    rtnetlink's link, address and route groups. ``netns``: the namespace (a name
+    under /run/netns, or a path; None: ours). ``buffer_size``: each socket's
+    receive buffer (SO_RCVBUF), in bytes. ``inode``: given, the destroyed
+    sockets carry it as their ``netns``, and :meth:`join` adds namespaces
+    (``watch --all-netns``).
     """
 
     def __init__(
@@ -154,39 +208,82 @@ class Listener:
         routes: bool = False,
         netns: str | None = None,
         buffer_size: int = DEFAULT_BUFFER,
+        inode: int | None = None,
     ) -> None:
-        self._sources: dict[int, tuple[socket.socket, str]] = {}  # fd -> (socket, proto or "route")
+        self._sources: dict[int, _Source] = {}  # fd -> its source
+        self._inodes: set[int | None] = set()  # the namespaces listened to (None: a one-namespace watch's)
+        self._wanted = tuple(protos)
+        self._routes = routes
+        self._buffer_size = buffer_size
+        self._buffer = bytearray(_RECV_SIZE)
+        self._poller = select.poll()
         try:
-            with netns_module.entered(netns):
-                # A netlink socket belongs to the namespace of the thread that made it.
-                for proto, groups in DESTROY_GROUPS.items():
-                    if proto in protos:
-                        self._add(_open(NETLINK_SOCK_DIAG, groups, buffer_size), proto)
-                if routes:
-                    self._add(_open(NETLINK_ROUTE, ROUTE_GROUPS, buffer_size), "route")
-        except OSError as err:
-            self.close()
-            raise BackendUnavailable(f"cannot listen to kernel events: {err.strerror}") from err
+            self._open_in(netns, inode)
         except BaseException:
             self.close()
             raise
-        self._buffer = bytearray(_RECV_SIZE)
-        self._poller = select.poll()
-        for fd in self._sources:
-            self._poller.register(fd, select.POLLIN)
 
-    def _add(self, sock: socket.socket, what: str) -> None:
-        self._sources[sock.fileno()] = (sock, what)
+    def _open_in(self, netns: str | None, inode: int | None) -> None:
+        """Open the event sockets in ``netns``; on failure, none stays open there."""
+        try:
+            with netns_module.entered(netns):
+                if netns is not None and inode is not None and os.stat(_HERE).st_ino != inode:
+                    # /proc/PID/ns/net of a pid that exited and was handed out again.
+                    raise NetnsError(f"{netns} is no longer network namespace {inode}")
+                # A netlink socket belongs to the namespace of the thread that made it.
+                for proto, groups in DESTROY_GROUPS.items():
+                    if proto in self._wanted:
+                        sock = _open(NETLINK_SOCK_DIAG, groups, self._buffer_size)
+                        self._add(_Source(sock, proto, inode, netns is not None))
+                if self._routes:
+                    sock = _open(NETLINK_ROUTE, ROUTE_GROUPS, self._buffer_size)
+                    self._add(_Source(sock, "route", inode, netns is not None))
+        except OSError as err:
+            self.leave(inode)
+            raise BackendUnavailable(f"cannot listen to kernel events: {err.strerror}") from err
+        except BaseException:
+            self.leave(inode)
+            raise
+        self._inodes.add(inode)
+
+    def join(self, path: str, inode: int) -> bool:
+        """Listen in the namespace at ``path`` too, its records tagged ``inode``; False when
+        it cannot be entered (gone since it was found): the rest goes on listening."""
+        if inode in self._inodes:
+            return True
+        try:
+            self._open_in(path, inode)
+        except SockdiffError:
+            return False
+        return True
+
+    def leave(self, inode: int | None) -> None:
+        """Stop listening in namespace ``inode`` (gone)."""
+        self._inodes.discard(inode)
+        for fd, source in list(self._sources.items()):
+            if source.netns == inode:
+                self._poller.unregister(fd)
+                source.sock.close()
+                del self._sources[fd]
+
+    @property
+    def namespaces(self) -> frozenset[int]:
+        """The inodes of the namespaces listened to (tagged ones only)."""
+        return frozenset(inode for inode in self._inodes if inode is not None)
+
+    def _add(self, source: _Source) -> None:
+        self._sources[source.sock.fileno()] = source
+        self._poller.register(source.sock.fileno(), select.POLLIN)
 
     @property
     def routes(self) -> bool:
         """Whether rtnetlink's link, address and route groups are heard."""
-        return any(what == "route" for _, what in self._sources.values())
+        return any(source.what == "route" for source in self._sources.values())
 
     @property
     def protos(self) -> tuple[str, ...]:
         """The protocols whose destroyed sockets are heard."""
-        return tuple(what for _, what in self._sources.values() if what != "route")
+        return tuple(dict.fromkeys(s.what for s in self._sources.values() if s.what != "route"))
 
     def wait(self, timeout: float) -> list[Event]:
         """The events that arrive within ``timeout`` seconds (all that are pending, if any are).
@@ -200,13 +297,14 @@ class Listener:
         ready = self._poller.poll(max(0, round(timeout * 1000)))
         events: list[Event] = []
         for fd, _mask in ready:
-            sock, what = self._sources[fd]
-            self._drain(sock, what, events)
+            self._drain(self._sources[fd], events)
         return events
 
-    def _drain(self, sock: socket.socket, what: str, events: list[Event]) -> None:
+    def _drain(self, source: _Source, events: list[Event]) -> None:
         buffer = self._buffer
+        sock, what = source.sock, source.what
         changed: set[str] = set()
+        devices: Mapping[int, str] | None = None
         while True:
             try:
                 size = sock.recv_into(buffer)
@@ -221,17 +319,23 @@ class Listener:
                 if what == "route":
                     for kind, _flags, _offset, _end in messages(buffer, size):
                         changed.update(_RTM_SECTIONS.get(kind, ()))
-                else:
-                    events += (Destroyed(freed) for freed in decode_destroyed(buffer, size, what))
+                    continue
+                if devices is None:
+                    devices = source.devices()
+                freed = decode_destroyed(buffer, size, what, devices)
             except DumpFailed as failure:  # a datagram that does not parse: what it held is lost
                 raise BackendUnavailable(f"kernel events: {os.strerror(failure.code)}") from failure
+            if source.netns is not None:
+                freed = [msgspec.structs.replace(freed_sock, netns=source.netns) for freed_sock in freed]
+            events += (Destroyed(sock) for sock in freed)
         if changed:
             events.append(SectionChanged(frozenset(changed)))
 
     def close(self) -> None:
-        for sock, _what in self._sources.values():
-            sock.close()
+        for source in self._sources.values():
+            source.sock.close()
         self._sources = {}
+        self._inodes = set()
 
     def __enter__(self) -> Listener:
         return self
