@@ -521,8 +521,8 @@ def compare(
     if role and fields is not None:
         _fail("--role compares listeners by program name: it takes no --fields")
     extra = [_report_target(text, COMPARE_FORMATS) for text in reports or []]
-    defaults = _defaults(load_defaults(), ignore is None, not fail_on)
-    kinds = parse_fail_on(fail_on, "--fail-on") if fail_on else defaults.fail_on or ("any",)
+    defaults = _defaults(load_defaults(), ignore is None, fail_on is None)
+    kinds = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
         new,
@@ -801,6 +801,7 @@ def run_command(
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the process's life
     chosen: RunChoice = parse_format(output_format, RUN_FORMATS)
     extra = [_report_target(text, RUN_FORMATS) for text in reports or []]
+    kinds = parse_fail_on(fail_on, "--fail-on")
     try:
         parse_leak_kinds(fail_on)
     except UsageError as err:
@@ -811,7 +812,7 @@ def run_command(
         _fail(f"--ignore: {err}")
     read = inputs(())
     _check_reports(extra, read, "which the command writes to")
-    result = run_tree(command, engine, parse_fail_on(fail_on, "--fail-on"))
+    result = run_tree(command, engine, kinds)
     unwritten = _write_reports(
         extra, lambda extra_format: run_format(extra_format).render(result, RunOptions(timeline)), read
     )

@@ -316,6 +316,7 @@ def _signal_sockdiff(netns: str, ip_pid: int, sig: signal.Signals) -> None:
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     for argv in (
         ("run", "--fail-on", "closed", "--", "true"),
+        ("run", "--fail-on", "", "--", "true"),  # not every socket: a variable left empty
         ("run", "--ignore", "sport = :nope", "--", "true"),
         ("run", "--", "/nonexistent/command"),
         ("run", "--", ""),
