@@ -829,9 +829,8 @@ def run_command(
                 if how == "SIGKILL":
                     how += f" after {KILL_GRACE_SECONDS:g}s"
                 _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how})")
-    if unwritten:
-        raise typer.Exit(2)
-    raise typer.Exit(result.exit_code or (1 if result.leaks else 0))
+    # CMD's own code wins when it failed (a report lost is said above); else a lost report is 2.
+    raise typer.Exit(result.exit_code or (2 if unwritten else 1 if result.leaks else 0))
 
 
 @app.command("list")

@@ -272,6 +272,15 @@ def test_the_commands_exit_code_wins(netns: str, tmp_path: Path) -> None:
     assert "sockdiff run: 2 listening sockets left open by sh suite.sh (exit 3)" in result.stderr
     result = _run(netns, tmp_path, "--fail-on", "new", "--", "sh", "-c", "exit 0", env={})
     assert result.returncode == 0, result.stderr
+    # A --report that cannot be written (CMD removed its directory) is said, but CMD's failure wins.
+    (tmp_path / "gone").mkdir()
+    report = f"json={tmp_path / 'gone' / 'report.json'}"
+    result = _run(netns, tmp_path, "--report", report, "--", "sh", "-c", "rmdir gone; exit 3", env={})
+    assert result.returncode == 3, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "report.json" in line]
+    assert line.startswith(f"sockdiff: {tmp_path / 'gone' / 'report.json'}: cannot write")
+    result = _run(netns, tmp_path, "--report", report, "--", "sh", "-c", "exit 0", env={})
+    assert result.returncode == 2, result.stderr  # CMD passed: the lost report is the failure
 
 
 TRAPS = """\
