@@ -789,6 +789,7 @@ def run_command(
 ) -> None:
     """Run CMD; report the sockets its process tree opened and still holds (exit 1 when any count)."""
     import shlex
+    import signal
 
     from .differ import parse_fail_on
     from .formats import RUN_FORMATS, RunOptions, parse_format, run_format
@@ -822,13 +823,14 @@ def run_command(
         sys.stderr.write(run_format(chosen).render(result, RunOptions(timeline, colour)))
         sys.stderr.flush()
     if kill and result.left_running:
-        termed, killed = kill_leftovers(engine)
-        for holder in result.left_running:
-            if holder.pid in termed:
-                how = "SIGKILL" if holder.pid in killed else "SIGTERM"
-                if how == "SIGKILL":
-                    how += f" after {KILL_GRACE_SECONDS:g}s"
-                _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how})")
+        stopping = kill_leftovers(engine)
+        for holder, how in stopping.stopped:
+            after = f" after {KILL_GRACE_SECONDS:g}s" if how == signal.SIGKILL else ""
+            _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how.name}{after})")
+        for holder in stopping.refused:
+            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: not permitted (another user's)")
+        for holder in stopping.surviving:
+            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: still running after SIGKILL")
     # CMD's own code wins when it failed (a report lost is said above); else a lost report is 2.
     raise typer.Exit(result.exit_code or (2 if unwritten else 1 if result.leaks else 0))
 

@@ -19,6 +19,7 @@ subreaper); when CMD itself ends, the engine reports.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -32,7 +33,16 @@ if TYPE_CHECKING:
     from .leaks import LeakEngine
     from .model import Holder, RunReport
 
-__all__ = ["FORWARDED", "KILL_GRACE_SECONDS", "POLL_SECONDS", "kill_leftovers", "left_running", "run_tree"]
+__all__ = [
+    "FORWARDED",
+    "KILL_GRACE_SECONDS",
+    "KILL_ROUNDS",
+    "POLL_SECONDS",
+    "Stopping",
+    "kill_leftovers",
+    "left_running",
+    "run_tree",
+]
 
 #: The signals passed on to CMD.
 FORWARDED = frozenset(
@@ -52,6 +62,10 @@ FORWARDED = frozenset(
 POLL_SECONDS = 0.15
 #: How long --kill waits after SIGTERM before SIGKILL.
 KILL_GRACE_SECONDS = 5.0
+#: How many rounds of SIGKILL --kill sends (the tree read again before each) before it gives up.
+KILL_ROUNDS = 20
+# The pause between two rounds of --kill.
+_ROUND_SECONDS = 0.05
 # si_code of a signal a process sent (kill, sigqueue, tgkill): linux/include/uapi/asm-generic/siginfo.h
 _SENT_BY_A_PROCESS = {0, -1, -6}
 
@@ -149,26 +163,61 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def kill_leftovers(engine: LeakEngine, grace: float = KILL_GRACE_SECONDS) -> tuple[list[int], list[int]]:
-    """SIGTERM to every process the tree left, SIGKILL to those still there after ``grace``.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stopping:
+    """What ``--kill`` did to the tree's leftovers, each process as first seen.
 
-    Returns the pids sent SIGTERM, and those sent SIGKILL.
+    ``stopped``: each process signalled that is gone, with the signal it last needed
+    (SIGTERM, or SIGKILL); ``refused``: those the kernel would not let this process
+    signal (another user's: a setuid program, ``su``); ``surviving``: those still
+    running after every SIGKILL round (stuck in the kernel, most likely).
     """
-    termed = [h.pid for h in left_running(engine)]
-    for pid in termed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+
+    stopped: tuple[tuple[Holder, signal.Signals], ...]
+    refused: tuple[Holder, ...]
+    surviving: tuple[Holder, ...]
+
+
+def kill_leftovers(
+    engine: LeakEngine, grace: float = KILL_GRACE_SECONDS, kill_rounds: int = KILL_ROUNDS
+) -> Stopping:
+    """SIGTERM to every process the tree left, SIGKILL to what is still there after ``grace``.
+
+    The tree is read again after each round, until it is empty: a supervisor loop
+    that starts its server again, or a process whose SIGTERM handler forks a new
+    copy, leaves new processes, and each gets the signal of the round it was seen
+    in. Past ``grace``, SIGKILL goes to every process of the tree, round after
+    round (at most ``kill_rounds``): what a killed process forked before it died
+    is killed in the next.
+    """
+    seen: dict[int, Holder] = {}
+    sent: dict[int, signal.Signals] = {}
+    refused: dict[int, Holder] = {}
     deadline = time.monotonic() + grace
-    remaining = set(termed)
-    while remaining and time.monotonic() < deadline:
-        time.sleep(0.05)
-        _reap(-1)
-        remaining = {h.pid for h in left_running(engine)} & remaining
-    killed = sorted(remaining)
-    for pid in killed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if killed:
-        time.sleep(0.05)
-        _reap(-1)
-    return termed, killed
+    kills = 0
+    while True:
+        running = [h for h in left_running(engine) if h.pid not in refused]
+        killing = time.monotonic() >= deadline
+        if not running or (killing and kills >= kill_rounds):
+            break
+        chosen = signal.SIGKILL if killing else signal.SIGTERM
+        kills += killing
+        for holder in running:
+            seen.setdefault(holder.pid, holder)
+            if sent.get(holder.pid) == chosen != signal.SIGKILL:
+                continue  # asked already: its grace runs
+            try:
+                os.kill(holder.pid, chosen)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                refused[holder.pid] = seen[holder.pid]
+                continue
+            sent[holder.pid] = chosen
+        time.sleep(_ROUND_SECONDS)
+    left = {h.pid for h in running}
+    return Stopping(
+        tuple((seen[pid], how) for pid, how in sent.items() if pid not in left),
+        tuple(refused.values()),
+        tuple(seen.get(h.pid, h) for h in running),
+    )

@@ -9,6 +9,7 @@ who listens where. sockdiff's report goes to stderr (CMD's stdout stays CMD's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -17,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -398,3 +400,70 @@ def test_kill_runs_with_stderr_closed(netns: str, tmp_path: Path) -> None:
     result = subprocess.run(argv, env=env, cwd=tmp_path, timeout=TIMEOUT, check=False)
     assert result.returncode == 1
     assert 40064 not in _listeners(netns)
+
+
+# A listener whose SIGTERM handler forks a copy of itself (which keeps the listening socket) and exits.
+FORKS_ON_TERM = """
+import os, signal, socket, time
+server = socket.create_server(("127.0.0.1", 40071))
+def again(signum, frame):
+    if os.fork():
+        os._exit(0)
+signal.signal(signal.SIGTERM, again)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+# A supervisor that shrugs SIGTERM off and starts its server again each time it ends.
+SUPERVISOR = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda signum, frame: None)
+server = "import socket, time; s = socket.create_server(('127.0.0.1', 40072)); time.sleep(60)"
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    subprocess.run([sys.executable, "-c", server], check=False)
+"""
+
+
+def test_kill_stops_what_restarts_itself(netns: str, tmp_path: Path) -> None:
+    """--kill reads the tree again after each round: a copy forked by a SIGTERM handler, a server its
+    supervisor started again, are stopped too, and named; none is left listening (ss)."""
+    python = shlex.quote(sys.executable)
+    script = (
+        f"{python} -c {shlex.quote(FORKS_ON_TERM)} & {python} -c {shlex.quote(SUPERVISOR)} &"
+        " while [ $(ss -Htln | grep -c ':4007[12] ') -lt 2 ]; do sleep 0.02; done"
+    )
+    result = _run(netns, tmp_path, "--kill", "--", "sh", "-c", script, env={})
+    assert result.returncode == 1, result.stderr
+    assert not {40071, 40072} & set(_listeners(netns)), result.stderr
+    lines = result.stderr.splitlines()
+    stopped = [line for line in lines if line.startswith("sockdiff run: stopped pid ")]
+    # The two first seen, the copies forked and restarted after them: each named once.
+    assert len(stopped) > 3 and any(line.endswith("(SIGKILL after 5s)") for line in stopped), result.stderr
+    assert not [line for line in lines if "could not stop" in line]
+
+
+def test_kill_says_what_it_may_not_stop(tmp_path: Path) -> None:
+    """Not root, a leftover of another user (a setuid program that switched for good) cannot be
+    signalled: one line names it, no traceback, and the exit code is the run's."""
+    from tests.helpers.unprivileged import as_nobody, readable_copy
+
+    place = Path(tempfile.mkdtemp(prefix="sockdiff-setuid-"))
+    try:
+        place.chmod(0o755)
+        setpriv = place / "setpriv"
+        shutil.copy2("/usr/bin/setpriv", setpriv)
+        setpriv.chmod(0o4755)  # root's, setuid: it may take another user's identity for good
+        script = f"{setpriv} --reuid=1 --regid=1 --clear-groups sleep 30 >/dev/null 2>&1 & sleep 0.2"
+        with readable_copy() as copy:
+            result = as_nobody(copy, ["-m", "sockdiff", "run", "--kill", "--", "sh", "-c", script])
+    finally:
+        shutil.rmtree(place)
+    refused = [line for line in result.stderr.splitlines() if "could not stop" in line]
+    pids = [int(line.split()[6]) for line in refused]
+    for pid in pids:  # root may
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert "Traceback" not in result.stderr and len(refused) == 1, result.stderr
+    assert refused[0].startswith("sockdiff run: could not stop pid ") and "sleep 30" in refused[0]
+    assert result.returncode == 0, result.stderr  # CMD passed, no socket counted
