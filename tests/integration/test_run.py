@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,22 @@ while :; do sleep 0.05; done
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signals_reach_the_command_first(netns: str, tmp_path: Path, sig: signal.Signals) -> None:
     (tmp_path / "traps.sh").write_text(TRAPS)
-    command, env = sockdiff_command("run", "--", "sh", "traps.sh", sig.name[3:])
+    code, err = _signalled(
+        netns, tmp_path, ("sh", "traps.sh", sig.name[3:]), lambda pid: _signal_sockdiff(netns, pid, sig)
+    )
+    lines = err.splitlines()
+    # CMD had it first (its line), then sockdiff reported, and exited with CMD's code.
+    assert lines[0] == f"CMD got {sig.name[3:]}", err
+    assert lines[-1].startswith("sockdiff run: sh traps.sh") and "(exit 7)" in lines[-1]
+    assert code == 7
+
+
+def _signalled(
+    netns: str, tmp_path: Path, argv: tuple[str, ...], send: Callable[[int], None]
+) -> tuple[int, str]:
+    """``sockdiff run -- ARGV`` leading a process group of its own (as a shell's job), ``send``
+    called with its pid once CMD printed "ready"; its exit code and stderr."""
+    command, env = sockdiff_command("run", "--", *argv)
     with subprocess.Popen(
         netns_exec_argv(netns, command),
         cwd=tmp_path,
@@ -303,16 +319,13 @@ def test_signals_reach_the_command_first(netns: str, tmp_path: Path, sig: signal
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        process_group=0,  # ip netns exec execs sockdiff: the same pid, leading the group
     ) as process:
         assert process.stdout is not None
         assert process.stdout.readline() == "ready\n"
-        _signal_sockdiff(netns, process.pid, sig)
+        send(process.pid)
         _, err = process.communicate(timeout=TIMEOUT)
-    lines = err.splitlines()
-    # CMD had it first (its line), then sockdiff reported, and exited with CMD's code.
-    assert lines[0] == f"CMD got {sig.name[3:]}", err
-    assert lines[-1].startswith("sockdiff run: sh traps.sh") and "(exit 7)" in lines[-1]
-    assert process.returncode == 7
+    return process.returncode, err
 
 
 def _signal_sockdiff(netns: str, ip_pid: int, sig: signal.Signals) -> None:
@@ -340,28 +353,39 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.stderr.startswith("sockdiff: ")
 
 
-# Counts each SIGINT delivered: the C-level handler writes a byte to the wakeup fd for every
-# delivery, where two close together would run the Python handler once.
-COUNT_INTS = """
+# Counts each delivery of the signal named (SIGINT, SIGTERM): the C-level handler writes a byte to
+# the wakeup fd for every delivery, where two close together would run the Python handler once.
+# "own-group" first: it moves itself to a process group of its own (setpgid), as some runners do.
+COUNT = """
 import os, signal, sys, time
+counted = signal.Signals[sys.argv[1]]
+if sys.argv[2:] == ["own-group"]:
+    os.setpgid(0, 0)
 read, write = os.pipe()
 os.set_blocking(read, False)
 os.set_blocking(write, False)
 signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-signal.signal(signal.SIGINT, lambda signum, frame: None)
+signal.signal(counted, lambda signum, frame: None)
 print("ready", flush=True)
 deadline = time.monotonic() + 2
 while time.monotonic() < deadline:
     time.sleep(0.01)
-count = os.read(read, 100).count(signal.SIGINT)
+try:
+    count = os.read(read, 100).count(counted)
+except BlockingIOError:  # not one
+    count = 0
 print(f"got {count}", file=sys.stderr, flush=True)
 sys.exit(10 + count)
 """
 
 
-def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path) -> None:
-    """Ctrl-C at a terminal signals the whole foreground group: sockdiff does not send it again."""
-    command, env = sockdiff_command("run", "--", sys.executable, "-c", COUNT_INTS)
+@pytest.mark.parametrize("moves", [False, True], ids=["in-its-group", "moved-to-its-own-group"])
+def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path, moves: bool) -> None:
+    """Ctrl-C at a terminal signals the foreground group: CMD gets it once, not twice (sockdiff
+    does not send it again), nor never (CMD moved to a group of its own: setpgid)."""
+    command, env = sockdiff_command(
+        "run", "--", sys.executable, "-c", COUNT, "SIGINT", *(["own-group"] if moves else [])
+    )
     master, slave = pty.openpty()
     try:
         with (
@@ -389,6 +413,19 @@ def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path)
     err = (tmp_path / "stderr").read_text()
     assert "got 1\n" in err, err
     assert process.returncode == 11
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_sockdiffs_group_reaches_the_command_once(
+    netns: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """``kill -- -PGID`` (a CI runner cancelling, ``timeout``): sockdiff's group gets it; CMD, in a
+    group of its own, gets it once, from sockdiff, not once from the kill and once more from sockdiff."""
+    code, err = _signalled(
+        netns, tmp_path, (sys.executable, "-c", COUNT, sig.name), lambda pid: os.killpg(pid, sig)
+    )
+    assert "got 1\n" in err, err
+    assert code == 11
 
 
 def test_kill_runs_with_stderr_closed(netns: str, tmp_path: Path) -> None:
@@ -467,3 +504,36 @@ def test_kill_says_what_it_may_not_stop(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(refused) == 1, result.stderr
     assert refused[0].startswith("sockdiff run: could not stop pid ") and "sleep 30" in refused[0]
     assert result.returncode == 0, result.stderr  # CMD passed, no socket counted
+
+
+def test_ctrl_z_stops_the_job_and_fg_continues_it(tmp_path: Path) -> None:
+    """CMD has the terminal (its own group, in the foreground): Ctrl-Z stops it, and sockdiff stops
+    with it, so an interactive shell sees its job stopped; ``fg`` gives CMD the terminal again."""
+    command, env = sockdiff_command("run", "--", "sh", "-c", "sleep 1; echo done-$((6*7))")
+    pid, master = pty.fork()
+    if pid == 0:  # the child: an interactive shell on the pty, with job control
+        os.chdir(tmp_path)
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], {**env, "PS1": "$ "})
+
+    def until(wanted: bytes) -> bytes:
+        seen = b""
+        deadline = time.monotonic() + TIMEOUT
+        while wanted not in seen:
+            assert time.monotonic() < deadline, seen
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(master, 4096)
+        return seen
+
+    try:
+        os.write(master, f"{shlex.join(command)} 2>&1\n".encode())
+        until(b"sockdiff")
+        time.sleep(0.3)  # CMD has started and holds the terminal
+        os.write(master, b"\x1a")  # Ctrl-Z: SIGTSTP to the foreground group
+        until(b"Stopped")
+        os.write(master, b"fg\n")
+        seen = until(b"left no listening socket open")
+        assert b"done-42" in seen
+        os.write(master, b"exit\n")
+    finally:
+        os.close(master)
+        os.waitpid(pid, 0)
