@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.cli import TIMEOUT, sockdiff, sockdiff_command
-from tests.helpers.netns import netns_exec_argv, run_in_netns
+from tests.helpers.netns import netns_exec_argv, private_netns, run_in_netns
 
 # A listener on 127.0.0.1, any port: writes "PORT PID" to READY once it listens, then waits.
 # "daemon": forks, setsid, forks again first (the classic double fork).
@@ -537,3 +537,27 @@ def test_ctrl_z_stops_the_job_and_fg_continues_it(tmp_path: Path) -> None:
     finally:
         os.close(master)
         os.waitpid(pid, 0)
+
+
+def test_a_leak_in_another_namespace_is_labelled_with_it(netns: str, tmp_path: Path) -> None:
+    """CMD's child listening in another namespace (``ip netns exec``): its leak names that namespace,
+    in text (``[NAME] tcp ...``, as compare names one) and in json (the label, and the inode)."""
+    env = _suite(tmp_path)
+    with private_netns() as other:
+        ready = tmp_path / "child.ready"
+        script = (
+            f"ip netns exec {other} {shlex.quote(sys.executable)} listener.py child {ready} >/dev/null &"
+            f" while [ ! -e {ready} ]; do sleep 0.02; done"
+        )
+        result = _run(netns, tmp_path, "--kill", "--", "sh", "-c", script, env=env)
+        ((port, _),) = _ready(tmp_path, ("child",)).items()
+        leaks = [line for line in result.stderr.splitlines() if line.startswith("+ ")]
+        assert leaks == [leaks[0]] and leaks[0].startswith(f"+ [{other}] tcp LISTEN 127.0.0.1:{port} "), (
+            result.stderr
+        )
+        ready.unlink()
+        result = _run(netns, tmp_path, "--format", "json", "--", "sh", "-c", script, env=env)
+        (leak,) = _report(result)["leaks"]
+        assert leak["netns"] == other
+        assert leak["socket"]["netns"] == os.stat(f"/run/netns/{other}").st_ino
+        # (the listener left running goes with its namespace)
