@@ -998,7 +998,8 @@ def test_address_in_use_names_who_holds_the_port(pytester: pytest.Pytester, netn
     result.assert_outcomes(passed=1, failed=4)
     port = (pytester.path / "port").read_text()
     text = "\n".join(result.outlines)
-    assert "None" not in text
+    titles = re.findall(r"-+ (sockdiff: who holds .*?) -+\n", text)
+    assert len(titles) == 3 and not [title for title in titles if "None" in title], titles
     # The port unknown: the listeners the run opened that are still open stand in, each with its opener.
     (unknown,) = re.findall(r"-+ sockdiff: who holds the port -+\n(.*?)\n(.*?)\n(.*?)\n", text)
     assert unknown[0].startswith("the port the failing bind wanted is unknown"), unknown
