@@ -191,8 +191,9 @@ def _stop_with(child: int, terminal: _Terminal) -> int | None:
         return status
     terminal.take_back()
     os.kill(os.getpid(), signal.SIGSTOP)  # the shell's fg (or bg) continues us here
-    if os.tcgetpgrp(terminal.fd) == os.getpgrp():  # fg: the terminal is ours to give
-        terminal.give(child)
+    with contextlib.suppress(OSError):  # a terminal hung up meanwhile: none to give
+        if os.tcgetpgrp(terminal.fd) == os.getpgrp():  # fg: the terminal is ours to give
+            terminal.give(child)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child, signal.SIGCONT)
     return None

@@ -685,12 +685,14 @@ def test_a_socket_is_checked_in_the_namespace_it_lives_in(pytester: pytest.Pytes
     assert errors(result) == sorted(leakers)
     found = leaks(result)
     assert sorted(found) == sorted(leakers)
-    anywhere = r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
+    # Each named by the namespace it lives in, which is not the test process's (unnamed ones by inode).
+    anywhere = r"\[net:\[\d+\]\] tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
     for name in leakers[:3]:
         (line,) = found[name]
         assert re.fullmatch(anywhere, line), line
     (left,) = found["test_namespaces.py::test_listen_then_leave"]
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
+    where = re.escape(f"[{netns}] ")  # the test process left it: it lives in the namespace named
+    assert re.fullmatch(where + r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
 
 
 GONE = """
