@@ -522,8 +522,8 @@ def compare(
     if role and fields is not None:
         _fail("--role compares listeners by program name: it takes no --fields")
     extra = [_report_target(text, COMPARE_FORMATS) for text in reports or []]
-    defaults = _defaults(load_defaults(), ignore is None, not fail_on)
-    kinds = parse_fail_on(fail_on, "--fail-on") if fail_on else defaults.fail_on or ("any",)
+    defaults = _defaults(load_defaults(), ignore is None, fail_on is None)
+    kinds = parse_fail_on(fail_on, "--fail-on") if fail_on is not None else defaults.fail_on or ("any",)
     result = compare_sources(
         old,
         new,
@@ -794,6 +794,7 @@ def run_command(
 ) -> None:
     """Run CMD; report the sockets its process tree opened and still holds (exit 1 when any count)."""
     import shlex
+    import signal
 
     from .differ import parse_fail_on
     from .formats import RUN_FORMATS, RunOptions, parse_format, run_format
@@ -806,6 +807,7 @@ def run_command(
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the process's life
     chosen: RunChoice = parse_format(output_format, RUN_FORMATS)
     extra = [_report_target(text, RUN_FORMATS) for text in reports or []]
+    kinds = parse_fail_on(fail_on, "--fail-on")
     try:
         parse_leak_kinds(fail_on)
     except UsageError as err:
@@ -816,7 +818,7 @@ def run_command(
         _fail(f"--ignore: {err}")
     read = inputs(())
     _check_reports(extra, read, "which the command writes to")
-    result = run_tree(command, engine, parse_fail_on(fail_on, "--fail-on"))
+    result = run_tree(command, engine, kinds)
     unwritten = _write_reports(
         extra, lambda extra_format: run_format(extra_format).render(result, RunOptions(timeline)), read
     )
@@ -826,16 +828,16 @@ def run_command(
         sys.stderr.write(run_format(chosen).render(result, RunOptions(timeline, colour)))
         sys.stderr.flush()
     if kill and result.left_running:
-        termed, killed = kill_leftovers(engine)
-        for holder in result.left_running:
-            if holder.pid in termed:
-                how = "SIGKILL" if holder.pid in killed else "SIGTERM"
-                if how == "SIGKILL":
-                    how += f" after {KILL_GRACE_SECONDS:g}s"
-                _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how})")
-    if unwritten:
-        raise typer.Exit(2)
-    raise typer.Exit(result.exit_code or (1 if result.leaks else 0))
+        stopping = kill_leftovers(engine)
+        for holder, how in stopping.stopped:
+            after = f" after {KILL_GRACE_SECONDS:g}s" if how == signal.SIGKILL else ""
+            _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how.name}{after})")
+        for holder in stopping.refused:
+            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: not permitted (another user's)")
+        for holder in stopping.surviving:
+            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: still running after SIGKILL")
+    # CMD's own code wins when it failed (a report lost is said above); else a lost report is 2.
+    raise typer.Exit(result.exit_code or (2 if unwritten else 1 if result.leaks else 0))
 
 
 @app.command("list")

@@ -307,17 +307,21 @@ def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ..
 def parse_fail_on(text: str, what: str = "fail_on") -> tuple[str, ...]:
     """``fail_on`` as text: a comma list of any, new, closed, changed, listening, interfaces, routes.
 
-    An unknown kind raises :class:`~sockdiff.errors.UsageError` naming ``what``
-    (the command line passes its option's name).
+    An unknown kind, or none at all (``--fail-on ''``: counting everything would
+    be a guess), raises :class:`~sockdiff.errors.UsageError` naming ``what`` (the
+    command line passes its option's name). The one reading of fail-on kinds:
+    compare's, run's, the pytest plugin's, the configuration file's.
 
-    >>> parse_fail_on("new, routes"), parse_fail_on("")
-    (('new', 'routes'), ('any',))
+    >>> parse_fail_on("new, routes")
+    ('new', 'routes')
     """
     kinds = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not kinds:
+        raise UsageError(f"{what} names no kind (choose from {', '.join(FAIL_ON)})")
     for kind in kinds:
         if kind not in FAIL_ON:
             raise UsageError(f"unknown {what} kind {kind!r} (choose from {', '.join(FAIL_ON)})")
-    return kinds or ("any",)
+    return kinds
 
 
 def _owners(sock: Socket) -> frozenset[tuple[int, str]]:

@@ -38,7 +38,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
 from .errors import UsageError
 from .threads import SocketMakers
@@ -395,9 +395,10 @@ class LeakEngine:
 
     # Who holds a port
 
-    def port_holders(self, port: int) -> tuple[PortHolder, ...]:
+    def port_holders(self, port: int | None) -> tuple[PortHolder, ...]:
         """The sockets bound to ``port`` in this process's namespace now, each with its processes
-        and the window that opened it, when one of this engine's windows did."""
+        and the window that opened it, when one of this engine's windows did. ``port`` None (the
+        failing bind's port is unknown): the listening sockets this engine's windows opened."""
         return port_holders(port, self._opened_in)
 
     # What leaked
@@ -461,7 +462,9 @@ class LeakEngine:
 
     def _leaks(self, sockets: Iterable[Socket], window: Window, *, late: bool = False) -> tuple[Leak, ...]:
         """``sockets`` as leaks of ``window``, with where and by which thread this process made each."""
-        from .model import Holder, Leak
+        import msgspec
+
+        from .model import Holder, Leak, netns_of
         from .processes import holder
 
         sockets = tuple(sockets)
@@ -476,9 +479,11 @@ class LeakEngine:
         }
         pid = os.getpid()
         origins = _origins({p.fd for sock in sockets for p in sock.processes if p.pid == pid})
+        labels = _netns_labels({inode for sock in sockets if (inode := netns_of(sock)) is not None})
         found = []
         for sock in sockets:
             created = [origins[p.fd] for p in sock.processes if p.pid == pid and p.fd in origins]
+            inode = netns_of(sock)
             found.append(
                 Leak(
                     sock,
@@ -495,6 +500,7 @@ class LeakEngine:
                         for pid in sorted({p.pid for p in sock.processes})
                         if (described_pid := described[pid]) is not None
                     ),
+                    netns=msgspec.UNSET if inode is None else labels[inode],
                 )
             )
         return tuple(found)
@@ -562,27 +568,36 @@ def _wanted_port(error: OSError) -> int | None:
         names = frame.f_locals
         for name in _ADDRESS_NAMES:
             value = names.get(name)
-            if isinstance(value, tuple) and len(value) >= 2 and isinstance(value[1], int):
+            if isinstance(value, tuple) and len(value) >= 2 and _is_port(value[1]):
                 return value[1]
         port = names.get("port")
-        if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+        if _is_port(port):
             return port
     return None
 
 
-def port_holders(port: int, opened_in: Mapping[int, Window] | None = None) -> tuple[PortHolder, ...]:
-    """The sockets bound to ``port`` (TCP, UDP, raw) in this process's namespace now, each with
-    its holders' command lines and ages, and (``opened_in``: inode -> window) who opened it."""
+def _is_port(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def port_holders(port: int | None, opened_in: Mapping[int, Window] | None = None) -> tuple[PortHolder, ...]:
+    """The sockets bound to ``port`` (TCP, UDP) in this process's namespace now, each with
+    its holders' command lines and ages, and (``opened_in``: inode -> window) who opened it.
+
+    ``port`` None: the port is unknown, and the listening sockets among ``opened_in`` stand in.
+    """
     from .acquire import take
     from .model import PortHolder
     from .processes import holder
+    from .ssview import is_listening
 
+    opened_in = opened_in or {}
     found = []
     for sock in take(sections=("sockets",), protos=("tcp", "udp")).sockets or ():
-        if sock.local.port == port:
+        if sock.local.port == port if port is not None else sock.inode in opened_in and is_listening(sock):
             pids = sorted({p.pid for p in sock.processes})
             described = tuple(h for h in map(holder, pids) if h is not None)
-            window = (opened_in or {}).get(sock.inode)
+            window = opened_in.get(sock.inode)
             found.append(PortHolder(sock, described, None if window is None else window.label))
     return tuple(found)
 
@@ -597,6 +612,8 @@ def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
     Each namespace is read once; entering one takes root, so without it they stay
     unread (and uncounted).
     """
+    import msgspec
+
     from .acquire import take
     from .errors import SockdiffError
     from .netns import socket_netns
@@ -618,17 +635,32 @@ def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
             else:
                 namespaces[namespace] = (path, fd)
         found: dict[int, Socket] = {}
-        for path, _ in namespaces.values():
+        for namespace, (path, _) in namespaces.items():
             try:
                 there = take(netns=path, processes=False, sections=("sockets",))
             except SockdiffError:
                 continue
-            found.update((sock.inode, sock) for sock in there.sockets or () if sock.inode in inodes)
+            found.update(
+                (sock.inode, msgspec.structs.replace(sock, netns=namespace))  # where it lives, said
+                for sock in there.sockets or ()
+                if sock.inode in inodes
+            )
         return found
     finally:
         for _, fd in namespaces.values():
             if fd is not None:
                 os.close(fd)
+
+
+def _netns_labels(inodes: set[int]) -> dict[int, str]:
+    """Inode -> label of each namespace among ``inodes``: its first ``ip netns`` name, else
+    ``net:[INODE]`` (as :func:`sockdiff.model.namespace_label` names one with no container)."""
+    if not inodes:
+        return {}
+    from .namespaces import netns_names
+
+    names = netns_names()
+    return {inode: min(names[inode]) if names.get(inode) else f"net:[{inode}]" for inode in inodes}
 
 
 def _origins(fds: set[int]) -> Mapping[int, str]:

@@ -291,7 +291,10 @@ class Leak(msgspec.Struct, frozen=True, gc=False):
     when tracemalloc knew); ``thread``: the name of the thread of the watching process
     that made it, when not the main one. ``appeared``: seconds after watching began
     that the socket was first seen, when the watcher polled. ``holders``: the command
-    line and age of each process holding it.
+    line and age of each process holding it. ``netns``: for a socket that lives in
+    another network namespace than the watcher's, that namespace's label (its
+    ``ip netns`` name, else ``net:[INODE]``; ``socket.netns`` is its inode); left
+    out (UNSET) for one in the watcher's own.
     """
 
     socket: Socket
@@ -304,6 +307,7 @@ class Leak(msgspec.Struct, frozen=True, gc=False):
     thread: str | None = None
     appeared: float | None = None
     holders: tuple[Holder, ...] = ()
+    netns: NameText | msgspec.UnsetType = msgspec.UNSET
 
 
 class PortHolder(msgspec.Struct, frozen=True, gc=False):

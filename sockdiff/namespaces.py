@@ -33,6 +33,7 @@ __all__ = [
     "docker_name",
     "held_open",
     "mount_points",
+    "netns_names",
 ]
 
 # A namespace lists at most this many of the processes inside.
@@ -138,6 +139,31 @@ def mount_points(mountinfo: str) -> Iterator[tuple[int, str]]:
             yield int(found.group(1)), _unescape_mount(parts[4])
 
 
+def _mounts(proc_root: str) -> list[tuple[int, str]]:
+    """(inode, mount point) of each network namespace mounted where this process sees it."""
+    try:
+        with open(f"{proc_root}/self/mountinfo", encoding="utf-8", errors="surrogateescape") as file:
+            return list(mount_points(file.read()))
+    except OSError:
+        return []
+
+
+def _ip_netns_name(point: str, netns_dir: str) -> str | None:
+    """The ``ip netns`` name of a namespace mounted at ``point``, None when it is not under ``netns_dir``."""
+    directory, _, name = point.rpartition("/")
+    return name if directory == netns_dir.rstrip("/") and name else None
+
+
+def netns_names(proc_root: str = "/proc", netns_dir: str = "/run/netns") -> dict[int, list[str]]:
+    """Inode -> the ``ip netns`` names of each namespace mounted under ``netns_dir``."""
+    names: dict[int, list[str]] = {}
+    for inode, point in _mounts(proc_root):
+        name = _ip_netns_name(point, netns_dir)
+        if name is not None:
+            names.setdefault(inode, []).append(name)
+    return names
+
+
 @dataclass(slots=True)
 class Found:
     """A namespace found: its inode, what opens it, who lives in it, its names."""
@@ -235,15 +261,10 @@ def discover(
                 thread = _netns_inode(f"{proc_root}/{pid}/task/{tid}/ns/net")
                 if thread is not None and thread not in found:
                     found[thread] = Found(thread, f"{proc_root}/{pid}/task/{tid}/ns/net")
-    try:
-        with open(f"{proc_root}/self/mountinfo", encoding="utf-8", errors="surrogateescape") as file:
-            mounts = list(mount_points(file.read()))
-    except OSError:
-        mounts = []
-    for inode, point in mounts:
+    for inode, point in _mounts(proc_root):
         entry = found.setdefault(inode, Found(inode, point))
-        directory, _, name = point.rpartition("/")
-        if directory == netns_dir.rstrip("/") and name and name not in entry.names:
+        name = _ip_netns_name(point, netns_dir)
+        if name is not None and name not in entry.names:
             entry.names.append(name)
     for inode, path in (held_open(proc_root) if held is None else held).items():
         if inode not in found:

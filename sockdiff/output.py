@@ -10,7 +10,12 @@ What a path names decides how it is written, as with any Unix tool:
 - A regular file, or a name that does not exist yet: replaced atomically. The
   bytes go to a 0600 temporary file beside it, are flushed to disk, then
   renamed over it: a reader never sees half a file, and a failed write leaves
-  the old file as it was.
+  the old file as it was. The file replaced keeps its mode (its permission
+  bits), and its owner and group when we are root: node_exporter, another
+  user, still reads a report root writes. A new file gets ``0666 & ~umask``,
+  as a shell's ``>`` makes it. Another user's file in a sticky directory not
+  theirs (``/tmp``) is refused, as ``protected_regular`` refuses to open it: it
+  is theirs to keep, not ours to replace with one of root's.
 - A symlink: its target is written by these same rules if the link is ours or
   root's. Another user's link, at the end of the path or in a directory part,
   could have been planted to make us write where that user chooses: it is
@@ -186,7 +191,7 @@ def _trusted(status: os.stat_result, parent: os.stat_result) -> bool:
     A symlink is followed only if it is ours or root's: whoever owns a link
     chooses where we write, and sockdiff often runs as root (stricter than the
     kernel's ``protected_symlinks``, which trusts another user's link outside
-    sticky directories). A file to append to is refused, as
+    sticky directories). A file to append to or replace is refused, as
     ``protected_regular`` does, when another user left it
     in a sticky directory (``/tmp``) that is not theirs. ``parent`` is the
     directory holding it, as held open by the walk.
@@ -625,7 +630,7 @@ def _write_place(place: _Place, data: Data, path: str, append: bool) -> None:
 def _refuse_fifo(path: str, entry: str, status: os.stat_result) -> None:
     """A FIFO is written through only if it is ours or root's: another user's may be read by them.
 
-    Stricter than ``protected_fifos`` (sticky directories only): root's 0600
+    Stricter than ``protected_fifos`` (sticky directories only): root's
     snapshot written into a FIFO nobody made in nobody's directory is read by
     nobody. A descriptor of our own (``/dev/stdout``) is the user's choice, not
     refused.
@@ -738,8 +743,42 @@ def _close(fd: int, name: str) -> None:
         raise WriteError(f"{name}: cannot write: {err.strerror}") from err
 
 
-def _temporary(directory: int, data: Data, name: str) -> str:
-    """A 0600 file in the directory held as ``directory``, holding ``data``, flushed to disk: its name."""
+@dataclass(frozen=True, slots=True)
+class _Keep:
+    """What a written file gets: its permission bits, and (as root) the owner and group it had."""
+
+    mode: int
+    owner: tuple[int, int] | None = None
+
+    @classmethod
+    def of(cls, status: os.stat_result | None) -> _Keep:
+        """The file's own (``status``: the one replaced), or, new, what the umask leaves of 0666."""
+        if status is None:
+            return cls(0o666 & ~_umask())
+        owner = (status.st_uid, status.st_gid)
+        mine = os.geteuid() != 0 or owner == (os.geteuid(), os.getegid())
+        return cls(stat.S_IMODE(status.st_mode) & 0o777, None if mine else owner)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (Linux 4.7+), else set and set back."""
+    try:
+        with open("/proc/thread-self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(directory: int, data: Data, name: str, keep: _Keep) -> str:
+    """A file in the directory held as ``directory``, holding ``data``, flushed to disk: its name.
+
+    Made 0600, and given ``keep``'s owner and mode only once written whole.
+    """
     for _ in range(_TEMPORARY_TRIES):
         temporary = f".sockdiff-{secrets.token_hex(6)}.tmp"
         try:
@@ -759,7 +798,12 @@ def _temporary(directory: int, data: Data, name: str) -> str:
     try:
         try:
             _write_pieces(fd, data, name)
+            if keep.owner is not None:
+                os.fchown(fd, *keep.owner)
+            os.fchmod(fd, keep.mode)
             os.fsync(fd)
+        except OSError as err:
+            raise WriteError(f"{name}: cannot write: {err.strerror}") from err
         finally:
             _close(fd, name)
     except BaseException:
@@ -782,7 +826,10 @@ def _sync_directory(directory: int) -> None:
 def _replace(place: _Place, data: Data, name: str) -> None:
     """Replace the regular file (or create it) atomically, in the directory the walk holds."""
     directory = place.directory
-    temporary = _temporary(directory, data, name)
+    if place.status is not None:
+        assert place.parent is not None
+        _refuse_planted(name, place.entry, place.status, place.parent, "file")
+    temporary = _temporary(directory, data, name, _Keep.of(place.status))
     try:
         os.replace(temporary, place.name, src_dir_fd=directory, dst_dir_fd=directory)
     except OSError as err:
@@ -801,7 +848,7 @@ def write_new(directory: int, where: Path, names: Iterable[str], data: Data) -> 
     are done through the descriptor (``where`` is its path, for messages): the
     directory the caller checked is the one written in.
     """
-    temporary = _temporary(directory, data, str(where))
+    temporary = _temporary(directory, data, str(where), _Keep.of(None))
     try:
         for name in names:
             try:

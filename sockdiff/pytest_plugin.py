@@ -220,14 +220,13 @@ class LeakHunter:
 
     def _address_in_use(self, report: pytest.TestReport, error: BaseException) -> None:
         """A test that failed with EADDRINUSE: a section saying who holds that port now."""
-        from .formats.leaks import port_section
+        from .formats.leaks import port_section, port_title
         from .leaks import address_in_use
 
         found = address_in_use(error)
         if found is not None:
             port = found[1]
-            holders = () if port is None else self.engine.port_holders(port)
-            report.sections.append((f"sockdiff: who holds port {port}", port_section(port, holders)))
+            report.sections.append((port_title(port), port_section(port, self.engine.port_holders(port))))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .model import decode_leaks

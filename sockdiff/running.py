@@ -1,24 +1,30 @@
 """``sockdiff run -- CMD``: run a command under the leak engine, and say what its tree left open.
 
-CMD is started (``posix_spawnp``) with this process's standard streams, its
-process group and its environment, plus the engine's token; this process is
+CMD is started (``posix_spawnp``) with this process's standard streams and
+its environment, plus the engine's token, leading a process group of its own; this process is
 its child subreaper, so children, grandchildren and double-forked daemons stay
 in the tree (:class:`sockdiff.leaks.LeakEngine`, whose session is the run).
 
-Signals pass through. While CMD runs, the signals a user or a CI runner sends
-(:data:`FORWARDED`) and SIGCHLD are blocked here and taken with ``sigtimedwait``,
-which also paces the engine's polls (:data:`POLL_SECONDS`). A signal another
-process sent to sockdiff (``kill``: ``si_code`` SI_USER or SI_QUEUE) is sent on
-to CMD; one the kernel sent (Ctrl-C, a hung-up terminal: to the whole foreground
-process group) reached CMD already, and is not sent twice. CMD is given the
-signal mask and dispositions sockdiff was given, so it sees each signal as it
-would have without sockdiff. Every child that ends is reaped (orphans come to a
-subreaper); when CMD itself ends, the engine reports.
+Signals pass through, each once. CMD leads a process group of its own, so a
+signal sent to sockdiff's group (``kill -- -PGID``, ``timeout``, a CI runner
+cancelling a job) reaches sockdiff alone, never CMD as well. While CMD runs, the
+signals a user or a CI runner sends (:data:`FORWARDED`) and SIGCHLD are blocked
+here and taken with ``sigtimedwait``, which also paces the engine's polls
+(:data:`POLL_SECONDS`); each one sockdiff gets is sent on to CMD (as a signal
+sent to CMD without sockdiff, its children do not get it). At a terminal where sockdiff runs in
+the foreground, CMD's group is made the foreground group (as a shell does for a
+job), so CMD reads the terminal and gets its Ctrl-C and Ctrl-Z straight from the
+kernel, and sockdiff none of them; when CMD stops (Ctrl-Z), sockdiff takes the
+terminal back and stops too, so the shell sees its job stopped, and hands it
+back when continued. CMD is given the signal mask and dispositions sockdiff was
+given. Every child that ends is reaped (orphans come to a subreaper); when CMD
+itself ends, the engine reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -32,7 +38,16 @@ if TYPE_CHECKING:
     from .leaks import LeakEngine
     from .model import Holder, RunReport
 
-__all__ = ["FORWARDED", "KILL_GRACE_SECONDS", "POLL_SECONDS", "kill_leftovers", "left_running", "run_tree"]
+__all__ = [
+    "FORWARDED",
+    "KILL_GRACE_SECONDS",
+    "KILL_ROUNDS",
+    "POLL_SECONDS",
+    "Stopping",
+    "kill_leftovers",
+    "left_running",
+    "run_tree",
+]
 
 #: The signals passed on to CMD.
 FORWARDED = frozenset(
@@ -52,8 +67,10 @@ FORWARDED = frozenset(
 POLL_SECONDS = 0.15
 #: How long --kill waits after SIGTERM before SIGKILL.
 KILL_GRACE_SECONDS = 5.0
-# si_code of a signal a process sent (kill, sigqueue, tgkill): linux/include/uapi/asm-generic/siginfo.h
-_SENT_BY_A_PROCESS = {0, -1, -6}
+#: How many rounds of SIGKILL --kill sends (the tree read again before each) before it gives up.
+KILL_ROUNDS = 20
+# The pause between two rounds of --kill.
+_ROUND_SECONDS = 0.05
 
 
 def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) -> RunReport:
@@ -64,17 +81,23 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
         raise UsageError("no command to run (sockdiff run [OPTIONS] -- CMD [ARGS...])")
     engine.start()  # the token in the environment, and this process a subreaper: before CMD starts
     watched = FORWARDED | {signal.SIGCHLD}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    # SIGTTOU too: the terminal is taken back from a background group (sockdiff's, while CMD has it).
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched | {signal.SIGTTOU})
     try:
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         began = time.monotonic()
         try:
             if not argv[0]:
                 raise UsageError("cannot run '': a command has a name")
-            child = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setsigmask=previous)
+            child = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setpgroup=0, setsigmask=previous)
         except OSError as err:
             raise UsageError(f"cannot run {argv[0]!r}: {err.strerror or err}") from None
-        status = _wait(child, engine, watched)
+        terminal = _Terminal.ours()
+        try:
+            terminal.give(child)
+            status = _wait(child, engine, watched, terminal)
+        finally:
+            terminal.take_back()
         seconds = time.monotonic() - began
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -91,7 +114,49 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
     )
 
 
-def _wait(child: int, engine: LeakEngine, watched: frozenset[signal.Signals]) -> int:
+@dataclasses.dataclass(slots=True)
+class _Terminal:
+    """The controlling terminal when sockdiff's group is its foreground group (``fd`` -1: none)."""
+
+    fd: int = -1
+
+    @classmethod
+    def ours(cls) -> _Terminal:
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError):
+                if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                    return cls(fd)
+        return cls()
+
+    def give(self, child: int) -> None:
+        """Make CMD's group the foreground group, as a shell does for the job it starts."""
+        if self.fd < 0:
+            return
+        try:
+            os.tcsetpgrp(self.fd, child)
+        except OSError:  # CMD ended already, or the terminal went away: nothing to hand over
+            self.fd = -1
+            return
+        if _state(child) == b"T":  # it read the terminal before it had it (SIGTTIN): go on
+            with contextlib.suppress(OSError):
+                os.killpg(child, signal.SIGCONT)
+
+    def take_back(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):  # SIGTTOU is blocked: allowed from the background
+                os.tcsetpgrp(self.fd, os.getpgrp())
+
+
+def _state(pid: int) -> bytes:
+    """A process's state letter (``R``, ``S``, ``T``, ``Z``, ...); ``Z`` when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return b"Z"
+
+
+def _wait(child: int, engine: LeakEngine, watched: frozenset[signal.Signals], terminal: _Terminal) -> int:
     """Pass signals on, poll the tree now and then, reap children, until ``child`` ends; its
     wait status."""
     next_poll = time.monotonic()
@@ -101,13 +166,37 @@ def _wait(child: int, engine: LeakEngine, watched: frozenset[signal.Signals]) ->
             engine.poll()
             next_poll = time.monotonic() + POLL_SECONDS
         elif info.si_signo == signal.SIGCHLD:
-            status = _reap(child)
+            status = _stop_with(child, terminal) if terminal.fd >= 0 else None
+            status = _reap(child) if status is None else _reap(child) or status
             if status is not None:
                 engine.poll()  # what it opened last has a time too
                 return status
-        elif info.si_code in _SENT_BY_A_PROCESS:
+        else:
+            # CMD is in a group of its own: whatever reached sockdiff did not reach it.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, info.si_signo)
+
+
+def _stop_with(child: int, terminal: _Terminal) -> int | None:
+    """CMD stopped at the terminal (Ctrl-Z): stop too, so that the shell sees its job stopped;
+    when continued (``fg``), give CMD the terminal again and continue it. CMD's wait status
+    if it ended instead."""
+    try:
+        pid, status = os.waitpid(child, os.WNOHANG | os.WUNTRACED)
+    except ChildProcessError:
+        return None
+    if pid != child:
+        return None
+    if not os.WIFSTOPPED(status):
+        return status
+    terminal.take_back()
+    os.kill(os.getpid(), signal.SIGSTOP)  # the shell's fg (or bg) continues us here
+    with contextlib.suppress(OSError):  # a terminal hung up meanwhile: none to give
+        if os.tcgetpgrp(terminal.fd) == os.getpgrp():  # fg: the terminal is ours to give
+            terminal.give(child)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child, signal.SIGCONT)
+    return None
 
 
 def _reap(child: int) -> int | None:
@@ -142,33 +231,64 @@ def left_running(engine: LeakEngine) -> tuple[Holder, ...]:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return True
+    return _state(pid) == b"Z"
 
 
-def kill_leftovers(engine: LeakEngine, grace: float = KILL_GRACE_SECONDS) -> tuple[list[int], list[int]]:
-    """SIGTERM to every process the tree left, SIGKILL to those still there after ``grace``.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stopping:
+    """What ``--kill`` did to the tree's leftovers, each process as first seen.
 
-    Returns the pids sent SIGTERM, and those sent SIGKILL.
+    ``stopped``: each process signalled that is gone, with the signal it last needed
+    (SIGTERM, or SIGKILL); ``refused``: those the kernel would not let this process
+    signal (another user's: a setuid program, ``su``); ``surviving``: those still
+    running after every SIGKILL round (stuck in the kernel, most likely).
     """
-    termed = [h.pid for h in left_running(engine)]
-    for pid in termed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+
+    stopped: tuple[tuple[Holder, signal.Signals], ...]
+    refused: tuple[Holder, ...]
+    surviving: tuple[Holder, ...]
+
+
+def kill_leftovers(
+    engine: LeakEngine, grace: float = KILL_GRACE_SECONDS, kill_rounds: int = KILL_ROUNDS
+) -> Stopping:
+    """SIGTERM to every process the tree left, SIGKILL to what is still there after ``grace``.
+
+    The tree is read again after each round, until it is empty: a supervisor loop
+    that starts its server again, or a process whose SIGTERM handler forks a new
+    copy, leaves new processes, and each gets the signal of the round it was seen
+    in. Past ``grace``, SIGKILL goes to every process of the tree, round after
+    round (at most ``kill_rounds``): what a killed process forked before it died
+    is killed in the next.
+    """
+    seen: dict[int, Holder] = {}
+    sent: dict[int, signal.Signals] = {}
+    refused: dict[int, Holder] = {}
     deadline = time.monotonic() + grace
-    remaining = set(termed)
-    while remaining and time.monotonic() < deadline:
-        time.sleep(0.05)
-        _reap(-1)
-        remaining = {h.pid for h in left_running(engine)} & remaining
-    killed = sorted(remaining)
-    for pid in killed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if killed:
-        time.sleep(0.05)
-        _reap(-1)
-    return termed, killed
+    kills = 0
+    while True:
+        running = [h for h in left_running(engine) if h.pid not in refused]
+        killing = time.monotonic() >= deadline
+        if not running or (killing and kills >= kill_rounds):
+            break
+        chosen = signal.SIGKILL if killing else signal.SIGTERM
+        kills += killing
+        for holder in running:
+            seen.setdefault(holder.pid, holder)
+            if sent.get(holder.pid) == chosen != signal.SIGKILL:
+                continue  # asked already: its grace runs
+            try:
+                os.kill(holder.pid, chosen)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                refused[holder.pid] = seen[holder.pid]
+                continue
+            sent[holder.pid] = chosen
+        time.sleep(_ROUND_SECONDS)
+    left = {h.pid for h in running}
+    return Stopping(
+        tuple((seen[pid], how) for pid, how in sent.items() if pid not in left),
+        tuple(refused.values()),
+        tuple(seen.get(h.pid, h) for h in running),
+    )

@@ -6,7 +6,8 @@ the same thing flat: ``format`` and ``version``, the header's members, then the
 sections; every member is declared once, in :class:`Header` or in the record
 types of :mod:`sockdiff.model`.
 
-A file is written atomically with mode 0600: a reader never sees half of one,
+A file is written atomically (:mod:`sockdiff.output`: a replaced file keeps its mode, a new
+one gets 0666 less the umask): a reader never sees half of one,
 and a failed write leaves the older file in place. The reader is strict: it
 refuses anything that is not a snapshot it knows, naming the file and the reason.
 Version 1 files (sockets only, no scope) still load: their interfaces and routes
@@ -275,7 +276,7 @@ def gzipped(pieces: Iterable[Buffer]) -> Iterator[Buffer]:
 
 
 def save(snapshot: Snapshot, path: str) -> None:
-    """Write ``snapshot`` to ``path`` (``-``: standard output), mode 0600, a batch
+    """Write ``snapshot`` to ``path`` (``-``: standard output), a batch
     of records at a time.
 
     A regular file is replaced atomically; a device, FIFO or pipe is written

@@ -1,7 +1,7 @@
 """The snapshot store: ``$SOCKDIFF_HOME``, else ``$XDG_STATE_HOME/sockdiff``
 (``~/.local/state/sockdiff``), one ``NAME.json`` a snapshot.
 
-The store is private: created 0700, its files 0600, and refused (a
+The store is private: created 0700 (its files as any new file: 0666 less the umask), and refused (a
 :class:`~sockdiff.errors.StoreError`) when it belongs to another user or others
 may write to it, since a planted file would be taken for a baseline. It is
 held open once (:class:`Store`) and that descriptor is what is checked, listed,

@@ -17,6 +17,8 @@ import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from .items import Item
 from .notation import escape, socket_line
 
@@ -29,8 +31,10 @@ __all__ = [
     "holder_text",
     "leak_annotations",
     "leak_line",
+    "leak_socket",
     "leak_summary",
     "port_section",
+    "port_title",
     "run_items",
     "run_summary",
 ]
@@ -46,12 +50,19 @@ def leak_line(leak: Leak) -> str:
     (so a quote or a control character reads as part of it), then escaped as any
     name, so that it can neither end the line nor open a CI command.
     """
-    line = socket_line(leak.socket)
+    line = leak_socket(leak)
     if leak.created is not None:
         line += f"  created at {escape(leak.created, backslash=False)}"
     if leak.thread is not None:
         line += f"  (thread {escape(repr(leak.thread), backslash=False)})"
     return f"{line}  (opened after it ended)" if leak.late else line
+
+
+def leak_socket(leak: Leak) -> str:
+    """A leaked socket in socket notation, after its namespace (``[blue] tcp ...``, as compare
+    names one) when it lives in another than the watcher's."""
+    line = socket_line(leak.socket)
+    return line if leak.netns is msgspec.UNSET else f"[{escape(leak.netns)}] {line}"
 
 
 def by_owner(leaks: Iterable[Leak]) -> list[tuple[Leak, ...]]:
@@ -128,7 +139,7 @@ def run_items(report: RunReport, timeline: bool) -> Iterator[Item]:
         parts = [holder_text(holder) for holder in leak.holders]
         if timeline and leak.appeared is not None:
             parts.append(f"appeared {leak.appeared:.2f}s after the start")
-        yield Item("sockets", "leaked", "+", socket_line(leak.socket), "; ".join(parts), True)
+        yield Item("sockets", "leaked", "+", leak_socket(leak), "; ".join(parts), True)
 
 
 def run_summary(report: RunReport) -> str:
@@ -141,13 +152,26 @@ def run_summary(report: RunReport) -> str:
     return f"sockdiff run: {count} left open by {command} (exit {report.exit_code})"
 
 
+def port_title(port: int | None) -> str:
+    """The title of :func:`port_section`: ``sockdiff: who holds port 8080``, or the port."""
+    return f"sockdiff: who holds {'the port' if port is None else f'port {port}'}"
+
+
 def port_section(port: int | None, found: Sequence[PortHolder]) -> str:
-    """The pytest plugin's section on a test that failed with EADDRINUSE: who holds that port now."""
+    """The pytest plugin's section on a test that failed with EADDRINUSE: who holds that port now.
+
+    ``port`` None (neither the error nor the failing frames say which): ``found`` are the
+    listening sockets the run opened that are still open, each a suspect.
+    """
     if port is None:
-        return "the port the failing bind wanted is not known (neither its error nor its frames say)\n"
-    if not found:
+        unknown = "the port the failing bind wanted is unknown (neither its error nor its frames say)"
+        if not found:
+            return f"{unknown}; no listening socket the run opened is still open\n"
+        lines = [f"{unknown}; the listening sockets the run opened that are still open:"]
+    elif not found:
         return f"no socket holds port {port} in this network namespace now (freed since, or elsewhere)\n"
-    lines = [f"port {port} is held now by:"]
+    else:
+        lines = [f"port {port} is held now by:"]
     for held in found:
         parts = [holder_text(holder) for holder in held.holders]
         if held.opened_by is not None:

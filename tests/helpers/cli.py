@@ -9,11 +9,18 @@ from pathlib import Path
 
 from tests.helpers.netns import netns_exec_argv
 
-__all__ = ["TIMEOUT", "one_line_error", "small_disk", "sockdiff", "sockdiff_command"]
+__all__ = ["TIMEOUT", "created_mode", "one_line_error", "small_disk", "sockdiff", "sockdiff_command"]
 
 TIMEOUT = 60.0
 # Settings of the caller's shell that would change what sockdiff prints or where it stores.
 _UNSET = ("SOCKDIFF_HOME", "XDG_STATE_HOME", "NO_COLOR")
+
+
+def created_mode() -> int:
+    """The mode a new file of sockdiff's gets here: 0666 less this process's umask (inherited)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def sockdiff(

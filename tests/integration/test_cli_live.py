@@ -16,7 +16,7 @@ import pytest
 from sockdiff import load, snapshot
 from sockdiff.formats.notation import unix_name
 from sockdiff.netns import entered
-from tests.helpers.cli import sockdiff
+from tests.helpers.cli import created_mode, sockdiff
 from tests.helpers.netns import run_in_netns
 from tests.helpers.zoo import ZooClient
 
@@ -28,7 +28,7 @@ def test_snapshot_of_a_namespace(zoo: ZooClient, tmp_path: Path, backend: str) -
     result = sockdiff("snapshot", "--backend", backend, "--netns", zoo.netns, "-o", str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == created_mode()
     taken = load(str(path))
     assert taken.sockets is not None
     assert taken.header.backend == backend and taken.header.netns == zoo.netns

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff
+from tests.helpers.cli import TIMEOUT, created_mode, one_line_error, sockdiff
 from tests.helpers.unprivileged import NOBODY, as_nobody, readable_copy
 
 HIDDEN = (
@@ -57,7 +57,7 @@ def test_as_nobody_a_store_of_its_own(copy: Path, tmp_path: Path) -> None:
         stored = home / "mine.json"
         assert result.stdout == f"{stored}\n"
         status = stored.stat()
-        assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (NOBODY, 0o600)
+        assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (NOBODY, created_mode())
         # root's store, seen by nobody: not its own, refused in one line
         refused = as_nobody(copy, ["-m", "sockdiff", "list"], env={"SOCKDIFF_HOME": str(tmp_path)})
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1

@@ -16,7 +16,7 @@ import pytest
 
 from sockdiff import WriteError, load, save
 from sockdiff.snapshots import dumps
-from tests.helpers.cli import TIMEOUT, one_line_error, small_disk, sockdiff_command
+from tests.helpers.cli import TIMEOUT, created_mode, one_line_error, small_disk, sockdiff_command
 from tests.helpers.made import sample
 
 NOBODY = 65534
@@ -75,14 +75,16 @@ def test_our_own_descriptors_are_written_through(tmp_path: Path) -> None:
     assert out.read_bytes() == b"before\n" + dumps(sample()) * len(paths)
 
 
-def test_a_regular_file_is_replaced_atomically_mode_0600(tmp_path: Path) -> None:
+def test_a_regular_file_is_replaced_atomically_keeping_its_mode(tmp_path: Path) -> None:
     path = tmp_path / "snap.json"
     path.write_bytes(b"old")
-    path.chmod(0o644)
+    path.chmod(0o640)
     save(sample(), str(path))
     assert path.read_bytes() == dumps(sample())
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["snap.json"]
+    save(sample(), str(tmp_path / "new.json"))  # a new one: as a shell's '>' makes it
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == created_mode()
 
 
 def test_a_symlink_leads_to_its_target_and_stays_a_link(tmp_path: Path) -> None:

@@ -295,7 +295,10 @@ def check_leaks(found: dict[str, list[str]], late: Sequence[str] = LATE_TESTS, w
     (fixture,) = found[SESSION_FIXTURE]
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, listener)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, child)
-    assert re.fullmatch(r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, elsewhere)
+    # The namespace it lives in first (unshare --net: no name, its inode), as compare names one.
+    assert re.fullmatch(
+        r"\[net:\[\d+\]\] tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, elsewhere
+    )
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, daemon)
     assert re.fullmatch(r"udp CLOSE 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, udp)
     assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.4:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, marker)
@@ -682,12 +685,14 @@ def test_a_socket_is_checked_in_the_namespace_it_lives_in(pytester: pytest.Pytes
     assert errors(result) == sorted(leakers)
     found = leaks(result)
     assert sorted(found) == sorted(leakers)
-    anywhere = r"tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
+    # Each named by the namespace it lives in, which is not the test process's (unnamed ones by inode).
+    anywhere = r"\[net:\[\d+\]\] tcp LISTEN 0\.0\.0\.0:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern
     for name in leakers[:3]:
         (line,) = found[name]
         assert re.fullmatch(anywhere, line), line
     (left,) = found["test_namespaces.py::test_listen_then_leave"]
-    assert re.fullmatch(r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
+    where = re.escape(f"[{netns}] ")  # the test process left it: it lives in the namespace named
+    assert re.fullmatch(where + r"tcp LISTEN 127\.0\.0\.1:\d+ 0\.0\.0\.0:\* " + PROCESS.pattern, left)
 
 
 GONE = """
@@ -972,6 +977,17 @@ def test_a_plain_bind_under_another_error(server):
             raise RuntimeError("could not start the app") from err
 
 
+def test_a_literal_address_through_a_chain():
+    def start():  # no local names the address: the port is unknown
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", int(open("port").read())))
+
+    try:
+        start()
+    except OSError as err:
+        raise RuntimeError("the app did not start") from err
+
+
 def test_another_failure():
     assert False
 """
@@ -981,9 +997,16 @@ def test_address_in_use_names_who_holds_the_port(pytester: pytest.Pytester, netn
     """A test failing with EADDRINUSE anywhere in its chain gets a section: who holds the port now."""
     pytester.makepyfile(test_ports=ADDRESS_IN_USE)
     result = run(pytester, netns, "--sockdiff")
-    result.assert_outcomes(passed=1, failed=3)
+    result.assert_outcomes(passed=1, failed=4)
     port = (pytester.path / "port").read_text()
     text = "\n".join(result.outlines)
+    titles = re.findall(r"-+ (sockdiff: who holds .*?) -+\n", text)
+    assert len(titles) == 3 and not [title for title in titles if "None" in title], titles
+    # The port unknown: the listeners the run opened that are still open stand in, each with its opener.
+    (unknown,) = re.findall(r"-+ sockdiff: who holds the port -+\n(.*?)\n(.*?)\n(.*?)\n", text)
+    assert unknown[0].startswith("the port the failing bind wanted is unknown"), unknown
+    ours = [line for line in unknown[1:] if f"127.0.0.1:{port} " in line]
+    assert len(ours) == 1 and "opened by test_ports.py::test_leaves_one" in ours[0], unknown
     sections = re.findall(r"-+ sockdiff: who holds port (\d+) -+\n(.*?)\n(.*?)\n", text)
     assert len(sections) == 2, text  # the plain failure has none
     (leaked,) = [s for s in sections if s[0] == port]

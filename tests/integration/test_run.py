@@ -9,6 +9,7 @@ who listens where. sockdiff's report goes to stderr (CMD's stdout stays CMD's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -17,14 +18,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helpers.cli import TIMEOUT, sockdiff, sockdiff_command
-from tests.helpers.netns import netns_exec_argv, run_in_netns
+from tests.helpers.netns import netns_exec_argv, private_netns, run_in_netns
 
 # A listener on 127.0.0.1, any port: writes "PORT PID" to READY once it listens, then waits.
 # "daemon": forks, setsid, forks again first (the classic double fork).
@@ -272,6 +275,15 @@ def test_the_commands_exit_code_wins(netns: str, tmp_path: Path) -> None:
     assert "sockdiff run: 2 listening sockets left open by sh suite.sh (exit 3)" in result.stderr
     result = _run(netns, tmp_path, "--fail-on", "new", "--", "sh", "-c", "exit 0", env={})
     assert result.returncode == 0, result.stderr
+    # A --report that cannot be written (CMD removed its directory) is said, but CMD's failure wins.
+    (tmp_path / "gone").mkdir()
+    report = f"json={tmp_path / 'gone' / 'report.json'}"
+    result = _run(netns, tmp_path, "--report", report, "--", "sh", "-c", "rmdir gone; exit 3", env={})
+    assert result.returncode == 3, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "report.json" in line]
+    assert line.startswith(f"sockdiff: {tmp_path / 'gone' / 'report.json'}: cannot write")
+    result = _run(netns, tmp_path, "--report", report, "--", "sh", "-c", "exit 0", env={})
+    assert result.returncode == 2, result.stderr  # CMD passed: the lost report is the failure
 
 
 TRAPS = """\
@@ -284,7 +296,22 @@ while :; do sleep 0.05; done
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signals_reach_the_command_first(netns: str, tmp_path: Path, sig: signal.Signals) -> None:
     (tmp_path / "traps.sh").write_text(TRAPS)
-    command, env = sockdiff_command("run", "--", "sh", "traps.sh", sig.name[3:])
+    code, err = _signalled(
+        netns, tmp_path, ("sh", "traps.sh", sig.name[3:]), lambda pid: _signal_sockdiff(netns, pid, sig)
+    )
+    lines = err.splitlines()
+    # CMD had it first (its line), then sockdiff reported, and exited with CMD's code.
+    assert lines[0] == f"CMD got {sig.name[3:]}", err
+    assert lines[-1].startswith("sockdiff run: sh traps.sh") and "(exit 7)" in lines[-1]
+    assert code == 7
+
+
+def _signalled(
+    netns: str, tmp_path: Path, argv: tuple[str, ...], send: Callable[[int], None]
+) -> tuple[int, str]:
+    """``sockdiff run -- ARGV`` leading a process group of its own (as a shell's job), ``send``
+    called with its pid once CMD printed "ready"; its exit code and stderr."""
+    command, env = sockdiff_command("run", "--", *argv)
     with subprocess.Popen(
         netns_exec_argv(netns, command),
         cwd=tmp_path,
@@ -292,16 +319,13 @@ def test_signals_reach_the_command_first(netns: str, tmp_path: Path, sig: signal
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        process_group=0,  # ip netns exec execs sockdiff: the same pid, leading the group
     ) as process:
         assert process.stdout is not None
         assert process.stdout.readline() == "ready\n"
-        _signal_sockdiff(netns, process.pid, sig)
+        send(process.pid)
         _, err = process.communicate(timeout=TIMEOUT)
-    lines = err.splitlines()
-    # CMD had it first (its line), then sockdiff reported, and exited with CMD's code.
-    assert lines[0] == f"CMD got {sig.name[3:]}", err
-    assert lines[-1].startswith("sockdiff run: sh traps.sh") and "(exit 7)" in lines[-1]
-    assert process.returncode == 7
+    return process.returncode, err
 
 
 def _signal_sockdiff(netns: str, ip_pid: int, sig: signal.Signals) -> None:
@@ -316,6 +340,7 @@ def _signal_sockdiff(netns: str, ip_pid: int, sig: signal.Signals) -> None:
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     for argv in (
         ("run", "--fail-on", "closed", "--", "true"),
+        ("run", "--fail-on", "", "--", "true"),  # not every socket: a variable left empty
         ("run", "--ignore", "sport = :nope", "--", "true"),
         ("run", "--", "/nonexistent/command"),
         ("run", "--", ""),
@@ -328,28 +353,39 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.stderr.startswith("sockdiff: ")
 
 
-# Counts each SIGINT delivered: the C-level handler writes a byte to the wakeup fd for every
-# delivery, where two close together would run the Python handler once.
-COUNT_INTS = """
+# Counts each delivery of the signal named (SIGINT, SIGTERM): the C-level handler writes a byte to
+# the wakeup fd for every delivery, where two close together would run the Python handler once.
+# "own-group" first: it moves itself to a process group of its own (setpgid), as some runners do.
+COUNT = """
 import os, signal, sys, time
+counted = signal.Signals[sys.argv[1]]
+if sys.argv[2:] == ["own-group"]:
+    os.setpgid(0, 0)
 read, write = os.pipe()
 os.set_blocking(read, False)
 os.set_blocking(write, False)
 signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-signal.signal(signal.SIGINT, lambda signum, frame: None)
+signal.signal(counted, lambda signum, frame: None)
 print("ready", flush=True)
 deadline = time.monotonic() + 2
 while time.monotonic() < deadline:
     time.sleep(0.01)
-count = os.read(read, 100).count(signal.SIGINT)
+try:
+    count = os.read(read, 100).count(counted)
+except BlockingIOError:  # not one
+    count = 0
 print(f"got {count}", file=sys.stderr, flush=True)
 sys.exit(10 + count)
 """
 
 
-def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path) -> None:
-    """Ctrl-C at a terminal signals the whole foreground group: sockdiff does not send it again."""
-    command, env = sockdiff_command("run", "--", sys.executable, "-c", COUNT_INTS)
+@pytest.mark.parametrize("moves", [False, True], ids=["in-its-group", "moved-to-its-own-group"])
+def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path, moves: bool) -> None:
+    """Ctrl-C at a terminal signals the foreground group: CMD gets it once, not twice (sockdiff
+    does not send it again), nor never (CMD moved to a group of its own: setpgid)."""
+    command, env = sockdiff_command(
+        "run", "--", sys.executable, "-c", COUNT, "SIGINT", *(["own-group"] if moves else [])
+    )
     master, slave = pty.openpty()
     try:
         with (
@@ -379,6 +415,19 @@ def test_a_terminals_ctrl_c_reaches_the_command_once(netns: str, tmp_path: Path)
     assert process.returncode == 11
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_sockdiffs_group_reaches_the_command_once(
+    netns: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """``kill -- -PGID`` (a CI runner cancelling, ``timeout``): sockdiff's group gets it; CMD, in a
+    group of its own, gets it once, from sockdiff, not once from the kill and once more from sockdiff."""
+    code, err = _signalled(
+        netns, tmp_path, (sys.executable, "-c", COUNT, sig.name), lambda pid: os.killpg(pid, sig)
+    )
+    assert "got 1\n" in err, err
+    assert code == 11
+
+
 def test_kill_runs_with_stderr_closed(netns: str, tmp_path: Path) -> None:
     """Started with stderr closed (2>&-): the report has nowhere to go, but what was left is still stopped."""
     server = "import socket, time; s = socket.create_server(('127.0.0.1', 40064)); time.sleep(30)"
@@ -388,3 +437,127 @@ def test_kill_runs_with_stderr_closed(netns: str, tmp_path: Path) -> None:
     result = subprocess.run(argv, env=env, cwd=tmp_path, timeout=TIMEOUT, check=False)
     assert result.returncode == 1
     assert 40064 not in _listeners(netns)
+
+
+# A listener whose SIGTERM handler forks a copy of itself (which keeps the listening socket) and exits.
+FORKS_ON_TERM = """
+import os, signal, socket, time
+server = socket.create_server(("127.0.0.1", 40071))
+def again(signum, frame):
+    if os.fork():
+        os._exit(0)
+signal.signal(signal.SIGTERM, again)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+# A supervisor that shrugs SIGTERM off and starts its server again each time it ends.
+SUPERVISOR = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda signum, frame: None)
+server = "import socket, time; s = socket.create_server(('127.0.0.1', 40072)); time.sleep(60)"
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    subprocess.run([sys.executable, "-c", server], check=False)
+"""
+
+
+def test_kill_stops_what_restarts_itself(netns: str, tmp_path: Path) -> None:
+    """--kill reads the tree again after each round: a copy forked by a SIGTERM handler, a server its
+    supervisor started again, are stopped too, and named; none is left listening (ss)."""
+    python = shlex.quote(sys.executable)
+    script = (
+        f"{python} -c {shlex.quote(FORKS_ON_TERM)} & {python} -c {shlex.quote(SUPERVISOR)} &"
+        " while [ $(ss -Htln | grep -c ':4007[12] ') -lt 2 ]; do sleep 0.02; done"
+    )
+    result = _run(netns, tmp_path, "--kill", "--", "sh", "-c", script, env={})
+    assert result.returncode == 1, result.stderr
+    assert not {40071, 40072} & set(_listeners(netns)), result.stderr
+    lines = result.stderr.splitlines()
+    stopped = [line for line in lines if line.startswith("sockdiff run: stopped pid ")]
+    # The two first seen, the copies forked and restarted after them: each named once.
+    assert len(stopped) > 3 and any(line.endswith("(SIGKILL after 5s)") for line in stopped), result.stderr
+    assert not [line for line in lines if "could not stop" in line]
+
+
+def test_kill_says_what_it_may_not_stop(tmp_path: Path) -> None:
+    """Not root, a leftover of another user (a setuid program that switched for good) cannot be
+    signalled: one line names it, no traceback, and the exit code is the run's."""
+    from tests.helpers.unprivileged import as_nobody, readable_copy
+
+    place = Path(tempfile.mkdtemp(prefix="sockdiff-setuid-"))
+    try:
+        place.chmod(0o755)
+        setpriv = place / "setpriv"
+        shutil.copy2("/usr/bin/setpriv", setpriv)
+        setpriv.chmod(0o4755)  # root's, setuid: it may take another user's identity for good
+        script = f"{setpriv} --reuid=1 --regid=1 --clear-groups sleep 30 >/dev/null 2>&1 & sleep 0.2"
+        with readable_copy() as copy:
+            result = as_nobody(copy, ["-m", "sockdiff", "run", "--kill", "--", "sh", "-c", script])
+    finally:
+        shutil.rmtree(place)
+    refused = [line for line in result.stderr.splitlines() if "could not stop" in line]
+    pids = [int(line.split()[6]) for line in refused]
+    for pid in pids:  # root may
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert "Traceback" not in result.stderr and len(refused) == 1, result.stderr
+    assert refused[0].startswith("sockdiff run: could not stop pid ") and "sleep 30" in refused[0]
+    assert result.returncode == 0, result.stderr  # CMD passed, no socket counted
+
+
+def test_ctrl_z_stops_the_job_and_fg_continues_it(tmp_path: Path) -> None:
+    """CMD has the terminal (its own group, in the foreground): Ctrl-Z stops it, and sockdiff stops
+    with it, so an interactive shell sees its job stopped; ``fg`` gives CMD the terminal again."""
+    command, env = sockdiff_command("run", "--", "sh", "-c", "sleep 1; echo done-$((6*7))")
+    pid, master = pty.fork()
+    if pid == 0:  # the child: an interactive shell on the pty, with job control
+        os.chdir(tmp_path)
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], {**env, "PS1": "$ "})
+
+    def until(wanted: bytes) -> bytes:
+        seen = b""
+        deadline = time.monotonic() + TIMEOUT
+        while wanted not in seen:
+            assert time.monotonic() < deadline, seen
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(master, 4096)
+        return seen
+
+    try:
+        os.write(master, f"{shlex.join(command)} 2>&1\n".encode())
+        until(b"sockdiff")
+        time.sleep(0.3)  # CMD has started and holds the terminal
+        os.write(master, b"\x1a")  # Ctrl-Z: SIGTSTP to the foreground group
+        until(b"Stopped")
+        os.write(master, b"fg\n")
+        seen = until(b"left no listening socket open")
+        assert b"done-42" in seen
+        os.write(master, b"exit\n")
+    finally:
+        os.close(master)
+        os.waitpid(pid, 0)
+
+
+def test_a_leak_in_another_namespace_is_labelled_with_it(netns: str, tmp_path: Path) -> None:
+    """CMD's child listening in another namespace (``ip netns exec``): its leak names that namespace,
+    in text (``[NAME] tcp ...``, as compare names one) and in json (the label, and the inode)."""
+    env = _suite(tmp_path)
+    with private_netns() as other:
+        ready = tmp_path / "child.ready"
+        script = (
+            f"ip netns exec {other} {shlex.quote(sys.executable)} listener.py child {ready} >/dev/null &"
+            f" while [ ! -e {ready} ]; do sleep 0.02; done"
+        )
+        result = _run(netns, tmp_path, "--kill", "--", "sh", "-c", script, env=env)
+        ((port, _),) = _ready(tmp_path, ("child",)).items()
+        leaks = [line for line in result.stderr.splitlines() if line.startswith("+ ")]
+        assert leaks == [leaks[0]] and leaks[0].startswith(f"+ [{other}] tcp LISTEN 127.0.0.1:{port} "), (
+            result.stderr
+        )
+        ready.unlink()
+        result = _run(netns, tmp_path, "--format", "json", "--", "sh", "-c", script, env=env)
+        (leak,) = _report(result)["leaks"]
+        assert leak["netns"] == other
+        assert leak["socket"]["netns"] == os.stat(f"/run/netns/{other}").st_ino
+        # (the listener left running goes with its namespace)

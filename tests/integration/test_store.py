@@ -14,7 +14,7 @@ import pytest
 from sockdiff import StoreError, load, save
 from sockdiff.cli import main
 from sockdiff.store import entries, keep
-from tests.helpers.cli import TIMEOUT, sockdiff_command
+from tests.helpers.cli import TIMEOUT, created_mode, sockdiff_command
 from tests.helpers.made import sample
 
 NOBODY = 65534
@@ -52,7 +52,7 @@ def test_a_store_not_made_yet_is_an_empty_store(
 def test_the_store_is_private(home: Path) -> None:
     path = keep(sample())
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == created_mode()  # private: in a 0700 directory
     assert load(str(path)) == dataclasses.replace(sample(), origin=str(path))
 
 

@@ -26,7 +26,7 @@ from sockdiff.config import load_defaults
 from sockdiff.output import write_file
 from sockdiff.snapshots import dumps
 from sockdiff.store import keep
-from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff, sockdiff_command
+from tests.helpers.cli import TIMEOUT, created_mode, one_line_error, sockdiff, sockdiff_command
 from tests.helpers.made import sample
 from tests.helpers.unprivileged import NOBODY
 
@@ -248,6 +248,7 @@ def test_a_line_report_adds_to_the_step_summary_and_a_log(pair: tuple[Path, Path
     kept = {summary: _shared_file(summary, "## Tests\n\nall passed\n", 0o644)}
     kept[log] = _shared_file(log, "earlier line\n", 0o640)
     junit.write_text("<old/>")
+    junit.chmod(0o604)
     junit_inode = junit.stat().st_ino
     expected = {
         summary: sockdiff("compare", str(old), str(new), "--format", "markdown").stdout,
@@ -270,27 +271,75 @@ def test_a_line_report_adds_to_the_step_summary_and_a_log(pair: tuple[Path, Path
         assert (status.st_ino, stat.S_IMODE(status.st_mode)) == (inode, mode)
     assert summary.read_text() == "## Tests\n\nall passed\n" + expected[summary]
     assert log.read_text() == "earlier line\n" + expected[log]
-    assert junit.stat().st_ino != junit_inode and stat.S_IMODE(junit.stat().st_mode) == 0o600
+    assert junit.stat().st_ino != junit_inode and stat.S_IMODE(junit.stat().st_mode) == 0o604
     assert junit.read_text().startswith("<?xml")
 
 
-def test_a_line_report_onto_no_file_creates_it_private(pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_line_report_onto_no_file_creates_it_as_a_shell_would(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
     summary = tmp_path / "new.md"
     result = sockdiff("compare", str(pair[0]), str(pair[1]), "--report", f"markdown={summary}")
     assert result.returncode == 1, result.stderr
-    assert stat.S_IMODE(summary.stat().st_mode) == 0o600 and summary.read_text()
+    assert stat.S_IMODE(summary.stat().st_mode) == created_mode() and summary.read_text()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_replaced_report_keeps_its_mode_and_owner(pair: tuple[Path, Path], shared_tmp: Path) -> None:
+    """node_exporter's textfile collector runs as another user: root's report replacing a 0644 file
+    of theirs stays theirs and 0644 (it was made 0600 and root's: unreadable to the collector). A new
+    file gets 0666 less the umask, as a shell's '>' makes it."""
+    old, new = pair
+    metrics = shared_tmp / "sockdiff.prom"
+    metrics.write_text("# old\n")
+    metrics.chmod(0o644)
+    os.chown(metrics, NOBODY, NOBODY)
+    fresh = shared_tmp / "fresh.prom"
+    command, env = sockdiff_command(
+        "compare", str(old), str(new), "--report", f"prometheus={metrics}", "--report", f"prometheus={fresh}"
+    )
+    result = subprocess.run(
+        ["sh", "-c", 'umask 027; exec "$@"', "sh", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    status = metrics.stat()
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (NOBODY, NOBODY, 0o644)
+    assert metrics.read_text().startswith("# HELP ")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and fresh.stat().st_uid == 0
+
+
+def _planted_in_sticky(shared_tmp: Path, name: str) -> Path:
+    """A file of nobody's ("theirs\\n") in a sticky directory of root's, as /tmp is."""
+    sticky = shared_tmp / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    planted = sticky / name
+    planted.write_text("theirs\n")
+    os.chown(planted, NOBODY, NOBODY)
+    return planted
+
+
+def test_replacing_is_refused_where_another_user_chose_the_file(
+    pair: tuple[Path, Path], shared_tmp: Path
+) -> None:
+    """Another user's file in a sticky directory not theirs is theirs to keep (``protected_regular``):
+    not replaced by one of root's, as appending to it is refused."""
+    planted = _planted_in_sticky(shared_tmp, "report.json")
+    result = sockdiff("compare", str(pair[0]), str(pair[1]), "--report", f"json={planted}")
+    assert result.returncode == 2
+    (line,) = [line for line in result.stderr.splitlines() if "report.json" in line]
+    assert line == f"sockdiff: {planted}: refusing to use {planted}, a file that uid {NOBODY} owns"
+    assert planted.read_text() == "theirs\n" and planted.stat().st_uid == NOBODY
 
 
 def test_appending_is_refused_where_another_user_chose_the_file(shared_tmp: Path) -> None:
     """A file of nobody's in a sticky directory (``protected_regular``), or a hard link nobody could
     have made to a file of root's in a directory of theirs: appending would write root's lines there."""
-    sticky = shared_tmp / "tmp"
-    sticky.mkdir()
-    sticky.chmod(0o1777)
-    planted = sticky / "summary.md"
-    planted.write_text("theirs\n")
-    os.chown(planted, NOBODY, NOBODY)
+    planted = _planted_in_sticky(shared_tmp, "summary.md")
     with pytest.raises(WriteError, match=r"refusing to use .*summary.md, a file that uid 65534 owns"):
         write_file(str(planted), b"line\n", append=True)
     assert planted.read_text() == "theirs\n"

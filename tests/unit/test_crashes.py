@@ -37,6 +37,7 @@ def one_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         ("pyproject.toml", b"[tool.sockdiff]\nfail_on = {a = 1}\n", "'fail_on' must be a string or a list"),
         ("pyproject.toml", b"[tool.sockdiff]\nfail_on = [1]\n", "'fail_on' must be a string or a list"),
         ("pyproject.toml", b"[tool.sockdiff\n", "not valid TOML"),
+        ("pyproject.toml", b'[tool.sockdiff]\nfail_on = " , "\n', "fail_on names no kind"),
     ],
 )
 def test_a_malformed_config_is_one_line(
@@ -52,6 +53,15 @@ def test_a_malformed_config_is_one_line(
         load_defaults(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert reason in one_line(capsys, "compare", "live", "live")
+
+
+@pytest.mark.parametrize("kinds", ["", " , "])
+def test_an_empty_fail_on_is_refused_not_read_as_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kinds: str
+) -> None:
+    """``--fail-on ''`` (a variable left empty) counted every difference: it names no kind."""
+    monkeypatch.chdir(tmp_path)
+    assert "--fail-on names no kind" in one_line(capsys, "compare", "live", "live", "--fail-on", kinds)
 
 
 def test_deep_parentheses_are_refused_in_words() -> None:

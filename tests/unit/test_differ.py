@@ -91,6 +91,9 @@ def test_fail_on_kinds() -> None:
     assert result.counted(parse_fail_on("closed,listening")) == 3
     with pytest.raises(UsageError, match=r"^unknown fail_on kind 'bogus'"):
         parse_fail_on("new,bogus")
+    for nothing in ("", " , "):
+        with pytest.raises(UsageError, match=r"^fail_on names no kind"):
+            parse_fail_on(nothing)
 
 
 def test_ignore_and_only_filter_differences() -> None:

@@ -22,6 +22,7 @@ from sockdiff import (
     save,
 )
 from sockdiff.snapshots import EVERYTHING, dumps, loads
+from tests.helpers.cli import created_mode
 from tests.helpers.made import GOOD, VERSION_1, sample
 
 
@@ -30,7 +31,7 @@ def test_round_trip_is_exact(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     save(sample(), str(path))
     assert load(str(path)) == sample()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == created_mode()
     raw = path.read_bytes()
     assert (raw[:2] == b"\x1f\x8b") == name.endswith(".gz")
 
