@@ -279,3 +279,41 @@ def test_the_module_keeps_an_unchanged_baseline_refuses_no_baseline_and_reads_ev
     facts = results["h1"]["every"]["ansible_facts"]["sockdiff_listening"]
     assert set(hosts.values()) <= {f["netns"] for f in facts if f["port"] == 7001}
     assert sorted(p.name for p in (tmp_path / "store-h1").iterdir()) == ["base.json"]
+
+
+# Runs ``sockdiff ARGV`` in a UTS namespace of its own whose host name is not UTF-8 (sethostname(2)
+# takes any bytes).
+ODD_HOST = (
+    "import os, socket, sys; socket.sethostname(b'ab\\xffcd');"
+    " os.execv(sys.executable, [sys.executable, '-m', 'sockdiff', *sys.argv[1:]])"
+)
+
+
+def test_a_host_or_namespace_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """The host's name and a namespace's (any bytes) as the records write names: snapshot and compare
+    --format json write them (watch's events take the same header), and the file's namespace is read again."""
+    require_netns()
+    name = f"sockdiff-test-{os.getpid()}-odd\udcff"
+    shown = f"sockdiff-test-{os.getpid()}-odd\\xff"
+    snap = tmp_path / "snap.json"
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        found = subprocess.run(
+            ["unshare", "--uts", sys.executable, "-c", ODD_HOST, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert found.returncode in (0, 1) and not found.stderr, found.stderr
+        return found
+
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        run("snapshot", "--netns", name, "-o", str(snap))
+        written = json.loads(snap.read_text())
+        assert (written["host"], written["netns"]) == ("ab\\xffcd", shown)
+        document = json.loads(run("compare", str(snap), "live", "--format", "json").stdout)
+        assert document["host"] == "ab\\xffcd"
+        assert document["snapshots"]["new"]["netns"] == shown  # read again in the file's namespace
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
