@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 
 from . import store
-from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
+from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent, split_changes
 from .errors import UsageError
 from .model import from_name_text
 from .roles import ROLE_FIELDS, role_view
@@ -85,6 +85,7 @@ def compare(
             return diff(before, after, fields=fields, ignore=ignore, only=only)
         # Only the comparison is role-shaped: the sides stay whole, for counts and facts.
         found = diff(role_view(before), role_view(after), fields=fields, ignore=ignore, only=only)
+        found = split_changes(found)  # another program on a port: one listener gone, one new
         return dataclasses.replace(found, old=before, new=after, role=True)
 
     first = once()

@@ -80,10 +80,12 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
 
     for sock in result.opened:
         if netns_of(sock) not in whole or netns_of(sock) is None:
-            yield Item("sockets", "new", "+", where(sock, socket_line(sock)), "", counts("new", sock))
+            line = socket_line(sock, program_only=result.role)
+            yield Item("sockets", "new", "+", where(sock, line), "", counts("new", sock))
     for sock in result.closed:
         if netns_of(sock) not in whole or netns_of(sock) is None:
-            yield Item("sockets", "closed", "-", where(sock, socket_line(sock)), "", counts("closed", sock))
+            line = socket_line(sock, program_only=result.role)
+            yield Item("sockets", "closed", "-", where(sock, line), "", counts("closed", sock))
     for change in result.changed:
         yield Item(
             "sockets",
