@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .model import Container, Namespace
+from .model import Container, Namespace, name_text
 
 __all__ = [
     "MAX_PIDS",
@@ -243,8 +243,9 @@ def discover(
     for inode, point in mounts:
         entry = found.setdefault(inode, Found(inode, point))
         directory, _, name = point.rpartition("/")
-        if directory == netns_dir.rstrip("/") and name and name not in entry.names:
-            entry.names.append(name)
+        # In the records' notation (name_text): a name is any bytes but '/' and NUL.
+        if directory == netns_dir.rstrip("/") and name and name_text(name) not in entry.names:
+            entry.names.append(name_text(name))
     for inode, path in (held_open(proc_root) if held is None else held).items():
         if inode not in found:
             found[inode] = Found(inode, path)

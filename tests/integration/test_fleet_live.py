@@ -317,3 +317,31 @@ def test_a_host_or_namespace_name_that_is_not_utf8_is_written_escaped(tmp_path: 
         assert document["snapshots"]["new"]["netns"] == shown  # read again in the file's namespace
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_namespace_names_any_bytes_are_labels_apart(tmp_path: Path) -> None:
+    """--all-netns: a namespace named with a newline, one with a backslash and an n, one not
+    UTF-8: the snapshot writes each, and each is its own prometheus label (no series twice)."""
+    require_netns()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stem = f"sockdiff-test-{os.getpid()}-"
+    names = [stem + "a\nb", stem + "a\\nb", stem + "x\udcff"]
+    with ExitStack() as stack:
+        for name in names:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            stack.callback(subprocess.run, ["ip", "netns", "delete", name], check=True)
+        for name in names:
+            _listen(stack, name, "0.0.0.0:7001")
+        snap = tmp_path / "all.json"
+        assert sockdiff("snapshot", "--all-netns", "-o", str(snap)).stderr == ""
+        written = {n for space in json.loads(snap.read_text())["namespaces"] for n in space["names"]}
+        assert {stem + "a\nb", stem + "a\\\\nb", stem + "x\\xff"} <= written
+        shown = sockdiff("show", "--all-netns", "--format", "prometheus")
+        assert shown.returncode == 0, shown.stderr
+        [listening] = [
+            f for f in text_string_to_metric_families(shown.stdout) if f.name == "sockdiff_listening"
+        ]
+        ours = [dict(s.labels) for s in listening.samples if s.labels["netns"].startswith(stem)]
+        assert len(ours) == 3 and len({labels["netns"] for labels in ours}) == 3
+
