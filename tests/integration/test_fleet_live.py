@@ -345,3 +345,38 @@ def test_namespace_names_any_bytes_are_labels_apart(tmp_path: Path) -> None:
         ours = [dict(s.labels) for s in listening.samples if s.labels["netns"].startswith(stem)]
         assert len(ours) == 3 and len({labels["netns"] for labels in ours}) == 3
 
+
+def test_the_modules_warnings_are_the_tasks_not_stderr() -> None:
+    """Run as a user who is not root (other users' owners hidden): the module returns sockdiff's
+    warning in ``warnings``, as Ansible shows a task's, and writes nothing to stderr."""
+    import ansible
+
+    from tests.helpers.unprivileged import as_nobody, readable_copy
+
+    with readable_copy() as copy:
+        shutil.copytree(Path(ansible.__file__).parent, copy / "ansible")
+        module = ROOT / "ansible_collections/sockdiff/sockdiff/plugins/modules/sockdiff.py"
+        shutil.copy2(module, copy / "sockdiff_module.py")
+        home = copy / "home"
+        home.mkdir()
+        home.chmod(0o777)
+        arguments = copy / "args.json"
+        arguments.write_text(
+            json.dumps(
+                {
+                    "ANSIBLE_MODULE_ARGS": {
+                        "state": "snapshot",
+                        "name": "b",
+                        "home": str(home),
+                        "_ansible_check_mode": True,
+                    }
+                }
+            )
+        )
+        for path in copy.rglob("*"):
+            path.chmod(0o777 if path.is_dir() else 0o644)
+        found = as_nobody(copy, [str(copy / "sockdiff_module.py"), str(arguments)])
+    assert found.stderr == "", found.stderr
+    result = json.loads(found.stdout)
+    assert result["changed"] is True and "failed" not in result, result
+    assert "run as root" in json.dumps(result["warnings"]), result.get("warnings")  # its form: ansible-core's
