@@ -349,12 +349,14 @@ def test_namespace_names_any_bytes_are_labels_apart(tmp_path: Path) -> None:
 def test_the_modules_warnings_are_the_tasks_not_stderr() -> None:
     """Run as a user who is not root (other users' owners hidden): the module returns sockdiff's
     warning in ``warnings``, as Ansible shows a task's, and writes nothing to stderr."""
-    import ansible
+    import importlib.util
 
     from tests.helpers.unprivileged import as_nobody, readable_copy
 
     with readable_copy() as copy:
-        shutil.copytree(Path(ansible.__file__).parent, copy / "ansible")
+        ansible = importlib.util.find_spec("ansible")
+        assert ansible is not None and ansible.origin is not None
+        shutil.copytree(Path(ansible.origin).parent, copy / "ansible")
         module = ROOT / "ansible_collections/sockdiff/sockdiff/plugins/modules/sockdiff.py"
         shutil.copy2(module, copy / "sockdiff_module.py")
         home = copy / "home"
