@@ -21,7 +21,7 @@ from ._perf import gc_paused
 from ._version import __version__
 from .backends import BackendFallback, check_backend, sections_of
 from .errors import SockdiffError, UsageError
-from .model import PROTOS, Interface, Namespace, Process, Route, Socket
+from .model import PROTOS, Interface, Namespace, Process, Route, Socket, name_text
 from .snapshots import Header, Scope, Snapshot
 
 MACHINE_ID = "/etc/machine-id"
@@ -45,11 +45,12 @@ def host_identity(
     """This host's name, machine id and boot id (None: unreadable, or not in its form).
 
     The machine id is systemd's (machine-id(5)): the same across boots; the boot
-    id the kernel's, new at each boot. The UTS namespace gives the name.
+    id the kernel's, new at each boot. The UTS namespace gives the name, any bytes
+    (sethostname(2)), written in the records' notation (:func:`~sockdiff.model.name_text`).
     """
     boot_path = BOOT_ID.replace("/proc", proc_root, 1)
     return (
-        _socket.gethostname(),
+        name_text(_socket.gethostname()),
         _first_line(machine_id, r"[0-9a-f]{32}"),
         _first_line(boot_path, r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
     )
@@ -164,7 +165,7 @@ def take(
         host=host,
         kernel=platform.release(),
         backend=found.backend,
-        netns=netns,
+        netns=None if netns is None else name_text(netns),
         sources=found.sources,
         scope=scope,
         tool_version=__version__,

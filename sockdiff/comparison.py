@@ -7,8 +7,9 @@ import os
 from collections.abc import Sequence
 
 from . import store
-from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent
+from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent, split_changes
 from .errors import UsageError
+from .model import from_name_text
 from .roles import ROLE_FIELDS, role_view
 from .snapshots import Snapshot
 from .sources import LIVE, PLAIN_TEXT, TextOptions, open_source
@@ -68,7 +69,9 @@ def compare(
             return open_source(source, netns=netns, like=facing, text_options=text_options)
         if all_netns or facing.namespaces is not None:
             return open_source(source, like=facing, all_netns=True)
-        return open_source(source, netns=facing.header.netns if netns is None else netns, like=facing)
+        recorded = facing.header.netns  # in the records' notation
+        named = from_name_text(recorded) if netns is None and recorded is not None else netns
+        return open_source(source, netns=named, like=facing)
 
     def once() -> Diff:
         # A file is read first, so that a live side can be read as it was.
@@ -82,6 +85,7 @@ def compare(
             return diff(before, after, fields=fields, ignore=ignore, only=only)
         # Only the comparison is role-shaped: the sides stay whole, for counts and facts.
         found = diff(role_view(before), role_view(after), fields=fields, ignore=ignore, only=only)
+        found = split_changes(found)  # another program on a port: one listener gone, one new
         return dataclasses.replace(found, old=before, new=after, role=True)
 
     first = once()

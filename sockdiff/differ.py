@@ -75,6 +75,7 @@ __all__ = [
     "parse_fields",
     "renamed_links",
     "same_process_name",
+    "split_changes",
     "taken_again",
 ]
 
@@ -416,7 +417,7 @@ Pairs = list[tuple[Socket, Socket]]
 
 
 def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], list[Socket]]:
-    """Pair sockets sharing one identity: by equal non-zero inode, then in order."""
+    """Pair sockets sharing one identity: by equal non-zero inode, then by program names, then in order."""
     by_inode = {s.inode: s for s in news if s.inode}
     pairs = []
     left_old = []
@@ -429,6 +430,23 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
         else:
             left_old.append(sock)
     left_new = [s for s in news if id(s) not in taken]
+    # Then by the owners' program names (another program joining a port with
+    # SO_REUSEPORT, or a role's listeners: one record a program), then in order.
+    by_programs: dict[frozenset[str], list[Socket]] = {}
+    for sock in left_new:
+        if sock.processes:
+            by_programs.setdefault(_programs(sock), []).append(sock)
+    unpaired = []
+    for sock in left_old:
+        group = by_programs.get(_programs(sock)) if sock.processes else None
+        if group:
+            match = group.pop(0)
+            pairs.append((sock, match))
+            taken.add(id(match))
+        else:
+            unpaired.append(sock)
+    left_old = unpaired
+    left_new = [s for s in left_new if id(s) not in taken]
     count = min(len(left_old), len(left_new))
     pairs += zip(left_old[:count], left_new[:count], strict=True)
     return pairs, left_old[count:], left_new[count:]
@@ -476,6 +494,18 @@ def _groups(
         if key in wanted:
             groups.setdefault(key, []).append(sock)
     return groups
+
+
+def split_changes(result: Diff) -> Diff:
+    """``result`` with each changed socket as one closed and one new: in a role comparison a
+    listener's program is part of what it is (:mod:`sockdiff.roles`), so another program on a
+    port is a listener gone and one come, counted as such by ``--fail-on new``, ``closed`` and
+    ``listening``."""
+    if not result.changed:
+        return result
+    opened = sorted([*result.opened, *(c.new for c in result.changed)], key=_sort_key)
+    closed = sorted([*result.closed, *(c.old for c in result.changed)], key=_sort_key)
+    return dataclasses.replace(result, opened=tuple(opened), closed=tuple(closed), changed=())
 
 
 def _sort_key(sock: Socket) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ and reading them back checks every field's type on the way.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
@@ -50,8 +51,10 @@ __all__ = [
     "decode_leaks",
     "encode_leaks",
     "escape_name",
+    "from_name_text",
     "inet",
     "make_socket",
+    "name_text",
     "namespace_description",
     "namespace_label",
     "namespace_labels",
@@ -443,6 +446,27 @@ def unescape_name(text: str) -> bytes | None:
                 return None
     raw = b"".join(pieces)
     return raw if escape_name(raw) == text else None
+
+
+def name_text(name: str) -> str:
+    r"""A name the system gave as text (a host name, a namespace's name from the command
+    line: bytes that are not UTF-8 held as surrogates) in the records' notation (:func:`escape_name`).
+
+    >>> name_text("ab\udcffcd"), name_text("a\\b")
+    ('ab\\xffcd', 'a\\\\b')
+    """
+    return escape_name(os.fsencode(name))
+
+
+def from_name_text(text: str) -> str:
+    r"""The name :func:`name_text` wrote as ``text`` (as the system takes it), or ``text``
+    itself where no name gives it (a file written before names were escaped).
+
+    >>> from_name_text("ab\\xffcd") == "ab\udcffcd", from_name_text("a\\b")
+    (True, 'a\\b')
+    """
+    raw = unescape_name(text)
+    return text if raw is None else os.fsdecode(raw)
 
 
 # The figures of ``netstat -i`` (and the byte counts beside them), as both

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .model import Container, Namespace
+from .model import Container, Namespace, name_text
 
 __all__ = [
     "MAX_PIDS",
@@ -151,7 +151,8 @@ def _mounts(proc_root: str) -> list[tuple[int, str]]:
 def _ip_netns_name(point: str, netns_dir: str) -> str | None:
     """The ``ip netns`` name of a namespace mounted at ``point``, None when it is not under ``netns_dir``."""
     directory, _, name = point.rpartition("/")
-    return name if directory == netns_dir.rstrip("/") and name else None
+    # In the records' notation (name_text): a name is any bytes but '/' and NUL.
+    return name_text(name) if directory == netns_dir.rstrip("/") and name else None
 
 
 def netns_names(proc_root: str = "/proc", netns_dir: str = "/run/netns") -> dict[int, list[str]]:

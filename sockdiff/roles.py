@@ -13,12 +13,15 @@ range) and the interfaces and routes sections (one machine's addresses and
 counters, never a role's) are left out. A TCP listener is kept on any port:
 one on a port the kernel handed out is still a door open on the host (`--ignore
 'sport ge :32768'` leaves such ones out where a role's servers pick random
-ports). Listeners alike in all of that become one.
+ports). Listeners alike in all of that and in their program's name become one:
+a listener's program is part of what it is, so a port held by two programs
+(SO_REUSEPORT) is two role listeners, one a program, and a listener without a
+known owner one more.
 
-Both sides of a role comparison go through it; the differ then compares the
-views as it compares any snapshots, owners by program name (the ``programs``
-field), so a port served by another program is a change. Pure: records in,
-records out.
+Both sides of a role comparison go through it; the differ then pairs the
+views' listeners by program name, and a port another program took is one
+listener gone and one new (:func:`~sockdiff.differ.split_changes`), never a
+change. Pure: records in, records out.
 """
 
 from __future__ import annotations
@@ -85,8 +88,8 @@ def ephemeral_ports(snapshot: Snapshot) -> tuple[int, int]:
 def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] | None = None) -> Snapshot:
     """``snapshot`` as its role: one record a listener kind, owners kept by name (see the module).
 
-    Each record keeps one owner a program name, the first (lowest pid) that
-    holds such a listener, so a report still says which process it was.
+    Each record is one program's (its first process, lowest pid, so a report still
+    says which it was) or a listener no owner is known of (no processes).
     ``ephemeral`` is the range of UDP ports left out (inclusive; default
     :func:`ephemeral_ports`). Interfaces and routes are left out (None: not
     compared); a record of a snapshot of every namespace keeps its namespace.
@@ -94,16 +97,17 @@ def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] | None = None) -> S
     low, high = ephemeral_ports(snapshot) if ephemeral is None else ephemeral
     if snapshot.sockets is None:
         return dataclasses.replace(snapshot, interfaces=None, routes=None)
-    owners: dict[RoleKey, dict[str, Process]] = {}
+    owners: dict[tuple[RoleKey, str | None], Process | None] = {}
     for sock in snapshot.sockets:
         if sock.proto == "unix" or not is_listening(sock):
             continue
         key = _role_key(sock)
         if sock.proto == "udp" and low <= key[4] <= high:
             continue
-        names = owners.setdefault(key, {})
+        if not sock.processes:
+            owners.setdefault((key, None), None)
         for process in sorted(sock.processes):
-            names.setdefault(process.name, process)
+            owners.setdefault((key, process.name), process)
     sockets = tuple(
         Socket(
             proto,  # type: ignore[arg-type]
@@ -116,10 +120,10 @@ def role_view(snapshot: Snapshot, ephemeral: tuple[int, int] | None = None) -> S
             None,
             None,
             None,
-            tuple(sorted(names.values(), key=lambda p: p.name)),
+            () if process is None else (process,),
             interface,
             netns=msgspec.UNSET if netns is None else netns,
         )
-        for (proto, family, sock_type, kind, port, interface, netns), names in owners.items()
+        for ((proto, family, sock_type, kind, port, interface, netns), _), process in owners.items()
     )
     return dataclasses.replace(snapshot, sockets=sockets, interfaces=None, routes=None)

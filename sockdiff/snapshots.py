@@ -565,6 +565,9 @@ def _header_problem(header: Header) -> str | None:
             return f"`sources` says {key} came from {value!r}, not a backend, at $.sources.{key}"
     if header.netns is not None and (not header.netns or "\0" in header.netns):
         return f"`netns` {header.netns!r} names no namespace (empty, or holding a NUL), at $.netns"
+    if header.local_ports is not None and header.local_ports[0] > header.local_ports[1]:
+        low, high = header.local_ports
+        return f"`local_ports` [{low}, {high}] is no range (its first port after its last), at $.local_ports"
     protos = header.scope.protos
     if len(set(protos)) != len(protos):
         return "`protos` names a protocol twice, at $.scope.protos"

@@ -71,7 +71,8 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
                 whole.add(namespace.inode)
                 inside = [s for s in socks if netns_of(s) == namespace.inode]
                 counted = any(counts("new" if sign == "+" else "closed", s) for s in inside)
-                subject = f"netns {escape(labels[namespace.inode])} ({namespace_description(namespace)})"
+                label = escape(labels[namespace.inode], backslash=False)  # a name in notation
+                subject = f"netns {label} ({namespace_description(namespace)})"
                 detail = f"{len(inside)} socket{'' if len(inside) == 1 else 's'}"
                 yield Item("namespaces", kind, sign, subject, detail, counted)
 
@@ -80,10 +81,12 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
 
     for sock in result.opened:
         if netns_of(sock) not in whole or netns_of(sock) is None:
-            yield Item("sockets", "new", "+", where(sock, socket_line(sock)), "", counts("new", sock))
+            line = socket_line(sock, program_only=result.role)
+            yield Item("sockets", "new", "+", where(sock, line), "", counts("new", sock))
     for sock in result.closed:
         if netns_of(sock) not in whole or netns_of(sock) is None:
-            yield Item("sockets", "closed", "-", where(sock, socket_line(sock)), "", counts("closed", sock))
+            line = socket_line(sock, program_only=result.role)
+            yield Item("sockets", "closed", "-", where(sock, line), "", counts("closed", sock))
     for change in result.changed:
         yield Item(
             "sockets",
@@ -101,7 +104,9 @@ def placed(record: Socket | Interface | Route, labels: Mapping[int, str], text: 
     """``text`` about ``record``, led by its namespace's label in brackets when it has one
     (``labels``: inode -> label; an inode not there is written ``net:[INODE]``)."""
     inode = netns_of(record)
-    return text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'))}] {text}"
+    return (
+        text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'), backslash=False)}] {text}"
+    )
 
 
 def short_lived_items(sockets: Iterable[Socket], labels: Mapping[int, str] | None = None) -> Iterator[Item]:

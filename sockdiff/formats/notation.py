@@ -289,8 +289,9 @@ def peer_text(sock: Socket, resolve: bool = False) -> str:
     return "".join(endpoint_columns(sock, sock.remote, False, resolve))
 
 
-def process_owner(process: Process) -> str:
-    r"""One owner as ss writes it, ``("nginx",pid=10,fd=6)``, its name escaped.
+def process_owner(process: Process, program_only: bool = False) -> str:
+    r"""One owner as ss writes it, ``("nginx",pid=10,fd=6)``, its name escaped
+    (``program_only``: ``("nginx")``, a role's listener, which no pid is part of).
 
     A process names itself (prctl), so its name may hold anything: control
     characters are escaped (its backslashes are doubled in the record already),
@@ -301,21 +302,22 @@ def process_owner(process: Process) -> str:
     ("x\x22,pid=1),(\x22sshd",pid=7,fd=3)
     """
     name = escape(process.name, backslash=False).replace('"', "\\x22")
-    return f'("{name}",pid={process.pid},fd={process.fd})'
+    return f'("{name}")' if program_only else f'("{name}",pid={process.pid},fd={process.fd})'
 
 
-def process_text(sock: Socket) -> str:
-    """ss's process column: ``users:(("nginx",pid=10,fd=6),...)``."""
+def process_text(sock: Socket, program_only: bool = False) -> str:
+    """ss's process column: ``users:(("nginx",pid=10,fd=6),...)`` (``program_only``: names only)."""
     if not sock.processes:
         return ""
-    inner = ",".join(process_owner(p) for p in sock.processes)
+    inner = ",".join(process_owner(p, program_only) for p in sock.processes)
     return f"users:({inner})"
 
 
-def socket_line(sock: Socket) -> str:
-    """One socket on one line, for diff output: netid, state, local, peer, processes."""
+def socket_line(sock: Socket, program_only: bool = False) -> str:
+    """One socket on one line, for diff output: netid, state, local, peer, processes
+    (``program_only``: their names, as a role comparison's listeners hold them)."""
     parts = [netid(sock), sock.state, local_text(sock), peer_text(sock)]
-    owners = process_text(sock)
+    owners = process_text(sock, program_only)
     if owners:
         parts.append(owners)
     return escape(" ".join(parts), backslash=False)  # the last guard: one socket, one line

@@ -5,8 +5,9 @@ listening socket (listeners only, never connections: the series stay bounded),
 ``sockdiff_sockets`` counts by protocol and state, and from a comparison
 ``sockdiff_differences`` and one ``sockdiff_unexpected_listening`` (or
 ``sockdiff_missing_listening``) series a listener the baseline lacks (or had):
-a new one, or one whose programs are others than the baseline's (another program
-took the port). Every listener series is 1: sockets alike in every label
+a new one, or a program that took or joined a port (and one that left it).
+A listener is one series a program holding it (``process`` one name, never a
+list: a name may hold any character), 1: sockets alike in every label
 (SO_REUSEPORT twins) are one listener, so ``== 1`` and ``> 0`` both find each,
 and a series' labels never carry a pid or an inode (the series stay bounded).
 The address is as ss writes it: an IPv6 wildcard that takes IPv4 too is ``*``,
@@ -64,8 +65,9 @@ def netns_label(sock: Socket, labels: Mapping[int, str]) -> str:
     return record_netns(sock, labels) or ""
 
 
-def _listener(sock: Socket, labels: Mapping[int, str]) -> Labels:
-    """A listening socket's labels: the address as ss names it, the device it is bound to after ``%``."""
+def _listener(sock: Socket, labels: Mapping[int, str]) -> list[Labels]:
+    """A listening socket's series, one a program holding it (``process`` "" where none is
+    known): the address as ss names it, the device it is bound to after ``%``."""
     if sock.proto == "unix":
         address, port = (sock.local.path if isinstance(sock.local.path, str) else ""), ""
     else:
@@ -75,9 +77,11 @@ def _listener(sock: Socket, labels: Mapping[int, str]) -> Labels:
         if sock.interface is not None:
             address = f"{address}%{sock.interface}"
         port = str(sock.local.port)
-    programs = ",".join(sorted({p.name for p in sock.processes}))
-    values = (sock.proto, sock.family, address, port, programs, netns_label(sock, labels))
-    return tuple(zip(LISTENER_LABELS, values, strict=True))
+    netns = netns_label(sock, labels)
+    return [
+        tuple(zip(LISTENER_LABELS, (sock.proto, sock.family, address, port, program, netns), strict=True))
+        for program in sorted({p.name for p in sock.processes} or {""})
+    ]
 
 
 def _sample(name: str, labels: Labels, value: int) -> str:
@@ -93,24 +97,29 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[Labels, int]]) ->
         yield _sample(name, labels, value)
 
 
-def _listeners(
-    name: str, help_text: str, sockets: Sequence[Socket], labels: Mapping[int, str]
-) -> Iterator[str]:
-    """Listeners one a series, each 1; sockets alike in every label (SO_REUSEPORT twins) are one."""
-    found = {_listener(s, labels) for s in sockets if is_listening(s)}
+def _series(sockets: Sequence[Socket], labels: Mapping[int, str]) -> set[Labels]:
+    """The listener series of ``sockets``: sockets alike in every label (SO_REUSEPORT twins) are one."""
+    return {series for s in sockets if is_listening(s) for series in _listener(s, labels)}
+
+
+def _listeners(name: str, help_text: str, found: set[Labels]) -> Iterator[str]:
+    """Listeners one a series, each 1."""
     yield from _family(name, help_text, ((listener, 1) for listener in found))
 
 
-def _taken_over(changed: Sequence[Change[Socket]], side: str) -> list[Socket]:
-    """The ``side`` (old or new) of each change whose programs are others on each side:
-    a port another program took is a listener the baseline lacks (and one it had)."""
-    return [
-        getattr(change, side)
-        for change in changed
-        if change.old.processes
-        and change.new.processes
-        and {p.name for p in change.old.processes} != {p.name for p in change.new.processes}
-    ]
+def _came(
+    changed: Sequence[Change[Socket]], labels: tuple[Mapping[int, str], Mapping[int, str]], side: str
+) -> set[Labels]:
+    """The series of each change's ``side`` (old or new) its other side lacks: a program that took
+    a port or joined it (SO_REUSEPORT) is a listener the baseline lacks; one that left it, one it had."""
+    found: set[Labels] = set()
+    for change in changed:
+        if not (change.old.processes and change.new.processes):
+            continue  # owners unknown on one side: no program came or went
+        old = _series([change.old], labels[0])
+        new = _series([change.new], labels[1])
+        found |= new - old if side == "new" else old - new
+    return found
 
 
 def _epoch(taken_at: str) -> int:
@@ -125,8 +134,7 @@ def _snapshot_families(snapshot: Snapshot) -> Iterator[str]:
     yield from _listeners(
         "sockdiff_listening",
         "A socket waiting for peers (ss -l), by address, port and program.",
-        sockets,
-        labels,
+        _series(sockets, labels),
     )
     counts = Counter(
         (("proto", s.proto), ("state", s.state), ("netns", netns_label(s, labels))) for s in sockets
@@ -168,17 +176,16 @@ class PrometheusFormat(DiffFormat):
         )
         old_labels = namespace_labels(result.old.namespaces)
         new_labels = namespace_labels(result.new.namespaces)
+        both = (old_labels, new_labels)
         lines += _listeners(
             "sockdiff_unexpected_listening",
             "A listener the baseline does not have.",
-            [*result.opened, *_taken_over(result.changed, "new")],
-            new_labels,
+            _series(result.opened, new_labels) | _came(result.changed, both, "new"),
         )
         lines += _listeners(
             "sockdiff_missing_listening",
             "A listener the baseline had, gone.",
-            [*result.closed, *_taken_over(result.changed, "old")],
-            old_labels,
+            _series(result.closed, old_labels) | _came(result.changed, both, "old"),
         )
         return "".join(lines)
 

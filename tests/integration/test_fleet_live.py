@@ -279,3 +279,106 @@ def test_the_module_keeps_an_unchanged_baseline_refuses_no_baseline_and_reads_ev
     facts = results["h1"]["every"]["ansible_facts"]["sockdiff_listening"]
     assert set(hosts.values()) <= {f["netns"] for f in facts if f["port"] == 7001}
     assert sorted(p.name for p in (tmp_path / "store-h1").iterdir()) == ["base.json"]
+
+
+# Runs ``sockdiff ARGV`` in a UTS namespace of its own whose host name is not UTF-8 (sethostname(2)
+# takes any bytes).
+ODD_HOST = (
+    "import os, socket, sys; socket.sethostname(b'ab\\xffcd');"
+    " os.execv(sys.executable, [sys.executable, '-m', 'sockdiff', *sys.argv[1:]])"
+)
+
+
+def test_a_host_or_namespace_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """The host's name and a namespace's (any bytes) as the records write names: snapshot and compare
+    --format json write them (watch's events take the same header), and the file's namespace is read again."""
+    require_netns()
+    name = f"sockdiff-test-{os.getpid()}-odd\udcff"
+    shown = f"sockdiff-test-{os.getpid()}-odd\\xff"
+    snap = tmp_path / "snap.json"
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        found = subprocess.run(
+            ["unshare", "--uts", sys.executable, "-c", ODD_HOST, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert found.returncode in (0, 1) and not found.stderr, found.stderr
+        return found
+
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        run("snapshot", "--netns", name, "-o", str(snap))
+        written = json.loads(snap.read_text())
+        assert (written["host"], written["netns"]) == ("ab\\xffcd", shown)
+        document = json.loads(run("compare", str(snap), "live", "--format", "json").stdout)
+        assert document["host"] == "ab\\xffcd"
+        assert document["snapshots"]["new"]["netns"] == shown  # read again in the file's namespace
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_namespace_names_any_bytes_are_labels_apart(tmp_path: Path) -> None:
+    """--all-netns: a namespace named with a newline, one with a backslash and an n, one not
+    UTF-8: the snapshot writes each, and each is its own prometheus label (no series twice)."""
+    require_netns()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stem = f"sockdiff-test-{os.getpid()}-"
+    names = [stem + "a\nb", stem + "a\\nb", stem + "x\udcff"]
+    with ExitStack() as stack:
+        for name in names:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            stack.callback(subprocess.run, ["ip", "netns", "delete", name], check=True)
+        for name in names:
+            _listen(stack, name, "0.0.0.0:7001")
+        snap = tmp_path / "all.json"
+        assert sockdiff("snapshot", "--all-netns", "-o", str(snap)).stderr == ""
+        written = {n for space in json.loads(snap.read_text())["namespaces"] for n in space["names"]}
+        assert {stem + "a\nb", stem + "a\\\\nb", stem + "x\\xff"} <= written
+        shown = sockdiff("show", "--all-netns", "--format", "prometheus")
+        assert shown.returncode == 0, shown.stderr
+        [listening] = [
+            f for f in text_string_to_metric_families(shown.stdout) if f.name == "sockdiff_listening"
+        ]
+        ours = [dict(s.labels) for s in listening.samples if s.labels["netns"].startswith(stem)]
+        assert len(ours) == 3 and len({labels["netns"] for labels in ours}) == 3
+
+
+def test_the_modules_warnings_are_the_tasks_not_stderr() -> None:
+    """Run as a user who is not root (other users' owners hidden): the module returns sockdiff's
+    warning in ``warnings``, as Ansible shows a task's, and writes nothing to stderr."""
+    import importlib.util
+
+    from tests.helpers.unprivileged import as_nobody, readable_copy
+
+    with readable_copy() as copy:
+        ansible = importlib.util.find_spec("ansible")
+        assert ansible is not None and ansible.origin is not None
+        shutil.copytree(Path(ansible.origin).parent, copy / "ansible")
+        module = ROOT / "ansible_collections/sockdiff/sockdiff/plugins/modules/sockdiff.py"
+        shutil.copy2(module, copy / "sockdiff_module.py")
+        home = copy / "home"
+        home.mkdir()
+        home.chmod(0o777)
+        arguments = copy / "args.json"
+        arguments.write_text(
+            json.dumps(
+                {
+                    "ANSIBLE_MODULE_ARGS": {
+                        "state": "snapshot",
+                        "name": "b",
+                        "home": str(home),
+                        "_ansible_check_mode": True,
+                    }
+                }
+            )
+        )
+        for path in copy.rglob("*"):
+            path.chmod(0o777 if path.is_dir() else 0o644)
+        found = as_nobody(copy, [str(copy / "sockdiff_module.py"), str(arguments)])
+    assert found.stderr == "", found.stderr
+    result = json.loads(found.stdout)
+    assert result["changed"] is True and "failed" not in result, result
+    assert "run as root" in json.dumps(result["warnings"]), result.get("warnings")  # its form: ansible-core's

@@ -423,3 +423,36 @@ def test_a_snapshot_taken_again_is_one_the_store_need_not_write() -> None:
     assert not taken_again(stored, Snapshot(later, stored.sockets, None, ()))  # fewer sections
     other_range = msgspec.structs.replace(later, local_ports=(20000, 20100))
     assert not taken_again(stored, Snapshot(other_range, stored.sockets, stored.interfaces, ()))
+
+
+def test_a_port_taken_over_or_joined_is_a_program_come_and_one_gone() -> None:
+    """Role mode: a listener's program is part of it. Takeover: one closed, one new (fail-on new and
+    listening count it); another program joining with SO_REUSEPORT: it is new, the other unchanged.
+    Each program is its own series, whatever its name holds."""
+    golden = _snapshot((_listener(80, "nginx"),))
+    taken = compare(golden, _snapshot((_listener(80, "evil", pid=66),)), role=True)
+    assert [[p.name for p in s.processes] for s in taken.opened] == [["evil"]]
+    assert [[p.name for p in s.processes] for s in taken.closed] == [["nginx"]]
+    assert taken.changed == () and taken.counted(("new",)) == taken.counted(("listening",)) == 1
+    joined = msgspec.structs.replace(
+        _listener(80, "nginx"), processes=(Process(10, "nginx", 3), Process(66, "evil", 4))
+    )
+    for result in (compare(golden, _snapshot((joined,)), role=True), diff(golden, _snapshot((joined,)))):
+        families = _families(report(result, Format.PROMETHEUS))
+        assert [labels["process"] for labels, _ in families["sockdiff_unexpected_listening"]] == ["evil"]
+        assert families["sockdiff_missing_listening"] == []
+    role = compare(golden, _snapshot((joined,)), role=True)
+    assert [[p.name for p in s.processes] for s in role.opened] == [["evil"]] and not role.closed
+    assert "pid=" not in report(role, Format.TEXT)
+    comma = _snapshot(
+        (
+            _listener(81, "a,b"),
+            msgspec.structs.replace(_listener(82, "a"), processes=(Process(1, "a", 3), Process(2, "b", 3))),
+        )
+    )
+    listening = _families(report(diff(comma, comma), Format.PROMETHEUS))["sockdiff_listening"]
+    assert sorted((labels["port"], labels["process"]) for labels, _ in listening) == [
+        ("81", "a,b"),
+        ("82", "a"),
+        ("82", "b"),
+    ]

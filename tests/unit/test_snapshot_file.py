@@ -262,6 +262,7 @@ BAD_VALUES = [
     (b'"protos":["tcp",', b'"protos":["sctp",', "$.scope.protos[0]"),
     (b'"protos":["tcp","udp"', b'"protos":["tcp","tcp"', "$.scope.protos"),
     (b'"filter":null', b'"filter":"sport = = :80"', "$.scope.filter"),
+    (b'"tool_version":', b'"local_ports":[60000,1],"tool_version":', "$.local_ports"),
     (b'"name":"lo"', b'"name":"l o"', "$.interfaces[0].name"),
     (b'"name":"lo"', b'"name":""', "$.interfaces[0].name"),
     (b'"name":"lo"', b'"name":"lo\\n"', "$.interfaces[0].name"),  # a pattern's $ passes a final newline
