@@ -18,7 +18,9 @@ A filter one side was not taken with never drops a socket whose value that
 side cannot know (no processes, no device): such a socket is compared with the
 other side's socket in scope, so an open socket is never called closed.
 Interfaces are matched by name, routes by (family, table, type, destination,
-metric, dev); interface counters only when asked, and then as deltas.
+metric, dev), a type or metric one side cannot know (None) matching any;
+interface counters only when asked, and then as deltas. A saved netstat -i
+shows of the flags only its letters: against one, flags compare by those.
 
 In snapshots of every namespace, each record is matched within its namespace,
 and namespaces pair by label (:func:`~sockdiff.model.namespace_pairing`: the
@@ -31,12 +33,12 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._perf import gc_paused
-from .coverage import route_coverage
+from .coverage import NETSTAT_INTERFACES, NETSTAT_UP_INTERFACES, route_coverage
 from .errors import UsageError
 from .model import (
     COUNTER_NAMES,
@@ -49,6 +51,7 @@ from .model import (
     Socket,
     namespace_pairing,
     netns_of,
+    netstat_flag_letters,
 )
 from .snapshots import Scope, Snapshot
 from .ssview import is_listening
@@ -625,10 +628,10 @@ def diff(
         tuple(closed),
         tuple(changed),
         interfaces=_diff_section(
-            old.interfaces,
-            new.interfaces,
+            *_common_interfaces(old, new),
             (_placed(_INTERFACE_KEY, old_places), _placed(_INTERFACE_KEY, new_places)),
             interface_fields,
+            project=_interface_projection(old, new),
         ),
         routes=_diff_section(
             *_common_routes(old, new),
@@ -660,6 +663,36 @@ def common_route_tables(old: Snapshot, new: Snapshot) -> dict[str, frozenset[int
             seen -= {UNNUMBERED_TABLE}  # the other side numbers them: no pairing
         common[family] = seen
     return common
+
+
+def _common_interfaces(
+    old: Snapshot, new: Snapshot
+) -> tuple[tuple[Interface, ...] | None, tuple[Interface, ...] | None]:
+    """Both sides' interfaces, less the other side's down ones where a side listed only those up
+    (netstat -i without -a): a down interface it does not list is one it could not show."""
+    if old.interfaces is None or new.interfaces is None:
+        return old.interfaces, new.interfaces
+    olds, news = old.interfaces, new.interfaces
+    if old.header.sources.get("interfaces") == NETSTAT_UP_INTERFACES:
+        names = {i.name for i in olds}
+        news = tuple(i for i in news if "UP" in i.flags or i.name in names)
+    if new.header.sources.get("interfaces") == NETSTAT_UP_INTERFACES:
+        names = {i.name for i in news}
+        olds = tuple(i for i in olds if "UP" in i.flags or i.name in names)
+    return olds, news
+
+
+def _interface_projection(old: Snapshot, new: Snapshot) -> dict[str, Callable[[Any], Any]]:
+    """How flags compare: by netstat -i's letters where a side has no more of them (a saved listing)."""
+    sources = (old.header.sources.get("interfaces", ""), new.header.sources.get("interfaces", ""))
+    if any(source.startswith(NETSTAT_INTERFACES) for source in sources):
+        return {"flags": _letters}
+    return {}
+
+
+def _letters(flags: tuple[str, ...]) -> frozenset[str]:
+    # A set: net-tools 2.10's P (PROMISC, or POINTOPOINT after O) is one letter either way.
+    return frozenset(netstat_flag_letters(flags))
 
 
 def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:
@@ -785,17 +818,27 @@ def counter_deltas(old: Interface, new: Interface) -> dict[str, int]:
     """
     if old.counters is None or new.counters is None:
         return {}
-    deltas = {name: getattr(new.counters, name) - getattr(old.counters, name) for name in COUNTER_NAMES}
-    return {name: delta for name, delta in deltas.items() if delta}
+    deltas = {}
+    for name in COUNTER_NAMES:
+        before, after = getattr(old.counters, name), getattr(new.counters, name)
+        if before is not None and after is not None and after != before:  # None: netstat -i's bytes
+            deltas[name] = after - before
+    return deltas
 
 
 def _record_fields(
-    old: Socket | Interface | Route, new: Socket | Interface | Route, fields: Sequence[str]
+    old: Socket | Interface | Route,
+    new: Socket | Interface | Route,
+    fields: Sequence[str],
+    project: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> tuple[str, ...]:
-    """The fields that differ where both sides know them (None is unknown)."""
+    """The fields that differ where both sides know them (None is unknown); ``project``
+    maps a field to what of it both sides can show, compared instead."""
     found = []
     for name in fields:
         before, after = getattr(old, name), getattr(new, name)
+        if project and name in project and before is not None and after is not None:
+            before, after = project[name](before), project[name](after)
         if before != after and before is not None and after is not None:
             found.append(name)
     return tuple(found)
@@ -836,6 +879,7 @@ def _diff_section(
     keys: tuple[Callable[[R], Hashable], Callable[[R], Hashable]],
     fields: Sequence[str],
     rematch: Rematch[R] | None = None,
+    project: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> SectionDiff[R] | None:
     """Added, removed and changed records of one section; None when a side did not take it.
 
@@ -851,7 +895,7 @@ def _diff_section(
     changed: list[Change[R]] = []
     for before, after in pairs:
         if before != after:
-            names = _record_fields(before, after, fields)
+            names = _record_fields(before, after, fields, project)
             if names:
                 changed.append(Change(before, after, names))
     order = _section_sort_key
@@ -862,23 +906,37 @@ def _diff_section(
     )
 
 
-_UNTYPED_ROUTE_KEY: Callable[[Route], Hashable] = operator.attrgetter(
-    "family", "table", "destination", "metric", "dev"
-)
+_ROUTE_PLACE: Callable[[Route], Hashable] = operator.attrgetter("family", "table", "destination", "dev")
 
 
 def _pair_untyped_routes(
     gone: list[Route], came: list[Route]
 ) -> tuple[list[tuple[Route, Route]], list[Route], list[Route]]:
-    """A route whose type one side cannot know (None: /proc's IPv6 blackhole and the like)
-    pairs with the other side's route of the same key but for the type."""
-    untyped_old = [r for r in gone if r.type is None]
-    pairs, untyped_old, came = _match(untyped_old, came, _UNTYPED_ROUTE_KEY)
-    gone = [r for r in gone if r.type is not None] + untyped_old
-    untyped_new = [r for r in came if r.type is None]
-    more, gone, untyped_new = _match(gone, untyped_new, _UNTYPED_ROUTE_KEY)
-    came = [r for r in came if r.type is not None] + untyped_new
-    return pairs + more, gone, came
+    """A route whose type or metric one side cannot know (None: /proc's IPv6 blackhole and
+    the like, netstat -rn's metric) pairs with the other side's route of the same key but
+    for what it does not know; in order, where several could."""
+    by_place: dict[Hashable, list[Route]] = {}
+    for route in came:
+        by_place.setdefault(_ROUTE_PLACE(route), []).append(route)
+    pairs: list[tuple[Route, Route]] = []
+    left: list[Route] = []
+    for route in gone:
+        group = by_place.get(_ROUTE_PLACE(route), [])
+        match = next((other for other in group if _alike(route, other)), None)
+        if match is None:
+            left.append(route)
+        else:
+            group.remove(match)
+            pairs.append((route, match))
+    paired = {id(new) for _, new in pairs}
+    return pairs, left, [route for route in came if id(route) not in paired]
+
+
+def _alike(one: Route, other: Route) -> bool:
+    """Equal type and metric where both sides know them."""
+    return all(
+        a is None or b is None or a == b for a, b in ((one.type, other.type), (one.metric, other.metric))
+    )
 
 
 def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
@@ -889,7 +947,7 @@ def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
             record.family,
             record.table,
             record.destination,
-            record.metric,
+            -1 if record.metric is None else record.metric,
             record.type or "",
             record.dev or "",
         )

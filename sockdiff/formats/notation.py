@@ -363,7 +363,7 @@ def interface_line(interface: Interface) -> str:
         parts.append(f"mtu {interface.mtu}")
     if interface.mac is not None:
         parts.append(f"link {interface.mac}")
-    parts += interface.addresses
+    parts += interface.addresses or ()
     return escape(" ".join(parts), backslash=False)  # a record's name: its backslashes are doubled
 
 
@@ -384,7 +384,8 @@ def route_line(route: Route) -> str:
         parts.append(f"proto {route.protocol}")
     if route.scope is not None:
         parts.append(f"scope {route.scope}")
-    parts.append(f"metric {route.metric}")
+    if route.metric is not None:
+        parts.append(f"metric {route.metric}")
     if route.nexthops is not None:
         parts.append(_nexthops_text(route.nexthops))
     return escape(" ".join(parts), backslash=False)  # a record's device name: its backslashes are doubled

@@ -5,8 +5,10 @@ building its records through :func:`sockdiff.model.make_socket`, as the
 backends do. :func:`read_listing` picks the reader (by the listing's first
 line, or as told), and makes the snapshot: ``backend`` ``ss-text`` or
 ``netstat-text``, taken at the file's mtime, its scope what the listing
-covered (the protocols it shows, the states it was limited to). What the text
-cannot hold is null (or 0 for an inode, which is never compared as a change).
+covered (the protocols it shows, the states it was limited to; the interfaces
+and routing tables netstat -i and -r show, as ``sources`` words of
+:mod:`sockdiff.coverage`). What the text cannot hold is null (or 0 for an
+inode, which is never compared as a change).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import datetime
 import warnings
 
 from .._version import __version__
-from ..coverage import BackendName
+from ..coverage import NETSTAT_INTERFACES, NETSTAT_ROUTES, NETSTAT_UP_INTERFACES, BackendName
 from ..errors import BadSnapshot, UsageError
 from ..model import PROTOS
 from ..snapshots import Header, Scope, Snapshot
@@ -82,15 +84,25 @@ def read_listing(
         )
     backend = _BACKENDS[tool]
     protos = tuple(p for p in PROTOS if p in listing.protos)
+    sources: dict[str, str] = {proto: backend for proto in protos}
+    if listing.interfaces is not None:
+        sources["interfaces"] = NETSTAT_INTERFACES if listing.every_interface else NETSTAT_UP_INTERFACES
+    if listing.routes is not None:
+        sources["routes"] = NETSTAT_ROUTES[listing.route_families].source
     header = Header(
         taken_at=taken_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         host="",
         kernel="",
         backend=backend,
         netns=None,
-        sources={proto: backend for proto in protos},
+        sources=sources,
         scope=Scope(protos, listing.filter),
         tool_version=__version__,
     )
-    # netstat -i and -r tables are not read (see netstat.py): those sections were not taken.
-    return Snapshot(header, tuple(listing.sockets), None, None, origin=origin)
+    return Snapshot(
+        header,
+        tuple(listing.sockets) if listing.has_sockets else None,
+        None if listing.interfaces is None else tuple(listing.interfaces),
+        None if listing.routes is None else tuple(listing.routes),
+        origin=origin,
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ..errors import BadSnapshot
-from ..model import Endpoint, Process, Socket, make_socket
+from ..model import Endpoint, Interface, Process, Route, Socket, make_socket
 from ..validation import (
     device_name_problem,
     is_host_name,
@@ -59,6 +59,12 @@ class Listing:
     filter: str | None = None  # the states the listing was limited to, as a filter expression
     host_names: set[str] = field(default_factory=set)
     skipped: int = 0
+    # Whether it held a socket table; netstat -i's and -r's tables (None: it held none).
+    has_sockets: bool = True
+    interfaces: list[Interface] | None = None
+    every_interface: bool = False  # netstat -ia: some interface listed is down
+    routes: list[Route] | None = None
+    route_families: tuple[str, ...] = ()
 
     def add(
         self,

@@ -19,6 +19,7 @@ import pytest
 from sockdiff import Snapshot, diff, snapshot
 from sockdiff.differ import same_process_name
 from sockdiff.errors import BadSnapshot
+from sockdiff.formats.notation import interface_line, route_line
 from sockdiff.saved import SavedListingNote, detect, read_listing
 from tests.helpers.cli import one_line_error, sockdiff, sockdiff_command
 from tests.helpers.netns import run_in_netns
@@ -97,6 +98,7 @@ def test_older_formats(sample: str) -> None:
         f" {','.join(f'{p.pid}/{p.name}' for p in s.processes)}".rstrip()
         for s in saved.sockets or ()
     ]
+    lines += [interface_line(i) for i in saved.interfaces or ()] + [route_line(r) for r in saved.routes or ()]
     assert lines == [line for line in expected if line]
 
 
@@ -189,11 +191,3 @@ def test_lenient_skips_and_counts_on_stderr(tmp_path: Path) -> None:
     lenient = sockdiff("show", str(listing), "-l", "--lenient", cwd=tmp_path, home=tmp_path)
     assert lenient.returncode == 0 and ":22 " in lenient.stdout and ":23 " not in lenient.stdout
     assert lenient.stderr == f"sockdiff: warning: {listing}: 1 unreadable line(s) skipped (--lenient)\n"
-
-
-def test_interface_and_route_tables_are_refused_by_name() -> None:
-    for title in ("Kernel Interface table", "Kernel IP routing table"):
-        with pytest.raises(
-            BadSnapshot, match=r"^i.txt: line 1, column 1: .*netstat -i and -r tables are not read"
-        ):
-            read_listing(f"{title}\nIface MTU RX-OK\n", "i.txt", WHEN, lenient=True)
