@@ -32,6 +32,7 @@ restarted container does not keep. A namespace on one side only is in
 from __future__ import annotations
 
 import operator
+import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from .model import (
     Endpoint,
     Interface,
     Namespace,
+    Process,
     Route,
     Socket,
     namespace_pairing,
@@ -71,9 +73,12 @@ __all__ = [
     "counter_deltas",
     "diff",
     "identity",
+    "netstat_name_alike",
+    "netstat_path",
     "parse_fail_on",
     "parse_fields",
     "same_process_name",
+    "ss_name_alike",
 ]
 
 DEFAULT_FIELDS = ("state", "processes", "inode")
@@ -364,24 +369,115 @@ def _same_owners(old: Socket, new: Socket) -> bool:
     return True
 
 
-# Sources that name one owner of a socket several processes hold: netstat -p
-# shows the first process it finds holding the inode.
-ONE_OWNER_SHOWN = frozenset({"netstat-text"})
+def netstat_name_alike(pid: int, shown: str, comm: str) -> bool:
+    """Whether the name netstat -p showed for process ``pid`` names the process whose comm is ``comm``.
+
+    net-tools' netstat names a process by its command line's first string
+    (argv[0]), the part after its last ``/`` when it starts with one, and cuts
+    ``PID/name`` at 19 characters; the kernel's comm is the executable's name,
+    cut at 15. A daemon that rewrote its argv[0] (``nginx: master process``,
+    ``sshd: root@pts/0``, ``postgres: checkpointer``) is shown by it, and is
+    its first word (less a ``:``); a relative argv[0] (``./bin/app``) is its
+    last part.
+
+    >>> netstat_name_alike(1234, "nginx: master", "nginx"), netstat_name_alike(9, "./bin/app", "app")
+    (True, True)
+    >>> netstat_name_alike(1234, "nginx: master", "nginz")
+    False
+    """
+    first = shown.split(" ", 1)[0].removesuffix(":")
+    candidates = {shown, first, first.rpartition("/")[2]} - {""}
+    return any(same_process_name(pid, name, comm) for name in candidates)
 
 
-def _one_owner_shown(changed: list[Change[Socket]], old_shows_one: bool) -> list[Change[Socket]]:
-    """``changed`` less the owners' changes where the one owner shown is among the other side's."""
+def ss_name_alike(pid: int, shown: str, comm: str) -> bool:
+    """Whether the name ss -p showed for process ``pid`` names the process whose comm is ``comm``.
+
+    ss reads the name from /proc/PID/stat up to the first ``)`` (``%[^)]``), so a
+    comm holding one is shown cut there.
+
+    >>> ss_name_alike(7, "a b", "a b)c"), ss_name_alike(7, "a b", "a bc")
+    (True, False)
+    """
+    return same_process_name(pid, shown, comm) or (")" in comm and comm.partition(")")[0] == shown)
+
+
+# How the owners a saved listing shows name a process, by the listing's backend:
+# netstat -p shows one owner of a socket that several processes hold (the first
+# it finds), named from its command line; ss -p every owner, named from its comm.
+_SHOWN_NAMES: dict[str, Callable[[int, str, str], bool]] = {
+    "netstat-text": netstat_name_alike,
+    "ss-text": ss_name_alike,
+}
+
+
+NETSTAT_TEXT = "netstat-text"
+# What C's isspace() holds: net-tools reads /proc/net/unix's path with scanf's %s.
+_SCANF_WORD = re.compile(r"[ \t\n\v\f\r]*([^ \t\n\v\f\r]*)")
+
+
+def netstat_path(path: str) -> str | None:
+    """A UNIX socket's path as netstat -x shows it: cut at its first blank (None: nothing left).
+
+    >>> netstat_path("/run/my app.sock"), netstat_path(" x"), netstat_path("@abstract")
+    ('/run/my', 'x', '@abstract')
+    """
+    match = _SCANF_WORD.match(path)
+    return (match.group(1) if match else path) or None
+
+
+def _pair_cut_paths(
+    closed: list[Socket], opened: list[Socket], old_is_netstat: bool
+) -> tuple[Pairs, list[Socket], list[Socket]]:
+    """Pair UNIX sockets a saved netstat -x listing shows with a path cut at a blank:
+    by inode and type, where its path is the other side's as netstat would cut it."""
+    shown, whole = (closed, opened) if old_is_netstat else (opened, closed)
+    by_inode = {(s.inode, s.type): s for s in whole if s.proto == "unix" and s.inode}
+    pairs: Pairs = []
+    for sock in shown:
+        other = by_inode.get((sock.inode, sock.type)) if sock.proto == "unix" and sock.inode else None
+        if other is None or not isinstance(other.local.path, str):
+            continue
+        if netstat_path(other.local.path) == sock.local.path:
+            pairs.append((sock, other) if old_is_netstat else (other, sock))
+            del by_inode[(sock.inode, sock.type)]
+    if not pairs:
+        return pairs, closed, opened
+    paired = {id(s) for pair in pairs for s in pair}
+    return pairs, [s for s in closed if id(s) not in paired], [s for s in opened if id(s) not in paired]
+
+
+def _owners_shown(changed: list[Change[Socket]], old_backend: str, new_backend: str) -> list[Change[Socket]]:
+    """``changed`` less the owners' changes a saved listing's way of showing them explains:
+    each owner it shows is one of the other side's, by pid and by the tool's naming rule
+    (and, but for netstat, which shows one, it shows them all)."""
+    old_text = old_backend in _SHOWN_NAMES
+    alike = _SHOWN_NAMES[old_backend if old_text else new_backend]
     kept = []
     for change in changed:
-        shown, whole = (change.old, change.new) if old_shows_one else (change.new, change.old)
+        shown, whole = (change.old, change.new) if old_text else (change.new, change.old)
         names = change.fields
-        if "processes" in names and len(shown.processes) == 1:
-            one = shown.processes[0]
-            if any(p.pid == one.pid and same_process_name(p.pid, p.name, one.name) for p in whole.processes):
-                names = tuple(name for name in names if name != "processes")
+        if "processes" in names and _explained(
+            shown.processes, whole.processes, alike, alike is netstat_name_alike
+        ):
+            names = tuple(name for name in names if name != "processes")
         if names:
             kept.append(Change(change.old, change.new, names))
     return kept
+
+
+def _explained(
+    shown: tuple[Process, ...], whole: tuple[Process, ...], alike: Callable[[int, str, str], bool], one: bool
+) -> bool:
+    if (one and len(shown) != 1) or (not one and len(shown) != len(whole)):
+        return False
+    left = list(whole)
+    for owner in shown:
+        match = next((p for p in left if p.pid == owner.pid and alike(p.pid, owner.name, p.name)), None)
+        if match is None:
+            return False
+        left.remove(match)
+    return True
 
 
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
@@ -605,8 +701,11 @@ def diff(
     old_places = _places(old) if namespaced else None
     new_places = _places(new) if namespaced else None
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields, old_places, new_places)
-    if old.header.backend in ONE_OWNER_SHOWN or new.header.backend in ONE_OWNER_SHOWN:
-        changed = _one_owner_shown(changed, old.header.backend in ONE_OWNER_SHOWN)
+    if NETSTAT_TEXT in (old.header.backend, new.header.backend) and opened and closed:
+        found, closed, opened = _pair_cut_paths(closed, opened, old.header.backend == NETSTAT_TEXT)
+        changed += [Change(a, b, names) for a, b in found if (names := _changed_fields(a, b, socket_fields))]
+    if old.header.backend in _SHOWN_NAMES or new.header.backend in _SHOWN_NAMES:
+        changed = _owners_shown(changed, old.header.backend, new.header.backend)
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):

@@ -228,12 +228,13 @@ def unix_peer(peer_inode: int) -> Endpoint:
 
 
 class Process(msgspec.Struct, frozen=True, order=True, gc=False):
-    """A process holding a socket: its pid, ``comm`` name and descriptor number (no
-    cycle possible: not tracked by the collector)."""
+    """A process holding a socket: its pid, ``comm`` name and descriptor number (None:
+    unknown, as in a saved netstat -p listing, which shows none) (no cycle possible:
+    not tracked by the collector)."""
 
     pid: Pid
     name: NameText
-    fd: Fd
+    fd: Fd | None
 
 
 class Socket(msgspec.Struct, frozen=True, gc=False):

@@ -301,7 +301,8 @@ def process_owner(process: Process) -> str:
     ("x\x22,pid=1),(\x22sshd",pid=7,fd=3)
     """
     name = escape(process.name, backslash=False).replace('"', "\\x22")
-    return f'("{name}",pid={process.pid},fd={process.fd})'
+    fd = "" if process.fd is None else f",fd={process.fd}"  # None: a saved netstat -p shows none
+    return f'("{name}",pid={process.pid}{fd})'
 
 
 def process_text(sock: Socket) -> str:

@@ -22,7 +22,7 @@ from ..errors import BadSnapshot, UsageError
 from ..model import PROTOS
 from ..snapshots import Header, Scope, Snapshot
 from . import netstat, ss
-from .common import Listing, Unreadable, bad_listing
+from .common import Listing, Unreadable, as_bytes_text, bad_listing
 
 __all__ = ["INPUT_FORMATS", "SavedListingNote", "detect", "fail", "read_listing"]
 
@@ -61,7 +61,7 @@ def read_listing(
         tool = detect(text)
         if tool is None:
             raise BadSnapshot(
-                f"{origin}: neither a sockdiff snapshot nor a listing saved by ss or netstat"
+                f"{as_bytes_text(origin)}: neither a sockdiff snapshot nor a listing saved by ss or netstat"
                 " (name it ss:PATH or netstat:PATH if it is one)"
             )
     elif tool not in INPUT_FORMATS:
@@ -70,14 +70,16 @@ def read_listing(
     listing = reader(text, lenient, origin)
     if listing.skipped:
         warnings.warn(
-            SavedListingNote(f"{origin}: {listing.skipped} unreadable line(s) skipped (--lenient)"),
+            SavedListingNote(
+                f"{as_bytes_text(origin)}: {listing.skipped} unreadable line(s) skipped (--lenient)"
+            ),
             stacklevel=2,
         )
     if listing.host_names:
         count = len(listing.host_names)
         warnings.warn(
             SavedListingNote(
-                f"{origin}: {count} address{' was' if count == 1 else 'es were'} saved as host"
+                f"{as_bytes_text(origin)}: {count} address{' was' if count == 1 else 'es were'} saved as host"
                 f" name{'' if count == 1 else 's'}; take `-n` next time"
             ),
             stacklevel=2,
