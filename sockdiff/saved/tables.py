@@ -24,6 +24,7 @@ read.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -88,6 +89,7 @@ def table_columns(table: str, line: str) -> list[str] | None:
     return words if _NEEDED[table] <= set(words) else None
 
 
+@functools.lru_cache(maxsize=1024)  # a table names a few devices, on every row
 def _device(text: str) -> str:
     name = escape_name(text.encode("utf-8", "surrogateescape"))
     problem = device_name_problem(name)
@@ -227,18 +229,16 @@ def _ipv4_route(values: dict[str, str], routes: Routes) -> Route:
     destination = "0.0.0.0" if values["Destination"] == "default" else _address(values["Destination"], 4)
     if not destination:
         raise Unreadable(f"{values['Destination']!r} is not an IPv4 network (a name: take netstat -rn)")
-    try:
-        network = ipaddress.IPv4Network(f"{destination}/{values['Genmask']}")
-    except ValueError:
-        raise Unreadable(
-            f"{values['Destination']}/{values['Genmask']} is not a network and its mask"
-        ) from None
+    length = _mask_length(values["Genmask"])
+    bits = int.from_bytes(socket.inet_pton(socket.AF_INET, destination))
+    if length is None or bits & ((1 << (32 - length)) - 1):
+        raise Unreadable(f"{values['Destination']}/{values['Genmask']} is not a network and its mask")
     dev = values["Iface"]
     return Route(
         "inet",
         RT_TABLE_MAIN,
         None,  # netstat shows no type
-        str(network),
+        f"{destination}/{length}",
         _gateway(values["Gateway"], 4, routes),
         None if dev in ("*", "-") else _device(dev),
         _optional(values, "Metric"),
@@ -249,6 +249,17 @@ def _ipv4_route(values: dict[str, str], routes: Routes) -> Route:
         _optional(values, "irtt"),
         flags=_route_flags(values["Flags"], _ROUTE_LETTERS),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _mask_length(text: str) -> int | None:
+    """A netmask's prefix length (``255.255.240.0``: 20); None when it is not a netmask."""
+    try:
+        bits = int.from_bytes(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, UnicodeError, ValueError):  # UnicodeError: a byte that is not UTF-8
+        return None
+    length = bin(bits).count("1")
+    return length if bits == (0xFFFF_FFFF << (32 - length)) & 0xFFFF_FFFF else None
 
 
 def _ipv6_route(values: dict[str, str], routes: Routes) -> tuple[Route, int, int]:
