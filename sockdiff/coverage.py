@@ -19,6 +19,9 @@ from .model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE
 
 __all__ = [
     "EVERY_TABLE",
+    "NETSTAT_INTERFACES",
+    "NETSTAT_ROUTES",
+    "NETSTAT_UP_INTERFACES",
     "PROC_MAIN_TABLES",
     "PROC_ROUTES",
     "ROUTE_SOURCES",
@@ -70,12 +73,28 @@ PROC_ROUTES = RouteCoverage(
 )
 # Files written before /proc's other IPv6 tables were read: both main tables only.
 PROC_MAIN_TABLES = RouteCoverage("proc (main table)", _MAIN, _MAIN, older=True)
+# A saved netstat listing: -r's IPv4 main table (as /proc/net/route), -6r's every
+# IPv6 table numbered as /proc's are; a family it did not list, no table.
+_PROC_IPV6 = PROC_ROUTES.inet6
+_NONE: frozenset[int] = frozenset()
+NETSTAT_ROUTES = {
+    ("inet",): RouteCoverage("netstat-text (IPv4 main table only)", _MAIN, _NONE),
+    ("inet6",): RouteCoverage("netstat-text (IPv6 only)", _NONE, _PROC_IPV6),
+    ("inet", "inet6"): RouteCoverage("netstat-text (IPv4 main table, IPv6)", _MAIN, _PROC_IPV6),
+}
 # Each word ``sources`` may say of routes, and what it covers.
 ROUTE_SOURCES: dict[str, RouteCoverage] = {
-    coverage.source: coverage for coverage in (EVERY_TABLE, PROC_ROUTES, PROC_MAIN_TABLES)
+    coverage.source: coverage
+    for coverage in (EVERY_TABLE, PROC_ROUTES, PROC_MAIN_TABLES, *NETSTAT_ROUTES.values())
 }
+# A saved netstat -i: its Flg letters of the flags, no addresses; without -a the
+# interfaces that were up only.
+NETSTAT_INTERFACES = "netstat-text"
+NETSTAT_UP_INTERFACES = "netstat-text (up only)"
 # Every value ``sources`` may hold.
-SOURCE_NAMES = frozenset({"netlink", "proc", "ss-text", "netstat-text", *ROUTE_SOURCES})
+SOURCE_NAMES = frozenset(
+    {"netlink", "proc", "ss-text", "netstat-text", NETSTAT_UP_INTERFACES, *ROUTE_SOURCES}
+)
 
 
 def route_coverage(sources: Mapping[str, str]) -> RouteCoverage:

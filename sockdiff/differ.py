@@ -18,7 +18,9 @@ A filter one side was not taken with never drops a socket whose value that
 side cannot know (no processes, no device): such a socket is compared with the
 other side's socket in scope, so an open socket is never called closed.
 Interfaces are matched by name, routes by (family, table, type, destination,
-metric, dev); interface counters only when asked, and then as deltas.
+metric, dev), a type or metric one side cannot know (None) matching any;
+interface counters only when asked, and then as deltas. A saved netstat -i
+shows of the flags only its letters: against one, flags compare by those.
 
 In snapshots of every namespace, each record is matched within its namespace,
 and namespaces pair by label (:func:`~sockdiff.model.namespace_pairing`: the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +42,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from ._perf import gc_paused
-from .coverage import route_coverage
+from .coverage import NETSTAT_INTERFACES, NETSTAT_UP_INTERFACES, route_coverage
 from .errors import UsageError
 from .model import (
     COUNTER_NAMES,
@@ -48,10 +51,12 @@ from .model import (
     Endpoint,
     Interface,
     Namespace,
+    Process,
     Route,
     Socket,
     namespace_pairing,
     netns_of,
+    netstat_flag_letters,
 )
 from .snapshots import Scope, Snapshot
 from .ssview import is_listening
@@ -71,11 +76,14 @@ __all__ = [
     "counter_deltas",
     "diff",
     "identity",
+    "netstat_name_alike",
+    "netstat_path",
     "parse_fail_on",
     "parse_fields",
     "renamed_links",
     "same_process_name",
     "split_changes",
+    "ss_name_alike",
     "taken_again",
 ]
 
@@ -375,24 +383,115 @@ def _same_owners(old: Socket, new: Socket) -> bool:
     return True
 
 
-# Sources that name one owner of a socket several processes hold: netstat -p
-# shows the first process it finds holding the inode.
-ONE_OWNER_SHOWN = frozenset({"netstat-text"})
+def netstat_name_alike(pid: int, shown: str, comm: str) -> bool:
+    """Whether the name netstat -p showed for process ``pid`` names the process whose comm is ``comm``.
+
+    net-tools' netstat names a process by its command line's first string
+    (argv[0]), the part after its last ``/`` when it starts with one, and cuts
+    ``PID/name`` at 19 characters; the kernel's comm is the executable's name,
+    cut at 15. A daemon that rewrote its argv[0] (``nginx: master process``,
+    ``sshd: root@pts/0``, ``postgres: checkpointer``) is shown by it, and is
+    its first word (less a ``:``); a relative argv[0] (``./bin/app``) is its
+    last part.
+
+    >>> netstat_name_alike(1234, "nginx: master", "nginx"), netstat_name_alike(9, "./bin/app", "app")
+    (True, True)
+    >>> netstat_name_alike(1234, "nginx: master", "nginz")
+    False
+    """
+    first = shown.split(" ", 1)[0].removesuffix(":")
+    candidates = {shown, first, first.rpartition("/")[2]} - {""}
+    return any(same_process_name(pid, name, comm) for name in candidates)
 
 
-def _one_owner_shown(changed: list[Change[Socket]], old_shows_one: bool) -> list[Change[Socket]]:
-    """``changed`` less the owners' changes where the one owner shown is among the other side's."""
+def ss_name_alike(pid: int, shown: str, comm: str) -> bool:
+    """Whether the name ss -p showed for process ``pid`` names the process whose comm is ``comm``.
+
+    ss reads the name from /proc/PID/stat up to the first ``)`` (``%[^)]``), so a
+    comm holding one is shown cut there.
+
+    >>> ss_name_alike(7, "a b", "a b)c"), ss_name_alike(7, "a b", "a bc")
+    (True, False)
+    """
+    return same_process_name(pid, shown, comm) or (")" in comm and comm.partition(")")[0] == shown)
+
+
+# How the owners a saved listing shows name a process, by the listing's backend:
+# netstat -p shows one owner of a socket that several processes hold (the first
+# it finds), named from its command line; ss -p every owner, named from its comm.
+_SHOWN_NAMES: dict[str, Callable[[int, str, str], bool]] = {
+    "netstat-text": netstat_name_alike,
+    "ss-text": ss_name_alike,
+}
+
+
+NETSTAT_TEXT = "netstat-text"
+# What C's isspace() holds: net-tools reads /proc/net/unix's path with scanf's %s.
+_SCANF_WORD = re.compile(r"[ \t\n\v\f\r]*([^ \t\n\v\f\r]*)")
+
+
+def netstat_path(path: str) -> str | None:
+    """A UNIX socket's path as netstat -x shows it: cut at its first blank (None: nothing left).
+
+    >>> netstat_path("/run/my app.sock"), netstat_path(" x"), netstat_path("@abstract")
+    ('/run/my', 'x', '@abstract')
+    """
+    match = _SCANF_WORD.match(path)
+    return (match.group(1) if match else path) or None
+
+
+def _pair_cut_paths(
+    closed: list[Socket], opened: list[Socket], old_is_netstat: bool
+) -> tuple[Pairs, list[Socket], list[Socket]]:
+    """Pair UNIX sockets a saved netstat -x listing shows with a path cut at a blank:
+    by inode and type, where its path is the other side's as netstat would cut it."""
+    shown, whole = (closed, opened) if old_is_netstat else (opened, closed)
+    by_inode = {(s.inode, s.type): s for s in whole if s.proto == "unix" and s.inode}
+    pairs: Pairs = []
+    for sock in shown:
+        other = by_inode.get((sock.inode, sock.type)) if sock.proto == "unix" and sock.inode else None
+        if other is None or not isinstance(other.local.path, str):
+            continue
+        if netstat_path(other.local.path) == sock.local.path:
+            pairs.append((sock, other) if old_is_netstat else (other, sock))
+            del by_inode[(sock.inode, sock.type)]
+    if not pairs:
+        return pairs, closed, opened
+    paired = {id(s) for pair in pairs for s in pair}
+    return pairs, [s for s in closed if id(s) not in paired], [s for s in opened if id(s) not in paired]
+
+
+def _owners_shown(changed: list[Change[Socket]], old_backend: str, new_backend: str) -> list[Change[Socket]]:
+    """``changed`` less the owners' changes a saved listing's way of showing them explains:
+    each owner it shows is one of the other side's, by pid and by the tool's naming rule
+    (and, but for netstat, which shows one, it shows them all)."""
+    old_text = old_backend in _SHOWN_NAMES
+    alike = _SHOWN_NAMES[old_backend if old_text else new_backend]
     kept = []
     for change in changed:
-        shown, whole = (change.old, change.new) if old_shows_one else (change.new, change.old)
+        shown, whole = (change.old, change.new) if old_text else (change.new, change.old)
         names = change.fields
-        if "processes" in names and len(shown.processes) == 1:
-            one = shown.processes[0]
-            if any(p.pid == one.pid and same_process_name(p.pid, p.name, one.name) for p in whole.processes):
-                names = tuple(name for name in names if name != "processes")
+        if "processes" in names and _explained(
+            shown.processes, whole.processes, alike, alike is netstat_name_alike
+        ):
+            names = tuple(name for name in names if name != "processes")
         if names:
             kept.append(Change(change.old, change.new, names))
     return kept
+
+
+def _explained(
+    shown: tuple[Process, ...], whole: tuple[Process, ...], alike: Callable[[int, str, str], bool], one: bool
+) -> bool:
+    if (one and len(shown) != 1) or (not one and len(shown) != len(whole)):
+        return False
+    left = list(whole)
+    for owner in shown:
+        match = next((p for p in left if p.pid == owner.pid and alike(p.pid, owner.name, p.name)), None)
+        if match is None:
+            return False
+        left.remove(match)
+    return True
 
 
 def _changed_fields(old: Socket, new: Socket, fields: Sequence[str]) -> tuple[str, ...]:
@@ -645,8 +744,11 @@ def diff(
     old_places = _places(old) if namespaced else None
     new_places = _places(new) if namespaced else None
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields, old_places, new_places)
-    if old.header.backend in ONE_OWNER_SHOWN or new.header.backend in ONE_OWNER_SHOWN:
-        changed = _one_owner_shown(changed, old.header.backend in ONE_OWNER_SHOWN)
+    if NETSTAT_TEXT in (old.header.backend, new.header.backend) and opened and closed:
+        found, closed, opened = _pair_cut_paths(closed, opened, old.header.backend == NETSTAT_TEXT)
+        changed += [Change(a, b, names) for a, b in found if (names := _changed_fields(a, b, socket_fields))]
+    if old.header.backend in _SHOWN_NAMES or new.header.backend in _SHOWN_NAMES:
+        changed = _owners_shown(changed, old.header.backend, new.header.backend)
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):
@@ -668,10 +770,10 @@ def diff(
         tuple(closed),
         tuple(changed),
         interfaces=_diff_section(
-            old.interfaces,
-            new.interfaces,
+            *_common_interfaces(old, new),
             (_placed(_INTERFACE_KEY, old_places), _placed(_INTERFACE_KEY, new_places)),
             interface_fields,
+            project=_interface_projection(old, new),
         ),
         routes=_diff_section(
             *_common_routes(old, new),
@@ -703,6 +805,36 @@ def common_route_tables(old: Snapshot, new: Snapshot) -> dict[str, frozenset[int
             seen -= {UNNUMBERED_TABLE}  # the other side numbers them: no pairing
         common[family] = seen
     return common
+
+
+def _common_interfaces(
+    old: Snapshot, new: Snapshot
+) -> tuple[tuple[Interface, ...] | None, tuple[Interface, ...] | None]:
+    """Both sides' interfaces, less the other side's down ones where a side listed only those up
+    (netstat -i without -a): a down interface it does not list is one it could not show."""
+    if old.interfaces is None or new.interfaces is None:
+        return old.interfaces, new.interfaces
+    olds, news = old.interfaces, new.interfaces
+    if old.header.sources.get("interfaces") == NETSTAT_UP_INTERFACES:
+        names = {i.name for i in olds}
+        news = tuple(i for i in news if "UP" in i.flags or i.name in names)
+    if new.header.sources.get("interfaces") == NETSTAT_UP_INTERFACES:
+        names = {i.name for i in news}
+        olds = tuple(i for i in olds if "UP" in i.flags or i.name in names)
+    return olds, news
+
+
+def _interface_projection(old: Snapshot, new: Snapshot) -> dict[str, Callable[[Any], Any]]:
+    """How flags compare: by netstat -i's letters where a side has no more of them (a saved listing)."""
+    sources = (old.header.sources.get("interfaces", ""), new.header.sources.get("interfaces", ""))
+    if any(source.startswith(NETSTAT_INTERFACES) for source in sources):
+        return {"flags": _letters}
+    return {}
+
+
+def _letters(flags: tuple[str, ...]) -> frozenset[str]:
+    # A set: net-tools 2.10's P (PROMISC, or POINTOPOINT after O) is one letter either way.
+    return frozenset(netstat_flag_letters(flags))
 
 
 def _common_routes(old: Snapshot, new: Snapshot) -> tuple[tuple[Route, ...] | None, tuple[Route, ...] | None]:
@@ -828,17 +960,27 @@ def counter_deltas(old: Interface, new: Interface) -> dict[str, int]:
     """
     if old.counters is None or new.counters is None:
         return {}
-    deltas = {name: getattr(new.counters, name) - getattr(old.counters, name) for name in COUNTER_NAMES}
-    return {name: delta for name, delta in deltas.items() if delta}
+    deltas = {}
+    for name in COUNTER_NAMES:
+        before, after = getattr(old.counters, name), getattr(new.counters, name)
+        if before is not None and after is not None and after != before:  # None: netstat -i's bytes
+            deltas[name] = after - before
+    return deltas
 
 
 def _record_fields(
-    old: Socket | Interface | Route, new: Socket | Interface | Route, fields: Sequence[str]
+    old: Socket | Interface | Route,
+    new: Socket | Interface | Route,
+    fields: Sequence[str],
+    project: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> tuple[str, ...]:
-    """The fields that differ where both sides know them (None is unknown)."""
+    """The fields that differ where both sides know them (None is unknown); ``project``
+    maps a field to what of it both sides can show, compared instead."""
     found = []
     for name in fields:
         before, after = getattr(old, name), getattr(new, name)
+        if project and name in project and before is not None and after is not None:
+            before, after = project[name](before), project[name](after)
         if before != after and before is not None and after is not None:
             found.append(name)
     return tuple(found)
@@ -879,6 +1021,7 @@ def _diff_section(
     keys: tuple[Callable[[R], Hashable], Callable[[R], Hashable]],
     fields: Sequence[str],
     rematch: Rematch[R] | None = None,
+    project: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> SectionDiff[R] | None:
     """Added, removed and changed records of one section; None when a side did not take it.
 
@@ -894,7 +1037,7 @@ def _diff_section(
     changed: list[Change[R]] = []
     for before, after in pairs:
         if before != after:
-            names = _record_fields(before, after, fields)
+            names = _record_fields(before, after, fields, project)
             if names:
                 changed.append(Change(before, after, names))
     order = _section_sort_key
@@ -905,23 +1048,37 @@ def _diff_section(
     )
 
 
-_UNTYPED_ROUTE_KEY: Callable[[Route], Hashable] = operator.attrgetter(
-    "family", "table", "destination", "metric", "dev"
-)
+_ROUTE_PLACE: Callable[[Route], Hashable] = operator.attrgetter("family", "table", "destination", "dev")
 
 
 def _pair_untyped_routes(
     gone: list[Route], came: list[Route]
 ) -> tuple[list[tuple[Route, Route]], list[Route], list[Route]]:
-    """A route whose type one side cannot know (None: /proc's IPv6 blackhole and the like)
-    pairs with the other side's route of the same key but for the type."""
-    untyped_old = [r for r in gone if r.type is None]
-    pairs, untyped_old, came = _match(untyped_old, came, _UNTYPED_ROUTE_KEY)
-    gone = [r for r in gone if r.type is not None] + untyped_old
-    untyped_new = [r for r in came if r.type is None]
-    more, gone, untyped_new = _match(gone, untyped_new, _UNTYPED_ROUTE_KEY)
-    came = [r for r in came if r.type is not None] + untyped_new
-    return pairs + more, gone, came
+    """A route whose type or metric one side cannot know (None: /proc's IPv6 blackhole and
+    the like, netstat -rn's metric) pairs with the other side's route of the same key but
+    for what it does not know; in order, where several could."""
+    by_place: dict[Hashable, list[Route]] = {}
+    for route in came:
+        by_place.setdefault(_ROUTE_PLACE(route), []).append(route)
+    pairs: list[tuple[Route, Route]] = []
+    left: list[Route] = []
+    for route in gone:
+        group = by_place.get(_ROUTE_PLACE(route), [])
+        match = next((other for other in group if _alike(route, other)), None)
+        if match is None:
+            left.append(route)
+        else:
+            group.remove(match)
+            pairs.append((route, match))
+    paired = {id(new) for _, new in pairs}
+    return pairs, left, [route for route in came if id(route) not in paired]
+
+
+def _alike(one: Route, other: Route) -> bool:
+    """Equal type and metric where both sides know them."""
+    return all(
+        a is None or b is None or a == b for a, b in ((one.type, other.type), (one.metric, other.metric))
+    )
 
 
 def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
@@ -932,7 +1089,7 @@ def _section_sort_key(record: Socket | Interface | Route) -> tuple[Any, ...]:
             record.family,
             record.table,
             record.destination,
-            record.metric,
+            -1 if record.metric is None else record.metric,
             record.type or "",
             record.dev or "",
         )

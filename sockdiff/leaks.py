@@ -454,9 +454,11 @@ class LeakEngine:
         """inode -> the thread that made it, for the sockets held by this process alone."""
         pid = os.getpid()
         fds = {
-            inode: processes[0].fd
+            inode: fd
             for inode, processes in held.items()
-            if processes and all(process.pid == pid for process in processes)
+            if processes
+            and (fd := processes[0].fd) is not None
+            and all(process.pid == pid for process in processes)
         }
         return self._makers.made(fds)
 
@@ -478,11 +480,17 @@ class LeakEngine:
             for inode, maker in self._made({sock.inode: sock.processes for sock in sockets}).items()
         }
         pid = os.getpid()
-        origins = _origins({p.fd for sock in sockets for p in sock.processes if p.pid == pid})
+        origins = _origins(
+            {p.fd for sock in sockets for p in sock.processes if p.pid == pid and p.fd is not None}
+        )
         labels = _netns_labels({inode for sock in sockets if (inode := netns_of(sock)) is not None})
         found = []
         for sock in sockets:
-            created = [origins[p.fd] for p in sock.processes if p.pid == pid and p.fd in origins]
+            created = [
+                origins[fd]
+                for p in sock.processes
+                if p.pid == pid and (fd := p.fd) is not None and fd in origins
+            ]
             inode = netns_of(sock)
             found.append(
                 Leak(
@@ -623,6 +631,8 @@ def _elsewhere(inodes: set[int], holders: Owners) -> dict[int, Socket]:
     try:
         for inode in inodes:
             holder = holders[inode][0]
+            if holder.fd is None:  # a live holder always has its fd
+                continue
             fd = socket_netns(holder.pid, holder.fd, inode)
             path = f"/proc/{holder.pid}/ns/net" if fd is None else f"/proc/self/fd/{fd}"
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -22,6 +22,8 @@ __all__ = [
     "FAMILIES",
     "IFNAMSIZ",
     "INET_TYPES",
+    "IPV6_ROUTE_FLAGS",
+    "NETSTAT_FLAG_LETTERS",
     "PROTOS",
     "ROUTE_PROTOCOLS",
     "ROUTE_SCOPES",
@@ -60,6 +62,7 @@ __all__ = [
     "namespace_labels",
     "namespace_pairing",
     "netns_of",
+    "netstat_flag_letters",
     "nexthop_order",
     "unescape_name",
     "unix_name",
@@ -228,12 +231,13 @@ def unix_peer(peer_inode: int) -> Endpoint:
 
 
 class Process(msgspec.Struct, frozen=True, order=True, gc=False):
-    """A process holding a socket: its pid, ``comm`` name and descriptor number (no
-    cycle possible: not tracked by the collector)."""
+    """A process holding a socket: its pid, ``comm`` name and descriptor number (None:
+    unknown, as in a saved netstat -p listing, which shows none) (no cycle possible:
+    not tracked by the collector)."""
 
     pid: Pid
     name: NameText
-    fd: Fd
+    fd: Fd | None
 
 
 class Socket(msgspec.Struct, frozen=True, gc=False):
@@ -358,6 +362,37 @@ def decode_leaks(text: str | bytes) -> tuple[tuple[Leak, ...], ...]:
 # The flags fib_flag_trans (net/ipv4/fib_trie.c) writes in /proc/net/route.
 RTF_UP, RTF_GATEWAY, RTF_HOST, RTF_REJECT = 0x1, 0x2, 0x4, 0x200
 IPV4_ROUTE_FLAGS = RTF_UP | RTF_GATEWAY | RTF_HOST | RTF_REJECT
+# include/uapi/linux/ipv6_route.h: netstat -6rn's n.
+RTF_NONEXTHOP = 0x200000
+IPV6_ROUTE_FLAGS = RTF_UP | RTF_GATEWAY | RTF_REJECT | RTF_NONEXTHOP
+
+# netstat -i's Flg letters, in its order (lib/interface.c; net-tools 2.10 writes P
+# for both PROMISC and POINTOPOINT, later versions p for the second).
+NETSTAT_FLAG_LETTERS = (
+    ("ALLMULTI", "A"),
+    ("BROADCAST", "B"),
+    ("DEBUG", "D"),
+    ("LOOPBACK", "L"),
+    ("MULTICAST", "M"),
+    ("PROMISC", "P"),
+    ("NOTRAILERS", "N"),
+    ("NOARP", "O"),
+    ("POINTOPOINT", "P"),
+    ("SLAVE", "s"),
+    ("MASTER", "m"),
+    ("RUNNING", "R"),
+    ("UP", "U"),
+)
+
+
+def netstat_flag_letters(flags: Iterable[str]) -> str:
+    """netstat -i's Flg letters for IFF_* names (empty when none shows).
+
+    >>> netstat_flag_letters(("LOOPBACK", "LOWER_UP", "RUNNING", "UP"))
+    'LRU'
+    """
+    names = set(flags)
+    return "".join(letter for name, letter in NETSTAT_FLAG_LETTERS if name in names)
 
 
 def make_socket(
@@ -496,8 +531,9 @@ class Counters(msgspec.Struct, frozen=True, gc=False):
     tx_errors: U64
     tx_dropped: U64
     tx_overruns: U64
-    rx_bytes: U64
-    tx_bytes: U64
+    # None where unknown: netstat -i shows packets, not bytes.
+    rx_bytes: U64 | None = None
+    tx_bytes: U64 | None = None
 
 
 class Interface(msgspec.Struct, frozen=True, gc=False):
@@ -505,7 +541,7 @@ class Interface(msgspec.Struct, frozen=True, gc=False):
 
     ``flags`` are IFF_* names sorted alphabetically; ``addresses`` sorted CIDR
     texts; ``mac`` is None where the link has no hardware address (tun). A
-    field a backend cannot know is None.
+    field a backend cannot know is None (``addresses`` too: netstat -i shows none).
     """
 
     name: DeviceName
@@ -514,7 +550,7 @@ class Interface(msgspec.Struct, frozen=True, gc=False):
     operstate: TableWord | None
     mtu: U32 | None
     mac: LinkAddress | None
-    addresses: tuple[CidrText, ...]
+    addresses: tuple[CidrText, ...] | None
     counters: Counters | None
     netns: NetnsInode = msgspec.UNSET  # as Socket.netns
 
@@ -602,7 +638,8 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     destination: CidrText
     gateway: AddressText | None
     dev: DeviceName | None
-    metric: U32
+    # None where unknown: netstat -rn shows no metric (-rne does).
+    metric: U32 | None
     protocol: TableWord | None
     scope: TableWord | None
     # netstat -rn's MSS, Window and irtt columns: the advertised MSS plus 40 (0
@@ -618,7 +655,9 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     # IPv4: the RTF_* flags /proc/net/route writes (fib_flag_trans), netstat -rn's
     # Flags: U always, G via a gateway of either family (its address /proc does
     # not show when it is IPv6's), H a /32, ! (0x200) unreachable or prohibit;
-    # what /proc knows of a route it cannot type. None for IPv6, and in older files.
+    # what /proc knows of a route it cannot type. IPv6: only from a saved
+    # netstat -6rn, the U, G, ! and n (RTF_NONEXTHOP) it showed. None otherwise,
+    # and in older files.
     flags: U32 | None = None
     netns: NetnsInode = msgspec.UNSET  # as Socket.netns
 

@@ -21,9 +21,11 @@ from .model import (
     IFNAMSIZ,
     INET_STATE_NAMES,
     IPV4_ROUTE_FLAGS,
+    IPV6_ROUTE_FLAGS,
     ROUTE_PROTOCOLS,
     ROUTE_SCOPES,
     ROUTE_TYPES,
+    RTF_REJECT,
     RTF_UP,
     UNIX_STATE_NAMES,
     Endpoint,
@@ -190,7 +192,7 @@ def interface_problem(interface: Interface) -> str | None:
     """
     if list(interface.flags) != sorted(set(interface.flags)):
         return "`flags` are not sorted, or repeat a name"
-    for text in interface.addresses:
+    for text in interface.addresses or ():
         problem = _cidr_problem(text, None, network=False)
         if problem is not None:
             return f"`addresses` holds {text!r}, not {problem}"
@@ -210,9 +212,10 @@ def route_problem(route: Route) -> str | None:
     if route.gateway is not None and not _is_gateway(route.gateway):
         return f"`gateway` {route.gateway!r} is not an address in canonical form"
     if route.flags is not None:
-        if route.family != "inet":
-            return "`flags` are /proc/net/route's, an IPv4 route's"
-        if route.flags & ~IPV4_ROUTE_FLAGS or not route.flags & RTF_UP:
+        if route.family == "inet6":
+            if route.flags & ~IPV6_ROUTE_FLAGS or not route.flags & (RTF_UP | RTF_REJECT):
+                return f"`flags` {route.flags:#x} are not flags netstat -6rn shows (U, G, !, n)"
+        elif route.flags & ~IPV4_ROUTE_FLAGS or not route.flags & RTF_UP:
             return f"`flags` {route.flags:#x} are not flags /proc/net/route writes (U, G, H, !)"
     if route.nexthops is not None:
         return _nexthops_problem(route.nexthops)

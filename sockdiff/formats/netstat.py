@@ -19,10 +19,13 @@ from ..model import (
     RT_TABLE_MAIN,
     RTF_GATEWAY,
     RTF_HOST,
+    RTF_NONEXTHOP,
     RTF_REJECT,
+    RTF_UP,
     UNNUMBERED_TABLE,
     Interface,
     Route,
+    netstat_flag_letters,
 )
 from .notation import escape
 
@@ -39,24 +42,6 @@ __all__ = [
 
 # Table 0 is /proc's IPv6 table other than main and local, whose id it does not show.
 _TABLE_WORDS = {number: name for name, number in ROUTE_TABLES.items()} | {UNNUMBERED_TABLE: "-"}
-
-# netstat -i's Flg letters, in its order (net-tools 2.10 writes P for both PROMISC
-# and POINTOPOINT; later versions write p for the second).
-_FLAG_LETTERS = (
-    ("ALLMULTI", "A"),
-    ("BROADCAST", "B"),
-    ("DEBUG", "D"),
-    ("LOOPBACK", "L"),
-    ("MULTICAST", "M"),
-    ("PROMISC", "P"),
-    ("NOTRAILERS", "N"),
-    ("NOARP", "O"),
-    ("POINTOPOINT", "P"),
-    ("SLAVE", "s"),
-    ("MASTER", "m"),
-    ("RUNNING", "R"),
-    ("UP", "U"),
-)
 
 _INTERFACE_HEADER = "Iface             MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg"
 _ROUTE_HEADER = "Destination     Gateway         Genmask         Flags   MSS Window  irtt Iface"
@@ -88,8 +73,7 @@ def interface_flags(interface: Interface) -> str:
     >>> interface_flags(Interface("lo", 1, ("LOOPBACK", "RUNNING", "UP"), None, 65536, None, (), None))
     'LRU'
     """
-    letters = "".join(letter for name, letter in _FLAG_LETTERS if name in interface.flags)
-    return letters or "[NO FLAGS]"
+    return netstat_flag_letters(interface.flags) or "[NO FLAGS]"
 
 
 def _netstat_order(name: str) -> tuple[str, int, str]:
@@ -192,6 +176,12 @@ def route_flags(route: Route) -> str:
     'Un'
     """
     if route.family == "inet6":
+        if route.flags is not None:  # as a saved netstat -6rn showed them
+            return (
+                ("!" if route.flags & RTF_REJECT else "U" if route.flags & RTF_UP else "")
+                + ("G" if route.flags & RTF_GATEWAY else "")
+                + ("n" if route.flags & RTF_NONEXTHOP else "")
+            )
         if _ipv6_rejected(route):
             return "!" + ("G" if route.gateway else "") + "n"
         nonexthop = route.type in _NONEXTHOP_TYPES and route.protocol in _KERNEL_MADE
@@ -229,8 +219,11 @@ def _ipv6_line(route: Route) -> str:
     # kernel writes as 0.
     dev = "" if route.dev is None else escape(route.dev, backslash=False)
     gateway = route.gateway or "::"
-    metric = route.metric - (1 << 32) if route.metric >= 1 << 31 else route.metric
-    return f"{route.destination:<30} {gateway:<26} {route_flags(route):<4} {metric:<3d} - {0:>6} {dev}"
+    if route.metric is None:
+        metric = "-"
+    else:
+        metric = str(route.metric - (1 << 32) if route.metric >= 1 << 31 else route.metric)
+    return f"{route.destination:<30} {gateway:<26} {route_flags(route):<4} {metric:<3} - {0:>6} {dev}"
 
 
 def _ipv6_table_order(routes: Iterable[Route]) -> list[tuple[int, list[Route]]]:
@@ -239,7 +232,7 @@ def _ipv6_table_order(routes: Iterable[Route]) -> list[tuple[int, list[Route]]]:
     Routes come table by table (rtnetlink and /proc list them so). /proc does
     not number tables other than main and local: a run of them is cut where a
     table's walk ends, after its default routes (the last it visits, by rising
-    metric), as :func:`sockdiff.backends.procnet.ipv6_tables` cuts the file.
+    metric), as :func:`sockdiff.routetables.ipv6_tables` cuts the file.
     """
     tables: list[tuple[int, list[Route]]] = []
     previous: Route | None = None
@@ -251,7 +244,7 @@ def _ipv6_table_order(routes: Iterable[Route]) -> list[tuple[int, list[Route]]]:
             previous is None
             or route.table != previous.table
             or (route.table == UNNUMBERED_TABLE and at_root and route.destination != _IPV6_DEFAULT)
-            or (route.table == UNNUMBERED_TABLE and at_root and route.metric < previous.metric)
+            or (route.table == UNNUMBERED_TABLE and at_root and (route.metric or 0) < (previous.metric or 0))
         ):
             tables.append((route.table, []))
         tables[-1][1].append(route)

@@ -302,7 +302,10 @@ def process_owner(process: Process, program_only: bool = False) -> str:
     ("x\x22,pid=1),(\x22sshd",pid=7,fd=3)
     """
     name = escape(process.name, backslash=False).replace('"', "\\x22")
-    return f'("{name}")' if program_only else f'("{name}",pid={process.pid},fd={process.fd})'
+    if program_only:
+        return f'("{name}")'
+    fd = "" if process.fd is None else f",fd={process.fd}"  # None: a saved netstat -p shows none
+    return f'("{name}",pid={process.pid}{fd})'
 
 
 def process_text(sock: Socket, program_only: bool = False) -> str:
@@ -365,7 +368,7 @@ def interface_line(interface: Interface) -> str:
         parts.append(f"mtu {interface.mtu}")
     if interface.mac is not None:
         parts.append(f"link {interface.mac}")
-    parts += interface.addresses
+    parts += interface.addresses or ()
     return escape(" ".join(parts), backslash=False)  # a record's name: its backslashes are doubled
 
 
@@ -386,7 +389,8 @@ def route_line(route: Route) -> str:
         parts.append(f"proto {route.protocol}")
     if route.scope is not None:
         parts.append(f"scope {route.scope}")
-    parts.append(f"metric {route.metric}")
+    if route.metric is not None:
+        parts.append(f"metric {route.metric}")
     if route.nexthops is not None:
         parts.append(_nexthops_text(route.nexthops))
     return escape(" ".join(parts), backslash=False)  # a record's device name: its backslashes are doubled

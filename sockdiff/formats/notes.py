@@ -58,23 +58,30 @@ def route_tables_note(result: Diff) -> str | None:
     common = common_route_tables(result.old, result.new)
     sides = [(snap, route_coverage(snap.header.sources)) for snap in (result.old, result.new)]
     parts = []
+    none = []
     for family, label in (("inet", "IPv4"), ("inet6", "IPv6")):
         tables = common[family]
         if tables is None or all(held.tables(family) == tables for _, held in sides):
             continue
         names = [_TABLE_NAMES[t] for t in sorted(tables) if t in _TABLE_NAMES]
+        if not names:
+            none.append(label)  # a saved netstat -r lists one family
+            continue
         parts.append(f"{label}'s {' and '.join(names)} table{'s' if len(names) > 1 else ''}")
     if not parts:
-        return None
+        return escape(f"routes not compared: a side lists no {' or '.join(none)} routes") if none else None
     reasons = []
     for snap, held in sides:
         if held.inet is None:
             continue
-        if held.older:
+        if held.source.startswith("netstat-text"):
+            reasons.append(f"{snap.origin}'s come from a saved netstat listing: {held.source}")
+        elif held.older:
             reasons.append(f"{snap.origin}'s come from /proc, main tables only (an older file)")
         else:
             reasons.append(
                 f"{snap.origin}'s come from /proc, which shows IPv4's main table only"
                 " and numbers no IPv6 table but main and local"
             )
-    return escape(f"routes compared in {' and '.join(parts)} only: {'; '.join(reasons)}")
+    unlisted = f" (no {' or '.join(none)} route is listed on a side)" if none else ""
+    return escape(f"routes compared in {' and '.join(parts)} only{unlisted}: {'; '.join(reasons)}")

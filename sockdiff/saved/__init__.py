@@ -5,8 +5,10 @@ building its records through :func:`sockdiff.model.make_socket`, as the
 backends do. :func:`read_listing` picks the reader (by the listing's first
 line, or as told), and makes the snapshot: ``backend`` ``ss-text`` or
 ``netstat-text``, taken at the file's mtime, its scope what the listing
-covered (the protocols it shows, the states it was limited to). What the text
-cannot hold is null (or 0 for an inode, which is never compared as a change).
+covered (the protocols it shows, the states it was limited to; the interfaces
+and routing tables netstat -i and -r show, as ``sources`` words of
+:mod:`sockdiff.coverage`). What the text cannot hold is null (or 0 for an
+inode, which is never compared as a change).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import datetime
 import warnings
 
 from .._version import __version__
-from ..coverage import BackendName
+from ..coverage import NETSTAT_INTERFACES, NETSTAT_ROUTES, NETSTAT_UP_INTERFACES, BackendName
 from ..errors import BadSnapshot, UsageError
 from ..model import PROTOS
 from ..snapshots import Header, Scope, Snapshot
 from . import netstat, ss
-from .common import Listing, Unreadable, bad_listing
+from .common import Listing, Unreadable, as_bytes_text, bad_listing
 
 __all__ = ["INPUT_FORMATS", "SavedListingNote", "detect", "fail", "read_listing"]
 
@@ -59,7 +61,7 @@ def read_listing(
         tool = detect(text)
         if tool is None:
             raise BadSnapshot(
-                f"{origin}: neither a sockdiff snapshot nor a listing saved by ss or netstat"
+                f"{as_bytes_text(origin)}: neither a sockdiff snapshot nor a listing saved by ss or netstat"
                 " (name it ss:PATH or netstat:PATH if it is one)"
             )
     elif tool not in INPUT_FORMATS:
@@ -68,29 +70,41 @@ def read_listing(
     listing = reader(text, lenient, origin)
     if listing.skipped:
         warnings.warn(
-            SavedListingNote(f"{origin}: {listing.skipped} unreadable line(s) skipped (--lenient)"),
+            SavedListingNote(
+                f"{as_bytes_text(origin)}: {listing.skipped} unreadable line(s) skipped (--lenient)"
+            ),
             stacklevel=2,
         )
     if listing.host_names:
         count = len(listing.host_names)
         warnings.warn(
             SavedListingNote(
-                f"{origin}: {count} address{' was' if count == 1 else 'es were'} saved as host"
+                f"{as_bytes_text(origin)}: {count} address{' was' if count == 1 else 'es were'} saved as host"
                 f" name{'' if count == 1 else 's'}; take `-n` next time"
             ),
             stacklevel=2,
         )
     backend = _BACKENDS[tool]
     protos = tuple(p for p in PROTOS if p in listing.protos)
+    sources: dict[str, str] = {proto: backend for proto in protos}
+    if listing.interfaces is not None:
+        sources["interfaces"] = NETSTAT_INTERFACES if listing.every_interface else NETSTAT_UP_INTERFACES
+    if listing.routes is not None:
+        sources["routes"] = NETSTAT_ROUTES[listing.route_families].source
     header = Header(
         taken_at=taken_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         host="",
         kernel="",
         backend=backend,
         netns=None,
-        sources={proto: backend for proto in protos},
+        sources=sources,
         scope=Scope(protos, listing.filter),
         tool_version=__version__,
     )
-    # netstat -i and -r tables are not read (see netstat.py): those sections were not taken.
-    return Snapshot(header, tuple(listing.sockets), None, None, origin=origin)
+    return Snapshot(
+        header,
+        tuple(listing.sockets) if listing.has_sockets else None,
+        None if listing.interfaces is None else tuple(listing.interfaces),
+        None if listing.routes is None else tuple(listing.routes),
+        origin=origin,
+    )

@@ -9,6 +9,7 @@ consulted, never the kernel.
 from __future__ import annotations
 
 import pwd
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ..errors import BadSnapshot
-from ..model import Endpoint, Process, Socket, make_socket
+from ..model import Endpoint, Interface, Process, Route, Socket, make_socket
 from ..validation import (
     device_name_problem,
     is_host_name,
@@ -29,6 +30,7 @@ __all__ = [
     "Listing",
     "Unreadable",
     "address_of",
+    "as_bytes_text",
     "is_number",
     "lines_of",
     "port_of",
@@ -59,6 +61,12 @@ class Listing:
     filter: str | None = None  # the states the listing was limited to, as a filter expression
     host_names: set[str] = field(default_factory=set)
     skipped: int = 0
+    # Whether it held a socket table; netstat -i's and -r's tables (None: it held none).
+    has_sockets: bool = True
+    interfaces: list[Interface] | None = None
+    every_interface: bool = False  # netstat -ia: some interface listed is down
+    routes: list[Route] | None = None
+    route_families: tuple[str, ...] = ()
 
     def add(
         self,
@@ -181,20 +189,39 @@ def uid_of(text: str) -> int | None:
 
 
 def process(name: str, pid: str, fd: str | None) -> Process:
-    """One owner; a listing without descriptor numbers (netstat) gives fd 0."""
+    """One owner; a listing without descriptor numbers (netstat) gives fd None: unknown."""
     try:
-        return Process(int(pid), name, int(fd) if fd is not None else 0)
+        return Process(int(pid), name, int(fd) if fd is not None else None)
     except ValueError:
         raise Unreadable(f"pid {pid!r} is not a number") from None
 
 
 def check_owner(owner: Process) -> Process:
     """``owner`` when its numbers are in the record's ranges."""
-    if not 1 <= owner.pid <= 4_194_304 or not 0 <= owner.fd <= 0x7FFF_FFFF:
+    if not 1 <= owner.pid <= 4_194_304 or not 0 <= (owner.fd or 0) <= 0x7FFF_FFFF:
         raise Unreadable(f"pid {owner.pid} or fd {owner.fd} is out of range")
     return owner
 
 
 def bad_listing(origin: str, number: int, column: int, reason: str) -> BadSnapshot:
     """The one error of an unreadable line."""
-    return BadSnapshot(f"{origin}: line {number}, column {column}: cannot read this line: {reason}")
+    return BadSnapshot(
+        as_bytes_text(f"{origin}: line {number}, column {column}: cannot read this line: {reason}")
+    )
+
+
+# repr() writes a lone surrogate as \udcNN.
+_REPR_SURROGATE = re.compile(r"\\udc([89a-f][0-9a-f])")
+
+
+def as_bytes_text(message: str) -> str:
+    r"""``message`` with the bytes of a listing that are not UTF-8 written ``\xNN``.
+
+    A listing is read with surrogateescape: such a byte is a lone surrogate,
+    which no output can encode, and which ``repr`` writes ``\udcNN``.
+
+    >>> print(as_bytes_text("a\udcff b " + repr("\udcfe")))
+    a\xff b '\xfe'
+    """
+    message = _REPR_SURROGATE.sub(r"\\x\1", message)
+    return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

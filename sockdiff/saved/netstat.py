@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from ..model import TCP_STATES, Endpoint, Process, escape_name, inet, unix_name
+from . import tables
 from .common import (
     Listing,
     Unreadable,
@@ -39,8 +40,8 @@ from .common import (
 __all__ = ["looks_like", "read"]
 
 _TITLES = ("Active Internet connections", "Active UNIX domain sockets")
-# netstat -i's and -r's titles: tables this reader does not take (see the README).
-_TABLE_TITLES = ("Kernel Interface table", "Kernel IP routing table", "Kernel IPv6 routing table")
+# netstat -i's and -r's titles: read by :mod:`.tables`.
+_TABLE_TITLES = tuple(tables.TITLES)
 _PROTOS = {
     "tcp": ("tcp", "inet"),
     "tcp6": ("tcp", "inet6"),
@@ -90,23 +91,35 @@ class _Block:
         self.scope = scope
         self.columns: list[str] | None = None
         self.path_column = False
+        self.table = ""  # kind "table": netstat -i's "interfaces", -r's "inet", -6r's "inet6"
 
 
 def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing:
     """The sockets a netstat listing shows; an unreadable line raises (or, ``lenient``, is counted)."""
     from . import fail
 
-    listing = Listing("netstat")
+    listing = Listing("netstat", has_sockets=False)
     block: _Block | None = None
     scopes: set[str | None] = set()
+    routes = tables.Routes()
     for number, line in lines_of(text):
         if not line.strip():
             continue
         if line.startswith(_TABLE_TITLES):
-            # Not a socket table; a skipped title would read its rows as sockets.
-            raise bad_listing(
-                origin, number, 1, "netstat -i and -r tables are not read yet (socket listings are)"
-            )
+            if line.strip() not in tables.TITLES:
+                raise bad_listing(origin, number, 1, "a table's title followed by more text")
+            block = _Block("table", None)
+            block.table = tables.TITLES[line.strip()]
+            if block.table == "interfaces" and listing.interfaces is None:
+                listing.interfaces = []
+            continue
+        if block is not None and block.kind == "table":
+            try:
+                _table_line(listing, routes, block, line)
+            except Unreadable as err:
+                fail(listing, origin, number, err, lenient)
+            continue
+        listing.has_sockets = True
         if line.startswith(_TITLES):
             kind = "inet" if line.startswith(_TITLES[0]) else "unix"
             title = line.partition("(")[2].rpartition(")")[0]
@@ -133,7 +146,29 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             fail(listing, origin, number, err, lenient)
     if len(scopes) == 1:
         listing.filter = scopes.pop()
+    if routes.families:
+        listing.routes = tables.routes_of(routes)
+        listing.route_families = tuple(f for f in ("inet", "inet6") if f in routes.families)
+        listing.host_names |= routes.host_names
     return listing
+
+
+def _table_line(listing: Listing, routes: tables.Routes, block: _Block, line: str) -> None:
+    """A line of netstat -i's or -r's table: its header, or a row."""
+    if block.columns is None:
+        block.columns = tables.table_columns(block.table, line)
+        if block.columns is None:
+            raise Unreadable("the table's header is missing (Iface ... or Destination ...)")
+        if block.table != "interfaces":
+            routes.families.add(block.table)  # an empty table is a table that was listed
+        return
+    if block.table == "interfaces":
+        interface, down = tables.interface_row(line, block.columns)
+        assert listing.interfaces is not None
+        listing.interfaces.append(interface)
+        listing.every_interface |= down
+    else:
+        tables.read_row(routes, block.table, block.columns, line)
 
 
 def _header_columns(line: str) -> list[str]:

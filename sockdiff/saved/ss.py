@@ -82,6 +82,12 @@ def looks_like(first: str) -> bool:
     return len(words) >= 4 and words[0] in _INET_STATES and is_number(words[1]) and is_number(words[2])
 
 
+class _NameCut(Unreadable):
+    """A UNIX row that ends before its inode: a line break in its name (ss prints names
+    as they are) cut it, or the line is damaged. Its rest, on the next line, may look
+    like a row of its own, and is never read as one."""
+
+
 class _Columns:
     """What the header says (or, with -H, the first row shows) of the columns."""
 
@@ -115,10 +121,15 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)
     implied = _implied_protocol(rows)
+    cut = 0  # a UNIX row a line break in its name cut: the line after it is that name's rest
     for number, (offset, rest), netid, state in rows:
         try:
+            if cut and number == cut + 1:
+                raise Unreadable("the rest of the row above, whose UNIX name holds a line break")
             _row(listing, rest, netid or implied, state, old_style)
         except Unreadable as err:
+            if isinstance(err, _NameCut):
+                cut = number
             err.column += offset  # from the rest of the line to the line
             fail(listing, origin, number, err, lenient)
     listing.filter = _states_filter({state for _, _, _, state in rows}, columns)
@@ -223,7 +234,7 @@ def _extras(extra: str) -> dict[str, int]:
 def _unix_row(listing: Listing, netid: str, state: str | None, queues: tuple[int, int], after: str) -> None:
     tail = _UNIX_TAIL.match(after)
     if tail is None:
-        raise Unreadable("a UNIX row holds: path, inode, peer, peer inode")
+        raise _NameCut("a UNIX row holds: path, inode, peer, peer inode")
     path = tail["path"].strip()
     name = None if path == "*" else escape_name(path.encode("utf-8", "surrogateescape"))
     processes, extra = _processes(after[tail.end() :])

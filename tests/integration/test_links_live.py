@@ -87,7 +87,7 @@ def test_netlink_interfaces_are_ip_links(network: str) -> None:
     assert set(interfaces) == {"lo", "va", "tun0", ODD_NAME_TEXT}
     va, tun = interfaces["va"], interfaces["tun0"]
     assert va.mtu == 1400 and va.operstate == "UP" and "RUNNING" in va.flags
-    assert va.addresses[:2] == ("10.9.0.1/24", "10.9.0.5/24")
+    assert va.addresses is not None and va.addresses[:2] == ("10.9.0.1/24", "10.9.0.5/24")
     assert "fd00::1/64" in va.addresses
     assert tun.mac is None and "UP" in tun.flags and "RUNNING" not in tun.flags
     assert interfaces["lo"].mac == "00:00:00:00:00:00"

@@ -20,7 +20,16 @@ from sockdiff.backends.netlink import routes as rtnetlink_routes
 from sockdiff.backends.netnames import interface_name
 from sockdiff.backends.proc import links as procnet
 from sockdiff.backends.proc import routes as procnet_routes
-from sockdiff.model import RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Interface, Route
+from sockdiff.model import (
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    RTF_NONEXTHOP,
+    RTF_REJECT,
+    RTF_UP,
+    UNNUMBERED_TABLE,
+    Interface,
+    Route,
+)
 from tests.helpers.linkzoo import ODD_NAME_TEXT, interfaces_from_ip, known_equal, routes_from_ip
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "links"
@@ -78,7 +87,7 @@ def test_proc_dev_counters_are_the_kernels() -> None:
 
 def test_if_inet6_holds_the_ipv6_addresses() -> None:
     expected = sorted(
-        (i.name, a) for i in netlink_interfaces() for a in i.addresses if ":" in a.partition("/")[0]
+        (i.name, a) for i in netlink_interfaces() for a in i.addresses or () if ":" in a.partition("/")[0]
     )
     assert (
         sorted((interface_name(d), a) for d, a in procnet.parse_if_inet6(proc_file("if_inet6"))) == expected
@@ -106,13 +115,13 @@ def test_proc_routes_are_ipv4_main_and_every_ipv6_table_with_what_proc_knows() -
 
 
 def test_ipv6_tables_split_where_defaults_and_null_entries_end_them() -> None:
-    def row(text: str, metric: int, flags: int = procnet_routes.RTF_UP) -> procnet_routes.Ipv6RouteRow:
+    def row(text: str, metric: int, flags: int = RTF_UP) -> procnet_routes.Ipv6RouteRow:
         net, _, length = text.partition("/")
         return procnet_routes.Ipv6RouteRow(
             socket.inet_pton(socket.AF_INET6, net), int(length), None, metric, flags, b"va"
         )
 
-    null = row("::/0", 0xFFFFFFFF, procnet_routes.RTF_REJECT | procnet_routes.RTF_NONEXTHOP)
+    null = row("::/0", 0xFFFFFFFF, RTF_REJECT | RTF_NONEXTHOP)
     # table 7 holds only a default route; main two default routes; local nothing.
     rows = [row("::/0", 2048), row("fd01::/64", 1024), row("::/0", 100), row("::/0", 1024), null]
     assert procnet_routes.ipv6_main_table(rows) == rows[1:4]

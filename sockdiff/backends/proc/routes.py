@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
 from ...errors import BackendUnavailable
-from ...model import IPV4_ROUTE_FLAGS, RT_TABLE_LOCAL, RT_TABLE_MAIN, UNNUMBERED_TABLE, Route
+from ...model import (
+    IPV4_ROUTE_FLAGS,
+    RT_TABLE_MAIN,
+    RTF_NONEXTHOP,
+    RTF_REJECT,
+    Route,
+)
+from ...routetables import ipv6_table_runs, ipv6_tables
 from ..netnames import ROUTE_SCOPES, ROUTE_TYPES, interface_name, make_route
 from .sockets import DEFAULT_NET_DIR, read_file, read_optional
 
@@ -42,12 +49,7 @@ __all__ = [
 ]
 
 # Route flags, include/uapi/linux/route.h and ipv6_route.h.
-RTF_UP = 0x1
-RTF_GATEWAY = 0x2
-RTF_HOST = 0x4
-RTF_REJECT = 0x200
 RTF_ANYCAST = 0x100000
-RTF_NONEXTHOP = 0x200000
 RTF_LOCAL = 0x80000000
 _NULL_ENTRY_FLAGS = RTF_REJECT | RTF_NONEXTHOP
 
@@ -189,43 +191,6 @@ def parse_ipv6_route(data: bytes) -> list[Ipv6RouteRow]:
     return rows
 
 
-def _ipv6_tables(rows: Sequence[Ipv6RouteRow]) -> list[list[Ipv6RouteRow]]:
-    """The rows of ipv6_route cut into tables, null entries left out.
-
-    The kernel walks one table after another, and each walk ends at the table's
-    root, which holds the table's default routes (::/0, by rising metric) or,
-    when it has none, the null entry. So a table ends at a null entry or at the
-    last of a run of default routes; a default route whose metric falls below
-    the one before it starts another table.
-    """
-    tables: list[list[Ipv6RouteRow]] = []
-    current: list[Ipv6RouteRow] = []
-    in_defaults = False
-    for row in rows:
-        if row.is_null_entry():
-            if in_defaults:
-                tables.append(current)
-                current = []
-            tables.append(current)
-            current = []
-            in_defaults = False
-        elif row.is_default():
-            if in_defaults and row.metric < current[-1].metric:
-                tables.append(current)
-                current = []
-            current.append(row)
-            in_defaults = True
-        else:
-            if in_defaults:
-                tables.append(current)
-                current = []
-                in_defaults = False
-            current.append(row)
-    if current:
-        tables.append(current)
-    return tables
-
-
 def ipv6_main_table(rows: Sequence[Ipv6RouteRow]) -> list[Ipv6RouteRow]:
     """The main table's rows of /proc/net/ipv6_route.
 
@@ -245,33 +210,10 @@ def ipv6_main_table(rows: Sequence[Ipv6RouteRow]) -> list[Ipv6RouteRow]:
     ...     row("::1/128", 0, RTF_LOCAL), null])]
     [64, 0]
     """
-    tables = _ipv6_tables(rows)
+    tables = ipv6_table_runs(rows)
     if len(tables) >= 2:
         return tables[-2]
     return tables[0] if tables else []
-
-
-def ipv6_tables(rows: Sequence[Ipv6RouteRow]) -> list[tuple[int, list[Ipv6RouteRow]]]:
-    """Every table's rows of /proc/net/ipv6_route, in the kernel's order, each with its id.
-
-    Main and local are the last two tables the kernel walks (see
-    :func:`ipv6_main_table`); the others are :data:`UNNUMBERED_TABLE`. A table
-    holding only its null entry (no route) is left out.
-
-    >>> def row(text, metric, flags=1):
-    ...     net, _, length = text.partition("/")
-    ...     return Ipv6RouteRow(socket.inet_pton(AF_INET6, net), int(length), None, metric, flags, b"va")
-    >>> null = row("::/0", 0xFFFFFFFF, RTF_REJECT | RTF_NONEXTHOP)
-    >>> [(t, [r.prefix_length for r in rows]) for t, rows in ipv6_tables([  # table 100, main, local
-    ...     row("fd02::/64", 1024), null, row("fd01::/64", 1024), row("::/0", 1024),
-    ...     row("::1/128", 0, RTF_LOCAL), null])]
-    [(0, [64]), (254, [64, 0]), (255, [128])]
-    """
-    tables = _ipv6_tables(rows)
-    if len(tables) < 2:
-        return [(RT_TABLE_MAIN, table) for table in tables if table]
-    ids = [UNNUMBERED_TABLE] * (len(tables) - 2) + [RT_TABLE_MAIN, RT_TABLE_LOCAL]
-    return [(table_id, table) for table_id, table in zip(ids, tables, strict=True) if table]
 
 
 # ---------------------------------------------------------------- routes
