@@ -93,7 +93,6 @@ def take(
     """
     from . import backends
     from . import netns as netns_module
-    from .processes import scan_owners
 
     if all_netns and netns is not None:
         raise UsageError("--netns and --all-netns exclude each other: one namespace, or every one")
@@ -117,8 +116,12 @@ def take(
     with gc_paused():
         held: dict[int, str] | None = {} if all_netns else None
         if owners is None:
-            owners = scan_owners(proc_root, held) if processes and "sockets" in wanted else {}
-            if not (processes and "sockets" in wanted):
+            if processes and "sockets" in wanted:
+                from .processes import scan_owners  # not imported by --no-processes
+
+                owners = scan_owners(proc_root, held)
+            else:
+                owners = {}
                 held = None
         else:
             held = None

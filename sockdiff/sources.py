@@ -16,11 +16,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import store
 from .acquire import take
 from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
-from .filter import starts_filter
 from .snapshots import MAX_SIZE, Snapshot, loads
 
 __all__ = ["LIVE", "PLAIN_TEXT", "TextOptions", "is_source", "open_source"]
@@ -96,6 +94,9 @@ def is_source(text: str) -> bool:
     """
     if text in LIVE or text == "-" or text.startswith(("live:", *_TOOL_PREFIXES)):
         return True
+    from . import store
+    from .filter import starts_filter
+
     if starts_filter(text):
         return False  # a file by such a name is written ./state; the store keeps no such name
     if _is_file(text):
@@ -148,6 +149,8 @@ def open_source(
     tool, colon, path = text.partition(":")
     if colon and f"{tool}:" in _TOOL_PREFIXES and not _is_file(text):
         return _load(path, tool, text_options, like)
+    from . import store
+
     stored = store.find(text)
     if _is_file(text):
         try:
