@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._perf import gc_paused
+from ._perf import gc_paused, in_step
 from .coverage import route_coverage
 from .errors import UsageError
 from .model import (
@@ -781,7 +781,21 @@ def _diff_sockets(
 
 def _unshared(olds: Sequence[Socket], news: Sequence[Socket]) -> tuple[Sequence[Socket], Sequence[Socket]]:
     """Both sides without the record objects they share (one for one: a record twice
-    on one side and once on the other is left once on the first)."""
+    on one side and once on the other is left once on the first), in their order.
+
+    A file read sharing another's records keeps its order: both sides are walked in
+    step first (:func:`~sockdiff._perf.in_step`), then what the walk leaves is looked
+    up by object.
+    """
+    _, left_old, left_new = in_step(olds, news, operator.is_)
+    if len(left_old) == len(olds):
+        return _unshared_by_object(olds, news)
+    return _unshared_by_object([olds[i] for i in left_old], [news[j] for j in left_new])
+
+
+def _unshared_by_object(
+    olds: Sequence[Socket], news: Sequence[Socket]
+) -> tuple[Sequence[Socket], Sequence[Socket]]:
     old_ids = set(map(id, olds))
     new_ids = set(map(id, news))
     common = old_ids & new_ids
