@@ -588,8 +588,8 @@ def _taken(
 
 def _header_problem(header: Header) -> str | None:
     """What the header's types cannot say: a real date, known sources, a scope that parses."""
-    try:
-        datetime.datetime.strptime(header.taken_at, "%Y-%m-%dT%H:%M:%SZ")
+    try:  # the shape is the type's (Timestamp); strptime would import _strptime and calendar
+        datetime.datetime.fromisoformat(header.taken_at.removesuffix("Z"))
     except ValueError:
         return f"`taken_at` {header.taken_at!r} is not a time, at $.taken_at"
     for key, value in header.sources.items():

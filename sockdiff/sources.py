@@ -60,16 +60,18 @@ def _read(name: str) -> tuple[bytes, datetime.datetime]:
 
 def _load(name: str, tool: str | None, text: TextOptions, like: Snapshot | None = None) -> Snapshot:
     """A snapshot file, or a saved listing (``tool``, else ``--input-format`` for ``-``, else its header)."""
-    from .saved import detect, read_listing
-
     data, mtime = _read(name)
     origin = "<stdin>" if name == "-" else name
     if tool is None and name == "-":
         tool = text.input_format
     if tool is None and data[:2] != b"\x1f\x8b" and data.lstrip()[:1] != b"{":
+        from .saved import detect
+
         tool = detect(data[:65536].decode("utf-8", "surrogateescape"))
     if tool is None:
         return loads(data, origin, like=like)
+    from .saved import read_listing
+
     if len(data) > MAX_SIZE:
         raise BadSnapshot(f"{origin}: a listing larger than {MAX_SIZE >> 20} MiB")
     return read_listing(data.decode("utf-8", "surrogateescape"), origin, mtime, tool, text.lenient)
