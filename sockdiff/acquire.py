@@ -115,7 +115,6 @@ def take(
     """
     from . import backends
     from . import netns as netns_module
-    from .processes import scan_owners
 
     check_namespaces(netns, all_netns)
     if where is not None and not isinstance(where, str):
@@ -138,8 +137,12 @@ def take(
     with gc_paused():
         held: dict[int, str] | None = {} if all_netns else None
         if owners is None:
-            owners = scan_owners(proc_root, held) if processes and "sockets" in wanted else {}
-            if not (processes and "sockets" in wanted):
+            if processes and "sockets" in wanted:
+                from .processes import scan_owners  # not imported by --no-processes
+
+                owners = scan_owners(proc_root, held)
+            else:
+                owners = {}
                 held = None
         else:
             held = None if held_netns is None else dict(held_netns)

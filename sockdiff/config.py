@@ -21,7 +21,6 @@ import errno
 import os
 import re
 import stat
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +127,8 @@ def _read(path: Path, peek: bool = False) -> dict[str, Any]:
             if _may_hold_settings(source):
                 raise skipped
         return {}
+    import tomllib  # only where a file is read: every command loads the defaults
+
     try:
         with source:
             return tomllib.load(source)

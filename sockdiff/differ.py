@@ -2,9 +2,12 @@
 
 Sockets are matched by identity (SPEC.md): inet by protocol, family, both
 endpoints and the device the socket is bound to; UNIX by type, name and inode.
-Several sockets with one identity (SO_REUSEPORT listeners) pair by inode where
-both have a non-zero one, then one to one. A value one side cannot know (None,
-or no processes) is never a change.
+Several sockets with one identity (SO_REUSEPORT listeners, inode-0 TIME-WAIT
+sockets) pair by value alone: those equal in every field first (unchanged), then
+by inode where both have a non-zero one, then one to one in an order of their
+values, so neither the order a snapshot lists them in nor how a file is written
+changes the result. A value one side cannot know (None, or no processes) is
+never a change.
 
 The device is unknown (None) to a backend that cannot see it (/proc), and None
 is also what an unbound socket has. So a socket left over on one side with no
@@ -41,7 +44,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._perf import gc_paused
+from ._perf import gc_paused, in_step
 from .coverage import NETSTAT_INTERFACES, NETSTAT_UP_INTERFACES, route_coverage
 from .errors import UsageError
 from .model import (
@@ -516,39 +519,68 @@ Pairs = list[tuple[Socket, Socket]]
 
 
 def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], list[Socket]]:
-    """Pair sockets sharing one identity: by equal non-zero inode, then by program names, then in order."""
-    by_inode = {s.inode: s for s in news if s.inode}
-    pairs = []
-    left_old = []
-    taken: set[int] = set()
+    """Pair sockets sharing one identity, by their values alone (SPEC.md, README "Choices").
+
+    Records equal in every field pair first (unchanged); the rest by equal
+    non-zero inode, then by the owners' program names (another program joining
+    a port with SO_REUSEPORT, or a role's listeners: one record a program),
+    then one to one, each side in :func:`_value_order`. Neither the order the
+    records are listed in nor which equal record is which object (a file
+    sharing another's records) changes the result.
+    """
+    news_by_value: dict[Socket, list[Socket]] = {}
+    for sock in news:
+        news_by_value.setdefault(sock, []).append(sock)
+    pairs: Pairs = []
+    left_old: list[Socket] = []
     for sock in olds:
-        match = by_inode.get(sock.inode) if sock.inode else None
-        if match is not None and id(match) not in taken:
-            pairs.append((sock, match))
-            taken.add(id(match))
+        equal = news_by_value.get(sock)
+        if equal:
+            pairs.append((sock, equal.pop()))
         else:
             left_old.append(sock)
-    left_new = [s for s in news if id(s) not in taken]
-    # Then by the owners' program names (another program joining a port with
-    # SO_REUSEPORT, or a role's listeners: one record a program), then in order.
+    left_new = sorted((s for group in news_by_value.values() for s in group), key=_value_order)
+    left_old.sort(key=_value_order)
+    by_inode: dict[int, int] = {}  # an inode: the place of the first new record holding it
+    for place, sock in enumerate(left_new):
+        if sock.inode:
+            by_inode.setdefault(sock.inode, place)
+    rest_old: list[Socket] = []
+    taken: set[int] = set()
+    for sock in left_old:
+        match = by_inode.pop(sock.inode, None) if sock.inode else None
+        if match is not None:
+            pairs.append((sock, left_new[match]))
+            taken.add(match)
+        else:
+            rest_old.append(sock)
+    rest_new = [sock for place, sock in enumerate(left_new) if place not in taken]
     by_programs: dict[frozenset[str], list[Socket]] = {}
-    for sock in left_new:
+    for sock in rest_new:
         if sock.processes:
             by_programs.setdefault(_programs(sock), []).append(sock)
-    unpaired = []
-    for sock in left_old:
+    unpaired: list[Socket] = []
+    matched: set[int] = set()
+    for sock in rest_old:
         group = by_programs.get(_programs(sock)) if sock.processes else None
         if group:
             match = group.pop(0)
             pairs.append((sock, match))
-            taken.add(id(match))
+            matched.add(id(match))
         else:
             unpaired.append(sock)
-    left_old = unpaired
-    left_new = [s for s in left_new if id(s) not in taken]
-    count = min(len(left_old), len(left_new))
-    pairs += zip(left_old[:count], left_new[:count], strict=True)
-    return pairs, left_old[count:], left_new[count:]
+    rest_new = [sock for sock in rest_new if id(sock) not in matched]
+    count = min(len(unpaired), len(rest_new))
+    pairs += zip(unpaired[:count], rest_new[:count], strict=True)
+    return pairs, unpaired[count:], rest_new[count:]
+
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def _value_order(sock: Socket) -> tuple[tuple[Any, ...], bytes]:
+    """A total order of socket values: :func:`_sort_key`, then the record's JSON bytes."""
+    return _sort_key(sock), _ENCODE(sock)
 
 
 def _pair_unknown_devices(
@@ -863,10 +895,9 @@ def _diff_sockets(
 
     A record object on both sides (a file read sharing the other's unchanged
     records: :func:`~sockdiff.snapshots.loads`) is unchanged, and is left out
-    before any pairing, once for each time it stands on both sides. So where
-    several sockets share an identity (inode-0 TIME-WAIT sockets), those whose
-    records stand on both sides count as unchanged, even where pairing them in
-    order would have paired them crosswise and called both changed.
+    before any pairing, once for each time it stands on both sides: only a
+    shortcut, as :func:`_pair` pairs records equal in every field first, and
+    pairs the rest by value, whichever equal record is left.
     """
     with gc_paused():
         old_sockets, new_sockets = _unshared(old_sockets, new_sockets)
@@ -923,7 +954,21 @@ def _diff_sockets(
 
 def _unshared(olds: Sequence[Socket], news: Sequence[Socket]) -> tuple[Sequence[Socket], Sequence[Socket]]:
     """Both sides without the record objects they share (one for one: a record twice
-    on one side and once on the other is left once on the first)."""
+    on one side and once on the other is left once on the first), in their order.
+
+    A file read sharing another's records keeps its order: both sides are walked in
+    step first (:func:`~sockdiff._perf.in_step`), then what the walk leaves is looked
+    up by object.
+    """
+    _, left_old, left_new = in_step(olds, news, operator.is_)
+    if len(left_old) == len(olds):
+        return _unshared_by_object(olds, news)
+    return _unshared_by_object([olds[i] for i in left_old], [news[j] for j in left_new])
+
+
+def _unshared_by_object(
+    olds: Sequence[Socket], news: Sequence[Socket]
+) -> tuple[Sequence[Socket], Sequence[Socket]]:
     old_ids = set(map(id, olds))
     new_ids = set(map(id, news))
     common = old_ids & new_ids

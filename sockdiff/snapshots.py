@@ -18,6 +18,7 @@ a live snapshot is taken by :func:`sockdiff.acquire.take`.
 from __future__ import annotations
 
 import datetime
+import operator
 import os
 import re
 import sys
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from ._perf import gc_paused
+from ._perf import gc_paused, in_step
 from .coverage import SECTIONS, SOURCE_NAMES, BackendName
 from .errors import BadSnapshot, UsageError, WriteError
 from .model import PROTOS, Interface, Namespace, Port, ProtoName, Route, Socket, netns_of
@@ -356,7 +357,7 @@ def loads(
         raise bad("empty file")
 
     if like is not None and like.file_bytes is not None and like.sockets:
-        shared = _sharing(data, origin, like.file_bytes, like.sockets)
+        shared = _sharing(data, origin, like.file_bytes, like)
         if shared is not None:
             return shared
 
@@ -444,17 +445,9 @@ def _records_problem(
                 problem = device_name_problem(name)
                 if problem is not None:
                     return f"{problem}, at $.{section}[{index}]{place}"
-    # UNIX names and process names as sockdiff writes them (escape_name), and no other.
-    for index, sock in enumerate(sockets):
-        path = sock.local.path
-        if isinstance(path, str):
-            problem = unix_name_problem(path)
-            if problem is not None:
-                return f"{problem}, at $.sockets[{index}].local.path"
-        for number, process in enumerate(sock.processes):
-            problem = process_name_problem(process.name)
-            if problem is not None:
-                return f"{problem}, at $.sockets[{index}].processes[{number}].name"
+    problem = _name_problem(sockets)
+    if problem is not None:
+        return problem
     # A namespace holds one device of a name (routes may repeat: `ip route append`).
     if not isinstance(document, _DocumentV1):
         named: set[tuple[int | None, str]] = set()
@@ -466,6 +459,31 @@ def _records_problem(
     found = address_problem(sockets)
     if found is not None:
         return f"{found[1]}, at $.sockets[{found[0]}]"
+    return None
+
+
+def _name_problem(sockets: Sequence[Socket]) -> str | None:
+    """The first UNIX name or process name not as sockdiff writes them (escape_name), with its place.
+
+    Each distinct name is checked once (100k sockets have a few dozen owners' names),
+    and only a bad one is looked for record by record.
+    """
+    paths = {path for sock in sockets if isinstance(path := sock.local.path, str)}
+    names = {process.name for sock in sockets for process in sock.processes}
+    if all(unix_name_problem(path) is None for path in paths) and all(
+        process_name_problem(name) is None for name in names
+    ):
+        return None
+    for index, sock in enumerate(sockets):
+        path = sock.local.path
+        if isinstance(path, str):
+            problem = unix_name_problem(path)
+            if problem is not None:
+                return f"{problem}, at $.sockets[{index}].local.path"
+        for number, process in enumerate(sock.processes):
+            problem = process_name_problem(process.name)
+            if problem is not None:
+                return f"{problem}, at $.sockets[{index}].processes[{number}].name"
     return None
 
 
@@ -497,18 +515,25 @@ def _namespace_problem(document: _Document) -> str | None:
 
 
 def _sharing(
-    data: bytes | bytearray, origin: str, other: bytes | bytearray, others: Sequence[Socket]
+    data: bytes | bytearray, origin: str, other: bytes | bytearray, like: Snapshot
 ) -> Snapshot | None:
-    """:func:`loads` of a version 2 file, each socket record that ``other`` (a file
-    whose records are ``others``, in order) holds byte for byte taken from there.
+    """:func:`loads` of a version 2 file, each socket record that ``other`` (the bytes
+    ``like`` was read from) holds byte for byte taken from ``like``.
 
     The records of its own are decoded and checked one by one. None at the first
     thing that is not so (any failure, any finding of the checks): :func:`loads`
     then reads the file whole, and says what is wrong as it says it of any file.
     """
     # The socket records are taken raw, unchecked: a second "sockets" member (the
-    # whole read checks every one it meets) is left to the whole read.
-    if data.count(b'"sockets":') != 1:
+    # whole read checks every one it meets, and keeps the last) is left to the whole
+    # read. The name stands as "sockets" (a string token: no string holds it inside),
+    # once, or a letter of it is written as a \u00XX escape, which sockdiff never writes.
+    if data.count(b'"sockets"') != 1 or b"\\u00" in data:
+        return None
+    # Records taken from ``other`` were checked when it was read, its namespaces with
+    # them: a snapshot of every namespace, or an older version, is read whole.
+    others = like.sockets
+    if others is None or like.namespaces is not None or like.version != VERSION:
         return None
     try:
         with gc_paused():
@@ -518,32 +543,21 @@ def _sharing(
             theirs = msgspec.json.decode(other, type=_RawSockets).sockets or ()
             if len(theirs) != len(others):
                 return None
-            # Each of their records is taken once at most: a record written twice is
-            # two records here too (the differ tells records apart by object).
-            known: dict[bytes, Socket] = {}
-            again: dict[bytes, list[Socket]] = {}  # records written more than once: the later ones
-            for raw, sock in zip(theirs, others, strict=True):
-                key = bytes(raw)
-                if known.setdefault(key, sock) is not sock:
-                    again.setdefault(key, []).append(sock)
             decode = msgspec.json.Decoder(Socket).decode
             sockets: list[Socket] = []
-            fresh: list[Socket] = []
-            for raw in document.sockets:
-                key = bytes(raw)
-                found = known.pop(key, None)
-                if found is None:
-                    found = decode(raw)
-                    fresh.append(found)
-                elif again.get(key):
-                    known[key] = again[key].pop()
-                sockets.append(found)
+            fresh: list[Socket] = []  # records of its own: decoded here, checked below
+            for raw, shared in zip(document.sockets, _taken(theirs, others, document.sockets), strict=True):
+                if shared is None:
+                    fresh.append(decode(raw))
+                    sockets.append(fresh[-1])
+                else:
+                    sockets.append(shared)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
     if _header_problem(document) is not None or _records_problem(document, fresh) is not None:
         return None
-    # No namespaces listed: no record may name one (records taken from ``other`` too).
-    records = (sockets, document.interfaces or (), document.routes or ())
+    # No namespaces listed: no record may name one (those taken from ``other`` name none).
+    records = (fresh, document.interfaces or (), document.routes or ())
     if any(netns_of(record) is not None for section in records for record in section):
         return None
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
@@ -552,10 +566,35 @@ def _sharing(
     )
 
 
+def _taken(
+    theirs: Sequence[msgspec.Raw], others: Sequence[Socket], mine: Sequence[msgspec.Raw]
+) -> list[Socket | None]:
+    """For each record of ``mine`` (as written), the one of ``others`` (written as
+    ``theirs``) written byte for byte as it, else None; each of ``others`` taken once at most
+    (a record written twice is two records here too: the differ tells records apart by object).
+
+    The two lists are walked in step (:func:`~sockdiff._perf.in_step`); what that leaves
+    pairs through a table of bytes. Which of several equal records is taken, or whether
+    one is taken at all, changes nothing but the cost: the differ pairs by value.
+    """
+    paired, left_theirs, left_mine = in_step(theirs, mine, operator.eq)
+    found: list[Socket | None] = [others[i] if i >= 0 else None for i in paired]
+    if not left_mine or not left_theirs:
+        return found
+    known: dict[bytes, list[Socket]] = {}
+    for index in left_theirs:
+        known.setdefault(bytes(theirs[index]), []).append(others[index])
+    for j in left_mine:
+        same = known.get(bytes(mine[j]))
+        if same:
+            found[j] = same.pop(0)
+    return found
+
+
 def _header_problem(header: Header) -> str | None:
     """What the header's types cannot say: a real date, known sources, a scope that parses."""
-    try:
-        datetime.datetime.strptime(header.taken_at, "%Y-%m-%dT%H:%M:%SZ")
+    try:  # the shape is the type's (Timestamp); strptime would import _strptime and calendar
+        datetime.datetime.fromisoformat(header.taken_at.removesuffix("Z"))
     except ValueError:
         return f"`taken_at` {header.taken_at!r} is not a time, at $.taken_at"
     for key, value in header.sources.items():

@@ -16,11 +16,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import store
 from .acquire import take
 from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
-from .filter import starts_filter
 from .snapshots import MAX_SIZE, Snapshot, loads
 
 __all__ = ["LIVE", "PLAIN_TEXT", "TextOptions", "is_source", "open_source"]
@@ -62,16 +60,18 @@ def _read(name: str) -> tuple[bytes, datetime.datetime]:
 
 def _load(name: str, tool: str | None, text: TextOptions, like: Snapshot | None = None) -> Snapshot:
     """A snapshot file, or a saved listing (``tool``, else ``--input-format`` for ``-``, else its header)."""
-    from .saved import detect, read_listing
-
     data, mtime = _read(name)
     origin = "<stdin>" if name == "-" else name
     if tool is None and name == "-":
         tool = text.input_format
     if tool is None and data[:2] != b"\x1f\x8b" and data.lstrip()[:1] != b"{":
+        from .saved import detect
+
         tool = detect(data[:65536].decode("utf-8", "surrogateescape"))
     if tool is None:
         return loads(data, origin, like=like)
+    from .saved import read_listing
+
     if len(data) > MAX_SIZE:
         raise BadSnapshot(f"{origin}: a listing larger than {MAX_SIZE >> 20} MiB")
     return read_listing(data.decode("utf-8", "surrogateescape"), origin, mtime, tool, text.lenient)
@@ -96,6 +96,9 @@ def is_source(text: str) -> bool:
     """
     if text in LIVE or text == "-" or text.startswith(("live:", *_TOOL_PREFIXES)):
         return True
+    from . import store
+    from .filter import starts_filter
+
     if starts_filter(text):
         return False  # a file by such a name is written ./state; the store keeps no such name
     if _is_file(text):
@@ -148,6 +151,8 @@ def open_source(
     tool, colon, path = text.partition(":")
     if colon and f"{tool}:" in _TOOL_PREFIXES and not _is_file(text):
         return _load(path, tool, text_options, like)
+    from . import store
+
     stored = store.find(text)
     if _is_file(text):
         try:

@@ -116,12 +116,17 @@ def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
 
     Each distinct address is checked once (a host's 100k sockets share few
     local addresses), family by family; a bad one is then looked for record by
-    record. Run after :func:`record_problem` has passed every record.
+    record. Run after :func:`record_problem` has passed every record (an inet
+    socket has both endpoints).
     """
+    # One pass: the few distinct (family, local, remote) address triples.
+    triples = {
+        (s.family, s.local.address, None if s.remote is None else s.remote.address)
+        for s in sockets
+        if s.proto != "unix"
+    }
     for family, number in _FAMILY_NUMBERS.items():
-        chosen = [s for s in sockets if s.family == family]
-        distinct = {s.local.address for s in chosen}
-        distinct.update([s.remote.address for s in chosen if s.remote is not None])
+        distinct = {text for kind, *ends in triples if kind == family for text in ends if text is not None}
         bad = {text for text in distinct if not _is_address(number, text) and not is_host_name(text)}
         if not bad:
             continue

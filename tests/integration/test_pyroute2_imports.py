@@ -89,6 +89,25 @@ def test_a_live_snapshot_imports_no_asyncio_ssl_multiprocessing(netns: str) -> N
     assert done.returncode == 0, done.stderr
 
 
+# What a snapshot without processes, written to standard output, has no use for: a
+# temporary file's name (secrets, and with it hashlib, hmac, random), borrowing another
+# process's descriptor (ctypes), the owner scan, the snapshot store.
+UNUSED = ("secrets", "hashlib", "ctypes", "sockdiff.processes", "sockdiff.store")
+
+
+def test_a_snapshot_without_processes_imports_nothing_it_does_not_use(netns: str) -> None:
+    """Issue 21's start-up: every module imported is paid by every run of the command."""
+    code = f"""
+        import sys
+        from sockdiff.cli import main
+        assert main(["snapshot", "--backend", "netlink", "--no-processes", "-o", "-"]) == 0
+        unused = [m for m in {UNUSED!r} if m in sys.modules]
+        assert not unused, unused
+        """
+    done = run_in_netns(netns, [sys.executable, "-c", textwrap.dedent(code)], check=False)
+    assert done.returncode == 0, done.stderr
+
+
 _U8 = st.integers(0, 0xFF)
 _U16 = st.integers(0, 0xFFFF)
 _U32 = st.integers(0, 0xFFFF_FFFF)

@@ -35,6 +35,14 @@ def test_a_second_sockets_member_is_refused() -> None:
     _refused_alike(data)
 
 
+@pytest.mark.parametrize("name", [b'"sockets" :', b'"\\u0073ockets":', b'"sockets"\n:'])
+def test_a_second_sockets_member_written_otherwise_is_refused(name: bytes) -> None:
+    """JSON lets a member's name be followed by blanks, or spelled with \\u escapes."""
+    data = GOOD.replace(b'"sockets":[', b'"sockets":[{"proto":"bogus"},42,"x"],' + name + b"[", 1)
+    assert data != GOOD
+    _refused_alike(data)
+
+
 def test_the_good_file_is_read_alike() -> None:
     first = loads(GOOD, "a.json")
     assert loads(GOOD, "b.json", like=first).sockets == loads(GOOD, "b.json").sockets
