@@ -564,9 +564,9 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
     for sock in rest_old:
         group = by_programs.get(_programs(sock)) if sock.processes else None
         if group:
-            match = group.pop(0)
-            pairs.append((sock, match))
-            matched.add(id(match))
+            joined = group.pop(0)
+            pairs.append((sock, joined))
+            matched.add(id(joined))
         else:
             unpaired.append(sock)
     rest_new = [sock for sock in rest_new if id(sock) not in matched]
