@@ -172,29 +172,41 @@ address_text(int family, const unsigned char *at)
     return PyUnicode_FromString(text);
 }
 
-/* address_text through `cache` (bytes -> text), which the reference keeps too; NULL on error. */
+/*
+ * What `make(family, at)` makes of `size` bytes at `at`, through `cache` (those
+ * bytes -> the object): one object for every repeat of the same bytes, as the
+ * references share theirs (100k loopback sockets hold each address twice).
+ */
 static PyObject *
-cached_address_text(int family, const unsigned char *at, PyObject *cache)
+cached(PyObject *cache, const unsigned char *at, Py_ssize_t size, PyObject *(*make)(int, const unsigned char *),
+       int family)
 {
-    if (family == AF_INET || !PyDict_CheckExact(cache)) {
-        return address_text(family, at);
-    }
-    PyObject *key = PyBytes_FromStringAndSize((const char *)at, 16);
+    PyObject *key = PyBytes_FromStringAndSize((const char *)at, size);
     if (key == NULL) {
         return NULL;
     }
-    PyObject *text = PyDict_GetItemWithError(cache, key);
-    if (text != NULL) {
-        Py_INCREF(text);
+    PyObject *found = PyDict_GetItemWithError(cache, key);
+    if (found != NULL) {
+        Py_INCREF(found);
     }
     else if (!PyErr_Occurred()) {
-        text = address_text(family, at);
-        if (text != NULL && PyDict_SetItem(cache, key, text) < 0) {
-            Py_CLEAR(text);
+        found = make(family, at);
+        if (found != NULL && PyDict_SetItem(cache, key, found) < 0) {
+            Py_CLEAR(found);
         }
     }
     Py_DECREF(key);
-    return text;
+    return found;
+}
+
+/* address_text through `cache` (the address's bytes -> text), as the reference keeps it. */
+static PyObject *
+cached_address_text(int family, const unsigned char *at, PyObject *cache)
+{
+    if (!PyDict_CheckExact(cache)) {
+        return address_text(family, at);
+    }
+    return cached(cache, at, family == AF_INET ? 4 : 16, address_text, family);
 }
 
 /*
@@ -221,9 +233,8 @@ v6only_attribute(const unsigned char *data, Py_ssize_t start, Py_ssize_t end)
 
 /*
  * inet_fields(buffer, offset, end, addresses): sockets.inet_fields's fast path,
- * the fields of one inet_diag reply. `addresses` caches IPv6 address texts by
- * their bytes, as the reference does (an IPv4 address is quicker written than
- * looked up).
+ * the fields of one inet_diag reply. `addresses` caches address texts by their
+ * bytes, as the reference does.
  */
 static PyObject *
 inet_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -335,17 +346,33 @@ decimal(const unsigned char *at, Py_ssize_t n, uint64_t *out)
     return 1;
 }
 
-/* ADDRESS:PORT of `width` hex digits then 4: endpoint(address, port) in `found`, 0 if not in that form. */
+/*
+ * ADDRESS:PORT of `width` hex digits then 4: endpoint(address, port) in `found`
+ * (one object for every repeat of the text, through `cache`), 0 if not in that
+ * form, -1 on error.
+ */
 static int
-proc_address(const unsigned char *at, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject **found)
+proc_address(const unsigned char *at, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject *cache,
+             PyObject **found)
 {
     unsigned char packed[16];
     if (n != width + 5 || at[width] != ':') {
         return 0;
     }
+    PyObject *key = PyBytes_FromStringAndSize((const char *)at, n);
+    if (key == NULL) {
+        return -1;
+    }
+    *found = PyDict_GetItemWithError(cache, key);
+    if (*found != NULL || PyErr_Occurred()) {
+        Py_DECREF(key);
+        Py_XINCREF(*found);
+        return *found == NULL ? -1 : 1;
+    }
     for (Py_ssize_t word = 0; word < width / 8; word++) {
         int64_t value = upper_hex(at + word * 8, 8);
         if (value < 0) {
+            Py_DECREF(key);
             return 0;
         }
         uint32_t host = (uint32_t)value; /* /proc prints host-order 32-bit words */
@@ -353,12 +380,17 @@ proc_address(const unsigned char *at, Py_ssize_t n, Py_ssize_t width, PyObject *
     }
     int64_t number = upper_hex(at + width + 1, 4);
     if (number < 0) {
+        Py_DECREF(key);
         return 0;
     }
     PyObject *call[2] = {address_text(width == 8 ? AF_INET : AF_INET6, packed), PyLong_FromLong((long)number)};
     *found = call[0] == NULL || call[1] == NULL ? NULL : PyObject_Vectorcall(endpoint, call, 2, NULL);
     Py_XDECREF(call[0]);
     Py_XDECREF(call[1]);
+    if (*found != NULL && PyDict_SetItem(cache, key, *found) < 0) {
+        Py_CLEAR(*found);
+    }
+    Py_DECREF(key);
     return *found == NULL ? -1 : 1;
 }
 
@@ -367,8 +399,8 @@ proc_address(const unsigned char *at, Py_ssize_t n, Py_ssize_t width, PyObject *
  * is skipped (`row` left NULL) when its key is in `seen`.
  */
 static int
-proc_inet_row(const unsigned char *line, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject *seen,
-              PyObject **row)
+proc_inet_row(const unsigned char *line, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject *cache,
+              PyObject *seen, PyObject **row)
 {
     const unsigned char *word[10];
     Py_ssize_t length[10];
@@ -410,9 +442,9 @@ proc_inet_row(const unsigned char *line, Py_ssize_t n, Py_ssize_t width, PyObjec
     }
     Py_DECREF(key);
     PyObject *items[7] = {NULL};
-    int status = proc_address(word[1], length[1], width, endpoint, &items[0]);
+    int status = proc_address(word[1], length[1], width, endpoint, cache, &items[0]);
     if (status == 1) {
-        status = proc_address(word[2], length[2], width, endpoint, &items[1]);
+        status = proc_address(word[2], length[2], width, endpoint, cache, &items[1]);
     }
     if (status != 1) {
         Py_XDECREF(items[0]);
@@ -450,7 +482,8 @@ proc_inet_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     const unsigned char *stop = data + view.len;
     PyObject *rows = PyList_New(0);
     PyObject *seen = PySet_New(NULL);
-    if (rows == NULL || seen == NULL) {
+    PyObject *cache = PyDict_New(); /* column text -> endpoint */
+    if (rows == NULL || seen == NULL || cache == NULL) {
         goto fail;
     }
     const unsigned char *line = memchr(data, '\n', view.len); /* past the column titles */
@@ -459,7 +492,7 @@ proc_inet_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
         const unsigned char *newline = memchr(line, '\n', stop - line);
         const unsigned char *next = newline == NULL ? stop : newline + 1;
         PyObject *row = NULL;
-        int status = proc_inet_row(line, next - line, width, args[2], seen, &row);
+        int status = proc_inet_row(line, next - line, width, args[2], cache, seen, &row);
         if (status < 0) {
             goto fail;
         }
@@ -478,11 +511,13 @@ proc_inet_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
         line = next;
     }
     Py_DECREF(seen);
+    Py_DECREF(cache);
     PyBuffer_Release(&view);
     return rows;
 fail:
     Py_XDECREF(rows);
     Py_XDECREF(seen);
+    Py_XDECREF(cache);
     PyBuffer_Release(&view);
     return NULL;
 }
