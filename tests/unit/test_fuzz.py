@@ -5,8 +5,8 @@ input and damaged input, return correct records or raise a ``SockdiffError``
 (the netlink decoder: ``DumpFailed``, which its backend turns into one) and
 never anything else. Addresses agree with ``socket.inet_ntop`` and ``ipaddress``.
 
-Profiles: ``ci`` (the default, 200 examples a test) and ``thorough`` (10,000),
-chosen with ``SOCKDIFF_FUZZ=thorough``.
+Profiles (tests/helpers/fuzzing.py): ``ci`` (the default, 200 examples a test)
+and ``thorough`` (10,000), chosen with ``SOCKDIFF_FUZZ=thorough``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sockdiff import BackendUnavailable, BadSnapshot, SockdiffError
-from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.netlink.framing import Dump, DumpFailed
 from sockdiff.backends.netlink.sockets import decode_inet, decode_unix
@@ -35,74 +34,28 @@ from sockdiff.backends.proc import sockets as procfs
 from sockdiff.model import TCP_STATES, Leak, Process, Socket, escape_name
 from sockdiff.snapshots import Snapshot, dumps, loads
 from sockdiff.validation import unix_name_problem
-from tests.helpers.fuzzing import EDITS, damaged
+from tests.helpers.fuzzing import (
+    DONE,
+    EDITS,
+    INET_MESSAGE,
+    INET_ROW,
+    INET_TITLE,
+    IPV4,
+    IPV6,
+    NLMSG,
+    PORT,
+    U32,
+    damaged,
+    fit,
+    inet_dump,
+    inet_file,
+)
 from tests.helpers.records import read_back_sockets
 
-for _name, _examples in (("ci", 200), ("thorough", 10_000)):
-    settings.register_profile(
-        _name,
-        max_examples=_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-settings.load_profile(os.environ.get("SOCKDIFF_FUZZ", "ci"))
-
-U32 = st.integers(0, 2**32 - 1)
-PORT = st.integers(0, 65535)
-IPV4 = st.binary(min_size=4, max_size=4)
-IPV6 = st.one_of(
-    st.binary(min_size=16, max_size=16),
-    IPV4.map(lambda v4: b"\0" * 10 + b"\xff\xff" + v4),  # IPv4-mapped
-    IPV4.map(lambda v4: b"\0" * 12 + v4),  # IPv4-compatible, printed differently by some
-)
 OWNERS = {7: (Process(1, "init", 3),)}
 
 
 # -- /proc/net/{tcp,udp,raw}{,6} ----------------------------------------------
-
-_INET_TITLE = (
-    b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-)
-
-
-def proc_address(packed: bytes, port: int) -> bytes:
-    """ADDRESS:PORT as the kernel prints it: host-order 32-bit words in hex."""
-    words = struct.unpack(f"={len(packed) // 4}I", packed)
-    return b"".join(b"%08X" % word for word in words) + b":%04X" % port
-
-
-INET_ROW = st.tuples(IPV4 | IPV6, PORT, PORT, st.integers(1, 12), U32, U32, U32, st.integers(1, 2**40))
-
-
-def fit(packed: bytes, v6: bool) -> bytes:
-    """A generated address made the file's family: zero-extended or cut to its low bytes."""
-    return (b"\0" * 12 + packed)[-16 if v6 else -4 :]
-
-
-_INET_ROW = (
-    b"%4d: %s %s %02X %08X:%08X 00:00000000 00000000 %5d        0 %d 1 0000000000000000 100 0 0 10 0\n"
-)
-
-
-def inet_file(rows: list[tuple[bytes, int, int, int, int, int, int, int]], v6: bool) -> bytes:
-    lines = [_INET_TITLE]
-    for number, (generated, sport, dport, state, tx, rx, uid, inode) in enumerate(rows):
-        packed = fit(generated, v6)
-        lines.append(
-            _INET_ROW
-            % (
-                number,
-                proc_address(packed, sport),
-                proc_address(packed[::-1], dport),
-                state,
-                tx,
-                rx,
-                uid,
-                inode,
-            )
-        )
-    return b"".join(lines)
 
 
 @given(st.lists(INET_ROW, max_size=6), st.booleans(), st.sampled_from(["tcp", "udp", "raw"]))
@@ -143,7 +96,7 @@ def test_proc_inet_values_out_of_the_kernel_widths_are_refused(column: tuple[int
     fields = inet_file([(b"\x7f\0\0\x01", 22, 0, 10, 0, 0, 0, 7)], False).split(b"\n")[1].split()
     fields[column[0]] = column[1]
     with pytest.raises(BackendUnavailable, match=r"/proc/net/tcp: line 2 is not a socket row"):
-        procfs.parse_inet(_INET_TITLE + b" ".join(fields) + b"\n", "tcp", "inet", OWNERS)
+        procfs.parse_inet(INET_TITLE + b" ".join(fields) + b"\n", "tcp", "inet", OWNERS)
 
 
 _UNIX_TITLE = b"Num       RefCount Protocol Flags    Type St Inode Path\n"
@@ -194,43 +147,6 @@ def test_proc_unix_damaged(rows: list[Any], edits: list[tuple[int, int, int]]) -
 
 # -- netlink sock_diag replies -------------------------------------------------
 
-_NLMSG = struct.Struct("=IHHII")
-_DONE = _NLMSG.pack(20, framing.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
-
-
-def inet_message(
-    family: int, state: int, sport: int, dport: int, src: bytes, dst: bytes, numbers: tuple[int, ...]
-) -> bytes:
-    """One inet_diag_msg as the kernel lays it out (include/uapi/linux/inet_diag.h)."""
-    cookie, rqueue, wqueue, uid, inode = numbers
-    body = struct.pack("=BBBB", family, state, 0, 0) + struct.pack("!HH", sport, dport)
-    body += src.ljust(16, b"\0") + dst.ljust(16, b"\0") + struct.pack("=IQ", 0, cookie)
-    body += struct.pack("=IIIII", 0, rqueue, wqueue, uid, inode)
-    return _NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
-
-
-INET_MESSAGE = st.one_of(
-    st.tuples(st.just(socket.AF_INET), IPV4, IPV4), st.tuples(st.just(socket.AF_INET6), IPV6, IPV6)
-).flatmap(
-    lambda addresses: st.tuples(
-        st.just(addresses),
-        st.integers(1, 12),
-        PORT,
-        PORT,
-        st.tuples(st.integers(0, 2**64 - 1), U32, U32, U32, U32),
-    )
-)
-
-
-def inet_dump(messages: list[Any]) -> bytes:
-    return (
-        b"".join(
-            inet_message(family, state, sport, dport, src, dst, numbers)
-            for (family, src, dst), state, sport, dport, numbers in messages
-        )
-        + _DONE
-    )
-
 
 @given(st.lists(INET_MESSAGE, max_size=6))
 def test_netlink_inet_messages_decode_exactly(messages: list[Any]) -> None:
@@ -276,7 +192,7 @@ def unix_message(
     for attr_type, payload in attributes:
         length = 4 + len(payload)
         body += struct.pack("=HH", length, attr_type) + payload + b"\0" * (-length % 4)
-    return _NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
+    return NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
 
 
 UNIX_ATTRIBUTES = st.lists(
@@ -297,7 +213,7 @@ UNIX_MESSAGE = st.tuples(
 
 @given(st.lists(UNIX_MESSAGE, max_size=5))
 def test_netlink_unix_messages_decode(messages: list[Any]) -> None:
-    data = b"".join(unix_message(*message) for message in messages) + _DONE
+    data = b"".join(unix_message(*message) for message in messages) + DONE
     sockets = decode_unix(Dump([(data, len(data))]), OWNERS, set())
     assert len(sockets) == len({message[3] for message in messages})
     for sock in sockets:
@@ -306,7 +222,7 @@ def test_netlink_unix_messages_decode(messages: list[Any]) -> None:
 
 @given(st.lists(UNIX_MESSAGE, min_size=1, max_size=3), EDITS)
 def test_netlink_unix_damaged(messages: list[Any], edits: list[tuple[int, int, int]]) -> None:
-    data = b"".join(unix_message(*message) for message in messages) + _DONE
+    data = b"".join(unix_message(*message) for message in messages) + DONE
     decode_damaged(damaged(data, edits), lambda dump: decode_unix(dump, OWNERS, set()))
 
 

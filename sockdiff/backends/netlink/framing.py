@@ -15,6 +15,7 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..._accel import speedups
 from ...errors import BackendUnavailable
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "messages",
     "open_dump_socket",
     "open_socket",
+    "pure_messages",
     "receive",
 ]
 
@@ -126,12 +128,24 @@ def receive(sock: socket.socket) -> Iterator[tuple[bytearray, int]]:
         yield buffer, sock.recv_into(buffer)
 
 
+_fast_messages = None if speedups is None else speedups.messages
+
+
 def messages(buffer: bytes | bytearray, size: int) -> list[tuple[int, int, int, int]]:
     """(type, flags, offset, end) of each netlink message in one datagram of ``size`` bytes.
 
     A list, not a generator: a dump's decoders take every message of a datagram,
     and resuming a generator for each would cost more than the header's unpacking.
     """
+    if _fast_messages is not None:
+        fast: list[tuple[int, int, int, int]] | None = _fast_messages(buffer, size)
+        if fast is not None:
+            return fast
+    return pure_messages(buffer, size)
+
+
+def pure_messages(buffer: bytes | bytearray, size: int) -> list[tuple[int, int, int, int]]:
+    """:func:`messages` in Python: the reference for the accelerator's ``messages``."""
     found = []
     offset = 0
     unpack = _HEADER.unpack_from

@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
 
 from ... import _pyroute2 as pyroute2
+from ..._accel import speedups
 from ...errors import BackendUnavailable
 from ...model import (
     INET_TYPES,
@@ -56,6 +57,7 @@ __all__ = [
     "Reuse",
     "decode_inet",
     "decode_unix",
+    "inet_fields",
     "open_socket",
     "read_protocol",
     "reusing",
@@ -193,6 +195,64 @@ def unix_request(seq: int) -> bytes:
     return bytes(request.data)
 
 
+# What :func:`inet_fields` reads from one inet_diag reply.
+InetFields = tuple[int, int, int, int, str, str, int, int, int, int, int, int, bool | None]
+
+
+def inet_fields(buffer: bytes | bytearray, offset: int, end: int, addresses: dict[bytes, str]) -> InetFields:
+    """The fields of the inet_diag reply in ``buffer[offset:end]``: family, state,
+    local and remote port, local and remote address (text), interface index,
+    cookie, receive and send queue, uid, inode, and INET_DIAG_SKV6ONLY (None
+    unless the kernel sends it). ``addresses`` caches address texts by their bytes.
+
+    The reference for the accelerator's ``inet_fields``; DumpFailed when the
+    reply is too short or of another family.
+    """
+    if end - offset < _INET_ATTRS:
+        raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
+    family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = _INET_MSG.unpack_from(
+        buffer, offset
+    )
+    v6only = None
+    if family == AF_INET:
+        src = src[:4]
+        dst = dst[:4]
+    elif family == AF_INET6:
+        if state in _V6ONLY_STATES:
+            # Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes).
+            quick = offset + _INET_ATTRS + 8
+            if quick + 5 <= end and _ATTR.unpack_from(buffer, quick) == _V6ONLY_HEADER:
+                v6only = buffer[quick + 4] != 0
+            else:
+                v6only = _v6only(buffer, offset + _INET_ATTRS, end)
+    else:
+        raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
+    local = addresses.get(src)
+    if local is None:
+        local = addresses[src] = inet_ntop(family, src)
+    remote = addresses.get(dst)
+    if remote is None:
+        remote = addresses[dst] = inet_ntop(family, dst)
+    return (
+        family,
+        state,
+        _PORTS[sport],
+        _PORTS[dport],
+        local,
+        remote,
+        index,
+        cookie,
+        rqueue,
+        wqueue,
+        uid,
+        inode,
+        v6only,
+    )
+
+
+_fast_inet_fields = None if speedups is None else speedups.inet_fields
+
+
 def decode_inet(
     messages: Messages,
     proto: str,
@@ -208,64 +268,41 @@ def decode_inet(
     """
     sock_type = INET_TYPES[proto]
     states = TCP_STATES
-    ports = _PORTS
     names = InterfaceNames() if interfaces is None else interfaces
     addresses: dict[bytes, str] = {}
-    unpack = _INET_MSG.unpack_from
-    unpack_attr = _ATTR.unpack_from
+    fast = _fast_inet_fields
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
     sockets = []
     for buffer, offset, end in messages:
-        if end - offset < _INET_ATTRS:
-            raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
-        message = unpack(buffer, offset)  # every field but the timers
-        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = message
+        fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
+        if fields is None:
+            fields = inet_fields(buffer, offset, end, addresses)
+        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode, v6only = fields
         if cookie in seen:
             continue
         seen.add(cookie)
         if reuse is not None:
+            # Every field but the timers: a record whose fields, owners and device name
+            # are the last read's is that read's record.
             before = last.get(cookie)
             if (
                 before is not None
-                and before[0] == message
-                and (family == AF_INET or state not in _V6ONLY_STATES)  # v6only is in the attributes
+                and before[0] == fields
                 and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
                 and (not index or before[1].interface == names[index])  # a device renamed since
             ):
                 reuse.now[cookie] = before
                 sockets.append(before[1])
                 continue
-        v6only = None
-        if family == AF_INET:
-            family_name = "inet"
-            src = src[:4]
-            dst = dst[:4]
-        elif family == AF_INET6:
-            family_name = "inet6"
-            if state in _V6ONLY_STATES:
-                # Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes).
-                quick = offset + _INET_ATTRS + 8
-                if quick + 5 <= end and unpack_attr(buffer, quick) == _V6ONLY_HEADER:
-                    v6only = buffer[quick + 4] != 0
-                else:
-                    v6only = _v6only(buffer, offset + _INET_ATTRS, end)
-        else:
-            raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
-        local_address = addresses.get(src)
-        if local_address is None:
-            local_address = addresses[src] = inet_ntop(family, src)
-        remote_address = addresses.get(dst)
-        if remote_address is None:
-            remote_address = addresses[dst] = inet_ntop(family, dst)
         sockets.append(
             make_socket(
                 proto,
-                family_name,
+                "inet" if family == AF_INET else "inet6",
                 sock_type,
                 states.get(state, "UNKNOWN"),
-                Endpoint(local_address, ports[sport]),
-                Endpoint(remote_address, ports[dport]),
+                Endpoint(src, sport),
+                Endpoint(dst, dport),
                 inode,
                 uid,
                 rqueue,
@@ -276,7 +313,7 @@ def decode_inet(
             )
         )
         if reuse is not None:
-            reuse.now[cookie] = (message, sockets[-1])
+            reuse.now[cookie] = (fields, sockets[-1])
     return sockets
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop
 
+from ..._accel import speedups
 from ...errors import BackendUnavailable
 from ...model import (
     INET_TYPES,
@@ -28,6 +29,7 @@ from ...model import (
 __all__ = [
     "DEFAULT_NET_DIR",
     "decode_address",
+    "inet_rows",
     "parse_counters",
     "parse_inet",
     "parse_unix",
@@ -120,20 +122,22 @@ def _bad_row(proto: str, family: str, number: int) -> BackendUnavailable:
     return BackendUnavailable(f"/proc/net/{name}: line {number} is not a socket row this sockdiff reads")
 
 
-def parse_inet(
-    data: bytes, proto: str, family: str, owners: Mapping[int, tuple[Process, ...]]
-) -> list[Socket]:
-    """The sockets in one of /proc/net/{tcp,udp,raw}{,6}.
+# What :func:`inet_rows` reads from one row: local and remote endpoint, state,
+# send queue, receive queue, uid, inode.
+InetRow = tuple[Endpoint, Endpoint, int, int, int, int, int]
 
-    A row seen twice (same inode, or for inode 0 the same addresses) is kept once.
-    For a TCP listener the kernel prints 0 as its send queue rather than the
-    backlog limit that netlink (and ss) report, so it is unknown here: None.
+
+def inet_rows(data: bytes, proto: str, family: str) -> list[InetRow]:
+    """The rows of one of /proc/net/{tcp,udp,raw}{,6}, a row seen twice (same
+    inode, or for inode 0 the same addresses) kept once.
+
+    The reference for the accelerator's ``proc_inet_rows``. A row that is not in
+    the kernel's format is refused whole (BackendUnavailable), rather than read
+    into a record with a wrong value; a line of fewer than 10 columns is skipped.
     """
-    sock_type = INET_TYPES[proto]
     addresses: dict[bytes, Endpoint] = {}
     seen: set[object] = set()
-    sockets = []
-    states = TCP_STATES
+    rows = []
     width = _ADDRESS_WIDTH[family]
     lines = iter(io.BytesIO(data))  # one line at a time: a list of 100k would double the text
     next(lines, None)  # the column titles
@@ -141,8 +145,6 @@ def parse_inet(
         fields = line.split(None, 10)  # the columns up to the inode; the rest is not read
         if len(fields) < 10:
             continue
-        # The kernel writes every row in one format; a row that is not in it is refused
-        # whole, rather than read into a record with a wrong value.
         try:
             local_text, remote_text = fields[1], fields[2]
             inode = int(fields[9])
@@ -156,7 +158,7 @@ def parse_inet(
             remote = addresses.get(remote_text)
             if remote is None:
                 remote = addresses[remote_text] = _decode(remote_text, width)
-            state_number = int(fields[3], 16)
+            state = int(fields[3], 16)
             send_text, _, recv_text = fields[4].partition(b":")
             uid, recv_q, send_q = int(fields[7]), int(recv_text, 16), int(send_text, 16)
         except ValueError:
@@ -165,22 +167,45 @@ def parse_inet(
         # u64 (%lu), a uid and the queues u32 (%u, %08X).
         if not (0 <= inode < _U64 and 0 <= uid < _U32 and 0 <= recv_q < _U32 and 0 <= send_q < _U32):
             raise _bad_row(proto, family, number)
-        sockets.append(
-            make_socket(
-                proto,
-                family,
-                sock_type,
-                states.get(state_number, "UNKNOWN"),
-                local,
-                remote,
-                inode,
-                uid,
-                recv_q,
-                None if state_number == _TCP_LISTEN and proto == "tcp" else send_q,
-                owners,
-            )
+        rows.append((local, remote, state, send_q, recv_q, uid, inode))
+    return rows
+
+
+_fast_inet_rows = None if speedups is None else speedups.proc_inet_rows
+
+
+def parse_inet(
+    data: bytes, proto: str, family: str, owners: Mapping[int, tuple[Process, ...]]
+) -> list[Socket]:
+    """The sockets in one of /proc/net/{tcp,udp,raw}{,6} (rows as :func:`inet_rows` reads them).
+
+    For a TCP listener the kernel prints 0 as its send queue rather than the
+    backlog limit that netlink (and ss) report, so it is unknown here: None.
+    """
+    sock_type = INET_TYPES[proto]
+    states = TCP_STATES
+    rows: list[InetRow] | None = (
+        None if _fast_inet_rows is None else _fast_inet_rows(data, _ADDRESS_WIDTH[family], Endpoint)
+    )
+    if rows is None:
+        rows = inet_rows(data, proto, family)
+    listener = _TCP_LISTEN if proto == "tcp" else None
+    return [
+        make_socket(
+            proto,
+            family,
+            sock_type,
+            states.get(state, "UNKNOWN"),
+            local,
+            remote,
+            inode,
+            uid,
+            recv_q,
+            None if state == listener else send_q,
+            owners,
         )
-    return sockets
+        for local, remote, state, send_q, recv_q, uid, inode in rows
+    ]
 
 
 def _decode(text: bytes, width: int) -> Endpoint:

@@ -1,0 +1,552 @@
+/*
+ * sockdiff._speedups: the optional compiled accelerator of sockdiff's hot loops.
+ *
+ * Every function here is a fast path of a pure-Python reference (named in its
+ * comment) and returns exactly what the reference returns, or None where it
+ * declines: input that is not in the exact form the kernel writes, which the
+ * reference then reads itself (and refuses, when it refuses). So an error is
+ * always the reference's error, and the C code never has to mirror Python's
+ * exceptions. sockdiff/_accel.py picks this module when it is importable and
+ * SOCKDIFF_PURE is not set.
+ *
+ * Bounds: every read is checked against the buffer's length first.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Decoded values go into fresh objects; none of these can fail but on memory. */
+#define NLMSG_HEADER 16
+#define INET_DIAG_END (NLMSG_HEADER + 72) /* nlmsghdr + struct inet_diag_msg */
+#define INET_DIAG_SKV6ONLY 11
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
+static uint16_t
+read_u16(const unsigned char *at)
+{
+    uint16_t value;
+    memcpy(&value, at, sizeof value);
+    return value;
+}
+
+static uint32_t
+read_u32(const unsigned char *at)
+{
+    uint32_t value;
+    memcpy(&value, at, sizeof value);
+    return value;
+}
+
+static uint64_t
+read_u64(const unsigned char *at)
+{
+    uint64_t value;
+    memcpy(&value, at, sizeof value);
+    return value;
+}
+
+/* A tuple of n new references; steals them, NULL (and all released) if any is NULL. */
+static PyObject *
+pack(Py_ssize_t n, PyObject **items)
+{
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (items[i] == NULL) {
+            goto fail;
+        }
+    }
+    tuple = PyTuple_New(n);
+    if (tuple == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyTuple_SET_ITEM(tuple, i, items[i]);
+    }
+    return tuple;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(items[i]);
+    }
+    return NULL;
+}
+
+/*
+ * The arguments every function starts with: `wanted` of them, args[0] a buffer
+ * (`view`, to be released) and args[1] an index (`index`). -1 and an exception if not.
+ */
+static int
+buffer_and_index(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t wanted,
+                 Py_buffer *view, Py_ssize_t *index)
+{
+    if (nargs != wanted) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, wanted, nargs);
+        return -1;
+    }
+    *index = PyLong_AsSsize_t(args[1]);
+    if (*index == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE);
+}
+
+/*
+ * messages(buffer, size): framing.messages's fast path, the list of
+ * (type, flags, offset, end) of each netlink message in one datagram.
+ */
+static PyObject *
+messages(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t size;
+    Py_buffer view;
+    if (buffer_and_index("messages", args, nargs, 2, &view, &size) < 0) {
+        return NULL;
+    }
+    PyObject *found = NULL;
+    if (size < 0 || size > view.len) {
+        goto decline;
+    }
+    const unsigned char *data = view.buf;
+    found = PyList_New(0);
+    if (found == NULL) {
+        goto done;
+    }
+    Py_ssize_t offset = 0;
+    while (offset + NLMSG_HEADER <= size) {
+        uint32_t length = read_u32(data + offset);
+        if (length < NLMSG_HEADER || (Py_ssize_t)length > size - offset) {
+            goto decline; /* a message past its datagram: the reference refuses it */
+        }
+        PyObject *items[4] = {
+            PyLong_FromUnsignedLong(read_u16(data + offset + 4)),
+            PyLong_FromUnsignedLong(read_u16(data + offset + 6)),
+            PyLong_FromSsize_t(offset),
+            PyLong_FromSsize_t(offset + (Py_ssize_t)length),
+        };
+        PyObject *message = pack(4, items);
+        if (message == NULL || PyList_Append(found, message) < 0) {
+            Py_XDECREF(message);
+            Py_CLEAR(found);
+            goto done;
+        }
+        Py_DECREF(message);
+        offset += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    goto done;
+decline:
+    Py_XDECREF(found);
+    found = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    return found;
+}
+
+/* An address as text; 4 or 16 bytes at `at`. */
+static PyObject *
+address_text(int family, const unsigned char *at)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (family == AF_INET) {
+        /* inet_ntop's dotted quad, without its sprintf */
+        char *out = text;
+        for (int i = 0; i < 4; i++) {
+            unsigned byte = at[i];
+            if (byte >= 100) {
+                *out++ = (char)('0' + byte / 100);
+            }
+            if (byte >= 10) {
+                *out++ = (char)('0' + byte / 10 % 10);
+            }
+            *out++ = (char)('0' + byte % 10);
+            *out++ = '.';
+        }
+        return PyUnicode_FromStringAndSize(text, out - text - 1);
+    }
+    if (inet_ntop(family, at, text, sizeof text) == NULL) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyUnicode_FromString(text);
+}
+
+/*
+ * What `make(family, at)` makes of `size` bytes at `at`, through `cache` (those
+ * bytes -> the object): one object for every repeat of the same bytes, as the
+ * references share theirs (100k loopback sockets hold each address twice).
+ */
+static PyObject *
+cached(PyObject *cache, const unsigned char *at, Py_ssize_t size, PyObject *(*make)(int, const unsigned char *),
+       int family)
+{
+    PyObject *key = PyBytes_FromStringAndSize((const char *)at, size);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyDict_GetItemWithError(cache, key);
+    if (found != NULL) {
+        Py_INCREF(found);
+    }
+    else if (!PyErr_Occurred()) {
+        found = make(family, at);
+        if (found != NULL && PyDict_SetItem(cache, key, found) < 0) {
+            Py_CLEAR(found);
+        }
+    }
+    Py_DECREF(key);
+    return found;
+}
+
+/* address_text through `cache` (the address's bytes -> text), as the reference keeps it. */
+static PyObject *
+cached_address_text(int family, const unsigned char *at, PyObject *cache)
+{
+    if (!PyDict_CheckExact(cache)) {
+        return address_text(family, at);
+    }
+    return cached(cache, at, family == AF_INET ? 4 : 16, address_text, family);
+}
+
+/*
+ * INET_DIAG_SKV6ONLY among the attributes in [start, end): 1 or 0, -1 when absent,
+ * -2 when an attribute does not fit (framing.attributes refuses the message).
+ */
+static int
+v6only_attribute(const unsigned char *data, Py_ssize_t start, Py_ssize_t end)
+{
+    int found = -1;
+    while (start + 4 <= end) {
+        uint16_t length = read_u16(data + start);
+        uint16_t kind = read_u16(data + start + 2) & 0x3FFF;
+        if (length < 4 || length > end - start) {
+            return -2;
+        }
+        if (found == -1 && kind == INET_DIAG_SKV6ONLY && length > 4) {
+            found = data[start + 4] != 0;
+        }
+        start += (length + 3) & ~3;
+    }
+    return found;
+}
+
+/*
+ * inet_fields(buffer, offset, end, addresses): sockets.inet_fields's fast path,
+ * the fields of one inet_diag reply. `addresses` caches address texts by their
+ * bytes, as the reference does.
+ */
+static PyObject *
+inet_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset, end = 0;
+    Py_buffer view;
+    if (nargs == 4) {
+        end = PyLong_AsSsize_t(args[2]);
+        if (end == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (buffer_and_index("inet_fields", args, nargs, 4, &view, &offset) < 0) {
+        return NULL;
+    }
+    PyObject *result = Py_None;
+    if (offset < 0 || end > view.len || end - offset < INET_DIAG_END) {
+        goto done;
+    }
+    const unsigned char *m = (const unsigned char *)view.buf + offset;
+    int family = m[16], state = m[17];
+    int v6only = -1;
+    if (family == AF_INET6 && (state == TCP_CLOSE || state == TCP_LISTEN)) {
+        /* Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes). */
+        Py_ssize_t quick = offset + INET_DIAG_END + 8;
+        const unsigned char *data = view.buf;
+        if (quick + 5 <= end && read_u16(data + quick) == 5 && read_u16(data + quick + 2) == INET_DIAG_SKV6ONLY) {
+            v6only = data[quick + 4] != 0;
+        }
+        else {
+            v6only = v6only_attribute(data, offset + INET_DIAG_END, end);
+            if (v6only == -2) {
+                goto done;
+            }
+        }
+    }
+    else if (family != AF_INET && family != AF_INET6) {
+        goto done;
+    }
+    PyObject *items[13] = {
+        PyLong_FromLong(family),
+        PyLong_FromLong(state),
+        PyLong_FromLong((m[20] << 8) | m[21]), /* ports in network order */
+        PyLong_FromLong((m[22] << 8) | m[23]),
+        cached_address_text(family, m + 24, args[3]),
+        cached_address_text(family, m + 40, args[3]),
+        PyLong_FromUnsignedLong(read_u32(m + 56)),
+        PyLong_FromUnsignedLongLong(read_u64(m + 60)),
+        PyLong_FromUnsignedLong(read_u32(m + 72)),
+        PyLong_FromUnsignedLong(read_u32(m + 76)),
+        PyLong_FromUnsignedLong(read_u32(m + 80)),
+        PyLong_FromUnsignedLong(read_u32(m + 84)),
+        Py_NewRef(v6only < 0 ? Py_None : v6only ? Py_True : Py_False),
+    };
+    PyBuffer_Release(&view);
+    return pack(13, items);
+done:
+    PyBuffer_Release(&view);
+    return Py_NewRef(result);
+}
+
+/* ---- /proc/net/{tcp,udp,raw}{,6} ---- */
+
+static int
+is_space(unsigned char c)
+{
+    /* bytes.split()'s whitespace */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The value of [at, at + n) in upper-case hexadecimal (as the kernel's %X), -1 if not. */
+static int64_t
+upper_hex(const unsigned char *at, Py_ssize_t n)
+{
+    int64_t value = 0;
+    if (n < 1 || n > 8) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = at[i];
+        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (digit < 0) {
+            return -1;
+        }
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+/* The value of [at, at + n) in decimal digits, 0 if not digits or not below 2**64. */
+static int
+decimal(const unsigned char *at, Py_ssize_t n, uint64_t *out)
+{
+    uint64_t value = 0;
+    if (n < 1) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (at[i] < '0' || at[i] > '9') {
+            return 0;
+        }
+        unsigned digit = at[i] - '0';
+        if (value > (UINT64_MAX - digit) / 10) {
+            return 0;
+        }
+        value = value * 10 + digit;
+    }
+    *out = value;
+    return 1;
+}
+
+/*
+ * ADDRESS:PORT of `width` hex digits then 4: endpoint(address, port) in `found`
+ * (one object for every repeat of the text, through `cache`), 0 if not in that
+ * form, -1 on error.
+ */
+static int
+proc_address(const unsigned char *at, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject *cache,
+             PyObject **found)
+{
+    unsigned char packed[16];
+    if (n != width + 5 || at[width] != ':') {
+        return 0;
+    }
+    PyObject *key = PyBytes_FromStringAndSize((const char *)at, n);
+    if (key == NULL) {
+        return -1;
+    }
+    *found = PyDict_GetItemWithError(cache, key);
+    if (*found != NULL || PyErr_Occurred()) {
+        Py_DECREF(key);
+        Py_XINCREF(*found);
+        return *found == NULL ? -1 : 1;
+    }
+    for (Py_ssize_t word = 0; word < width / 8; word++) {
+        int64_t value = upper_hex(at + word * 8, 8);
+        if (value < 0) {
+            Py_DECREF(key);
+            return 0;
+        }
+        uint32_t host = (uint32_t)value; /* /proc prints host-order 32-bit words */
+        memcpy(packed + word * 4, &host, 4);
+    }
+    int64_t number = upper_hex(at + width + 1, 4);
+    if (number < 0) {
+        Py_DECREF(key);
+        return 0;
+    }
+    PyObject *call[2] = {address_text(width == 8 ? AF_INET : AF_INET6, packed), PyLong_FromLong((long)number)};
+    *found = call[0] == NULL || call[1] == NULL ? NULL : PyObject_Vectorcall(endpoint, call, 2, NULL);
+    Py_XDECREF(call[0]);
+    Py_XDECREF(call[1]);
+    if (*found != NULL && PyDict_SetItem(cache, key, *found) < 0) {
+        Py_CLEAR(*found);
+    }
+    Py_DECREF(key);
+    return *found == NULL ? -1 : 1;
+}
+
+/*
+ * One row: 1 and its fields in `row`, 0 to decline, -1 on error. The row
+ * is skipped (`row` left NULL) when its key is in `seen`.
+ */
+static int
+proc_inet_row(const unsigned char *line, Py_ssize_t n, Py_ssize_t width, PyObject *endpoint, PyObject *cache,
+              PyObject *seen, PyObject **row)
+{
+    const unsigned char *word[10];
+    Py_ssize_t length[10];
+    Py_ssize_t at = 0;
+    for (int i = 0; i < 10; i++) {
+        while (at < n && is_space(line[at])) {
+            at++;
+        }
+        if (at == n) {
+            return 0; /* fewer than 10 columns: the reference's to skip */
+        }
+        word[i] = line + at;
+        while (at < n && !is_space(line[at])) {
+            at++;
+        }
+        length[i] = line + at - word[i];
+    }
+    uint64_t inode, uid;
+    const unsigned char *colon = memchr(word[4], ':', length[4]);
+    if (!decimal(word[9], length[9], &inode) || !decimal(word[7], length[7], &uid) || uid > UINT32_MAX ||
+        colon == NULL) {
+        return 0;
+    }
+    int64_t state = upper_hex(word[3], length[3]);
+    int64_t send_q = upper_hex(word[4], colon - word[4]);
+    int64_t recv_q = upper_hex(colon + 1, word[4] + length[4] - colon - 1);
+    if (state < 0 || send_q < 0 || recv_q < 0) {
+        return 0;
+    }
+    PyObject *key = inode ? PyLong_FromUnsignedLongLong(inode)
+                          : Py_BuildValue("(y#y#)", word[1], length[1], word[2], length[2]);
+    if (key == NULL) {
+        return -1;
+    }
+    int repeated = PySet_Contains(seen, key);
+    if (repeated != 0 || PySet_Add(seen, key) < 0) {
+        Py_DECREF(key);
+        return repeated == 1 ? 1 : -1;
+    }
+    Py_DECREF(key);
+    PyObject *items[7] = {NULL};
+    int status = proc_address(word[1], length[1], width, endpoint, cache, &items[0]);
+    if (status == 1) {
+        status = proc_address(word[2], length[2], width, endpoint, cache, &items[1]);
+    }
+    if (status != 1) {
+        Py_XDECREF(items[0]);
+        return status;
+    }
+    items[2] = PyLong_FromLongLong(state);
+    items[3] = PyLong_FromLongLong(send_q);
+    items[4] = PyLong_FromLongLong(recv_q);
+    items[5] = PyLong_FromUnsignedLongLong(uid);
+    items[6] = PyLong_FromUnsignedLongLong(inode);
+    *row = pack(7, items);
+    return *row == NULL ? -1 : 1;
+}
+
+/*
+ * proc_inet_rows(data, width, endpoint): proc sockets.inet_rows's fast path, the
+ * rows of one /proc/net/{tcp,udp,raw}{,6} file (`width`: 8 or 32 hex digits an
+ * address; `endpoint`: called with an address and a port), repeats left out.
+ * None unless every row is in the kernel's own format.
+ */
+static PyObject *
+proc_inet_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t width;
+    Py_buffer view;
+    if (buffer_and_index("proc_inet_rows", args, nargs, 3, &view, &width) < 0) {
+        return NULL;
+    }
+    if (width != 8 && width != 32) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "an address is 8 or 32 hex digits");
+        return NULL;
+    }
+    const unsigned char *data = view.buf;
+    const unsigned char *stop = data + view.len;
+    PyObject *rows = PyList_New(0);
+    PyObject *seen = PySet_New(NULL);
+    PyObject *cache = PyDict_New(); /* column text -> endpoint */
+    if (rows == NULL || seen == NULL || cache == NULL) {
+        goto fail;
+    }
+    const unsigned char *line = memchr(data, '\n', view.len); /* past the column titles */
+    line = line == NULL ? stop : line + 1;
+    while (line < stop) {
+        const unsigned char *newline = memchr(line, '\n', stop - line);
+        const unsigned char *next = newline == NULL ? stop : newline + 1;
+        PyObject *row = NULL;
+        int status = proc_inet_row(line, next - line, width, args[2], cache, seen, &row);
+        if (status < 0) {
+            goto fail;
+        }
+        if (status == 0) {
+            Py_DECREF(rows);
+            rows = Py_NewRef(Py_None);
+            break;
+        }
+        if (row != NULL) {
+            status = PyList_Append(rows, row);
+            Py_DECREF(row);
+            if (status < 0) {
+                goto fail;
+            }
+        }
+        line = next;
+    }
+    Py_DECREF(seen);
+    Py_DECREF(cache);
+    PyBuffer_Release(&view);
+    return rows;
+fail:
+    Py_XDECREF(rows);
+    Py_XDECREF(seen);
+    Py_XDECREF(cache);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
+     "framing.messages's fast path; None where the reference must read the datagram."},
+    {"inet_fields", (PyCFunction)(void (*)(void))inet_fields, METH_FASTCALL,
+     "sockets.inet_fields's fast path; None where the reference must read the message."},
+    {"proc_inet_rows", (PyCFunction)(void (*)(void))proc_inet_rows, METH_FASTCALL,
+     "proc sockets.inet_rows's fast path; None where the reference must read the file."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot slots[] = {
+    {0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "sockdiff._speedups",
+    .m_doc = "The optional compiled fast paths of sockdiff's decoders (see sockdiff/_accel.py).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&module);
+}

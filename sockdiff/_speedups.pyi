@@ -1,0 +1,14 @@
+# The compiled fast paths (sockdiff/_speedups.c); each returns None where it declines.
+
+from collections.abc import Callable
+from typing import TypeVar
+
+_E = TypeVar("_E")
+
+def messages(buffer: bytes | bytearray, size: int, /) -> list[tuple[int, int, int, int]] | None: ...
+def inet_fields(
+    buffer: bytes | bytearray, offset: int, end: int, addresses: dict[bytes, str], /
+) -> tuple[int, int, int, int, str, str, int, int, int, int, int, int, bool | None] | None: ...
+def proc_inet_rows(
+    data: bytes, width: int, endpoint: Callable[[str, int], _E], /
+) -> list[tuple[_E, _E, int, int, int, int, int]] | None: ...

@@ -1,0 +1,265 @@
+"""The compiled accelerator (sockdiff._speedups) against the pure-Python references.
+
+Each fast path returns what its reference returns, or None where it declines
+and the reference reads the input: so it must decline whatever the reference
+refuses, and must not decline what the kernel writes (or it would be no fast
+path). Checked on the kernel's captured replies and files (fixtures/zoo), on
+hypothesis-made ones, and on damaged ones; and the records of the captures,
+decoded with the extension and with SOCKDIFF_PURE=1, are the same bytes.
+
+The comparisons need the extension: .ci/run builds it in one pass (where these
+tests run) and installs without a compiler in the other (where it checks the
+extension is absent, and these are skipped).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sockdiff.backends.netlink import framing
+from sockdiff.backends.netlink import sockets as netlink
+from sockdiff.backends.proc import sockets as procfs
+from sockdiff.model import Endpoint
+from tests.helpers.captured import FIXTURES
+from tests.helpers.fuzzing import (
+    DONE,
+    EDITS,
+    INET_MESSAGE,
+    INET_ROW,
+    NLMSG,
+    damaged,
+    inet_dump,
+    inet_file,
+    inet_message,
+)
+
+speedups = pytest.importorskip("sockdiff._speedups")
+
+PROC_FILES = [("tcp", "inet"), ("tcp6", "inet6"), ("udp", "inet"), ("udp6", "inet6"), ("raw", "inet")]
+NETLINK_FILES = ["tcp4", "tcp6", "udp4", "udp6", "raw4", "raw6", "unix"]
+
+
+def agree(fast: object, reference: Callable[[], object]) -> None:
+    """``fast`` is the reference's result or None; None wherever the reference raises."""
+    try:
+        expected = reference()
+    except Exception:
+        assert fast is None
+        return
+    assert fast is None or fast == expected
+
+
+def check_datagram(data: bytes, size: int, *, kernel_made: bool, inet: bool = True) -> None:
+    """messages on the datagram, then inet_fields on each of its sock_diag replies (``inet``)."""
+    fast = speedups.messages(data, size)
+    agree(fast, lambda: framing.pure_messages(data, size))
+    if kernel_made:
+        assert fast is not None
+    try:
+        found = framing.pure_messages(data, min(size, len(data)))
+    except framing.DumpFailed:
+        return
+    for kind, _flags, offset, end in found:
+        if inet and kind == netlink.SOCK_DIAG_BY_FAMILY:
+            check_inet_message(data, offset, end, kernel_made=kernel_made)
+
+
+def check_inet_message(data: bytes, offset: int, end: int, *, kernel_made: bool) -> None:
+    cache: dict[bytes, str] = {}
+    fast = speedups.inet_fields(data, offset, end, cache)
+    agree(fast, lambda: netlink.inet_fields(data, offset, end, {}))
+    if kernel_made:
+        assert fast is not None
+    # The cache the accelerator fills holds what the reference would have put there.
+    for packed, text in cache.items():
+        assert text == socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def check_proc_file(data: bytes, proto: str, family: str, *, kernel_made: bool) -> None:
+    fast = speedups.proc_inet_rows(data, 8 if family == "inet" else 32, Endpoint)
+    agree(fast, lambda: procfs.inet_rows(data, proto, family))
+    if kernel_made:
+        assert fast is not None
+
+
+@pytest.mark.parametrize("name", NETLINK_FILES)
+def test_captured_netlink_replies(name: str) -> None:
+    data = (FIXTURES / "netlink" / f"{name}.bin").read_bytes()
+    check_datagram(data, len(data), kernel_made=True, inet=name != "unix")
+
+
+@pytest.mark.parametrize(("name", "family"), PROC_FILES)
+def test_captured_proc_files(name: str, family: str) -> None:
+    data = (FIXTURES / "proc" / name).read_bytes()
+    check_proc_file(data, name.rstrip("6"), family, kernel_made=True)
+
+
+# A u8 attribute, as INET_DIAG_SKV6ONLY is (type 11), or any other.
+ATTRIBUTE = st.tuples(st.sampled_from([1, 8, 11, 11 | 0x8000, 0x400B]), st.binary(max_size=9))
+
+
+def with_attributes(message: bytes, attributes: list[tuple[int, bytes]]) -> bytes:
+    """``message`` with netlink attributes after its inet_diag_msg, its length fixed."""
+    body = message[16:]
+    for kind, payload in attributes:
+        body += struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+    return NLMSG.pack(16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
+
+
+# Messages in the kernel's layout; listeners and closed IPv6 sockets (where the v6only
+# attribute is read) and families the decoder refuses made often.
+KERNEL_MESSAGE = st.tuples(
+    st.sampled_from([socket.AF_INET, socket.AF_INET6]),
+    st.sampled_from([1, 7, 10, 12]),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+    st.lists(ATTRIBUTE, max_size=3),
+    st.integers(0, 2**64 - 1),
+)
+
+
+def kernel_message(fields: tuple[int, int, bytes, bytes, list[tuple[int, bytes]], int]) -> bytes:
+    family, state, src, dst, attributes, cookie = fields
+    numbers = (cookie, 1, 2, 3, 4)
+    return with_attributes(inet_message(family, state, 80, 443, src, dst, numbers), attributes)
+
+
+@given(st.lists(KERNEL_MESSAGE, max_size=4))
+def test_made_netlink_replies(messages: list[Any]) -> None:
+    data = b"".join(kernel_message(fields) for fields in messages) + DONE
+    check_datagram(data, len(data), kernel_made=True)
+
+
+@given(st.lists(INET_MESSAGE, min_size=1, max_size=3), st.lists(KERNEL_MESSAGE, max_size=2), EDITS)
+def test_damaged_netlink_replies(
+    messages: list[Any], more: list[Any], edits: list[tuple[int, int, int]]
+) -> None:
+    data = damaged(inet_dump(messages) + b"".join(kernel_message(fields) for fields in more), edits)
+    check_datagram(data, len(data), kernel_made=False)
+
+
+@given(st.binary(max_size=200), st.integers(-8, 210), st.integers(-8, 210))
+def test_any_bytes_anywhere(data: bytes, offset: int, end: int) -> None:
+    check_datagram(data, end, kernel_made=False)
+    agree(
+        speedups.inet_fields(data, offset, end, {}),
+        lambda: netlink.inet_fields(data, offset, end, {}),
+    )
+
+
+@given(st.lists(INET_ROW, max_size=5), st.booleans(), st.sampled_from(["tcp", "udp", "raw"]))
+def test_made_proc_files(rows: list[Any], v6: bool, proto: str) -> None:
+    check_proc_file(inet_file(rows, v6), proto, "inet6" if v6 else "inet", kernel_made=True)
+
+
+# What the reference reads or refuses but the kernel does not write: lower-case hex,
+# other blanks, signs, underscores, a missing or extra column, values past their width.
+ODD_TEXT = st.sampled_from(
+    [b"a", b"f", b"\t", b"\r", b"\x0b", b" ", b"-", b"+", b"_", b"0x", b":", b"\n", b"99999999999", b"\xff"]
+)
+
+
+@given(
+    st.lists(INET_ROW, min_size=1, max_size=3),
+    st.booleans(),
+    st.lists(st.tuples(st.integers(0, 2**31), ODD_TEXT), min_size=1, max_size=3),
+    EDITS,
+)
+def test_odd_proc_files(
+    rows: list[Any], v6: bool, insertions: list[tuple[int, bytes]], edits: list[tuple[int, int, int]]
+) -> None:
+    data = inet_file(rows, v6)
+    for where, text in insertions:
+        place = where % len(data)
+        data = data[:place] + text + data[place:]
+    family = "inet6" if v6 else "inet"
+    check_proc_file(data, "tcp", family, kernel_made=False)
+    check_proc_file(damaged(data, edits), "tcp", family, kernel_made=False)
+
+
+# Column texts the kernel does not write; some the reference still reads, some it refuses.
+ODD_COLUMN = st.sampled_from(
+    [
+        b"4294967295",
+        b"4294967296",
+        b"18446744073709551615",
+        b"18446744073709551616",
+        b"007",
+        b"+5",
+        b"-1",
+        b"1_0",
+        b"0x1A",
+        b"1a",
+        b"FFFFFFFFF",
+        b"0100007f:0016",
+        b"0100007F:16",
+        b"0100007F:0016:",
+        b"0100007F0016",
+        b"00000000000000000000000001000000:0016",
+        b"1:2",
+        b"1:",
+        b":1",
+        b"",
+    ]
+)
+
+
+@given(st.lists(INET_ROW, min_size=1, max_size=2), st.booleans(), st.integers(1, 9), ODD_COLUMN)
+def test_odd_columns(rows: list[Any], v6: bool, column: int, text: bytes) -> None:
+    title, *lines = inet_file(rows, v6).splitlines(keepends=True)
+    fields = lines[-1].split(b" ")
+    words = [i for i, field in enumerate(fields) if field]
+    fields[words[column]] = text
+    lines[-1] = b" ".join(fields)
+    check_proc_file(b"".join([title, *lines]), "tcp", "inet6" if v6 else "inet", kernel_made=False)
+
+
+_DECODE_CAPTURES = f"""
+import sys
+from pathlib import Path
+import msgspec
+from sockdiff import _accel
+from sockdiff.backends.netlink import framing, sockets as netlink
+from sockdiff.backends.proc import sockets as procfs
+fixtures = Path({str(FIXTURES)!r})
+records = []
+for name in {NETLINK_FILES!r}:
+    data = (fixtures / "netlink" / (name + ".bin")).read_bytes()
+    dump = framing.Dump([(data, len(data))])
+    try:
+        if name == "unix":
+            records += netlink.decode_unix(dump, {{}}, set())
+        else:
+            records += netlink.decode_inet(dump, name[:3], {{}}, set(), {{}})
+    except framing.DumpFailed as failure:
+        records.append(failure.code)
+for name, family in {PROC_FILES!r}:
+    records += procfs.parse_inet((fixtures / "proc" / name).read_bytes(), name.rstrip("6"), family, {{}})
+sys.stdout.buffer.write(msgspec.json.encode([_accel.speedups is not None, records]))
+"""
+
+
+def test_both_paths_give_the_same_bytes() -> None:
+    """The records of every capture, decoded in a process with the extension and in one with
+    SOCKDIFF_PURE=1 (which must not load it): the same bytes."""
+    outputs = {}
+    for pure in ("0", "1"):
+        env = {**os.environ, "SOCKDIFF_PURE": pure}
+        done = subprocess.run(
+            [sys.executable, "-c", _DECODE_CAPTURES], env=env, capture_output=True, check=True
+        )
+        outputs[pure] = done.stdout
+    assert outputs["0"].startswith(b"[true,")
+    assert outputs["1"].startswith(b"[false,")
+    assert outputs["0"][len(b"[true,") :] == outputs["1"][len(b"[false,") :]
+    assert b'"address"' in outputs["1"]  # records, not only errors
