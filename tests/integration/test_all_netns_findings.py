@@ -19,8 +19,9 @@ import pytest
 from sockdiff import acquire
 from sockdiff import namespaces as discovery
 from sockdiff.snapshots import Snapshot
-from tests.helpers.held_netns import CGROUP_ROOT, Contained, remove_cgroups
-from tests.helpers.netns import require_netns
+from tests.helpers.cli import sockdiff
+from tests.helpers.held_netns import CGROUP_ROOT, Contained, listen_in, remove_cgroups, stop
+from tests.helpers.netns import PREFIX, private_netns, require_netns
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +85,20 @@ def test_a_fifo_where_docker_keeps_its_config(docker_root: Path, containers: lis
         container = described[contained.inode].container
         assert container is not None and container.id == expected
         assert container.name is None  # not a regular file: not read
+
+
+def test_netns_column_escapes_blanks(tmp_path: Path) -> None:
+    with private_netns(PREFIX + "a b ") as name:
+        listener, port = listen_in(name)
+        try:
+            shown = sockdiff("show", "--all-netns", "-t", "-l", cwd=tmp_path)
+            interfaces = sockdiff("show", "--all-netns", "-i", cwd=tmp_path)
+        finally:
+            stop(listener)
+    word = name.replace(" ", "\\x20")
+    assert shown.returncode == 0 and interfaces.returncode == 0, shown.stderr + interfaces.stderr
+    rows = [line.split() for line in shown.stdout.splitlines() if f":{port} " in line]
+    assert [row[:3] for row in rows if row[0] == word] == [[word, "tcp", "LISTEN"]]
+    assert [row[:2] for row in map(str.split, interfaces.stdout.splitlines()) if row[0] == word] == [
+        [word, "lo"]
+    ]
