@@ -107,7 +107,7 @@ def take(
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
     verdict = None
     if where is not None:
-        from .filter import compile_filter_for, compile_verdict
+        from .filter import compile_filter_for, compile_verdict, filter_keywords
 
         compile_filter_for(where, processes)  # refused here when it reads owners left out
         verdict = compile_verdict(where)
@@ -126,6 +126,8 @@ def take(
             taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             host, machine_id, boot_id = host_identity(proc_root)
             found, namespaces = _read_every_namespace(backend, wanted, scope.protos, owners, proc_root, held)
+            if where is not None and "netns" in filter_keywords(where):
+                verdict = compile_verdict(where, namespaces)  # netns LABEL: among those read
         else:
             with netns_module.entered(netns):
                 taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
