@@ -187,10 +187,37 @@ class Found:
     pids: list[int] = field(default_factory=list)  # processes whose main thread lives in it
     names: list[str] = field(default_factory=list)
 
+    def still(self, path: str) -> bool:
+        """Whether ``path`` opens this namespace still: a process found inside may
+        have left it since (``setns``, or a reader visiting it, as ``ip netns exec``
+        and older sockdiffs do on their main thread), or exited."""
+        try:
+            return os.stat(path).st_ino == self.inode
+        except OSError:
+            return False
+
+    def opener(self, proc_root: str = "/proc") -> str | None:
+        """A path that opens this namespace now (its own, then each process's inside),
+        None when none does: gone since it was found."""
+        for path in (self.path, *(f"{proc_root}/{pid}/ns/net" for pid in self.pids)):
+            if self.still(path):
+                return path
+        return None
+
     def describe(self, proc_root: str = "/proc", docker_root: str | None = None) -> Namespace:
-        """The snapshot's record of this namespace (``docker_root``: :data:`DOCKER_ROOT`)."""
+        """The snapshot's record of this namespace (``docker_root``: :data:`DOCKER_ROOT`).
+
+        Its processes are those still inside (one that only visited it, or
+        exited, is left out), the lowest :data:`MAX_PIDS`.
+        """
+        pids: list[int] = []
+        for pid in sorted(self.pids):
+            if len(pids) == MAX_PIDS:
+                break
+            if self.still(f"{proc_root}/{pid}/ns/net"):
+                pids.append(pid)
         container = None
-        for pid in self.pids:
+        for pid in pids:
             text = read_small(f"{proc_root}/{pid}/cgroup", MAX_CGROUP_BYTES)
             if text is None:
                 continue  # gone since: another process inside may say
@@ -204,9 +231,7 @@ class Found:
             name = None if config is None else docker_name(config)
             if name is not None:
                 container = Container(container.runtime, container.id, name, container.pod)
-        return Namespace(
-            self.inode, tuple(sorted(self.names)), tuple(sorted(self.pids)[:MAX_PIDS]), container
-        )
+        return Namespace(self.inode, tuple(sorted(self.names)), tuple(pids), container)
 
 
 def _netns_inode(path: str) -> int | None:

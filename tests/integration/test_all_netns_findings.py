@@ -289,3 +289,20 @@ def test_summary_counts_every_namespace(tmp_path: Path) -> None:
     assert any(line.startswith("Netns ") for line in lines)
     assert [line.split() for line in lines if line.split()[:1] == [name]] == [[name, "1", "1", "0", "0", "0"]]
     assert not [line for line in lines if line.startswith("ss -s says")]  # one namespace's figures
+
+
+def test_a_process_that_left_is_not_the_way_in() -> None:
+    # Found with a visitor first (a reader that entered on its main thread, gone
+    # home since: here, ourselves): the namespace is opened through one still inside.
+    with private_netns() as name:
+        listener, _ = listen_in(name)
+        try:
+            inode = inode_of(f"/run/netns/{name}")
+            visitor = os.getpid()
+            found = discovery.Found(inode, f"/proc/{visitor}/ns/net", [visitor, listener.pid])
+            assert found.opener() == f"/proc/{listener.pid}/ns/net"
+            assert found.describe().pids == (listener.pid,)
+            stop(listener)
+            assert discovery.Found(inode, f"/proc/{visitor}/ns/net", [visitor]).opener() is None
+        finally:
+            stop(listener)
