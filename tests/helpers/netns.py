@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -72,8 +73,11 @@ def _ip(*args: str, timeout: float = IP_TIMEOUT) -> subprocess.CompletedProcess[
 
 
 def list_netns() -> list[str]:
-    """The names ``ip netns list`` shows."""
-    return [line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line.strip()]
+    """The names ``ip netns list`` shows (read as JSON: a name may hold a space)."""
+    listed = json.loads(_ip("-j", "netns", "list").stdout or "[]", strict=False)  # raw control characters
+    return [
+        entry["name"] for entry in listed if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
 
 
 def our_netns(prefix: str = PREFIX) -> list[str]:
