@@ -12,6 +12,7 @@ import datetime
 import platform
 import re
 import socket as _socket
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -127,7 +128,7 @@ def take(
     scope = Scope(tuple(p for p in PROTOS if p in protos), where)
     verdict = None
     if where is not None:
-        from .filter import compile_filter_for, compile_verdict
+        from .filter import compile_filter_for, compile_verdict, filter_keywords
 
         compile_filter_for(where, processes)  # refused here when it reads owners left out
         verdict = compile_verdict(where)
@@ -151,6 +152,8 @@ def take(
             host, machine_id, boot_id = host_identity(proc_root)
             ports = local_ports(proc_root)
             found, namespaces = _read_every_namespace(backend, wanted, scope.protos, owners, proc_root, held)
+            if where is not None and "netns" in filter_keywords(where):
+                verdict = compile_verdict(where, namespaces)  # netns LABEL: among those read
         else:
             with netns_module.entered(netns):
                 taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -207,21 +210,31 @@ def _read_one(
     belongs to the namespace of the thread that made it) and a namespace no
     process lives in are read from inside. netlink always reads from inside."""
     from . import backends
+    from .errors import NetnsError
     from .netns import entered
 
     inside = f"{proc_root}/thread-self/net"
     outside = [s for s in wanted if s != "interfaces"] if backend == "proc" and not home else []
     reading: Reading | None = None
-    for pid in entry.pids[:1] if outside else ():
+    for pid in entry.pids if outside else ():
+        # Only a process inside before and after the read has shown this namespace.
+        if not entry.still(f"{proc_root}/{pid}/ns/net"):
+            continue
         try:
             reading = backends.read("proc", outside, protos, owners, f"{proc_root}/{pid}/net")
         except (OSError, SockdiffError):
             reading = None  # exited since: read it from inside instead
+        if reading is not None and entry.still(f"{proc_root}/{pid}/ns/net"):
+            break
+        reading = None  # it left while we read: another one, or from inside
     rest = [s for s in wanted if reading is None or s not in outside]
     if not rest:
         assert reading is not None
         return reading
-    with entered(None if home else entry.path):
+    path = None if home else entry.opener(proc_root)
+    if path is None and not home:
+        raise NetnsError(f"network namespace net:[{entry.inode}] is gone")
+    with entered(path):
         more = backends.read(backend, rest, protos, owners, inside)
     if reading is None:
         return more
@@ -238,12 +251,45 @@ def _read_every_namespace(
     proc_root: str,
     held: dict[int, str] | None,
 ) -> tuple[Reading, tuple[Namespace, ...]]:
-    """Every namespace's sections in one reading, each record tagged with its namespace."""
-    from .backends import Reading
-    from .errors import NetnsError
+    """Every namespace's sections in one reading, each record tagged with its namespace.
+
+    The namespaces are entered on a thread of their own, never the main
+    thread: /proc/PID/ns/net names the main thread's namespace, so another
+    reader (another sockdiff --all-netns) would otherwise take us, for a
+    moment, for a process living in the namespace we visit.
+    """
     from .namespaces import discover
 
     entries = discover(proc_root, held)
+    outcome: list[tuple[Reading, tuple[Namespace, ...]]] = []
+    failure: list[BaseException] = []
+
+    def visit() -> None:
+        try:
+            outcome.append(_read_entries(entries, backend, wanted, protos, owners, proc_root))
+        except BaseException as err:  # handed to the caller's thread, raised there
+            failure.append(err)
+
+    visitor = threading.Thread(target=visit, name="sockdiff-all-netns")
+    visitor.start()
+    visitor.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _read_entries(
+    entries: list[Found],
+    backend: str,
+    wanted: Sequence[str],
+    protos: Sequence[str],
+    owners: Owners,
+    proc_root: str,
+) -> tuple[Reading, tuple[Namespace, ...]]:
+    """:func:`_read_every_namespace`'s reading, on the calling thread; ``entries[0]`` is its own."""
+    from .backends import Reading
+    from .errors import NetnsError
+
     total: Reading | None = None
     described: list[Namespace] = []
     for index, entry in enumerate(entries):

@@ -272,6 +272,7 @@ def show(
     from .filter import filter_keywords
     from .formats import SHOW_FORMATS, Format, ListingOptions, listing_format, parse_format
     from .formats.ss import sockets_summary
+    from .model import namespace_labels
     from .sources import LIVE, TextOptions, is_source, open_source
     from .ssview import ss_kinds, ss_view
 
@@ -321,7 +322,8 @@ def show(
     keywords = filter_keywords(" ".join(words)) if where is not None else frozenset()
     want_processes = processes or chosen is not Format.TABLE or not keywords.isdisjoint({"pid", "process"})
     # ss -s's counters, read before the sockets so that none of ours is among them.
-    kernel = _kernel_counters(netns) if summary and source in LIVE else None
+    # One namespace's: not beside the counts of every namespace (--all-netns).
+    kernel = _kernel_counters(netns) if summary and source in LIVE and not all_netns else None
     snap = open_source(
         source,
         netns=netns,
@@ -332,12 +334,14 @@ def show(
     )
     if snap.sockets is None:
         _fail(f"{source}: this snapshot has no sockets section (taken with --sections)")
-    if where is not None and snap.namespaces is not None and "netns" in keywords:
+    if where is not None and "netns" in keywords:
         from .filter import compile_filter
 
-        where = compile_filter(" ".join(words), snap.namespaces)  # netns LABEL: among these namespaces
+        # netns LABEL: among these namespaces; one naming none of them is an error.
+        where = compile_filter(" ".join(words), snap.namespaces or ())
     if summary:
-        print(sockets_summary(snap.sockets, kernel))
+        labels = None if snap.namespaces is None else namespace_labels(snap.namespaces)
+        print(sockets_summary(snap.sockets, None if labels is not None else kernel, labels))
         if where is None and not (tcp or udp or raw or unix or ipv4 or ipv6):
             return  # ss -s alone is the summary alone
     protos = [p for p, wanted in zip(("tcp", "udp", "raw"), (tcp, udp, raw), strict=True) if wanted]
@@ -514,7 +518,6 @@ def compare(
     from .comparison import compare as compare_sources
     from .config import load_defaults
     from .differ import parse_fail_on, parse_fields
-    from .filter import compile_filters
     from .formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
     from .sources import TextOptions
 
@@ -530,8 +533,8 @@ def compare(
         netns=netns,
         all_netns=all_netns,
         fields=parse_fields(fields, "--fields"),
-        ignore=_ignored(ignore, defaults),
-        only=compile_filters(only or []),
+        ignore=_expressions(ignore, defaults),
+        only=_expressions(only or [], None),
         role=role,
         text_options=TextOptions(input_format, lenient),
     )
@@ -652,6 +655,19 @@ def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defa
     if used and defaults.origin is not None:
         print(f"sockdiff: note: {' and '.join(used)} from {escape(defaults.origin)}", file=sys.stderr)
     return defaults
+
+
+def _expressions(values: Sequence[str] | None, defaults: Defaults | None) -> list[str]:
+    """``--ignore`` (with the project's ``defaults``) or ``--only``, as :func:`_ignored` takes
+    them, but as expressions, checked here: compare compiles them again where ``netns
+    LABEL`` resolves among its snapshots' namespaces."""
+    from .filter import compile_filters
+
+    if values is None:
+        return list(defaults.ignore_texts) if defaults is not None else []
+    texts = [text for text in values if text.strip()]
+    compile_filters(texts)  # a malformed one is refused before any snapshot is read
+    return texts
 
 
 def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Socket], bool] | None:

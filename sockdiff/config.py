@@ -45,6 +45,9 @@ class Defaults:
     fail_on: tuple[str, ...] | None = None
     origin: str | None = None
     warnings: tuple[str, ...] = ()
+    # ``ignore``'s expressions, for a comparison to compile again where ``netns
+    # LABEL`` resolves among its snapshots' namespaces.
+    ignore_texts: tuple[str, ...] = ()
 
 
 class _Skipped(Exception):
@@ -220,7 +223,10 @@ def _load(base: Path) -> Defaults:
 
     try:
         return Defaults(
-            compile_filters(ignore), None if fail_on is None else parse_fail_on(fail_on), origin=origin
+            compile_filters(ignore),
+            None if fail_on is None else parse_fail_on(fail_on),
+            origin=origin,
+            ignore_texts=tuple(ignore),
         )
     except UsageError as err:
         raise BadConfig(f"{origin}: {err}") from err

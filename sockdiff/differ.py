@@ -26,7 +26,7 @@ interface counters only when asked, and then as deltas. A saved netstat -i
 shows of the flags only its letters: against one, flags compare by those.
 
 In snapshots of every namespace, each record is matched within its namespace,
-and namespaces pair by label (:func:`~sockdiff.model.namespace_pairing`: the
+and namespaces pair by label (:func:`~sockdiff.model.namespace_pairings`: the
 ``ip netns`` name, else the container, else the inode), not by inode, which a
 restarted container does not keep. A namespace on one side only is in
 :attr:`Diff.namespaces`; its records are still new or closed, each.
@@ -57,7 +57,7 @@ from .model import (
     Process,
     Route,
     Socket,
-    namespace_pairing,
+    namespace_pairings,
     netns_of,
     netstat_flag_letters,
 )
@@ -174,7 +174,9 @@ Places = dict[int, Hashable]
 
 
 def _places(snapshot: Snapshot) -> Places:
-    return {ns.inode: namespace_pairing(ns) for ns in snapshot.namespaces or ()}
+    places: Places = {}
+    places.update(namespace_pairings(snapshot.namespaces))
+    return places
 
 
 def _placed(key: Callable[[R], Hashable], places: Places | None) -> Callable[[R], Hashable]:
@@ -191,11 +193,13 @@ def _placed(key: Callable[[R], Hashable], places: Places | None) -> Callable[[R]
 def _diff_namespaces(old: Snapshot, new: Snapshot) -> NamespaceDiff | None:
     if old.namespaces is None or new.namespaces is None:
         return None
-    old_labels = {namespace_pairing(ns) for ns in old.namespaces}
-    new_labels = {namespace_pairing(ns) for ns in new.namespaces}
+    old_places = namespace_pairings(old.namespaces)
+    new_places = namespace_pairings(new.namespaces)
+    old_labels = set(old_places.values())
+    new_labels = set(new_places.values())
     return NamespaceDiff(
-        tuple(ns for ns in new.namespaces if namespace_pairing(ns) not in old_labels),
-        tuple(ns for ns in old.namespaces if namespace_pairing(ns) not in new_labels),
+        tuple(ns for ns in new.namespaces if new_places[ns.inode] not in old_labels),
+        tuple(ns for ns in old.namespaces if old_places[ns.inode] not in new_labels),
     )
 
 
@@ -584,18 +588,23 @@ def _value_order(sock: Socket) -> tuple[tuple[Any, ...], bytes]:
 
 
 def _pair_unknown_devices(
-    closed: list[Socket], opened: list[Socket]
+    closed: list[Socket],
+    opened: list[Socket],
+    old_places: Places | None = None,
+    new_places: Places | None = None,
 ) -> tuple[Pairs, list[Socket], list[Socket]]:
-    """Pair what is left where one side knows the device and the other has None.
+    """Pair what is left where one side knows the device and the other has None,
+    each within its namespace (``*_places``, as :func:`_diff_sockets` takes them).
 
     See the module's docstring: None is "not bound, or cannot know", so it
     does not stop a pairing that the rest of the identity makes.
     """
     groups: dict[Hashable, tuple[list[Socket], list[Socket]]] = {}
-    for side, socks in enumerate((closed, opened)):
+    for side, socks, places in ((0, closed, old_places), (1, opened, new_places)):
         for sock in socks:
             if sock.proto != "unix":
-                groups.setdefault(_UNBOUND_IDENTITY(sock), ([], []))[side].append(sock)
+                place = None if places is None else places.get(netns_of(sock) or 0)
+                groups.setdefault((place, _UNBOUND_IDENTITY(sock)), ([], []))[side].append(sock)
     pairs: Pairs = []
     paired: set[int] = set()
     for olds, news in groups.values():
@@ -698,7 +707,7 @@ def _within(snapshot: Snapshot, scope: Scope, filters: Sequence[str]) -> tuple[l
 
     # Each compiled alone: joined as text, two filters nested as deep as a filter
     # may be would be one level too deep.
-    verdicts = [compile_verdict(text) for text in dict.fromkeys(filters)]
+    verdicts = [compile_verdict(text, snapshot.namespaces) for text in dict.fromkeys(filters)]
     inside: list[Socket] = []
     unknown: list[Socket] = []
     for sock in sockets:
@@ -718,14 +727,22 @@ def _loose_identity(sock: Socket) -> Hashable:
     return _UNIX_IDENTITY(sock) if sock.proto == "unix" else _UNBOUND_IDENTITY(sock)
 
 
-def _facing(unknown: list[Socket], inside: list[Socket]) -> list[Socket]:
+def _facing(
+    unknown: list[Socket], inside: list[Socket], places: tuple[Places, Places] | None = None
+) -> list[Socket]:
     """The sockets of ``unknown`` (in scope or not, their side cannot tell) that are the
     other side's sockets that are or may be in scope: compared with them, so an open
-    socket is never called closed. The rest stay out, for nothing says they are in scope."""
+    socket is never called closed. The rest stay out, for nothing says they are in scope.
+    ``places``: each side's namespaces (``unknown``'s, ``inside``'s), where a socket
+    faces only one of its own namespace."""
     if not unknown:
         return []
-    keys = {_loose_identity(s) for s in inside}
-    return [s for s in unknown if _loose_identity(s) in keys]
+    if places is None:
+        keys = {_loose_identity(s) for s in inside}
+        return [s for s in unknown if _loose_identity(s) in keys]
+    mine, theirs = places
+    placed = {(theirs.get(netns_of(s) or 0), _loose_identity(s)) for s in inside}
+    return [s for s in unknown if (mine.get(netns_of(s) or 0), _loose_identity(s)) in placed]
 
 
 # What ``ignore`` and ``only`` take: an expression, a predicate, or a list of them.
@@ -752,6 +769,9 @@ def diff(
     (:mod:`sockdiff.filter`'s language), a predicate such as
     :func:`~sockdiff.filter.compile_filter` gives, or a list of either (any one
     holding); a malformed expression raises :class:`~sockdiff.errors.BadFilter`.
+    Between snapshots of every namespace, an expression's ``netns LABEL`` names
+    a namespace of either side in any form the filter takes (a name, container
+    name or id prefix, ``net:[INODE]``); one that names none is a ``BadFilter``.
     """
     from .filter import as_predicate
 
@@ -759,8 +779,13 @@ def diff(
         if not isinstance(side, Snapshot):
             raise UsageError(f"{what}: expected a Snapshot, not {type(side).__name__}")
     fields = as_fields(fields)
-    ignore = as_predicate(ignore, "ignore")
-    only = as_predicate(only, "only")
+    namespaced = old.namespaces is not None or new.namespaces is not None
+    # netns LABEL in an expression names a namespace of either side.
+    sides = (old.namespaces or (), new.namespaces or ()) if namespaced else None
+    ignore = as_predicate(ignore, "ignore", sides)
+    only = as_predicate(only, "only", sides)
+    old_places = _places(old) if namespaced else None
+    new_places = _places(new) if namespaced else None
     scope = None
     old_sockets: tuple[Socket, ...] = ()
     new_sockets: tuple[Socket, ...] = ()
@@ -769,12 +794,11 @@ def diff(
         filters = [text for text in (old.header.scope.filter, new.header.scope.filter) if text is not None]
         old_in, old_unknown = _within(old, scope, filters)
         new_in, new_unknown = _within(new, scope, filters)
-        old_sockets = (*old_in, *_facing(old_unknown, [*new_in, *new_unknown]))
-        new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown]))
+        placed = None if old_places is None or new_places is None else (old_places, new_places)
+        old_sockets = (*old_in, *_facing(old_unknown, [*new_in, *new_unknown], placed))
+        back = None if placed is None else (placed[1], placed[0])
+        new_sockets = (*new_in, *_facing(new_unknown, [*old_in, *old_unknown], back))
     socket_fields = tuple(name for name in fields if name != "counters")
-    namespaced = old.namespaces is not None or new.namespaces is not None
-    old_places = _places(old) if namespaced else None
-    new_places = _places(new) if namespaced else None
     opened, closed, changed = _diff_sockets(old_sockets, new_sockets, socket_fields, old_places, new_places)
     if NETSTAT_TEXT in (old.header.backend, new.header.backend) and opened and closed:
         found, closed, opened = _pair_cut_paths(closed, opened, old.header.backend == NETSTAT_TEXT)
@@ -940,7 +964,7 @@ def _diff_sockets(
                 add_pair((before, sock))
         closed += old_map.values()
         if closed and opened:
-            found, closed, opened = _pair_unknown_devices(closed, opened)
+            found, closed, opened = _pair_unknown_devices(closed, opened, old_places, new_places)
             pairs += found
         changed: list[Change[Socket]] = []
         for before, after in pairs:

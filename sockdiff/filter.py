@@ -104,6 +104,7 @@ from sockdiff.model import (
     Namespace,
     Socket,
     namespace_label,
+    namespace_labels,
     netns_of,
 )
 from sockdiff.ssview import CONNECTED_STATES
@@ -501,12 +502,40 @@ def _unless_unknown(test: Verdict, unknown: Callable[[Socket], bool]) -> Verdict
 MAX_DEPTH = 64
 
 
+def _netns_inode(value: str) -> int | None:
+    """The inode ``value`` names: ``N``, ``net:[N]``, or a label ending ``@net:[N]``."""
+    _, at, text = value.rpartition("@")
+    if text.startswith("net:[") and text.endswith("]"):
+        text = text[5:-1]
+    elif at:
+        return None
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS:
+        return int(text)
+    return None
+
+
+def _names_namespace(value: str, namespace: Namespace) -> bool:
+    """Whether ``value`` names ``namespace`` by name, label, container name or id prefix."""
+    if value in namespace.names or value == namespace_label(namespace):
+        return True
+    container = namespace.container
+    if container is None:
+        return False
+    runtime, qualified, rest = value.partition(":")
+    if qualified and runtime == container.runtime:
+        value = rest
+    return bool(value) and (value == container.name or container.id.startswith(value))
+
+
 class _Parser:
     """Recursive descent over the tokens, building closures as it goes."""
 
-    def __init__(self, text: str, verdicts: bool = False, namespaces: Sequence[Namespace] = ()) -> None:
+    def __init__(
+        self, text: str, verdicts: bool = False, sides: Sequence[Sequence[Namespace]] | None = None
+    ) -> None:
         self.tokens = _tokenize(text)
-        self.namespaces = namespaces
+        # netns LABEL resolves among each side's namespaces; None: not known here, only an inode names one.
+        self.sides = sides
         # Verdicts: a condition on a value the record leaves unknown is None, and
         # not/and/or carry it (compile_verdict); otherwise it is False.
         self.verdicts = verdicts
@@ -651,7 +680,7 @@ class _Parser:
             case "dev":
                 test = self.device_condition(self.parse_value("a device name").text)
             case "netns":
-                test = self.netns_condition(self.parse_value("a namespace").text)
+                test = self.netns_condition(self.parse_value("a namespace"))
             case _:
                 value = self.parse_value("a path")
                 test = self.path_condition(value.text)
@@ -659,29 +688,29 @@ class _Parser:
             test = _unless_unknown(test, _UNKNOWN_WHEN[name])
         return self.negate(test) if op == "!=" else test
 
-    def netns_condition(self, value: str) -> Predicate:
-        """``netns LABEL``: a namespace's name, container name, container id prefix
-        (``runtime:ID`` too), label, or inode; names resolve among ``namespaces``
-        at compile time, so the test is one set lookup."""
-        inodes = {int(value)} if value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS else set()
-        for namespace in self.namespaces:
-            container = namespace.container
-            if (
-                value in namespace.names
-                or value in (namespace_label(namespace), f"net:[{namespace.inode}]")
-                or (
-                    container is not None
-                    and (
-                        value == container.name
-                        or container.id.startswith(value)
-                        or (
-                            value.startswith(f"{container.runtime}:")
-                            and container.id.startswith(value.partition(":")[2])
-                        )
-                    )
-                )
-            ):
-                inodes.add(namespace.inode)
+    def netns_condition(self, token: _Token) -> Predicate:
+        """``netns LABEL``: a namespace's label, ``ip netns`` name, container name
+        (``runtime:name`` too), container id prefix (``runtime:ID`` too), or inode
+        (``N`` or ``net:[N]``, as /proc shows it, and a label that ends
+        ``@net:[N]``). A side where LABEL is one namespace's label (labels are
+        unique within a snapshot: :func:`~sockdiff.model.namespace_labels`)
+        matches that one only; otherwise each namespace it names. Names resolve
+        among the sides' namespaces at compile time, so the test is one set
+        lookup; one that names none of them is a :class:`BadFilter` (a verdict,
+        judging a snapshot's own filter, matches nothing instead)."""
+        value = token.text
+        inodes = set()
+        inode = _netns_inode(value)
+        if inode is not None:
+            inodes.add(inode)
+        for side in self.sides or ():
+            labelled = {found for found, label in namespace_labels(tuple(side)).items() if label == value}
+            inodes |= labelled or {ns.inode for ns in side if _names_namespace(value, ns)}
+        if not inodes and self.sides is not None and not self.verdicts:
+            where = "the snapshot" if any(self.sides) else "a snapshot of one namespace"
+            raise BadFilter(
+                f"bad filter: netns {token.show()} at column {token.column} names no namespace of {where}"
+            )
 
         def netns_test(sock: Socket) -> bool:
             return netns_of(sock) in inodes
@@ -783,11 +812,17 @@ class _Parser:
         return test
 
 
-def compile_filter(text: str, namespaces: Sequence[Namespace] = ()) -> Predicate:
+def compile_filter(
+    text: str,
+    namespaces: Sequence[Namespace] | None = None,
+    sides: Sequence[Sequence[Namespace]] | None = None,
+) -> Predicate:
     """Compile a filter expression into a predicate over socket records.
 
-    ``netns LABEL`` resolves names among ``namespaces`` (a snapshot's); without
-    them, only an inode matches.
+    ``netns LABEL`` resolves names among ``namespaces`` (a snapshot's), or
+    each of ``sides`` (a comparison's: a label is each side's own); a name that
+    names none of them is a :class:`~sockdiff.errors.BadFilter`. Without
+    them, only an inode (``N``, ``net:[N]``) matches.
 
     Raises :class:`~sockdiff.errors.BadFilter`, naming the offending token and its
     column, when the expression is malformed.
@@ -802,10 +837,12 @@ def compile_filter(text: str, namespaces: Sequence[Namespace] = ()) -> Predicate
     """
     if not isinstance(text, str):
         raise UsageError(f"text: expected a filter expression, not {type(text).__name__}")
-    return cast(Predicate, _Parser(text, namespaces=namespaces).parse())
+    if namespaces is not None:
+        sides = (*(sides or ()), namespaces)
+    return cast(Predicate, _Parser(text, sides=sides).parse())
 
 
-def compile_verdict(text: str) -> Verdict:
+def compile_verdict(text: str, namespaces: Sequence[Namespace] | None = None) -> Verdict:
     """Compile a filter expression into a three-valued test: True, False, or None
     where the record leaves a value the expression reads unknown.
 
@@ -821,8 +858,12 @@ def compile_verdict(text: str) -> Verdict:
     >>> [compile_verdict(text)(unowned) for text in ("process nginx", "not process nginx",
     ...  "process nginx or sport = :80", "process nginx and sport = :22")]
     [None, None, True, False]
+
+    ``namespaces``: as :func:`compile_filter` takes them, except that a name
+    that names none of them matches nothing (a snapshot's own filter may name
+    a namespace of the other side).
     """
-    return _Parser(text, verdicts=True).parse()
+    return _Parser(text, verdicts=True, sides=None if namespaces is None else (namespaces,)).parse()
 
 
 def filter_keywords(text: str) -> frozenset[str]:
@@ -862,14 +903,17 @@ def compile_filters(texts: Sequence[str]) -> Predicate | None:
 
 
 def as_predicate(
-    value: str | Predicate | Sequence[str | Predicate] | None, what: str = "ignore"
+    value: str | Predicate | Sequence[str | Predicate] | None,
+    what: str = "ignore",
+    sides: Sequence[Sequence[Namespace]] | None = None,
 ) -> Predicate | None:
     """What the library takes for ``ignore`` and ``only``: a filter expression, a
     predicate over sockets (a compiled filter), or a list of either, which holds
     when any does (as :func:`compile_filters` joins them); None or an empty list for none.
 
     A malformed expression raises :class:`~sockdiff.errors.BadFilter`; anything
-    else, :class:`~sockdiff.errors.UsageError` naming ``what``.
+    else, :class:`~sockdiff.errors.UsageError` naming ``what``. ``sides``:
+    where ``netns LABEL`` resolves, as :func:`compile_filter` takes them.
 
     >>> from sockdiff.model import unix_name
     >>> unix = Socket("unix", "unix", "stream", "LISTENING", unix_name("/run/a"), None, 9, 0, 0, 0, ())
@@ -879,7 +923,7 @@ def as_predicate(
     if value is None:
         return None
     if isinstance(value, str):
-        return compile_filter(value)
+        return compile_filter(value, sides=sides)
     if callable(value):
         return value
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
@@ -889,7 +933,7 @@ def as_predicate(
     tests: list[Predicate] = []
     for item in value:
         if isinstance(item, str):
-            tests.append(compile_filter(item))
+            tests.append(compile_filter(item, sides=sides))
         elif callable(item):
             tests.append(item)
         else:

@@ -61,6 +61,7 @@ __all__ = [
     "namespace_label",
     "namespace_labels",
     "namespace_pairing",
+    "namespace_pairings",
     "netns_of",
     "netstat_flag_letters",
     "nexthop_order",
@@ -721,7 +722,9 @@ def namespace_label(namespace: Namespace) -> str:
 def namespace_pairing(namespace: Namespace) -> tuple[str, ...]:
     """What pairs a namespace with the other snapshot's: its ``ip netns`` name, else its
     container (runtime and name, else runtime and id), else its inode, which a
-    restarted container does not keep.
+    restarted container does not keep. Within a snapshot two namespaces may
+    share it (a process inside a container made a namespace of its own):
+    :func:`namespace_pairings` tells them apart.
 
     >>> namespace_pairing(Namespace(7, (), (), Container("docker", "3f2a", "web", None)))
     ('container', 'docker', 'web')
@@ -732,6 +735,68 @@ def namespace_pairing(namespace: Namespace) -> tuple[str, ...]:
     if container is not None:
         return ("container", container.runtime, container.name or container.id)
     return ("inode", str(namespace.inode))
+
+
+def _first_pid(namespace: Namespace) -> int:
+    """The lowest pid inside (a container's init comes first), past any pid when none lives in it."""
+    return namespace.pids[0] if namespace.pids else 1 << 62
+
+
+def namespace_pairings(namespaces: tuple[Namespace, ...] | None) -> dict[int, tuple[str, ...]]:
+    """Inode -> :func:`namespace_pairing`, unique within the snapshot.
+
+    Where several namespaces share one, the first by container id, then by
+    lowest pid (a container's own namespace before one a process inside made),
+    keeps it; each other one adds its container id (two Docker daemons, each
+    with a container ``web``), and its inode where that id is taken too (it
+    pairs with nothing but itself then, rather than with its neighbour's records).
+
+    >>> web = Container("docker", "3f2a", "web", None)
+    >>> sorted(namespace_pairings((Namespace(7, (), (40,), web), Namespace(9, (), (12,), web))).items())
+    [(7, ('container', 'docker', 'web', '3f2a')), (9, ('container', 'docker', 'web'))]
+    """
+    groups: dict[tuple[str, ...], list[Namespace]] = {}
+    for namespace in namespaces or ():
+        groups.setdefault(namespace_pairing(namespace), []).append(namespace)
+    pairings: dict[int, tuple[str, ...]] = {}
+    for key, group in groups.items():
+        group.sort(key=_container_order)
+        pairings[group[0].inode] = key
+        taken = {key}
+        for namespace in group[1:]:
+            pairing = (*key, namespace.container.id if namespace.container is not None else "")
+            if pairing in taken:
+                pairing = (*pairing, f"net:[{namespace.inode}]")
+            pairings[namespace.inode] = pairing
+            taken.add(pairing)
+    return pairings
+
+
+def _container_order(namespace: Namespace) -> tuple[str, int, int]:
+    """Which of several namespaces of one label keeps it: by container id, then lowest pid."""
+    container = namespace.container
+    return (container.id if container is not None else "", _first_pid(namespace), namespace.inode)
+
+
+def _label_candidates(namespace: Namespace) -> list[str]:
+    """The labels a namespace may take, the plainest first (see :func:`namespace_labels`)."""
+    inode = f"net:[{namespace.inode}]"
+    if namespace.names:
+        return [namespace.names[0], f"{namespace.names[0]}@{inode}"]
+    container = namespace.container
+    if container is None:
+        return [inode]
+    ids = [f"{container.runtime}:{container.id[:12]}", f"{container.runtime}:{container.id}"]
+    named = [container.name, f"{container.runtime}:{container.name}"] if container.name else []
+    return [*named, *ids, f"{ids[-1]}@{inode}"]
+
+
+def _label_rank(namespace: Namespace) -> tuple[int, str, int, int]:
+    """Who keeps a label several namespaces would take: an ``ip netns`` name, then a
+    container's name, then a container's id, then an inode; then as pairing ranks them."""
+    container = namespace.container
+    kind = 0 if namespace.names else 3 if container is None else 1 if container.name else 2
+    return (kind, *_container_order(namespace))
 
 
 def namespace_description(namespace: Namespace) -> str:
@@ -747,6 +812,39 @@ def namespace_description(namespace: Namespace) -> str:
 
 
 def namespace_labels(namespaces: tuple[Namespace, ...] | None) -> dict[int, str]:
-    """Inode -> :func:`namespace_label` of each namespace (empty for a one-namespace snapshot);
-    a record's label is ``namespace_labels(snapshot.namespaces).get(netns_of(record))``."""
-    return {namespace.inode: namespace_label(namespace) for namespace in namespaces or ()}
+    """Inode -> the label of each namespace, unique within the snapshot (empty for a
+    one-namespace snapshot); a record's label is
+    ``namespace_labels(snapshot.namespaces).get(netns_of(record))``.
+
+    Each takes :func:`namespace_label` unless another namespace takes it first:
+    an ``ip netns`` name first, then a container's name, then a container's id,
+    then an inode; among containers, by id, then by lowest pid. One that loses
+    its label takes the next of ``runtime:name``, ``runtime:id[:12]``,
+    ``runtime:id``, then that with ``@net:[INODE]`` (an ``ip netns`` name:
+    ``name@net:[INODE]``), so that the same namespaces on both sides of a
+    comparison get the same labels.
+
+    >>> web = Container("docker", "3f2a9c1b0d4e77", "web", None)
+    >>> sorted(namespace_labels((Namespace(7, (), (30,), web), Namespace(9, ("web",), (), None))).values())
+    ['docker:web', 'web']
+    """
+    ordered = sorted(namespaces or (), key=_label_rank)
+    labels: dict[int, str] = {}
+    taken: set[str] = set()
+    for namespace in ordered:  # the plain labels first, so a qualified one never takes one
+        label = namespace_label(namespace)
+        if label not in taken:
+            labels[namespace.inode] = label
+            taken.add(label)
+    for namespace in ordered:
+        if namespace.inode in labels:
+            continue
+        candidates = _label_candidates(namespace)
+        free = [text for text in candidates if text not in taken]
+        count = 2
+        while not free:  # only names written to take another's labels get here
+            free = [f"{candidates[-1]}#{count}"] if f"{candidates[-1]}#{count}" not in taken else []
+            count += 1
+        labels[namespace.inode] = free[0]
+        taken.add(free[0])
+    return {namespace.inode: labels[namespace.inode] for namespace in namespaces or ()}  # their order

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .model import Container, Namespace, name_text
 
 __all__ = [
+    "DOCKER_ROOT",
     "MAX_PIDS",
     "Found",
     "container_of_cgroup",
@@ -34,10 +36,17 @@ __all__ = [
     "held_open",
     "mount_points",
     "netns_names",
+    "read_small",
 ]
 
 # A namespace lists at most this many of the processes inside.
 MAX_PIDS = 8
+# Where Docker keeps its containers' configs (containers/<id>/config.v2.json).
+DOCKER_ROOT = "/var/lib/docker"
+# The most read of a cgroup file or a runtime's config: what it holds that we read
+# comes first, and a larger file is not one the runtime wrote.
+MAX_CGROUP_BYTES = 65536
+MAX_CONFIG_BYTES = 1 << 20
 
 _HEX64 = r"[0-9a-f]{64}"
 # Each runtime's cgroup leaf (systemd driver first, cgroupfs driver after), as
@@ -165,6 +174,37 @@ def netns_names(proc_root: str = "/proc", netns_dir: str = "/run/netns") -> dict
     return names
 
 
+def read_small(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of the regular file at ``path``; None when it is not one
+    (a FIFO, a device, a directory, a symbolic link) or cannot be read.
+
+    Opened without blocking and without following a last symbolic link, and
+    checked on the open descriptor: a FIFO someone put where a runtime keeps a
+    file would otherwise hang discovery, and a device or a link would read
+    what no runtime wrote.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 @dataclass(slots=True)
 class Found:
     """A namespace found: its inode, what opens it, who lives in it, its names."""
@@ -174,28 +214,51 @@ class Found:
     pids: list[int] = field(default_factory=list)  # processes whose main thread lives in it
     names: list[str] = field(default_factory=list)
 
-    def describe(self, proc_root: str = "/proc", docker_root: str = "/var/lib/docker") -> Namespace:
-        """The snapshot's record of this namespace."""
+    def still(self, path: str) -> bool:
+        """Whether ``path`` opens this namespace still: a process found inside may
+        have left it since (``setns``, or a reader visiting it, as ``ip netns exec``
+        and older sockdiffs do on their main thread), or exited."""
+        try:
+            return os.stat(path).st_ino == self.inode
+        except OSError:
+            return False
+
+    def opener(self, proc_root: str = "/proc") -> str | None:
+        """A path that opens this namespace now (its own, then each process's inside),
+        None when none does: gone since it was found."""
+        for path in (self.path, *(f"{proc_root}/{pid}/ns/net" for pid in self.pids)):
+            if self.still(path):
+                return path
+        return None
+
+    def describe(self, proc_root: str = "/proc", docker_root: str | None = None) -> Namespace:
+        """The snapshot's record of this namespace (``docker_root``: :data:`DOCKER_ROOT`).
+
+        Its processes are those still inside (one that only visited it, or
+        exited, is left out), the lowest :data:`MAX_PIDS`.
+        """
+        pids: list[int] = []
+        for pid in sorted(self.pids):
+            if len(pids) == MAX_PIDS:
+                break
+            if self.still(f"{proc_root}/{pid}/ns/net"):
+                pids.append(pid)
         container = None
-        for pid in self.pids:
-            try:
-                with open(f"{proc_root}/{pid}/cgroup", encoding="utf-8", errors="replace") as file:
-                    container = container_of_cgroup(file.read(65536))
-            except OSError:
+        for pid in pids:
+            text = read_small(f"{proc_root}/{pid}/cgroup", MAX_CGROUP_BYTES)
+            if text is None:
                 continue  # gone since: another process inside may say
+            container = container_of_cgroup(text.decode("utf-8", "replace"))
             if container is not None:
                 break
         if container is not None and container.runtime == "docker":
-            try:
-                with open(f"{docker_root}/containers/{container.id}/config.v2.json", "rb") as file:
-                    name = docker_name(file.read(1 << 20))
-            except OSError:
-                name = None  # not root, not this runtime's layout, or gone
+            root = DOCKER_ROOT if docker_root is None else docker_root
+            # None: not root, not this runtime's layout, gone, or not a file it wrote.
+            config = read_small(f"{root}/containers/{container.id}/config.v2.json", MAX_CONFIG_BYTES)
+            name = None if config is None else docker_name(config)
             if name is not None:
                 container = Container(container.runtime, container.id, name, container.pod)
-        return Namespace(
-            self.inode, tuple(sorted(self.names)), tuple(sorted(self.pids)[:MAX_PIDS]), container
-        )
+        return Namespace(self.inode, tuple(sorted(self.names)), tuple(pids), container)
 
 
 def _netns_inode(path: str) -> int | None:

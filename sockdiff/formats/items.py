@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, TypeVar
 from ..model import namespace_description, namespace_labels, netns_of
 from .notation import (
     change_detail,
-    escape,
     interface_line,
+    netns_word,
     record_detail,
     route_line,
     socket_line,
@@ -55,58 +55,92 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed).
 
     Between snapshots of every namespace, a namespace on one side only comes
-    first, one item with its sockets counted under it (``+ netns web (docker
-    3f2a9c1b0d4e)  3 sockets``), and every other difference names its
-    namespace first (``[web] tcp ...``).
+    first, one item with its records counted under it (``+ netns web (docker
+    3f2a9c1b0d4e)  3 sockets, 2 interfaces, 4 routes``: the sections both
+    sides took), and every other difference names its namespace first (``[web]
+    tcp ...``). A record is named by its own side's label: a closed or removed
+    one by the old snapshot's, every other by the new one's (an inode the kernel
+    gave a namespace that went may be another namespace's on the new side).
     """
     counts = result.counter(fail_on)
-    labels = {**namespace_labels(result.old.namespaces), **namespace_labels(result.new.namespaces)}
-    whole: set[int] = set()
+    old_labels = namespace_labels(result.old.namespaces)
+    new_labels = namespace_labels(result.new.namespaces)
+    whole: tuple[set[int], set[int]] = (set(), set())  # inodes reported whole: old side's, new side's
     if result.namespaces is not None:
-        for sign, kind, namespaces, socks in (
-            ("+", "appeared", result.namespaces.appeared, result.opened),
-            ("-", "gone", result.namespaces.gone, result.closed),
+        for sign, kind, namespaces, labels, side, socks, listed, socket_kind in (
+            (
+                "+",
+                "appeared",
+                result.namespaces.appeared,
+                new_labels,
+                whole[1],
+                result.opened,
+                "added",
+                "new",
+            ),
+            ("-", "gone", result.namespaces.gone, old_labels, whole[0], result.closed, "removed", "closed"),
         ):
+            sections = [(socket_kind, "socket", _by_namespace(socks))]
+            for name, noun, section in (
+                ("interfaces", "interface", result.interfaces),
+                ("routes", "route", result.routes),
+            ):
+                if section is not None:
+                    sections.append((name, noun, _by_namespace(getattr(section, listed))))
             for namespace in namespaces:
-                whole.add(namespace.inode)
-                inside = [s for s in socks if netns_of(s) == namespace.inode]
-                counted = any(counts("new" if sign == "+" else "closed", s) for s in inside)
-                label = escape(labels[namespace.inode], backslash=False)  # a name in notation
-                subject = f"netns {label} ({namespace_description(namespace)})"
-                detail = f"{len(inside)} socket{'' if len(inside) == 1 else 's'}"
-                yield Item("namespaces", kind, sign, subject, detail, counted)
+                side.add(namespace.inode)
+                counted = False
+                numbers = []
+                for counter_kind, noun, grouped in sections:
+                    inside = grouped.get(namespace.inode, [])
+                    counted = counted or any(counts(counter_kind, r) for r in inside)
+                    numbers.append(f"{len(inside)} {noun}{'' if len(inside) == 1 else 's'}")
+                subject = f"netns {netns_word(labels[namespace.inode])} ({namespace_description(namespace)})"
+                yield Item("namespaces", kind, sign, subject, ", ".join(numbers), counted)
 
-    def where(record: Socket | Interface | Route, text: str) -> str:
-        return placed(record, labels, text)
+    def new_where(record: Socket | Interface | Route, text: str) -> str:
+        return placed(record, new_labels, text)
+
+    def old_where(record: Socket | Interface | Route, text: str) -> str:
+        return placed(record, old_labels, text)
 
     for sock in result.opened:
-        if netns_of(sock) not in whole or netns_of(sock) is None:
+        if netns_of(sock) not in whole[1]:
             line = socket_line(sock, program_only=result.role)
-            yield Item("sockets", "new", "+", where(sock, line), "", counts("new", sock))
+            yield Item("sockets", "new", "+", new_where(sock, line), "", counts("new", sock))
     for sock in result.closed:
-        if netns_of(sock) not in whole or netns_of(sock) is None:
+        if netns_of(sock) not in whole[0]:
             line = socket_line(sock, program_only=result.role)
-            yield Item("sockets", "closed", "-", where(sock, line), "", counts("closed", sock))
+            yield Item("sockets", "closed", "-", old_where(sock, line), "", counts("closed", sock))
     for change in result.changed:
         yield Item(
             "sockets",
             "changed",
             "~",
-            where(change.new, socket_where(change.new)),
+            new_where(change.new, socket_where(change.new)),
             change_detail(change.old, change.new, change.fields),
             counts("changed", change.new),
         )
-    yield from _section_items("interfaces", result.interfaces, lambda r: where(r, interface_line(r)), counts)
-    yield from _section_items("routes", result.routes, lambda r: where(r, route_line(r)), counts)
+    yield from _section_items(
+        "interfaces", result.interfaces, interface_line, new_where, old_where, whole, counts
+    )
+    yield from _section_items("routes", result.routes, route_line, new_where, old_where, whole, counts)
+
+
+def _by_namespace(
+    records: Iterable[Socket | Interface | Route],
+) -> dict[int | None, list[Socket | Interface | Route]]:
+    grouped: dict[int | None, list[Socket | Interface | Route]] = {}
+    for record in records:
+        grouped.setdefault(netns_of(record), []).append(record)
+    return grouped
 
 
 def placed(record: Socket | Interface | Route, labels: Mapping[int, str], text: str) -> str:
     """``text`` about ``record``, led by its namespace's label in brackets when it has one
     (``labels``: inode -> label; an inode not there is written ``net:[INODE]``)."""
     inode = netns_of(record)
-    return (
-        text if inode is None else f"[{escape(labels.get(inode, f'net:[{inode}]'), backslash=False)}] {text}"
-    )
+    return text if inode is None else f"[{netns_word(labels.get(inode, f'net:[{inode}]'))}] {text}"
 
 
 def short_lived_items(sockets: Iterable[Socket], labels: Mapping[int, str] | None = None) -> Iterator[Item]:
@@ -124,13 +158,22 @@ def _section_items(
     name: str,
     section: SectionDiff[R] | None,
     line: Callable[[R], str],
+    new_where: Callable[[R, str], str],
+    old_where: Callable[[R, str], str],
+    whole: tuple[set[int], set[int]],
     counts: Callable[[str, Socket | Interface | Route], bool],
 ) -> Iterator[Item]:
+    """A section's items, each named by its side's namespace label; the records of a
+    namespace on one side only (``whole``: the old side's, the new side's) are
+    counted under its one item instead."""
     if section is None:
         return
     for record in section.added:
-        yield Item(name, "added", "+", line(record), "", counts(name, record))
+        if netns_of(record) not in whole[1]:
+            yield Item(name, "added", "+", new_where(record, line(record)), "", counts(name, record))
     for record in section.removed:
-        yield Item(name, "removed", "-", line(record), "", counts(name, record))
+        if netns_of(record) not in whole[0]:
+            yield Item(name, "removed", "-", old_where(record, line(record)), "", counts(name, record))
     for change in section.changed:
-        yield Item(name, "changed", "~", line(change.new), record_detail(change), counts(name, change.new))
+        text = new_where(change.new, line(change.new))
+        yield Item(name, "changed", "~", text, record_detail(change), counts(name, change.new))

@@ -37,6 +37,7 @@ __all__ = [
     "interface_line",
     "local_text",
     "netid",
+    "netns_word",
     "peer_text",
     "process_owner",
     "process_text",
@@ -169,6 +170,17 @@ def record_netns(sock: Socket, labels: Mapping[int, str] | None = None) -> str |
     if inode is None:
         return None
     return (labels or {}).get(inode, f"net:[{inode}]")
+
+
+def netns_word(label: str) -> str:
+    r"""A namespace's label as one word of a line (the Netns column, ``[LABEL]`` of a
+    difference): escaped, and a space written ``\x20``, so that an ``ip netns``
+    name never shifts a column, nor ends its brackets before their ``] ``.
+
+    >>> print(netns_word("web x] tcp LISTEN"))
+    web\x20x]\x20tcp\x20LISTEN
+    """
+    return escape(label, backslash=False).replace(" ", "\\x20")
 
 
 def netid(sock: Socket) -> str:

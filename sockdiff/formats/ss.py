@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..model import Socket
-from .notation import endpoint_columns, escape, netid, process_text
+from ..model import Socket, netns_of
+from .notation import endpoint_columns, escape, netid, netns_word, process_text
 
 __all__ = ["details_text", "socket_table", "sockets_summary"]
 
@@ -115,7 +115,11 @@ def _full(sock: Socket) -> bool:
     return sock.proto != "tcp" or not (_timewait(sock) or sock.state == "SYN_RECV")
 
 
-def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None = None) -> str:
+def sockets_summary(
+    sockets: Sequence[Socket],
+    kernel: Mapping[str, int] | None = None,
+    labels: Mapping[int, str] | None = None,
+) -> str:
     """``ss -s``'s layout, counted from ``sockets``, then what ss -s would say and why it differs.
 
     Total counts full sockets, as the kernel's ``sockets: used`` does: not the
@@ -132,6 +136,11 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     and orphaned, count the TCP sockets of every network namespace. ``kernel``
     (:func:`sockdiff.backends.proc.sockets.read_counters`, for a live source) gives
     ss's own figures on a line of their own. The FRAG line is left out.
+
+    ``labels`` (a snapshot of every namespace: inode -> label, in the
+    snapshot's order): the counts above are every namespace's, and a table
+    after them counts each namespace's sockets (ss's figures are one
+    namespace's: pass no ``kernel``).
     """
     tcp = [s for s in sockets if s.proto == "tcp"]
     timewait = sum(1 for s in tcp if _timewait(s))
@@ -156,7 +165,27 @@ def sockets_summary(sockets: Sequence[Socket], kernel: Mapping[str, int] | None 
     for name, (v4, v6) in rows.items():
         lines.append(f"{name}\t  {v4 + v6:<9} {v4:<9} {v6:<9}".rstrip())
     lines += ["", *_ss_summary_note(kernel)]
+    if labels is not None:
+        lines += ["", *_per_namespace(full, tcp, labels)]
     return "\n".join(lines) + "\n"
+
+
+def _per_namespace(full: Sequence[Socket], tcp: Sequence[Socket], labels: Mapping[int, str]) -> list[str]:
+    """Each namespace's Total (full sockets), TCP (as the TCP line counts), UDP, RAW and UNIX."""
+    counts: dict[int | None, list[int]] = {inode: [0, 0, 0, 0, 0] for inode in labels}
+    for sock in full:
+        row = counts.setdefault(netns_of(sock), [0, 0, 0, 0, 0])
+        row[0] += 1
+        if sock.proto != "tcp":
+            row[("udp", "raw", "unix").index(sock.proto) + 2] += 1
+    for sock in tcp:
+        counts.setdefault(netns_of(sock), [0, 0, 0, 0, 0])[1] += 1
+    names = [netns_word(labels[inode]) if inode is not None else "-" for inode in counts]
+    width = max(len("Netns"), *map(len, names))
+    rows = [f"{'Netns':<{width}} Total     TCP       UDP       RAW       UNIX"]
+    for name, row in zip(names, counts.values(), strict=True):
+        rows.append(f"{name:<{width}} " + " ".join(f"{number:<9}" for number in row).rstrip())
+    return rows
 
 
 _SS_COUNTERS = (

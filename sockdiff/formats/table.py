@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar, assert_never
 from ..model import Interface, Route, Socket, namespace_labels, netns_of
 from .base import ListingFormat, ListingOptions, Section
 from .netstat import interface_table, route_tables
-from .notation import escape
+from .notation import netns_word
 from .ss import socket_table
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _by_namespace(listing: Snapshot, records: Sequence[R]) -> list[tuple[str, li
     for record in records:
         groups.setdefault(netns_of(record), []).append(record)
     return [
-        (escape(labels.get(inode, "-") if inode is not None else "-", backslash=False), group)
+        (netns_word(labels.get(inode, "-") if inode is not None else "-"), group)
         for inode, group in groups.items()
         if group
     ]

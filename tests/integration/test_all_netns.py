@@ -29,86 +29,11 @@ from sockdiff.model import Container, Namespace, namespace_label, netns_of
 from sockdiff.namespaces import container_of_cgroup, docker_name, mount_points
 from sockdiff.snapshots import Snapshot, dumps, loads
 from tests.helpers.cli import sockdiff
+from tests.helpers.held_netns import CGROUP_ROOT, HOLDER, LISTENER, Contained, remove_cgroups
+from tests.helpers.held_netns import inode_of as _inode
+from tests.helpers.held_netns import start as _start
+from tests.helpers.held_netns import stop as _stop
 from tests.helpers.netns import private_netns, require_netns
-
-
-def _cgroup2_root() -> Path:
-    """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields, _, tail = line.partition(" - ")
-        if tail.startswith("cgroup2 "):
-            return Path(fields.split(" ")[4])
-    return Path("/sys/fs/cgroup")
-
-
-CGROUP_ROOT = _cgroup2_root()
-
-# Listens on 0.0.0.0:PORT (no loopback needed) in the namespace it runs in, says so, waits.
-LISTENER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
-print("ready", flush=True); sys.stdin.read()
-"""
-# Makes a namespace, opens a listener in it, goes back home holding the
-# namespace's descriptor and the socket: a namespace no process lives in.
-HOLDER = """
-import ctypes, os, socket, sys
-libc = ctypes.CDLL(None, use_errno=True)
-home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-assert libc.unshare(0x40000000) == 0
-held = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
-assert libc.setns(home, 0x40000000) == 0
-print("ready", os.fstat(held).st_ino, flush=True); sys.stdin.read()
-"""
-
-
-def _start(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ready"), line
-    return proc, line
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.kill()
-    proc.communicate()  # waits, and closes its pipes
-
-
-def _inode(path: str) -> int:
-    return os.stat(path).st_ino
-
-
-@dataclass
-class Contained:
-    """A process in a namespace of its own, inside a cgroup named as a runtime names it."""
-
-    cgroup: Path
-    proc: subprocess.Popen[str]
-    inode: int
-
-    @classmethod
-    def start(cls, cgroup: Path, port: int) -> Contained:
-        cgroup.mkdir(parents=True, exist_ok=True)
-        proc, _ = _start(["unshare", "-n", sys.executable, "-c", LISTENER, str(port)])
-        (cgroup / "cgroup.procs").write_text(str(proc.pid))
-        return cls(cgroup, proc, _inode(f"/proc/{proc.pid}/ns/net"))
-
-    def stop(self) -> None:
-        _stop(self.proc)
-
-
-def _remove_cgroups(leaf: Path) -> None:
-    """The leaf and each parent we made under the cgroup root, deepest first (only empty ones go)."""
-    for path in (leaf, *leaf.parents):
-        if path == CGROUP_ROOT or CGROUP_ROOT not in path.parents:
-            break
-        try:
-            path.rmdir()
-        except OSError:
-            break  # not empty: someone else's, or ours still holding a process
 
 
 @dataclass
@@ -167,8 +92,8 @@ def host() -> Iterator[Host]:
             for contained in (docker, kube):
                 if contained is not None:
                     contained.stop()
-            _remove_cgroups(docker_cgroup)
-            _remove_cgroups(kube_cgroup)
+            remove_cgroups(docker_cgroup)
+            remove_cgroups(kube_cgroup)
 
 
 def _listeners(snapshot: Snapshot, host: Host) -> set[tuple[int, int]]:
