@@ -697,7 +697,9 @@ def watch(
     ] = None,
     buffer_size: Annotated[
         int,
-        typer.Option("--buffer-size", help="Receive buffer of each kernel event socket, in bytes.", min=1024),
+        typer.Option(
+            "--buffer-size", help="Receive buffer of each kernel event socket, in bytes (1 KiB to 2 GiB - 1)."
+        ),
     ] = 1 << 20,
     sections: Annotated[
         str | None,

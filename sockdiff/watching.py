@@ -40,6 +40,8 @@ from .acquire import check_namespaces, take
 from .backends.netlink.events import (
     DEFAULT_BUFFER,
     DESTROY_GROUPS,
+    MAX_BUFFER,
+    MIN_BUFFER,
     Destroyed,
     Event,
     Listener,
@@ -47,7 +49,7 @@ from .backends.netlink.events import (
 )
 from .backends.netlink.sockets import Reuse, reusing
 from .differ import Diff, diff, identity, renamed_links
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, UsageError
 from .model import PROTOS, Namespace, Socket, netns_of
 from .processes import OwnerTracker
 from .snapshots import Snapshot
@@ -168,6 +170,8 @@ class Watch:
     ) -> None:
         from .backends import check_backend
 
+        if not MIN_BUFFER <= buffer_size <= MAX_BUFFER:  # setsockopt takes a C int, and no less
+            raise UsageError(f"--buffer-size must be {MIN_BUFFER} to {MAX_BUFFER} bytes, not {buffer_size}")
         check_backend(backend, sections)
         check_namespaces(netns, all_netns)
         self.interval = interval

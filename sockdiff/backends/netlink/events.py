@@ -38,6 +38,8 @@ from .framing import NETLINK_ROUTE, NETLINK_SOCK_DIAG, DumpFailed, messages, ope
 __all__ = [
     "DEFAULT_BUFFER",
     "DESTROY_GROUPS",
+    "MAX_BUFFER",
+    "MIN_BUFFER",
     "ROUTE_GROUPS",
     "Destroyed",
     "Listener",
@@ -86,6 +88,9 @@ _RTM_SECTIONS = {
 _HERE = "/proc/thread-self/ns/net"
 #: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
 DEFAULT_BUFFER = 1 << 20
+#: The receive buffers one may ask for: SO_RCVBUF takes a C int (the kernel caps what it gives).
+MIN_BUFFER = 1024
+MAX_BUFFER = (1 << 31) - 1
 _RECV_SIZE = 64 * 1024
 
 
