@@ -736,8 +736,12 @@ def watch(
     )
     events = event_format(chosen, _colour())
     out = sys.stdout
+    warned = False  # of namespaces not listened to: once (the summary has the last count)
     try:
         for report in watcher:
+            if watcher.unheard and not warned:
+                warned = True
+                print(f"sockdiff: warning: {_unheard(watcher.unheard)}", file=sys.stderr)
             if report.baseline is not None:
                 # Each jsonl line says which host and boot it comes from, as the first read did.
                 events = event_format(chosen, _colour(), report.baseline.header.identity())
@@ -766,6 +770,16 @@ def watch(
     finally:
         watcher.close()
     print(f"sockdiff: {watcher.summary()}", file=sys.stderr)
+
+
+def _unheard(count: int) -> str:
+    from .backends.netlink.events import descriptor_limit
+
+    return (
+        f"{count} {'namespace' if count == 1 else 'namespaces'} not listened to: descriptor limit"
+        f" {descriptor_limit()} (ulimit -n); their sockets that open and close between two polls go"
+        " unseen, the polls still read them"
+    )
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})

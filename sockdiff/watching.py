@@ -210,6 +210,9 @@ class Watch:
         self._inodes: set[int] = set()  # the sockets of the last read, by inode
         self._namespaces: tuple[Namespace, ...] | None = None  # those of the last read (all_netns)
         self._held_netns: dict[int, str] = {}  # namespaces descriptors hold: inode -> path
+        #: Namespaces of the last read not listened to: no descriptors left (RLIMIT_NOFILE) for their
+        #: event sockets. Their polls go on; their interfaces and routes are read at every one.
+        self.unheard = 0
         # Each poll's sock_diag records, for the next poll to take again where unchanged.
         self._reuse = Reuse()
 
@@ -263,16 +266,18 @@ class Watch:
         )
 
     def _follow_namespaces(self, namespaces: tuple[Namespace, ...]) -> None:
-        """Listen in each namespace of a read, and no more in those gone."""
+        """Listen in each namespace of a read, and no more in those gone; as many as the
+        descriptor limit leaves room for (:attr:`unheard`: those left out, tried again each read)."""
         listener = self._listener
         if listener is None:
             return
         now = {namespace.inode: namespace for namespace in namespaces}
         for inode in listener.namespaces - now.keys():
             listener.leave(inode)
-        for inode, namespace in now.items():
-            if inode in listener.namespaces:
-                continue
+        missing = [(inode, ns) for inode, ns in now.items() if inode not in listener.namespaces]
+        room = listener.room() if missing else 0
+        self.unheard = max(0, len(missing) - room)
+        for inode, namespace in missing[:room]:
             # Ways in: its ip netns names, a process inside, a descriptor that holds it.
             ways = [*namespace.names, *(f"/proc/{pid}/ns/net" for pid in namespace.pids)]
             if inode in self._held_netns:
@@ -355,7 +360,9 @@ class Watch:
                         poll_now = True
                         yield Report(_now(), overrun=event.source)
             due = poll_now or time.monotonic() >= deadline
-            if sections is not None and (changed or (due and not heard) or poll_now):
+            # A namespace not listened to says nothing: the sections are polled then.
+            told = heard and not self.unheard
+            if sections is not None and (changed or (due and not told) or poll_now):
                 current_sections, report = self._sections(sections)
                 yield report
                 sections = current_sections
@@ -452,6 +459,8 @@ class Watch:
         text = f"{_plural(self.polls, 'poll')}, {_plural(total, 'difference')} ({'; '.join(parts)})"
         if self.overruns:
             text += f"; events lost {_plural(self.overruns, 'time')}"
+        if self.unheard:
+            text += f"; {_plural(self.unheard, 'namespace')} not listened to (descriptor limit)"
         return text
 
 
