@@ -670,7 +670,11 @@ def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Sock
 def watch(
     filter_words: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[FILTER]...", help="Watch only sockets this expression matches."),
+        typer.Argument(
+            metavar="[FILTER]...",
+            help="Watch only sockets this expression matches (interface, route and namespace lines are"
+            " not narrowed, even by dev or netns: --sections sockets leaves them out).",
+        ),
     ] = None,
     interval: Annotated[
         float,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
     from ..model import Interface, Route, Socket
 
-__all__ = ["Item", "items", "placed", "short_lived_items"]
+__all__ = ["Item", "folded", "items", "placed", "short_lived_items"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,9 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     """Sockets first (new, closed, changed), then interfaces and routes (added, removed, changed).
 
     Between snapshots of every namespace, a namespace on one side only comes
-    first, one item with its sockets counted under it (``+ netns web (docker
-    3f2a9c1b0d4e)  3 sockets``), and every other difference names its
+    first, one item with its sockets (and interfaces and routes, when compared) counted
+    under it (``+ netns web (docker 3f2a9c1b0d4e)  3 sockets, 1 interface, 2 routes``),
+    and every other difference names its
     namespace first (``[web] tcp ...``).
     """
     counts = result.counter(fail_on)
@@ -71,9 +72,12 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
                 whole.add(namespace.inode)
                 inside = [s for s in socks if netns_of(s) == namespace.inode]
                 counted = any(counts("new" if sign == "+" else "closed", s) for s in inside)
+                detail = [_counted(len(inside), "socket")]
+                for name, records in folded(result, sign, namespace.inode).items():
+                    counted = counted or any(counts(name, r) for r in records)
+                    detail.append(_counted(len(records), name[:-1]))
                 subject = f"netns {escape(labels[namespace.inode])} ({namespace_description(namespace)})"
-                detail = f"{len(inside)} socket{'' if len(inside) == 1 else 's'}"
-                yield Item("namespaces", kind, sign, subject, detail, counted)
+                yield Item("namespaces", kind, sign, subject, ", ".join(detail), counted)
 
     def where(record: Socket | Interface | Route, text: str) -> str:
         return placed(record, labels, text)
@@ -93,8 +97,27 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
             change_detail(change.old, change.new, change.fields),
             counts("changed", change.new),
         )
-    yield from _section_items("interfaces", result.interfaces, lambda r: where(r, interface_line(r)), counts)
-    yield from _section_items("routes", result.routes, lambda r: where(r, route_line(r)), counts)
+    yield from _section_items(
+        "interfaces", result.interfaces, lambda r: where(r, interface_line(r)), counts, whole
+    )
+    yield from _section_items("routes", result.routes, lambda r: where(r, route_line(r)), counts, whole)
+
+
+def folded(result: Diff, sign: str, inode: int) -> dict[str, list[Interface] | list[Route]]:
+    """The interfaces and routes (each section compared) that came (``sign`` +) or went (-)
+    with namespace ``inode``: counted under its line, not each a line of its own."""
+    found: dict[str, list[Interface] | list[Route]] = {}
+    if result.interfaces is not None:
+        side = result.interfaces.added if sign == "+" else result.interfaces.removed
+        found["interfaces"] = [r for r in side if netns_of(r) == inode]
+    if result.routes is not None:
+        routes = result.routes.added if sign == "+" else result.routes.removed
+        found["routes"] = [r for r in routes if netns_of(r) == inode]
+    return found
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def placed(record: Socket | Interface | Route, labels: Mapping[int, str], text: str) -> str:
@@ -120,12 +143,15 @@ def _section_items(
     section: SectionDiff[R] | None,
     line: Callable[[R], str],
     counts: Callable[[str, Socket | Interface | Route], bool],
+    whole: set[int],
 ) -> Iterator[Item]:
     if section is None:
         return
     for record in section.added:
-        yield Item(name, "added", "+", line(record), "", counts(name, record))
+        if netns_of(record) not in whole:
+            yield Item(name, "added", "+", line(record), "", counts(name, record))
     for record in section.removed:
-        yield Item(name, "removed", "-", line(record), "", counts(name, record))
+        if netns_of(record) not in whole:
+            yield Item(name, "removed", "-", line(record), "", counts(name, record))
     for change in section.changed:
         yield Item(name, "changed", "~", line(change.new), record_detail(change), counts(name, change.new))

@@ -322,3 +322,30 @@ def test_namespaces_not_listened_to_are_said_once(netns: str) -> None:
         r"sockdiff: 2 polls, .*; \d+ namespaces? not listened to \(descriptor limit\)",
         done.stderr.splitlines()[-1],
     ), done.stderr
+
+
+def test_a_namespace_line_comes_first_with_its_interfaces_and_routes_counted(netns: str) -> None:
+    """A namespace made while watched: its interfaces are counted under its ``+ netns`` line,
+    not listed, even when an rtnetlink event elsewhere has the interfaces read before the
+    poll that finds the namespace (they came out first, each ``+ [label] interface ...``)."""
+    watcher = watch(2, all_netns=True, protos=("tcp",), processes=False)
+    reports = iter(watcher)
+    seen: list[Report] = []
+    try:
+        assert next(reports).baseline is not None
+        with private_netns() as second:
+            inode = os.stat(f"/run/netns/{second}").st_ino
+            ip(second, "link", "add", "w3br0", "type", "bridge")
+            ip(netns, "link", "add", "w3ev0", "type", "bridge")  # heard: interfaces read at once
+            report = until(reports, seen, moved("appeared", inode))
+            assert [about(second, rendered(r, "text")) for r in seen[:-1]] == [[]] * (len(seen) - 1), seen
+            [line] = about(second, rendered(report, "text"))
+            counted = re.fullmatch(
+                rf"\+ netns {second} \(net:\[{inode}\]\)  0 sockets, 2 interfaces, (\d+) routes?", line
+            )
+            assert counted is not None, line
+            [event] = [json.loads(text) for text in about(second, rendered(report, "jsonl"))]
+            assert (event["kind"], event["sockets"], event["interfaces"]) == ("appeared", 0, 2), event
+            assert event["routes"] == int(counted[1]), event
+    finally:
+        watcher.close()
