@@ -686,7 +686,11 @@ def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Sock
 def watch(
     filter_words: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[FILTER]...", help="Watch only sockets this expression matches."),
+        typer.Argument(
+            metavar="[FILTER]...",
+            help="Watch only sockets this expression matches (interface, route and namespace lines are"
+            " not narrowed, even by dev or netns: --sections sockets leaves them out).",
+        ),
     ] = None,
     interval: Annotated[
         float,
@@ -713,7 +717,9 @@ def watch(
     ] = None,
     buffer_size: Annotated[
         int,
-        typer.Option("--buffer-size", help="Receive buffer of each kernel event socket, in bytes.", min=1024),
+        typer.Option(
+            "--buffer-size", help="Receive buffer of each kernel event socket, in bytes (1 KiB to 2 GiB - 1)."
+        ),
     ] = 1 << 20,
     sections: Annotated[
         str | None,
@@ -750,8 +756,12 @@ def watch(
     )
     events = event_format(chosen, _colour())
     out = sys.stdout
+    warned = False  # of namespaces not listened to: once (the summary has the last count)
     try:
         for report in watcher:
+            if watcher.unheard and not warned:
+                warned = True
+                print(f"sockdiff: warning: {_unheard(watcher.unheard)}", file=sys.stderr)
             if report.baseline is not None:
                 # Each jsonl line says which host and boot it comes from, as the first read did.
                 events = event_format(chosen, _colour(), report.baseline.header.identity())
@@ -780,6 +790,16 @@ def watch(
     finally:
         watcher.close()
     print(f"sockdiff: {watcher.summary()}", file=sys.stderr)
+
+
+def _unheard(count: int) -> str:
+    from .backends.netlink.events import descriptor_limit
+
+    return (
+        f"{count} {'namespace' if count == 1 else 'namespaces'} not listened to: descriptor limit"
+        f" {descriptor_limit()} (ulimit -n); their sockets that open and close between two polls go"
+        " unseen, the polls still read them"
+    )
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import msgspec
 
@@ -40,6 +41,8 @@ from .acquire import check_namespaces, take
 from .backends.netlink.events import (
     DEFAULT_BUFFER,
     DESTROY_GROUPS,
+    MAX_BUFFER,
+    MIN_BUFFER,
     Destroyed,
     Event,
     Listener,
@@ -47,14 +50,15 @@ from .backends.netlink.events import (
 )
 from .backends.netlink.sockets import Reuse, reusing
 from .differ import Diff, diff, identity, renamed_links
-from .errors import BackendUnavailable
-from .model import PROTOS, Namespace, Socket, netns_of
+from .errors import BackendUnavailable, UsageError
+from .model import PROTOS, Interface, Namespace, Route, Socket, netns_of
 from .processes import OwnerTracker
 from .snapshots import Snapshot
 
 __all__ = ["Report", "Watch", "watch"]
 
 Predicate = Callable[[Socket], bool]
+R = TypeVar("R", Interface, Route)
 _INODE: Callable[[Socket], int] = operator.attrgetter("inode")
 
 
@@ -168,6 +172,8 @@ class Watch:
     ) -> None:
         from .backends import check_backend
 
+        if not MIN_BUFFER <= buffer_size <= MAX_BUFFER:  # setsockopt takes a C int, and no less
+            raise UsageError(f"--buffer-size must be {MIN_BUFFER} to {MAX_BUFFER} bytes, not {buffer_size}")
         check_backend(backend, sections)
         check_namespaces(netns, all_netns)
         self.interval = interval
@@ -206,6 +212,9 @@ class Watch:
         self._inodes: set[int] = set()  # the sockets of the last read, by inode
         self._namespaces: tuple[Namespace, ...] | None = None  # those of the last read (all_netns)
         self._held_netns: dict[int, str] = {}  # namespaces descriptors hold: inode -> path
+        #: Namespaces of the last read not listened to: no descriptors left (RLIMIT_NOFILE) for their
+        #: event sockets. Their polls go on; their interfaces and routes are read at every one.
+        self.unheard = 0
         # Each poll's sock_diag records, for the next poll to take again where unchanged.
         self._reuse = Reuse()
 
@@ -259,16 +268,18 @@ class Watch:
         )
 
     def _follow_namespaces(self, namespaces: tuple[Namespace, ...]) -> None:
-        """Listen in each namespace of a read, and no more in those gone."""
+        """Listen in each namespace of a read, and no more in those gone; as many as the
+        descriptor limit leaves room for (:attr:`unheard`: those left out, tried again each read)."""
         listener = self._listener
         if listener is None:
             return
         now = {namespace.inode: namespace for namespace in namespaces}
         for inode in listener.namespaces - now.keys():
             listener.leave(inode)
-        for inode, namespace in now.items():
-            if inode in listener.namespaces:
-                continue
+        missing = [(inode, ns) for inode, ns in now.items() if inode not in listener.namespaces]
+        room = listener.room() if missing else 0
+        self.unheard = max(0, len(missing) - room)
+        for inode, namespace in missing[:room]:
             # Ways in: its ip netns names, a process inside, a descriptor that holds it.
             ways = [*namespace.names, *(f"/proc/{pid}/ns/net" for pid in namespace.pids)]
             if inode in self._held_netns:
@@ -319,6 +330,9 @@ class Watch:
         heard = listener is not None and listener.routes and not (self.all_netns and not self.sockets)
         previous = self._take(("sockets",)) if self.sockets else None
         sections = self._take(self.sections) if self.sections else None
+        if sections is not None and previous is not None and self._namespaces is not None:
+            # A namespace made between the two reads: its records wait for the poll that says so.
+            sections = _aligned(sections, sections, {n.inode for n in self._namespaces})
         baseline = previous or sections
         assert baseline is not None  # check_backend refused an empty list of sections
         yield Report(_now(), baseline=baseline)
@@ -351,7 +365,9 @@ class Watch:
                         poll_now = True
                         yield Report(_now(), overrun=event.source)
             due = poll_now or time.monotonic() >= deadline
-            if sections is not None and (changed or (due and not heard) or poll_now):
+            # A namespace not listened to says nothing: the sections are polled then.
+            told = heard and not self.unheard
+            if sections is not None and (changed or (due and not told) or poll_now):
                 current_sections, report = self._sections(sections)
                 yield report
                 sections = current_sections
@@ -374,24 +390,31 @@ class Watch:
             short = [s for s in claims.short_lived(result, destroyed) if self._wanted(s)]
             destroyed = []
             result = self._narrowed(result)
+            if result.namespaces and sections is not None:
+                # Namespaces came or went: their interfaces and routes now, in the same
+                # report, where they are counted under their namespace's line.
+                sections, read = self._read_sections(sections)
+                result = dataclasses.replace(result, interfaces=read.interfaces, routes=read.routes)
             self._count(result, short)
             yield Report(stamp, diff=result, short_lived=tuple(short), namespaces=self._namespaces)
             previous = current
             claims.polled(current)
-            if result.namespaces and sections is not None:
-                # Namespaces came or went: their interfaces and routes now, not at their next event.
-                sections, report = self._sections(sections)
-                yield report
 
     def _sections(self, sections: Snapshot) -> tuple[Snapshot, Report]:
         """Interfaces and routes read again, and what changed since ``sections``."""
+        current, result = self._read_sections(sections)
+        self._count(result)
+        return current, Report(_now(), diff=result, namespaces=self._namespaces)
+
+    def _read_sections(self, sections: Snapshot) -> tuple[Snapshot, Diff]:
         current = self._take(self.sections)
+        if self.sockets and self._namespaces is not None:
+            current = _aligned(current, sections, {n.inode for n in self._namespaces})
         # A device renamed is the same link (by index), not one removed and one added.
         result = renamed_links(diff(sections, current))
         if self.sockets and result.namespaces is not None:
             result = dataclasses.replace(result, namespaces=None)  # the sockets' polls say it
-        self._count(result)
-        return current, Report(_now(), diff=result, namespaces=self._namespaces)
+        return current, result
 
     @staticmethod
     def _events(listener: Listener, deadline: float) -> list[Event]:
@@ -448,7 +471,30 @@ class Watch:
         text = f"{_plural(self.polls, 'poll')}, {_plural(total, 'difference')} ({'; '.join(parts)})"
         if self.overruns:
             text += f"; events lost {_plural(self.overruns, 'time')}"
+        if self.unheard:
+            text += f"; {_plural(self.unheard, 'namespace')} not listened to (descriptor limit)"
         return text
+
+
+def _aligned(current: Snapshot, last: Snapshot, known: set[int]) -> Snapshot:
+    """``current``'s interfaces and routes as of the namespaces the sockets' last poll
+    ``known``: those of a namespace it has not announced yet left out, those of one it
+    has not yet seen go kept from ``last``. The poll that says a namespace came or went
+    brings its records, counted under its line, not before it, each a line of its own."""
+    read = {n.inode for n in current.namespaces or ()}
+    kept = known - read
+
+    def records(now: tuple[R, ...] | None, before: tuple[R, ...] | None) -> tuple[R, ...] | None:
+        if now is None:
+            return None
+        carried = [r for r in before or () if netns_of(r) in kept]
+        return tuple([r for r in now if netns_of(r) in known] + carried)
+
+    return dataclasses.replace(
+        current,
+        interfaces=records(current.interfaces, last.interfaces),
+        routes=records(current.routes, last.routes),
+    )
 
 
 def _plural(number: int, noun: str) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..differ import Diff, SectionDiff
     from ..model import Interface, Route, Socket
 
-__all__ = ["Item", "items", "placed", "short_lived_items"]
+__all__ = ["Item", "folded", "items", "placed", "short_lived_items"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,36 +67,20 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     new_labels = namespace_labels(result.new.namespaces)
     whole: tuple[set[int], set[int]] = (set(), set())  # inodes reported whole: old side's, new side's
     if result.namespaces is not None:
-        for sign, kind, namespaces, labels, side, socks, listed, socket_kind in (
-            (
-                "+",
-                "appeared",
-                result.namespaces.appeared,
-                new_labels,
-                whole[1],
-                result.opened,
-                "added",
-                "new",
-            ),
-            ("-", "gone", result.namespaces.gone, old_labels, whole[0], result.closed, "removed", "closed"),
+        for sign, kind, namespaces, labels, side, socks, socket_kind in (
+            ("+", "appeared", result.namespaces.appeared, new_labels, whole[1], result.opened, "new"),
+            ("-", "gone", result.namespaces.gone, old_labels, whole[0], result.closed, "closed"),
         ):
-            sections = [(socket_kind, "socket", _by_namespace(socks))]
-            for name, noun, section in (
-                ("interfaces", "interface", result.interfaces),
-                ("routes", "route", result.routes),
-            ):
-                if section is not None:
-                    sections.append((name, noun, _by_namespace(getattr(section, listed))))
             for namespace in namespaces:
                 side.add(namespace.inode)
-                counted = False
-                numbers = []
-                for counter_kind, noun, grouped in sections:
-                    inside = grouped.get(namespace.inode, [])
-                    counted = counted or any(counts(counter_kind, r) for r in inside)
-                    numbers.append(f"{len(inside)} {noun}{'' if len(inside) == 1 else 's'}")
+                inside = [s for s in socks if netns_of(s) == namespace.inode]
+                counted = any(counts(socket_kind, s) for s in inside)
+                detail = [_counted(len(inside), "socket")]
+                for name, records in folded(result, sign, namespace.inode).items():
+                    counted = counted or any(counts(name, r) for r in records)
+                    detail.append(_counted(len(records), name[:-1]))
                 subject = f"netns {netns_word(labels[namespace.inode])} ({namespace_description(namespace)})"
-                yield Item("namespaces", kind, sign, subject, ", ".join(numbers), counted)
+                yield Item("namespaces", kind, sign, subject, ", ".join(detail), counted)
 
     def new_where(record: Socket | Interface | Route, text: str) -> str:
         return placed(record, new_labels, text)
@@ -127,13 +111,22 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     yield from _section_items("routes", result.routes, route_line, new_where, old_where, whole, counts)
 
 
-def _by_namespace(
-    records: Iterable[Socket | Interface | Route],
-) -> dict[int | None, list[Socket | Interface | Route]]:
-    grouped: dict[int | None, list[Socket | Interface | Route]] = {}
-    for record in records:
-        grouped.setdefault(netns_of(record), []).append(record)
-    return grouped
+
+def folded(result: Diff, sign: str, inode: int) -> dict[str, list[Interface] | list[Route]]:
+    """The interfaces and routes (each section compared) that came (``sign`` +) or went (-)
+    with namespace ``inode``: counted under its line, not each a line of its own."""
+    found: dict[str, list[Interface] | list[Route]] = {}
+    if result.interfaces is not None:
+        side = result.interfaces.added if sign == "+" else result.interfaces.removed
+        found["interfaces"] = [r for r in side if netns_of(r) == inode]
+    if result.routes is not None:
+        routes = result.routes.added if sign == "+" else result.routes.removed
+        found["routes"] = [r for r in routes if netns_of(r) == inode]
+    return found
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def placed(record: Socket | Interface | Route, labels: Mapping[int, str], text: str) -> str:

@@ -12,6 +12,7 @@ import msgspec
 
 from ..model import namespace_labels, netns_of
 from .base import EventFormat, ListingFormat, ListingOptions, Section
+from .items import folded
 from .json import inert
 
 if TYPE_CHECKING:
@@ -56,8 +57,9 @@ class JsonlEvents(EventFormat):
     ``added``, ``removed`` and ``changed``; an overrun is section ``watch``.
     Watching every namespace, each line about a record carries ``netns`` (its
     namespace's label) after the identity, and a namespace that appeared or went
-    is one line of section ``namespaces`` (``netns``, ``namespace``, ``sockets``:
-    how many of its sockets came or went with it, which have no line of their own).
+    is one line of section ``namespaces`` (``netns``, ``namespace``, ``sockets``, and
+    ``interfaces`` and ``routes`` when watched: how many of its records came or went
+    with it, which have no line of their own).
     With an ``identity`` (``host``, ``machine_id``, ``boot_id``: see
     :meth:`~sockdiff.snapshots.Header.identity`), each line carries it after ``kind``.
     """
@@ -93,8 +95,17 @@ class JsonlEvents(EventFormat):
                         whole.add(space.inode)
                         inside = sum(1 for s in socks if netns_of(s) == space.inode)
                         label = labels[space.inode]
+                        sign = "+" if kind == "appeared" else "-"
+                        records = {name: len(r) for name, r in folded(found, sign, space.inode).items()}
                         yield event_line(
-                            time, "namespaces", kind, who, netns=label, namespace=space, sockets=inside
+                            time,
+                            "namespaces",
+                            kind,
+                            who,
+                            netns=label,
+                            namespace=space,
+                            sockets=inside,
+                            **records,
                         )
 
         def at(record: Socket | Interface | Route) -> dict[str, str]:
@@ -125,8 +136,8 @@ class JsonlEvents(EventFormat):
                     new=change.new,
                     fields=change.fields,
                 )
-            yield from _section_events(time, "interfaces", "interface", found.interfaces, who, at)
-            yield from _section_events(time, "routes", "route", found.routes, who, at)
+            yield from _section_events(time, "interfaces", "interface", found.interfaces, who, at, whole)
+            yield from _section_events(time, "routes", "route", found.routes, who, at, whole)
 
 
 def _section_events(
@@ -136,15 +147,19 @@ def _section_events(
     found: SectionDiff[Any] | None,
     who: Mapping[str, str | None] | None,
     at: Callable[[Any], dict[str, str]],
+    whole: set[int],
 ) -> Iterator[bytes]:
     """One section's differences: ``added`` and ``removed`` records, ``changed`` pairs
-    (``at``: a record's namespace member, if any)."""
+    (``at``: a record's namespace member, if any); none of a namespace that came or went
+    (``whole``: its line counts them)."""
     if found is None:
         return
     for record in found.added:
-        yield event_line(time, section, "added", who, **at(record), **{noun: record})
+        if netns_of(record) not in whole:
+            yield event_line(time, section, "added", who, **at(record), **{noun: record})
     for record in found.removed:
-        yield event_line(time, section, "removed", who, **at(record), **{noun: record})
+        if netns_of(record) not in whole:
+            yield event_line(time, section, "removed", who, **at(record), **{noun: record})
     for change in found.changed:
         members = {"old": change.old, "new": change.new, "fields": change.fields}
         yield event_line(time, section, "changed", who, **at(change.new), **members)

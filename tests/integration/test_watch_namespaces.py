@@ -10,16 +10,18 @@ import io
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sockdiff.backends.netlink.events import RESERVE
 from sockdiff.formats import WATCH_FORMATS, event_format, parse_format
 from sockdiff.formats.notation import socket_line
 from sockdiff.model import Socket
 from sockdiff.watching import Report, Watch, watch
-from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff
+from tests.helpers.cli import TIMEOUT, one_line_error, sockdiff, sockdiff_command
 from tests.helpers.netns import netns_exec_argv, private_netns
 from tests.integration.test_watch import CONNECT
 
@@ -262,3 +264,88 @@ def test_all_netns_on_the_command_line(netns: str) -> None:
     )
     refused = sockdiff("watch", "--all-netns", "--netns", netns, "--count", "1")
     assert "exclude each other" in one_line_error(refused)
+
+
+@contextmanager
+def descriptor_limit(spare: int) -> Iterator[None]:
+    """This process's soft RLIMIT_NOFILE at the descriptors open now plus ``spare``, for the body."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + spare, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_namespaces_past_the_descriptor_limit_are_polled_not_listened_to(netns: str) -> None:
+    """With no descriptors to spare for its event sockets, a namespace is not listened to: the
+    watch counts it (:attr:`~sockdiff.watching.Watch.unheard`) and its polls go on reading it.
+    Joined up to the limit, the next poll's own reads had no descriptor left."""
+    # Room for our namespace's one event socket, and the reserve the polls read with.
+    with descriptor_limit(RESERVE + 1):
+        watcher = watch(0.05, all_netns=True, protos=("tcp",), sections=("sockets",), processes=False)
+        reports = iter(watcher)
+        seen: list[Report] = []
+        try:
+            assert next(reports).baseline is not None
+            assert watcher.unheard >= 1  # netns at least
+            with running(netns, LISTENER) as (_, line):
+                port = int(line)
+                report = until(reports, seen, lambda r: r.diff is not None and on_port(port, r.diff.opened))
+        finally:
+            watcher.close()
+    assert report.diff is not None
+    [sock] = on_port(port, report.diff.opened)
+    assert sock.netns == os.stat(f"/run/netns/{netns}").st_ino
+
+
+def test_namespaces_not_listened_to_are_said_once(netns: str) -> None:
+    """``watch --all-netns`` under ``ulimit -n``: one warning line says how many namespaces are
+    not listened to, and the watch polls on (exit 0); the summary counts them at the end."""
+    command, env = sockdiff_command("watch", "--all-netns", "-i", "0.05", "--count", "2", "--no-processes")
+    limit = 40  # the interpreter's few descriptors, our namespace's event sockets, the reserve
+    done = subprocess.run(
+        ["prlimit", f"--nofile={limit}", "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+    assert done.returncode == 0, done
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("sockdiff: warning: ")]
+    assert len(warnings) == 1 and re.fullmatch(
+        rf"sockdiff: warning: \d+ namespaces? not listened to: descriptor limit {limit} \(ulimit -n\);"
+        " their sockets that open and close between two polls go unseen, the polls still read them",
+        warnings[0],
+    ), done.stderr
+    assert re.fullmatch(
+        r"sockdiff: 2 polls, .*; \d+ namespaces? not listened to \(descriptor limit\)",
+        done.stderr.splitlines()[-1],
+    ), done.stderr
+
+
+def test_a_namespace_line_comes_first_with_its_interfaces_and_routes_counted(netns: str) -> None:
+    """A namespace made while watched: its interfaces are counted under its ``+ netns`` line,
+    not listed, even when an rtnetlink event elsewhere has the interfaces read before the
+    poll that finds the namespace (they came out first, each ``+ [label] interface ...``)."""
+    watcher = watch(2, all_netns=True, protos=("tcp",), processes=False)
+    reports = iter(watcher)
+    seen: list[Report] = []
+    try:
+        assert next(reports).baseline is not None
+        with private_netns() as second:
+            inode = os.stat(f"/run/netns/{second}").st_ino
+            ip(second, "link", "add", "w3br0", "type", "bridge")
+            ip(netns, "link", "add", "w3ev0", "type", "bridge")  # heard: interfaces read at once
+            report = until(reports, seen, moved("appeared", inode))
+            assert [about(second, rendered(r, "text")) for r in seen[:-1]] == [[]] * (len(seen) - 1), seen
+            [line] = about(second, rendered(report, "text"))
+            counted = re.fullmatch(
+                rf"\+ netns {second} \(net:\[{inode}\]\)  0 sockets, 2 interfaces, (\d+) routes?", line
+            )
+            assert counted is not None, line
+            [event] = [json.loads(text) for text in about(second, rendered(report, "jsonl"))]
+            assert (event["kind"], event["sockets"], event["interfaces"]) == ("appeared", 0, 2), event
+            assert event["routes"] == int(counted[1]), event
+    finally:
+        watcher.close()

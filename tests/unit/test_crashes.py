@@ -7,11 +7,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from sockdiff import BadConfig, BadFilter, Socket, inet
+from sockdiff import BadConfig, BadFilter, Socket, UsageError, inet
 from sockdiff.cli import main
 from sockdiff.config import load_defaults
 from sockdiff.filter import MAX_DEPTH, compile_filter
 from sockdiff.formats.notation import local_text
+from sockdiff.watching import watch
 
 LISTENER = Socket(
     "tcp", "inet", "stream", "LISTEN", inet("0.0.0.0", 22), inet("0.0.0.0", 0), 7, 0, 0, 128, ()
@@ -91,6 +92,16 @@ def test_long_expressions_compile_and_evaluate_without_recursion(expression: str
 @pytest.mark.parametrize("interval", ["inf", "1e300", "nan", "-inf"])
 def test_watch_intervals_out_of_range(capsys: pytest.CaptureFixture[str], interval: str) -> None:
     assert "--interval" in one_line(capsys, "watch", "--interval", interval, "--count", "1")
+
+
+@pytest.mark.parametrize("size", ["2147483648", "99999999999999999999", "-1", "1023"])
+def test_watch_buffer_sizes_out_of_range(capsys: pytest.CaptureFixture[str], size: str) -> None:
+    """setsockopt takes a C int: past it was a TypeError from deep in the event sockets."""
+    assert "--buffer-size must be 1024 to 2147483647" in one_line(
+        capsys, "watch", "--buffer-size", size, "--count", "1"
+    )
+    with pytest.raises(UsageError):
+        watch(buffer_size=int(size))
 
 
 @pytest.mark.parametrize("address", ["1.2.3.4\x00", "not-an-ip", "::1\x00x", ""])

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
+import msgspec
 import pytest
 from junitparser import Failure, JUnitXml
 from lxml import etree
@@ -15,8 +16,11 @@ from sockdiff import Process, Socket, UsageError, unix_name, unix_peer
 from sockdiff.differ import Diff, diff, parse_fields
 from sockdiff.formats import COMPARE_FORMATS, Format, ReportOptions, parse_format, report
 from sockdiff.formats.github import SHOWN, escape_data, escape_property
+from sockdiff.formats.notation import interface_line
+from sockdiff.model import Namespace
+from sockdiff.snapshots import Snapshot
 from tests.helpers.junit import jenkins_schema, valid_for_jenkins
-from tests.helpers.made import counters, eth, route, sections_snap, snap, tcp, unix
+from tests.helpers.made import HEADER, counters, eth, route, sections_snap, snap, tcp, unix
 from tests.helpers.made import sample_diff as sample
 
 
@@ -298,3 +302,23 @@ def test_every_format_covers_the_sections() -> None:
     assert [cells(row)[1] for row in rows] == ["interfaces", "routes"]
     text = report(result, Format.TEXT, options).splitlines()
     assert text[0].startswith("~ interface eth0 ") and text[1].startswith("+ route 10.1.0.0/24 ")
+
+
+def test_a_namespace_that_came_counts_its_records_under_its_line() -> None:
+    """compare --all-netns (and watch): a namespace on one side only is one line, its sockets,
+    interfaces and routes counted under it, none of them a line of its own; the rest is listed."""
+    front, back = Namespace(11, ("front",), (), None), Namespace(12, ("back",), (), None)
+    here = msgspec.structs.replace(eth("eth1"), netns=11)
+    old = Snapshot(HEADER, (), (), (), namespaces=(front,))
+    new = Snapshot(
+        HEADER,
+        (msgspec.structs.replace(tcp(22), netns=12),),
+        (msgspec.structs.replace(eth(), netns=12), here),
+        (msgspec.structs.replace(route(), netns=12), msgspec.structs.replace(route("10.2.0.0/24"), netns=12)),
+        namespaces=(front, back),
+    )
+    lines = report(diff(old, new), "text").splitlines()
+    assert [line for line in lines if "back" in line] == [
+        "+ netns back (net:[12])  1 socket, 1 interface, 2 routes"
+    ]
+    assert [line for line in lines if "[front]" in line] == [f"+ [front] {interface_line(here)}"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import select
 import socket
 from collections.abc import Mapping, Sequence
@@ -38,12 +39,16 @@ from .framing import NETLINK_ROUTE, NETLINK_SOCK_DIAG, DumpFailed, messages, ope
 __all__ = [
     "DEFAULT_BUFFER",
     "DESTROY_GROUPS",
+    "MAX_BUFFER",
+    "MIN_BUFFER",
+    "RESERVE",
     "ROUTE_GROUPS",
     "Destroyed",
     "Listener",
     "Overrun",
     "SectionChanged",
     "decode_destroyed",
+    "descriptor_limit",
 ]
 
 
@@ -84,8 +89,14 @@ _RTM_SECTIONS = {
 }
 
 _HERE = "/proc/thread-self/ns/net"
+#: Descriptors :meth:`Listener.room` leaves free for everything else: the polls' reads
+#: (a namespace entered, its dump sockets, /proc files), the owners' scans, the output.
+RESERVE = 32
 #: Receive buffer asked for each event socket: ~2,500 destroy messages of a burst.
 DEFAULT_BUFFER = 1 << 20
+#: The receive buffers one may ask for: SO_RCVBUF takes a C int (the kernel caps what it gives).
+MIN_BUFFER = 1024
+MAX_BUFFER = (1 << 31) - 1
 _RECV_SIZE = 64 * 1024
 
 
@@ -168,6 +179,12 @@ class _DevicesIn(dict[int, str]):
                 os.close(namespace)
         self[index] = name
         return name
+
+
+def descriptor_limit() -> int | None:
+    """The number of descriptors this process may have open (soft RLIMIT_NOFILE; None: no limit)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 @dataclass(slots=True)
@@ -256,6 +273,16 @@ class Listener:
         except SockdiffError:
             return False
         return True
+
+    def room(self) -> int:
+        """How many more namespaces :meth:`join` may listen in without leaving fewer than
+        :data:`RESERVE` descriptors below the process's limit (``RLIMIT_NOFILE``)."""
+        limit = descriptor_limit()
+        if limit is None:
+            return 1 << 30
+        each = sum(proto in self._wanted for proto in DESTROY_GROUPS) + self._routes
+        in_use = len(os.listdir("/proc/self/fd"))
+        return max(0, limit - RESERVE - in_use) // max(each, 1)
 
     def leave(self, inode: int | None) -> None:
         """Stop listening in namespace ``inode`` (gone)."""
