@@ -559,21 +559,21 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
         else:
             rest_old.append(sock)
     rest_new = [sock for place, sock in enumerate(left_new) if place not in taken]
-    by_programs: dict[frozenset[str], list[Socket]] = {}
-    for sock in rest_new:
+    by_programs: dict[frozenset[str], list[int]] = {}  # programs: the places of new records owned so
+    for place, sock in enumerate(rest_new):
         if sock.processes:
-            by_programs.setdefault(_programs(sock), []).append(sock)
+            by_programs.setdefault(_programs(sock), []).append(place)
     unpaired: list[Socket] = []
-    matched: set[int] = set()
+    joined: set[int] = set()
     for sock in rest_old:
         group = by_programs.get(_programs(sock)) if sock.processes else None
         if group:
-            joined = group.pop(0)
-            pairs.append((sock, joined))
-            matched.add(id(joined))
+            place = group.pop(0)
+            pairs.append((sock, rest_new[place]))
+            joined.add(place)
         else:
             unpaired.append(sock)
-    rest_new = [sock for sock in rest_new if id(sock) not in matched]
+    rest_new = [sock for place, sock in enumerate(rest_new) if place not in joined]
     count = min(len(unpaired), len(rest_new))
     pairs += zip(unpaired[:count], rest_new[:count], strict=True)
     return pairs, unpaired[count:], rest_new[count:]

@@ -111,7 +111,6 @@ def items(result: Diff, fail_on: tuple[str, ...]) -> Iterator[Item]:
     yield from _section_items("routes", result.routes, route_line, new_where, old_where, whole, counts)
 
 
-
 def folded(result: Diff, sign: str, inode: int) -> dict[str, list[Interface] | list[Route]]:
     """The interfaces and routes (each section compared) that came (``sign`` +) or went (-)
     with namespace ``inode``: counted under its line, not each a line of its own."""
