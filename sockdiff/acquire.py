@@ -12,7 +12,6 @@ import datetime
 import platform
 import re
 import socket as _socket
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -254,28 +253,13 @@ def _read_every_namespace(
     """Every namespace's sections in one reading, each record tagged with its namespace.
 
     The namespaces are entered on a thread of their own, never the main
-    thread: /proc/PID/ns/net names the main thread's namespace, so another
-    reader (another sockdiff --all-netns) would otherwise take us, for a
-    moment, for a process living in the namespace we visit.
+    thread (:func:`sockdiff.netns.apart`).
     """
+    from . import netns as netns_module
     from .namespaces import discover
 
     entries = discover(proc_root, held)
-    outcome: list[tuple[Reading, tuple[Namespace, ...]]] = []
-    failure: list[BaseException] = []
-
-    def visit() -> None:
-        try:
-            outcome.append(_read_entries(entries, backend, wanted, protos, owners, proc_root))
-        except BaseException as err:  # handed to the caller's thread, raised there
-            failure.append(err)
-
-    visitor = threading.Thread(target=visit, name="sockdiff-all-netns")
-    visitor.start()
-    visitor.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    return netns_module.apart(lambda: _read_entries(entries, backend, wanted, protos, owners, proc_root))
 
 
 def _read_entries(

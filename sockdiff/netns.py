@@ -5,13 +5,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from . import _pyroute2
 from .errors import NetnsError
 
-__all__ = ["NETNS_DIR", "entered", "netns_path", "socket_netns"]
+__all__ = ["NETNS_DIR", "apart", "entered", "netns_path", "socket_netns"]
+
+_R = TypeVar("_R")
 
 NETNS_DIR = "/run/netns"
 
@@ -100,6 +104,32 @@ def entered(name: str | None) -> Iterator[None]:
     finally:
         os.close(home)
         os.close(target)
+
+
+def apart(work: Callable[[], _R]) -> _R:
+    """``work()``, run on a thread of its own, which may enter namespaces (:func:`entered`).
+
+    /proc/PID/ns/net names the main thread's namespace: a main thread that
+    visited other namespaces would seem, for a moment, to live in each, to
+    another sockdiff --all-netns and to ``ip netns pids`` (and so to a script
+    that kills what lives in a namespace before deleting it). Whatever ``work``
+    raises is raised here.
+    """
+    outcome: list[_R] = []
+    failure: list[BaseException] = []
+
+    def visit() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as err:  # handed to the caller's thread, raised there
+            failure.append(err)
+
+    visitor = threading.Thread(target=visit, name="sockdiff-netns", daemon=True)
+    visitor.start()
+    visitor.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 # linux/sockios.h: SIOCGSKNS answers an fd of the network namespace a socket lives in.

@@ -171,14 +171,18 @@ class _DevicesIn(dict[int, str]):
         namespace = netns_module.socket_netns(os.getpid(), fileno, os.fstat(fileno).st_ino)
         if namespace is not None:
             try:
-                with netns_module.entered(f"/proc/self/fd/{namespace}"):
-                    name = netlink.InterfaceNames()[index]
+                name = netns_module.apart(lambda: _device_inside(f"/proc/self/fd/{namespace}", index))
             except SockdiffError:
                 pass
             finally:
                 os.close(namespace)
         self[index] = name
         return name
+
+
+def _device_inside(netns: str, index: int) -> str:
+    with netns_module.entered(netns):
+        return netlink.InterfaceNames()[index]
 
 
 def descriptor_limit() -> int | None:
@@ -242,7 +246,8 @@ class Listener:
 
     def _open_in(self, netns: str | None, inode: int | None) -> None:
         """Open the event sockets in ``netns``; on failure, none stays open there."""
-        try:
+
+        def open_here() -> None:
             with netns_module.entered(netns):
                 if netns is not None and inode is not None and os.stat(_HERE).st_ino != inode:
                     # /proc/PID/ns/net of a pid that exited and was handed out again.
@@ -255,6 +260,12 @@ class Listener:
                 if self._routes:
                     sock = _open(NETLINK_ROUTE, ROUTE_GROUPS, self._buffer_size)
                     self._add(_Source(sock, "route", inode, netns is not None))
+
+        try:
+            if netns is None:
+                open_here()
+            else:  # another namespace is entered on a thread of its own, never the main thread
+                netns_module.apart(open_here)
         except OSError as err:
             self.leave(inode)
             raise BackendUnavailable(f"cannot listen to kernel events: {err.strerror}") from err
