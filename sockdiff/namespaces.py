@@ -21,6 +21,7 @@ import json
 import os
 import re
 import stat
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ __all__ = [
     "DOCKER_ROOT",
     "MAX_PIDS",
     "Found",
+    "NamespacesHidden",
     "container_of_cgroup",
     "discover",
     "docker_name",
@@ -261,6 +263,22 @@ class Found:
         return Namespace(self.inode, tuple(sorted(self.names)), tuple(pids), container)
 
 
+class NamespacesHidden(UserWarning):
+    """Not root: some namespaces cannot be seen (other users' processes) or entered (setns needs
+    CAP_SYS_ADMIN), and --all-netns reads without them."""
+
+
+def _hidden(path: str) -> bool:
+    """Whether the namespace link at ``path`` is there but not ours to read (another user's process)."""
+    try:
+        os.readlink(path)
+    except PermissionError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def _netns_inode(path: str) -> int | None:
     """The inode of the namespace link at ``path`` (``net:[N]``), None when gone or not one."""
     try:
@@ -310,9 +328,11 @@ def discover(
         pids = [int(name) for name in os.listdir(proc_root) if name.isdigit()]
     except OSError:
         pids = []
+    hidden = False
     for pid in pids:
         inode = _netns_inode(f"{proc_root}/{pid}/ns/net")
         if inode is None:
+            hidden = hidden or _hidden(f"{proc_root}/{pid}/ns/net")
             continue
         entry = found.setdefault(inode, Found(inode, f"{proc_root}/{pid}/ns/net"))
         entry.pids.append(pid)
@@ -333,5 +353,11 @@ def discover(
     for inode, path in (held_open(proc_root) if held is None else held).items():
         if inode not in found:
             found[inode] = Found(inode, path)
-    ordered = sorted(found.values(), key=lambda entry: (entry.inode != own, entry.inode))
-    return ordered
+    if os.geteuid() != 0 and (hidden or len(found) > 1):
+        warnings.warn(
+            "not root: --all-netns reads only the namespaces this user may see and enter"
+            " (run as root to read them all)",
+            NamespacesHidden,
+            stacklevel=2,
+        )
+    return sorted(found.values(), key=lambda entry: (entry.inode != own, entry.inode))

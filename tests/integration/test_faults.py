@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import TIMEOUT, created_mode, one_line_error, sockdiff
+from tests.helpers.netns import private_netns
 from tests.helpers.unprivileged import NOBODY, as_nobody, readable_copy
 
 HIDDEN = (
@@ -38,6 +39,17 @@ def test_as_nobody_show_says_once_that_owners_are_hidden(copy: Path) -> None:
     assert result.returncode == 0
     assert result.stderr == HIDDEN
     assert result.stdout.startswith("Netid")
+
+
+def test_as_nobody_all_netns_says_once_that_namespaces_are_missed(copy: Path) -> None:
+    """Not root, --all-netns reads what this user may enter (its own namespace), and says so."""
+    with private_netns():  # at least one namespace nobody may not enter
+        result = as_nobody(copy, ["-m", "sockdiff", "snapshot", "--all-netns", "--no-processes", "-o", "-"])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "sockdiff: warning: not root: --all-netns reads only the namespaces this user may see and"
+        " enter (run as root to read them all)\n"
+    )
 
 
 def test_as_root_no_notice() -> None:
