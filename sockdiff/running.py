@@ -71,6 +71,9 @@ KILL_GRACE_SECONDS = 5.0
 KILL_ROUNDS = 20
 # The pause between two rounds of --kill.
 _ROUND_SECONDS = 0.05
+#: How long processes CMD left running are given to finish starting (a double-forked
+#: daemon whose parent exited before it listened) before the tree's sockets are read.
+SETTLE_SECONDS = 1.0
 
 
 def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) -> RunReport:
@@ -101,6 +104,7 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
         seconds = time.monotonic() - began
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    _settle(engine)
     leaks = engine.finish()
     engine.stop()
     return RunReport(
@@ -228,6 +232,15 @@ def left_running(engine: LeakEngine) -> tuple[Holder, ...]:
     _reap(-1)
     found = (holder(pid) for pid in sorted(engine.members()) if pid != me)
     return tuple(h for h in found if h is not None and not _zombie(h.pid))
+
+
+def _settle(engine: LeakEngine, seconds: float = SETTLE_SECONDS) -> None:
+    """Give what CMD left running ``seconds`` to finish starting (or to exit) before the
+    sockets are read: a daemon CMD started may still be on its way to listen() when CMD
+    exits. Nothing left running: no wait."""
+    deadline = time.monotonic() + seconds
+    while left_running(engine) and time.monotonic() < deadline:
+        time.sleep(_ROUND_SECONDS * 2)
 
 
 def _zombie(pid: int) -> bool:

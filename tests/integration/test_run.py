@@ -561,3 +561,31 @@ def test_a_leak_in_another_namespace_is_labelled_with_it(netns: str, tmp_path: P
         assert leak["netns"] == other
         assert leak["socket"]["netns"] == os.stat(f"/run/netns/{other}").st_ino
         # (the listener left running goes with its namespace)
+
+
+# A double fork whose daemon listens only a moment after the command exited.
+LATE_DAEMON = """\
+import os, socket, sys, time
+if os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+time.sleep(0.3)
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], os.getpid(), file=open(sys.argv[1] + ".tmp", "w"), flush=True)
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)
+"""
+
+
+def test_a_daemon_listening_just_after_the_command_exits_is_found(netns: str, tmp_path: Path) -> None:
+    """CMD exits before its double-forked daemon listens: what it left running is given time to
+    start before the tree's sockets are read (it was missed: 'left no listening socket open')."""
+    (tmp_path / "late.py").write_text(LATE_DAEMON)
+    ready = tmp_path / "late.ready"
+    result = _run(netns, tmp_path, "--kill", "--", sys.executable, "late.py", str(ready), env={})
+    port, pid = ready.read_text().split()
+    assert result.returncode == 1, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("+ tcp LISTEN")]
+    assert f"127.0.0.1:{port} " in line and f"pid={pid}," in line
