@@ -15,7 +15,7 @@ UNIX path at its first blank (net-tools reads /proc/net/unix with scanf).
 ...                "tcp6 0 0 :::22 :::* LISTEN\\n")
 >>> sock = listing.sockets[0]
 >>> sock.family, sock.local.address, sock.local.port, listing.filter
-('inet6', '::', 22, 'state listening')
+('inet6', '::', 22, 'state listening or not proto unix and state close')
 """
 
 from __future__ import annotations
@@ -56,11 +56,14 @@ _INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
 _STATE_WORDS = frozenset(TCP_STATES.values()) | {"UNKNOWN"}
 _UNIX_STATE_WORDS = frozenset({"FREE", "LISTENING", "CONNECTING", "CONNECTED", "DISCONNECTING", "UNKNOWN"})
 _UNIX_TYPES = {"STREAM": "stream", "DGRAM": "dgram", "SEQPACKET": "seqpacket", "RAW": "raw"}
-# The titles' parentheses: which states the block shows (-a, none, -l).
+# The titles' parentheses: which states the block shows (-a, none, -l). net-tools'
+# -l shows listening TCP and UNIX sockets and the UDP and raw sockets without a
+# peer (state CLOSE), but no unconnected UNIX socket (it shows UNIX sockets with
+# SO_ACCEPTCON only).
 _SCOPES = {
     "servers and established": None,
     "w/o servers": "state connected",
-    "only servers": "state listening",
+    "only servers": "state listening or not proto unix and state close",
 }
 # PROGNAME_WIDTH (net-tools netstat.c): "PID/name" cut to 19 characters, padded to 20.
 _PROGRAM_WIDTH = 20

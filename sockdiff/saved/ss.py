@@ -23,7 +23,7 @@ import re
 from ..model import Endpoint, Process, escape_name, inet, unix_name, unix_peer
 from .common import Listing, Unreadable, address_of, check_owner, is_number, lines_of, port_of, process
 
-__all__ = ["looks_like", "read"]
+__all__ = ["LISTENING_FILTER", "looks_like", "read"]
 
 # ss's state words (misc/ss.c, sstate_name) -> SPEC.md's, for inet and UNIX sockets.
 _INET_STATES = {
@@ -56,6 +56,9 @@ _OTHER_NETIDS = frozenset(
 _NETIDS = frozenset(_UNIX_TYPES) | frozenset(_INET_TYPES) | _OTHER_NETIDS
 # The listening states: what ss -l shows (and what a listing without a State column, ss -l's, holds).
 _LISTENING = frozenset({"LISTEN", "UNCONN"})
+# ss -l as a filter: LISTEN and CLOSE (ss.c's -l), so unconnected UDP, raw and UNIX
+# sockets too; ss's own "state listening" is LISTEN alone and would leave them out.
+LISTENING_FILTER = "state listening state close"
 
 _UNIX_TAIL = re.compile(r"(?P<path>.*?)\s+(?P<inode>[0-9]+)\s+(?P<peer>\S+)\s+(?P<peer_inode>[0-9]+)(?=\s|$)")
 _USERS = re.compile(r"users:\(")
@@ -179,12 +182,12 @@ def _states_filter(states: set[str | None], columns: _Columns | None) -> str | N
     it then says nothing of sockets the listing could not have shown.
     """
     if columns is not None and not columns.state:
-        return "state listening"
+        return LISTENING_FILTER
     words = {s for s in states if s is not None}
     if not words:
         return None
     if words <= _LISTENING:
-        return "state listening"
+        return LISTENING_FILTER
     if words.isdisjoint(_LISTENING):
         return "state connected" if "TIME-WAIT" in words else "state connected exclude time-wait"
     return None

@@ -1,0 +1,78 @@
+"""Saved ss and netstat listings against the live system: what a tester's adversarial round found (issue 19).
+
+Each test holds real sockets in a private namespace, saves what the real ``ss``
+or ``netstat`` printed, changes the namespace, and compares the saved text with
+a live netlink snapshot of it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterable
+
+from sockdiff import Snapshot, diff, snapshot
+from sockdiff.model import Socket
+from sockdiff.saved import SavedListingNote, read_listing
+from tests.helpers.netns import run_in_netns
+
+WHEN = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+
+# Binds UDP 127.0.0.1:PORT (unconnected) and an abstract UNIX datagram socket
+# (unconnected: no listing taken with -l by netstat shows it); says "ready", waits.
+UDP_HOLDER = """
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", int(sys.argv[1])))
+x = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); x.bind("\\0sockdiff-dgram-" + sys.argv[1])
+print("ready", flush=True); sys.stdin.read()
+"""
+
+
+def _hold(netns: str, script: str, *args: str) -> subprocess.Popen[str]:
+    """``script`` run in ``netns``, once it says it is ready."""
+    argv = ["ip", "netns", "exec", netns, sys.executable, "-c", script, *args]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("ready")
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.communicate()
+
+
+def _read(text: str, name: str) -> Snapshot:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SavedListingNote)
+        return read_listing(text, name, WHEN)
+
+
+def _ports(sockets: Iterable[Socket]) -> list[tuple[str, object]]:
+    return sorted((s.proto, s.local.port) for s in sockets)
+
+
+def test_a_listing_taken_with_l_compares_udp(netns: str) -> None:
+    """ss -l and netstat -l show unconnected UDP: a port that moved is one closed and one new."""
+    holder = _hold(netns, UDP_HOLDER, "5301")
+    try:
+        saved = {tool: run_in_netns(netns, [tool, "-tuxlpn"]).stdout for tool in ("ss", "netstat")}
+    finally:
+        stop(holder)
+    holder = _hold(netns, UDP_HOLDER, "5302")
+    try:
+        live = snapshot(backend="netlink", netns=netns)
+        for tool, text in saved.items():
+            found = diff(_read(text, f"{tool}.txt"), live)
+            inet_opened = [s for s in found.opened if s.proto != "unix"]
+            inet_closed = [s for s in found.closed if s.proto != "unix"]
+            assert (_ports(inet_opened), _ports(inet_closed)) == (
+                [("udp", 5302)],
+                [("udp", 5301)],
+            ), (tool, text)
+            if tool == "netstat":  # netstat -lx shows no unconnected UNIX socket: none is new
+                assert not [s for s in found.opened if s.proto == "unix"], text
+    finally:
+        stop(holder)
