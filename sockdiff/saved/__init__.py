@@ -68,6 +68,12 @@ def read_listing(
         raise UsageError(f"unknown input format {tool!r} (choose from {', '.join(INPUT_FORMATS)})")
     reader = ss.read if tool == "ss" else netstat.read
     listing = reader(text, lenient, origin)
+    if listing.protos_unknown:
+        raise BadSnapshot(
+            f"{as_bytes_text(origin)}: a socket table of this listing has no row, so which protocols it"
+            f" covered cannot be known ({tool} prints one header for TCP, UDP and raw): nothing to compare"
+            " it with"
+        )
     if listing.skipped:
         warnings.warn(
             SavedListingNote(

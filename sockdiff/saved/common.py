@@ -67,6 +67,9 @@ class Listing:
     every_interface: bool = False  # netstat -ia: some interface listed is down
     routes: list[Route] | None = None
     route_families: tuple[str, ...] = ()
+    # A socket table without a row (a header alone): which protocols it covered is
+    # not written anywhere (ss and netstat print one header for -t, -u and -w).
+    protos_unknown: bool = False
 
     def add(
         self,

@@ -95,6 +95,7 @@ class _Block:
         self.columns: list[str] | None = None
         self.path_column = False
         self.table = ""  # kind "table": netstat -i's "interfaces", -r's "inet", -6r's "inet6"
+        self.rows = 0
 
 
 def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing:
@@ -103,6 +104,7 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
 
     listing = Listing("netstat", has_sockets=False)
     block: _Block | None = None
+    blocks: list[_Block] = []
     scopes: set[str | None] = set()
     routes = tables.Routes()
     for number, line in lines_of(text):
@@ -127,11 +129,15 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             kind = "inet" if line.startswith(_TITLES[0]) else "unix"
             title = line.partition("(")[2].rpartition(")")[0]
             block = _Block(kind, _SCOPES.get(title))
+            blocks.append(block)
             scopes.add(block.scope)
+            if kind == "unix":
+                listing.protos.add("unix")  # the UNIX block lists UNIX sockets, with rows or none
             continue
         if line.startswith("Proto "):
             if block is None:  # a header without its title: servers and established
                 block = _Block("unix" if "RefCnt" in line else "inet", None)
+                blocks.append(block)
                 scopes.add(None)
             block.columns = _header_columns(line)
             continue
@@ -141,12 +147,15 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             if block is None:  # rows without a title or header
                 block = _Block("unix" if line.startswith("unix") else "inet", None)
                 scopes.add(None)
+            block.rows += 1
             if block.kind == "unix" or line.startswith("unix "):
                 _unix_row(listing, line, block)
             else:
                 _inet_row(listing, line, block)
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)
+    # An Internet block without a row: netstat titles -t, -u and -w alike.
+    listing.protos_unknown = any(b.kind == "inet" and not b.rows for b in blocks)
     if len(scopes) == 1:
         listing.filter = scopes.pop()
     if routes.families:

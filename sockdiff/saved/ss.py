@@ -136,6 +136,8 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             err.column += offset  # from the rest of the line to the line
             fail(listing, origin, number, err, lenient)
     listing.filter = _states_filter({state for _, _, _, state in rows}, columns)
+    # A header without a row: ss writes the same header whichever protocols it listed.
+    listing.protos_unknown = columns is not None and not rows and not listing.skipped
     return listing
 
 

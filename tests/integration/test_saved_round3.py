@@ -12,10 +12,12 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 from sockdiff import Snapshot, diff, snapshot
 from sockdiff.model import Socket
 from sockdiff.saved import SavedListingNote, read_listing
+from tests.helpers.cli import one_line_error, sockdiff
 from tests.helpers.netns import run_in_netns
 
 WHEN = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
@@ -74,5 +76,32 @@ def test_a_listing_taken_with_l_compares_udp(netns: str) -> None:
             ), (tool, text)
             if tool == "netstat":  # netstat -lx shows no unconnected UNIX socket: none is new
                 assert not [s for s in found.opened if s.proto == "unix"], text
+    finally:
+        stop(holder)
+
+
+# Listens on TCP 127.0.0.1:PORT and on the abstract UNIX name sockdiff-listen; says "ready", waits.
+LISTENER = """
+import socket, sys
+t = socket.socket(); t.bind(("127.0.0.1", int(sys.argv[1]))); t.listen()
+x = socket.socket(socket.AF_UNIX); x.bind("\\0sockdiff-listen"); x.listen()
+print("ready", flush=True); sys.stdin.read()
+"""
+
+
+def test_a_listing_without_rows_is_refused_or_read_as_what_its_title_says(netns: str, tmp_path: Path) -> None:
+    """An idle namespace's ss -tlnp or netstat -tlnp holds a header only: which protocols it
+    covered is unknown, so comparing it is one error, never a silent empty scope; netstat's
+    UNIX block says UNIX, and a live UNIX listener against it is new."""
+    for tool in ("ss", "netstat"):
+        path = tmp_path / f"{tool}.txt"
+        path.write_text(run_in_netns(netns, [tool, "-tlnp"]).stdout)
+        assert "no row" in one_line_error(sockdiff("compare", str(path), "--netns", netns))
+    unix = tmp_path / "unix.txt"
+    unix.write_text(run_in_netns(netns, ["netstat", "-xlnp"]).stdout)
+    holder = _hold(netns, LISTENER, "5303")
+    try:
+        found = diff(_read(unix.read_text(), "unix.txt"), snapshot(backend="netlink", netns=netns))
+        assert [s.local.path for s in found.opened] == ["@sockdiff-listen"]
     finally:
         stop(holder)
