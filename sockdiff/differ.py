@@ -57,6 +57,7 @@ from .model import (
     Process,
     Route,
     Socket,
+    gateway_known,
     namespace_pairings,
     netns_of,
     netstat_flag_letters,
@@ -1048,6 +1049,11 @@ def _record_fields(
     found = []
     for name in fields:
         before, after = getattr(old, name), getattr(new, name)
+        if name == "gateway" and isinstance(old, Route) and isinstance(new, Route):
+            # No gateway is a known value (gateway_known): gaining or losing one is a change.
+            if before != after and gateway_known(old) and gateway_known(new):
+                found.append(name)
+            continue
         if project and name in project and before is not None and after is not None:
             before, after = project[name](before), project[name](after)
         if before != after and before is not None and after is not None:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sockdiff import Snapshot, diff, snapshot
+from sockdiff.formats.notation import record_detail
 from sockdiff.model import Socket
 from sockdiff.saved import SavedListingNote, read_listing
 from tests.helpers.cli import one_line_error, sockdiff
@@ -105,3 +106,36 @@ def test_a_listing_without_rows_is_refused_or_read_as_what_its_title_says(netns:
         assert [s.local.path for s in found.opened] == ["@sockdiff-listen"]
     finally:
         stop(holder)
+
+
+def test_a_route_that_gains_or_loses_a_gateway_is_changed(netns: str) -> None:
+    """No gateway is known (netstat -rn's 0.0.0.0, a native snapshot's null): a route that
+    comes to go via 10.9.0.5, or stops, is a change of gateway, from text and from snapshots."""
+    for argv in (
+        ["link", "add", "sv3br", "type", "bridge"],
+        ["link", "set", "sv3br", "up"],
+        ["addr", "add", "10.9.0.1/24", "dev", "sv3br"],
+        ["route", "add", "10.30.0.0/16", "dev", "sv3br"],
+        ["route", "add", "10.40.0.0/16", "via", "10.9.0.5", "dev", "sv3br"],
+    ):
+        run_in_netns(netns, ["ip", *argv])
+    text = _read(run_in_netns(netns, ["netstat", "-rn"]).stdout, "netstat.txt")
+    natives = [snapshot(backend=backend, netns=netns, sections=["routes"]) for backend in ("netlink", "proc")]
+    run_in_netns(netns, ["ip", "route", "replace", "10.30.0.0/16", "via", "10.9.0.5", "dev", "sv3br"])
+    run_in_netns(netns, ["ip", "route", "replace", "10.40.0.0/16", "dev", "sv3br"])
+    for backend in ("netlink", "proc"):
+        live = snapshot(backend=backend, netns=netns, sections=["routes"])
+        for before in (text, *natives):
+            found = diff(before, live).routes
+            assert found is not None and (found.added, found.removed) == ((), ()), (
+                backend,
+                before.header.backend,
+            )
+            # (Between two netlink reads the scope moves too: link to universe and back.)
+            details = sorted(
+                f"{c.new.destination} {record_detail(c).partition(';')[0]}" for c in found.changed
+            )
+            assert details == [
+                "10.30.0.0/16 gateway: - → 10.9.0.5",
+                "10.40.0.0/16 gateway: 10.9.0.5 → -",
+            ], (backend, before.header.backend)
