@@ -31,6 +31,7 @@ __all__ = [
     "Unreadable",
     "address_of",
     "as_bytes_text",
+    "check_repeat",
     "is_number",
     "lines_of",
     "port_of",
@@ -204,6 +205,22 @@ def check_owner(owner: Process) -> Process:
     if not 1 <= owner.pid <= 4_194_304 or not 0 <= (owner.fd or 0) <= 0x7FFF_FFFF:
         raise Unreadable(f"pid {owner.pid} or fd {owner.fd} is out of range")
     return owner
+
+
+# A listing shows each socket once: a second header, or a row naming one socket (by
+# its inode or descriptor) again, is a second listing appended to the first (two
+# runs in one file, a monitoring log), whose rows would stand for sockets twice and
+# make the live side's "closed". Rows without such a name may repeat: SO_REUSEPORT
+# sockets of one address print alike without -e and -p.
+SECOND_LISTING = "two listings in one file? (save one a file, or split it)"
+
+
+def check_repeat(seen: dict[str, int], number: int, line: str, names_one_socket: bool) -> None:
+    """Raise when line ``number`` (a row that ``names_one_socket``, or a header) repeats an earlier one."""
+    key = " ".join(line.split())
+    first = seen.setdefault(key, number)
+    if first != number and names_one_socket:
+        raise Unreadable(f"this line repeats line {first}: {SECOND_LISTING}")
 
 
 def bad_listing(origin: str, number: int, column: int, reason: str) -> BadSnapshot:

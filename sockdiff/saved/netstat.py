@@ -30,6 +30,7 @@ from .common import (
     address_of,
     bad_listing,
     check_owner,
+    check_repeat,
     is_number,
     lines_of,
     port_of,
@@ -105,6 +106,7 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     listing = Listing("netstat", has_sockets=False)
     block: _Block | None = None
     blocks: list[_Block] = []
+    seen: dict[str, int] = {}  # each line read, and where it was first
     scopes: set[str | None] = set()
     routes = tables.Routes()
     for number, line in lines_of(text):
@@ -126,6 +128,10 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             continue
         listing.has_sockets = True
         if line.startswith(_TITLES):
+            try:
+                check_repeat(seen, number, line.partition("(")[0], True)  # one block of each kind
+            except Unreadable as err:
+                fail(listing, origin, number, err, lenient)
             kind = "inet" if line.startswith(_TITLES[0]) else "unix"
             title = line.partition("(")[2].rpartition(")")[0]
             block = _Block(kind, _SCOPES.get(title))
@@ -148,6 +154,9 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
                 block = _Block("unix" if line.startswith("unix") else "inet", None)
                 scopes.add(None)
             block.rows += 1
+            # A UNIX row's I-Node, -e's Inode: one socket's (an inet row of inode 0, in
+            # TIME_WAIT, is one connection's all the same).
+            check_repeat(seen, number, line, block.kind == "unix" or "Inode" in (block.columns or ()))
             if block.kind == "unix" or line.startswith("unix "):
                 _unix_row(listing, line, block)
             else:

@@ -21,7 +21,17 @@ from __future__ import annotations
 import re
 
 from ..model import Endpoint, Process, escape_name, inet, unix_name, unix_peer
-from .common import Listing, Unreadable, address_of, check_owner, is_number, lines_of, port_of, process
+from .common import (
+    Listing,
+    Unreadable,
+    address_of,
+    check_owner,
+    check_repeat,
+    is_number,
+    lines_of,
+    port_of,
+    process,
+)
 
 __all__ = ["LISTENING_FILTER", "looks_like", "read"]
 
@@ -67,6 +77,8 @@ _USER = re.compile(
 )
 _EXTRA = re.compile(r"(?:^|\s)(?P<key>ino|uid|v6only):(?P<value>[0-9]+)(?=\s|$)")
 _TOKEN = re.compile(r"\S+")
+# What names one socket in an inet row: -e's inode, -p's descriptor (a UNIX row's inode always).
+_NAMES_ONE = re.compile(r"\sino:[1-9]|,fd=[0-9]")
 
 
 def looks_like(first: str) -> bool:
@@ -107,12 +119,17 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     # ss before 2017 wrote the IPv4 wildcard as * and IPv6 addresses bare: no bracket, no 0.0.0.0.
     old_style = not re.search(r"\[|\b0\.0\.0\.0[%:]", text)
     columns: _Columns | None = None
+    seen: dict[str, int] = {}  # each line read, and where it was first
     rows: list[tuple[int, tuple[int, str], str | None, str | None]] = []
     for number, line in lines_of(text):
         if not line.strip() or line[:1].isspace():
             continue  # blank, or -i / -m's continuation of the row above
         words = line.split()
         if words[0] in ("Netid", "State") and "Recv-Q" in words:
+            try:
+                check_repeat(seen, number, line, columns is not None)
+            except Unreadable as err:
+                fail(listing, origin, number, err, lenient)
             columns = _Columns(words[0] == "Netid", "State" in words)
             continue
         if columns is None:  # -H: the first row shows which columns there are
@@ -120,6 +137,7 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             first_state = words[1] if has_netid and len(words) > 1 else words[0]
             columns = _Columns(has_netid, first_state in _INET_STATES)
         try:
+            check_repeat(seen, number, line, words[0] in _UNIX_TYPES or bool(_NAMES_ONE.search(line)))
             rows.append(_split(number, line, columns))
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)

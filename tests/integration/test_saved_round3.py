@@ -139,3 +139,37 @@ def test_a_route_that_gains_or_loses_a_gateway_is_changed(netns: str) -> None:
                 "10.30.0.0/16 gateway: - → 10.9.0.5",
                 "10.40.0.0/16 gateway: 10.9.0.5 → -",
             ], (backend, before.header.backend)
+
+
+# Two UDP sockets on one address with SO_REUSEPORT: rows alike without -e and -p.
+REUSEPORT = """
+import socket, sys
+held = []
+for _ in range(2):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); u.bind(("127.0.0.1", int(sys.argv[1])))
+    held.append(u)
+print("ready", flush=True); sys.stdin.read()
+"""
+
+
+def test_a_listing_appended_twice_is_refused_naming_the_line(netns: str, tmp_path: Path) -> None:
+    """A row naming one socket (inode, descriptor) twice is a second listing: one error naming
+    the line, since reading it would call a live socket closed; rows alike that name no socket
+    (SO_REUSEPORT twins without -e or -p) are two sockets, read as two."""
+    holder = _hold(netns, REUSEPORT, "5304")
+    try:
+        for tool, flags in (("ss", "-uanpe"), ("netstat", "-uanpe")):
+            once = run_in_netns(netns, [tool, flags]).stdout
+            path = tmp_path / f"{tool}.txt"
+            path.write_text(once + once)
+            error = one_line_error(sockdiff("compare", str(path), "--netns", netns))
+            assert f"line {once.count(chr(10)) + 1}, column 1" in error and "repeats line 1" in error, error
+        live = snapshot(backend="netlink", netns=netns)
+        for tool in ("ss", "netstat"):
+            twins = _read(run_in_netns(netns, [tool, "-uan"]).stdout, f"{tool}.txt")
+            assert [s.local.port for s in twins.sockets or ()] == [5304, 5304]
+            found = diff(twins, live)
+            assert (found.opened, found.closed, found.changed) == ((), (), ()), tool
+    finally:
+        stop(holder)
