@@ -173,3 +173,32 @@ def test_a_listing_appended_twice_is_refused_naming_the_line(netns: str, tmp_pat
             assert (found.opened, found.closed, found.changed) == ((), (), ()), tool
     finally:
         stop(holder)
+
+
+# Raw ICMP sockets (IPv4 unconnected, IPv6 unconnected, IPv4 connected) and a connected UDP one.
+RAW_AND_CONNECTED = """
+import socket, sys
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)
+r6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 58)
+c = socket.socket(socket.AF_INET, socket.SOCK_RAW, 17); c.connect(("127.0.0.1", 0))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 5305)); u.connect(("127.0.0.1", 53))
+print("ready", flush=True); sys.stdin.read()
+"""
+
+
+def test_ss_w_listings_read_as_raw_and_ss_u_without_a_as_connected_udp(netns: str) -> None:
+    """ss -w prints no Netid (and without -a no State): its rows are raw (a raw peer's port
+    is ``*``, its port column a protocol's name), never UDP; ss -u without -a shows connected
+    UDP sockets; each compares with the live namespace as no change."""
+    holder = _hold(netns, RAW_AND_CONNECTED)
+    try:
+        live = snapshot(backend="netlink", netns=netns)
+        for flags, proto in (("-w", "raw"), ("-wa", "raw"), ("-wl", "raw"), ("-u", "udp"), ("-un", "udp")):
+            saved = _read(run_in_netns(netns, ["ss", flags]).stdout, "ss.txt")
+            assert saved.header.scope.protos == (proto,), flags
+            assert saved.sockets, flags
+            found = diff(saved, live)
+            assert (found.opened, found.closed, found.changed) == ((), (), ()), flags
+    finally:
+        stop(holder)
