@@ -105,8 +105,17 @@ class Listing:
                 self.host_names.add(end.address)
 
 
+# The field a validation error names ($.send_q, $.processes[0].pid), in the record's words.
+_FIELD_PATH = re.compile(r"\$\.([A-Za-z_][\w.\[\]]*)")
+
+
 def _problem(sock: Socket) -> str | None:
     """What the snapshot reader would refuse in a record built from text, or None."""
+    try:  # the model's ranges (queues, inode, uid, pid): what a snapshot file may hold
+        msgspec.convert(msgspec.to_builtins(sock), Socket)
+    except msgspec.ValidationError as err:
+        where = _FIELD_PATH.search(str(err))
+        return f"{where.group(1) if where else 'a value'} is out of the range a snapshot holds"
     problem = record_problem(sock)
     if problem is None and sock.interface is not None:
         problem = device_name_problem(sock.interface)
