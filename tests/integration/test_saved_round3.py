@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sockdiff import Snapshot, diff, snapshot
+from sockdiff.comparison import compare
 from sockdiff.formats.notation import record_detail
 from sockdiff.model import Socket
 from sockdiff.saved import SavedListingNote, read_listing
@@ -202,3 +203,39 @@ def test_ss_w_listings_read_as_raw_and_ss_u_without_a_as_connected_udp(netns: st
             assert (found.opened, found.closed, found.changed) == ((), (), ()), flags
     finally:
         stop(holder)
+
+
+def test_netstat_names_a_shebang_script_by_its_interpreter_and_it_is_the_same_process(
+    netns: str, tmp_path: Path
+) -> None:
+    """A script run through its #! line has comm ``sv3daemon`` while netstat -p shows its
+    argv[0], the interpreter's: compare against live reads the live process's argv[0], so
+    the same pid so named is the same process, no change; the daemon restarted (another
+    pid, the same names) is a change of processes."""
+    script = tmp_path / "sv3daemon"
+    script.write_text(f"#!{sys.executable}\n" + LISTENER)
+    script.chmod(0o755)
+    argv = ["ip", "netns", "exec", netns, str(script), "5306"]
+
+    def started() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().startswith("ready")
+        return proc
+
+    saved = tmp_path / "netstat.txt"
+    daemon = started()
+    try:
+        text = run_in_netns(netns, ["netstat", "-tlnp"]).stdout
+        assert f"{daemon.pid}/sv3daemon" not in text, text  # netstat shows the interpreter
+        saved.write_text(text)
+        live = snapshot(backend="netlink", netns=netns, protos=["tcp"])
+        assert [p.name for s in live.sockets or () for p in s.processes] == ["sv3daemon"]
+        same = compare(str(saved), netns=netns)
+        assert (same.opened, same.closed, same.changed) == ((), (), ()), text
+    finally:
+        stop(daemon)
+    daemon = started()
+    try:
+        assert [c.fields for c in compare(str(saved), netns=netns).changed] == [("processes",)]
+    finally:
+        stop(daemon)
