@@ -14,8 +14,11 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 from sockdiff import Snapshot, diff, snapshot
 from sockdiff.comparison import compare
+from sockdiff.errors import BadSnapshot
 from sockdiff.formats.notation import record_detail
 from sockdiff.model import Socket
 from sockdiff.saved import SavedListingNote, read_listing
@@ -239,3 +242,30 @@ def test_netstat_names_a_shebang_script_by_its_interpreter_and_it_is_the_same_pr
         assert [c.fields for c in compare(str(saved), netns=netns).changed] == [("processes",)]
     finally:
         stop(daemon)
+
+
+# Listens on [2001:db8::1234:5678:9abc]:8443, which netstat without -W cuts to
+# 2001:db8::1234:567:8443: still an address, another one.
+LONG_V6 = """
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.bind(("2001:db8::1234:5678:9abc", 8443)); s.listen()
+print("ready", flush=True); sys.stdin.read()
+"""
+
+
+def test_netstat_without_w_cutting_an_ipv6_address_is_refused(netns: str) -> None:
+    """netstat cuts address:port to its 23-character column: a cut that still reads as an
+    address would be another socket (one closed, one new). A field that fills the column is
+    refused in one line naming it (take -W); netstat -W's whole address reads and matches."""
+    run_in_netns(netns, ["ip", "-6", "addr", "add", "2001:db8::1234:5678:9abc/64", "dev", "lo", "nodad"])
+    holder = _hold(netns, LONG_V6)
+    try:
+        cut = run_in_netns(netns, ["netstat", "-tln"]).stdout
+        assert "2001:db8::1234:567:8443" in cut, cut
+        with pytest.raises(BadSnapshot, match=r"line 3, column \d+: .*2001:db8::1234:567:8443.*netstat -W"):
+            _read(cut, "netstat.txt")
+        whole = _read(run_in_netns(netns, ["netstat", "-tlnW"]).stdout, "netstat.txt")
+        found = diff(whole, snapshot(backend="netlink", netns=netns))
+        assert (found.opened, found.closed, found.changed) == ((), (), ())
+    finally:
+        stop(holder)
