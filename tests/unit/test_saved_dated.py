@@ -41,5 +41,5 @@ def test_a_byte_order_mark_is_read_past_and_line_numbers_stay() -> None:
     text = "\ufeff" + LISTING
     assert detect(text) == "ss"
     assert read_listing(text, "x.txt", MTIME).header.taken_at == "2026-12-01T10:00:00Z"
-    with pytest.raises(BadSnapshot, match="^x.txt: line 4, column"):  # the date line counted
+    with pytest.raises(BadSnapshot, match=r"^x\.txt: line 4, column"):  # the date line counted
         read_listing("\ufeffFri Dec  4 22:27:00 UTC 2026\n" + LISTING + "LISTEN x\n", "x.txt", MTIME)
