@@ -269,3 +269,17 @@ def test_netstat_without_w_cutting_an_ipv6_address_is_refused(netns: str) -> Non
         assert (found.opened, found.closed, found.changed) == ((), (), ())
     finally:
         stop(holder)
+
+
+def test_show_route_of_an_ipv4_only_listing_prints_only_ipv4s_table(netns: str, tmp_path: Path) -> None:
+    """netstat -rn saved alone holds no IPv6 table: show --route prints the IPv4 table only
+    (it printed an IPv6 one of made-up null entries), and -6 is one error."""
+    run_in_netns(netns, ["ip", "link", "add", "sv3br", "type", "bridge"])
+    run_in_netns(netns, ["ip", "link", "set", "sv3br", "up"])
+    run_in_netns(netns, ["ip", "addr", "add", "10.9.0.1/24", "dev", "sv3br"])
+    saved = tmp_path / "routes.txt"
+    saved.write_text(run_in_netns(netns, ["netstat", "-rn"]).stdout)
+    shown = sockdiff("show", str(saved), "--route")
+    assert shown.returncode == 0, shown.stderr
+    assert "IPv6" not in shown.stdout and "10.9.0.0" in shown.stdout, shown.stdout
+    assert "no IPv6 table" in one_line_error(sockdiff("show", str(saved), "--route", "-6"))
