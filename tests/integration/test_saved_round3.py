@@ -283,3 +283,20 @@ def test_show_route_of_an_ipv4_only_listing_prints_only_ipv4s_table(netns: str, 
     assert shown.returncode == 0, shown.stderr
     assert "IPv6" not in shown.stdout and "10.9.0.0" in shown.stdout, shown.stdout
     assert "no IPv6 table" in one_line_error(sockdiff("show", str(saved), "--route", "-6"))
+
+
+def test_show_route_prints_a_saved_netstat_rne_back_as_it_was(netns: str, tmp_path: Path) -> None:
+    """netstat -rne shows Metric, Ref and Use where -rn shows MSS, Window and irtt: its
+    routes are printed back in its own layout, byte for byte (they came back as -rn's
+    columns of unknowns, the metric lost)."""
+    for argv in (
+        ["link", "add", "sv3br", "type", "bridge"],
+        ["link", "set", "sv3br", "up"],
+        ["addr", "add", "10.9.0.1/24", "dev", "sv3br"],
+        ["route", "add", "10.30.0.0/16", "via", "10.9.0.5", "metric", "7"],
+    ):
+        run_in_netns(netns, ["ip", *argv])
+    saved = tmp_path / "routes.txt"
+    saved.write_text(run_in_netns(netns, ["netstat", "-rne"]).stdout)
+    shown = sockdiff("show", str(saved), "--route")
+    assert shown.stdout == saved.read_text(), shown.stderr
