@@ -444,6 +444,13 @@ def _show_network(
     else:
         if snap.routes is None:
             _fail(f"{source}: this snapshot has no routes section ({snap.why_not_taken()})")
+        covered = route_coverage(snap.header.sources)
+        # A family the source holds no table of (netstat -rn saved alone: no IPv6) is not shown.
+        held = {family for family in families if covered.tables(family) != frozenset()}
+        if not held:
+            words = " or ".join("IPv4" if family == "inet" else "IPv6" for family in sorted(families))
+            _fail(f"{source}: its routes hold no {words} table ({covered.source})")
+        families = held
         if table is None:  # netstat's view: what netstat -rn and -6rn list
             routes = netstat_routes(snap.routes, families)
         else:
@@ -453,7 +460,6 @@ def _show_network(
             header=header, families=tuple(families), all_tables=all_tables, null_entries=table is None
         )
         listing = dataclasses.replace(snap, sockets=None, interfaces=None, routes=tuple(routes))
-        covered = route_coverage(snap.header.sources)
         # A file written before /proc's every IPv6 table was read holds its main table only.
         older = table is None and "inet6" in families and covered.older
         if (all_tables and not covered.every_table) or older:

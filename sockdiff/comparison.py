@@ -7,9 +7,10 @@ import os
 from collections.abc import Sequence
 
 from . import store
-from .differ import DEFAULT_FIELDS, Diff, Filters, as_fields, diff, persistent, split_changes
+from .differ import DEFAULT_FIELDS, NETSTAT_TEXT, Diff, Filters, as_fields, diff, persistent, split_changes
 from .errors import UsageError
 from .model import from_name_text
+from .processes import holder
 from .roles import ROLE_FIELDS, role_view
 from .snapshots import Snapshot
 from .sources import LIVE, PLAIN_TEXT, TextOptions, open_source
@@ -82,7 +83,8 @@ def compare(
             before = read(old, None)
             after = read(new, before)
         if not role:
-            return diff(before, after, fields=fields, ignore=ignore, only=only)
+            commands = _commands(before, after) if _is_live(old) or _is_live(new) else None
+            return diff(before, after, fields=fields, ignore=ignore, only=only, commands=commands)
         # Only the comparison is role-shaped: the sides stay whole, for counts and facts.
         found = diff(role_view(before), role_view(after), fields=fields, ignore=ignore, only=only)
         found = split_changes(found)  # another program on a port: one listener gone, one new
@@ -94,6 +96,20 @@ def compare(
     if not (first.opened or first.closed or first.changed or first.interfaces or first.routes):
         return dataclasses.replace(first, persistent_only=True)  # nothing to confirm
     return persistent(first, once())
+
+
+def _commands(*sides: Snapshot) -> dict[int, str] | None:
+    """argv[0] of the live processes a saved netstat listing names as owners (netstat -p
+    named them by it), for :func:`~sockdiff.differ.diff`; None when no side is one."""
+    saved = [side for side in sides if side.header.backend == NETSTAT_TEXT]
+    if not saved:
+        return None
+    found = {}
+    for pid in {owner.pid for side in saved for sock in side.sockets or () for owner in sock.processes}:
+        running = holder(pid)
+        if running is not None and running.command:
+            found[pid] = running.command[0]
+    return found
 
 
 def _source(value: object, what: str) -> str | Snapshot:

@@ -57,6 +57,7 @@ from .model import (
     Process,
     Route,
     Socket,
+    gateway_known,
     namespace_pairings,
     netns_of,
     netstat_flag_letters,
@@ -81,6 +82,7 @@ __all__ = [
     "identity",
     "netstat_name_alike",
     "netstat_path",
+    "netstat_program",
     "parse_fail_on",
     "parse_fields",
     "renamed_links",
@@ -411,6 +413,16 @@ def netstat_name_alike(pid: int, shown: str, comm: str) -> bool:
     return any(same_process_name(pid, name, comm) for name in candidates)
 
 
+def netstat_program(command: str) -> str:
+    """The name netstat -p shows for a process whose argv[0] is ``command``: its part after
+    the last ``/`` when it starts with one (uncut).
+
+    >>> netstat_program("/usr/bin/python3"), netstat_program("nginx: master process")
+    ('python3', 'nginx: master process')
+    """
+    return command.rpartition("/")[2] if command.startswith("/") else command
+
+
 def ss_name_alike(pid: int, shown: str, comm: str) -> bool:
     """Whether the name ss -p showed for process ``pid`` names the process whose comm is ``comm``.
 
@@ -468,19 +480,31 @@ def _pair_cut_paths(
     return pairs, [s for s in closed if id(s) not in paired], [s for s in opened if id(s) not in paired]
 
 
-def _owners_shown(changed: list[Change[Socket]], old_backend: str, new_backend: str) -> list[Change[Socket]]:
+def _owners_shown(
+    changed: list[Change[Socket]], old_backend: str, new_backend: str, commands: Mapping[int, str]
+) -> list[Change[Socket]]:
     """``changed`` less the owners' changes a saved listing's way of showing them explains:
     each owner it shows is one of the other side's, by pid and by the tool's naming rule
-    (and, but for netstat, which shows one, it shows them all)."""
+    (and, but for netstat, which shows one, it shows them all); netstat's name may also
+    be the one the process's argv[0] (``commands``) gives."""
     old_text = old_backend in _SHOWN_NAMES
+    one = (old_backend if old_text else new_backend) == NETSTAT_TEXT  # netstat shows one owner
     alike = _SHOWN_NAMES[old_backend if old_text else new_backend]
+
+    def by_command(pid: int, shown: str, comm: str) -> bool:
+        command = commands.get(pid)
+        return netstat_name_alike(pid, shown, comm) or (
+            command is not None and same_process_name(pid, shown, netstat_program(command))
+        )
+
+    if one and commands:
+        alike = by_command
+
     kept = []
     for change in changed:
         shown, whole = (change.old, change.new) if old_text else (change.new, change.old)
         names = change.fields
-        if "processes" in names and _explained(
-            shown.processes, whole.processes, alike, alike is netstat_name_alike
-        ):
+        if "processes" in names and _explained(shown.processes, whole.processes, alike, one):
             names = tuple(name for name in names if name != "processes")
         if names:
             kept.append(Change(change.old, change.new, names))
@@ -755,6 +779,7 @@ def diff(
     fields: str | Sequence[str] = DEFAULT_FIELDS,
     ignore: Filters = None,
     only: Filters = None,
+    commands: Mapping[int, str] | None = None,
 ) -> Diff:
     """What changed from ``old`` to ``new``, within what both sides covered.
 
@@ -772,6 +797,10 @@ def diff(
     Between snapshots of every namespace, an expression's ``netns LABEL`` names
     a namespace of either side in any form the filter takes (a name, container
     name or id prefix, ``net:[INODE]``); one that names none is a ``BadFilter``.
+    ``commands``: the argv[0] of processes by pid, as the live system has them
+    (:func:`sockdiff.comparison.compare` reads them): a saved netstat -p
+    listing named its owners by it (a script run through its ``#!`` line shows
+    its interpreter), so such a name is the process's too.
     """
     from .filter import as_predicate
 
@@ -804,7 +833,7 @@ def diff(
         found, closed, opened = _pair_cut_paths(closed, opened, old.header.backend == NETSTAT_TEXT)
         changed += [Change(a, b, names) for a, b in found if (names := _changed_fields(a, b, socket_fields))]
     if old.header.backend in _SHOWN_NAMES or new.header.backend in _SHOWN_NAMES:
-        changed = _owners_shown(changed, old.header.backend, new.header.backend)
+        changed = _owners_shown(changed, old.header.backend, new.header.backend, commands or {})
 
     def wanted(*socks: Socket) -> bool:
         if ignore is not None and any(ignore(s) for s in socks):
@@ -1048,6 +1077,11 @@ def _record_fields(
     found = []
     for name in fields:
         before, after = getattr(old, name), getattr(new, name)
+        if name == "gateway" and isinstance(old, Route) and isinstance(new, Route):
+            # No gateway is a known value (gateway_known): gaining or losing one is a change.
+            if before != after and gateway_known(old) and gateway_known(new):
+                found.append(name)
+            continue
         if project and name in project and before is not None and after is not None:
             before, after = project[name](before), project[name](after)
         if before != after and before is not None and after is not None:

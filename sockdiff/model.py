@@ -54,6 +54,7 @@ __all__ = [
     "encode_leaks",
     "escape_name",
     "from_name_text",
+    "gateway_known",
     "inet",
     "make_socket",
     "name_text",
@@ -661,6 +662,20 @@ class Route(msgspec.Struct, frozen=True, gc=False):
     # and in older files.
     flags: U32 | None = None
     netns: NetnsInode = msgspec.UNSET  # as Socket.netns
+
+
+def gateway_known(route: Route) -> bool:
+    """Whether ``route.gateway`` is known: None is no gateway (the route reaches its link
+    directly), known, unless the route's flags say G: via a gateway its source did not
+    show (/proc's IPv4 route via an IPv6 neighbour, a gateway netstat -r printed as a
+    host name), unknown.
+
+    >>> gateway_known(Route("inet", 254, None, "10.0.0.0/8", None, "br0", None, None, None, flags=RTF_UP))
+    True
+    >>> gateway_known(Route("inet", 254, None, "10.0.0.0/8", None, "br0", None, None, None, flags=0x3))
+    False
+    """
+    return route.gateway is not None or route.flags is None or not route.flags & RTF_GATEWAY
 
 
 # The runtimes a container's cgroup path names (see sockdiff.namespaces).

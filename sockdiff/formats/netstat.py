@@ -45,6 +45,9 @@ _TABLE_WORDS = {number: name for name, number in ROUTE_TABLES.items()} | {UNNUMB
 
 _INTERFACE_HEADER = "Iface             MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg"
 _ROUTE_HEADER = "Destination     Gateway         Genmask         Flags   MSS Window  irtt Iface"
+# netstat -rne's: the metric in place of MSS, Window and irtt (Ref and Use, which the
+# kernel writes 0 in /proc/net/route, as 0).
+_ROUTE_METRIC_HEADER = "Destination     Gateway         Genmask         Flags Metric Ref    Use Iface"
 _ROUTE6_HEADER = "Destination                    Next Hop                   Flag Met Ref  Use If"
 _REJECT_TYPES = frozenset({"unreachable", "prohibit"})
 # IPv6 routes the kernel makes RTF_REJECT | RTF_NONEXTHOP (fib6_is_reject): these
@@ -197,18 +200,32 @@ def _ipv4_rejected(route: Route) -> bool:
     return route.type in _REJECT_TYPES if route.flags is None else bool(route.flags & RTF_REJECT)
 
 
-def _ipv4_line(route: Route) -> str:
+def _ipv4_line(route: Route, metric: bool = False) -> str:
+    """netstat -rn's row of ``route``; ``metric``: -rne's (Metric, Ref, Use before Iface)."""
     network = ipaddress.ip_network(route.destination, strict=False)
     flags = route_flags(route)
-    if _ipv4_rejected(route):
+    if _ipv4_rejected(route) and not metric:
         unknown = "    - -          - -"  # netstat's figures for a rejected route
         return f"{network.network_address!s:<15} {'-':<15} {network.netmask!s:<15} {flags:<5} {unknown}"
     # An IPv6 gateway (RFC 5549) is 0.0.0.0 in /proc/net/route, and so in netstat -rn.
     gateway = route.gateway if route.gateway and ":" not in route.gateway else "0.0.0.0"
     dev = "*" if route.dev is None else escape(route.dev, backslash=False)
+    if metric:
+        return (
+            f"{network.network_address!s:<15} {gateway:<15} {network.netmask!s:<15} {flags:<5} "
+            f"{_number(route.metric, 6, left=True)} {0:<2} {0:>7} {dev}"
+        )
     return (
         f"{network.network_address!s:<15} {gateway:<15} {network.netmask!s:<15} {flags:<5} "
         f"{_number(route.mss, 5)} {_number(route.window, 5, left=True)} {_number(route.irtt, 6)} {dev}"
+    )
+
+
+def _metric_layout(routes: Sequence[Route]) -> bool:
+    """Whether IPv4 ``routes`` are printed as netstat -rne printed them: each with a metric
+    and none with an MSS, window or irtt (what a saved -rne listing knows)."""
+    return bool(routes) and all(
+        r.metric is not None and r.mss is None and r.window is None and r.irtt is None for r in routes
     )
 
 
@@ -299,8 +316,12 @@ def route_tables(
     all_tables: bool = False,
     header: bool = True,
     null_entries: bool = False,
+    from_text: bool = False,
 ) -> str:
     """``netstat -rn`` for IPv4 routes, ``netstat -6rn`` for IPv6 (Ref, which a record does not keep, as -).
+
+    ``from_text``: routes of a saved netstat listing, printed back in its layout
+    (-rne's Metric, Ref and Use when it showed a metric and no MSS).
 
     Each of ``families`` gets its table, headed even when empty (as netstat's).
     With routes of several tables (``all_tables``), each line ends in its table
@@ -318,8 +339,12 @@ def route_tables(
         chosen = [r for r in routes if r.family == family]
         if null_entries and family == "inet6":
             chosen = _with_null_entries(chosen)
-        rows = [render_line(route) for route in chosen]
         column = heading
+        if family == "inet" and from_text and _metric_layout(chosen):
+            column = _ROUTE_METRIC_HEADER
+            rows = [_ipv4_line(route, metric=True) for route in chosen]
+        else:
+            rows = [render_line(route) for route in chosen]
         if all_tables:
             width = max(len(text) for text in [column, *rows])
             words = [_table_word(route.table) for route in chosen]

@@ -100,6 +100,7 @@ class TableListing(ListingFormat):
                     all_tables=options.all_tables,
                     header=options.header,
                     null_entries=options.null_entries,
+                    from_text=listing.header.backend == "netstat-text",
                 )
             case _:
                 assert_never(section)

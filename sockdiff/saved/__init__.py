@@ -34,9 +34,45 @@ class SavedListingNote(UserWarning):
     """Something a saved listing could not say exactly (host names, lines skipped)."""
 
 
+# The dates a line above a listing may hold (``date; ss -tanp`` saved together), with
+# their offsets: date -R, date -Is / --rfc-3339, and date's own form in UTC or GMT.
+_DATE_FORMATS = (
+    "%a, %d %b %Y %H:%M:%S %z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%a %b %d %H:%M:%S %Z %Y",
+)
+
+
+def _date(line: str) -> datetime.datetime | None:
+    words = " ".join(line.split())
+    for form in _DATE_FORMATS:
+        try:
+            when = datetime.datetime.strptime(words, form)
+        except ValueError:
+            continue
+        if form.endswith("%Z %Y") and words.split()[-2] not in ("UTC", "GMT"):
+            return None  # a zone by name: its offset is not in the text
+        return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+    return None
+
+
+def dated(text: str) -> tuple[datetime.datetime | None, str]:
+    """The date on a listing's first line that is not blank (None: none) and the text with
+    that line blanked (its line numbers kept); a UTF-8 byte order mark before it is read past."""
+    text = text.removeprefix("\ufeff")
+    head, newline, rest = text.partition("\n")
+    blank = ""
+    while not head.strip() and newline:
+        blank += head + newline
+        head, newline, rest = rest.partition("\n")
+    when = _date(head)
+    return (None, text) if when is None else (when, blank + newline + rest)
+
+
 def detect(text: str) -> str | None:
-    """``ss`` or ``netstat`` by a listing's first line that is not blank; None: neither."""
-    for line in text.split("\n", 50)[:50]:
+    """``ss`` or ``netstat`` by a listing's first line that is not blank (past a date); None: neither."""
+    for line in dated(text)[1].split("\n", 50)[:50]:
         if line.strip():
             if netstat.looks_like(line):
                 return "netstat"
@@ -57,6 +93,8 @@ def read_listing(
     text: str, origin: str, taken_at: datetime.datetime, tool: str | None = None, lenient: bool = False
 ) -> Snapshot:
     """The snapshot a saved listing holds; ``tool`` (``ss``/``netstat``) when its first line does not say."""
+    written, text = dated(text)
+    taken_at = written or taken_at
     if tool is None:
         tool = detect(text)
         if tool is None:
@@ -68,6 +106,12 @@ def read_listing(
         raise UsageError(f"unknown input format {tool!r} (choose from {', '.join(INPUT_FORMATS)})")
     reader = ss.read if tool == "ss" else netstat.read
     listing = reader(text, lenient, origin)
+    if listing.protos_unknown:
+        raise BadSnapshot(
+            f"{as_bytes_text(origin)}: a socket table of this listing has no row, so which protocols it"
+            f" covered cannot be known ({tool} prints one header for TCP, UDP and raw): nothing to compare"
+            " it with"
+        )
     if listing.skipped:
         warnings.warn(
             SavedListingNote(

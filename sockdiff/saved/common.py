@@ -31,6 +31,7 @@ __all__ = [
     "Unreadable",
     "address_of",
     "as_bytes_text",
+    "check_repeat",
     "is_number",
     "lines_of",
     "port_of",
@@ -67,6 +68,9 @@ class Listing:
     every_interface: bool = False  # netstat -ia: some interface listed is down
     routes: list[Route] | None = None
     route_families: tuple[str, ...] = ()
+    # A socket table without a row (a header alone): which protocols it covered is
+    # not written anywhere (ss and netstat print one header for -t, -u and -w).
+    protos_unknown: bool = False
 
     def add(
         self,
@@ -101,8 +105,17 @@ class Listing:
                 self.host_names.add(end.address)
 
 
+# The field a validation error names ($.send_q, $.processes[0].pid), in the record's words.
+_FIELD_PATH = re.compile(r"\$\.([A-Za-z_][\w.\[\]]*)")
+
+
 def _problem(sock: Socket) -> str | None:
     """What the snapshot reader would refuse in a record built from text, or None."""
+    try:  # the model's ranges (queues, inode, uid, pid): what a snapshot file may hold
+        msgspec.convert(msgspec.to_builtins(sock), Socket)
+    except msgspec.ValidationError as err:
+        where = _FIELD_PATH.search(str(err))
+        return f"{where.group(1) if where else 'a value'} is out of the range a snapshot holds"
     problem = record_problem(sock)
     if problem is None and sock.interface is not None:
         problem = device_name_problem(sock.interface)
@@ -201,6 +214,22 @@ def check_owner(owner: Process) -> Process:
     if not 1 <= owner.pid <= 4_194_304 or not 0 <= (owner.fd or 0) <= 0x7FFF_FFFF:
         raise Unreadable(f"pid {owner.pid} or fd {owner.fd} is out of range")
     return owner
+
+
+# A listing shows each socket once: a second header, or a row naming one socket (by
+# its inode or descriptor) again, is a second listing appended to the first (two
+# runs in one file, a monitoring log), whose rows would stand for sockets twice and
+# make the live side's "closed". Rows without such a name may repeat: SO_REUSEPORT
+# sockets of one address print alike without -e and -p.
+SECOND_LISTING = "two listings in one file? (save one a file, or split it)"
+
+
+def check_repeat(seen: dict[str, int], number: int, line: str, names_one_socket: bool) -> None:
+    """Raise when line ``number`` (a row that ``names_one_socket``, or a header) repeats an earlier one."""
+    key = " ".join(line.split())
+    first = seen.setdefault(key, number)
+    if first != number and names_one_socket:
+        raise Unreadable(f"this line repeats line {first}: {SECOND_LISTING}")
 
 
 def bad_listing(origin: str, number: int, column: int, reason: str) -> BadSnapshot:

@@ -15,7 +15,7 @@ UNIX path at its first blank (net-tools reads /proc/net/unix with scanf).
 ...                "tcp6 0 0 :::22 :::* LISTEN\\n")
 >>> sock = listing.sockets[0]
 >>> sock.family, sock.local.address, sock.local.port, listing.filter
-('inet6', '::', 22, 'state listening')
+('inet6', '::', 22, 'state listening or not proto unix and state close')
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .common import (
     address_of,
     bad_listing,
     check_owner,
+    check_repeat,
     is_number,
     lines_of,
     port_of,
@@ -56,12 +57,18 @@ _INET_TYPES = {"tcp": "stream", "udp": "dgram", "raw": "raw"}
 _STATE_WORDS = frozenset(TCP_STATES.values()) | {"UNKNOWN"}
 _UNIX_STATE_WORDS = frozenset({"FREE", "LISTENING", "CONNECTING", "CONNECTED", "DISCONNECTING", "UNKNOWN"})
 _UNIX_TYPES = {"STREAM": "stream", "DGRAM": "dgram", "SEQPACKET": "seqpacket", "RAW": "raw"}
-# The titles' parentheses: which states the block shows (-a, none, -l).
+# The titles' parentheses: which states the block shows (-a, none, -l). net-tools'
+# -l shows listening TCP and UNIX sockets and the UDP and raw sockets without a
+# peer (state CLOSE), but no unconnected UNIX socket (it shows UNIX sockets with
+# SO_ACCEPTCON only).
 _SCOPES = {
     "servers and established": None,
     "w/o servers": "state connected",
-    "only servers": "state listening",
+    "only servers": "state listening or not proto unix and state close",
 }
+# The Local and Foreign Address columns without -W: net-tools cuts an address so that
+# address:port is at most 23 characters. An IPv6 one that fills them may be cut.
+_ADDRESS_WIDTH = 23
 # PROGNAME_WIDTH (net-tools netstat.c): "PID/name" cut to 19 characters, padded to 20.
 _PROGRAM_WIDTH = 20
 _TIMER = re.compile(r"\s+(?:off|on|keepalive|timewait|probe|unkn-[0-9]+)\s+\([^)]*\)\s*$")
@@ -86,12 +93,14 @@ def looks_like(first: str) -> bool:
 
 
 class _Block:
-    def __init__(self, kind: str, scope: str | None) -> None:
+    def __init__(self, kind: str, scope: str | None, wide: bool = False) -> None:
         self.kind = kind  # "inet" or "unix"
         self.scope = scope
         self.columns: list[str] | None = None
         self.path_column = False
         self.table = ""  # kind "table": netstat -i's "interfaces", -r's "inet", -6r's "inet6"
+        self.rows = 0
+        self.wide = wide  # -W: an address column wider than netstat's 23 characters (none is cut)
 
 
 def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing:
@@ -99,7 +108,16 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     from . import fail
 
     listing = Listing("netstat", has_sockets=False)
+    # -W's lines: some address longer than the column netstat cuts addresses to without it.
+    wide = any(
+        len(address) > _ADDRESS_WIDTH and ":" in address
+        for row in text.split("\n")
+        if row.startswith(tuple(_PROTOS))
+        for address in row.split()[3:5]
+    )
     block: _Block | None = None
+    blocks: list[_Block] = []
+    seen: dict[str, int] = {}  # each line read, and where it was first
     scopes: set[str | None] = set()
     routes = tables.Routes()
     for number, line in lines_of(text):
@@ -121,14 +139,22 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             continue
         listing.has_sockets = True
         if line.startswith(_TITLES):
+            try:
+                check_repeat(seen, number, line.partition("(")[0], True)  # one block of each kind
+            except Unreadable as err:
+                fail(listing, origin, number, err, lenient)
             kind = "inet" if line.startswith(_TITLES[0]) else "unix"
             title = line.partition("(")[2].rpartition(")")[0]
-            block = _Block(kind, _SCOPES.get(title))
+            block = _Block(kind, _SCOPES.get(title), wide)
+            blocks.append(block)
             scopes.add(block.scope)
+            if kind == "unix":
+                listing.protos.add("unix")  # the UNIX block lists UNIX sockets, with rows or none
             continue
         if line.startswith("Proto "):
             if block is None:  # a header without its title: servers and established
-                block = _Block("unix" if "RefCnt" in line else "inet", None)
+                block = _Block("unix" if "RefCnt" in line else "inet", None, wide)
+                blocks.append(block)
                 scopes.add(None)
             block.columns = _header_columns(line)
             continue
@@ -136,14 +162,20 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             continue  # netstat -p as a user: a note, not a row
         try:
             if block is None:  # rows without a title or header
-                block = _Block("unix" if line.startswith("unix") else "inet", None)
+                block = _Block("unix" if line.startswith("unix") else "inet", None, wide)
                 scopes.add(None)
+            block.rows += 1
+            # A UNIX row's I-Node, -e's Inode: one socket's (an inet row of inode 0, in
+            # TIME_WAIT, is one connection's all the same).
+            check_repeat(seen, number, line, block.kind == "unix" or "Inode" in (block.columns or ()))
             if block.kind == "unix" or line.startswith("unix "):
                 _unix_row(listing, line, block)
             else:
                 _inet_row(listing, line, block)
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)
+    # An Internet block without a row: netstat titles -t, -u and -w alike.
+    listing.protos_unknown = any(b.kind == "inet" and not b.rows for b in blocks)
     if len(scopes) == 1:
         listing.filter = scopes.pop()
     if routes.families:
@@ -239,6 +271,14 @@ def _inet_row(listing: Listing, line: str, block: _Block) -> None:
         processes = _program(body[start : start + _PROGRAM_WIDTH])
     local_host, local_port = _split_endpoint(words[3].group())
     peer_host, peer_port = _split_endpoint(words[4].group())
+    if not block.wide:
+        for column in words[3:5]:
+            if len(column.group()) == _ADDRESS_WIDTH and ":" in column.group().rpartition(":")[0]:
+                raise Unreadable(
+                    f"{column.group()!r} fills netstat's {_ADDRESS_WIDTH}-character address column: an IPv6"
+                    " address cut short, which no socket can be paired by (take netstat -W)",
+                    column.start() + 1,
+                )
     if ":" in local_host:
         family = "inet6"  # net-tools 1.60 calls an IPv6 socket tcp, not tcp6
     listing.add(

@@ -19,11 +19,22 @@ in ss from before 2017, whose IPv6 addresses have no brackets), ``%dev``.
 from __future__ import annotations
 
 import re
+import socket
 
 from ..model import Endpoint, Process, escape_name, inet, unix_name, unix_peer
-from .common import Listing, Unreadable, address_of, check_owner, is_number, lines_of, port_of, process
+from .common import (
+    Listing,
+    Unreadable,
+    address_of,
+    check_owner,
+    check_repeat,
+    is_number,
+    lines_of,
+    port_of,
+    process,
+)
 
-__all__ = ["looks_like", "read"]
+__all__ = ["LISTENING_FILTER", "looks_like", "read"]
 
 # ss's state words (misc/ss.c, sstate_name) -> SPEC.md's, for inet and UNIX sockets.
 _INET_STATES = {
@@ -56,6 +67,9 @@ _OTHER_NETIDS = frozenset(
 _NETIDS = frozenset(_UNIX_TYPES) | frozenset(_INET_TYPES) | _OTHER_NETIDS
 # The listening states: what ss -l shows (and what a listing without a State column, ss -l's, holds).
 _LISTENING = frozenset({"LISTEN", "UNCONN"})
+# ss -l as a filter: LISTEN and CLOSE (ss.c's -l), so unconnected UDP, raw and UNIX
+# sockets too; ss's own "state listening" is LISTEN alone and would leave them out.
+LISTENING_FILTER = "state listening state close"
 
 _UNIX_TAIL = re.compile(r"(?P<path>.*?)\s+(?P<inode>[0-9]+)\s+(?P<peer>\S+)\s+(?P<peer_inode>[0-9]+)(?=\s|$)")
 _USERS = re.compile(r"users:\(")
@@ -64,6 +78,8 @@ _USER = re.compile(
 )
 _EXTRA = re.compile(r"(?:^|\s)(?P<key>ino|uid|v6only):(?P<value>[0-9]+)(?=\s|$)")
 _TOKEN = re.compile(r"\S+")
+# What names one socket in an inet row: -e's inode, -p's descriptor (a UNIX row's inode always).
+_NAMES_ONE = re.compile(r"\sino:[1-9]|,fd=[0-9]")
 
 
 def looks_like(first: str) -> bool:
@@ -73,13 +89,23 @@ def looks_like(first: str) -> bool:
     (True, False)
     """
     words = first.split()
-    if len(words) >= 2 and words[0] in ("Netid", "State") and "Recv-Q" in words:
+    if _is_header(words):
         return True
     if len(words) >= 5 and words[0] in _NETIDS:
         return words[1] in _INET_STATES or (
             is_number(words[1]) and is_number(words[2]) and not is_number(words[3])
         )
     return len(words) >= 4 and words[0] in _INET_STATES and is_number(words[1]) and is_number(words[2])
+
+
+def _is_header(words: list[str]) -> bool:
+    """ss's header: ``Netid State Recv-Q ...``, without Netid (one protocol), without State too
+    (one state: ss -u and -w without -a, ``Recv-Q Send-Q Local Address:Port ...``)."""
+    return (len(words) >= 2 and words[0] in ("Netid", "State") and "Recv-Q" in words) or words[:3] == [
+        "Recv-Q",
+        "Send-Q",
+        "Local",
+    ]
 
 
 class _NameCut(Unreadable):
@@ -104,12 +130,17 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
     # ss before 2017 wrote the IPv4 wildcard as * and IPv6 addresses bare: no bracket, no 0.0.0.0.
     old_style = not re.search(r"\[|\b0\.0\.0\.0[%:]", text)
     columns: _Columns | None = None
-    rows: list[tuple[int, tuple[int, str], str | None, str | None]] = []
+    seen: dict[str, int] = {}  # each line read, and where it was first
+    rows: list[_Row] = []
     for number, line in lines_of(text):
         if not line.strip() or line[:1].isspace():
             continue  # blank, or -i / -m's continuation of the row above
         words = line.split()
-        if words[0] in ("Netid", "State") and "Recv-Q" in words:
+        if _is_header(words):
+            try:
+                check_repeat(seen, number, line, columns is not None)
+            except Unreadable as err:
+                fail(listing, origin, number, err, lenient)
             columns = _Columns(words[0] == "Netid", "State" in words)
             continue
         if columns is None:  # -H: the first row shows which columns there are
@@ -117,10 +148,21 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
             first_state = words[1] if has_netid and len(words) > 1 else words[0]
             columns = _Columns(has_netid, first_state in _INET_STATES)
         try:
+            check_repeat(seen, number, line, words[0] in _UNIX_TYPES or bool(_NAMES_ONE.search(line)))
             rows.append(_split(number, line, columns))
         except Unreadable as err:
             fail(listing, origin, number, err, lenient)
     implied = _implied_protocol(rows)
+    if columns is not None and not columns.state:
+        rows = [
+            (
+                n,
+                place,
+                netid,
+                _unshown_state(place[1], netid or implied) if (netid or implied) in _INET_TYPES else None,
+            )
+            for n, place, netid, _ in rows
+        ]
     cut = 0  # a UNIX row a line break in its name cut: the line after it is that name's rest
     for number, (offset, rest), netid, state in rows:
         try:
@@ -132,11 +174,13 @@ def read(text: str, lenient: bool = False, origin: str = "<listing>") -> Listing
                 cut = number
             err.column += offset  # from the rest of the line to the line
             fail(listing, origin, number, err, lenient)
-    listing.filter = _states_filter({state for _, _, _, state in rows}, columns)
+    listing.filter = _states_filter({state for _, _, _, state in rows})
+    # A header without a row: ss writes the same header whichever protocols it listed.
+    listing.protos_unknown = columns is not None and not rows and not listing.skipped
     return listing
 
 
-def _split(number: int, line: str, columns: _Columns) -> tuple[int, tuple[int, str], str | None, str | None]:
+def _split(number: int, line: str, columns: _Columns) -> _Row:
     """(line number, (where it starts, the rest of the line after Netid and State), netid, state word)."""
     tokens = list(_TOKEN.finditer(line))
     netid = state = None
@@ -158,33 +202,88 @@ def _split(number: int, line: str, columns: _Columns) -> tuple[int, tuple[int, s
     return number, (tokens[at].start(), line[tokens[at].start() :]), netid, state
 
 
-def _implied_protocol(rows: list[tuple[int, tuple[int, str], str | None, str | None]]) -> str:
+_Row = tuple[int, tuple[int, str], str | None, str | None]
+_WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "[::]", "::", "[::ffff:0.0.0.0]"})
+
+
+def _peer(rest: str) -> tuple[str, str] | None:
+    """(host, port) of a row's peer column (``rest``: from Recv-Q on); None: no such column."""
+    tokens = rest.split(None, 4)
+    if len(tokens) < 4:
+        return None
+    host, _, port = tokens[3].rpartition(":")
+    return host.partition("%")[0], port
+
+
+def _local_port(rest: str) -> str:
+    tokens = rest.split(None, 3)
+    return tokens[2].rpartition(":")[2] if len(tokens) > 2 else ""
+
+
+def _is_protocol_name(port: str) -> bool:
+    """A port column holding a protocol's name that is no UDP service (raw's ``icmp``, ``ipv6-icmp``)."""
+    if not port or is_number(port) or port == "*":
+        return False
+    try:
+        socket.getservbyname(port, "udp")
+        return False
+    except (OSError, UnicodeError, ValueError):
+        pass
+    try:
+        socket.getprotobyname(port)
+        return True
+    except (OSError, UnicodeError, ValueError):
+        return False
+
+
+def _implied_protocol(rows: list[_Row]) -> str:
     """The protocol of a listing without a Netid column (ss -t, -u or -w: one protocol).
 
-    A TCP-only state says TCP; an unconnected socket (UNCONN) says UDP (ss -t shows
-    none: a TCP socket without peer listens); otherwise TCP, by far the commonest.
+    A TCP-only state says TCP. A raw row says raw: its peer's "port" is ``*``
+    even when the peer is an address (a connected raw socket's), and its port
+    column holds a protocol (``icmp`` without -n). Then an unconnected socket
+    (UNCONN) says UDP (ss -t shows none: a TCP socket without peer listens),
+    and so does a listing without a State column (ss -u without -a prints none,
+    ss -t prints one unless a single state was asked for); otherwise TCP, by far
+    the commonest. (ss -wn's unconnected raw sockets, ``0.0.0.0:1``, read as
+    UDP: nothing in the text tells them apart.)
     """
     states = {state for *_, state in rows}
-    if states & _TCP_ONLY or "UNCONN" not in states:
+    if states & _TCP_ONLY:
         return "tcp"
-    return "udp"
+    for _, (_, rest), _, _ in rows:
+        peer = _peer(rest)
+        if peer is not None and peer[1] == "*" and peer[0] not in _WILDCARD_HOSTS:
+            return "raw"
+        if _is_protocol_name(_local_port(rest)):
+            return "raw"
+    if "UNCONN" in states or states == {None}:
+        return "udp"  # no State column: one state, as ss -u prints by default (ss -t never does)
+    return "tcp"
 
 
-def _states_filter(states: set[str | None], columns: _Columns | None) -> str | None:
+def _unshown_state(rest: str, proto: str) -> str:
+    """The state of a row of a listing without a State column (one state was asked for, as
+    ss -u and -w without -a, connected sockets only): by its peer, a wildcard one listening."""
+    peer = _peer(rest)
+    if peer is None or (peer[0] in _WILDCARD_HOSTS and peer[1] in ("*", "0")):
+        return "LISTEN" if proto == "tcp" else "UNCONN"
+    return "ESTAB"
+
+
+def _states_filter(states: set[str | None]) -> str | None:
     """The states a listing was limited to, as a filter expression; None when it shows every state.
 
-    ss -l shows only LISTEN and UNCONN (and prints no State column when one state
-    is left); ss without -a or -l leaves those out, and TIME-WAIT too. A listing
-    holding only one side of that line is read as limited to it: a comparison with
-    it then says nothing of sockets the listing could not have shown.
+    ss -l shows only LISTEN and UNCONN; ss without -a or -l leaves those out,
+    and TIME-WAIT too. A listing holding only one side of that line is read as
+    limited to it: a comparison with it then says nothing of sockets the
+    listing could not have shown.
     """
-    if columns is not None and not columns.state:
-        return "state listening"
     words = {s for s in states if s is not None}
     if not words:
         return None
     if words <= _LISTENING:
-        return "state listening"
+        return LISTENING_FILTER
     if words.isdisjoint(_LISTENING):
         return "state connected" if "TIME-WAIT" in words else "state connected exclude time-wait"
     return None
@@ -304,7 +403,7 @@ def _inet_row(
         v6only = bool(found["v6only"])
     elif family == "inet6" and local_host in ("*", "[::]") and not old_style:
         v6only = local_host == "[::]"  # ss writes the dual-stack wildcard as *
-    if state is None:  # ss -l without a State column
+    if state is None:  # (read() names every inet row's state)
         state = "LISTEN" if proto == "tcp" else "UNCONN"
     listing.add(
         proto,

@@ -62,7 +62,7 @@ def _family(local: str, peer: str) -> str:
     return "inet6" if ":" in local or ":" in peer else "inet"
 
 
-@given(st.lists(SS_ROW, max_size=6))
+@given(st.lists(SS_ROW, min_size=1, max_size=6, unique_by=lambda row: row[-1]))  # a socket listed once
 def test_ss_rows_read_back_exactly(rows: list[Any]) -> None:
     lines = ["Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process"]
     for state, local, lport, peer, pport, owners, inode in rows:
@@ -111,7 +111,7 @@ def test_damaged_listings_read_or_fail_with_a_place(
         try:
             snap = _read(data.decode("utf-8", "surrogateescape"))
         except BadSnapshot as err:
-            assert ": line " in str(err) or "neither a sockdiff snapshot" in str(err)
+            assert any(said in str(err) for said in (": line ", "neither a sockdiff snapshot", "has no row"))
             continue
         # Whatever was read is a snapshot the file reader takes back.
         assert loads(dumps(snap), "again").sockets == snap.sockets
@@ -126,7 +126,7 @@ def test_damaged_samples_read_or_fail_with_a_place(sample: Path, edits: list[tup
     try:
         snap = _read(data.decode("utf-8", "surrogateescape"))
     except BadSnapshot as err:
-        assert ": line " in str(err) or "neither a sockdiff snapshot" in str(err)
+        assert any(said in str(err) for said in (": line ", "neither a sockdiff snapshot", "has no row"))
         return
     assert loads(dumps(snap), "again").sockets == snap.sockets
 
