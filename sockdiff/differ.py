@@ -550,7 +550,8 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
     """Pair sockets sharing one identity, by their values alone (SPEC.md, README "Choices").
 
     Records equal in every field pair first (unchanged); the rest by equal
-    non-zero inode, then by the owners' program names (another program joining
+    non-zero inode, then by their owners (pid and name: a saved listing without
+    inodes), then by the owners' program names (another program joining
     a port with SO_REUSEPORT, or a role's listeners: one record a program),
     then one to one, each side in :func:`_value_order`. Neither the order the
     records are listed in nor which equal record is which object (a file
@@ -583,24 +584,32 @@ def _pair(olds: list[Socket], news: list[Socket]) -> tuple[Pairs, list[Socket], 
         else:
             rest_old.append(sock)
     rest_new = [sock for place, sock in enumerate(left_new) if place not in taken]
-    by_programs: dict[frozenset[str], list[int]] = {}  # programs: the places of new records owned so
-    for place, sock in enumerate(rest_new):
+    for owned in (_owners, _programs):
+        rest_old, rest_new = _pair_owned(rest_old, rest_new, owned, pairs)
+    count = min(len(rest_old), len(rest_new))
+    pairs += zip(rest_old[:count], rest_new[:count], strict=True)
+    return pairs, rest_old[count:], rest_new[count:]
+
+
+def _pair_owned(
+    olds: list[Socket], news: list[Socket], owned: Callable[[Socket], Hashable], pairs: Pairs
+) -> tuple[list[Socket], list[Socket]]:
+    """Pair (into ``pairs``) sockets with owners alike by ``owned``, each side in order; what is left."""
+    by_owners: dict[Hashable, list[int]] = {}  # owners: the places of new records owned so
+    for place, sock in enumerate(news):
         if sock.processes:
-            by_programs.setdefault(_programs(sock), []).append(place)
+            by_owners.setdefault(owned(sock), []).append(place)
     unpaired: list[Socket] = []
     joined: set[int] = set()
-    for sock in rest_old:
-        group = by_programs.get(_programs(sock)) if sock.processes else None
+    for sock in olds:
+        group = by_owners.get(owned(sock)) if sock.processes else None
         if group:
             place = group.pop(0)
-            pairs.append((sock, rest_new[place]))
+            pairs.append((sock, news[place]))
             joined.add(place)
         else:
             unpaired.append(sock)
-    rest_new = [sock for place, sock in enumerate(rest_new) if place not in joined]
-    count = min(len(unpaired), len(rest_new))
-    pairs += zip(unpaired[:count], rest_new[:count], strict=True)
-    return pairs, unpaired[count:], rest_new[count:]
+    return unpaired, [sock for place, sock in enumerate(news) if place not in joined]
 
 
 _ENCODE = msgspec.json.Encoder().encode

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sockdiff import Process, Snapshot, Socket, diff, inet, report
 from sockdiff.cli import main
 from sockdiff.snapshots import dumps, loads
-from tests.helpers.made import snap
+from tests.helpers.made import snap, tcp
 
 FIELDS = ["state", "processes", "inode", "uid", "recv_q", "send_q", "remote"]
 
@@ -114,3 +114,24 @@ def test_compare_says_the_same_of_a_second_file_however_written(
     main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--fields", "all"])
     out = capsys.readouterr().out
     assert "0 new, 0 closed, 1 changed" in out, out
+
+
+def test_twins_without_inodes_pair_with_their_own_processes() -> None:
+    """SO_REUSEPORT twins in a listing without inodes (ss -p without -e) pair with the live
+    sockets their own processes hold, whatever order the live inodes put them in (they were
+    paired crosswise by program name alone, each 'processes' changed)."""
+    saved = snap(
+        msgspec.structs.replace(tcp(80, inode=0, pids=(10,)), uid=None),
+        msgspec.structs.replace(tcp(80, inode=0, pids=(11,)), uid=None),
+    )
+    live = snap(tcp(80, inode=900, pids=(11,)), tcp(80, inode=901, pids=(10,)))
+    for named in ({10: "p", 11: "p"}, {}):  # one program's two processes, or two programs
+        if named:
+            saved, live = (snap(*(_named(s, named) for s in side.sockets or ())) for side in (saved, live))
+        result = diff(saved, live)
+        assert (result.opened, result.closed, result.changed) == ((), (), ())
+
+
+def _named(sock: Socket, names: dict[int, str]) -> Socket:
+    procs = tuple(msgspec.structs.replace(p, name=names[p.pid]) for p in sock.processes)
+    return msgspec.structs.replace(sock, processes=procs)
