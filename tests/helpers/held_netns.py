@@ -29,7 +29,9 @@ __all__ = [
 
 def _cgroup2_root() -> Path:
     """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    # Mount points are any bytes but "\n" (another test's namespace may be named so).
+    text = Path("/proc/self/mountinfo").read_bytes().decode("utf-8", "surrogateescape")
+    for line in text.split("\n"):
         fields, _, tail = line.partition(" - ")
         if tail.startswith("cgroup2 "):
             return Path(fields.split(" ")[4])
