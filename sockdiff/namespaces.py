@@ -62,6 +62,9 @@ _SCOPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("lxc", re.compile(r"lxc\.payload\.([A-Za-z0-9_.\-]{1,200})")),
     ("docker", re.compile(rf"({_HEX64})")),  # cgroupfs driver: /docker/<id>, /kubepods/.../<id>
 )
+# The runtimes whose containers only root makes (their daemons run as root); rootless
+# Podman, nspawn --user and LXC's unprivileged containers may live under user.slice.
+_ROOT_RUNTIMES = frozenset({"docker", "containerd", "crio"})
 # kubepods-besteffort-pod<uid>.slice (systemd: '_' for the UID's '-'), or /kubepods/besteffort/pod<uid>.
 _POD = re.compile(
     r"(?:^|[-/])pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$"
@@ -82,8 +85,11 @@ def container_of_cgroup(text: str) -> Container | None:
     ('containerd', '1b2c3d4e-0000-1111-2222-333344445555')
     >>> container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope") is None
     True
+    >>> user = "0::/user.slice/user-1000.slice/user@1000.service/"
+    >>> container_of_cgroup(user + "docker-" + "3f" * 32 + ".scope") is None  # a user's claim
+    True
     """
-    for line in text.splitlines():
+    for line in text.split("\n"):  # only "\n" ends a line: a cgroup's name may hold "\r"
         path = line.split(":", 2)[-1]
         parts = [part for part in path.split("/") if part]
         for depth in range(len(parts) - 1, -1, -1):
@@ -99,6 +105,10 @@ def container_of_cgroup(text: str) -> Container | None:
                         pod = kube.group(1).replace("_", "-")
                 # The cgroupfs driver under kubepods names a bare id: a CRI's container.
                 kind = "containerd" if runtime == "docker" and pod is not None else runtime
+                if kind in _ROOT_RUNTIMES and "user.slice" in parts[:depth]:
+                    # A root daemon's container is never under a user's slice, where a user
+                    # may make cgroups of any name (systemd's delegation): a claim, not one.
+                    return None
                 return Container(kind, ident, None, pod)  # type: ignore[arg-type]
     return None
 
@@ -140,7 +150,9 @@ def mount_points(mountinfo: str) -> Iterator[tuple[int, str]]:
     >>> list(mount_points("611 29 0:4 net:[4026532241] /run/netns/blue rw - nsfs nsfs rw\\n"))
     [(4026532241, '/run/netns/blue')]
     """
-    for line in mountinfo.splitlines():
+    # Only "\n" ends a line: the kernel escapes it in a mount point, but not "\r", "\v",
+    # "\f" or the others str.splitlines() would split a line at.
+    for line in mountinfo.split("\n"):
         fields, sep, tail = line.partition(" - ")
         parts = fields.split(" ")
         if not sep or len(parts) < 5 or not tail.startswith("nsfs "):
@@ -153,8 +165,8 @@ def mount_points(mountinfo: str) -> Iterator[tuple[int, str]]:
 def _mounts(proc_root: str) -> list[tuple[int, str]]:
     """(inode, mount point) of each network namespace mounted where this process sees it."""
     try:
-        with open(f"{proc_root}/self/mountinfo", encoding="utf-8", errors="surrogateescape") as file:
-            return list(mount_points(file.read()))
+        with open(f"{proc_root}/self/mountinfo", "rb") as file:
+            return list(mount_points(file.read().decode("utf-8", "surrogateescape")))
     except OSError:
         return []
 

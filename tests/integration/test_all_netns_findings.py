@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,3 +307,20 @@ def test_a_process_that_left_is_not_the_way_in() -> None:
             assert discovery.Found(inode, f"/proc/{visitor}/ns/net", [visitor]).opener() is None
         finally:
             stop(listener)
+
+
+def test_a_namespace_mounted_at_a_name_with_a_carriage_return_is_found() -> None:
+    """The kernel escapes "\\n" in /proc/self/mountinfo but not "\\r" (nor "\\v", "\\f"...): a
+    mount point holding one must not split its line (the namespace was left out)."""
+    name = f"{PREFIX}{os.getpid()}-cr\r##[x]"
+    path = f"/run/netns/{name}"
+    Path(path).touch()
+    try:
+        subprocess.run(["unshare", f"--net={path}", "true"], check=True, timeout=30)
+        inode = os.stat(path).st_ino
+        taken = acquire.take(all_netns=True, processes=False, sections=["interfaces"])
+        (found,) = [n for n in taken.namespaces or () if n.inode == inode]
+        assert found.names == (name,)
+    finally:
+        subprocess.run(["umount", path], check=False, timeout=30)
+        os.unlink(path)
