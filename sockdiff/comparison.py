@@ -57,6 +57,10 @@ def compare(
     old = _source(old, "old") if old is not None else store.newest_snapshot()
     new = _source(new, "new") if new is not None else "live"
     fields = ROLE_FIELDS if role else as_fields(fields)
+    if all_netns and netns is not None:
+        from .acquire import check_namespaces  # the one wording; acquire is not loaded otherwise
+
+        check_namespaces(netns, all_netns)
     if old == "-" and new == "-":
         raise UsageError("standard input can be read once: give '-' for one side only")
 
@@ -82,6 +86,13 @@ def compare(
         else:
             before = read(old, None)
             after = read(new, before)
+        if (before.namespaces is None) != (after.namespaces is None):
+            # Records of one namespace carry none; every namespace's each carry theirs: no pairing.
+            one, every = ("old", "new") if before.namespaces is None else ("new", "old")
+            raise UsageError(
+                f"the {one} side holds one namespace and the {every} side every one (--all-netns):"
+                " compare like with like (both taken with --all-netns, or neither)"
+            )
         if not role:
             commands = _commands(before, after) if _is_live(old) or _is_live(new) else None
             return diff(before, after, fields=fields, ignore=ignore, only=only, commands=commands)
