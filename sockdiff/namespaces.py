@@ -58,7 +58,8 @@ _SCOPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("containerd", re.compile(rf"cri-containerd-({_HEX64})\.scope")),
     ("crio", re.compile(rf"crio-({_HEX64})\.scope")),
     ("podman", re.compile(rf"libpod-({_HEX64})\.scope")),
-    ("nspawn", re.compile(r"machine-([A-Za-z0-9_.\\-]{1,200})\.scope")),
+    # systemd escapes a machine's name in its unit's (\x2d): at most 128, doubled in notation.
+    ("nspawn", re.compile(r"machine-([A-Za-z0-9_.\\-]{1,128})\.scope")),
     ("lxc", re.compile(r"lxc\.payload\.([A-Za-z0-9_.\-]{1,200})")),
     ("docker", re.compile(rf"({_HEX64})")),  # cgroupfs driver: /docker/<id>, /kubepods/.../<id>
 )
@@ -85,6 +86,9 @@ def container_of_cgroup(text: str) -> Container | None:
     ('containerd', '1b2c3d4e-0000-1111-2222-333344445555')
     >>> container_of_cgroup("0::/user.slice/user-0.slice/session-1.scope") is None
     True
+    >>> escaped = "a" + chr(92) + "x20b"  # systemd's escape of "a b" in a unit's name
+    >>> container_of_cgroup(f"0::/machine.slice/machine-{escaped}.scope").id == "a" + 2 * chr(92) + "x20b"
+    True
     >>> user = "0::/user.slice/user-1000.slice/user@1000.service/"
     >>> container_of_cgroup(user + "docker-" + "3f" * 32 + ".scope") is None  # a user's claim
     True
@@ -97,7 +101,7 @@ def container_of_cgroup(text: str) -> Container | None:
                 found = pattern.fullmatch(parts[depth])
                 if found is None:
                     continue
-                ident = found.group(1)
+                ident = name_text(found.group(1))  # in notation, as ip netns names: '\\' doubled
                 pod = None
                 for outer in parts[:depth]:
                     kube = _POD.search(outer)
