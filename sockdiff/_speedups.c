@@ -251,7 +251,7 @@ inet_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     PyObject *result = Py_None;
-    if (offset < 0 || end > view.len || end - offset < INET_DIAG_END) {
+    if (offset < 0 || end < offset || end > view.len || end - offset < INET_DIAG_END) {
         goto done;
     }
     const unsigned char *m = (const unsigned char *)view.buf + offset;

@@ -148,7 +148,11 @@ def test_damaged_netlink_replies(
     check_datagram(data, len(data), kernel_made=False)
 
 
-@given(st.binary(max_size=200), st.integers(-8, 210), st.integers(-8, 210))
+# Offsets near a buffer, and at the ends of a C Py_ssize_t (where end - offset overflows).
+PLACES = st.one_of(st.integers(-8, 210), st.sampled_from([2**63 - 1, -(2**63), 2**62, -(2**62), -2]))
+
+
+@given(st.binary(max_size=200), PLACES, PLACES)
 def test_any_bytes_anywhere(data: bytes, offset: int, end: int) -> None:
     check_datagram(data, end, kernel_made=False)
     agree(
