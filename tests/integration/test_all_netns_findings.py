@@ -183,6 +183,9 @@ def test_filter_takes_the_proc_form_and_refuses_an_unknown_label(tmp_path: Path)
             assert {(r["netns"], r["local"]["port"]) for r in records} == {(inode, port)}
             unknown = sockdiff("show", "--all-netns", "netns", f"{name}-nowhere", cwd=tmp_path)
             assert "names no namespace" in one_line_error(unknown)
+            for gone in ("1", "net:[2]"):  # an inode no namespace of the snapshot has
+                unknown = sockdiff("show", "--all-netns", "netns", gone, cwd=tmp_path)
+                assert "names no namespace" in one_line_error(unknown)
         finally:
             stop(listener)
 
