@@ -51,21 +51,33 @@ MAX_CGROUP_BYTES = 65536
 MAX_CONFIG_BYTES = 1 << 20
 
 _HEX64 = r"[0-9a-f]{64}"
+# Where each runtime puts its containers' cgroups, as the path of the parents above
+# the container's own ("" at the top). Only root makes cgroups there, and the runtime
+# its containers: a user's delegated subtree (user.slice/.../user@UID.service, a
+# service with Delegate=yes) may hold a cgroup of any name, so an identity found
+# anywhere else is a claim, not a container, and is not believed.
+_SYSTEM = r"system\.slice"
+_MACHINE = r"machine\.slice"
+_PODMAN = rf"{_MACHINE}(?:/machine-libpod_pod_{_HEX64}\.slice)?"
+_KUBEPODS = r"kubepods(?:-[A-Za-z0-9_]+)*\.slice(?:/kubepods(?:-[A-Za-z0-9_]+)*\.slice){0,2}"
+_KUBEPODS_FS = r"kubepods(?:/(?:besteffort|burstable))?/pod[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
 # Each runtime's cgroup leaf (systemd driver first, cgroupfs driver after), as
-# it names the container; the first that matches the path's deepest part wins.
-_SCOPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("docker", re.compile(rf"docker-({_HEX64})\.scope")),
-    ("containerd", re.compile(rf"cri-containerd-({_HEX64})\.scope")),
-    ("crio", re.compile(rf"crio-({_HEX64})\.scope")),
-    ("podman", re.compile(rf"libpod-({_HEX64})\.scope")),
-    # systemd escapes a machine's name in its unit's (\x2d): at most 128, doubled in notation.
-    ("nspawn", re.compile(r"machine-([A-Za-z0-9_.\\-]{1,128})\.scope")),
-    ("lxc", re.compile(r"lxc\.payload\.([A-Za-z0-9_.\-]{1,200})")),
-    ("docker", re.compile(rf"({_HEX64})")),  # cgroupfs driver: /docker/<id>, /kubepods/.../<id>
+# it names the container, and the parents it is believed under; the first that
+# matches the path's deepest part wins.
+_SCOPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (runtime, re.compile(leaf), re.compile(parents))
+    for runtime, leaf, parents in (
+        ("docker", rf"docker-({_HEX64})\.scope", rf"{_SYSTEM}|{_KUBEPODS}"),
+        ("containerd", rf"cri-containerd-({_HEX64})\.scope", _KUBEPODS),
+        ("crio", rf"crio-({_HEX64})\.scope", _KUBEPODS),
+        ("podman", rf"libpod-({_HEX64})\.scope", _PODMAN),
+        # systemd escapes a machine's name in its unit's (\x2d): at most 128, doubled in notation.
+        ("nspawn", r"machine-([A-Za-z0-9_.\\-]{1,128})\.scope", _MACHINE),
+        ("lxc", r"lxc\.payload\.([A-Za-z0-9_.\-]{1,200})", ""),
+        # The cgroupfs driver: /docker/<id>, /kubepods/.../<id>.
+        ("docker", rf"({_HEX64})", rf"docker|{_KUBEPODS_FS}"),
+    )
 )
-# The runtimes whose containers only root makes (their daemons run as root); rootless
-# Podman, nspawn --user and LXC's unprivileged containers may live under user.slice.
-_ROOT_RUNTIMES = frozenset({"docker", "containerd", "crio"})
 # kubepods-besteffort-pod<uid>.slice (systemd: '_' for the UID's '-'), or /kubepods/besteffort/pod<uid>.
 _POD = re.compile(
     r"(?:^|[-/])pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$"
@@ -92,15 +104,18 @@ def container_of_cgroup(text: str) -> Container | None:
     >>> user = "0::/user.slice/user-1000.slice/user@1000.service/"
     >>> container_of_cgroup(user + "docker-" + "3f" * 32 + ".scope") is None  # a user's claim
     True
+    >>> outer = "0::/system.slice/docker-" + "3f" * 32 + ".scope/"
+    >>> container_of_cgroup(outer + "docker-" + "ab" * 32 + ".scope").id[:4]  # nested: the outer one
+    '3f3f'
     """
     for line in text.split("\n"):  # only "\n" ends a line: a cgroup's name may hold "\r"
         path = line.split(":", 2)[-1]
         parts = [part for part in path.split("/") if part]
         for depth in range(len(parts) - 1, -1, -1):
-            for runtime, pattern in _SCOPES:
+            for runtime, pattern, parents in _SCOPES:
                 found = pattern.fullmatch(parts[depth])
-                if found is None:
-                    continue
+                if found is None or parents.fullmatch("/".join(parts[:depth])) is None:
+                    continue  # not this runtime's, or not where it puts its containers
                 ident = name_text(found.group(1))  # in notation, as ip netns names: '\\' doubled
                 pod = None
                 for outer in parts[:depth]:
@@ -109,10 +124,6 @@ def container_of_cgroup(text: str) -> Container | None:
                         pod = kube.group(1).replace("_", "-")
                 # The cgroupfs driver under kubepods names a bare id: a CRI's container.
                 kind = "containerd" if runtime == "docker" and pod is not None else runtime
-                if kind in _ROOT_RUNTIMES and "user.slice" in parts[:depth]:
-                    # A root daemon's container is never under a user's slice, where a user
-                    # may make cgroups of any name (systemd's delegation): a claim, not one.
-                    return None
                 return Container(kind, ident, None, pod)  # type: ignore[arg-type]
     return None
 

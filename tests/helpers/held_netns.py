@@ -99,21 +99,44 @@ class Contained:
 
     @classmethod
     def start(cls, cgroup: Path, port: int) -> Contained:
-        cgroup.mkdir(parents=True, exist_ok=True)
         proc, _ = start(["unshare", "-n", sys.executable, "-c", LISTENER, str(port)])
-        (cgroup / "cgroup.procs").write_text(str(proc.pid))
+        for _ in range(5):  # a parent shared with another test may go between mkdir and the write
+            for path in (*reversed(cgroup.parents), cgroup):
+                if CGROUP_ROOT in path.parents and not path.exists():
+                    try:
+                        path.mkdir()
+                        _MADE.add(path)
+                    except FileExistsError:
+                        pass  # another test's, made just now
+                    except FileNotFoundError:
+                        break  # its parent went: again
+            try:
+                (cgroup / "cgroup.procs").write_text(str(proc.pid))
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            stop(proc)
+            raise AssertionError(f"{cgroup} went each time it was made")
         return cls(cgroup, proc, inode_of(f"/proc/{proc.pid}/ns/net"))
 
     def stop(self) -> None:
         stop(self.proc)
 
 
+# The cgroups this process's tests made: only those are removed (a runtime's parent,
+# system.slice..., may be the host's own).
+_MADE: set[Path] = set()
+
+
 def remove_cgroups(leaf: Path) -> None:
-    """The leaf and each parent we made under the cgroup root, deepest first (only empty ones go)."""
+    """The leaf and each parent our tests made, deepest first (only empty ones go: another
+    test may be using a parent still)."""
     for path in (leaf, *leaf.parents):
-        if path == CGROUP_ROOT or CGROUP_ROOT not in path.parents:
+        if path not in _MADE:
             break
         try:
             path.rmdir()
+            _MADE.discard(path)
         except OSError:
             break  # not empty: someone else's, or ours still holding a process

@@ -57,7 +57,7 @@ def host() -> Iterator[Host]:
     docker_id = secrets.token_hex(32)
     kube_id = secrets.token_hex(32)
     pod = str(uuid.uuid4())
-    docker_cgroup = CGROUP_ROOT / f"sockdiff-test-{tag}.slice" / f"docker-{docker_id}.scope"
+    docker_cgroup = CGROUP_ROOT / "system.slice" / f"docker-{docker_id}.scope"
     kube_cgroup = (
         CGROUP_ROOT
         / f"kubepods-{tag}.slice"

@@ -80,8 +80,9 @@ def docker_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _docker(tag: str, ident: str) -> Path:
-    return CGROUP_ROOT / f"sockdiff-test-{tag}.slice" / f"docker-{ident}.scope"
+def _docker(ident: str, parent: str = "system.slice") -> Path:
+    """Where Docker's systemd driver puts container ``ident`` (``parent``: elsewhere, a claim)."""
+    return CGROUP_ROOT / parent / f"docker-{ident}.scope"
 
 
 @pytest.fixture
@@ -103,13 +104,12 @@ def _configure(root: Path, ident: str, name: str) -> None:
 
 
 def test_labels_are_unique_and_pair(docker_root: Path, containers: list[Contained]) -> None:
-    tag = secrets.token_hex(4)
     low, high = sorted(secrets.token_hex(32) for _ in range(2))
     with private_netns() as name:
         # Two containers named as the ip netns one (two Docker daemons: one name each).
         for ident in (low, high):
             _configure(docker_root, ident, name)
-            containers.append(Contained.start(_docker(tag, ident), 0))
+            containers.append(Contained.start(_docker(ident), 0))
         listener, _ = listen_in(name)
         try:
             before = acquire.take(all_netns=True, sections=["sockets"], processes=False)
@@ -148,8 +148,7 @@ def test_a_fifo_where_docker_keeps_its_config(docker_root: Path, containers: lis
     target = docker_root / "elsewhere.json"
     target.write_text(json.dumps({"Name": "/linked"}))
     (docker_root / "containers" / linked / "config.v2.json").symlink_to(target)
-    tag = secrets.token_hex(4)
-    containers += [Contained.start(_docker(tag, ident), 0), Contained.start(_docker(tag, linked), 0)]
+    containers += [Contained.start(_docker(ident), 0), Contained.start(_docker(linked), 0)]
     taken: list[Snapshot] = []
     reader = threading.Thread(
         target=lambda: taken.append(acquire.take(all_netns=True, sections=["interfaces"])), daemon=True
@@ -327,3 +326,23 @@ def test_a_namespace_mounted_at_a_name_with_a_carriage_return_is_found() -> None
     finally:
         subprocess.run(["umount", path], check=False, timeout=30)
         os.unlink(path)
+
+
+def test_a_container_identity_only_where_its_runtime_puts_it(
+    docker_root: Path, containers: list[Contained]
+) -> None:
+    """A Docker cgroup name under a user's delegated subtree, or under a parent Docker does
+    not use, is a claim anyone allowed to make cgroups there can make: not the container."""
+    ident = secrets.token_hex(32)
+    _configure(docker_root, ident, f"web-{ident[:8]}")
+    user = "user.slice/user-1000.slice/user@1000.service/app.slice"
+    containers.append(Contained.start(_docker(ident), 0))  # the container, where Docker puts it
+    for parent in (user, f"sockdiff-test-{ident[:8]}.slice", "system.slice/delegated.service"):
+        containers.append(Contained.start(_docker(ident, parent), 0))
+    taken = acquire.take(all_netns=True, sections=["interfaces"], processes=False)
+    described = {ns.inode: ns for ns in taken.namespaces or ()}
+    real, *claims = (described[contained.inode] for contained in containers)
+    assert real.container is not None and real.container.name == f"web-{ident[:8]}"
+    assert [claim.container for claim in claims] == [None, None, None]
+    assert namespace_labels(taken.namespaces)[real.inode] == f"web-{ident[:8]}"
+
