@@ -760,19 +760,26 @@ def _first_pid(namespace: Namespace) -> int:
 def namespace_pairings(namespaces: tuple[Namespace, ...] | None) -> dict[int, tuple[str, ...]]:
     """Inode -> :func:`namespace_pairing`, unique within the snapshot.
 
-    Where several namespaces share one, the first by container id, then by
-    lowest pid (a container's own namespace before one a process inside made),
-    keeps it; each other one adds its container id (two Docker daemons, each
-    with a container ``web``), and its inode where that id is taken too (it
-    pairs with nothing but itself then, rather than with its neighbour's records).
+    Namespaces that claim one container (one runtime and id: a process inside
+    made a namespace of its own, or someone placed a process in the container's
+    cgroup) pair by neither: each pairs by its inode, which only the same
+    namespace keeps, rather than one of them taking the container's records
+    (see :func:`_contested`). Where namespaces of several containers share one,
+    the first by container id, then by lowest pid, keeps it; each other one adds
+    its container id (two Docker daemons, each with a container ``web``).
 
-    >>> web = Container("docker", "3f2a", "web", None)
+    >>> web, web2 = Container("docker", "3f2a", "web", None), Container("docker", "77b1", "web", None)
+    >>> sorted(namespace_pairings((Namespace(7, (), (40,), web), Namespace(9, (), (12,), web2))).items())
+    [(7, ('container', 'docker', 'web')), (9, ('container', 'docker', 'web', '77b1'))]
     >>> sorted(namespace_pairings((Namespace(7, (), (40,), web), Namespace(9, (), (12,), web))).items())
-    [(7, ('container', 'docker', 'web', '3f2a')), (9, ('container', 'docker', 'web'))]
+    [(7, ('inode', '7')), (9, ('inode', '9'))]
     """
+    contested = _contested(namespaces)
     groups: dict[tuple[str, ...], list[Namespace]] = {}
     for namespace in namespaces or ():
-        groups.setdefault(namespace_pairing(namespace), []).append(namespace)
+        unnamed = not namespace.names and namespace.inode in contested
+        pairing = ("inode", str(namespace.inode)) if unnamed else namespace_pairing(namespace)
+        groups.setdefault(pairing, []).append(namespace)
     pairings: dict[int, tuple[str, ...]] = {}
     for key, group in groups.items():
         group.sort(key=_container_order)
@@ -787,15 +794,40 @@ def namespace_pairings(namespaces: tuple[Namespace, ...] | None) -> dict[int, tu
     return pairings
 
 
+def _contested(namespaces: tuple[Namespace, ...] | None) -> set[int]:
+    """The inodes of namespaces that claim a container (runtime and id) another one claims too.
+
+    A container has one namespace; a second claim is a namespace made inside it, or
+    a process placed in its cgroup by someone who could: the claims cannot be told
+    apart, so none is believed to be the container's (labels and pairings set
+    them apart by inode).
+    """
+    claims: dict[tuple[str, str], list[int]] = {}
+    for namespace in namespaces or ():
+        container = namespace.container
+        if container is not None:
+            claims.setdefault((container.runtime, container.id), []).append(namespace.inode)
+    return {inode for inodes in claims.values() if len(inodes) > 1 for inode in inodes}
+
+
 def _container_order(namespace: Namespace) -> tuple[str, int, int]:
     """Which of several namespaces of one label keeps it: by container id, then lowest pid."""
     container = namespace.container
     return (container.id if container is not None else "", _first_pid(namespace), namespace.inode)
 
 
-def _label_candidates(namespace: Namespace) -> list[str]:
+def _plain_label(namespace: Namespace, contested: set[int]) -> str:
+    """:func:`namespace_label`, with ``@net:[INODE]`` for a namespace whose container another claims."""
+    label = namespace_label(namespace)
+    unnamed = not namespace.names and namespace.inode in contested
+    return f"{label}@net:[{namespace.inode}]" if unnamed else label
+
+
+def _label_candidates(namespace: Namespace, contested: set[int]) -> list[str]:
     """The labels a namespace may take, the plainest first (see :func:`namespace_labels`)."""
     inode = f"net:[{namespace.inode}]"
+    if not namespace.names and namespace.inode in contested:
+        return [_plain_label(namespace, contested)]
     if namespace.names:
         return [namespace.names[0], f"{namespace.names[0]}@{inode}"]
     container = namespace.container
@@ -837,24 +869,29 @@ def namespace_labels(namespaces: tuple[Namespace, ...] | None) -> dict[int, str]
     its label takes the next of ``runtime:name``, ``runtime:id[:12]``,
     ``runtime:id``, then that with ``@net:[INODE]`` (an ``ip netns`` name:
     ``name@net:[INODE]``), so that the same namespaces on both sides of a
-    comparison get the same labels.
+    comparison get the same labels. Namespaces that claim one container
+    (:func:`_contested`) are each labelled ``LABEL@net:[INODE]``: none is the
+    container's.
 
     >>> web = Container("docker", "3f2a9c1b0d4e77", "web", None)
     >>> sorted(namespace_labels((Namespace(7, (), (30,), web), Namespace(9, ("web",), (), None))).values())
     ['docker:web', 'web']
+    >>> sorted(namespace_labels((Namespace(7, (), (30,), web), Namespace(9, (), (12,), web))).values())
+    ['web@net:[7]', 'web@net:[9]']
     """
     ordered = sorted(namespaces or (), key=_label_rank)
+    contested = _contested(namespaces)
     labels: dict[int, str] = {}
     taken: set[str] = set()
     for namespace in ordered:  # the plain labels first, so a qualified one never takes one
-        label = namespace_label(namespace)
+        label = _plain_label(namespace, contested)
         if label not in taken:
             labels[namespace.inode] = label
             taken.add(label)
     for namespace in ordered:
         if namespace.inode in labels:
             continue
-        candidates = _label_candidates(namespace)
+        candidates = _label_candidates(namespace, contested)
         free = [text for text in candidates if text not in taken]
         count = 2
         while not free:  # only names written to take another's labels get here

@@ -346,3 +346,24 @@ def test_a_container_identity_only_where_its_runtime_puts_it(
     assert [claim.container for claim in claims] == [None, None, None]
     assert namespace_labels(taken.namespaces)[real.inode] == f"web-{ident[:8]}"
 
+
+def test_two_namespaces_claiming_one_container_pair_by_neither(
+    docker_root: Path, containers: list[Contained]
+) -> None:
+    """Two namespaces in one container's cgroup (one made inside it, or a process put there):
+    neither is believed to be the container's, so neither pairs by it with the other side."""
+    ident = secrets.token_hex(32)
+    _configure(docker_root, ident, f"web-{ident[:8]}")
+    containers.append(Contained.start(_docker(ident), 0))
+    before = acquire.take(all_netns=True, sections=["sockets"], processes=False)
+    containers.append(Contained.start(_docker(ident), 0))  # a second claim of the same container
+    after = acquire.take(all_netns=True, sections=["sockets"], processes=False)
+    assert after.namespaces is not None
+    labels = namespace_labels(after.namespaces)
+    inodes = [contained.inode for contained in containers]
+    assert [labels[inode] for inode in inodes] == [f"web-{ident[:8]}@net:[{inode}]" for inode in inodes]
+    # Neither of the two takes the container's records (the first's, alone before).
+    moved = diff(before, after).namespaces
+    assert moved is not None
+    assert {ns.inode for ns in moved.gone} >= {inodes[0]}
+    assert {ns.inode for ns in moved.appeared} >= set(inodes)
