@@ -313,8 +313,9 @@ def test_a_process_that_left_is_not_the_way_in() -> None:
 
 def test_a_namespace_mounted_at_a_name_with_a_carriage_return_is_found() -> None:
     """The kernel escapes "\\n" in /proc/self/mountinfo but not "\\r" (nor "\\v", "\\f"...): a
-    mount point holding one must not split its line (the namespace was left out)."""
-    name = f"{PREFIX}{os.getpid()}-cr\r##[x]"
+    mount point holding one must not split its line (the namespace was left out). Each
+    of the others str.splitlines() ends a line at too."""
+    name = f"{PREFIX}{os.getpid()}-cr\r\v\f\x1c\x1d\x1e\x85\u2028\u2029##[x]"
     path = f"/run/netns/{name}"
     Path(path).touch()
     try:
