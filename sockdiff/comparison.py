@@ -86,13 +86,6 @@ def compare(
         else:
             before = read(old, None)
             after = read(new, before)
-        if (before.namespaces is None) != (after.namespaces is None):
-            # Records of one namespace carry none; every namespace's each carry theirs: no pairing.
-            one, every = ("old", "new") if before.namespaces is None else ("new", "old")
-            raise UsageError(
-                f"the {one} side holds one namespace and the {every} side every one (--all-netns):"
-                " compare like with like (both taken with --all-netns, or neither)"
-            )
         if not role:
             commands = _commands(before, after) if _is_live(old) or _is_live(new) else None
             return diff(before, after, fields=fields, ignore=ignore, only=only, commands=commands)

@@ -816,8 +816,15 @@ def diff(
     for side, what in ((old, "old"), (new, "new")):
         if not isinstance(side, Snapshot):
             raise UsageError(f"{what}: expected a Snapshot, not {type(side).__name__}")
+    if (old.namespaces is None) != (new.namespaces is None):
+        # Records of one namespace carry none; every namespace's each carry theirs: no pairing.
+        one, every = ("old", "new") if old.namespaces is None else ("new", "old")
+        raise UsageError(
+            f"the {one} side holds one namespace and the {every} side every one (--all-netns):"
+            " compare like with like (both taken with --all-netns, or neither)"
+        )
     fields = as_fields(fields)
-    namespaced = old.namespaces is not None or new.namespaces is not None
+    namespaced = old.namespaces is not None
     # netns LABEL in an expression names a namespace of either side.
     sides = (old.namespaces or (), new.namespaces or ()) if namespaced else None
     ignore = as_predicate(ignore, "ignore", sides)

@@ -701,8 +701,9 @@ class _Parser:
         value = token.text
         inodes = set()
         inode = _netns_inode(value)
-        held = self.sides is None or self.verdicts or any(ns.inode == inode for s in self.sides for ns in s)
-        if inode is not None and held:
+        if inode is not None and (
+            self.sides is None or self.verdicts or any(ns.inode == inode for s in self.sides for ns in s)
+        ):
             inodes.add(inode)  # an inode of the sides' (or of whatever is judged later)
         for side in self.sides or ():
             labelled = {found for found, label in namespace_labels(tuple(side)).items() if label == value}

@@ -356,10 +356,11 @@ def discover(
     except OSError:
         pids = []
     hidden = False
+    root = os.geteuid() == 0  # root reads every process's link: a failure is a process gone
     for pid in pids:
         inode = _netns_inode(f"{proc_root}/{pid}/ns/net")
         if inode is None:
-            hidden = hidden or _hidden(f"{proc_root}/{pid}/ns/net")
+            hidden = hidden or (not root and _hidden(f"{proc_root}/{pid}/ns/net"))
             continue
         entry = found.setdefault(inode, Found(inode, f"{proc_root}/{pid}/ns/net"))
         entry.pids.append(pid)
@@ -380,7 +381,7 @@ def discover(
     for inode, path in (held_open(proc_root) if held is None else held).items():
         if inode not in found:
             found[inode] = Found(inode, path)
-    if os.geteuid() != 0 and (hidden or len(found) > 1):
+    if not root and (hidden or len(found) > 1):
         warnings.warn(
             "not root: --all-netns reads only the namespaces this user may see and enter"
             " (run as root to read them all)",
