@@ -17,7 +17,7 @@ job), so CMD reads the terminal and gets its Ctrl-C and Ctrl-Z straight from the
 kernel, and sockdiff none of them; when CMD stops (Ctrl-Z), sockdiff takes the
 terminal back and stops too, so the shell sees its job stopped, and hands it
 back when continued. CMD is given the signal mask and dispositions sockdiff was
-given. Every child that ends is reaped (orphans come to a subreaper); when CMD
+given (SIGPIPE and SIGXFSZ at their default: Python ignores them in itself). Every child that ends is reaped (orphans come to a subreaper); when CMD
 itself ends, the engine reports.
 """
 
@@ -63,6 +63,9 @@ FORWARDED = frozenset(
         signal.SIGALRM,
     }
 )
+# The signals Python itself ignores at start (CMD gets them at their default, as from a shell:
+# a pipeline's writer ends on SIGPIPE, a write past RLIMIT_FSIZE on SIGXFSZ).
+_PYTHONS_OWN = (signal.SIGPIPE, signal.SIGXFSZ)
 #: How often the tree's sockets are looked at while CMD runs (for the timeline).
 POLL_SECONDS = 0.15
 #: How long --kill waits after SIGTERM before SIGKILL.
@@ -92,7 +95,14 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
         try:
             if not argv[0]:
                 raise UsageError("cannot run '': a command has a name")
-            child = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setpgroup=0, setsigmask=previous)
+            child = os.posix_spawnp(
+                argv[0],
+                list(argv),
+                dict(os.environ),
+                setpgroup=0,
+                setsigmask=previous,
+                setsigdef=_PYTHONS_OWN,
+            )
         except OSError as err:
             raise UsageError(f"cannot run {argv[0]!r}: {err.strerror or err}") from None
         terminal = _Terminal.ours()

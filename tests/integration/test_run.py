@@ -589,3 +589,24 @@ def test_a_daemon_listening_just_after_the_command_exits_is_found(netns: str, tm
     assert result.returncode == 1, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("+ tcp LISTEN")]
     assert f"127.0.0.1:{port} " in line and f"pid={pid}," in line
+
+
+def test_the_command_gets_sigpipe_at_its_default(tmp_path: Path) -> None:
+    """Python ignores SIGPIPE and SIGXFSZ in itself; CMD gets them at their default, as from a shell:
+    a writer into a closed pipe (``| head -1``) ends by SIGPIPE instead of writing on for ever."""
+    status = "grep SigIgn /proc/self/status"
+    shell = subprocess.run(["sh", "-c", status], capture_output=True, text=True, check=True)
+    result = sockdiff("run", "--", "sh", "-c", status, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # glibc's posix_spawn leaves its own two signals (32, 33) ignored in the child; glibc and musl
+    # programs handle them themselves. Every other signal is as the shell gave it.
+    glibcs = (1 << 31) | (1 << 32)
+    ignored, expected = (int(text.split()[1], 16) & ~glibcs for text in (result.stdout, shell.stdout))
+    assert ignored == expected, (result.stdout, shell.stdout)
+    writer = "i=0; while [ $i -lt 100000 ]; do echo x; i=$((i + 1)); done"
+    command, env = sockdiff_command("run", "--", "sh", "-c", writer)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, cwd=tmp_path, env=env) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"x\n"
+        process.stdout.close()  # as head -1 does
+        assert process.wait(TIMEOUT) == 128 + signal.SIGPIPE
