@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .config import Defaults
     from .differ import Diff
     from .formats import Format, ListingChoice, RunChoice
+    from .leaks import LeakEngine
     from .output import Inputs
     from .sources import TextOptions
 
@@ -836,14 +837,12 @@ def run_command(
 ) -> None:
     """Run CMD; report the sockets its process tree opened and still holds (exit 1 when any count)."""
     import shlex
-    import signal
 
     from .differ import parse_fail_on
     from .formats import RUN_FORMATS, RunOptions, parse_format, run_format
-    from .formats.leaks import holder_text
     from .leaks import LeakEngine, Window, parse_leak_kinds
     from .output import inputs
-    from .running import KILL_GRACE_SECONDS, kill_leftovers, run_tree
+    from .running import command_words, run_tree
 
     if sys.stderr is None:  # started with stderr closed (2>&-): the report is lost, --kill still runs
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the process's life
@@ -855,31 +854,46 @@ def run_command(
     except UsageError as err:
         _fail(f"--fail-on: {err}")
     try:
-        engine = LeakEngine(fail_on, ignore or (), session=Window(shlex.join(command), "command"))
+        engine = LeakEngine(
+            fail_on, ignore or (), session=Window(shlex.join(command_words(command)), "command")
+        )
     except SockdiffError as err:
         _fail(f"--ignore: {err}")
     read = inputs(())
     _check_reports(extra, read, "which the command writes to")
     result = run_tree(command, engine, kinds)
-    unwritten = _write_reports(
-        extra, lambda extra_format: run_format(extra_format).render(result, RunOptions(timeline)), read
-    )
-    # On stderr: CMD's standard output is CMD's alone.
-    colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(run_format(chosen).render(result, RunOptions(timeline, colour)))
-        sys.stderr.flush()
-    if kill and result.left_running:
-        stopping = kill_leftovers(engine)
-        for holder, how in stopping.stopped:
-            after = f" after {KILL_GRACE_SECONDS:g}s" if how == signal.SIGKILL else ""
-            _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how.name}{after})")
-        for holder in stopping.refused:
-            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: not permitted (another user's)")
-        for holder in stopping.surviving:
-            _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: still running after SIGKILL")
+    try:
+        unwritten = _write_reports(
+            extra, lambda extra_format: run_format(extra_format).render(result, RunOptions(timeline)), read
+        )
+        # On stderr: CMD's standard output is CMD's alone. A stderr that takes nothing (a closed
+        # pipe) leaves nowhere to say so.
+        colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        with contextlib.suppress(OSError):
+            sys.stderr.write(run_format(chosen).render(result, RunOptions(timeline, colour)))
+            sys.stderr.flush()
+    finally:  # what the tree left is stopped whatever became of the report
+        if kill and result.left_running:
+            _stop_leftovers(engine)
     # CMD's own code wins when it failed (a report lost is said above); else a lost report is 2.
     raise typer.Exit(result.exit_code or (2 if unwritten else 1 if result.leaks else 0))
+
+
+def _stop_leftovers(engine: LeakEngine) -> None:
+    """``run --kill``: stop what the tree left running, and say so, a line a process."""
+    import signal
+
+    from .formats.leaks import holder_text
+    from .running import KILL_GRACE_SECONDS, kill_leftovers
+
+    stopping = kill_leftovers(engine)
+    for holder, how in stopping.stopped:
+        after = f" after {KILL_GRACE_SECONDS:g}s" if how == signal.SIGKILL else ""
+        _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how.name}{after})")
+    for holder in stopping.refused:
+        _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: not permitted (another user's)")
+    for holder in stopping.surviving:
+        _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: still running after SIGKILL")
 
 
 @app.command("list")

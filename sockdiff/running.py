@@ -17,8 +17,9 @@ job), so CMD reads the terminal and gets its Ctrl-C and Ctrl-Z straight from the
 kernel, and sockdiff none of them; when CMD stops (Ctrl-Z), sockdiff takes the
 terminal back and stops too, so the shell sees its job stopped, and hands it
 back when continued. CMD is given the signal mask and dispositions sockdiff was
-given (SIGPIPE and SIGXFSZ at their default: Python ignores them in itself). Every child that ends is reaped (orphans come to a subreaper); when CMD
-itself ends, the engine reports.
+given (SIGPIPE and SIGXFSZ at their default: Python ignores them in itself).
+Every child that ends is reaped (orphans come to a subreaper); when CMD itself
+ends, the engine reports.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "KILL_ROUNDS",
     "POLL_SECONDS",
     "Stopping",
+    "command_words",
     "kill_leftovers",
     "left_running",
     "run_tree",
@@ -81,7 +83,7 @@ SETTLE_SECONDS = 1.0
 
 def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) -> RunReport:
     """Run ``argv`` to its end under ``engine`` (not started yet); what the tree left open."""
-    from .model import RunReport, escape_name
+    from .model import RunReport
 
     if not argv:
         raise UsageError("no command to run (sockdiff run [OPTIONS] -- CMD [ARGS...])")
@@ -118,7 +120,7 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
     leaks = engine.finish()
     engine.stop()
     return RunReport(
-        tuple(escape_name(os.fsencode(arg)) for arg in argv),
+        command_words(argv),
         _exit_code(status),
         started_at,
         round(seconds, 3),
@@ -126,6 +128,13 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
         leaks,
         left_running(engine),
     )
+
+
+def command_words(argv: Sequence[str]) -> tuple[str, ...]:
+    """CMD's words as reports show them: bytes that are not UTF-8 as ``\\xNN`` (escape_name)."""
+    from .model import escape_name
+
+    return tuple(escape_name(os.fsencode(arg)) for arg in argv)
 
 
 @dataclasses.dataclass(slots=True)

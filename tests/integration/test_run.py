@@ -610,3 +610,31 @@ def test_the_command_gets_sigpipe_at_its_default(tmp_path: Path) -> None:
         assert process.stdout.readline() == b"x\n"
         process.stdout.close()  # as head -1 does
         assert process.wait(TIMEOUT) == 128 + signal.SIGPIPE
+
+
+def test_a_command_line_that_is_not_utf8_is_reported_in_every_format(netns: str, tmp_path: Path) -> None:
+    """A byte of CMD's that is not UTF-8 is written ``\\xff`` in every report (json's could not be
+    written: the report vanished from stderr, and with --report, --kill never ran)."""
+    env = _suite(tmp_path)
+    odd = os.fsdecode(b"caf\xff")
+    # The listener's own command line has it too ("$0" is CMD's last word).
+    script = f'{shlex.quote(sys.executable)} listener.py child {tmp_path / "child.ready"} "$0" & sleep 0.5'
+
+    for chosen in ("json", "junit", "github", "markdown"):
+        with contextlib.suppress(FileNotFoundError):
+            (tmp_path / "child.ready").unlink()
+        argv = ("--kill", "--format", "json", "--report", f"{chosen}=report", "--", "sh", "-c", script, odd)
+        result = _run(netns, tmp_path, *argv, env=env)
+        ((port, _),) = _ready(tmp_path, ("child",)).items()
+        assert result.returncode == 1, result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("{")]
+        document = json.loads(line)
+        assert document["command"][-1] == "caf\\xff"
+        (leak,) = document["leaks"]
+        assert leak["owner"].endswith(" 'caf\\xff'") and leak["socket"]["local"]["port"] == port
+        assert leak["holders"][0]["command"][-1] == "caf\\xff"
+        written = (tmp_path / "report").read_text()
+        if chosen == "json":
+            written = json.loads(written)["leaks"][0]["holders"][0]["command"][-1]
+        assert "caf\\xff" in written, written
+        assert port not in _listeners(netns), result.stderr  # --kill ran
