@@ -887,8 +887,9 @@ def _stop_leftovers(engine: LeakEngine) -> None:
     from .running import KILL_GRACE_SECONDS, kill_leftovers
 
     stopping = kill_leftovers(engine)
+    waited = f"{stopping.hurried.name}" if stopping.hurried else f"{KILL_GRACE_SECONDS:g}s"
     for holder, how in stopping.stopped:
-        after = f" after {KILL_GRACE_SECONDS:g}s" if how == signal.SIGKILL else ""
+        after = f" after {waited}" if how == signal.SIGKILL else ""
         _diagnostic(f"sockdiff run: stopped {holder_text(holder)} ({how.name}{after})")
     for holder in stopping.refused:
         _diagnostic(f"sockdiff run: could not stop {holder_text(holder)}: not permitted (another user's)")

@@ -273,12 +273,15 @@ class Stopping:
     ``stopped``: each process signalled that is gone, with the signal it last needed
     (SIGTERM, or SIGKILL); ``refused``: those the kernel would not let this process
     signal (another user's: a setuid program, ``su``); ``surviving``: those still
-    running after every SIGKILL round (stuck in the kernel, most likely).
+    running after every SIGKILL round (stuck in the kernel, most likely);
+    ``hurried``: the signal (one of :data:`FORWARDED`: Ctrl-C, a CI runner's cancel)
+    that cut the grace short, if one came.
     """
 
     stopped: tuple[tuple[Holder, signal.Signals], ...]
     refused: tuple[Holder, ...]
     surviving: tuple[Holder, ...]
+    hurried: signal.Signals | None = None
 
 
 def kill_leftovers(
@@ -292,7 +295,20 @@ def kill_leftovers(
     in. Past ``grace``, SIGKILL goes to every process of the tree, round after
     round (at most ``kill_rounds``): what a killed process forked before it died
     is killed in the next.
+
+    A signal of :data:`FORWARDED` that comes meanwhile (a user who will not wait,
+    a CI runner cancelling the job) ends the grace: SIGKILL goes at once, and the
+    rounds run to their end, so no orphan is left behind by the hurry.
     """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    try:
+        return _kill_rounds(engine, grace, kill_rounds)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _kill_rounds(engine: LeakEngine, grace: float, kill_rounds: int) -> Stopping:
+    hurried: signal.Signals | None = None
     seen: dict[int, Holder] = {}
     sent: dict[int, signal.Signals] = {}
     refused: dict[int, Holder] = {}
@@ -317,10 +333,14 @@ def kill_leftovers(
                 refused[holder.pid] = seen[holder.pid]
                 continue
             sent[holder.pid] = chosen
-        time.sleep(_ROUND_SECONDS)
+        info = signal.sigtimedwait(FORWARDED, _ROUND_SECONDS)
+        if info is not None and not killing:
+            hurried = hurried or signal.Signals(info.si_signo)
+            deadline = time.monotonic()
     left = {h.pid for h in running}
     return Stopping(
         tuple((seen[pid], how) for pid, how in sent.items() if pid not in left),
         tuple(refused.values()),
         tuple(seen.get(h.pid, h) for h in running),
+        hurried,
     )

@@ -638,3 +638,33 @@ def test_a_command_line_that_is_not_utf8_is_reported_in_every_format(netns: str,
             written = json.loads(written)["leaks"][0]["holders"][0]["command"][-1]
         assert "caf\\xff" in written, written
         assert port not in _listeners(netns), result.stderr  # --kill ran
+
+
+STUBBORN = """\
+import signal, socket, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+server = socket.create_server(("127.0.0.1", 40081))
+time.sleep(60)
+"""
+
+
+def test_a_signal_during_the_kill_grace_sends_sigkill_at_once(netns: str, tmp_path: Path) -> None:
+    """Ctrl-C while --kill waits out its grace (a leftover shrugging SIGTERM off): SIGKILL goes at
+    once, what was stopped is said, and the exit code is the run's (it was 130, the orphan left)."""
+    script = f"{shlex.quote(sys.executable)} -c {shlex.quote(STUBBORN)} >/dev/null 2>&1 & sleep 0.5"
+    command, env = sockdiff_command("run", "--kill", "--", "sh", "-c", script)
+    with subprocess.Popen(
+        netns_exec_argv(netns, command), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None
+        lines = [process.stderr.readline()]
+        while "left open by" not in lines[-1]:
+            lines.append(process.stderr.readline())
+            assert lines[-1], lines
+        time.sleep(0.3)  # SIGTERM sent, its grace running
+        _signal_sockdiff(netns, process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=TIMEOUT)
+    (stopped,) = [line for line in err.splitlines() if line.startswith("sockdiff run: stopped pid ")]
+    assert stopped.endswith("(SIGKILL after SIGINT)"), err
+    assert process.returncode == 1, err
+    assert 40081 not in _listeners(netns)
