@@ -44,6 +44,9 @@ from .errors import UsageError
 from .threads import SocketMakers
 
 if TYPE_CHECKING:
+    import ast
+    from types import FrameType
+
     from .model import Leak, PortHolder, Process, Socket
     from .processes import Owners
     from .proctree import ProcessTree
@@ -539,15 +542,14 @@ class LeakEngine:
         return opened if self.every_socket else tuple(sock for sock in opened if is_listening(sock))
 
 
-# The names a bind's address goes by in the frames that fail with EADDRINUSE (the standard
-# library's socket.create_server and socketserver, asyncio's create_server, most code).
-_ADDRESS_NAMES = ("address", "addr", "server_address", "sa", "sockaddr", "host_port")
 _MESSAGE_PORT = re.compile(r"address \(.*?, (\d+)[,)]")
+# What a value the source names cannot be read as (a call, an index: reading it could run code).
+_UNREAD = object()
 
 
 def address_in_use(error: BaseException) -> tuple[OSError, int | None] | None:
     """The EADDRINUSE error in ``error``'s chain (causes, contexts, exception groups), and the port
-    it wanted when its message or the failing frames say; None: no such error."""
+    it wanted when its message or the failing call says; None: no such error."""
     seen: set[int] = set()
     pending = [error]
     while pending:
@@ -564,24 +566,72 @@ def address_in_use(error: BaseException) -> tuple[OSError, int | None] | None:
 
 
 def _wanted_port(error: OSError) -> int | None:
+    """The port in the error's message (asyncio's says it), or in the address the failing
+    ``bind``/``connect`` call was given, when its source names it plainly: literals, names,
+    ``self.attribute`` and tuples of them (``sock.bind(("127.0.0.1", port))``, the standard
+    library's ``sock.bind(address)``, socketserver's ``bind(self.server_address)``).
+    Anything else is unknown: a name that merely looks like a port is never trusted."""
     found = _MESSAGE_PORT.search(str(error))
     if found is not None:
         return int(found[1])
-    frames = []
-    traceback = error.__traceback__
-    while traceback is not None:
-        frames.append(traceback.tb_frame)
-        traceback = traceback.tb_next
-    for frame in reversed(frames):  # the innermost first: the bind that failed
-        names = frame.f_locals
-        for name in _ADDRESS_NAMES:
-            value = names.get(name)
-            if isinstance(value, tuple) and len(value) >= 2 and _is_port(value[1]):
-                return value[1]
-        port = names.get("port")
-        if _is_port(port):
-            return port
+    innermost = error.__traceback__
+    if innermost is None:
+        return None
+    while innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    address = _called_with(innermost.tb_frame, innermost.tb_lasti)
+    if isinstance(address, tuple) and len(address) >= 2 and _is_port(address[1]):
+        return address[1]
     return None
+
+
+def _called_with(frame: FrameType, lasti: int) -> object:
+    """The one argument of the ``.bind(...)`` or ``.connect(...)`` call at instruction ``lasti``
+    of ``frame``, read from its source and the frame's names; :data:`_UNREAD` if not plain."""
+    import ast
+    import linecache
+
+    code = frame.f_code
+    positions = list(code.co_positions())
+    if not 0 <= lasti // 2 < len(positions):
+        return _UNREAD
+    first, last, start, end = positions[lasti // 2]
+    if first is None or last is None or start is None or end is None:
+        return _UNREAD
+    lines = [linecache.getline(code.co_filename, number).encode() for number in range(first, last + 1)]
+    lines[-1] = lines[-1][:end]  # columns count UTF-8 bytes
+    lines[0] = lines[0][start:]
+    try:
+        call = ast.parse(b"".join(lines).decode(), mode="eval").body
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return _UNREAD
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in ("bind", "connect")
+        and len(call.args) == 1
+        and not call.keywords
+    ):
+        return _UNREAD
+    return _plain_value(call.args[0], {**frame.f_globals, **frame.f_locals})
+
+
+def _plain_value(node: ast.expr, names: Mapping[str, object]) -> object:
+    """``node``'s value when reading it runs no code: a literal, a name, ``name.attribute`` as
+    stored (no property runs), a tuple of these; else :data:`_UNREAD`."""
+    import ast
+    import inspect
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return names.get(node.id, _UNREAD)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
+        value = inspect.getattr_static(names[node.value.id], node.attr, _UNREAD)
+        return _UNREAD if callable(value) or hasattr(value, "__get__") else value
+    if isinstance(node, ast.Tuple):
+        return tuple(_plain_value(element, names) for element in node.elts)
+    return _UNREAD
 
 
 def _is_port(value: object) -> TypeGuard[int]:

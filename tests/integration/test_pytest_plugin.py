@@ -988,6 +988,16 @@ def test_a_literal_address_through_a_chain():
         raise RuntimeError("the app did not start") from err
 
 
+def test_an_unrelated_port_nearby():
+    port = 1  # not the port the failing bind wanted: never taken for it
+
+    def start(wanted):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", wanted))
+
+    start(int(open("port").read()))
+
+
 def test_another_failure():
     assert False
 """
@@ -997,21 +1007,23 @@ def test_address_in_use_names_who_holds_the_port(pytester: pytest.Pytester, netn
     """A test failing with EADDRINUSE anywhere in its chain gets a section: who holds the port now."""
     pytester.makepyfile(test_ports=ADDRESS_IN_USE)
     result = run(pytester, netns, "--sockdiff")
-    result.assert_outcomes(passed=1, failed=4)
+    result.assert_outcomes(passed=1, failed=5)
     port = (pytester.path / "port").read_text()
     text = "\n".join(result.outlines)
     titles = re.findall(r"-+ (sockdiff: who holds .*?) -+\n", text)
-    assert len(titles) == 3 and not [title for title in titles if "None" in title], titles
+    assert len(titles) == 4 and not [title for title in titles if "None" in title], titles
     # The port unknown: the listeners the run opened that are still open stand in, each with its opener.
     (unknown,) = re.findall(r"-+ sockdiff: who holds the port -+\n(.*?)\n(.*?)\n(.*?)\n", text)
     assert unknown[0].startswith("the port the failing bind wanted is unknown"), unknown
     ours = [line for line in unknown[1:] if f"127.0.0.1:{port} " in line]
     assert len(ours) == 1 and "opened by test_ports.py::test_leaves_one" in ours[0], unknown
     sections = re.findall(r"-+ sockdiff: who holds port (\d+) -+\n(.*?)\n(.*?)\n", text)
-    assert len(sections) == 2, text  # the plain failure has none
-    (leaked,) = [s for s in sections if s[0] == port]
-    assert leaked[1] == f"port {port} is held now by:"
-    assert f"127.0.0.1:{port} " in leaked[2] and "opened by test_ports.py::test_leaves_one" in leaked[2]
-    assert re.search(r"users:\(\(\"python[^\"]*\",pid=\d+,fd=\d+\)\)  pid \d+ up [\d.]+s: ", leaked[2])
+    assert len(sections) == 3, text  # the plain failure has none
+    both = [s for s in sections if s[0] == port]
+    assert len(both) == 2, sections  # the nearby 'port' is not it: the bind's own argument is
+    for leaked in both:
+        assert leaked[1] == f"port {port} is held now by:"
+        assert f"127.0.0.1:{port} " in leaked[2] and "opened by test_ports.py::test_leaves_one" in leaked[2]
+        assert re.search(r"users:\(\(\"python[^\"]*\",pid=\d+,fd=\d+\)\)  pid \d+ up [\d.]+s: ", leaked[2])
     (fixture,) = [s for s in sections if s[0] != port]
     assert "opened by module fixture 'server' (test_ports.py:7)" in fixture[2]
