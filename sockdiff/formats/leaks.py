@@ -14,7 +14,7 @@ its age and command line, and (``timeline``) when the socket appeared.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -142,10 +142,11 @@ def run_items(report: RunReport, timeline: bool) -> Iterator[Item]:
         yield Item("sockets", "leaked", "+", leak_socket(leak), "; ".join(parts), True)
 
 
-def run_summary(report: RunReport) -> str:
-    """``sockdiff run: 2 listening sockets left open by the command's processes (exit 0)``."""
+def run_summary(report: RunReport, shown: Callable[[str], str] = str) -> str:
+    """``sockdiff run: 2 listening sockets left open by npm test (exit 0)``; ``shown`` sets the
+    command line off in the report's own way (markdown: a code span)."""
     what = "socket" if {"any", "new"} & set(report.fail_on) else "listening socket"
-    command = escape(shlex.join(report.command), backslash=False)
+    command = shown(escape(shlex.join(report.command), backslash=False))
     if not report.leaks:
         return f"sockdiff run: {command} (exit {report.exit_code}) left no {what} open"
     count = _count(len(report.leaks), what)

@@ -18,16 +18,17 @@ __all__ = ["MarkdownFormat", "MarkdownRun", "code", "table"]
 _BACKTICKS = re.compile("`+")
 
 
-def code(text: str) -> str:
-    """``text`` as a code span inside a table cell: pipes escaped, fence longer than any backtick run.
+def code(text: str, cell: bool = True) -> str:
+    """``text`` as a code span (its fence longer than any backtick run), inside a table cell
+    (``cell``: pipes escaped) or not (a heading, a list item).
 
-    >>> code("a|b")
-    '`a\\\\|b`'
+    >>> code("a|b"), code("a`b", cell=False)
+    ('`a\\\\|b`', '``a`b``')
     """
     longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+    return f"{fence}{pad}{text.replace('|', chr(92) + '|') if cell else text}{pad}{fence}"
 
 
 class MarkdownFormat(DiffFormat):
@@ -47,11 +48,11 @@ class MarkdownRun(RunFormat):
         from .leaks import holder_text, run_items, run_summary
 
         found = list(run_items(report, options.timeline))
-        lines = [f"### {run_summary(report)}", ""]
+        lines = [f"### {run_summary(report, lambda command: code(command, cell=False))}", ""]
         lines += table(found) if found else ["No sockets left open."]
         if report.left_running:
             lines += ["", "Still running:", ""]
-            lines += [f"- {code(holder_text(holder))}" for holder in report.left_running]
+            lines += [f"- {code(holder_text(holder), cell=False)}" for holder in report.left_running]
         return "\n".join(lines) + "\n"
 
 

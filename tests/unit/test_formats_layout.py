@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -347,3 +348,30 @@ def test_run_reports() -> None:
         "sockdiff run: sh suite.sh (exit 0) left no listening socket open\n"
     )
     assert 'name="no sockets left open"' in run_format(Format.JUNIT).render(clean, RunOptions())
+
+
+def test_run_markdown_sets_the_command_off_as_code() -> None:
+    """The command line (a heading) and each process still running (a list item) are code spans:
+    a CMD holding a link, HTML or backticks renders as itself in $GITHUB_STEP_SUMMARY."""
+    from markdown_it import MarkdownIt
+
+    from sockdiff.formats import RunOptions, run_format
+    from sockdiff.model import Holder, RunReport
+
+    command = ("sh", "-c", "[x](http://e.example) <b>`hi`</b> | y")
+    holder = Holder(7, command, 1.0)
+    report = RunReport(command, 0, "2026-12-04T17:00:00.000Z", 3.2, ("listening",), (), (holder,))
+    tokens = (
+        MarkdownIt("commonmark")
+        .enable("table")
+        .parse(run_format(Format.MARKDOWN).render(report, RunOptions()))
+    )
+    inline = [token for token in tokens if token.type == "inline"]
+    heading, item = inline[0], inline[-1]
+    for token in (heading, item):
+        kinds = {child.type for child in token.children or ()}
+        assert kinds <= {"text", "code_inline"}, token.children
+    (span,) = [child.content for child in heading.children or () if child.type == "code_inline"]
+    assert span == shlex.join(command)
+    (span,) = [child.content for child in item.children or () if child.type == "code_inline"]
+    assert span.endswith(shlex.join(command))
