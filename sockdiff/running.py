@@ -63,8 +63,11 @@ FORWARDED = frozenset(
         signal.SIGWINCH,
         signal.SIGCONT,
         signal.SIGALRM,
+        signal.SIGTSTP,
     }
 )
+# The signals of FORWARDED that ask sockdiff to be done: during --kill's grace, they end it.
+_IMPATIENT = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 # The signals Python itself ignores at start (CMD gets them at their default, as from a shell:
 # a pipeline's writer ends on SIGPIPE, a write past RLIMIT_FSIZE on SIGXFSZ).
 _PYTHONS_OWN = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -183,35 +186,43 @@ def _wait(child: int, engine: LeakEngine, watched: frozenset[signal.Signals], te
     """Pass signals on, poll the tree now and then, reap children, until ``child`` ends; its
     wait status."""
     next_poll = time.monotonic()
+    stop_asked = False  # SIGTSTP came to sockdiff and went on to CMD's group
     while True:
         info = signal.sigtimedwait(watched, max(0.0, next_poll - time.monotonic()))
         if info is None:
             engine.poll()
             next_poll = time.monotonic() + POLL_SECONDS
         elif info.si_signo == signal.SIGCHLD:
-            status = _stop_with(child, terminal) if terminal.fd >= 0 else None
+            status, stopped = _stop_with(child, terminal) if terminal.fd >= 0 or stop_asked else (None, False)
+            stop_asked &= not stopped  # stopped with CMD, and continued with it
             status = _reap(child) if status is None else _reap(child) or status
             if status is not None:
                 engine.poll()  # what it opened last has a time too
                 return status
+        elif info.si_signo == signal.SIGTSTP:
+            # The job is asked to stop (kill -TSTP, with or without a terminal): CMD's group
+            # stops as at a Ctrl-Z, and sockdiff with it when CMD has (above).
+            stop_asked = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGTSTP)
         else:
             # CMD is in a group of its own: whatever reached sockdiff did not reach it.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, info.si_signo)
 
 
-def _stop_with(child: int, terminal: _Terminal) -> int | None:
-    """CMD stopped at the terminal (Ctrl-Z): stop too, so that the shell sees its job stopped;
-    when continued (``fg``), give CMD the terminal again and continue it. CMD's wait status
-    if it ended instead."""
+def _stop_with(child: int, terminal: _Terminal) -> tuple[int | None, bool]:
+    """CMD stopped (Ctrl-Z at the terminal, or the SIGTSTP sockdiff passed on): stop too, so
+    that the shell sees its job stopped; when continued (``fg``), give CMD the terminal again
+    (if it had it) and continue it. CMD's wait status if it ended instead; whether it stopped."""
     try:
         pid, status = os.waitpid(child, os.WNOHANG | os.WUNTRACED)
     except ChildProcessError:
-        return None
+        return None, False
     if pid != child:
-        return None
+        return None, False
     if not os.WIFSTOPPED(status):
-        return status
+        return status, False
     terminal.take_back()
     os.kill(os.getpid(), signal.SIGSTOP)  # the shell's fg (or bg) continues us here
     with contextlib.suppress(OSError):  # a terminal hung up meanwhile: none to give
@@ -219,7 +230,7 @@ def _stop_with(child: int, terminal: _Terminal) -> int | None:
             terminal.give(child)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child, signal.SIGCONT)
-    return None
+    return None, True
 
 
 def _reap(child: int) -> int | None:
@@ -334,7 +345,7 @@ def _kill_rounds(engine: LeakEngine, grace: float, kill_rounds: int) -> Stopping
                 continue
             sent[holder.pid] = chosen
         info = signal.sigtimedwait(FORWARDED, _ROUND_SECONDS)
-        if info is not None and not killing:
+        if info is not None and info.si_signo in _IMPATIENT and not killing:
             hurried = hurried or signal.Signals(info.si_signo)
             deadline = time.monotonic()
     left = {h.pid for h in running}

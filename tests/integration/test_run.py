@@ -668,3 +668,33 @@ def test_a_signal_during_the_kill_grace_sends_sigkill_at_once(netns: str, tmp_pa
     assert stopped.endswith("(SIGKILL after SIGINT)"), err
     assert process.returncode == 1, err
     assert 40081 not in _listeners(netns)
+
+
+def test_sigtstp_without_a_terminal_stops_the_job(tmp_path: Path) -> None:
+    """``kill -TSTP`` to sockdiff with no terminal: CMD's group stops, then sockdiff (it was
+    not passed on: CMD ran on, sockdiff alone was stopped); SIGCONT continues both."""
+
+    def state(pid: int) -> str:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+    def until(wanted: str, *pids: int) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while {state(pid) for pid in pids} != {wanted}:
+            assert time.monotonic() < deadline, [state(pid) for pid in pids]
+            time.sleep(0.02)
+
+    command, env = sockdiff_command("run", "--", "sh", "-c", "echo ready; exec sleep 60")
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        (cmd,) = map(int, Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split())
+        until("S", cmd)  # sleeping
+        process.send_signal(signal.SIGTSTP)
+        until("T", cmd, process.pid)
+        process.send_signal(signal.SIGCONT)
+        until("S", cmd, process.pid)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 128 + signal.SIGTERM, err
