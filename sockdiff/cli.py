@@ -815,7 +815,7 @@ def run_command(
     fail_on: Annotated[
         str,
         typer.Option(
-            "--fail-on", help="The sockets left open that count: listening (default), or new (all)."
+            "--fail-on", help="The sockets left open that count: listening (default), or new (any: all)."
         ),
     ] = "listening",
     ignore: Annotated[
@@ -840,7 +840,7 @@ def run_command(
 
     from .differ import parse_fail_on
     from .formats import RUN_FORMATS, RunOptions, parse_format, run_format
-    from .leaks import LeakEngine, Window, parse_leak_kinds
+    from .leaks import LEAK_KINDS, LeakEngine, Window
     from .output import inputs
     from .running import command_words, run_tree
 
@@ -848,11 +848,7 @@ def run_command(
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 -- for the process's life
     chosen: RunChoice = parse_format(output_format, RUN_FORMATS)
     extra = [_report_target(text, RUN_FORMATS) for text in reports or []]
-    kinds = parse_fail_on(fail_on, "--fail-on")
-    try:
-        parse_leak_kinds(fail_on)
-    except UsageError as err:
-        _fail(f"--fail-on: {err}")
+    kinds = parse_fail_on(fail_on, "--fail-on", LEAK_KINDS)
     try:
         engine = LeakEngine(
             fail_on, ignore or (), session=Window(shlex.join(command_words(command)), "command")

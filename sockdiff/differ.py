@@ -322,23 +322,24 @@ def as_fields(value: str | Sequence[str], what: str = "fields") -> tuple[str, ..
     return tuple(dict.fromkeys(value))
 
 
-def parse_fail_on(text: str, what: str = "fail_on") -> tuple[str, ...]:
-    """``fail_on`` as text: a comma list of any, new, closed, changed, listening, interfaces, routes.
+def parse_fail_on(text: str, what: str = "fail_on", choices: Sequence[str] = FAIL_ON) -> tuple[str, ...]:
+    """``fail_on`` as text: a comma list of any, new, closed, changed, listening, interfaces, routes
+    (or of ``choices``, where fewer make sense: what ``run`` and the plugin may count).
 
     An unknown kind, or none at all (``--fail-on ''``: counting everything would
     be a guess), raises :class:`~sockdiff.errors.UsageError` naming ``what`` (the
-    command line passes its option's name). The one reading of fail-on kinds:
-    compare's, run's, the pytest plugin's, the configuration file's.
+    command line passes its option's name) and the choices. The one reading of fail-on
+    kinds: compare's, run's, the pytest plugin's, the configuration file's.
 
     >>> parse_fail_on("new, routes")
     ('new', 'routes')
     """
     kinds = tuple(item.strip() for item in text.split(",") if item.strip())
     if not kinds:
-        raise UsageError(f"{what} names no kind (choose from {', '.join(FAIL_ON)})")
+        raise UsageError(f"{what} names no kind (choose from {', '.join(choices)})")
     for kind in kinds:
-        if kind not in FAIL_ON:
-            raise UsageError(f"unknown {what} kind {kind!r} (choose from {', '.join(FAIL_ON)})")
+        if kind not in choices:
+            raise UsageError(f"unknown {what} kind {kind!r} (choose from {', '.join(choices)})")
     return kinds
 
 

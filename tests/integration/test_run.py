@@ -351,6 +351,12 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == 2, (argv, result.stderr)
         assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("sockdiff: ")
+    # The kinds an error offers are those run can count, and --help names them all.
+    for wrong in ("closed", ""):
+        error = sockdiff("run", "--fail-on", wrong, "--", "true", cwd=tmp_path).stderr
+        assert error.rstrip().endswith("(choose from listening, new, any)"), error
+    described = " ".join(sockdiff("run", "--help", cwd=tmp_path).stdout.split())
+    assert "listening (default), or new (any: all)" in described, described
 
 
 # Counts each delivery of the signal named (SIGINT, SIGTERM): the C-level handler writes a byte to
