@@ -39,6 +39,10 @@ CHURN_OPEN = 0.005
 PLUGIN_OVERHEAD = Path(__file__).resolve().parent / "plugin_overhead.py"
 #: Where sockdiff run's own benchmark lives.
 RUN_OVERHEAD = Path(__file__).resolve().parent / "run_overhead.py"
+#: A typer app with sockdiff's snapshot options and no work: the empty-namespace goal's floor.
+TYPER_FLOOR = Path(__file__).resolve().parent / "typer_floor.py"
+#: The environment that makes sockdiff take its pure-Python path (the accelerator left out).
+PURE = "SOCKDIFF_PURE=1"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,12 +54,20 @@ class Pair:
     reference: tuple[str, ...]
     processes: bool  # scans /proc/PID/fd, whose cost grows with the workers' descriptors
     slow: bool = False  # netstat -p: may use fewer runs
+    pure: bool = False  # sockdiff's pure-Python path (SOCKDIFF_PURE=1): the accelerator left out
 
 
 def _pairs() -> tuple[Pair, ...]:
     snap = ("snapshot", "--backend")
     return (
         Pair("netlink", (*snap, "netlink", "--no-processes", "-o", "-"), ("ss", "-tuwxan"), False),
+        Pair(
+            "netlink pure",
+            (*snap, "netlink", "--no-processes", "-o", "-"),
+            ("ss", "-tuwxan"),
+            False,
+            pure=True,
+        ),
         Pair("netlink -p", (*snap, "netlink", "-o", "-"), ("ss", "-tuwxanp"), True),
         Pair("proc", (*snap, "proc", "--no-processes", "-o", "-"), ("netstat", "-tuwxan"), False),
         Pair("proc -p", (*snap, "proc", "-o", "-"), ("netstat", "-tuwxanp"), True, slow=True),
@@ -114,10 +126,11 @@ class Stage:
     census: dict[str, Any]
     series: dict[str, tuple[Series, Series]] = dataclasses.field(default_factory=dict)
     compare: Series | None = None
+    compare_pure: Series | None = None
     # The same sockdiff command for UNIX sockets only, run in turn with the others:
     # its start-up cost at this moment (see report.growth()).
     baselines: dict[str, Series] = dataclasses.field(default_factory=dict)
-    # In the empty namespace: the interpreter alone and `sockdiff --version`.
+    # In the empty namespace: the interpreter alone, `sockdiff --version`, typer's floor.
     startup: dict[str, Series] = dataclasses.field(default_factory=dict)
     diff_summary: dict[str, Any] | None = None
 
@@ -159,6 +172,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="sockdiff-bench-"))
         self.stages: list[Stage] = []
         self.watch: Watch | None = None
+        self.watch_pure: Watch | None = None
         self.plugin: PluginOverhead | None = None
         self.run_cost: PluginOverhead | None = None
         self.gnu_time = find_gnu_time()
@@ -179,8 +193,10 @@ class Bench:
     def in_ns(self, argv: Sequence[str]) -> list[str]:
         return self.ns.exec_argv(argv)
 
-    def sockdiff_argv(self, args: Sequence[str]) -> list[str]:
-        return [self.sockdiff, *args]
+    def sockdiff_argv(self, args: Sequence[str], pure: bool = False) -> list[str]:
+        """sockdiff ARGS; ``pure``: on its pure-Python path (through env(1): well under a
+        millisecond, beside the ~5 ms of launching it in the namespace)."""
+        return ["env", PURE, self.sockdiff, *args] if pure else [self.sockdiff, *args]
 
     def timed(self, argv: Sequence[str], stdout: int | None = None) -> Run:
         return run_timed(argv, self.args.timeout, stdout=stdout, gnu_time=self.gnu_time, env=self.env)
@@ -204,6 +220,7 @@ class Bench:
             log(f"opened sockets up to {size} in {time.perf_counter() - start:.1f} s")
             self.stages.append(self.measure(size))
         self.watch = self.measure_watch(self.stages[-1].tcp)
+        self.watch_pure = self.measure_watch(self.stages[-1].tcp, pure=True)
         self.plugin = self.measure_own(PLUGIN_OVERHEAD)
         self.run_cost = self.measure_own(RUN_OVERHEAD)
 
@@ -221,11 +238,11 @@ class Bench:
         runs: int = self.args.runs if big else self.args.small_runs
         for pair in PAIRS:
             n = self.args.slow_runs if pair.slow and big else runs
-            argv = self.sockdiff_argv(pair.sockdiff)
-            sa = Series("sockdiff " + " ".join(pair.sockdiff))
+            argv = self.sockdiff_argv(pair.sockdiff, pair.pure)
+            sa = Series("sockdiff " + " ".join(pair.sockdiff) + (" (pure Python)" if pair.pure else ""))
             sb = Series(" ".join(pair.reference))
             commands = [(self.in_ns(argv), sa), (self.in_ns(pair.reference), sb)]
-            if size and not pair.processes:
+            if size and not pair.processes and not pair.pure:
                 # The start-up baseline: the same command for UNIX sockets only (a
                 # handful here). An empty namespace would not do for the proc
                 # backend: /proc/net/tcp walks the kernel's one TCP hash table, every
@@ -236,9 +253,12 @@ class Bench:
                 # Where the start-up goes: the interpreter alone, then the CLI loaded.
                 stage.startup["interpreter"] = Series(f"{self.python} -c pass")
                 stage.startup["cli"] = Series("sockdiff --version")
+                floor = [self.python, str(TYPER_FLOOR), *pair.sockdiff]
+                stage.startup["typer"] = Series(" ".join(["typer_floor.py", *pair.sockdiff]))
                 commands += [
                     (self.in_ns([self.python, "-c", "pass"]), stage.startup["interpreter"]),
                     (self.in_ns(self.sockdiff_argv(["--version"])), stage.startup["cli"]),
+                    (self.in_ns(floor), stage.startup["typer"]),
                 ]
             self.alternate(commands, n)
             stage.series[pair.key] = sa, sb
@@ -279,6 +299,7 @@ class Bench:
                 return
         argv = self.sockdiff_argv(["compare", str(old), str(new), "--format", "json"])
         series = Series(f"sockdiff compare A B --format json ({stage.tcp} sockets)")
+        pure = Series(f"sockdiff compare A B --format json ({stage.tcp} sockets, pure Python)")
         out_path = self.tmp / "diff.json"
         with open(out_path, "wb") as out:  # the warm-up run's output is kept, for its summary
             run = self.timed(argv, stdout=out.fileno())
@@ -287,7 +308,7 @@ class Bench:
         else:
             with contextlib.suppress(ValueError, KeyError, OSError):
                 stage.diff_summary = json.loads(out_path.read_bytes())["summary"]
-        commands = [(argv, series)]
+        commands = [(argv, series), (self.sockdiff_argv(argv[1:], pure=True), pure)]
         if stage.target:
             empty = [str(self.tmp / "old-0.json"), str(self.tmp / "new-0.json")]
             stage.baselines["compare"] = Series("sockdiff compare of the empty snapshots")
@@ -295,15 +316,16 @@ class Bench:
                 (self.sockdiff_argv(["compare", *empty, "--format", "json"]), stage.baselines["compare"])
             )
         self.alternate(commands, runs, ok=1)
-        stage.compare = series
+        stage.compare, stage.compare_pure = series, pure
         log(f"  compare's diff: {stage.diff_summary}")
 
-    def measure_watch(self, tcp: int) -> Watch:
+    def measure_watch(self, tcp: int, pure: bool = False) -> Watch:
         """The share of a core ``sockdiff watch -i 1`` uses on the full namespace once
-        its first poll is done, nothing changing."""
-        argv = self.in_ns(self.sockdiff_argv(["watch", "-i", "1"]))
+        its first poll is done, nothing changing (``pure``: on the pure-Python path)."""
+        argv = self.in_ns(self.sockdiff_argv(["watch", "-i", "1"], pure))
         settle, window = self.args.watch_settle, self.args.watch_seconds
-        log(f"watch -i 1 at {tcp} TCP sockets: {settle:g} s to settle, then {window:g} s measured")
+        how = " (pure Python)" if pure else ""
+        log(f"watch -i 1{how} at {tcp} TCP sockets: {settle:g} s to settle, then {window:g} s measured")
         try:
             usage = cpu_share(argv, settle, window, env=self.env)
         except BenchError as err:

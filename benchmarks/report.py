@@ -23,12 +23,14 @@ from measure import PAIRS, Bench, PluginOverhead, Series, Stage, Watch, median
 LINEAR_TOLERANCE = 1.3
 #: Goals (issue 21, and issue 11's snapshot memory): ratios of sockdiff's median to
 #: its reference's, and limits.
-RATIO_GOALS = {"netlink": 1.25, "proc": 1.25, "netlink -p": 0.4, "proc -p": 0.4}
+RATIO_GOALS = {"netlink": 1.25, "netlink pure": 1.5, "proc": 1.25, "netlink -p": 0.4, "proc -p": 0.4}
 EMPTY_NETNS_GOAL = 6.0
 COMPARE_WALL_GOAL = 0.4
+COMPARE_PURE_WALL_GOAL = 0.45
 COMPARE_RSS_GOAL_MB = 250.0
 SNAPSHOT_RSS_GOAL_MB = 100.0
 WATCH_SHARE_GOAL = 0.15
+WATCH_PURE_SHARE_GOAL = 0.20
 #: README.md's performance table sits between these two lines.
 README_BEGIN = "<!-- benchmark table: begin (benchmarks/bench.py --readme README.md writes it) -->"
 README_END = "<!-- benchmark table: end -->"
@@ -119,11 +121,26 @@ def goals(bench: Bench, main: Stage) -> list[Goal]:
     """Every goal of issue 21 (and issue 11's snapshot memory), judged on one run's medians."""
     size = size_label(main.target)
     out = [_ratio_goal(p.key, main, RATIO_GOALS[p.key], size) for p in PAIRS]
-    out.append(_ratio_goal("netlink", bench.stages[0], EMPTY_NETNS_GOAL, "empty namespace"))
+    empty = _ratio_goal("netlink", bench.stages[0], EMPTY_NETNS_GOAL, "empty namespace")
+    empty.detail.update(typer_floor(bench.stages[0]))
+    out.append(empty)
     cmp = main.compare or Series("compare", error="not measured")
     what = f"`compare A B --format json`, two {size} snapshots"
     detail = {"sockdiff": cmp.to_json(), "diff_summary": main.diff_summary}
     out.append(Goal("compare wall", what, fmt(cmp.wall, "s"), "", cmp.wall, COMPARE_WALL_GOAL, "s", detail))
+    pure = main.compare_pure or Series("compare", error="not measured")
+    out.append(
+        Goal(
+            "compare wall pure",
+            what + ", pure Python",
+            fmt(pure.wall, "s"),
+            "",
+            pure.wall,
+            COMPARE_PURE_WALL_GOAL,
+            "s",
+            {"sockdiff": pure.to_json()},
+        )
+    )
     out.append(
         Goal(
             "compare rss",
@@ -141,7 +158,7 @@ def goals(bench: Bench, main: Stage) -> list[Goal]:
     out.append(
         Goal(
             "snapshot rss",
-            f"peak RSS of a {size} snapshot (the largest of the four: `{worst_command}`)",
+            f"peak RSS of a {size} snapshot (the largest of them: `{worst_command}`)",
             fmt(worst.rss_mb, "MB"),
             "",
             worst.rss_mb,
@@ -150,23 +167,36 @@ def goals(bench: Bench, main: Stage) -> list[Goal]:
             {s.command: s.rss_mb for s in snapshots},
         )
     )
-    watch = bench.watch
-    usage = watch.usage if watch else None
-    out.append(
-        Goal(
-            "watch",
-            f"`watch -i 1` at {f'{watch.tcp:,} TCP sockets' if watch else size}, no changes",
-            fmt(usage.share if usage else None, "core"),
-            "",
-            usage.share if usage else None,
-            WATCH_SHARE_GOAL,
-            "core",
-            {"error": watch.error if watch else "not measured"}
-            if usage is None
-            else {"cpu_s": usage.cpu, "wall_s": usage.wall, "cpu_before_window_s": usage.startup_cpu},
-        )
-    )
+    out.append(_watch_goal("watch", bench.watch, size, WATCH_SHARE_GOAL, ""))
+    out.append(_watch_goal("watch pure", bench.watch_pure, size, WATCH_PURE_SHARE_GOAL, ", pure Python"))
     return out
+
+
+def _watch_goal(key: str, watch: Watch | None, size: str, limit: float, how: str) -> Goal:
+    usage = watch.usage if watch else None
+    return Goal(
+        key,
+        f"`watch -i 1` at {f'{watch.tcp:,} TCP sockets' if watch else size}, no changes{how}",
+        fmt(usage.share if usage else None, "core"),
+        "",
+        usage.share if usage else None,
+        limit,
+        "core",
+        {"error": watch.error if watch else "not measured"}
+        if usage is None
+        else {"cpu_s": usage.cpu, "wall_s": usage.wall, "cpu_before_window_s": usage.startup_cpu},
+    )
+
+
+def typer_floor(empty: Stage) -> dict[str, Any]:
+    """The empty-namespace goal's floor: a typer app with the snapshot command's options and no
+    work (typer_floor.py), over ``ss``, run by run in turn with the goal's own pair."""
+    floor = empty.startup.get("typer")
+    _, ss = empty.series["netlink"]
+    if floor is None or floor.error or ss.error:
+        return {"typer_floor": None}
+    ratios = [a / b for a, b in zip(floor.walls, ss.walls, strict=False)]
+    return {"typer_floor": floor.to_json(), "typer_floor_ratio": median(ratios)}
 
 
 def growth(stages: Sequence[Stage]) -> list[dict[str, Any]]:
@@ -348,6 +378,19 @@ def _own_line(what: str, measured: PluginOverhead | None) -> str:
     return f"{what}: {measured.result.get('summary', measured.result)}"
 
 
+def _floor_line(results: Results) -> str:
+    """What any typer CLI pays in the empty namespace: the empty-namespace goal's floor."""
+    (empty,) = [g for g in results.goals if g.key == "netlink empty namespace"]
+    floor, ratio = empty.detail.get("typer_floor"), empty.detail.get("typer_floor_ratio")
+    if not floor or ratio is None:
+        return "\nThe floor of the empty-namespace goal (`benchmarks/typer_floor.py`): not measured."
+    return (
+        f"\nThe floor of the empty-namespace goal: a typer app with the snapshot command's options and "
+        f"no work (`benchmarks/typer_floor.py`) takes {fmt(floor['median_s'], 's')}, {ratio:.2f}x `ss` "
+        "(the interpreter, typer imported, one command built and its options parsed)."
+    )
+
+
 def readme_section(results: Results) -> str:
     """The date, the machine, the goals and where the time goes: README.md's table."""
     env, settings, census = results.env, results.settings, results.census
@@ -371,6 +414,7 @@ def readme_section(results: Results) -> str:
                 for g in results.goals
             ],
         ),
+        _floor_line(results),
         "\nWhere the time goes (medians, differences of the runs above):\n",
         table(
             ["phase", *(f"`{c}`" for c in results.breakdown_columns)],
