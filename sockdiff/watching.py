@@ -256,6 +256,7 @@ class Watch:
         last = self._inodes
         self._inodes = now
         changed = tracker.follow(now - last, last - now)
+        self._reuse.stale |= changed  # the next read makes their records again
         if not changed:
             return taken
         owners = tracker.owners
@@ -449,6 +450,7 @@ class Watch:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        self._reuse.close()
 
     def summary(self) -> str:
         """E.g. ``3 polls, 4 differences (1 new, 2 closed of which 1 short-lived, 0 changed; interfaces: 1;

@@ -62,7 +62,7 @@ def _netlink_sockets(
     from .proc import sockets as proc_sockets
 
     sockets: list[Socket] = []
-    with sock_diag.open_socket() as sock:
+    with sock_diag.dump_socket() as sock:
         for proto in protos:
             try:
                 sockets += sock_diag.read_protocol(sock, proto, owners)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+import struct
 from collections.abc import Mapping
 
 from hypothesis import given, settings
@@ -85,3 +88,96 @@ def test_any_bytes_changed_read_as_from_nothing(name: str, edits: list[tuple[int
     reuse = netlink.Reuse()
     _read_reusing(reuse, name, data)
     assert _read_reusing(reuse, name, bytes(changed)) == _read(name, bytes(changed), OWNERS)
+
+
+def _datagrams(data: bytes, parts: int = 3) -> list[tuple[bytes, int]]:
+    """``data`` (a dump) cut into ``parts`` datagrams at message boundaries, as the kernel packs one."""
+    bounds = [offset for _, _, offset, _ in framing.pure_messages(data, len(data))]
+    cuts = [0, *(bounds[len(bounds) * n // parts] for n in range(1, parts)), len(data)]
+    return [(data[a:b], b - a) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _read_datagrams(
+    reuse: netlink.Reuse,
+    name: str,
+    datagrams: list[tuple[bytes, int]],
+    owners: Mapping[int, tuple[Process, ...]] = OWNERS,
+    names: Mapping[int, str] = NAMES,
+) -> list[Socket] | str:
+    """A read through the dump's own path (sockets._decoded), reusing."""
+    if name == "unix":
+        decode = functools.partial(netlink.decode_unix, owners=owners)
+    else:
+        decode = functools.partial(netlink.decode_inet, proto="tcp", owners=owners, interfaces=names)
+    with netlink.reusing(reuse):
+        try:
+            return netlink._decoded(framing.Dump(datagrams), name.encode(), set(), decode)
+        except framing.DumpFailed as err:
+            return f"DumpFailed {err.code}"
+
+
+def test_a_datagram_as_it_was_stands_for_its_records() -> None:
+    """Unchanged datagrams are not decoded: the last read's records come back, every one."""
+    for name, data in DUMPS.items():
+        reuse = netlink.Reuse()
+        datagrams = _datagrams(data)
+        first = _read_datagrams(reuse, name, datagrams)
+        second = _read_datagrams(reuse, name, datagrams)
+        assert isinstance(first, list) and isinstance(second, list) and first
+        assert first == second == _read(name, data, OWNERS)
+        assert all(a is b for a, b in zip(first, second, strict=True))
+
+
+def test_a_datagram_holding_an_owner_that_changed_is_decoded_again() -> None:
+    for name, data in DUMPS.items():
+        reuse = netlink.Reuse()
+        datagrams = _datagrams(data)
+        first = _read_datagrams(reuse, name, datagrams)
+        assert isinstance(first, list)
+        inode = next(s.inode for s in first if s.inode and s.processes)
+        owners = {**OWNERS, inode: (Process(1, "someone-else", 4),)}
+        reuse.stale.add(inode)  # as watch says after its owner tracker heard it
+        second = _read_datagrams(reuse, name, datagrams, owners)
+        assert second == _read(name, data, owners)
+
+
+def test_a_device_renamed_is_named_anew() -> None:
+    """A datagram with a socket bound to a device is decoded again: the device may have a new name."""
+    bound_first = bytearray(DUMPS["tcp4"])
+    struct.pack_into("=I", bound_first, 16 + 40, 2)  # the first message's idiag_if: device 2
+    data = bytes(bound_first)
+    bound = _read("tcp4", data, OWNERS)
+    assert isinstance(bound, list) and bound[0].interface == "dev2"
+    reuse = netlink.Reuse()
+    _read_datagrams(reuse, "tcp4", _datagrams(data))
+    renamed = _Names({index: f"renamed{index}" for index in range(1, 64)})
+    second = _read_datagrams(reuse, "tcp4", _datagrams(data), names=renamed)
+    assert isinstance(second, list)
+    assert {s.interface for s in second if s.interface} == {
+        s.interface.replace("dev", "renamed") for s in bound if s.interface
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(DUMPS)),
+    parts=st.integers(1, 4),
+    edits=st.lists(st.tuples(st.integers(0), st.integers(0, 255)), max_size=4),
+)
+def test_any_datagram_changed_reads_as_from_nothing(
+    name: str, parts: int, edits: list[tuple[int, int]]
+) -> None:
+    """Bytes changed in any datagram (or their packing changed): the records a first read makes."""
+    data = DUMPS[name]
+    changed = bytearray(data)
+    for position, value in edits:
+        changed[position % len(data)] = value
+    reuse = netlink.Reuse()
+    _read_datagrams(reuse, name, _datagrams(data, parts))
+    again = _read_datagrams(reuse, name, _datagrams(data, parts))  # kept whole, and so taken
+    assert again == _read(name, data, OWNERS)
+    try:
+        datagrams = _datagrams(bytes(changed), parts)
+    except framing.DumpFailed:
+        datagrams = [(bytes(changed), len(changed))]
+    assert _read_datagrams(reuse, name, datagrams) == _read(name, bytes(changed), OWNERS)

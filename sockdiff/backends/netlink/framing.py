@@ -174,7 +174,9 @@ def attributes(buffer: bytes | bytearray, start: int, end: int) -> list[tuple[in
     return found
 
 
-Messages = Iterable[tuple[bytes | bytearray, int, int]]
+#: A message: its datagram's buffer, where it starts and where it ends.
+Message = tuple[bytes | bytearray, int, int]
+Messages = Iterable[Message]
 
 
 class Dump:
@@ -198,17 +200,28 @@ class Dump:
 
     def __iter__(self) -> Iterator[tuple[bytes | bytearray, int, int]]:
         for buffer, size in self.datagrams:
-            for kind, flags, offset, end in messages(buffer, size):
-                if flags & NLM_F_DUMP_INTR:
-                    self.interrupted = True
-                if kind == NLMSG_DONE:
-                    # A dump can end in error: the code is in NLMSG_DONE's payload.
-                    code = _ERRNO.unpack_from(buffer, offset + 16)[0] if end - offset >= 20 else 0
-                    if code < 0:
-                        raise DumpFailed(-code)
-                    return
-                if kind == NLMSG_ERROR:
-                    code = _ERRNO.unpack_from(buffer, offset + 16)[0] if end - offset >= 20 else -errno.EPROTO
-                    raise DumpFailed(-code if code < 0 else errno.EPROTO)
-                yield buffer, offset, end
+            found, done = self.split(buffer, size)
+            yield from found
+            if done:
+                return
         raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
+
+    def split(
+        self, buffer: bytes | bytearray, size: int
+    ) -> tuple[list[tuple[bytes | bytearray, int, int]], bool]:
+        """One datagram's messages before NLMSG_DONE, and whether NLMSG_DONE came (the dump's end)."""
+        found: list[tuple[bytes | bytearray, int, int]] = []
+        for kind, flags, offset, end in messages(buffer, size):
+            if flags & NLM_F_DUMP_INTR:
+                self.interrupted = True
+            if kind == NLMSG_DONE:
+                # A dump can end in error: the code is in NLMSG_DONE's payload.
+                code = _ERRNO.unpack_from(buffer, offset + 16)[0] if end - offset >= 20 else 0
+                if code < 0:
+                    raise DumpFailed(-code)
+                return found, True
+            if kind == NLMSG_ERROR:
+                code = _ERRNO.unpack_from(buffer, offset + 16)[0] if end - offset >= 20 else -errno.EPROTO
+                raise DumpFailed(-code if code < 0 else errno.EPROTO)
+            found.append((buffer, offset, end))
+        return found, False

@@ -18,10 +18,11 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
+from typing import NamedTuple
 
 from ... import _pyroute2 as pyroute2
 from ..._accel import speedups
@@ -58,6 +59,7 @@ __all__ = [
     "Reuse",
     "decode_inet",
     "decode_unix",
+    "dump_socket",
     "inet_fields",
     "open_socket",
     "read_protocol",
@@ -125,18 +127,49 @@ class InterfaceNames(dict[int, str]):
         return name
 
 
-class Reuse:
-    """The records of one read by socket cookie, for the next read to take again.
+class _Datagram(NamedTuple):
+    """One datagram of a dump, as read and as decoded."""
 
-    A watch reads every socket each poll, and most are as they were: a record
-    whose message (less its header and timers) is as the last read's, with the
-    same owners and device names, is that read's record object (the differ then
-    takes it for unchanged at a glance). Used through :func:`reusing`.
+    raw: bytes
+    records: list[Socket]
+    by_cookie: dict[int, tuple[object, Socket]]  # its records' entries of Reuse.now
+    inodes: frozenset[int]
+    done: bool  # it ended the dump
+    interrupted: bool  # flagged NLM_F_DUMP_INTR
+    bound: bool  # it holds a socket bound to a device (whose name may change)
+
+
+class Reuse:
+    """The records of one read, for the next read to take again.
+
+    A watch reads every socket each poll, and most are as they were. A datagram of a
+    dump byte for byte as the last read's at the same place (the kernel packs an
+    unchanged table the same way), whose sockets' owners did not change (:attr:`stale`)
+    and that names no device, stands for that read's records as they are: no message
+    of it is decoded. Elsewhere, a record whose message (less its header and timers) is
+    as the last read's, with the same owners and device names, is that read's record
+    object. Either way the differ takes them for unchanged at a glance. Used through
+    :func:`reusing`.
     """
 
     def __init__(self) -> None:
         self.last: dict[int, tuple[object, Socket]] = {}  # cookie -> (message, record)
         self.now: dict[int, tuple[object, Socket]] = {}
+        # (namespace, request) -> the dump's datagrams, in order
+        self.last_dumps: dict[tuple[int, bytes], list[_Datagram]] = {}
+        self.now_dumps: dict[tuple[int, bytes], list[_Datagram]] = {}
+        #: The inodes whose owners changed since the last read (their records are made again).
+        self.stale: set[int] = set()
+        # Namespace -> its sock_diag socket, kept from read to read: the kernel's replies then
+        # carry the same port id, and an unchanged datagram is byte for byte the last one.
+        self.sockets: dict[int, socket.socket] = {}
+        self.read: set[int] = set()  # the namespaces this read dumped
+
+    def close(self) -> None:
+        """Close the sockets kept (the watch ends)."""
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
 
 
 _REUSE: ContextVar[Reuse | None] = ContextVar("sockdiff_reuse", default=None)
@@ -147,11 +180,37 @@ def reusing(reuse: Reuse) -> Iterator[None]:
     """The decoders, in the body (one read), take again the records of ``reuse``'s last read."""
     if reuse.now:
         reuse.last, reuse.now = reuse.now, {}
+    reuse.last_dumps, reuse.now_dumps = reuse.now_dumps, {}
+    reuse.read = set()
     token = _REUSE.set(reuse)
     try:
         yield
     finally:
         _REUSE.reset(token)
+        reuse.stale.clear()  # the datagrams that held them were decoded again
+        for namespace in reuse.sockets.keys() - reuse.read:  # gone, or not read: let it go
+            reuse.sockets.pop(namespace).close()
+
+
+@contextmanager
+def dump_socket() -> Iterator[socket.socket]:
+    """A NETLINK_SOCK_DIAG socket for one read in the calling thread's network namespace;
+    reusing (:func:`reusing`), the namespace's socket kept from the last read (held, a
+    namespace lives on, so its inode names no other). A read that fails closes it."""
+    reuse = _REUSE.get()
+    if reuse is None:
+        with open_socket() as sock:
+            yield sock
+        return
+    namespace = os.stat("/proc/thread-self/ns/net").st_ino
+    reuse.read.add(namespace)
+    sock = reuse.sockets.pop(namespace) if namespace in reuse.sockets else open_socket()
+    try:
+        yield sock
+    except BaseException:
+        sock.close()  # replies of a dump cut short may wait in it
+        raise
+    reuse.sockets[namespace] = sock
 
 
 def _v6only(buffer: bytes | bytearray, position: int, end: int) -> bool | None:
@@ -290,12 +349,14 @@ def decode_inet(
     owners: Mapping[int, tuple[Process, ...]],
     seen: set[int],
     interfaces: Mapping[int, str] | None = None,
+    into: dict[int, tuple[object, Socket]] | None = None,
 ) -> list[Socket]:
     """Records from inet_diag replies; ``seen`` holds the cookies already decoded.
 
     A dump can repeat a socket while the tables churn; the socket cookie tells.
     ``interfaces`` names the devices sockets are bound to (default: looked up
-    in the calling thread's namespace).
+    in the calling thread's namespace). Reusing (:func:`reusing`), each record's entry
+    goes into ``into`` (default: the read's :attr:`Reuse.now`).
     """
     sock_type = INET_TYPES[proto]
     states = TCP_STATES
@@ -304,6 +365,7 @@ def decode_inet(
     fast = _fast_inet_fields
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
+    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
@@ -323,7 +385,7 @@ def decode_inet(
                 and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
                 and (not index or before[1].interface == names[index])  # a device renamed since
             ):
-                reuse.now[cookie] = before
+                now[cookie] = before
                 sockets.append(before[1])
                 continue
         sockets.append(
@@ -344,7 +406,7 @@ def decode_inet(
             )
         )
         if reuse is not None:
-            reuse.now[cookie] = (fields, sockets[-1])
+            now[cookie] = (fields, sockets[-1])
     return sockets
 
 
@@ -352,8 +414,9 @@ def decode_unix(
     messages: Messages,
     owners: Mapping[int, tuple[Process, ...]],
     seen: set[int],
+    into: dict[int, tuple[object, Socket]] | None = None,
 ) -> list[Socket]:
-    """Records from unix_diag replies.
+    """Records from unix_diag replies (``into`` as :func:`decode_inet`'s).
 
     unix_diag reports sk_state, named by :data:`~sockdiff.model.UNIX_DIAG_STATES`
     as the proc backend names /proc/net/unix's rows.
@@ -365,6 +428,7 @@ def decode_unix(
     unpack_pair = _U32_PAIR.unpack_from
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
+    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _UNIX_MSG.size:
@@ -382,7 +446,7 @@ def decode_unix(
                 and before[0] == message
                 and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
             ):
-                reuse.now[cookie] = before
+                now[cookie] = before
                 sockets.append(before[1])
                 continue
         name = None
@@ -415,7 +479,7 @@ def decode_unix(
             )
         )
         if reuse is not None:
-            reuse.now[cookie] = (message, sockets[-1])
+            now[cookie] = (message, sockets[-1])
     return sockets
 
 
@@ -436,8 +500,9 @@ def _dump_protocol(
         sockets = []
         interrupted = False
         if proto == "unix":
-            dump = Dump.request(sock, unix_request(attempt))
-            sockets += decode_unix(dump, owners, seen)
+            request = unix_request(attempt)
+            dump = Dump.request(sock, request)
+            sockets += _decoded(dump, request, seen, functools.partial(decode_unix, owners=owners))
             interrupted = dump.interrupted
         else:
             requests = (
@@ -447,8 +512,9 @@ def _dump_protocol(
             )
             for request in requests:
                 dump = Dump.request(sock, request)
+                decode = functools.partial(decode_inet, proto=proto, owners=owners, interfaces=interfaces)
                 try:
-                    sockets += decode_inet(dump, proto, owners, seen, interfaces)
+                    sockets += _decoded(dump, request, seen, decode)
                 except DumpFailed as failure:
                     if request is not tcp_request(attempt) or failure.code not in _NO_HANDLER or sockets:
                         raise
@@ -458,6 +524,60 @@ def _dump_protocol(
         if not interrupted:
             break
     return sockets
+
+
+def _decoded(
+    dump: Dump,
+    request: bytes,
+    seen: set[int],
+    decode: Callable[..., list[Socket]],
+) -> list[Socket]:
+    """``decode(messages, seen=, into=)`` of ``dump``; reusing (:func:`reusing`), datagram
+    by datagram, each one as the last read's at its place taken whole (:class:`Reuse`)."""
+    reuse = _REUSE.get()
+    if reuse is None:
+        return decode(dump, seen=seen, into=None)
+    namespace = os.stat("/proc/thread-self/ns/net").st_ino
+    last = reuse.last_dumps.get((namespace, request), [])
+    taken: list[_Datagram] = []
+    reuse.now_dumps[(namespace, request)] = taken
+    stale = reuse.stale
+    sockets: list[Socket] = []
+    for buffer, size in dump.datagrams:
+        raw = bytes(memoryview(buffer)[:size])
+        before = last[len(taken)] if len(taken) < len(last) else None
+        if (
+            before is not None
+            and before.raw == raw
+            and not before.bound
+            and seen.isdisjoint(before.by_cookie)
+            and stale.isdisjoint(before.inodes)
+        ):
+            datagram = before
+            seen.update(before.by_cookie)
+            dump.interrupted = dump.interrupted or before.interrupted
+        else:
+            interrupted = dump.interrupted
+            dump.interrupted = False
+            found, done = dump.split(buffer, size)
+            into: dict[int, tuple[object, Socket]] = {}
+            records = decode(found, seen=seen, into=into)
+            datagram = _Datagram(
+                raw,
+                records,
+                into,
+                frozenset(r.inode for r in records),
+                done,
+                dump.interrupted,
+                any(r.interface is not None for r in records),
+            )
+            dump.interrupted = interrupted or dump.interrupted
+        reuse.now.update(datagram.by_cookie)
+        taken.append(datagram)
+        sockets += datagram.records
+        if datagram.done:
+            return sockets
+    raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
 
 
 # Whether this kernel answers TCPDIAG_GETSOCK (set False at its first refusal).
