@@ -103,10 +103,22 @@ class _Claims:
         self._last: Snapshot | None = None  # the last poll's read
         self._seen: Counter[Hashable] | None = None  # its sockets' identities, counted when first asked
 
-    def polled(self, snapshot: Snapshot) -> None:
-        """A poll read ``snapshot``: what it saw is no longer short-lived when it goes."""
+    def polled(self, snapshot: Snapshot, since: Diff | None = None) -> None:
+        """A poll read ``snapshot``: what it saw is no longer short-lived when it goes.
+
+        ``since``: the whole difference from the last poll's read, by which the identities
+        counted already are brought up to date (counting 100k sockets again at every poll
+        that hears a close would cost more than the poll's read).
+        """
         self._last = snapshot
-        self._seen = None
+        seen = self._seen
+        if seen is None or since is None:
+            self._seen = None
+            return
+        seen.subtract(_key(s) for s in since.closed if s.proto in DESTROY_GROUPS)
+        seen.subtract(_key(c.old) for c in since.changed if c.old.proto in DESTROY_GROUPS)
+        seen.update(_key(s) for s in since.opened if s.proto in DESTROY_GROUPS)
+        seen.update(_key(c.new) for c in since.changed if c.new.proto in DESTROY_GROUPS)
 
     def unseen(self, sock: Socket) -> bool:
         """Whether no poll saw the destroyed ``sock``: it opened and closed since the last one.
@@ -387,7 +399,7 @@ class Watch:
             if listener is not None:
                 # What came in during the read belongs to this poll.
                 destroyed += (e.socket for e in listener.wait(0) if isinstance(e, Destroyed))
-            result = diff(previous, current)
+            result = whole = diff(previous, current)
             short = [s for s in claims.short_lived(result, destroyed) if self._wanted(s)]
             destroyed = []
             result = self._narrowed(result)
@@ -399,7 +411,7 @@ class Watch:
             self._count(result, short)
             yield Report(stamp, diff=result, short_lived=tuple(short), namespaces=self._namespaces)
             previous = current
-            claims.polled(current)
+            claims.polled(current, whole)
 
     def _sections(self, sections: Snapshot) -> tuple[Snapshot, Report]:
         """Interfaces and routes read again, and what changed since ``sections``."""

@@ -7,6 +7,7 @@ import functools
 import itertools
 import struct
 from collections.abc import Mapping
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,15 +104,25 @@ def _read_datagrams(
     datagrams: list[tuple[bytes, int]],
     owners: Mapping[int, tuple[Process, ...]] = OWNERS,
     names: Mapping[int, str] = NAMES,
+    decoded: list[int] | None = None,
 ) -> list[Socket] | str:
-    """A read through the dump's own path (sockets._decoded), reusing."""
+    """A read through the dump's own path (sockets._decoded), reusing; ``decoded`` gets the
+    number of messages handed to the decoder, a call an item."""
     if name == "unix":
-        decode = functools.partial(netlink.decode_unix, owners=owners)
+        inner = functools.partial(netlink.decode_unix, owners=owners)
     else:
-        decode = functools.partial(netlink.decode_inet, proto="tcp", owners=owners, interfaces=names)
+        inner = functools.partial(netlink.decode_inet, proto="tcp", owners=owners, interfaces=names)
+
+    def decode(messages: framing.Messages, **kwargs: Any) -> list[Socket]:
+        found = list(messages)
+        if decoded is not None:
+            decoded.append(len(found))
+        return inner(found, **kwargs)
+
     with netlink.reusing(reuse):
         try:
-            return netlink._decoded(framing.Dump(datagrams), name.encode(), set(), decode)
+            cookie_at = netlink._UNIX_COOKIE_AT if name == "unix" else netlink._INET_COOKIE_AT
+            return netlink._decoded(framing.Dump(datagrams), name.encode(), set(), decode, cookie_at)
         except framing.DumpFailed as err:
             return f"DumpFailed {err.code}"
 
@@ -181,3 +192,42 @@ def test_any_datagram_changed_reads_as_from_nothing(
     except framing.DumpFailed:
         datagrams = [(bytes(changed), len(changed))]
     assert _read_datagrams(reuse, name, datagrams) == _read(name, bytes(changed), OWNERS)
+
+
+def test_a_stretch_moved_by_a_socket_gone_or_come_is_found() -> None:
+    """A socket gone from the front of the dump moves every later message, and the kernel
+    packs the rest into datagrams cut elsewhere: each is still a stretch of the last dump,
+    and stands for its records (none decoded). One come at the front: the same, after it."""
+    for name, data in DUMPS.items():
+        bounds = [offset for _, _, offset, _ in framing.pure_messages(data, len(data))]
+        reuse = netlink.Reuse()
+        first = _read_datagrams(reuse, name, _datagrams(data, 3))
+        assert isinstance(first, list)
+        gone = data[bounds[1] :]  # the first socket closed
+        decoded: list[int] = []
+        second = _read_datagrams(reuse, name, _datagrams(gone, 4), decoded=decoded)
+        assert second == _read(name, gone, OWNERS)
+        assert isinstance(second, list) and all(a is b for a, b in zip(first[1:], second, strict=True))
+        assert sum(decoded) == 0, decoded  # not one message decoded
+        come = data[: bounds[1]] + gone  # it again: a socket that came (a record made anew)
+        decoded.clear()
+        third = _read_datagrams(reuse, name, _datagrams(come, 2), decoded=decoded)
+        assert third == _read(name, come, OWNERS)
+        assert isinstance(third, list) and all(a is b for a, b in zip(second, third[1:], strict=True))
+        assert decoded == [1]  # its own message alone
+
+
+def test_a_socket_changed_costs_its_own_message() -> None:
+    """One message changed in the middle of a datagram (a queue grew): that message is decoded,
+    the runs before and after it are taken."""
+    for name, data in DUMPS.items():
+        messages = framing.pure_messages(data, len(data))
+        reuse = netlink.Reuse()
+        _read_datagrams(reuse, name, _datagrams(data, 1))
+        middle = messages[len(messages) // 2]
+        changed = bytearray(data)
+        changed[middle[3] - 1] ^= 0xFF  # the last byte of its last attribute
+        decoded: list[int] = []
+        again = _read_datagrams(reuse, name, _datagrams(bytes(changed), 1), decoded=decoded)
+        assert again == _read(name, bytes(changed), OWNERS)
+        assert decoded == [1], decoded

@@ -12,6 +12,8 @@ what pyroute2 loses: it reads UNIX_DIAG_NAME as a C string, so an abstract name
 from __future__ import annotations
 
 import array
+import bisect
+import dataclasses
 import errno
 import functools
 import os
@@ -22,7 +24,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from socket import AF_INET, AF_INET6, AF_UNIX, inet_ntop
-from typing import NamedTuple
 
 from ... import _pyroute2 as pyroute2
 from ..._accel import speedups
@@ -48,6 +49,7 @@ from .framing import (
     U32,
     Dump,
     DumpFailed,
+    Message,
     Messages,
     attributes,
     open_dump_socket,
@@ -96,6 +98,9 @@ _V6ONLY_STATES = frozenset({7, 10})  # TCP_CLOSE, TCP_LISTEN
 _V6ONLY_HEADER = (5, INET_DIAG_SKV6ONLY)  # struct nlattr of a u8
 # nlmsghdr + struct unix_diag_msg: family, type, state, ino, cookie.
 _UNIX_MSG = struct.Struct("=16xxBBxIQ")
+# Where a message (header included) holds its socket's cookie: inet_diag_msg, unix_diag_msg.
+_INET_COOKIE_AT = 60
+_UNIX_COOKIE_AT = 24
 _ATTR = struct.Struct("=HH")
 # The least payload length of the unix_diag attributes read here.
 _UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 4, UNIX_DIAG_RQLEN: 8, UNIX_DIAG_UID: 4}
@@ -127,37 +132,44 @@ class InterfaceNames(dict[int, str]):
         return name
 
 
-class _Datagram(NamedTuple):
-    """One datagram of a dump, as read and as decoded."""
+@dataclasses.dataclass(slots=True)
+class _Stream:
+    """One dump of a read (its datagrams' bytes end to end) and its records, for the next
+    read to find stretches of it again. ``offsets[i]``: where the message of ``records[i]``
+    starts in ``data``; ``clean``: one record a message (no socket repeated, not flagged
+    interrupted), else the next read takes nothing of it whole."""
 
-    raw: bytes
-    records: list[Socket]
-    by_cookie: dict[int, tuple[object, Socket]]  # its records' entries of Reuse.now
-    inodes: frozenset[int]
-    done: bool  # it ended the dump
-    interrupted: bool  # flagged NLM_F_DUMP_INTR
-    bound: bool  # it holds a socket bound to a device (whose name may change)
+    data: bytes = b""
+    offsets: list[int] = dataclasses.field(default_factory=list)
+    ends: list[int] = dataclasses.field(default_factory=list)  # where each record's message ends
+    records: list[Socket] = dataclasses.field(default_factory=list)
+    cookies: list[int] = dataclasses.field(default_factory=list)
+    entries: list[tuple[object, Socket]] = dataclasses.field(default_factory=list)
+    bound: list[int] = dataclasses.field(default_factory=list)  # records bound to a device
+    clean: bool = True
+    where: dict[int, int] | None = None  # cookie -> record (made when first asked)
 
 
 class Reuse:
     """The records of one read, for the next read to take again.
 
     A watch reads every socket each poll, and most are as they were. A datagram of a
-    dump byte for byte as the last read's at the same place (the kernel packs an
-    unchanged table the same way), whose sockets' owners did not change (:attr:`stale`)
-    and that names no device, stands for that read's records as they are: no message
-    of it is decoded. Elsewhere, a record whose message (less its header and timers) is
-    as the last read's, with the same owners and device names, is that read's record
-    object. Either way the differ takes them for unchanged at a glance. Used through
-    :func:`reusing`.
+    dump that is byte for byte a stretch of the last read's dump (the kernel packs an
+    unchanged table the same way; a socket that came or went before it moves the
+    stretch, which is looked for near where it was) stands for that stretch's records
+    as they are, if none of their owners changed (:attr:`stale`) and none is bound to a
+    device: no message of it is decoded. Elsewhere, a record whose message (less its
+    header and timers) is as the last read's, with the same owners and device names, is
+    that read's record object. Either way the differ takes them for unchanged at a
+    glance. Used through :func:`reusing`.
     """
 
     def __init__(self) -> None:
         self.last: dict[int, tuple[object, Socket]] = {}  # cookie -> (message, record)
         self.now: dict[int, tuple[object, Socket]] = {}
-        # (namespace, request) -> the dump's datagrams, in order
-        self.last_dumps: dict[tuple[int, bytes], list[_Datagram]] = {}
-        self.now_dumps: dict[tuple[int, bytes], list[_Datagram]] = {}
+        # (namespace, request) -> the dump, as read
+        self.last_dumps: dict[tuple[int, bytes], _Stream] = {}
+        self.now_dumps: dict[tuple[int, bytes], _Stream] = {}
         #: The inodes whose owners changed since the last read (their records are made again).
         self.stale: set[int] = set()
         # Namespace -> its sock_diag socket, kept from read to read: the kernel's replies then
@@ -502,7 +514,9 @@ def _dump_protocol(
         if proto == "unix":
             request = unix_request(attempt)
             dump = Dump.request(sock, request)
-            sockets += _decoded(dump, request, seen, functools.partial(decode_unix, owners=owners))
+            sockets += _decoded(
+                dump, request, seen, functools.partial(decode_unix, owners=owners), _UNIX_COOKIE_AT
+            )
             interrupted = dump.interrupted
         else:
             requests = (
@@ -514,7 +528,7 @@ def _dump_protocol(
                 dump = Dump.request(sock, request)
                 decode = functools.partial(decode_inet, proto=proto, owners=owners, interfaces=interfaces)
                 try:
-                    sockets += _decoded(dump, request, seen, decode)
+                    sockets += _decoded(dump, request, seen, decode, _INET_COOKIE_AT)
                 except DumpFailed as failure:
                     if request is not tcp_request(attempt) or failure.code not in _NO_HANDLER or sockets:
                         raise
@@ -531,53 +545,191 @@ def _decoded(
     request: bytes,
     seen: set[int],
     decode: Callable[..., list[Socket]],
+    cookie_at: int,
 ) -> list[Socket]:
-    """``decode(messages, seen=, into=)`` of ``dump``; reusing (:func:`reusing`), datagram
-    by datagram, each one as the last read's at its place taken whole (:class:`Reuse`)."""
+    """``decode(messages, seen=, into=)`` of ``dump``; reusing (:func:`reusing`), each run of
+    messages that is byte for byte a run of the last read's dump stands for its records.
+    ``cookie_at``: where a message holds its socket's cookie."""
     reuse = _REUSE.get()
     if reuse is None:
         return decode(dump, seen=seen, into=None)
-    namespace = os.stat("/proc/thread-self/ns/net").st_ino
-    last = reuse.last_dumps.get((namespace, request), [])
-    taken: list[_Datagram] = []
-    reuse.now_dumps[(namespace, request)] = taken
-    stale = reuse.stale
+    key = (os.stat("/proc/thread-self/ns/net").st_ino, request)
+    last = reuse.last_dumps.get(key)
+    if last is not None and not last.clean:
+        last = None
+    now = _Stream()
     sockets: list[Socket] = []
+    raws: list[bytes] = []
+    at = 0  # where the datagram starts in the dump
     for buffer, size in dump.datagrams:
         raw = bytes(memoryview(buffer)[:size])
-        before = last[len(taken)] if len(taken) < len(last) else None
-        if (
-            before is not None
-            and before.raw == raw
-            and not before.bound
-            and seen.isdisjoint(before.by_cookie)
-            and stale.isdisjoint(before.inodes)
-        ):
-            datagram = before
-            seen.update(before.by_cookie)
-            dump.interrupted = dump.interrupted or before.interrupted
+        whole = None if last is None else _stretch(last, raw, 0, size, at, cookie_at, seen, reuse.stale)
+        if last is not None and whole is not None:  # the usual datagram: taken as it stands
+            done = whole[2] + size == len(last.data)  # then NLMSG_DONE, which ends it, is in it
+            pieces: list[_Piece] = [whole]
         else:
             interrupted = dump.interrupted
             dump.interrupted = False
-            found, done = dump.split(buffer, size)
-            into: dict[int, tuple[object, Socket]] = {}
-            records = decode(found, seen=seen, into=into)
-            datagram = _Datagram(
-                raw,
-                records,
-                into,
-                frozenset(r.inode for r in records),
-                done,
-                dump.interrupted,
-                any(r.interface is not None for r in records),
-            )
+            messages, done = dump.split(buffer, size)
+            now.clean = now.clean and not dump.interrupted  # the kernel's tables moved under it
             dump.interrupted = interrupted or dump.interrupted
-        reuse.now.update(datagram.by_cookie)
-        taken.append(datagram)
-        sockets += datagram.records
-        if datagram.done:
+            pieces = (
+                [messages] if last is None else _pieces(last, raw, at, messages, cookie_at, seen, reuse.stale)
+            )
+        for piece in pieces:
+            if isinstance(piece, list):
+                sockets += _made(piece, at, now, decode, seen, reuse)
+            elif last is not None:
+                sockets += _taken(last, piece, at, now, seen, reuse)
+        raws.append(raw)
+        at += size
+        if done:
+            if now.clean:
+                now.data = b"".join(raws)
+                reuse.now_dumps[key] = now
             return sockets
     raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
+
+
+#: A run of messages taken from the last read (its records [first, stop), where the run
+#: starts in that dump and in this datagram), or messages to decode.
+_Piece = tuple[int, int, int, int] | list[Message]
+
+
+def _pieces(
+    last: _Stream,
+    raw: bytes,
+    at: int,
+    messages: list[Message],
+    cookie_at: int,
+    seen: set[int],
+    stale: set[int],
+) -> list[_Piece]:
+    """A datagram's messages as runs taken from ``last`` (:func:`_stretch`) and runs to decode,
+    in order: a socket that changed, came or went costs its own message, not its datagram's."""
+    pieces: list[_Piece] = []
+    run: list[Message] = []
+    end = messages[-1][2] if messages else 0
+    index = 0
+    while index < len(messages):
+        offset = messages[index][1]
+        found = _stretch(last, raw, offset, end, at, cookie_at, seen, stale)
+        if found is None:
+            run.append(messages[index])
+            index += 1
+            continue
+        if run:
+            pieces.append(run)
+            run = []
+        pieces.append(found)
+        index += found[1] - found[0]
+    if run:
+        pieces.append(run)
+    return pieces
+
+
+def _stretch(
+    last: _Stream, raw: bytes, lo: int, hi: int, at: int, cookie_at: int, seen: set[int], stale: set[int]
+) -> tuple[int, int, int, int] | None:
+    """The longest run of ``last``'s records whose messages are byte for byte those of
+    ``raw`` from ``lo`` (a message's start) on, up to ``hi`` (all of it, for a whole
+    datagram: ``hi - lo`` bytes or nothing), as (first, stop, its start in ``last``'s dump,
+    ``lo``); None when the message at ``lo`` is not one of them, or the run is not to take
+    as it stands: a socket this dump showed already, an owner changed (``stale``), a device.
+    The message is looked for where it was, then by its socket's cookie (at ``cookie_at``)."""
+    data, offsets, ends = last.data, last.offsets, last.ends
+    whole = lo == 0 and hi == len(raw)
+    near = at + lo
+    size = int.from_bytes(raw[lo : lo + 4], sys.byteorder) if hi - lo >= 4 else 0
+    if size < cookie_at + 8 or lo + size > hi:
+        return None  # NLMSG_DONE, or no message of a socket
+    message = raw[lo : lo + size]
+    if data[near : near + size] == message:
+        start = near  # where it was: nothing came or went before it
+    else:  # the same socket, by its cookie, wherever it was
+        if last.where is None:
+            last.where = dict(zip(last.cookies, range(len(last.cookies)), strict=True))
+        index = last.where.get(int.from_bytes(message[cookie_at : cookie_at + 8], sys.byteorder))
+        if index is None:
+            return None
+        start = offsets[index]
+        if data[start : start + size] != message:
+            return None
+    first = bisect.bisect_left(offsets, start)
+    if first == len(offsets) or offsets[first] != start:
+        return None  # not a socket's message there (NLMSG_DONE), or inside one
+    if whole:
+        if data[start : start + hi] != raw:
+            return None
+        stop = bisect.bisect_right(ends, start + hi)
+    else:
+        length = _common(raw, lo, data, start, min(hi - lo, len(data) - start))
+        stop = bisect.bisect_right(ends, start + length)
+    if (
+        not seen.isdisjoint(last.cookies[first:stop])
+        or (stale and any(record.inode in stale for record in last.records[first:stop]))
+        or bisect.bisect_left(last.bound, first) != bisect.bisect_left(last.bound, stop)
+    ):
+        return None
+    return first, stop, start, lo
+
+
+def _common(a: bytes, i: int, b: bytes, j: int, limit: int) -> int:
+    """How many bytes ``a`` from ``i`` and ``b`` from ``j`` have in common, ``limit`` at most."""
+    if a[i : i + limit] == b[j : j + limit]:
+        return limit
+    low, high = 0, limit  # a[i:i+low] is common, a[i:i+high] is not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[i + low : i + middle] == b[j + low : j + middle]:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _made(
+    run: list[Message],
+    at: int,
+    now: _Stream,
+    decode: Callable[..., list[Socket]],
+    seen: set[int],
+    reuse: Reuse,
+) -> list[Socket]:
+    """The records of messages decoded; ``now`` takes them, one a message, or is no more clean."""
+    made: dict[int, tuple[object, Socket]] = {}
+    records = decode(run, seen=seen, into=made)
+    reuse.now.update(made)
+    if len(made) != len(run):
+        now.clean = False  # a message repeated a socket
+    elif now.clean:
+        now.bound += [len(now.records) + i for i, r in enumerate(records) if r.interface is not None]
+        now.offsets += [at + offset for _, offset, _ in run]
+        now.ends += [at + end for _, _, end in run]
+        now.records += records
+        now.cookies += made.keys()
+        now.entries += made.values()
+    return records
+
+
+def _taken(
+    last: _Stream, piece: tuple[int, int, int, int], at: int, now: _Stream, seen: set[int], reuse: Reuse
+) -> list[Socket]:
+    """The records of a run of messages as the last read made them; ``now`` takes them."""
+    first, stop, start, lo = piece
+    records = last.records[first:stop]
+    cookies = last.cookies[first:stop]
+    entries = last.entries[first:stop]
+    seen.update(cookies)
+    reuse.now.update(zip(cookies, entries, strict=True))
+    if now.clean:
+        moved = at + lo - start
+        now.offsets += [offset + moved for offset in last.offsets[first:stop]]
+        now.ends += [end + moved for end in last.ends[first:stop]]
+        now.records += records
+        now.cookies += cookies
+        now.entries += entries
+    return records
 
 
 # Whether this kernel answers TCPDIAG_GETSOCK (set False at its first refusal).
