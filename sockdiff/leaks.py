@@ -576,7 +576,7 @@ def _wanted_port(error: OSError) -> int | None:
     while innermost.tb_next is not None:
         innermost = innermost.tb_next
     address = _called_with(innermost.tb_frame, innermost.tb_lasti)
-    if isinstance(address, tuple) and len(address) >= 2 and _is_port(address[1]):
+    if type(address) is tuple and len(address) >= 2 and _is_port(address[1]):
         return address[1]
     return None
 
@@ -624,14 +624,14 @@ def _plain_value(node: ast.expr, names: Mapping[str, object]) -> object:
         return names.get(node.id, _UNREAD)
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
         value = inspect.getattr_static(names[node.value.id], node.attr, _UNREAD)
-        return _UNREAD if callable(value) or hasattr(value, "__get__") else value
+        return value if type(value) is tuple else _UNREAD  # an address as stored; nothing runs
     if isinstance(node, ast.Tuple):
         return tuple(_plain_value(element, names) for element in node.elts)
     return _UNREAD
 
 
 def _is_port(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+    return type(value) is int and 0 < value < 65536  # exactly an int: no subclass's code runs
 
 
 def port_holders(port: int | None, opened_in: Mapping[int, Window] | None = None) -> tuple[PortHolder, ...]:
