@@ -723,9 +723,9 @@ def _taken(
     seen.update(cookies)
     reuse.now.update(zip(cookies, entries, strict=True))
     if now.clean:
-        moved = at + lo - start
-        now.offsets += [offset + moved for offset in last.offsets[first:stop]]
-        now.ends += [end + moved for end in last.ends[first:stop]]
+        moved = at + lo - start  # where the run moved (the sockets that came or went before it)
+        now.offsets += map(moved.__add__, last.offsets[first:stop]) if moved else last.offsets[first:stop]
+        now.ends += map(moved.__add__, last.ends[first:stop]) if moved else last.ends[first:stop]
         now.records += records
         now.cookies += cookies
         now.entries += entries
