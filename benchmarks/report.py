@@ -192,11 +192,17 @@ def typer_floor(empty: Stage) -> dict[str, Any]:
     """The empty-namespace goal's floor: a typer app with the snapshot command's options and no
     work (typer_floor.py), over ``ss``, run by run in turn with the goal's own pair."""
     floor = empty.startup.get("typer")
-    _, ss = empty.series["netlink"]
+    sockdiff, ss = empty.series["netlink"]
     if floor is None or floor.error or ss.error:
         return {"typer_floor": None}
     ratios = [a / b for a, b in zip(floor.walls, ss.walls, strict=False)]
-    return {"typer_floor": floor.to_json(), "typer_floor_ratio": median(ratios)}
+    # What sockdiff adds to the floor, run by run (its modules, pyroute2, msgspec, the work).
+    above = [a - b for a, b in zip(sockdiff.walls, floor.walls, strict=False)]
+    return {
+        "typer_floor": floor.to_json(),
+        "typer_floor_ratio": median(ratios),
+        "above_floor_s": None if sockdiff.error else median(above),
+    }
 
 
 def growth(stages: Sequence[Stage]) -> list[dict[str, Any]]:
@@ -384,10 +390,12 @@ def _floor_line(results: Results) -> str:
     floor, ratio = empty.detail.get("typer_floor"), empty.detail.get("typer_floor_ratio")
     if not floor or ratio is None:
         return "\nThe floor of the empty-namespace goal (`benchmarks/typer_floor.py`): not measured."
+    above = empty.detail.get("above_floor_s")
     return (
         f"\nThe floor of the empty-namespace goal: a typer app with the snapshot command's options and "
         f"no work (`benchmarks/typer_floor.py`) takes {fmt(floor['median_s'], 's')}, {ratio:.2f}x `ss` "
-        "(the interpreter, typer imported, one command built and its options parsed)."
+        "(the interpreter, typer imported, one command built and its options parsed)"
+        + ("." if above is None else f"; sockdiff's netlink snapshot takes {above * 1000:.1f} ms more.")
     )
 
 

@@ -4,8 +4,12 @@ Errors end here: a :class:`SockdiffError` or a usage mistake becomes one line on
 stderr and exit code 2. Reports go to stdout, diagnostics to stderr.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: typer reads each command's
+# annotations, and strings it evaluates one by one (twice: for the signature and
+# for the type hints) when the command is built, on every run (~1.6 ms of a
+# snapshot's start, more for --help). Written as expressions they are evaluated
+# once, while the module loads; annotations naming what is imported only for
+# type checking are quoted.
 import contextlib
 import copy
 import dataclasses
@@ -21,13 +25,13 @@ import typer
 
 from ._version import __version__
 from .errors import SockdiffError, UsageError, WriteError
-from .model import PROTOS, Socket
 
 if TYPE_CHECKING:
     from .config import Defaults
     from .differ import Diff
     from .formats import Format, ListingChoice, RunChoice
     from .leaks import LeakEngine
+    from .model import Socket
     from .output import Inputs
     from .sources import TextOptions
 
@@ -87,11 +91,13 @@ Unix = Annotated[bool, typer.Option("--unix", "-x", help="UNIX sockets.")]
 
 
 def _protos(tcp: bool, udp: bool, raw: bool, unix: bool) -> tuple[str, ...]:
+    from .model import PROTOS  # the schema (and msgspec) is loaded by the commands that use it
+
     chosen = tuple(p for p, wanted in zip(PROTOS, (tcp, udp, raw, unix), strict=True) if wanted)
     return chosen or PROTOS
 
 
-def _where(words: Sequence[str]) -> Callable[[Socket], bool] | None:
+def _where(words: Sequence[str]) -> "Callable[[Socket], bool] | None":
     if not words:
         return None
     from .filter import compile_filter
@@ -154,7 +160,6 @@ def snapshot(
     """Take a snapshot (sockets, interfaces, routes); without -o it goes into the store, its path printed."""
     from .acquire import take
     from .snapshots import save
-    from .sources import TextOptions, open_source
 
     if output is not None and name is not None:
         _fail("give either -o PATH or --name NAME, not both")
@@ -168,6 +173,8 @@ def snapshot(
             store.check_name(name)  # before the snapshot is taken, not after
         held = store.opened(create=True)  # a store that cannot be made is said before the work
     if source is not None:
+        from .sources import TextOptions, open_source  # only --from reads a source
+
         if filter_words or sections is not None or tcp or udp or raw or unix or backend != "auto":
             _fail("--from converts a source whole: it takes no filter, --sections, protocol or --backend")
         taken = open_source(
@@ -411,13 +418,13 @@ def _kernel_counters(netns: str | None) -> dict[str, int]:
 def _show_network(
     source: str,
     netns: str | None,
-    chosen: ListingChoice,
+    chosen: "ListingChoice",
     section: Literal["interfaces", "routes"],
     families: set[str],
     table: str | None,
     everything: bool,
     header: bool,
-    text_options: TextOptions,
+    text_options: "TextOptions",
     all_netns: bool = False,
 ) -> None:
     """show -i / --route: one section of a snapshot or of the live system, netstat-like."""
@@ -581,7 +588,7 @@ def compare(
         raise typer.Exit(1)
 
 
-def _check_reports(extra: Sequence[tuple[Format, str]], read: Inputs, stdout_is: str) -> None:
+def _check_reports(extra: "Sequence[tuple[Format, str]]", read: "Inputs", stdout_is: str) -> None:
     """Refuse, before any is written, a --report on standard output, on an input, or twice on a file."""
     from .output import Target, check_target, names_standard_output
 
@@ -598,7 +605,7 @@ def _check_reports(extra: Sequence[tuple[Format, str]], read: Inputs, stdout_is:
 
 
 def _write_reports(
-    extra: Sequence[tuple[Choice, str]], render: Callable[[Choice], str], read: Inputs
+    extra: "Sequence[tuple[Choice, str]]", render: "Callable[[Choice], str]", read: "Inputs"
 ) -> bool:
     """Write each --report (``render``: its text in a format); whether one could not be written.
 
@@ -620,13 +627,13 @@ def _write_reports(
     return unwritten
 
 
-def _write_text(path: str, text: str, *, append: bool = False, read: Inputs | None = None) -> None:
+def _write_text(path: str, text: str, *, append: bool = False, read: "Inputs | None" = None) -> None:
     from .output import write_file
 
     write_file(path, text.encode(), append=append, read=read)
 
 
-def _read_files(result: Diff) -> Inputs:
+def _read_files(result: "Diff") -> "Inputs":
     """The files a comparison read (standard input too): no report may land on one."""
     from .output import inputs
     from .sources import LIVE
@@ -635,7 +642,7 @@ def _read_files(result: Diff) -> Inputs:
     return inputs("-" if origin == "<stdin>" else origin for origin in origins)
 
 
-def _report_target(text: str, formats: tuple[Choice, ...]) -> tuple[Choice, str]:
+def _report_target(text: str, formats: "tuple[Choice, ...]") -> "tuple[Choice, str]":
     """``--report FORMAT=PATH``, FORMAT one of ``formats``."""
     from .formats import parse_format
 
@@ -645,7 +652,7 @@ def _report_target(text: str, formats: tuple[Choice, ...]) -> tuple[Choice, str]
     return parse_format(name, formats), path
 
 
-def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defaults:
+def _defaults(defaults: "Defaults", ignore_used: bool, fail_on_used: bool) -> "Defaults":
     """Say on stderr which configs were skipped, and which one changes what is ignored or counted."""
     from .formats.notation import escape
 
@@ -664,7 +671,7 @@ def _defaults(defaults: Defaults, ignore_used: bool, fail_on_used: bool) -> Defa
     return defaults
 
 
-def _expressions(values: Sequence[str] | None, defaults: Defaults | None) -> list[str]:
+def _expressions(values: Sequence[str] | None, defaults: "Defaults | None") -> list[str]:
     """``--ignore`` (with the project's ``defaults``) or ``--only``, as :func:`_ignored` takes
     them, but as expressions, checked here: compare compiles them again where ``netns
     LABEL`` resolves among its snapshots' namespaces."""
@@ -677,7 +684,7 @@ def _expressions(values: Sequence[str] | None, defaults: Defaults | None) -> lis
     return texts
 
 
-def _ignored(values: Sequence[str] | None, defaults: Defaults) -> Callable[[Socket], bool] | None:
+def _ignored(values: Sequence[str] | None, defaults: "Defaults") -> "Callable[[Socket], bool] | None":
     """``--ignore``: the project's list unless given; given, it replaces the list.
 
     An empty expression adds nothing, so ``--ignore ''`` alone clears the list.
@@ -875,7 +882,7 @@ def run_command(
     raise typer.Exit(result.exit_code or (2 if unwritten else 1 if result.leaks else 0))
 
 
-def _stop_leftovers(engine: LeakEngine) -> None:
+def _stop_leftovers(engine: "LeakEngine") -> None:
     """``run --kill``: stop what the tree left running, and say so, a line a process."""
     import signal
 

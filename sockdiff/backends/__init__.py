@@ -59,7 +59,6 @@ def _netlink_sockets(
     protos: Sequence[str], owners: Owners, net_dir: str, sources: dict[str, str]
 ) -> list[Socket]:
     from .netlink import sockets as sock_diag
-    from .proc import sockets as proc_sockets
 
     sockets: list[Socket] = []
     with sock_diag.dump_socket() as sock:
@@ -68,7 +67,10 @@ def _netlink_sockets(
                 sockets += sock_diag.read_protocol(sock, proto, owners)
                 sources[proto] = "netlink"
             except sock_diag.NoHandler:
-                # As ss does: a protocol sock_diag cannot dump is read from /proc.
+                # As ss does: a protocol sock_diag cannot dump is read from /proc
+                # (imported only then: most netlink snapshots never need it).
+                from .proc import sockets as proc_sockets
+
                 sockets += proc_sockets.read_protocol(proto, owners, net_dir)
                 sources[proto] = "proc"
     return sockets

@@ -81,6 +81,11 @@ def test_netlink_decoder_reads_every_socket_exactly() -> None:
     assert len(sockets) == len(inet_or_unix)
 
 
+def test_port_table_is_ntohs() -> None:
+    # The pure-Python decoder reads ports through this table, built from bytes.
+    assert list(netlink._PORTS) == [socket.ntohs(port) for port in range(65536)]
+
+
 def test_both_decoders_agree_on_awkward_unix_names() -> None:
     names = {e["local"]["path"] for e in EXPECTED if e["name"].startswith("awkward_")}
     assert any("\n" in n for n in names) and any("\\xe9" in n for n in names)

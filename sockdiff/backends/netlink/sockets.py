@@ -104,11 +104,16 @@ _UNIX_COOKIE_AT = 24
 _ATTR = struct.Struct("=HH")
 # The least payload length of the unix_diag attributes read here.
 _UNIX_ATTR_SIZES = {UNIX_DIAG_PEER: 4, UNIX_DIAG_RQLEN: 8, UNIX_DIAG_UID: 4}
-# Every 16-bit value byte-swapped where the host is little-endian: ntohs as a
-# lookup, built in C (65,536 ntohs calls would add ~6 ms to every start).
-_PORTS = array.array("H", range(65536))
-if sys.byteorder == "little":
-    _PORTS.byteswap()
+# ntohs as a lookup: entry i is i read in network order. Its memory is every
+# 16-bit value in big-endian order, high bytes at even offsets and low bytes at
+# odd ones, read natively (swapped where the host is little-endian, i itself
+# where it is big-endian). Built from two byte strings: range(65536) made into
+# an array costs ~2.5 ms of every start, and 65,536 ntohs calls ~6 ms.
+_PORT_BYTES = bytearray(2 * 65536)
+_PORT_BYTES[0::2] = b"".join(bytes((high,)) * 256 for high in range(256))
+_PORT_BYTES[1::2] = bytes(range(256)) * 256
+_PORTS = array.array("H", _PORT_BYTES)
+del _PORT_BYTES
 _U32_PAIR = struct.Struct("=II")
 
 
