@@ -25,6 +25,7 @@ carries its namespace, which is part of its identity here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import operator
@@ -221,7 +222,10 @@ class Watch:
         self.deaf: str | None = None
         self._listener: Listener | None = None
         self._owners = OwnerTracker() if processes else None
-        self._inodes: set[int] = set()  # the sockets of the last read, by inode
+        # The sockets of the last read, by inode (None: not counted, see _inodes_of), and how many.
+        self._inodes: set[int] | None = set()
+        self._last: Sequence[Socket] = ()
+        self._last_count: int | None = None
         self._namespaces: tuple[Namespace, ...] | None = None  # those of the last read (all_netns)
         self._held_netns: dict[int, str] = {}  # namespaces descriptors hold: inode -> path
         #: Namespaces of the last read not listened to: no descriptors left (RLIMIT_NOFILE) for their
@@ -240,7 +244,8 @@ class Watch:
         # Namespaces held only by a descriptor: as the owner tracker last saw them; until it has
         # read the processes once, and without it, the read looks through every descriptor.
         held = tracker.held_netns if tracker is not None and tracker.processes_read else None
-        with reusing(self._reuse):
+        # Only the sockets' reads are what the next one takes records from.
+        with reusing(self._reuse) if "sockets" in sections else contextlib.nullcontext():
             taken = take(
                 backend=self.backend,
                 netns=self.netns,
@@ -261,13 +266,26 @@ class Watch:
         if tracker is None or taken.sockets is None:
             return taken
         # Owners read after the sockets, and only as far as the sockets changed: the
-        # tracker hears which came and went (set operations here, no loop over every
-        # socket there); records whose holders the update changed are made again.
-        now = set(map(_INODE, sockets))
-        now.discard(0)
-        last = self._inodes
-        self._inodes = now
-        changed = tracker.follow(now - last, last - now)
+        # tracker hears which came and went; records whose holders the update changed are
+        # made again. Which came and went is told by the records the read made and those of
+        # the last it did not take again (sets of a few), else by every socket's inode.
+        delta = self._reuse.delta(len(sockets), self._last_count)
+        self._last_count = len(sockets)
+        if delta is not None:
+            made = set(map(_INODE, delta[0]))
+            gone = set(map(_INODE, delta[1]))
+            came, went = made - gone, gone - made
+            self._inodes = None
+        else:
+            now = set(map(_INODE, sockets))
+            now.discard(0)
+            last = self._inodes if self._inodes is not None else self._inodes_of(self._last)
+            self._inodes = now
+            came, went = now - last, last - now
+        came.discard(0)
+        went.discard(0)
+        self._last = sockets
+        changed = tracker.follow(came, went)
         self._reuse.stale |= changed  # the next read makes their records again
         if not changed:
             return taken
@@ -279,6 +297,12 @@ class Watch:
                 replace(s, processes=owners.get(s.inode, ())) if s.inode in changed else s for s in sockets
             ),
         )
+
+    @staticmethod
+    def _inodes_of(sockets: Sequence[Socket]) -> set[int]:
+        inodes = set(map(_INODE, sockets))
+        inodes.discard(0)
+        return inodes
 
     def _follow_namespaces(self, namespaces: tuple[Namespace, ...]) -> None:
         """Listen in each namespace of a read, and no more in those gone; as many as the

@@ -30,26 +30,44 @@ class _Names(dict[int, str]):
 NAMES = _Names()
 
 
-def _read(name: str, data: bytes, owners: Mapping[int, tuple[Process, ...]]) -> list[Socket] | str:
+Entries = dict[int, tuple[object, Socket]]
+
+
+def _read(
+    name: str,
+    data: bytes,
+    owners: Mapping[int, tuple[Process, ...]],
+    into: Entries | None = None,
+    known: Entries | None = None,
+) -> list[Socket] | str:
     dump = framing.Dump([(data, len(data))])
     try:
         if name == "unix":
-            return netlink.decode_unix(dump, owners, set())
-        return netlink.decode_inet(dump, "tcp", owners, set(), NAMES)
+            return netlink.decode_unix(dump, owners, set(), into=into, known=known)
+        return netlink.decode_inet(dump, "tcp", owners, set(), NAMES, into=into, known=known)
     except framing.DumpFailed as err:
         return f"DumpFailed {err.code}"
 
 
+class _Entries:
+    """The decoders' entries of one read, for the next (what ``into`` gives, ``known`` takes)."""
+
+    def __init__(self) -> None:
+        self.last: Entries = {}
+
+
 def _read_reusing(
-    reuse: netlink.Reuse, name: str, data: bytes, owners: Mapping[int, tuple[Process, ...]] = OWNERS
+    reuse: _Entries, name: str, data: bytes, owners: Mapping[int, tuple[Process, ...]] = OWNERS
 ) -> list[Socket] | str:
-    with netlink.reusing(reuse):
-        return _read(name, data, owners)
+    now: Entries = {}
+    read = _read(name, data, owners, into=now, known=reuse.last)
+    reuse.last = now
+    return read
 
 
 def test_a_second_read_takes_the_first_reads_records() -> None:
     for name, data in DUMPS.items():
-        reuse = netlink.Reuse()
+        reuse = _Entries()
         first, second = _read_reusing(reuse, name, data), _read_reusing(reuse, name, data)
         assert isinstance(first, list) and isinstance(second, list) and first
         assert first == second == _read(name, data, OWNERS)
@@ -62,7 +80,7 @@ def test_a_second_read_takes_the_first_reads_records() -> None:
 
 def test_owners_that_changed_make_the_record_again() -> None:
     for name, data in DUMPS.items():
-        reuse = netlink.Reuse()
+        reuse = _Entries()
         first = _read_reusing(reuse, name, data)
         assert isinstance(first, list)
         inode = next(s.inode for s in first if s.inode and s.processes)
@@ -86,7 +104,7 @@ def test_any_bytes_changed_read_as_from_nothing(name: str, edits: list[tuple[int
     changed = bytearray(data)
     for position, value in edits:
         changed[position % len(data)] = value
-    reuse = netlink.Reuse()
+    reuse = _Entries()
     _read_reusing(reuse, name, data)
     assert _read_reusing(reuse, name, bytes(changed)) == _read(name, bytes(changed), OWNERS)
 
@@ -231,3 +249,42 @@ def test_a_socket_changed_costs_its_own_message() -> None:
         again = _read_datagrams(reuse, name, _datagrams(bytes(changed), 1), decoded=decoded)
         assert again == _read(name, bytes(changed), OWNERS)
         assert decoded == [1], decoded
+
+
+def _inodes(records: list[Socket]) -> set[int]:
+    return {s.inode for s in records} - {0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(sorted(DUMPS)),
+    dropped=st.sets(st.integers(0, 200), max_size=3),
+    edits=st.lists(st.tuples(st.integers(0), st.integers(0, 255)), max_size=2),
+    parts=st.integers(1, 4),
+)
+def test_the_delta_names_every_socket_that_came_or_went(
+    name: str, dropped: set[int], edits: list[tuple[int, int]], parts: int
+) -> None:
+    """What watch feeds its owner tracker: the inodes that came and went, told by
+    Reuse.delta (the records a read made, those of the last it did not take), are those
+    of every socket of the two reads compared, whatever was dropped or changed."""
+    data = DUMPS[name]
+    messages = framing.pure_messages(data, len(data))
+    gone = {d % len(messages) for d in dropped}
+    kept = [m for i, m in enumerate(messages) if i not in gone]
+    second = bytearray(b"".join(data[offset:end] for _, _, offset, end in kept) + data[messages[-1][3] :])
+    bounds = framing.pure_messages(bytes(second), len(second))
+    for position, value in edits:  # within a message, past its header: the framing stays
+        _, _, offset, end = bounds[position % len(bounds)]
+        second[offset + 16 + position % (end - offset - 16)] = value
+    reuse = netlink.Reuse()
+    first = _read_datagrams(reuse, name, _datagrams(data, parts))
+    assert isinstance(first, list)
+    assert reuse.delta(len(first), None) is None  # no read before it
+    again = _read_datagrams(reuse, name, _datagrams(bytes(second), parts))
+    delta = reuse.delta(len(again), len(first)) if isinstance(again, list) else None
+    if delta is None:  # a dump that does not parse, or not clean: watch compares every inode
+        return
+    assert isinstance(again, list)
+    made, gone = _inodes(delta[0]), _inodes(delta[1])
+    assert (made - gone, gone - made) == (_inodes(again) - _inodes(first), _inodes(first) - _inodes(again))

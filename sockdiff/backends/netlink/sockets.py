@@ -153,6 +153,7 @@ class _Stream:
     bound: list[int] = dataclasses.field(default_factory=list)  # records bound to a device
     clean: bool = True
     where: dict[int, int] | None = None  # cookie -> record (made when first asked)
+    carried: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # records the next read took
 
 
 class Reuse:
@@ -166,12 +167,10 @@ class Reuse:
     device: no message of it is decoded. Elsewhere, a record whose message (less its
     header and timers) is as the last read's, with the same owners and device names, is
     that read's record object. Either way the differ takes them for unchanged at a
-    glance. Used through :func:`reusing`.
+    glance. Used through :func:`reusing`; :meth:`delta` says which records came and went.
     """
 
     def __init__(self) -> None:
-        self.last: dict[int, tuple[object, Socket]] = {}  # cookie -> (message, record)
-        self.now: dict[int, tuple[object, Socket]] = {}
         # (namespace, request) -> the dump, as read
         self.last_dumps: dict[tuple[int, bytes], _Stream] = {}
         self.now_dumps: dict[tuple[int, bytes], _Stream] = {}
@@ -181,6 +180,31 @@ class Reuse:
         # carry the same port id, and an unchanged datagram is byte for byte the last one.
         self.sockets: dict[int, socket.socket] = {}
         self.read: set[int] = set()  # the namespaces this read dumped
+        self.made: list[Socket] = []  # the records this read decoded (not taken whole from the last)
+        self.whole = True  # every dump of this read read once (no attempt given up)
+
+    def delta(self, count: int, last_count: int | None) -> tuple[list[Socket], list[Socket]] | None:
+        """The records this read made (decoded) and the last read's records it did not take
+        again as they stood: every socket that came or went is among them (a record in both
+        lists is one decoded again, unchanged or changed). None where this read or the last
+        had records no kept dump holds (``count``, ``last_count``: how many each read gave;
+        None: the last read is not known): the caller then compares the reads whole.
+        """
+        if (
+            not self.whole
+            or last_count is None
+            or _held(self.now_dumps) != count
+            or _held(self.last_dumps) != last_count
+        ):
+            return None
+        gone: list[Socket] = []
+        for stream in self.last_dumps.values():
+            at = 0
+            for first, stop in sorted(stream.carried):
+                gone += stream.records[at:first]
+                at = max(at, stop)
+            gone += stream.records[at:]
+        return self.made, gone
 
     def close(self) -> None:
         """Close the sockets kept (the watch ends)."""
@@ -192,13 +216,18 @@ class Reuse:
 _REUSE: ContextVar[Reuse | None] = ContextVar("sockdiff_reuse", default=None)
 
 
+def _held(dumps: Mapping[tuple[int, bytes], _Stream]) -> int:
+    return sum(len(stream.records) for stream in dumps.values())
+
+
 @contextmanager
 def reusing(reuse: Reuse) -> Iterator[None]:
-    """The decoders, in the body (one read), take again the records of ``reuse``'s last read."""
-    if reuse.now:
-        reuse.last, reuse.now = reuse.now, {}
+    """The decoders, in the body (one read of the sockets), take again the records of
+    ``reuse``'s last read."""
     reuse.last_dumps, reuse.now_dumps = reuse.now_dumps, {}
     reuse.read = set()
+    reuse.made = []
+    reuse.whole = True
     token = _REUSE.set(reuse)
     try:
         yield
@@ -367,22 +396,22 @@ def decode_inet(
     seen: set[int],
     interfaces: Mapping[int, str] | None = None,
     into: dict[int, tuple[object, Socket]] | None = None,
+    known: Mapping[int, tuple[object, Socket]] | None = None,
 ) -> list[Socket]:
     """Records from inet_diag replies; ``seen`` holds the cookies already decoded.
 
     A dump can repeat a socket while the tables churn; the socket cookie tells.
     ``interfaces`` names the devices sockets are bound to (default: looked up
-    in the calling thread's namespace). Reusing (:func:`reusing`), each record's entry
-    goes into ``into`` (default: the read's :attr:`Reuse.now`).
+    in the calling thread's namespace). Given ``into``, each record's entry (its
+    fields, less the timers, and the record) goes into it by cookie; ``known``: entries
+    of a last read by cookie, whose record is taken again where the entry is as it was.
     """
     sock_type = INET_TYPES[proto]
     states = TCP_STATES
     names = InterfaceNames() if interfaces is None else interfaces
     addresses: dict[bytes, str] = {}
     fast = _fast_inet_fields
-    reuse = _REUSE.get()
-    last = reuse.last if reuse is not None else {}
-    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
+    last = {} if known is None else known
     sockets = []
     for buffer, offset, end in messages:
         fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
@@ -392,7 +421,7 @@ def decode_inet(
         if cookie in seen:
             continue
         seen.add(cookie)
-        if reuse is not None:
+        if into is not None:
             # Every field but the timers: a record whose fields, owners and device name
             # are the last read's is that read's record.
             before = last.get(cookie)
@@ -402,7 +431,7 @@ def decode_inet(
                 and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
                 and (not index or before[1].interface == names[index])  # a device renamed since
             ):
-                now[cookie] = before
+                into[cookie] = before
                 sockets.append(before[1])
                 continue
         sockets.append(
@@ -422,8 +451,8 @@ def decode_inet(
                 v6only,
             )
         )
-        if reuse is not None:
-            now[cookie] = (fields, sockets[-1])
+        if into is not None:
+            into[cookie] = (fields, sockets[-1])
     return sockets
 
 
@@ -432,8 +461,9 @@ def decode_unix(
     owners: Mapping[int, tuple[Process, ...]],
     seen: set[int],
     into: dict[int, tuple[object, Socket]] | None = None,
+    known: Mapping[int, tuple[object, Socket]] | None = None,
 ) -> list[Socket]:
-    """Records from unix_diag replies (``into`` as :func:`decode_inet`'s).
+    """Records from unix_diag replies (``into`` and ``known`` as :func:`decode_inet`'s).
 
     unix_diag reports sk_state, named by :data:`~sockdiff.model.UNIX_DIAG_STATES`
     as the proc backend names /proc/net/unix's rows.
@@ -443,9 +473,7 @@ def decode_unix(
     unix_states = UNIX_DIAG_STATES
     unpack_u32 = U32.unpack_from
     unpack_pair = _U32_PAIR.unpack_from
-    reuse = _REUSE.get()
-    last = reuse.last if reuse is not None else {}
-    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
+    last = {} if known is None else known
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _UNIX_MSG.size:
@@ -455,7 +483,7 @@ def decode_unix(
             continue
         seen.add(cookie)
         message = None
-        if reuse is not None:
+        if into is not None:
             message = bytes(buffer[offset + 16 : end])  # no timers in unix_diag
             before = last.get(cookie)
             if (
@@ -463,7 +491,7 @@ def decode_unix(
                 and before[0] == message
                 and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
             ):
-                now[cookie] = before
+                into[cookie] = before
                 sockets.append(before[1])
                 continue
         name = None
@@ -495,8 +523,8 @@ def decode_unix(
                 owners,
             )
         )
-        if reuse is not None:
-            now[cookie] = (message, sockets[-1])
+        if into is not None:
+            into[cookie] = (message, sockets[-1])
     return sockets
 
 
@@ -512,7 +540,10 @@ def _dump_protocol(
     table that never stops churning still gets a snapshot, as ss gives one.
     """
     sockets: list[Socket] = []
+    reuse = _REUSE.get()
     for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1 and reuse is not None:
+            reuse.whole = False  # records made or taken by an attempt given up: no delta
         seen: set[int] = set()
         sockets = []
         interrupted = False
@@ -538,6 +569,8 @@ def _dump_protocol(
                     if request is not tcp_request(attempt) or failure.code not in _NO_HANDLER or sockets:
                         raise
                     _TCP_BOTH_FAMILIES[0] = False  # a kernel without the older request: one a family
+                    if reuse is not None:
+                        reuse.whole = False
                     return _dump_protocol(sock, proto, owners, interfaces)
                 interrupted = interrupted or dump.interrupted
         if not interrupted:
@@ -566,6 +599,7 @@ def _decoded(
     sockets: list[Socket] = []
     raws: list[bytes] = []
     at = 0  # where the datagram starts in the dump
+    moved = 0  # how far the last run taken moved since the last read (sockets came or went before it)
     for buffer, size in dump.datagrams:
         raw = bytes(memoryview(buffer)[:size])
         whole = None if last is None else _stretch(last, raw, 0, size, at, cookie_at, seen, reuse.stale)
@@ -583,9 +617,11 @@ def _decoded(
             )
         for piece in pieces:
             if isinstance(piece, list):
-                sockets += _made(piece, at, now, decode, seen, reuse)
+                known = None if last is None else _known(last, piece, at - moved, cookie_at)
+                sockets += _made(piece, at, now, decode, seen, reuse, known)
             elif last is not None:
-                sockets += _taken(last, piece, at, now, seen, reuse)
+                sockets += _taken(last, piece, at, now, seen)
+                moved = at + piece[3] - piece[2]
         raws.append(raw)
         at += size
         if done:
@@ -693,6 +729,27 @@ def _common(a: bytes, i: int, b: bytes, j: int, limit: int) -> int:
     return low
 
 
+def _known(last: _Stream, run: list[Message], at: int, cookie_at: int) -> dict[int, tuple[object, Socket]]:
+    """The entries of ``last`` for the sockets of the messages of ``run`` (a datagram's, which
+    starts at ``at`` in ``last``'s dump as far as the sockets before it came and went), by
+    cookie: looked for where each message was, or by cookie when ``last``'s index is made."""
+    found: dict[int, tuple[object, Socket]] = {}
+    offsets, cookies, where = last.offsets, last.cookies, last.where
+    for buffer, offset, end in run:
+        if end - offset < cookie_at + 8:
+            continue  # not a socket's message: the decoder says what it is
+        cookie = int.from_bytes(buffer[offset + cookie_at : offset + cookie_at + 8], sys.byteorder)
+        if where is not None:
+            index = where.get(cookie, -1)
+        else:
+            index = bisect.bisect_left(offsets, at + offset)
+            if index == len(cookies) or cookies[index] != cookie:
+                index = -1
+        if index >= 0:
+            found[cookie] = last.entries[index]
+    return found
+
+
 def _made(
     run: list[Message],
     at: int,
@@ -700,11 +757,13 @@ def _made(
     decode: Callable[..., list[Socket]],
     seen: set[int],
     reuse: Reuse,
+    known: Mapping[int, tuple[object, Socket]] | None,
 ) -> list[Socket]:
-    """The records of messages decoded; ``now`` takes them, one a message, or is no more clean."""
+    """The records of messages decoded (``known``: entries of the last read by cookie, for
+    :func:`decode_inet`); ``now`` takes them, one a message, or is no more clean."""
     made: dict[int, tuple[object, Socket]] = {}
-    records = decode(run, seen=seen, into=made)
-    reuse.now.update(made)
+    records = decode(run, seen=seen, into=made, known=known)
+    reuse.made += records
     if len(made) != len(run):
         now.clean = False  # a message repeated a socket
     elif now.clean:
@@ -718,7 +777,7 @@ def _made(
 
 
 def _taken(
-    last: _Stream, piece: tuple[int, int, int, int], at: int, now: _Stream, seen: set[int], reuse: Reuse
+    last: _Stream, piece: tuple[int, int, int, int], at: int, now: _Stream, seen: set[int]
 ) -> list[Socket]:
     """The records of a run of messages as the last read made them; ``now`` takes them."""
     first, stop, start, lo = piece
@@ -726,7 +785,7 @@ def _taken(
     cookies = last.cookies[first:stop]
     entries = last.entries[first:stop]
     seen.update(cookies)
-    reuse.now.update(zip(cookies, entries, strict=True))
+    last.carried.append((first, stop))
     if now.clean:
         moved = at + lo - start  # where the run moved (the sockets that came or went before it)
         now.offsets += map(moved.__add__, last.offsets[first:stop]) if moved else last.offsets[first:stop]
