@@ -522,6 +522,125 @@ fail:
     return NULL;
 }
 
+/*
+ * watch's per-poll path: the differ's walk over two reads that share most record
+ * objects (sockdiff/_perf.py's in_step with operator.is_ as the comparison).
+ *
+ * in_step_identical(theirs, mine, lookahead): in_step(theirs, mine, operator.is_)
+ * with LOOKAHEAD = lookahead, the same three lists; None (declined) unless both
+ * are lists or tuples and lookahead is a positive int.
+ */
+
+static PyObject *
+index_range(Py_ssize_t start, Py_ssize_t stop, PyObject *into)
+{
+    for (Py_ssize_t k = start; k < stop; k++) {
+        PyObject *number = PyLong_FromSsize_t(k);
+        if (number == NULL || PyList_Append(into, number) < 0) {
+            Py_XDECREF(number);
+            return NULL;
+        }
+        Py_DECREF(number);
+    }
+    return into;
+}
+
+static PyObject *
+in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0]))
+        || !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1])) || !PyLong_CheckExact(args[2])) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t lookahead = PyLong_AsSsize_t(args[2]);
+    if (lookahead < 1) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* Both held for the walk: a list's items are read through its array, which no
+     * Python code runs to change (identity compares call nothing). */
+    PyObject **theirs = PySequence_Fast_ITEMS(args[0]);
+    PyObject **mine = PySequence_Fast_ITEMS(args[1]);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(args[0]);
+    Py_ssize_t size = PySequence_Fast_GET_SIZE(args[1]);
+    Py_ssize_t budget = lookahead * 8 + size / 32;
+    PyObject *paired = PyList_New(size);
+    PyObject *left_theirs = PyList_New(0);
+    PyObject *left_mine = PyList_New(0);
+    PyObject *minus_one = PyLong_FromLong(-1);
+    if (paired == NULL || left_theirs == NULL || left_mine == NULL || minus_one == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t j = 0; j < size; j++) {
+        PyList_SET_ITEM(paired, j, Py_NewRef(minus_one));
+    }
+    Py_ssize_t i = 0;
+    for (Py_ssize_t j = 0; j < size; j++) {
+        PyObject *item = mine[j];
+        Py_ssize_t found = -1;
+        if (i < count && theirs[i] == item) {
+            found = i;
+        } else {
+            Py_ssize_t until = i + 1 + lookahead < count ? i + 1 + lookahead : count;
+            for (Py_ssize_t k = i + 1; k < until; k++) {
+                if (theirs[k] == item) {
+                    if (index_range(i, k, left_theirs) == NULL) { /* theirs[i:k] are not here */
+                        goto fail;
+                    }
+                    found = k;
+                    break;
+                }
+            }
+        }
+        if (found >= 0) {
+            PyObject *number = PyLong_FromSsize_t(found);
+            if (number == NULL) {
+                goto fail;
+            }
+            Py_DECREF(PyList_GET_ITEM(paired, j));
+            PyList_SET_ITEM(paired, j, number);
+            i = found + 1;
+            continue;
+        }
+        PyObject *number = PyLong_FromSsize_t(j);
+        if (number == NULL || PyList_Append(left_mine, number) < 0) {
+            Py_XDECREF(number);
+            goto fail;
+        }
+        Py_DECREF(number);
+        if (PyList_GET_SIZE(left_mine) > budget) { /* out of step: the rest left unpaired */
+            if (index_range(j + 1, size, left_mine) == NULL) {
+                goto fail;
+            }
+            break;
+        }
+        if (i < count) {
+            int near = 0;
+            Py_ssize_t until = j + 1 + lookahead < size ? j + 1 + lookahead : size;
+            for (Py_ssize_t later = j + 1; later < until && !near; later++) {
+                near = theirs[i] == mine[later];
+            }
+            if (!near) { /* nor theirs[i] near: step past both */
+                if (index_range(i, i + 1, left_theirs) == NULL) {
+                    goto fail;
+                }
+                i++;
+            }
+        }
+    }
+    if (index_range(i, count, left_theirs) == NULL) {
+        goto fail;
+    }
+    Py_DECREF(minus_one);
+    return Py_BuildValue("(NNN)", paired, left_theirs, left_mine);
+fail:
+    Py_XDECREF(paired);
+    Py_XDECREF(left_theirs);
+    Py_XDECREF(left_mine);
+    Py_XDECREF(minus_one);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
      "framing.messages's fast path; None where the reference must read the datagram."},
@@ -529,6 +648,8 @@ static PyMethodDef methods[] = {
      "sockets.inet_fields's fast path; None where the reference must read the message."},
     {"proc_inet_rows", (PyCFunction)(void (*)(void))proc_inet_rows, METH_FASTCALL,
      "proc sockets.inet_rows's fast path; None where the reference must read the file."},
+    {"in_step_identical", (PyCFunction)(void (*)(void))in_step_identical, METH_FASTCALL,
+     "_perf.in_step(theirs, mine, operator.is_)'s fast path; None where the reference must walk them."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 # The compiled fast paths (sockdiff/_speedups.c); each returns None where it declines.
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 _E = TypeVar("_E")
@@ -12,3 +12,6 @@ def inet_fields(
 def proc_inet_rows(
     data: bytes, width: int, endpoint: Callable[[str, int], _E], /
 ) -> list[tuple[_E, _E, int, int, int, int, int]] | None: ...
+def in_step_identical(
+    theirs: Sequence[object], mine: Sequence[object], lookahead: int, /
+) -> tuple[list[int], list[int], list[int]] | None: ...

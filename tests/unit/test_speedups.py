@@ -14,6 +14,7 @@ extension is absent, and these are skipped).
 
 from __future__ import annotations
 
+import operator
 import os
 import socket
 import struct
@@ -26,6 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sockdiff import _perf
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
@@ -267,3 +269,45 @@ def test_both_paths_give_the_same_bytes() -> None:
     assert outputs["1"].startswith(b"[false,")
     assert outputs["0"][len(b"[true,") :] == outputs["1"][len(b"[false,") :]
     assert b'"address"' in outputs["1"]  # records, not only errors
+
+
+# Records two reads share (the same objects), and edits that make the second read differ:
+# an item dropped, one put in (from the pool or new), one moved far.
+_POOL = [object() for _ in range(12)]
+_EDIT = st.tuples(st.sampled_from(["drop", "put", "new", "move"]), st.integers(0), st.integers(0))
+
+
+@given(
+    st.lists(st.sampled_from(_POOL), max_size=60),
+    st.lists(_EDIT, max_size=12),
+    st.booleans(),
+    st.sampled_from([list, tuple]),
+)
+def test_in_step_by_identity(theirs: list[object], edits: list[Any], same_start: bool, kind: Any) -> None:
+    """The differ's walk over two reads sharing records (_perf.in_step with operator.is_):
+    the compiled walk gives the reference's three lists, for lists and tuples alike, two
+    reads in step or out of it; it declines what is neither."""
+    mine = list(theirs) if same_start else list(reversed(theirs))
+    for edit, at, value in edits:
+        place = at % (len(mine) + 1)
+        if edit == "drop" and mine:
+            del mine[place % len(mine)]
+        elif edit == "put":
+            mine.insert(place, _POOL[value % len(_POOL)])
+        elif edit == "new":
+            mine.insert(place, object())
+        elif edit == "move" and mine:
+            mine.insert(value % (len(mine) + 1), mine.pop(place % len(mine)))
+    fast = speedups.in_step_identical(kind(theirs), kind(mine), _perf.LOOKAHEAD)
+    assert fast is not None
+    assert fast == _reference_in_step(theirs, mine)
+    assert speedups.in_step_identical(iter(theirs), mine, _perf.LOOKAHEAD) is None
+    assert speedups.in_step_identical(theirs, mine, 0) is None
+
+
+def _reference_in_step(theirs: list[object], mine: list[object]) -> tuple[list[int], list[int], list[int]]:
+    fast, _perf._fast_in_step = _perf._fast_in_step, None
+    try:
+        return _perf.in_step(theirs, mine, operator.is_)
+    finally:
+        _perf._fast_in_step = fast
