@@ -180,7 +180,7 @@ class Reuse:
         # Namespace -> its sock_diag socket, kept from read to read: the kernel's replies then
         # carry the same port id, and an unchanged datagram is byte for byte the last one.
         self.sockets: dict[int, socket.socket] = {}
-        self.read: set[int] = set()  # the namespaces this read dumped
+        self.read: set[int] = set()  # the namespaces whose sockets this read dumped
 
     def close(self) -> None:
         """Close the sockets kept (the watch ends)."""
@@ -194,19 +194,27 @@ _REUSE: ContextVar[Reuse | None] = ContextVar("sockdiff_reuse", default=None)
 
 @contextmanager
 def reusing(reuse: Reuse) -> Iterator[None]:
-    """The decoders, in the body (one read), take again the records of ``reuse``'s last read."""
+    """The decoders, in the body (one read), take again the records of ``reuse``'s last read.
+
+    A read that dumps no socket (interfaces or routes alone) leaves ``reuse`` as it was:
+    the next read of sockets takes from the last one, its stale owners still said.
+    """
+    kept = reuse.last, reuse.now, reuse.last_dumps, reuse.now_dumps
     if reuse.now:
         reuse.last, reuse.now = reuse.now, {}
     reuse.last_dumps, reuse.now_dumps = reuse.now_dumps, {}
-    reuse.read = set()
+    reuse.read = set()  # the namespaces whose sockets this read dumps
     token = _REUSE.set(reuse)
     try:
         yield
     finally:
         _REUSE.reset(token)
-        reuse.stale.clear()  # the datagrams that held them were decoded again
-        for namespace in reuse.sockets.keys() - reuse.read:  # gone, or not read: let it go
-            reuse.sockets.pop(namespace).close()
+        if not reuse.read and not reuse.now:  # no socket dumped nor decoded
+            reuse.last, reuse.now, reuse.last_dumps, reuse.now_dumps = kept
+        else:
+            reuse.stale.clear()  # the datagrams that held them were decoded again
+            for namespace in reuse.sockets.keys() - reuse.read:  # gone, or not read: let it go
+                reuse.sockets.pop(namespace).close()
 
 
 @contextmanager
@@ -220,7 +228,6 @@ def dump_socket() -> Iterator[socket.socket]:
             yield sock
         return
     namespace = os.stat("/proc/thread-self/ns/net").st_ino
-    reuse.read.add(namespace)
     sock = reuse.sockets.pop(namespace) if namespace in reuse.sockets else open_socket()
     try:
         yield sock
@@ -382,7 +389,7 @@ def decode_inet(
     fast = _fast_inet_fields
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
-    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
+    now = into if into is not None else reuse.now if reuse is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
@@ -445,7 +452,7 @@ def decode_unix(
     unpack_pair = _U32_PAIR.unpack_from
     reuse = _REUSE.get()
     last = reuse.last if reuse is not None else {}
-    now = reuse.now if into is None and reuse is not None else into if into is not None else {}
+    now = into if into is not None else reuse.now if reuse is not None else {}
     sockets = []
     for buffer, offset, end in messages:
         if end - offset < _UNIX_MSG.size:
@@ -559,6 +566,7 @@ def _decoded(
     if reuse is None:
         return decode(dump, seen=seen, into=None)
     key = (os.stat("/proc/thread-self/ns/net").st_ino, request)
+    reuse.read.add(key[0])
     last = reuse.last_dumps.get(key)
     if last is not None and not last.clean:
         last = None
