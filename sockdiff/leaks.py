@@ -36,6 +36,7 @@ import socket
 import sysconfig
 import time
 import tracemalloc
+from collections import ChainMap
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeGuard
@@ -609,7 +610,7 @@ def _called_with(frame: FrameType, lasti: int) -> object:
         and not call.keywords
     ):
         return _UNREAD
-    return _plain_value(call.args[0], {**frame.f_globals, **frame.f_locals})
+    return _plain_value(call.args[0], ChainMap(frame.f_locals, frame.f_globals))
 
 
 def _plain_value(node: ast.expr, names: Mapping[str, object]) -> object:

@@ -25,7 +25,6 @@ carries its namespace, which is part of its identity here.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import operator
@@ -244,8 +243,7 @@ class Watch:
         # Namespaces held only by a descriptor: as the owner tracker last saw them; until it has
         # read the processes once, and without it, the read looks through every descriptor.
         held = tracker.held_netns if tracker is not None and tracker.processes_read else None
-        # Only the sockets' reads are what the next one takes records from.
-        with reusing(self._reuse) if "sockets" in sections else contextlib.nullcontext():
+        with reusing(self._reuse):
             taken = take(
                 backend=self.backend,
                 netns=self.netns,

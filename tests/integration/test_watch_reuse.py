@@ -20,7 +20,7 @@ import pytest
 from tests.helpers.netns import run_in_netns
 
 PROGRAM = """
-import json, os, socket
+import json, os, socket, time
 from sockdiff.watching import watch
 
 listener = socket.socket()
@@ -42,6 +42,20 @@ next(polls)  # a poll that takes the baseline's records again
 client, server = pairs[150]
 client_port = client.getsockname()[1]
 client.close()  # the server's end: CLOSE_WAIT; the client's: FIN_WAIT2
+
+
+def state(port):  # the state /proc/net/tcp gives the socket bound to local port
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                return fields[3]
+
+
+for _ in range(500):  # the server's ACK of the FIN may come a moment later
+    if state(client_port) == "05":
+        break
+    time.sleep(0.01)
 reopened.close()
 reopened = socket.socket()
 reopened.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -9,6 +9,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,7 +158,11 @@ def test_a_datagram_as_it_was_stands_for_its_records() -> None:
         assert all(a is b for a, b in zip(first, second, strict=True))
 
 
-def test_a_datagram_holding_an_owner_that_changed_is_decoded_again() -> None:
+@pytest.mark.parametrize("between", [False, True], ids=["next-read", "after-a-read-of-no-socket"])
+def test_a_datagram_holding_an_owner_that_changed_is_decoded_again(between: bool) -> None:
+    """The owner tracker says which owners changed; their records are made again, the rest taken.
+    ``between``: watch read interfaces and routes meanwhile, under the same reuse (no socket
+    dumped): the last read is still there to take from, and the stale owners still said."""
     for name, data in DUMPS.items():
         reuse = netlink.Reuse()
         datagrams = _datagrams(data)
@@ -166,8 +171,13 @@ def test_a_datagram_holding_an_owner_that_changed_is_decoded_again() -> None:
         inode = next(s.inode for s in first if s.inode and s.processes)
         owners = {**OWNERS, inode: (Process(1, "someone-else", 4),)}
         reuse.stale.add(inode)  # as watch says after its owner tracker heard it
-        second = _read_datagrams(reuse, name, datagrams, owners)
+        if between:
+            with netlink.reusing(reuse):
+                pass
+        decoded: list[int] = []
+        second = _read_datagrams(reuse, name, datagrams, owners, decoded=decoded)
         assert second == _read(name, data, owners)
+        assert sum(decoded) < len(first) // 2, decoded  # the rest taken from the first read
 
 
 def test_a_device_renamed_is_named_anew() -> None:

@@ -179,7 +179,7 @@ class Reuse:
         # Namespace -> its sock_diag socket, kept from read to read: the kernel's replies then
         # carry the same port id, and an unchanged datagram is byte for byte the last one.
         self.sockets: dict[int, socket.socket] = {}
-        self.read: set[int] = set()  # the namespaces this read dumped
+        self.read: set[int] = set()  # the namespaces whose sockets this read dumped
         self.made: list[Socket] = []  # the records this read decoded (not taken whole from the last)
         self.whole = True  # every dump of this read read once (no attempt given up)
 
@@ -222,10 +222,14 @@ def _held(dumps: Mapping[tuple[int, bytes], _Stream]) -> int:
 
 @contextmanager
 def reusing(reuse: Reuse) -> Iterator[None]:
-    """The decoders, in the body (one read of the sockets), take again the records of
-    ``reuse``'s last read."""
+    """The decoders, in the body (one read), take again the records of ``reuse``'s last read.
+
+    A read that dumps no socket (interfaces or routes alone) leaves ``reuse`` as it was:
+    the next read of sockets takes from the last one, its stale owners still said.
+    """
+    kept = reuse.last_dumps, reuse.now_dumps, reuse.made, reuse.whole
     reuse.last_dumps, reuse.now_dumps = reuse.now_dumps, {}
-    reuse.read = set()
+    reuse.read = set()  # the namespaces whose sockets this read dumps
     reuse.made = []
     reuse.whole = True
     token = _REUSE.set(reuse)
@@ -233,9 +237,12 @@ def reusing(reuse: Reuse) -> Iterator[None]:
         yield
     finally:
         _REUSE.reset(token)
-        reuse.stale.clear()  # the datagrams that held them were decoded again
-        for namespace in reuse.sockets.keys() - reuse.read:  # gone, or not read: let it go
-            reuse.sockets.pop(namespace).close()
+        if not reuse.read:  # no socket dumped
+            reuse.last_dumps, reuse.now_dumps, reuse.made, reuse.whole = kept
+        else:
+            reuse.stale.clear()  # the datagrams that held them were decoded again
+            for namespace in reuse.sockets.keys() - reuse.read:  # gone, or not read: let it go
+                reuse.sockets.pop(namespace).close()
 
 
 @contextmanager
@@ -249,7 +256,6 @@ def dump_socket() -> Iterator[socket.socket]:
             yield sock
         return
     namespace = os.stat("/proc/thread-self/ns/net").st_ino
-    reuse.read.add(namespace)
     sock = reuse.sockets.pop(namespace) if namespace in reuse.sockets else open_socket()
     try:
         yield sock
@@ -592,6 +598,7 @@ def _decoded(
     if reuse is None:
         return decode(dump, seen=seen, into=None)
     key = (os.stat("/proc/thread-self/ns/net").st_ino, request)
+    reuse.read.add(key[0])
     last = reuse.last_dumps.get(key)
     if last is not None and not last.clean:
         last = None
