@@ -15,9 +15,13 @@
 #include <Python.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* Decoded values go into fresh objects; none of these can fail but on memory. */
 #define NLMSG_HEADER 16
@@ -641,6 +645,154 @@ fail:
     return NULL;
 }
 
+/*
+ * A decimal number that is all of text[0:size]: no sign, no space, below 2**64 (the kernel's
+ * %lu of an inode, or a descriptor's name). -1 where it is not one.
+ */
+static int
+read_decimal(const char *text, Py_ssize_t size, unsigned long long *value)
+{
+    if (size < 1 || size > 20) {
+        return -1;
+    }
+    unsigned long long number = 0;
+    for (Py_ssize_t k = 0; k < size; k++) {
+        unsigned digit = (unsigned char)text[k] - '0';
+        if (digit > 9 || number > (ULLONG_MAX - digit) / 10) {
+            return -1;
+        }
+        number = number * 10 + digit;
+    }
+    *value = number;
+    return 0;
+}
+
+/* The number in "<prefix>N]" (target[0:size]), or -1 where the target is not that. */
+static int
+link_number(const char *target, Py_ssize_t size, const char *prefix, unsigned long long *value)
+{
+    Py_ssize_t length = (Py_ssize_t)strlen(prefix);
+    if (size < length + 2 || memcmp(target, prefix, (size_t)length) != 0 || target[size - 1] != ']') {
+        return -1;
+    }
+    return read_decimal(target + length, size - length - 1, value);
+}
+
+/* Append a new reference to a list, which takes it; -1 (released) on failure. */
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+/*
+ * fd_links(dir_fd): processes.fd_links's fast path: the descriptors an open /proc/PID/fd
+ * directory lists that hold a socket (their numbers and inodes, in the directory's order)
+ * and those that hold a network namespace ((name, inode) pairs). None (declined) where the
+ * directory cannot be listed or a name or target is not in the kernel's form: the reference
+ * reads it again and raises what it raises.
+ */
+static PyObject *
+fd_links(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1 || !PyLong_CheckExact(args[0])) {
+        Py_RETURN_NONE;
+    }
+    long dir_fd = PyLong_AsLong(args[0]);
+    if (dir_fd < 0 || dir_fd > INT_MAX) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *fds = PyList_New(0);
+    PyObject *inodes = PyList_New(0);
+    PyObject *netns = PyList_New(0);
+    if (fds == NULL || inodes == NULL || netns == NULL) {
+        goto fail;
+    }
+    int copy = fcntl((int)dir_fd, F_DUPFD_CLOEXEC, 0); /* as os.listdir(fd): the caller's stays open */
+    DIR *dir = copy < 0 ? NULL : fdopendir(copy);
+    if (dir == NULL) {
+        if (copy >= 0) {
+            close(copy);
+        }
+        goto decline;
+    }
+    int declined = 0;
+    int failed = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *entry = readdir(dir);
+        if (entry == NULL) {
+            declined = errno != 0;
+            break;
+        }
+        const char *name = entry->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+            continue;
+        }
+        Py_ssize_t name_size = (Py_ssize_t)strlen(name);
+        unsigned long long number;
+        if (read_decimal(name, name_size, &number) < 0 || number > INT_MAX) {
+            declined = 1;
+            break;
+        }
+        char target[64]; /* "socket:[" or "net:[" and 20 digits fit; longer targets are neither */
+        ssize_t size = readlinkat(dirfd(dir), name, target, sizeof target);
+        if (size < 0) {
+            continue; /* closed since it was listed */
+        }
+        int socket_link = size >= 8 && memcmp(target, "socket:[", 8) == 0;
+        int netns_link = size >= 5 && memcmp(target, "net:[", 5) == 0;
+        if (!socket_link && !netns_link) {
+            continue; /* a file, a pipe, ...: any length (this buffer may hold only its start) */
+        }
+        unsigned long long inode;
+        if (size == (ssize_t)sizeof target) {
+            declined = 1; /* longer than the kernel's "socket:[N]" */
+            break;
+        }
+        if (socket_link && link_number(target, size, "socket:[", &inode) == 0) {
+            if (append_new(fds, PyLong_FromUnsignedLongLong(number)) < 0
+                || append_new(inodes, PyLong_FromUnsignedLongLong(inode)) < 0) {
+                failed = 1;
+                break;
+            }
+        } else if (netns_link && link_number(target, size, "net:[", &inode) == 0) {
+            if (append_new(netns, Py_BuildValue("(s#K)", name, name_size, inode)) < 0) {
+                failed = 1;
+                break;
+            }
+        } else {
+            declined = 1; /* the prefix without the kernel's form after it */
+            break;
+        }
+    }
+    rewinddir(dir); /* the copy shares the caller's offset */
+    closedir(dir);
+    if (failed) {
+        goto fail;
+    }
+    if (declined) {
+        goto decline;
+    }
+    return Py_BuildValue("(NNN)", fds, inodes, netns);
+decline:
+    Py_DECREF(fds);
+    Py_DECREF(inodes);
+    Py_DECREF(netns);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(fds);
+    Py_XDECREF(inodes);
+    Py_XDECREF(netns);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
      "framing.messages's fast path; None where the reference must read the datagram."},
@@ -650,6 +802,8 @@ static PyMethodDef methods[] = {
      "proc sockets.inet_rows's fast path; None where the reference must read the file."},
     {"in_step_identical", (PyCFunction)(void (*)(void))in_step_identical, METH_FASTCALL,
      "_perf.in_step(theirs, mine, operator.is_)'s fast path; None where the reference must walk them."},
+    {"fd_links", (PyCFunction)(void (*)(void))fd_links, METH_FASTCALL,
+     "processes.fd_links's fast path; None where the reference must read the directory."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sockdiff import _perf
+from sockdiff import _perf, processes
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
@@ -311,3 +312,83 @@ def _reference_in_step(theirs: list[object], mine: list[object]) -> tuple[list[i
         return _perf.in_step(theirs, mine, operator.is_)
     finally:
         _perf._fast_in_step = fast
+
+
+def links_of(directory: str) -> tuple[object, Callable[[], object]]:
+    """fd_links's fast result on ``directory`` and a call of its reference there."""
+
+    def read(links: Callable[[int], object]) -> object:
+        fd_dir = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return links(fd_dir)
+        finally:
+            os.close(fd_dir)
+
+    return read(speedups.fd_links), lambda: read(processes.fd_links)
+
+
+def test_fd_links_of_every_process() -> None:
+    # This process holds sockets and its network namespace, so each kind of link is read.
+    held = [socket.socket(), socket.socket(socket.AF_UNIX)]
+    namespace = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        fast, reference = links_of("/proc/self/fd")
+        assert fast == reference()
+        assert isinstance(fast, tuple)
+        numbers, inodes, netns = fast
+        mine = {sock.fileno(): os.fstat(sock.fileno()).st_ino for sock in held}
+        found = dict(zip(numbers, inodes, strict=True))
+        assert {number: found[number] for number in mine} == mine
+        assert (str(namespace), os.stat("/proc/self/ns/net").st_ino) in netns
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fast, reference = links_of(f"/proc/{entry}/fd")
+                except OSError:
+                    continue  # exited, or a kernel thread's
+                assert fast is not None
+                # Another process may have opened or closed a descriptor in between.
+                if fast != reference():
+                    fast, reference = links_of(f"/proc/{entry}/fd")
+                    assert fast == reference()
+    finally:
+        os.close(namespace)
+        for sock in held:
+            sock.close()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["3", "12", "007", "x", "-1", "99999999999", "1 "]),
+            st.sampled_from(["socket:[", "net:[", "pipe:[", "/dev/null", "socket:", ""]),
+            st.sampled_from(["42]", "18446744073709551615]", "18446744073709551616]", "]", "4", "+4]", " 4]"])
+            | st.text("0123456789]", max_size=70),
+        ),
+        max_size=6,
+        unique_by=lambda link: link[0],
+    )
+)
+def test_fd_links_of_odd_links(links: list[tuple[str, str, str]]) -> None:
+    # Symbolic links in a plain directory: whatever name and target, the accelerator gives
+    # the reference's result or declines (so the reference reads, and refuses, itself); it
+    # does not decline descriptors' names as the kernel writes them, whatever they hold.
+    with tempfile.TemporaryDirectory() as directory:
+        for name, prefix, rest in links:
+            os.symlink(prefix + rest or "0", os.path.join(directory, name))
+        fast, reference = links_of(directory)
+        agree(fast, reference)
+        if all(name.isdigit() and int(name) < 2**31 for name, _, _ in links) and not any(
+            prefix in ("socket:[", "net:[") for _, prefix, _ in links
+        ):
+            assert fast is not None
+
+
+def test_fd_links_of_what_is_no_directory() -> None:
+    assert speedups.fd_links(-1) is None
+    assert speedups.fd_links(2**40) is None
+    assert speedups.fd_links("3") is None
+    with tempfile.TemporaryFile() as plain:
+        assert speedups.fd_links(plain.fileno()) is None
+        with pytest.raises(OSError):
+            processes.fd_links(plain.fileno())
