@@ -235,6 +235,62 @@ v6only_attribute(const unsigned char *data, Py_ssize_t start, Py_ssize_t end)
     return found;
 }
 
+/* One inet_diag reply as the reference reads it (addresses still as bytes). */
+struct inet_message {
+    int family, state, v6only; /* v6only: 1, 0, or -1 when the kernel sent none */
+    long sport, dport;
+    const unsigned char *src, *dst;
+    unsigned long index, rqueue, wqueue, uid, inode;
+    unsigned long long cookie;
+};
+
+/*
+ * Read the inet_diag reply in data[offset:end] (`length` bytes of data) into `found`:
+ * 0, or -1 where sockets.inet_fields refuses it (too short, another family, an attribute
+ * that does not fit).
+ */
+static int
+read_inet(const unsigned char *data, Py_ssize_t length, Py_ssize_t offset, Py_ssize_t end,
+          struct inet_message *found)
+{
+    if (offset < 0 || end < offset || end > length || end - offset < INET_DIAG_END) {
+        return -1;
+    }
+    const unsigned char *m = data + offset;
+    int family = m[16], state = m[17];
+    int v6only = -1;
+    if (family == AF_INET6 && (state == TCP_CLOSE || state == TCP_LISTEN)) {
+        /* Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes). */
+        Py_ssize_t quick = offset + INET_DIAG_END + 8;
+        if (quick + 5 <= end && read_u16(data + quick) == 5 && read_u16(data + quick + 2) == INET_DIAG_SKV6ONLY) {
+            v6only = data[quick + 4] != 0;
+        }
+        else {
+            v6only = v6only_attribute(data, offset + INET_DIAG_END, end);
+            if (v6only == -2) {
+                return -1;
+            }
+        }
+    }
+    else if (family != AF_INET && family != AF_INET6) {
+        return -1;
+    }
+    found->family = family;
+    found->state = state;
+    found->v6only = v6only;
+    found->sport = (m[20] << 8) | m[21]; /* ports in network order */
+    found->dport = (m[22] << 8) | m[23];
+    found->src = m + 24;
+    found->dst = m + 40;
+    found->index = read_u32(m + 56);
+    found->cookie = read_u64(m + 60);
+    found->rqueue = read_u32(m + 72);
+    found->wqueue = read_u32(m + 76);
+    found->uid = read_u32(m + 80);
+    found->inode = read_u32(m + 84);
+    return 0;
+}
+
 /*
  * inet_fields(buffer, offset, end, addresses): sockets.inet_fields's fast path,
  * the fields of one inet_diag reply. `addresses` caches address texts by their
@@ -254,50 +310,145 @@ inet_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (buffer_and_index("inet_fields", args, nargs, 4, &view, &offset) < 0) {
         return NULL;
     }
-    PyObject *result = Py_None;
-    if (offset < 0 || end < offset || end > view.len || end - offset < INET_DIAG_END) {
-        goto done;
-    }
-    const unsigned char *m = (const unsigned char *)view.buf + offset;
-    int family = m[16], state = m[17];
-    int v6only = -1;
-    if (family == AF_INET6 && (state == TCP_CLOSE || state == TCP_LISTEN)) {
-        /* Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes). */
-        Py_ssize_t quick = offset + INET_DIAG_END + 8;
-        const unsigned char *data = view.buf;
-        if (quick + 5 <= end && read_u16(data + quick) == 5 && read_u16(data + quick + 2) == INET_DIAG_SKV6ONLY) {
-            v6only = data[quick + 4] != 0;
-        }
-        else {
-            v6only = v6only_attribute(data, offset + INET_DIAG_END, end);
-            if (v6only == -2) {
-                goto done;
-            }
-        }
-    }
-    else if (family != AF_INET && family != AF_INET6) {
-        goto done;
+    struct inet_message f;
+    if (read_inet(view.buf, view.len, offset, end, &f) < 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
     }
     PyObject *items[13] = {
-        PyLong_FromLong(family),
-        PyLong_FromLong(state),
-        PyLong_FromLong((m[20] << 8) | m[21]), /* ports in network order */
-        PyLong_FromLong((m[22] << 8) | m[23]),
-        cached_address_text(family, m + 24, args[3]),
-        cached_address_text(family, m + 40, args[3]),
-        PyLong_FromUnsignedLong(read_u32(m + 56)),
-        PyLong_FromUnsignedLongLong(read_u64(m + 60)),
-        PyLong_FromUnsignedLong(read_u32(m + 72)),
-        PyLong_FromUnsignedLong(read_u32(m + 76)),
-        PyLong_FromUnsignedLong(read_u32(m + 80)),
-        PyLong_FromUnsignedLong(read_u32(m + 84)),
-        Py_NewRef(v6only < 0 ? Py_None : v6only ? Py_True : Py_False),
+        PyLong_FromLong(f.family),
+        PyLong_FromLong(f.state),
+        PyLong_FromLong(f.sport),
+        PyLong_FromLong(f.dport),
+        cached_address_text(f.family, f.src, args[3]),
+        cached_address_text(f.family, f.dst, args[3]),
+        PyLong_FromUnsignedLong(f.index),
+        PyLong_FromUnsignedLongLong(f.cookie),
+        PyLong_FromUnsignedLong(f.rqueue),
+        PyLong_FromUnsignedLong(f.wqueue),
+        PyLong_FromUnsignedLong(f.uid),
+        PyLong_FromUnsignedLong(f.inode),
+        Py_NewRef(f.v6only < 0 ? Py_None : f.v6only ? Py_True : Py_False),
     };
     PyBuffer_Release(&view);
     return pack(13, items);
-done:
+}
+
+/* The items of inet_record's context tuple (sockets.decode_inet builds it). */
+enum {
+    CONTEXT_PROTO, CONTEXT_TYPE, CONTEXT_STATES, CONTEXT_OWNERS, CONTEXT_NO_PROCESSES, CONTEXT_ENDPOINT,
+    CONTEXT_SOCKET, CONTEXT_INET, CONTEXT_INET6, CONTEXT_UNKNOWN, CONTEXT_SIZE
+};
+
+/*
+ * inet_record(buffer, offset, end, addresses, seen, sockets, context): the body of
+ * sockets.decode_inet's loop for one reply, as the reference runs it with no entries
+ * kept (`into` None): a socket whose cookie `seen` holds is skipped, else its cookie
+ * goes into `seen` and its record (the one make_socket builds) onto `sockets`. True
+ * when done; None (declined, nothing changed) where inet_fields declines, for a socket
+ * bound to a device (its name is looked up in Python), or where an argument is not of
+ * the exact type the reference is given.
+ */
+static PyObject *
+inet_record(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2]) || !PySet_CheckExact(args[4])
+        || !PyList_CheckExact(args[5]) || !PyTuple_CheckExact(args[6]) || PyTuple_GET_SIZE(args[6]) != CONTEXT_SIZE) {
+        Py_RETURN_NONE;
+    }
+    PyObject *const *context = &PyTuple_GET_ITEM(args[6], 0);
+    PyObject *states = context[CONTEXT_STATES], *owners = context[CONTEXT_OWNERS];
+    if (!PyDict_CheckExact(states) || !PyDict_CheckExact(owners) || !PyDict_CheckExact(args[3])) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    struct inet_message f;
+    if (read_inet(view.buf, view.len, offset, end, &f) < 0 || f.index != 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    PyObject *cookie = PyLong_FromUnsignedLongLong(f.cookie);
+    int known = cookie == NULL ? -1 : PySet_Contains(args[4], cookie);
+    if (known != 0) {
+        PyBuffer_Release(&view);
+        Py_XDECREF(cookie);
+        return known < 0 ? NULL : Py_NewRef(Py_True);
+    }
+    /* The addresses' texts, while the buffer is held (f's addresses point into it). */
+    PyObject *local[2] = {cached_address_text(f.family, f.src, args[3]), PyLong_FromLong(f.sport)};
+    PyObject *remote[2] = {cached_address_text(f.family, f.dst, args[3]), PyLong_FromLong(f.dport)};
     PyBuffer_Release(&view);
-    return Py_NewRef(result);
+    PyObject *items[13] = {NULL};
+    PyObject *record = NULL;
+    PyObject *state = PyLong_FromLong(f.state);
+    PyObject *inode = PyLong_FromUnsignedLong(f.inode);
+    /* Taken at once: borrowed from the dicts, which the calls below could change. */
+    PyObject *state_name = state == NULL ? NULL : PyDict_GetItemWithError(states, state);
+    if (!PyErr_Occurred()) {
+        items[3] = Py_NewRef(state_name != NULL ? state_name : context[CONTEXT_UNKNOWN]);
+    }
+    PyObject *holders = inode == NULL || !f.inode || PyErr_Occurred() ? NULL : PyDict_GetItemWithError(owners, inode);
+    if (!PyErr_Occurred()) {
+        items[10] = Py_NewRef(holders != NULL ? holders : context[CONTEXT_NO_PROCESSES]);
+    }
+    if (local[0] != NULL && local[1] != NULL) {
+        items[4] = PyObject_Vectorcall(context[CONTEXT_ENDPOINT], local, 2, NULL);
+    }
+    if (remote[0] != NULL && remote[1] != NULL) {
+        items[5] = PyObject_Vectorcall(context[CONTEXT_ENDPOINT], remote, 2, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        Py_XDECREF(local[i]);
+        Py_XDECREF(remote[i]);
+    }
+    if (state == NULL || inode == NULL || PyErr_Occurred()) {
+        goto fail;
+    }
+    items[0] = Py_NewRef(context[CONTEXT_PROTO]);
+    items[1] = Py_NewRef(context[f.family == AF_INET ? CONTEXT_INET : CONTEXT_INET6]);
+    items[2] = Py_NewRef(context[CONTEXT_TYPE]);
+    items[6] = Py_NewRef(inode);
+    items[7] = PyLong_FromUnsignedLong(f.uid);
+    items[8] = PyLong_FromUnsignedLong(f.rqueue);
+    items[9] = PyLong_FromUnsignedLong(f.wqueue);
+    items[11] = Py_NewRef(Py_None); /* bound to no device */
+    items[12] = Py_NewRef(f.v6only < 0 ? Py_None : f.v6only ? Py_True : Py_False);
+    for (int i = 0; i < 13; i++) {
+        if (items[i] == NULL) {
+            goto fail;
+        }
+    }
+    record = PyObject_Vectorcall(context[CONTEXT_SOCKET], items, 13, NULL);
+    if (record == NULL || PySet_Add(args[4], cookie) < 0 || PyList_Append(args[5], record) < 0) {
+        goto fail;
+    }
+    Py_DECREF(record);
+    for (int i = 0; i < 13; i++) {
+        Py_DECREF(items[i]);
+    }
+    Py_DECREF(cookie);
+    Py_DECREF(state);
+    Py_DECREF(inode);
+    Py_RETURN_TRUE;
+fail:
+    Py_XDECREF(record);
+    for (int i = 0; i < 13; i++) {
+        Py_XDECREF(items[i]);
+    }
+    Py_DECREF(cookie);
+    Py_XDECREF(state);
+    Py_XDECREF(inode);
+    return NULL;
 }
 
 /* ---- /proc/net/{tcp,udp,raw}{,6} ---- */
@@ -798,6 +949,8 @@ static PyMethodDef methods[] = {
      "framing.messages's fast path; None where the reference must read the datagram."},
     {"inet_fields", (PyCFunction)(void (*)(void))inet_fields, METH_FASTCALL,
      "sockets.inet_fields's fast path; None where the reference must read the message."},
+    {"inet_record", (PyCFunction)(void (*)(void))inet_record, METH_FASTCALL,
+     "sockets.decode_inet's loop body's fast path; None where the reference must read the reply."},
     {"proc_inet_rows", (PyCFunction)(void (*)(void))proc_inet_rows, METH_FASTCALL,
      "proc sockets.inet_rows's fast path; None where the reference must read the file."},
     {"in_step_identical", (PyCFunction)(void (*)(void))in_step_identical, METH_FASTCALL,

@@ -4,11 +4,22 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 _E = TypeVar("_E")
+_S = TypeVar("_S")
 
 def messages(buffer: bytes | bytearray, size: int, /) -> list[tuple[int, int, int, int]] | None: ...
 def inet_fields(
     buffer: bytes | bytearray, offset: int, end: int, addresses: dict[bytes, str], /
 ) -> tuple[int, int, int, int, str, str, int, int, int, int, int, int, bool | None] | None: ...
+def inet_record(
+    buffer: bytes | bytearray,
+    offset: int,
+    end: int,
+    addresses: dict[bytes, str],
+    seen: set[int],
+    sockets: list[_S],
+    context: tuple[object, ...],
+    /,
+) -> bool | None: ...
 def proc_inet_rows(
     data: bytes, width: int, endpoint: Callable[[str, int], _E], /
 ) -> list[tuple[_E, _E, int, int, int, int, int]] | None: ...

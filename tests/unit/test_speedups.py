@@ -14,6 +14,7 @@ extension is absent, and these are skipped).
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import socket
@@ -21,7 +22,8 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -32,7 +34,7 @@ from sockdiff import _perf, processes
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import Endpoint
+from sockdiff.model import Endpoint, Process
 from tests.helpers.captured import FIXTURES
 from tests.helpers.fuzzing import (
     DONE,
@@ -83,9 +85,45 @@ def check_inet_message(data: bytes, offset: int, end: int, *, kernel_made: bool)
     agree(fast, lambda: netlink.inet_fields(data, offset, end, {}))
     if kernel_made:
         assert fast is not None
+    check_inet_record(data, offset, end, kernel_made=kernel_made)
     # The cache the accelerator fills holds what the reference would have put there.
     for packed, text in cache.items():
         assert text == socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+@contextlib.contextmanager
+def reference_loop() -> Iterator[None]:
+    """decode_inet without the accelerator's inet_record: the reference's loop body."""
+    record = netlink._fast_inet_record
+    netlink._fast_inet_record = None
+    try:
+        yield
+    finally:
+        netlink._fast_inet_record = record
+
+
+OWNERS = {4: (Process(7, "server", 3),), 5: (Process(7, "server", 4), Process(8, "worker", 4))}
+
+
+def check_inet_record(data: bytes, offset: int, end: int, *, kernel_made: bool) -> None:
+    """inet_record on one reply does what decode_inet's reference loop does, or nothing."""
+    seen, sockets = {1}, [None]  # a cookie decoded already; a record before
+    fast = speedups.inet_record(
+        data, offset, end, {}, seen, sockets, netlink.inet_record_context("udp", OWNERS)
+    )
+    expected_seen = {1}
+    try:
+        with reference_loop():
+            expected = netlink.decode_inet([(data, offset, end)], "udp", OWNERS, expected_seen, interfaces={})
+    except Exception:
+        expected = None
+    if fast is None:
+        assert (seen, sockets) == ({1}, [None])
+        assert not kernel_made or expected is None or expected[0].interface is not None
+        return
+    assert fast is True
+    assert expected is not None
+    assert (seen, sockets) == (expected_seen, [None, *expected])
 
 
 def check_proc_file(data: bytes, proto: str, family: str, *, kernel_made: bool) -> None:
@@ -162,6 +200,7 @@ def test_any_bytes_anywhere(data: bytes, offset: int, end: int) -> None:
         speedups.inet_fields(data, offset, end, {}),
         lambda: netlink.inet_fields(data, offset, end, {}),
     )
+    check_inet_record(data, offset, end, kernel_made=False)
 
 
 @given(st.lists(INET_ROW, max_size=5), st.booleans(), st.sampled_from(["tcp", "udp", "raw"]))
@@ -392,3 +431,29 @@ def test_fd_links_of_what_is_no_directory() -> None:
         assert speedups.fd_links(plain.fileno()) is None
         with pytest.raises(OSError):
             processes.fd_links(plain.fileno())
+
+
+def test_inet_record_declines_what_python_must_do() -> None:
+    message = kernel_message((socket.AF_INET, 1, bytes(16), bytes(16), [], 9))
+    context = netlink.inet_record_context("tcp", OWNERS)
+    bound = bytearray(message)
+    bound[56:60] = (2).to_bytes(4, sys.byteorder)  # bound to device 2: its name is Python's to look up
+    proxied = netlink.inet_record_context("tcp", MappingProxyType(OWNERS))
+    cases: list[tuple[Any, ...]] = [
+        (bytes(bound), 0, len(bound), {}, set(), [], context),
+        (message, 0, len(message), {}, frozenset(), [], context),  # not a set
+        (message, 0, len(message), {}, set(), (), context),  # not a list
+        (message, 0, len(message), {}, set(), [], context[:-1]),  # not the context
+        (message, 0, len(message), {}, set(), [], proxied),  # owners not a dict
+    ]
+    for args in cases:
+        seen, sockets = args[4], args[5]
+        assert speedups.inet_record(*args) is None
+        assert not seen and not sockets
+    seen, sockets = set(), []
+    assert speedups.inet_record(message, 0, len(message), {}, seen, sockets, context) is True
+    with reference_loop():
+        expected = netlink.decode_inet([(message, 0, len(message))], "tcp", OWNERS, set(), interfaces={})
+    assert (seen, sockets) == ({9}, expected)
+    assert speedups.inet_record(message, 0, len(message), {}, seen, sockets, context) is True  # seen: skipped
+    assert sockets == expected

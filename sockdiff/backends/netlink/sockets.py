@@ -393,6 +393,24 @@ def inet_fields(buffer: bytes | bytearray, offset: int, end: int, addresses: dic
 
 
 _fast_inet_fields = None if speedups is None else speedups.inet_fields
+_fast_inet_record = None if speedups is None else speedups.inet_record
+
+
+def inet_record_context(proto: str, owners: Mapping[int, tuple[Process, ...]]) -> tuple[object, ...]:
+    """What the accelerator's ``inet_record`` makes records with, in its order: what
+    :func:`decode_inet` gives :func:`~sockdiff.model.make_socket` besides the reply's fields."""
+    return (
+        proto,
+        INET_TYPES[proto],
+        TCP_STATES,
+        owners,
+        NO_PROCESSES,
+        Endpoint,
+        Socket,
+        "inet",
+        "inet6",
+        "UNKNOWN",
+    )
 
 
 def decode_inet(
@@ -418,8 +436,13 @@ def decode_inet(
     addresses: dict[bytes, str] = {}
     fast = _fast_inet_fields
     last = {} if known is None else known
-    sockets = []
+    sockets: list[Socket] = []
+    # The accelerator's whole loop body, where no entries are kept (every read but watch's).
+    record = _fast_inet_record if into is None else None
+    context = inet_record_context(proto, owners)
     for buffer, offset, end in messages:
+        if record is not None and record(buffer, offset, end, addresses, seen, sockets, context):
+            continue
         fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
         if fields is None:
             fields = inet_fields(buffer, offset, end, addresses)
