@@ -298,7 +298,8 @@ class Stopping:
 def kill_leftovers(
     engine: LeakEngine, grace: float = KILL_GRACE_SECONDS, kill_rounds: int = KILL_ROUNDS
 ) -> Stopping:
-    """SIGTERM to every process the tree left, SIGKILL to what is still there after ``grace``.
+    """SIGTERM (and SIGCONT, for a stopped one) to every process the tree left, SIGKILL to what
+    is still there after ``grace``.
 
     The tree is read again after each round, until it is empty: a supervisor loop
     that starts its server again, or a process whose SIGTERM handler forks a new
@@ -338,6 +339,10 @@ def _kill_rounds(engine: LeakEngine, grace: float, kill_rounds: int) -> Stopping
                 continue  # asked already: its grace runs
             try:
                 os.kill(holder.pid, chosen)
+                if chosen == signal.SIGTERM:
+                    # A stopped process acts on SIGTERM only once continued (as a shell's kill
+                    # does for a stopped job); one running ignores SIGCONT.
+                    os.kill(holder.pid, signal.SIGCONT)
             except ProcessLookupError:
                 continue
             except PermissionError:

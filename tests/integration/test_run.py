@@ -486,6 +486,24 @@ def test_kill_stops_what_restarts_itself(netns: str, tmp_path: Path) -> None:
     assert not [line for line in lines if "could not stop" in line]
 
 
+def test_kill_stops_a_stopped_leftover_with_sigterm(netns: str, tmp_path: Path) -> None:
+    """A leftover that stopped itself (SIGSTOP) acts on SIGTERM once continued: --kill sends
+    SIGCONT after it, so the process ends within the grace, not by SIGKILL after it."""
+    server = (
+        "import os, signal, socket, time; s = socket.create_server(('127.0.0.1', 40073));"
+        " os.kill(os.getpid(), signal.SIGSTOP); time.sleep(60)"
+    )
+    script = (
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(server)} &"
+        " while [ $(ss -Htln | grep -c ':40073 ') -lt 1 ]; do sleep 0.02; done"
+    )
+    result = _run(netns, tmp_path, "--kill", "--", "sh", "-c", script, env={})
+    assert result.returncode == 1, result.stderr
+    assert 40073 not in _listeners(netns)
+    stopped = [line for line in result.stderr.splitlines() if line.startswith("sockdiff run: stopped pid ")]
+    assert len(stopped) == 1 and stopped[0].endswith("(SIGTERM)"), result.stderr
+
+
 def test_kill_says_what_it_may_not_stop(tmp_path: Path) -> None:
     """Not root, a leftover of another user (a setuid program that switched for good) cannot be
     signalled: one line names it, no traceback, and the exit code is the run's."""
