@@ -118,7 +118,10 @@ def run_tree(argv: Sequence[str], engine: LeakEngine, fail_on: tuple[str, ...]) 
             terminal.take_back()
         seconds = time.monotonic() - began
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        # The forwarded signals stay blocked for the rest of the run, CMD gone: one that comes
+        # now cuts the settle, or --kill's grace, short; none ends sockdiff before its report
+        # and --kill are done (the exit code is the run's).
+        signal.pthread_sigmask(signal.SIG_SETMASK, set(previous) | FORWARDED)
     _settle(engine)
     leaks = engine.finish()
     engine.stop()
@@ -267,10 +270,13 @@ def left_running(engine: LeakEngine) -> tuple[Holder, ...]:
 def _settle(engine: LeakEngine, seconds: float = SETTLE_SECONDS) -> None:
     """Give what CMD left running ``seconds`` to finish starting (or to exit) before the
     sockets are read: a daemon CMD started may still be on its way to listen() when CMD
-    exits. Nothing left running: no wait."""
+    exits. Nothing left running: no wait. A signal of :data:`FORWARDED` that asks sockdiff
+    to be done (blocked: see :func:`run_tree`) ends the wait."""
     deadline = time.monotonic() + seconds
     while left_running(engine) and time.monotonic() < deadline:
-        time.sleep(_ROUND_SECONDS * 2)
+        info = signal.sigtimedwait(FORWARDED, _ROUND_SECONDS * 2)
+        if info is not None and info.si_signo in _IMPATIENT:
+            return
 
 
 def _zombie(pid: int) -> bool:

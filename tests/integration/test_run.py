@@ -694,6 +694,37 @@ def test_a_signal_during_the_kill_grace_sends_sigkill_at_once(netns: str, tmp_pa
     assert 40081 not in _listeners(netns)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_after_cmd_ended_still_reports_and_kills(
+    netns: str, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A signal that comes after CMD ended, while its leftover is given time to settle (a CI
+    runner's cancel, Ctrl-C): the report is still written and --kill still stops the leftover;
+    the exit code is the run's (SIGTERM ended sockdiff there, the orphan left behind)."""
+    server = "import socket, time; s = socket.create_server(('127.0.0.1', 40082)); time.sleep(60)"
+    marker = tmp_path / "cmd-ended"
+    script = (
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(server)} >/dev/null 2>&1 &"
+        " while [ $(ss -Htln | grep -c ':40082 ') -lt 1 ]; do sleep 0.02; done;"
+        f" echo $$ > {shlex.quote(str(marker))}"
+    )
+    command, env = sockdiff_command("run", "--kill", "--", "sh", "-c", script)
+    with subprocess.Popen(
+        netns_exec_argv(netns, command), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        while not marker.exists() or not marker.read_text().endswith("\n"):
+            time.sleep(0.01)
+        cmd = Path(f"/proc/{marker.read_text().strip()}/stat")
+        with contextlib.suppress(FileNotFoundError):  # CMD exits (a zombie until reaped, or gone)
+            while cmd.read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+                time.sleep(0.01)
+        _signal_sockdiff(netns, process.pid, signum)
+        _, err = process.communicate(timeout=TIMEOUT)
+    assert "left open by" in err, err
+    assert process.returncode == 1, err
+    assert 40082 not in _listeners(netns)
+
+
 def test_sigtstp_without_a_terminal_stops_the_job(tmp_path: Path) -> None:
     """``kill -TSTP`` to sockdiff with no terminal: CMD's group stops, then sockdiff (it was
     not passed on: CMD ran on, sockdiff alone was stopped); SIGCONT continues both."""
