@@ -275,8 +275,7 @@ class Watch:
             came, went = made - gone, gone - made
             self._inodes = None
         else:
-            now = set(map(_INODE, sockets))
-            now.discard(0)
+            now = self._inodes_of(sockets)
             last = self._inodes if self._inodes is not None else self._inodes_of(self._last)
             self._inodes = now
             came, went = now - last, last - now
