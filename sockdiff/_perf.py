@@ -30,7 +30,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_fast_in_step = None if speedups is None else speedups.in_step_identical
+_fast_in_step = None if speedups is None else speedups.in_step
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -51,11 +51,15 @@ def in_step(
     next few. Once more than ~3% stay unpaired (a long run added or gone: out of step),
     the walk stops and the rest of both is left unpaired. Each item pairs once at most;
     an item that could have paired may be left: the callers pair what is left otherwise.
-    Compared by identity (``operator.is_``: watch's two reads sharing records), the walk is
-    the accelerator's where it is built.
+    Compared by identity (``operator.is_``: watch's two reads sharing records) or by equality
+    (``operator.eq``: two files' records as written), the walk is the accelerator's where it
+    is built (by equality, an item is the same as itself there, as in a list's ``==``).
     """
-    if same is operator.is_ and _fast_in_step is not None:
-        walked: tuple[list[int], list[int], list[int]] | None = _fast_in_step(theirs, mine, LOOKAHEAD)
+    if (same is operator.is_ or same is operator.eq) and _fast_in_step is not None:
+        by_identity = same is operator.is_
+        walked: tuple[list[int], list[int], list[int]] | None = _fast_in_step(
+            theirs, mine, LOOKAHEAD, by_identity
+        )
         if walked is not None:
             return walked
     paired = [-1] * len(mine)

@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -678,12 +679,15 @@ fail:
 }
 
 /*
- * watch's per-poll path: the differ's walk over two reads that share most record
- * objects (sockdiff/_perf.py's in_step with operator.is_ as the comparison).
+ * _perf.in_step's walk, for its two comparisons: by identity (operator.is_: watch's
+ * two reads that share most record objects, in the differ) and by equality
+ * (operator.eq: compare's two files' records as their JSON bytes, msgspec.Raw).
  *
- * in_step_identical(theirs, mine, lookahead): in_step(theirs, mine, operator.is_)
- * with LOOKAHEAD = lookahead, the same three lists; None (declined) unless both
- * are lists or tuples and lookahead is a positive int.
+ * in_step(theirs, mine, lookahead, by_identity): in_step(theirs, mine, operator.is_
+ * if by_identity else operator.eq) with LOOKAHEAD = lookahead, the same three lists;
+ * None (declined) unless both are lists or tuples, lookahead is a positive int and
+ * by_identity a bool. By equality, an item is the same as itself (as for ==, save an
+ * item unequal to itself, such as a NaN); an error raised by == is raised.
  */
 
 static PyObject *
@@ -700,11 +704,22 @@ index_range(Py_ssize_t start, Py_ssize_t stop, PyObject *into)
     return into;
 }
 
-static PyObject *
-in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Whether a and b are the same: 1, 0, or -1 with an exception set. */
+static int
+same_item(PyObject *a, PyObject *b, int by_identity)
 {
-    if (nargs != 3 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0]))
-        || !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1])) || !PyLong_CheckExact(args[2])) {
+    if (a == b) {
+        return 1;
+    }
+    return by_identity ? 0 : PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
+static PyObject *
+in_step(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0]))
+        || !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1])) || !PyLong_CheckExact(args[2])
+        || !PyBool_Check(args[3])) {
         Py_RETURN_NONE;
     }
     Py_ssize_t lookahead = PyLong_AsSsize_t(args[2]);
@@ -712,12 +727,21 @@ in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    /* Both held for the walk: a list's items are read through its array, which no
-     * Python code runs to change (identity compares call nothing). */
-    PyObject **theirs = PySequence_Fast_ITEMS(args[0]);
-    PyObject **mine = PySequence_Fast_ITEMS(args[1]);
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(args[0]);
-    Py_ssize_t size = PySequence_Fast_GET_SIZE(args[1]);
+    int by_identity = args[3] == Py_True;
+    /* The walk reads both through their item arrays. By identity no Python code runs to
+     * change a list; by equality == may run some, so the walk holds tuples: a list is
+     * copied into one (which holds its items too). */
+    PyObject *held_theirs = by_identity ? Py_NewRef(args[0]) : PySequence_Tuple(args[0]);
+    PyObject *held_mine = by_identity ? Py_NewRef(args[1]) : PySequence_Tuple(args[1]);
+    if (held_theirs == NULL || held_mine == NULL) {
+        Py_XDECREF(held_theirs);
+        Py_XDECREF(held_mine);
+        return NULL;
+    }
+    PyObject **theirs = PySequence_Fast_ITEMS(held_theirs);
+    PyObject **mine = PySequence_Fast_ITEMS(held_mine);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(held_theirs);
+    Py_ssize_t size = PySequence_Fast_GET_SIZE(held_mine);
     Py_ssize_t budget = lookahead * 8 + size / 32;
     PyObject *paired = PyList_New(size);
     PyObject *left_theirs = PyList_New(0);
@@ -733,12 +757,20 @@ in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t j = 0; j < size; j++) {
         PyObject *item = mine[j];
         Py_ssize_t found = -1;
-        if (i < count && theirs[i] == item) {
+        int same = i < count ? same_item(theirs[i], item, by_identity) : 0;
+        if (same < 0) {
+            goto fail;
+        }
+        if (same) {
             found = i;
         } else {
             Py_ssize_t until = i + 1 + lookahead < count ? i + 1 + lookahead : count;
             for (Py_ssize_t k = i + 1; k < until; k++) {
-                if (theirs[k] == item) {
+                same = same_item(theirs[k], item, by_identity);
+                if (same < 0) {
+                    goto fail;
+                }
+                if (same) {
                     if (index_range(i, k, left_theirs) == NULL) { /* theirs[i:k] are not here */
                         goto fail;
                     }
@@ -773,7 +805,10 @@ in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             int near = 0;
             Py_ssize_t until = j + 1 + lookahead < size ? j + 1 + lookahead : size;
             for (Py_ssize_t later = j + 1; later < until && !near; later++) {
-                near = theirs[i] == mine[later];
+                near = same_item(theirs[i], mine[later], by_identity);
+                if (near < 0) {
+                    goto fail;
+                }
             }
             if (!near) { /* nor theirs[i] near: step past both */
                 if (index_range(i, i + 1, left_theirs) == NULL) {
@@ -787,8 +822,12 @@ in_step_identical(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     Py_DECREF(minus_one);
+    Py_DECREF(held_theirs);
+    Py_DECREF(held_mine);
     return Py_BuildValue("(NNN)", paired, left_theirs, left_mine);
 fail:
+    Py_DECREF(held_theirs);
+    Py_DECREF(held_mine);
     Py_XDECREF(paired);
     Py_XDECREF(left_theirs);
     Py_XDECREF(left_mine);
@@ -944,6 +983,248 @@ fail:
     return NULL;
 }
 
+/*
+ * The snapshot reader's checks of socket records (snapshots.py's _sockets_fine; the
+ * references are validation.record_problem and the checks after it): one pass over
+ * the records that reads each field at its place in the record, in place of a
+ * Python loop or comprehension a check.
+ *
+ * socket_facts(sockets, socket_type, endpoint_type, process_type, unset, inet_states,
+ * unix_states) -> (first_unlike, paths, names, inet, inet6, devices, netns):
+ * the index of the first record record_problem finds fault with (-1: none); the
+ * distinct UNIX local paths (str only), process names, addresses of inet and of
+ * inet6 sockets (local and remote), devices bound to, and netns values (UNSET
+ * included). None (declined) unless sockets is a list or tuple of records of
+ * exactly these types, each field holding an object of the type the reader gives it.
+ */
+
+/* The offset in an instance of `type` of its field `name`, a slot holding an object; -1: none. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, const char *name)
+{
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t offset = -1;
+    if (Py_TYPE(descr) == &PyMemberDescr_Type) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX) {
+            offset = member->offset;
+        }
+    }
+    Py_DECREF(descr);
+    return offset;
+}
+
+enum { S_PROTO, S_FAMILY, S_STATE, S_LOCAL, S_REMOTE, S_PROCESSES, S_INTERFACE, S_V6ONLY, S_NETNS,
+       E_ADDRESS, E_PORT, E_PATH, E_PEER, P_NAME, FIELDS };
+
+static const char *const field_names[FIELDS] = {
+    "proto", "family", "state", "local", "remote", "processes", "interface", "v6only", "netns",
+    "address", "port", "path", "peer_inode", "name",
+};
+
+#define FIELD(object, which) (*(PyObject **)((char *)(object) + offsets[which]))
+
+static int
+is_text(PyObject *value, const char *text)
+{
+    return PyUnicode_CheckExact(value) && PyUnicode_CompareWithASCIIString(value, text) == 0;
+}
+
+/* Whether an endpoint holds address and port and neither path nor peer_inode (_is_inet). */
+static int
+inet_shaped(PyObject *end, PyObject *unset, const Py_ssize_t *offsets)
+{
+    return FIELD(end, E_ADDRESS) != unset && FIELD(end, E_PORT) != unset && FIELD(end, E_PATH) == unset
+           && FIELD(end, E_PEER) == unset;
+}
+
+/* record_problem(sock) is None: 1, else 0; -1 with an exception set. */
+static int
+record_fine(PyObject *sock, PyObject *unset, PyObject *inet_states, PyObject *unix_states,
+            const Py_ssize_t *offsets)
+{
+    PyObject *family = FIELD(sock, S_FAMILY), *state = FIELD(sock, S_STATE);
+    PyObject *local = FIELD(sock, S_LOCAL), *remote = FIELD(sock, S_REMOTE);
+    if (is_text(FIELD(sock, S_PROTO), "unix")) {
+        if (!is_text(family, "unix")) {
+            return 0;
+        }
+        int known = PySet_Contains(unix_states, state);
+        if (known <= 0) {
+            return known;
+        }
+        if (FIELD(local, E_PATH) == unset || FIELD(local, E_ADDRESS) != unset || FIELD(local, E_PORT) != unset
+            || FIELD(local, E_PEER) != unset) {
+            return 0;
+        }
+        if (remote != Py_None
+            && (FIELD(remote, E_PEER) == unset || FIELD(remote, E_PATH) != unset
+                || FIELD(remote, E_ADDRESS) != unset || FIELD(remote, E_PORT) != unset)) {
+            return 0;
+        }
+        return FIELD(sock, S_INTERFACE) == Py_None && FIELD(sock, S_V6ONLY) == Py_None;
+    }
+    if (is_text(family, "unix")) {
+        return 0;
+    }
+    if (FIELD(sock, S_V6ONLY) != Py_None && !is_text(family, "inet6")) {
+        return 0;
+    }
+    int known = PySet_Contains(inet_states, state);
+    if (known <= 0) {
+        return known;
+    }
+    return inet_shaped(local, unset, offsets) && remote != Py_None && inet_shaped(remote, unset, offsets);
+}
+
+/* Add `value` to `set` when it is a str, pass over it when it is `none` or `unset`: 0;
+ * anything else: 1 (declined); -1 with an exception set. */
+static int
+add_text(PyObject *set, PyObject *value, PyObject *none, PyObject *unset)
+{
+    if (PyUnicode_CheckExact(value)) {
+        return PySet_Add(set, value);
+    }
+    return value == none || value == unset ? 0 : 1;
+}
+
+static PyObject *
+socket_facts(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0])) || !PyType_Check(args[1])
+        || !PyType_Check(args[2]) || !PyType_Check(args[3]) || !PyFrozenSet_CheckExact(args[5])
+        || !PyFrozenSet_CheckExact(args[6])) {
+        Py_RETURN_NONE;
+    }
+    PyTypeObject *socket_type = (PyTypeObject *)args[1], *endpoint_type = (PyTypeObject *)args[2];
+    PyTypeObject *process_type = (PyTypeObject *)args[3];
+    PyObject *unset = args[4], *inet_states = args[5], *unix_states = args[6];
+    Py_ssize_t offsets[FIELDS];
+    for (int which = 0; which < FIELDS; which++) {
+        PyTypeObject *owner = which < E_ADDRESS ? socket_type : which < P_NAME ? endpoint_type : process_type;
+        offsets[which] = slot_offset(owner, field_names[which]);
+        if (offsets[which] < 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* Held as the walk goes: no Python code runs during it (set adds hash str, int and
+     * UNSET, whose hashes are C), and the tuple of a record is held by the record. */
+    PyObject *held = Py_NewRef(args[0]);
+    PyObject **records = PySequence_Fast_ITEMS(held);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(held);
+    PyObject *paths = PySet_New(NULL), *names = PySet_New(NULL), *inet = PySet_New(NULL);
+    PyObject *inet6 = PySet_New(NULL), *devices = PySet_New(NULL), *netns = PySet_New(NULL);
+    Py_ssize_t first_unlike = -1;
+    int declined = 0;
+    if (paths == NULL || names == NULL || inet == NULL || inet6 == NULL || devices == NULL || netns == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *sock = records[index];
+        if (Py_TYPE(sock) != socket_type) {
+            declined = 1;
+            break;
+        }
+        for (int which = 0; which < E_ADDRESS; which++) {
+            if (FIELD(sock, which) == NULL) {
+                declined = 1;
+            }
+        }
+        PyObject *local = declined ? NULL : FIELD(sock, S_LOCAL), *remote = declined ? NULL : FIELD(sock, S_REMOTE);
+        PyObject *processes = declined ? NULL : FIELD(sock, S_PROCESSES);
+        if (declined || Py_TYPE(local) != endpoint_type || (remote != Py_None && Py_TYPE(remote) != endpoint_type)
+            || !PyTuple_CheckExact(processes) || !PyUnicode_CheckExact(FIELD(sock, S_STATE))) {
+            declined = 1;
+            break;
+        }
+        for (int which = E_ADDRESS; which < P_NAME; which++) {
+            if (FIELD(local, which) == NULL || (remote != Py_None && FIELD(remote, which) == NULL)) {
+                declined = 1;
+            }
+        }
+        if (declined) {
+            break;
+        }
+        if (first_unlike < 0) {
+            int fine = record_fine(sock, unset, inet_states, unix_states, offsets);
+            if (fine < 0) {
+                goto fail;
+            }
+            if (!fine) {
+                first_unlike = index;
+            }
+        }
+        PyObject *family = FIELD(sock, S_FAMILY);
+        PyObject *addresses = is_text(family, "inet") ? inet : is_text(family, "inet6") ? inet6 : NULL;
+        if (is_text(FIELD(sock, S_PROTO), "unix")) {
+            addresses = NULL;
+        }
+        int added = add_text(paths, FIELD(local, E_PATH), Py_None, unset);
+        if (added == 0 && addresses != NULL) {
+            added = add_text(addresses, FIELD(local, E_ADDRESS), Py_None, unset);
+            if (added == 0 && remote != Py_None) {
+                added = add_text(addresses, FIELD(remote, E_ADDRESS), Py_None, unset);
+            }
+        }
+        if (added == 0) {
+            added = add_text(devices, FIELD(sock, S_INTERFACE), Py_None, Py_None);
+        }
+        if (added < 0) {
+            goto fail;
+        }
+        if (added > 0) {
+            declined = 1;
+            break;
+        }
+        PyObject *place = FIELD(sock, S_NETNS);
+        if (!(place == unset || PyLong_CheckExact(place)) || PySet_Add(netns, place) < 0) {
+            if (PyErr_Occurred()) {
+                goto fail;
+            }
+            declined = 1;
+            break;
+        }
+        for (Py_ssize_t number = 0; number < PyTuple_GET_SIZE(processes); number++) {
+            PyObject *process = PyTuple_GET_ITEM(processes, number);
+            PyObject *name = Py_TYPE(process) == process_type ? FIELD(process, P_NAME) : NULL;
+            if (name == NULL || !PyUnicode_CheckExact(name)) {
+                declined = 1;
+                break;
+            }
+            if (PySet_Add(names, name) < 0) {
+                goto fail;
+            }
+        }
+        if (declined) {
+            break;
+        }
+    }
+    Py_DECREF(held);
+    if (declined) {
+        Py_DECREF(paths);
+        Py_DECREF(names);
+        Py_DECREF(inet);
+        Py_DECREF(inet6);
+        Py_DECREF(devices);
+        Py_DECREF(netns);
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(nNNNNNN)", first_unlike, paths, names, inet, inet6, devices, netns);
+fail:
+    Py_DECREF(held);
+    Py_XDECREF(paths);
+    Py_XDECREF(names);
+    Py_XDECREF(inet);
+    Py_XDECREF(inet6);
+    Py_XDECREF(devices);
+    Py_XDECREF(netns);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
      "framing.messages's fast path; None where the reference must read the datagram."},
@@ -953,8 +1234,10 @@ static PyMethodDef methods[] = {
      "sockets.decode_inet's loop body's fast path; None where the reference must read the reply."},
     {"proc_inet_rows", (PyCFunction)(void (*)(void))proc_inet_rows, METH_FASTCALL,
      "proc sockets.inet_rows's fast path; None where the reference must read the file."},
-    {"in_step_identical", (PyCFunction)(void (*)(void))in_step_identical, METH_FASTCALL,
-     "_perf.in_step(theirs, mine, operator.is_)'s fast path; None where the reference must walk them."},
+    {"in_step", (PyCFunction)(void (*)(void))in_step, METH_FASTCALL,
+     "_perf.in_step's fast path (by identity or equality); None where the reference must walk them."},
+    {"socket_facts", (PyCFunction)(void (*)(void))socket_facts, METH_FASTCALL,
+     "the snapshot reader's socket record checks' fast pass; None where the references must check them."},
     {"fd_links", (PyCFunction)(void (*)(void))fd_links, METH_FASTCALL,
      "processes.fd_links's fast path; None where the reference must read the directory."},
     {NULL, NULL, 0, NULL},

@@ -23,7 +23,17 @@ def inet_record(
 def proc_inet_rows(
     data: bytes, width: int, endpoint: Callable[[str, int], _E], /
 ) -> list[tuple[_E, _E, int, int, int, int, int]] | None: ...
-def in_step_identical(
-    theirs: Sequence[object], mine: Sequence[object], lookahead: int, /
+def in_step(
+    theirs: Sequence[object], mine: Sequence[object], lookahead: int, by_identity: bool, /
 ) -> tuple[list[int], list[int], list[int]] | None: ...
 def fd_links(dir_fd: int, /) -> tuple[list[int], list[int], list[tuple[str, int]]] | None: ...
+def socket_facts(
+    sockets: Sequence[object],
+    socket_type: type,
+    endpoint_type: type,
+    process_type: type,
+    unset: object,
+    inet_states: frozenset[str],
+    unix_states: frozenset[str],
+    /,
+) -> tuple[int, set[str], set[str], set[str], set[str], set[str], set[object]] | None: ...

@@ -25,19 +25,35 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from ._accel import speedups
 from ._perf import gc_paused, in_step
 from .coverage import SECTIONS, SOURCE_NAMES, BackendName
 from .errors import BadSnapshot, UsageError, WriteError
-from .model import PROTOS, Interface, Namespace, Port, ProtoName, Route, Socket, netns_of
+from .model import (
+    INET_STATE_NAMES,
+    PROTOS,
+    UNIX_STATE_NAMES,
+    Endpoint,
+    Interface,
+    Namespace,
+    Port,
+    Process,
+    ProtoName,
+    Route,
+    Socket,
+    netns_of,
+)
 from .validation import (
     address_problem,
+    bad_addresses,
     device_name_problem,
     device_names,
     interface_problem,
+    names_fine,
     process_name_problem,
     record_problem,
     route_problem,
@@ -61,6 +77,7 @@ __all__ = [
     "gzipped",
     "load",
     "loads",
+    "read_bounded",
     "save",
 ]
 
@@ -401,13 +418,15 @@ def loads(
     problem = _header_problem(document)
     if problem is not None:
         raise bad(problem)
-    problem = _records_problem(document, document.sockets or ())
+    listed = None if isinstance(document, _DocumentV1) else document.namespaces
+    fine = _sockets_fine(document.sockets or (), listed)
+    problem = _records_problem(document, document.sockets or (), fine)
     if problem is not None:
         raise bad(problem)
     header = Header(**{name: getattr(document, name) for name in _HEADER_FIELDS})
     if isinstance(document, _DocumentV1):
         return Snapshot(header, document.sockets, origin=origin, version=1, file_bytes=data)
-    problem = _namespace_problem(document)
+    problem = _namespace_problem(document, fine)
     if problem is not None:
         raise bad(problem)
     return Snapshot(
@@ -421,11 +440,43 @@ def loads(
     )
 
 
+def _sockets_fine(sockets: Sequence[Socket], listed: Sequence[Namespace] | None) -> bool:
+    """True: the checks of socket records (:func:`_records_problem`'s, and
+    :func:`_namespace_problem`'s with the namespaces ``listed``) would find nothing.
+
+    The accelerator's one pass over the records (``socket_facts``) finds whether any
+    record is unlike a backend's and gathers the few distinct names, addresses,
+    devices and namespaces, checked here once each. False where it declines or is
+    not built, and wherever a check fails: the references then check each record,
+    and say where.
+    """
+    if speedups is None:
+        return False
+    facts = speedups.socket_facts(
+        sockets, Socket, Endpoint, Process, msgspec.UNSET, INET_STATE_NAMES, UNIX_STATE_NAMES
+    )
+    if facts is None:
+        return False
+    first_unlike, paths, names, inet, inet6, devices, netns = facts
+    allowed: set[object] = {msgspec.UNSET} if listed is None else {namespace.inode for namespace in listed}
+    return (
+        first_unlike < 0
+        and names_fine(paths, names)
+        and not bad_addresses("inet", inet)
+        and not bad_addresses("inet6", inet6)
+        and all(device_name_problem(device) is None for device in devices)
+        and netns <= allowed
+    )
+
+
 def _records_problem(
-    document: _Document | _DocumentV1 | _RawDocument, sockets: Sequence[Socket]
+    document: _Document | _DocumentV1 | _RawDocument, sockets: Sequence[Socket], sockets_fine: bool = False
 ) -> str | None:
     """What the records of ``document`` (its socket records: ``sockets``) hold that types cannot
-    say and sockdiff never writes, with its place; None when nothing."""
+    say and sockdiff never writes, with its place; None when nothing. ``sockets_fine``:
+    the socket records are known to pass (:func:`_sockets_fine`)."""
+    if sockets_fine:
+        sockets = ()
     checks: tuple[tuple[str, Sequence[Any] | None, Callable[[Any], str | None]], ...] = (
         ("sockets", sockets, record_problem),
         ("interfaces", None if isinstance(document, _DocumentV1) else document.interfaces, interface_problem),
@@ -470,9 +521,7 @@ def _name_problem(sockets: Sequence[Socket]) -> str | None:
     """
     paths = {path for sock in sockets if isinstance(path := sock.local.path, str)}
     names = {process.name for sock in sockets for process in sock.processes}
-    if all(unix_name_problem(path) is None for path in paths) and all(
-        process_name_problem(name) is None for name in names
-    ):
+    if names_fine(paths, names):
         return None
     for index, sock in enumerate(sockets):
         path = sock.local.path
@@ -487,15 +536,16 @@ def _name_problem(sockets: Sequence[Socket]) -> str | None:
     return None
 
 
-def _namespace_problem(document: _Document) -> str | None:
-    """Each namespace listed once, and every record's ``netns`` one listed (none without the list)."""
+def _namespace_problem(document: _Document, sockets_fine: bool = False) -> str | None:
+    """Each namespace listed once, and every record's ``netns`` one listed (none without the list).
+    ``sockets_fine``: the socket records are known to pass (:func:`_sockets_fine`)."""
     listed: set[int] = set()
     for index, namespace in enumerate(document.namespaces or ()):
         if namespace.inode in listed:
             return f"namespace {namespace.inode} is listed twice, at $.namespaces[{index}].inode"
         listed.add(namespace.inode)
     sections: tuple[tuple[str, Sequence[Socket | Interface | Route] | None], ...] = (
-        ("sockets", document.sockets),
+        ("sockets", None if sockets_fine else document.sockets),
         ("interfaces", document.interfaces),
         ("routes", document.routes),
     )
@@ -528,7 +578,9 @@ def _sharing(
     # whole read checks every one it meets, and keeps the last) is left to the whole
     # read. The name stands as "sockets" (a string token: no string holds it inside),
     # once, or a letter of it is written as a \u00XX escape, which sockdiff never writes.
-    if data.count(b'"sockets"') != 1 or b"\\u00" in data:
+    # (A search for one byte is memchr's: most files hold no backslash, and are not
+    # searched again for the four.)
+    if data.count(b'"sockets"') != 1 or (b"\\" in data and b"\\u00" in data):
         return None
     # Records taken from ``other`` were checked when it was read, its namespaces with
     # them: a snapshot of every namespace, or an older version, is read whole.
@@ -740,10 +792,9 @@ def _json_problem(data: bytes | bytearray) -> str:
     return "not JSON"
 
 
-def _read_bounded(source: Any, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of ``source``: enough to tell it is too large."""
-    data: bytes = source.read(limit + 1)
-    return data
+def read_bounded(source: IO[bytes], limit: int = MAX_SIZE) -> bytes:
+    """At most ``limit + 1`` bytes of ``source``: all of it, or enough to tell it is too large."""
+    return source.read(limit + 1)
 
 
 def load(
@@ -764,12 +815,12 @@ def load(
     given = os.fspath(path)
     name = given if isinstance(given, str) else os.fsdecode(given)
     if name == "-":
-        return loads(_read_bounded(sys.stdin.buffer, limit), "<stdin>", limit, like=like)
+        return loads(read_bounded(sys.stdin.buffer, limit), "<stdin>", limit, like=like)
     if "\0" in name:  # no file has such a name; open() would raise ValueError
         raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
     try:
         with open(name, "rb") as source:
-            data = _read_bounded(source, limit)
+            data = read_bounded(source, limit)
     except OSError as err:
         raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
     return loads(data, name, limit, like=like)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .acquire import take
 from .backends import BACKENDS, sections_of
 from .errors import BadSnapshot, UsageError
-from .snapshots import MAX_SIZE, Snapshot, loads
+from .snapshots import MAX_SIZE, Snapshot, loads, read_bounded
 
 __all__ = ["LIVE", "PLAIN_TEXT", "TextOptions", "is_source", "open_source"]
 
@@ -46,13 +46,13 @@ def _read(name: str) -> tuple[bytes, datetime.datetime]:
         from .output import check_stdin
 
         check_stdin()
-        return sys.stdin.buffer.read(MAX_SIZE + 1), datetime.datetime.now(datetime.UTC)
+        return read_bounded(sys.stdin.buffer), datetime.datetime.now(datetime.UTC)
     if "\0" in name:  # no file has such a name; open() would raise ValueError
         raise BadSnapshot(f"{name!r}: cannot read: a path holds no NUL")
     try:
         with open(name, "rb") as source:
             mtime = os.fstat(source.fileno()).st_mtime
-            data = source.read(MAX_SIZE + 1)
+            data = read_bounded(source)
     except OSError as err:
         raise BadSnapshot(f"{name}: cannot read: {err.strerror}") from err
     return data, datetime.datetime.fromtimestamp(mtime, datetime.UTC)

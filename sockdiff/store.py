@@ -224,7 +224,7 @@ class Store:
 
         ``like``: as :func:`~sockdiff.snapshots.loads` takes it.
         """
-        from .snapshots import MAX_SIZE, loads
+        from .snapshots import MAX_SIZE, loads, read_bounded
 
         file = f"{name}{SUFFIX}"
         where = self.path / file
@@ -238,7 +238,7 @@ class Store:
             if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
                 return None
             try:
-                data = source.read(MAX_SIZE + 1)
+                data = read_bounded(source)
             except OSError as err:
                 raise BadSnapshot(f"{where}: cannot read: {err.strerror}") from err
         return loads(data, str(where), MAX_SIZE, like=like)

@@ -39,10 +39,12 @@ from .model import (
 
 __all__ = [
     "address_problem",
+    "bad_addresses",
     "device_name_problem",
     "device_names",
     "interface_problem",
     "is_host_name",
+    "names_fine",
     "process_name_problem",
     "record_problem",
     "route_problem",
@@ -125,9 +127,10 @@ def address_problem(sockets: Sequence[Socket]) -> tuple[int, str] | None:
         for s in sockets
         if s.proto != "unix"
     }
-    for family, number in _FAMILY_NUMBERS.items():
-        distinct = {text for kind, *ends in triples if kind == family for text in ends if text is not None}
-        bad = {text for text in distinct if not _is_address(number, text) and not is_host_name(text)}
+    for family in _FAMILY_NUMBERS:
+        bad = bad_addresses(
+            family, {text for kind, *ends in triples if kind == family for text in ends if text is not None}
+        )
         if not bad:
             continue
         for index, sock in enumerate(sockets):
@@ -152,6 +155,25 @@ def is_host_name(text: object) -> bool:
     (True, False, False)
     """
     return isinstance(text, str) and len(text) <= 253 and _HOST_NAME.fullmatch(text) is not None
+
+
+def bad_addresses(family: str, texts: Iterable[object]) -> set[object]:
+    """Those of ``texts`` (addresses of ``family``'s sockets) that are neither an address of it
+    in canonical form nor a host name (:func:`address_problem` says where they stand).
+
+    >>> sorted(bad_addresses("inet", ["127.0.0.1", "::1", "localhost", "127.000.0.1"]))
+    ['127.000.0.1', '::1']
+    """
+    number = _FAMILY_NUMBERS[family]
+    return {text for text in texts if not _is_address(number, text) and not is_host_name(text)}
+
+
+def names_fine(paths: Iterable[str], names: Iterable[str]) -> bool:
+    """Whether every UNIX socket name of ``paths`` and process name of ``names`` is as
+    sockdiff writes it (:func:`unix_name_problem`, :func:`process_name_problem`)."""
+    return all(unix_name_problem(path) is None for path in paths) and all(
+        process_name_problem(name) is None for name in names
+    )
 
 
 def _is_address(family: int, text: object) -> bool:

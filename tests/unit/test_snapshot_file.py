@@ -21,7 +21,7 @@ from sockdiff import (
     load,
     save,
 )
-from sockdiff.snapshots import EVERYTHING, dumps, loads
+from sockdiff.snapshots import EVERYTHING, dumps, loads, read_bounded
 from tests.helpers.cli import created_mode
 from tests.helpers.made import GOOD, VERSION_1, sample
 
@@ -371,3 +371,19 @@ def test_damage_found_after_the_first_bad_value_is_still_one_error() -> None:
     damaged = GOOD.replace(b'"version":2', b'"version":"2"', 1)[:-40] + b"\xff{{"
     with pytest.raises(BadSnapshot, match=r"^x: not a sockdiff snapshot: (not UTF-8|not JSON|truncated)"):
         loads(damaged, "x")
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 3 << 20])
+def test_read_bounded_reads_files_and_pipes_whole_up_to_one_byte_past_the_limit(
+    tmp_path: Path, size: int
+) -> None:
+    """All of a file or a pipe, or the limit and one byte more: what tells a file too large."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    for limit in (10, 3 << 20, 4 << 20):
+        with open(path, "rb") as source:
+            assert read_bounded(source, limit) == data[: limit + 1]
+        with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE) as cat:
+            assert cat.stdout is not None
+            assert read_bounded(cat.stdout, limit) == data[: limit + 1]

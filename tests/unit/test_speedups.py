@@ -26,15 +26,16 @@ from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockdiff import _perf, processes
+from sockdiff import _perf, processes, snapshots, validation
 from sockdiff.backends.netlink import framing
 from sockdiff.backends.netlink import sockets as netlink
 from sockdiff.backends.proc import sockets as procfs
-from sockdiff.model import Endpoint, Process
+from sockdiff.model import INET_STATE_NAMES, UNIX_STATE_NAMES, Endpoint, Namespace, Process, Socket
 from tests.helpers.captured import FIXTURES
 from tests.helpers.fuzzing import (
     DONE,
@@ -47,6 +48,7 @@ from tests.helpers.fuzzing import (
     inet_file,
     inet_message,
 )
+from tests.helpers.made import GOOD
 
 speedups = pytest.importorskip("sockdiff._speedups")
 
@@ -312,9 +314,9 @@ def test_both_paths_give_the_same_bytes() -> None:
 
 
 # Records two reads share (the same objects), and edits that make the second read differ:
-# an item dropped, one put in (from the pool or new), one moved far.
-_POOL = [object() for _ in range(12)]
-_EDIT = st.tuples(st.sampled_from(["drop", "put", "new", "move"]), st.integers(0), st.integers(0))
+# an item dropped, one put in (from the pool, an equal copy of one, or new), one moved far.
+_POOL = [msgspec.Raw(b'{"n":%d}' % (n % 7)) for n in range(12)]
+_EDIT = st.tuples(st.sampled_from(["drop", "put", "copy", "new", "move"]), st.integers(0), st.integers(0))
 
 
 @given(
@@ -322,35 +324,74 @@ _EDIT = st.tuples(st.sampled_from(["drop", "put", "new", "move"]), st.integers(0
     st.lists(_EDIT, max_size=12),
     st.booleans(),
     st.sampled_from([list, tuple]),
+    st.sampled_from([operator.is_, operator.eq]),
 )
-def test_in_step_by_identity(theirs: list[object], edits: list[Any], same_start: bool, kind: Any) -> None:
-    """The differ's walk over two reads sharing records (_perf.in_step with operator.is_):
-    the compiled walk gives the reference's three lists, for lists and tuples alike, two
-    reads in step or out of it; it declines what is neither."""
+def test_in_step_compiled(
+    theirs: list[object], edits: list[Any], same_start: bool, kind: Any, same: Any
+) -> None:
+    """_perf.in_step by identity (the differ's walk over two reads sharing records) and by
+    equality (two files' records as written, msgspec.Raw): the compiled walk gives the
+    reference's three lists, for lists and tuples alike, two reads in step or out of it;
+    it declines what is neither."""
     mine = list(theirs) if same_start else list(reversed(theirs))
     for edit, at, value in edits:
         place = at % (len(mine) + 1)
         if edit == "drop" and mine:
             del mine[place % len(mine)]
-        elif edit == "put":
-            mine.insert(place, _POOL[value % len(_POOL)])
+        elif edit in ("put", "copy"):
+            item = _POOL[value % len(_POOL)]
+            mine.insert(place, item if edit == "put" else msgspec.Raw(bytes(item)))
         elif edit == "new":
-            mine.insert(place, object())
+            mine.insert(place, msgspec.Raw(b'{"new":%d}' % value))
         elif edit == "move" and mine:
             mine.insert(value % (len(mine) + 1), mine.pop(place % len(mine)))
-    fast = speedups.in_step_identical(kind(theirs), kind(mine), _perf.LOOKAHEAD)
+    by_identity = same is operator.is_
+    fast = speedups.in_step(kind(theirs), kind(mine), _perf.LOOKAHEAD, by_identity)
     assert fast is not None
-    assert fast == _reference_in_step(theirs, mine)
-    assert speedups.in_step_identical(iter(theirs), mine, _perf.LOOKAHEAD) is None
-    assert speedups.in_step_identical(theirs, mine, 0) is None
+    assert fast == _reference_in_step(theirs, mine, same)
+    assert speedups.in_step(iter(theirs), mine, _perf.LOOKAHEAD, by_identity) is None
+    assert speedups.in_step(theirs, mine, 0, by_identity) is None
+    assert speedups.in_step(theirs, mine, _perf.LOOKAHEAD, 1) is None
 
 
-def _reference_in_step(theirs: list[object], mine: list[object]) -> tuple[list[int], list[int], list[int]]:
+def _reference_in_step(
+    theirs: list[object], mine: list[object], same: Callable[[object, object], object]
+) -> tuple[list[int], list[int], list[int]]:
     fast, _perf._fast_in_step = _perf._fast_in_step, None
     try:
-        return _perf.in_step(theirs, mine, operator.is_)
+        return _perf.in_step(theirs, mine, same)
     finally:
         _perf._fast_in_step = fast
+
+
+class _Meddler:
+    """An item whose == empties the lists being walked, then raises once told to."""
+
+    def __init__(self, lists: list[list[object]], fail: bool) -> None:
+        self.lists, self.fail = lists, fail
+
+    def __eq__(self, other: object) -> bool:
+        for items in self.lists:
+            items.clear()
+        if self.fail:
+            raise ZeroDivisionError("from __eq__")
+        return False
+
+    __hash__ = object.__hash__
+
+
+def test_in_step_by_equality_survives_an_eq_that_changes_the_lists() -> None:
+    """By equality == may run Python code: one that empties both lists mid-walk leaves the walk
+    on the items it started with, and an error it raises comes out as raised."""
+    theirs: list[object] = []
+    mine: list[object] = []
+    theirs.extend([_Meddler([theirs, mine], False), 1, 2, 3])
+    mine.extend([_Meddler([theirs, mine], False), 1, 2, 3])
+    assert speedups.in_step(theirs, mine, _perf.LOOKAHEAD, False) == ([-1, 1, 2, 3], [0], [0])
+    theirs[:] = [_Meddler([theirs], True), 1]
+    mine[:] = [2, 1]
+    with pytest.raises(ZeroDivisionError):
+        speedups.in_step(theirs, mine, _perf.LOOKAHEAD, False)
 
 
 def links_of(directory: str) -> tuple[object, Callable[[], object]]:
@@ -457,3 +498,115 @@ def test_inet_record_declines_what_python_must_do() -> None:
     assert (seen, sockets) == ({9}, expected)
     assert speedups.inet_record(message, 0, len(message), {}, seen, sockets, context) is True  # seen: skipped
     assert sockets == expected
+
+
+# Socket records the snapshot reader must pass or refuse: each field from a few values,
+# some a backend writes and some it never does (shapes of the wrong family, a bad name,
+# address, device or state, a namespace not listed).
+_ENDS = [
+    Endpoint("127.0.0.1", 80),
+    Endpoint("::ffff:127.0.0.1", 80),
+    Endpoint("127.000.0.1", 1),
+    Endpoint("localhost", 1),
+    Endpoint(path="/run/a b.sock"),
+    Endpoint(path=None),
+    Endpoint(path="bad\n"),
+    Endpoint(peer_inode=0),
+    Endpoint("1.2.3.4", 1, path="/x"),
+    Endpoint(),
+]
+_GOOD_RECORDS = [
+    Socket("tcp", "inet", "stream", "LISTEN", _ENDS[0], _ENDS[0], 1, 0, 0, 0, ()),
+    Socket("unix", "unix", "stream", "LISTENING", _ENDS[4], _ENDS[7], 2, 0, 0, 0, (Process(1, "ok", 3),)),
+    Socket("unix", "unix", "dgram", "UNCONNECTED", _ENDS[5], None, 4, None, None, None, ()),
+    Socket("udp", "inet6", "dgram", "UNCONNECTED", _ENDS[1], _ENDS[1], 3, 0, 0, 0, (), None, True),
+]
+_CHANGES = st.sampled_from(
+    [
+        *(("proto", value) for value in ("tcp", "udp", "raw", "unix")),
+        *(("family", value) for value in ("inet", "inet6", "unix")),
+        *(("state", value) for value in ("LISTEN", "ESTABLISHED", "LISTENING", "CONNECTED", "BOGUS")),
+        *(("local", end) for end in _ENDS),
+        *(("remote", end) for end in [None, *_ENDS]),
+        *(("processes", value) for value in [(), (Process(2, "bad\x1b", None), Process(1, "ok", 3))]),
+        *(("interface", value) for value in ("eth0", "bad/name", None)),
+        ("v6only", True),
+        ("v6only", None),
+        *(("netns", value) for value in (5, 6, msgspec.UNSET)),
+    ]
+)
+# A record a backend writes, with none, one or two of its fields changed.
+_RECORD = st.builds(
+    lambda base, changes: msgspec.structs.replace(base, **dict(changes)),
+    st.sampled_from(_GOOD_RECORDS),
+    st.lists(_CHANGES, max_size=2),
+)
+
+
+@settings(max_examples=600)
+@given(st.lists(_RECORD, max_size=6), st.sampled_from([None, (), (5,), (5, 6)]))
+def test_socket_checks_compiled(sockets: list[Socket], listed: tuple[int, ...] | None) -> None:
+    """The reader's one compiled pass over socket records (snapshots._sockets_fine) passes
+    them exactly when the references (each record's checks, then the namespaces') find
+    nothing; its facts are the distinct values the references check."""
+    namespaces = None if listed is None else tuple(Namespace(inode, (), (), None) for inode in listed)
+    document = msgspec.convert(
+        {**msgspec.to_builtins(msgspec.json.decode(GOOD)), "sockets": None, "namespaces": None},
+        snapshots._Document,
+    )
+    document = msgspec.structs.replace(
+        document, sockets=tuple(sockets), interfaces=None, routes=None, namespaces=namespaces
+    )
+    reference = (
+        snapshots._records_problem(document, sockets) is None
+        and snapshots._namespace_problem(document) is None
+    )
+    module = vars(snapshots)
+    held, module["speedups"] = module["speedups"], speedups  # as under SOCKDIFF_PURE=0
+    try:
+        assert snapshots._sockets_fine(sockets, namespaces) is reference
+    finally:
+        module["speedups"] = held
+    facts = speedups.socket_facts(
+        tuple(sockets), Socket, Endpoint, Process, msgspec.UNSET, INET_STATE_NAMES, UNIX_STATE_NAMES
+    )
+    assert facts is not None
+    unlike = [index for index, sock in enumerate(sockets) if validation.record_problem(sock) is not None]
+    assert facts == (
+        unlike[0] if unlike else -1,
+        {s.local.path for s in sockets if isinstance(s.local.path, str)},
+        {p.name for s in sockets for p in s.processes},
+        {
+            e.address
+            for s in sockets
+            for e in (s.local, s.remote)
+            if s.proto != "unix" and s.family == "inet" and e is not None and isinstance(e.address, str)
+        },
+        {
+            e.address
+            for s in sockets
+            for e in (s.local, s.remote)
+            if s.proto != "unix" and s.family == "inet6" and e is not None and isinstance(e.address, str)
+        },
+        {s.interface for s in sockets if s.interface is not None},
+        {s.netns for s in sockets},
+    )
+
+
+def test_socket_checks_compiled_decline_what_a_file_never_holds() -> None:
+    """Records of other types, or fields holding what msgspec never reads into them: declined."""
+    sock = Socket("tcp", "inet", "stream", "LISTEN", _ENDS[0], _ENDS[0], 1, 0, 0, 0, ())
+    number: Any = 7
+    kinds = (Socket, Endpoint, Process, msgspec.UNSET, INET_STATE_NAMES, UNIX_STATE_NAMES)
+    assert speedups.socket_facts([sock], *kinds) is not None
+    for odd in (
+        [sock, "x"],
+        [msgspec.structs.replace(sock, interface=7)],
+        [msgspec.structs.replace(sock, state=None)],
+        [msgspec.structs.replace(sock, processes=[])],
+        [msgspec.structs.replace(sock, netns="5")],
+        [msgspec.structs.replace(sock, local=Endpoint(number, 80))],
+        [msgspec.structs.replace(sock, processes=(Process(1, number, 3),))],
+    ):
+        assert speedups.socket_facts(odd, *kinds) is None
+    assert speedups.socket_facts(iter([sock]), *kinds) is None
