@@ -247,7 +247,7 @@ struct inet_message {
 
 /*
  * Read the inet_diag reply in data[offset:end] (`length` bytes of data) into `found`:
- * 0, or -1 where sockets.inet_fields refuses it (too short, another family, an attribute
+ * 0, or -1 where sockets.decode_inet refuses it (too short, another family, an attribute
  * that does not fit).
  */
 static int
@@ -292,49 +292,6 @@ read_inet(const unsigned char *data, Py_ssize_t length, Py_ssize_t offset, Py_ss
     return 0;
 }
 
-/*
- * inet_fields(buffer, offset, end, addresses): sockets.inet_fields's fast path,
- * the fields of one inet_diag reply. `addresses` caches address texts by their
- * bytes, as the reference does.
- */
-static PyObject *
-inet_fields(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
-{
-    Py_ssize_t offset, end = 0;
-    Py_buffer view;
-    if (nargs == 4) {
-        end = PyLong_AsSsize_t(args[2]);
-        if (end == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (buffer_and_index("inet_fields", args, nargs, 4, &view, &offset) < 0) {
-        return NULL;
-    }
-    struct inet_message f;
-    if (read_inet(view.buf, view.len, offset, end, &f) < 0) {
-        PyBuffer_Release(&view);
-        Py_RETURN_NONE;
-    }
-    PyObject *items[13] = {
-        PyLong_FromLong(f.family),
-        PyLong_FromLong(f.state),
-        PyLong_FromLong(f.sport),
-        PyLong_FromLong(f.dport),
-        cached_address_text(f.family, f.src, args[3]),
-        cached_address_text(f.family, f.dst, args[3]),
-        PyLong_FromUnsignedLong(f.index),
-        PyLong_FromUnsignedLongLong(f.cookie),
-        PyLong_FromUnsignedLong(f.rqueue),
-        PyLong_FromUnsignedLong(f.wqueue),
-        PyLong_FromUnsignedLong(f.uid),
-        PyLong_FromUnsignedLong(f.inode),
-        Py_NewRef(f.v6only < 0 ? Py_None : f.v6only ? Py_True : Py_False),
-    };
-    PyBuffer_Release(&view);
-    return pack(13, items);
-}
-
 /* The items of inet_record's context tuple (sockets.decode_inet builds it). */
 enum {
     CONTEXT_PROTO, CONTEXT_TYPE, CONTEXT_STATES, CONTEXT_OWNERS, CONTEXT_NO_PROCESSES, CONTEXT_ENDPOINT,
@@ -346,7 +303,7 @@ enum {
  * sockets.decode_inet's loop for one reply, as the reference runs it with no entries
  * kept (`into` None): a socket whose cookie `seen` holds is skipped, else its cookie
  * goes into `seen` and its record (the one make_socket builds) onto `sockets`. True
- * when done; None (declined, nothing changed) where inet_fields declines, for a socket
+ * when done; None (declined, nothing changed) where read_inet declines, for a socket
  * bound to a device (its name is looked up in Python), or where an argument is not of
  * the exact type the reference is given.
  */
@@ -1228,8 +1185,6 @@ fail:
 static PyMethodDef methods[] = {
     {"messages", (PyCFunction)(void (*)(void))messages, METH_FASTCALL,
      "framing.messages's fast path; None where the reference must read the datagram."},
-    {"inet_fields", (PyCFunction)(void (*)(void))inet_fields, METH_FASTCALL,
-     "sockets.inet_fields's fast path; None where the reference must read the message."},
     {"inet_record", (PyCFunction)(void (*)(void))inet_record, METH_FASTCALL,
      "sockets.decode_inet's loop body's fast path; None where the reference must read the reply."},
     {"proc_inet_rows", (PyCFunction)(void (*)(void))proc_inet_rows, METH_FASTCALL,

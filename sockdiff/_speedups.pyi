@@ -7,9 +7,6 @@ _E = TypeVar("_E")
 _S = TypeVar("_S")
 
 def messages(buffer: bytes | bytearray, size: int, /) -> list[tuple[int, int, int, int]] | None: ...
-def inet_fields(
-    buffer: bytes | bytearray, offset: int, end: int, addresses: dict[bytes, str], /
-) -> tuple[int, int, int, int, str, str, int, int, int, int, int, int, bool | None] | None: ...
 def inet_record(
     buffer: bytes | bytearray,
     offset: int,

@@ -296,5 +296,8 @@ def test_the_delta_names_every_socket_that_came_or_went(
     if delta is None:  # a dump that does not parse, or not clean: watch compares every inode
         return
     assert isinstance(again, list)
+    inodes = [s.inode for s in again if s.inode]
+    if len(set(inodes)) != len(inodes):  # an edit gave a socket another's inode: the kernel never does
+        return
     made, gone = _inodes(delta[0]), _inodes(delta[1])
     assert (made - gone, gone - made) == (_inodes(again) - _inodes(first), _inodes(first) - _inodes(again))

@@ -10,9 +10,12 @@ dump, lost events) is the caller's to say.
 from __future__ import annotations
 
 import errno
+import functools
+import itertools
 import os
 import socket
 import struct
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 
 from ..._accel import speedups
@@ -67,7 +70,11 @@ class DumpFailed(Exception):
     """The kernel ended a dump with an error (NLMSG_ERROR, NLMSG_DONE), or sent bytes that do not parse."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(code, os.strerror(code))
+        try:
+            text = os.strerror(code)
+        except (ValueError, OverflowError):  # past a C int (NLMSG_DONE's INT_MIN, negated)
+            text = f"Unknown error {code}"
+        super().__init__(code, text)
         self.code = code
 
 
@@ -174,6 +181,27 @@ def attributes(buffer: bytes | bytearray, start: int, end: int) -> list[tuple[in
     return found
 
 
+def _uniform(buffer: bytes | bytearray, size: int) -> int:
+    """The length of each message when the datagram ``buffer[:size]`` is messages of one
+    length, type and flags, not NLMSG_DONE or NLMSG_ERROR nor flagged NLM_F_DUMP_INTR (a
+    dump's usual datagram: its sockets' messages are mostly alike); else 0. Their headers
+    are read by C (struct), each message's place then known without walking them."""
+    length = int.from_bytes(buffer[:4], sys.byteorder) if size >= HEADER_SIZE else 0
+    if length < HEADER_SIZE or length % 4 or size % length:
+        return 0
+    headers = set(_headers(length).iter_unpack(memoryview(buffer)[:size]))
+    if len(headers) != 1:
+        return 0
+    ((_, kind, flags),) = headers
+    return 0 if kind in (NLMSG_DONE, NLMSG_ERROR) or flags & NLM_F_DUMP_INTR else length
+
+
+@functools.lru_cache(maxsize=64)
+def _headers(length: int) -> struct.Struct:
+    """A message of ``length`` bytes as its header's length, type and flags."""
+    return struct.Struct(f"=IHH{length - 8}x")
+
+
 #: A message: its datagram's buffer, where it starts and where it ends.
 Message = tuple[bytes | bytearray, int, int]
 Messages = Iterable[Message]
@@ -199,9 +227,14 @@ class Dump:
         return cls(receive(sock))
 
     def __iter__(self) -> Iterator[tuple[bytes | bytearray, int, int]]:
+        # A datagram's list at a time, its messages taken from it by C (not a generator's
+        # step each): the next datagram is received once this one's are all taken.
+        return itertools.chain.from_iterable(self._datagrams())
+
+    def _datagrams(self) -> Iterator[list[tuple[bytes | bytearray, int, int]]]:
         for buffer, size in self.datagrams:
             found, done = self.split(buffer, size)
-            yield from found
+            yield found
             if done:
                 return
         raise DumpFailed(errno.ENODATA)  # the replies ended without NLMSG_DONE
@@ -210,6 +243,9 @@ class Dump:
         self, buffer: bytes | bytearray, size: int
     ) -> tuple[list[tuple[bytes | bytearray, int, int]], bool]:
         """One datagram's messages before NLMSG_DONE, and whether NLMSG_DONE came (the dump's end)."""
+        length = _uniform(buffer, size)
+        if length:
+            return [(buffer, offset, offset + length) for offset in range(0, size, length)], False
         found: list[tuple[bytes | bytearray, int, int]] = []
         for kind, flags, offset, end in messages(buffer, size):
             if flags & NLM_F_DUMP_INTR:

@@ -62,7 +62,6 @@ __all__ = [
     "decode_inet",
     "decode_unix",
     "dump_socket",
-    "inet_fields",
     "open_socket",
     "read_protocol",
     "reusing",
@@ -90,6 +89,8 @@ UNIX_DIAG_UID = 7
 # order, read natively and swapped through _PORTS), src, dst, if, cookie,
 # (expires), rqueue, wqueue, uid, inode.
 _INET_MSG = struct.Struct("=16xBB2xHH16s16sIQ4xIIII")
+# The same for AF_INET, whose addresses are the first 4 bytes of src and dst.
+_INET4_MSG = struct.Struct("=16xBB2xHH4s12x4s12xIQ4xIIII")
 _INET_ATTRS = 16 + 72  # the attributes follow nlmsghdr and inet_diag_msg
 # include/uapi/linux/inet_diag.h: a u8 the kernel adds for every AF_INET6 socket
 # in LISTEN or CLOSE (inet_diag_msg_attrs_fill), whatever the request asked.
@@ -337,62 +338,15 @@ def unix_request(seq: int) -> bytes:
     return bytes(request.data)
 
 
-# What :func:`inet_fields` reads from one inet_diag reply.
-InetFields = tuple[int, int, int, int, str, str, int, int, int, int, int, int, bool | None]
+def _v6only_of(buffer: bytes | bytearray, offset: int, end: int) -> bool | None:
+    """INET_DIAG_SKV6ONLY of the AF_INET6 inet_diag reply in ``buffer[offset:end]``, None when
+    absent: looked for first where the kernel puts it, right after INET_DIAG_SHUTDOWN (8 bytes)."""
+    quick = offset + _INET_ATTRS + 8
+    if quick + 5 <= end and _ATTR.unpack_from(buffer, quick) == _V6ONLY_HEADER:
+        return buffer[quick + 4] != 0
+    return _v6only(buffer, offset + _INET_ATTRS, end)
 
 
-def inet_fields(buffer: bytes | bytearray, offset: int, end: int, addresses: dict[bytes, str]) -> InetFields:
-    """The fields of the inet_diag reply in ``buffer[offset:end]``: family, state,
-    local and remote port, local and remote address (text), interface index,
-    cookie, receive and send queue, uid, inode, and INET_DIAG_SKV6ONLY (None
-    unless the kernel sends it). ``addresses`` caches address texts by their bytes.
-
-    The reference for the accelerator's ``inet_fields``; DumpFailed when the
-    reply is too short or of another family.
-    """
-    if end - offset < _INET_ATTRS:
-        raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
-    family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = _INET_MSG.unpack_from(
-        buffer, offset
-    )
-    v6only = None
-    if family == AF_INET:
-        src = src[:4]
-        dst = dst[:4]
-    elif family == AF_INET6:
-        if state in _V6ONLY_STATES:
-            # Where the kernel puts it: right after INET_DIAG_SHUTDOWN (8 bytes).
-            quick = offset + _INET_ATTRS + 8
-            if quick + 5 <= end and _ATTR.unpack_from(buffer, quick) == _V6ONLY_HEADER:
-                v6only = buffer[quick + 4] != 0
-            else:
-                v6only = _v6only(buffer, offset + _INET_ATTRS, end)
-    else:
-        raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
-    local = addresses.get(src)
-    if local is None:
-        local = addresses[src] = inet_ntop(family, src)
-    remote = addresses.get(dst)
-    if remote is None:
-        remote = addresses[dst] = inet_ntop(family, dst)
-    return (
-        family,
-        state,
-        _PORTS[sport],
-        _PORTS[dport],
-        local,
-        remote,
-        index,
-        cookie,
-        rqueue,
-        wqueue,
-        uid,
-        inode,
-        v6only,
-    )
-
-
-_fast_inet_fields = None if speedups is None else speedups.inet_fields
 _fast_inet_record = None if speedups is None else speedups.inet_record
 
 
@@ -434,7 +388,6 @@ def decode_inet(
     states = TCP_STATES
     names = InterfaceNames() if interfaces is None else interfaces
     addresses: dict[bytes, str] = {}
-    fast = _fast_inet_fields
     last = {} if known is None else known
     sockets: list[Socket] = []
     # The accelerator's whole loop body, where no entries are kept (every read but watch's).
@@ -443,16 +396,48 @@ def decode_inet(
     for buffer, offset, end in messages:
         if record is not None and record(buffer, offset, end, addresses, seen, sockets, context):
             continue
-        fields: InetFields | None = None if fast is None else fast(buffer, offset, end, addresses)
-        if fields is None:
-            fields = inet_fields(buffer, offset, end, addresses)
-        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode, v6only = fields
+        # The reply's fields (as the accelerator's inet_record reads them): an AF_INET one is
+        # unpacked with its addresses, the first 4 bytes of src and dst, as they stand.
+        if end - offset < _INET_ATTRS:
+            raise DumpFailed(errno.EBADMSG)  # shorter than an inet_diag_msg
+        layout = _INET4_MSG if buffer[offset + 16] == AF_INET else _INET_MSG
+        family, state, sport, dport, src, dst, index, cookie, rqueue, wqueue, uid, inode = layout.unpack_from(
+            buffer, offset
+        )
+        v6only = None
+        if family == AF_INET6:
+            if state in _V6ONLY_STATES:
+                v6only = _v6only_of(buffer, offset, end)
+        elif family != AF_INET:
+            raise DumpFailed(errno.EBADMSG)  # an inet_diag reply of another family
+        local = addresses.get(src)
+        if local is None:
+            local = addresses[src] = inet_ntop(family, src)
+        remote = addresses.get(dst)
+        if remote is None:
+            remote = addresses[dst] = inet_ntop(family, dst)
         if cookie in seen:
             continue
         seen.add(cookie)
+        sport, dport = _PORTS[sport], _PORTS[dport]
         if into is not None:
             # Every field but the timers: a record whose fields, owners and device name
             # are the last read's is that read's record.
+            fields = (
+                family,
+                state,
+                sport,
+                dport,
+                local,
+                remote,
+                index,
+                cookie,
+                rqueue,
+                wqueue,
+                uid,
+                inode,
+                v6only,
+            )
             before = last.get(cookie)
             if (
                 before is not None
@@ -469,8 +454,8 @@ def decode_inet(
                 "inet" if family == AF_INET else "inet6",
                 sock_type,
                 states.get(state, "UNKNOWN"),
-                Endpoint(src, sport),
-                Endpoint(dst, dport),
+                Endpoint(local, sport),
+                Endpoint(remote, dport),
                 inode,
                 uid,
                 rqueue,
