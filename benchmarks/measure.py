@@ -35,6 +35,9 @@ from runner import BenchError, CpuShare, Run, cpu_share, find_gnu_time, log, run
 #: The share of connections closed, and opened, between the two snapshots compare reads.
 CHURN_CLOSE = 0.01
 CHURN_OPEN = 0.005
+#: The longest wait for the namespace's TIME-WAIT sockets to end before watch is timed
+#: (Linux keeps one 60 s).
+QUIET_WAIT = 75
 #: Where the pytest plugin's own benchmark lives, if it does.
 PLUGIN_OVERHEAD = Path(__file__).resolve().parent / "plugin_overhead.py"
 #: Where sockdiff run's own benchmark lives.
@@ -323,6 +326,7 @@ class Bench:
         """The share of a core ``sockdiff watch -i 1`` uses on the full namespace once
         its first poll is done, nothing changing (``pure``: on the pure-Python path)."""
         argv = self.in_ns(self.sockdiff_argv(["watch", "-i", "1"], pure))
+        self.wait_for_quiet()
         settle, window = self.args.watch_settle, self.args.watch_seconds
         how = " (pure Python)" if pure else ""
         log(f"watch -i 1{how} at {tcp} TCP sockets: {settle:g} s to settle, then {window:g} s measured")
@@ -333,6 +337,23 @@ class Bench:
             return Watch(tcp, None, str(err))
         log(f"  {usage.share:.1%} of a core ({usage.cpu:.2f} CPU-s in {usage.wall:.1f} s)")
         return Watch(tcp, usage)
+
+    def wait_for_quiet(self) -> None:
+        """Wait until the namespace holds no TIME-WAIT socket (the connections compare's
+        churn closed, and any the population's set-up left), QUIET_WAIT seconds at most:
+        each one's timer moves at every poll and its end is a socket gone, which a watch
+        of a namespace where nothing changes must not be timed on."""
+        deadline = time.monotonic() + QUIET_WAIT
+        while True:
+            waiting = self.ns.census()["tcp_states"].get("TIME-WAIT", 0)
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        log(
+            f"  {waiting} TCP sockets in TIME-WAIT as watch starts"
+            if waiting
+            else "  no TIME-WAIT socket left"
+        )
 
     def measure_own(self, script: Path) -> PluginOverhead:
         """A feature's own benchmark (the pytest plugin's, sockdiff run's), run as it is, its JSON
