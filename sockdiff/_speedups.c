@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -844,49 +845,37 @@ append_new(PyObject *list, PyObject *item)
  * directory cannot be listed or a name or target is not in the kernel's form: the reference
  * reads it again and raises what it raises.
  */
-static PyObject *
-fd_links(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* What one descriptor holds: a socket (netns 0) or a network namespace (netns 1). */
+struct fd_link {
+    unsigned long long number, inode;
+    int netns;
+    char name[24]; /* the descriptor's name as listed (a namespace's is given back) */
+};
+
+/*
+ * Read the links of the directory `dir` (its descriptors') into `*found` (`*count` of them),
+ * with no Python object touched (the caller has let other threads run): 0; 1 where a name
+ * or a target is not in the kernel's form, or the directory cannot be read; -1 out of memory.
+ */
+static int
+read_fd_links(DIR *dir, struct fd_link **found, size_t *count)
 {
-    if (nargs != 1 || !PyLong_CheckExact(args[0])) {
-        Py_RETURN_NONE;
-    }
-    long dir_fd = PyLong_AsLong(args[0]);
-    if (dir_fd < 0 || dir_fd > INT_MAX) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    PyObject *fds = PyList_New(0);
-    PyObject *inodes = PyList_New(0);
-    PyObject *netns = PyList_New(0);
-    if (fds == NULL || inodes == NULL || netns == NULL) {
-        goto fail;
-    }
-    int copy = fcntl((int)dir_fd, F_DUPFD_CLOEXEC, 0); /* as os.listdir(fd): the caller's stays open */
-    DIR *dir = copy < 0 ? NULL : fdopendir(copy);
-    if (dir == NULL) {
-        if (copy >= 0) {
-            close(copy);
-        }
-        goto decline;
-    }
-    int declined = 0;
-    int failed = 0;
+    size_t room = 0;
     for (;;) {
         errno = 0;
         struct dirent *entry = readdir(dir);
         if (entry == NULL) {
-            declined = errno != 0;
-            break;
+            return errno != 0;
         }
         const char *name = entry->d_name;
         if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
             continue;
         }
-        Py_ssize_t name_size = (Py_ssize_t)strlen(name);
+        size_t name_size = strlen(name);
         unsigned long long number;
-        if (read_decimal(name, name_size, &number) < 0 || number > INT_MAX) {
-            declined = 1;
-            break;
+        if (name_size >= sizeof(*found)->name || read_decimal(name, (Py_ssize_t)name_size, &number) < 0
+            || number > INT_MAX) {
+            return 1;
         }
         char target[64]; /* "socket:[" or "net:[" and 20 digits fit; longer targets are neither */
         ssize_t size = readlinkat(dirfd(dir), name, target, sizeof target);
@@ -899,41 +888,89 @@ fd_links(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             continue; /* a file, a pipe, ...: any length (this buffer may hold only its start) */
         }
         unsigned long long inode;
-        if (size == (ssize_t)sizeof target) {
-            declined = 1; /* longer than the kernel's "socket:[N]" */
-            break;
+        if (size == (ssize_t)sizeof target
+            || link_number(target, size, socket_link ? "socket:[" : "net:[", &inode) < 0) {
+            return 1; /* longer than the kernel's "socket:[N]", or the prefix without its form after it */
         }
-        if (socket_link && link_number(target, size, "socket:[", &inode) == 0) {
-            if (append_new(fds, PyLong_FromUnsignedLongLong(number)) < 0
-                || append_new(inodes, PyLong_FromUnsignedLongLong(inode)) < 0) {
-                failed = 1;
-                break;
+        if (*count == room) {
+            room = room ? room * 2 : 64;
+            struct fd_link *more = realloc(*found, room * sizeof **found);
+            if (more == NULL) {
+                return -1;
             }
-        } else if (netns_link && link_number(target, size, "net:[", &inode) == 0) {
-            if (append_new(netns, Py_BuildValue("(s#K)", name, name_size, inode)) < 0) {
-                failed = 1;
-                break;
-            }
-        } else {
-            declined = 1; /* the prefix without the kernel's form after it */
-            break;
+            *found = more;
         }
+        struct fd_link *link = &(*found)[(*count)++];
+        link->number = number;
+        link->inode = inode;
+        link->netns = netns_link;
+        memcpy(link->name, name, name_size + 1);
     }
-    rewinddir(dir); /* the copy shares the caller's offset */
-    closedir(dir);
-    if (failed) {
+}
+
+/*
+ * fd_links(dir_fd): processes.fd_links's fast path: the descriptors an open /proc/PID/fd
+ * directory lists that hold a socket (their numbers and inodes, in the directory's order)
+ * and those that hold a network namespace ((name, inode) pairs). None (declined) where the
+ * directory cannot be listed or a name or target is not in the kernel's form: the reference
+ * reads it again and raises what it raises. The directory is read with the GIL released
+ * (its readlinks are most of what -p costs): another thread runs meanwhile.
+ */
+static PyObject *
+fd_links(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1 || !PyLong_CheckExact(args[0])) {
+        Py_RETURN_NONE;
+    }
+    long dir_fd = PyLong_AsLong(args[0]);
+    if (dir_fd < 0 || dir_fd > INT_MAX) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    struct fd_link *links = NULL;
+    size_t count = 0;
+    int outcome = 1;
+    Py_BEGIN_ALLOW_THREADS
+    int copy = fcntl((int)dir_fd, F_DUPFD_CLOEXEC, 0); /* as os.listdir(fd): the caller's stays open */
+    DIR *dir = copy < 0 ? NULL : fdopendir(copy);
+    if (dir == NULL) {
+        if (copy >= 0) {
+            close(copy);
+        }
+    } else {
+        outcome = read_fd_links(dir, &links, &count);
+        rewinddir(dir); /* the copy shares the caller's offset */
+        closedir(dir);
+    }
+    Py_END_ALLOW_THREADS
+    if (outcome != 0) {
+        free(links);
+        if (outcome < 0) {
+            return PyErr_NoMemory();
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *fds = PyList_New(0);
+    PyObject *inodes = PyList_New(0);
+    PyObject *netns = PyList_New(0);
+    if (fds == NULL || inodes == NULL || netns == NULL) {
         goto fail;
     }
-    if (declined) {
-        goto decline;
+    for (size_t k = 0; k < count; k++) {
+        const struct fd_link *link = &links[k];
+        if (link->netns) {
+            if (append_new(netns, Py_BuildValue("(sK)", link->name, link->inode)) < 0) {
+                goto fail;
+            }
+        } else if (append_new(fds, PyLong_FromUnsignedLongLong(link->number)) < 0
+                   || append_new(inodes, PyLong_FromUnsignedLongLong(link->inode)) < 0) {
+            goto fail;
+        }
     }
+    free(links);
     return Py_BuildValue("(NNN)", fds, inodes, netns);
-decline:
-    Py_DECREF(fds);
-    Py_DECREF(inodes);
-    Py_DECREF(netns);
-    Py_RETURN_NONE;
 fail:
+    free(links);
     Py_XDECREF(fds);
     Py_XDECREF(inodes);
     Py_XDECREF(netns);

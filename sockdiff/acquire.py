@@ -21,7 +21,7 @@ from ._perf import gc_paused
 from ._version import __version__
 from .backends import BackendFallback, check_backend, sections_of
 from .errors import SockdiffError, UsageError
-from .model import PROTOS, Interface, Namespace, Process, Route, Socket, name_text
+from .model import PROTOS, Interface, Namespace, Process, Route, Socket, attributed, name_text
 from .snapshots import Header, Scope, Snapshot
 
 MACHINE_ID = "/etc/machine-id"
@@ -69,6 +69,7 @@ def local_ports(proc_root: str = "/proc") -> tuple[int, int] | None:
 if TYPE_CHECKING:
     from .backends import Reading
     from .namespaces import Found
+    from .processes import Scan
 
 Owners = Mapping[int, tuple[Process, ...]]
 _R = TypeVar("_R", Socket, Interface, Route)
@@ -136,11 +137,15 @@ def take(
     namespaces: tuple[Namespace, ...] | None = None
     with gc_paused():
         held: dict[int, str] | None = {} if all_netns else None
+        scanned: Scan | None = None  # the owners, scanned while the sockets are read
         if owners is None:
             if processes and "sockets" in wanted:
-                from .processes import scan_owners  # not imported by --no-processes
+                from .processes import Scan, scan_owners  # not imported by --no-processes
 
-                owners = scan_owners(proc_root, held)
+                if all_netns:  # the namespaces to read are among what the scan finds
+                    owners = scan_owners(proc_root, held)
+                else:
+                    scanned, owners = Scan(proc_root), {}
             else:
                 owners = {}
                 held = None
@@ -154,11 +159,18 @@ def take(
             if where is not None and "netns" in filter_keywords(where):
                 verdict = compile_verdict(where, namespaces)  # netns LABEL: among those read
         else:
-            with netns_module.entered(netns):
-                taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                found = backends.read(backend, wanted, scope.protos, owners, net_dir)
-                host, machine_id, boot_id = host_identity(proc_root)
-                ports = local_ports(proc_root)  # the namespace entered's
+            try:
+                with netns_module.entered(netns):
+                    taken_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    found = backends.read(backend, wanted, scope.protos, owners, net_dir)
+                    host, machine_id, boot_id = host_identity(proc_root)
+                    ports = local_ports(proc_root)  # the namespace entered's
+            except BaseException:
+                if scanned is not None:
+                    scanned.join()  # its outcome is not wanted: the read's error stands
+                raise
+            if scanned is not None and found.sockets is not None:
+                found.sockets = attributed(found.sockets, scanned.result())
     sockets = found.sockets
     if sockets is not None and verdict is not None:
         # Three-valued, as a comparison narrows: a socket the filter cannot judge here

@@ -441,6 +441,21 @@ def make_socket(
     )
 
 
+def held_by(owners: Mapping[int, tuple[Process, ...]], inode: int) -> tuple[Process, ...]:
+    """The processes ``owners`` says hold socket ``inode``, as :func:`make_socket` attributes
+    them (which writes it in line, for speed): inode 0, a socket no descriptor holds, has none."""
+    return owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES
+
+
+def attributed(sockets: Sequence[Socket], owners: Mapping[int, tuple[Process, ...]]) -> list[Socket]:
+    """``sockets`` (read without owners) with the processes ``owners`` says hold them."""
+    replace = msgspec.structs.replace
+    return [
+        sock if not (holders := held_by(owners, sock.inode)) else replace(sock, processes=holders)
+        for sock in sockets
+    ]
+
+
 def escape_name(raw: bytes) -> str:
     r"""Text for a UNIX socket name as the kernel holds it, in the notation of /proc/net/unix.
 

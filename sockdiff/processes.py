@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -10,7 +11,16 @@ from dataclasses import dataclass, field
 from ._accel import speedups
 from .model import Holder, Process, escape_name
 
-__all__ = ["OwnerTracker", "Owners", "OwnersHidden", "fd_links", "holder", "owners_among", "scan_owners"]
+__all__ = [
+    "OwnerTracker",
+    "Owners",
+    "OwnersHidden",
+    "Scan",
+    "fd_links",
+    "holder",
+    "owners_among",
+    "scan_owners",
+]
 
 Owners = dict[int, tuple[Process, ...]]
 
@@ -30,6 +40,38 @@ def scan_owners(proc_root: str = "/proc", held_netns: dict[int, str] | None = No
     """
     entries = (entry for entry in os.listdir(proc_root) if entry.isdigit())
     return _scan(proc_root, entries, held_netns)
+
+
+class Scan:
+    """:func:`scan_owners` in a thread of its own, started at once, for a caller that reads
+    the sockets meanwhile: most of a scan is the kernel resolving each descriptor's link,
+    which the accelerator's ``fd_links`` does with the GIL released (as ``os.readlink`` does)."""
+
+    def __init__(self, proc_root: str = "/proc") -> None:
+        self._owners: Owners | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(proc_root,), name="sockdiff-owners", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, proc_root: str) -> None:
+        try:
+            self._owners = scan_owners(proc_root)
+        except BaseException as err:  # raised where the result is asked for
+            self._error = err
+
+    def join(self) -> None:
+        """Wait for the scan to end."""
+        self._thread.join()
+
+    def result(self) -> Owners:
+        """The owners, once the scan has ended; what it raised, if it raised."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._owners is not None
+        return self._owners
 
 
 def owners_among(pids: Iterable[int], proc_root: str = "/proc") -> Owners:

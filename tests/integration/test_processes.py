@@ -7,8 +7,10 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from sockdiff.model import Process
-from sockdiff.processes import scan_owners
+from sockdiff.processes import Scan, scan_owners
 from tests.helpers.unprivileged import as_nobody, readable_copy
 
 
@@ -65,3 +67,16 @@ def test_processes_we_may_not_read_are_skipped() -> None:
         "not every process could be read: sockets of other users' processes show no owner"
         " (run as root to see them all)"
     ]
+
+
+def test_a_scan_in_its_own_thread_gives_the_scan_or_its_error(tmp_path: Path) -> None:
+    """Scan (what a snapshot runs while it reads the sockets): scan_owners' result, or what it raised."""
+    proc = tmp_path / "proc"
+    (proc / "100" / "fd").mkdir(parents=True)
+    (proc / "100" / "comm").write_bytes(b"srv\n")
+    (proc / "100" / "fd" / "3").symlink_to("socket:[77]")
+    assert Scan(str(proc)).result() == scan_owners(str(proc)) == {77: (Process(100, "srv", 3),)}
+    missing = Scan(str(tmp_path / "none"))
+    missing.join()
+    with pytest.raises(FileNotFoundError):
+        missing.result()

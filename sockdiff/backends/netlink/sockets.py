@@ -38,6 +38,7 @@ from ...model import (
     Process,
     Socket,
     escape_name,
+    held_by,
     make_socket,
 )
 from ..netnames import interface_name
@@ -442,7 +443,7 @@ def decode_inet(
             if (
                 before is not None
                 and before[0] == fields
-                and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
+                and before[1].processes == held_by(owners, inode)
                 and (not index or before[1].interface == names[index])  # a device renamed since
             ):
                 into[cookie] = before
@@ -500,11 +501,7 @@ def decode_unix(
         if into is not None:
             message = bytes(buffer[offset + 16 : end])  # no timers in unix_diag
             before = last.get(cookie)
-            if (
-                before is not None
-                and before[0] == message
-                and before[1].processes == (owners.get(inode, NO_PROCESSES) if inode else NO_PROCESSES)
-            ):
+            if before is not None and before[0] == message and before[1].processes == held_by(owners, inode):
                 into[cookie] = before
                 sockets.append(before[1])
                 continue
