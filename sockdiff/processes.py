@@ -90,11 +90,7 @@ def _scan(proc_root: str, entries: Iterable[str], held_netns: dict[int, str] | N
         # A process that exits mid-scan, or whose descriptors we may not read,
         # is skipped: netstat -p and lsof do the same.
         try:
-            with open(f"{proc_root}/{entry}/comm", "rb") as comm_file:
-                comm = comm_file.read()
-            # comm ends in the newline /proc adds; a name may hold one too (prctl), and
-            # backslashes, doubled as in a UNIX name so that escapes shown later are unambiguous.
-            name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
+            name = _comm(proc_root, entry)
             fd_dir = os.open(f"{proc_root}/{entry}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except PermissionError:
             hidden = True
@@ -194,6 +190,24 @@ class OwnersHidden(UserWarning):
     """Not root, and some processes' descriptors could not be read: their sockets have no owner."""
 
 
+def _comm(proc_root: str, pid: int | str) -> str:
+    """``pid``'s name (``comm``), escaped as any name; OSError when it is gone or unreadable.
+
+    comm ends in the newline /proc adds; a name may hold one too (prctl), and backslashes,
+    doubled as in a UNIX name so that escapes shown later are unambiguous.
+    """
+    with open(f"{proc_root}/{pid}/comm", "rb") as comm_file:
+        comm = comm_file.read()
+    return escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
+
+
+def _comm_or_none(proc_root: str, pid: int) -> str | None:
+    try:
+        return _comm(proc_root, pid)
+    except OSError:
+        return None
+
+
 def _fd_count(proc_root: str, pid: int) -> int | None:
     """How many descriptors ``pid`` has open (None: it is gone or unreadable).
 
@@ -227,11 +241,13 @@ class OwnerTracker:
 
     - reads the processes that appeared (a fork shares its parent's sockets:
       they get a new holder) and forgets those that exited, reading nothing;
-    - when sockets appeared that no process is known to hold, looks again at
-      the processes whose number of descriptors changed (one ``stat`` each) and
-      those the map names as holders of such an inode (a stale entry): of each,
-      only the descriptors that are new, or that held a socket which has since
-      closed (the number may have been reused), are read (readlink);
+    - looks again at the processes whose number of descriptors changed (one ``stat``
+      each) and, of those holding a socket, whose name changed (one read of
+      ``comm``: an exec, a rename), and at those the map names as holders of a new
+      inode (a stale entry): of each, only the descriptors that are new, or that
+      held a socket which has since closed (the number may have been reused), are
+      read (readlink). A socket passed over SCM_RIGHTS, and the sender's copy
+      closed, are seen so, though no socket came or went;
     - if some new sockets are still unowned, looks the same way at the other
       processes, those that held new sockets lately first, and stops when every
       new socket has its holder; after that, reads every descriptor of every
@@ -245,11 +261,10 @@ class OwnerTracker:
       on stops being named as it goes. Forks are the common case; what one costs
       a poll is a readlink for each holder of each shared socket.
 
-    What it cannot see cheaply, and so misses until that process is read again:
-    an existing socket passed to another process (SCM_RIGHTS) or dup'ed onto a
-    descriptor number the process already had open, a process's new name after
-    execve while it opens no new socket, and a pid reused between two polls. ``ss -p`` at one instant sees
-    them; a poll may not.
+    What it cannot see cheaply, and so misses until that process is read again: an
+    existing socket dup'ed onto a descriptor number the process already had open
+    (the count stays), and a pid reused between two polls. ``ss -p`` at one instant
+    sees them; a poll may not.
     """
 
     def __init__(self, proc_root: str = "/proc") -> None:
@@ -327,9 +342,7 @@ class OwnerTracker:
         try:
             # Read again whenever the process is: an exec (sh -c 'exec server') or a
             # prctl(PR_SET_NAME) renames it, and a new socket must carry the name of now.
-            with open(f"{root}/{pid}/comm", "rb") as comm_file:
-                comm = comm_file.read()
-            name = escape_name(comm[:-1] if comm.endswith(b"\n") else comm)
+            name = _comm(root, pid)
             fd_dir = os.open(f"{root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             self._replace(pid, None)
@@ -401,17 +414,26 @@ class OwnerTracker:
         owners = self.owners
         if not first:
             looked |= self._check_shared(looked)
-        if fresh and not first:
+        if not first:
+            # Every poll, each process's number of descriptors (one stat) and, of those holding
+            # a socket, its name (one read of comm): a socket passed to it (SCM_RIGHTS) or
+            # dup'ed into it, one it closed, an exec or a rename, whether or not a socket came.
             suspects = {p.pid for inode in fresh for p in owners.get(inode, ())}
             root = self.proc_root
             changed = [
                 pid
                 for pid, record in held.items()
-                if pid not in looked and (pid in suspects or _fd_count(root, pid) != len(record.numbers))
+                if pid not in looked
+                and (
+                    pid in suspects
+                    or _fd_count(root, pid) != len(record.numbers)
+                    or (record.sockets and _comm_or_none(root, pid) != record.name)
+                )
             ]
             for pid in changed:
                 self._read(pid, everything=False)
             looked.update(changed)
+        if fresh and not first:
             missing = {inode for inode in fresh if inode not in owners and inode not in self._unowned}
             if missing:
                 self._find(missing, [pid for pid in held if pid not in looked])

@@ -189,3 +189,73 @@ def test_tracker_names_the_namespaces_descriptors_hold(netns: str) -> None:
         assert os.stat(tracker.held_netns[inode]).st_ino == inode
     finally:
         os.close(held)
+
+
+# Passes what it holds to a process started before (SCM_RIGHTS), then, told to, closes its own copy;
+# or renames itself. One line a command; each answer is the receiver's pid and the inode passed.
+PASSER = """
+import array, os, socket, sys
+a, b = socket.socketpair()
+receiver = os.fork()
+if receiver == 0:
+    a.close()
+    got = b.recvmsg(1, socket.CMSG_LEN(4))[1]  # the socket, held from now on
+    name = b.recv(64)
+    if name:
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write(name)
+        b.send(b"!")
+        b.recv(1)  # until its parent goes
+    os._exit(0)
+b.close()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+inode = os.fstat(sock.fileno()).st_ino
+print(receiver, inode, flush=True)
+for line in sys.stdin:
+    command = line.strip()
+    if command == "pass":
+        a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock.fileno()]))])
+    elif command == "close":
+        sock.close()
+    elif command.startswith("rename "):
+        a.send(command[7:].encode())
+        a.recv(1)
+    print(receiver, inode, flush=True)
+a.close()
+os.waitpid(receiver, 0)
+"""
+
+
+def test_tracker_sees_a_socket_passed_and_a_holder_renamed_with_no_socket_coming() -> None:
+    """A socket sent to another process, the sender's copy closed, the receiver renamed: each
+    at the next update, though no socket came or went (what watch tells it then)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", PASSER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+
+        def do(command: str) -> None:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(command + "\n")
+            process.stdin.flush()
+            process.stdout.readline()
+
+        receiver, inode = (int(word) for word in process.stdout.readline().split())
+        try:
+            tracker = OwnerTracker()
+            tracker.update({inode})
+            assert {p.pid for p in tracker.owners[inode]} == {process.pid}
+            do("pass")
+            time.sleep(0.2)  # the receiver takes it
+            assert tracker.follow((), ()) == {inode}
+            assert {p.pid for p in tracker.owners[inode]} == {process.pid, receiver}
+            do("close")
+            assert tracker.follow((), ()) == {inode}
+            assert {p.pid for p in tracker.owners[inode]} == {receiver}
+            do("rename passed-to")
+            assert tracker.follow((), ()) == {inode}
+            assert [p.name for p in tracker.owners[inode]] == ["passed-to"]
+            assert tracker.follow((), ()) == set()
+        finally:
+            process.stdin.close()  # both end
+            process.wait(30)

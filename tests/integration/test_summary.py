@@ -64,18 +64,21 @@ def tcp_line(line: str) -> tuple[int, ...]:
 def settled(netns: str, used: int) -> None:
     """Until the namespace counts ``used`` sockets: the kernel frees a closed netlink socket (ip's,
     setting the namespace up) after an RCU grace period, and counts it until then."""
+    line = ""
     with entered(netns):
         for _ in range(500):
             with open("/proc/thread-self/net/sockstat", encoding="ascii") as file:
-                if file.readline() == f"sockets: used {used}\n":
-                    return
+                line = file.readline()
+            if line == f"sockets: used {used}\n":
+                return
             time.sleep(0.01)
-    pytest.fail(f"the namespace never settled at {used} sockets")
+    pytest.fail(f"the namespace never settled at {used} sockets: {line.strip()}")
 
 
 def test_show_s_against_ss_s(netns: str, known: list[socket.socket], tmp_path: Path) -> None:
     settled(netns, 10)
     ss = run_in_netns(netns, ["ss", "-s"]).stdout.splitlines()
+    settled(netns, 10)  # ss's own netlink sockets freed, as sockdiff's counters are read
     done = sockdiff("show", "-s", "--netns", netns)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     mine = done.stdout.splitlines()
@@ -144,6 +147,7 @@ def test_fin_wait2_timewait_socks_are_timewait_and_close_wait_is_estab(netns: st
         ss = run_in_netns(netns, ["ss", "-s"]).stdout.splitlines()
         listed = run_in_netns(netns, ["ss", "-tanH", "state", "fin-wait-2"]).stdout.splitlines()
         assert len(listed) == 3, listed  # the premise, by ss: three FIN-WAIT-2 sockets
+        settled(netns, 4)  # ss's own netlink sockets freed, as sockdiff's counters are read
         done = sockdiff("show", "-s", "--backend", backend, "--netns", netns)
         assert done.returncode == 0 and done.stderr == "", done.stderr
         mine = done.stdout.splitlines()
