@@ -169,8 +169,10 @@ def take(
                 if scanned is not None:
                     scanned.join()  # its outcome is not wanted: the read's error stands
                 raise
-            if scanned is not None and found.sockets is not None:
-                found.sockets = attributed(found.sockets, scanned.result())
+            if scanned is not None:
+                owners = scanned.result()  # waited for whatever the read gave: no scan outlives take
+                if found.sockets is not None:
+                    found.sockets = attributed(found.sockets, owners)
     sockets = found.sockets
     if sockets is not None and verdict is not None:
         # Three-valued, as a comparison narrows: a socket the filter cannot judge here
